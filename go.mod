@@ -1,0 +1,3 @@
+module github.com/cachier-go/cachier
+
+go 1.24

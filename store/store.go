@@ -1,0 +1,223 @@
+// Package store defines the contract between cachier and the places it keeps results.
+//
+// Application code should use package cachier; this package is for people writing or
+// choosing a store. A store is a small, byte-oriented interface: it never decodes a
+// value, never computes a key and never decides staleness. Everything every store
+// would otherwise repeat (key derivation, encoding, checksums of values, staleness,
+// single flight, stats, error wrapping) lives once, in package cachier.
+//
+// # Keys
+//
+// A [Key] is a namespace (one per wrapped function and version) and an ID (one per
+// argument). Both are arbitrary non-empty UTF-8 strings within [MaxNamespaceLen] and
+// [MaxIDLen]; a store must map them onto its own naming rules (escaping, hashing) so
+// that no key can escape a directory, collide with a store's internal records, or break
+// an engine's syntax. Use [Key.Validate] to reject what the contract does not allow.
+//
+// # Leases
+//
+// A calculation lease marks a key as being computed. It has an owner and an expiry: the
+// holder renews it while it computes, and a holder that dies stops renewing, so its lease
+// expires and another caller takes over. Acquire is one atomic operation on every store.
+// A lease is distinct from the entry: acquiring, renewing or releasing one never changes
+// the entry, and setting an entry never releases a lease.
+//
+// # Errors
+//
+// A miss is an error matching [ErrNotFound]. A lease held by someone else is an error
+// matching [ErrLeaseHeld] (usually a [*HeldError] naming the holder). Every other error is
+// returned as the driver produced it, so errors.As still reaches the driver's own types.
+//
+// # Conformance
+//
+// Every store runs the suite in package storetest unchanged.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits on keys every store must accept.
+const (
+	MaxNamespaceLen = 200
+	MaxIDLen        = 500
+)
+
+var (
+	// ErrNotFound reports that a key has no entry (or no lease).
+	ErrNotFound = errors.New("store: not found")
+	// ErrLeaseHeld reports that a lease could not be acquired because another owner holds it.
+	ErrLeaseHeld = errors.New("store: lease held by another owner")
+	// ErrLeaseLost reports that a lease being renewed is no longer held by its owner:
+	// it expired and was taken over, or it was released (for example by ReleaseAll).
+	ErrLeaseLost = errors.New("store: lease lost")
+	// ErrTooLarge reports that an entry is larger than the store can hold.
+	ErrTooLarge = errors.New("store: entry too large")
+	// ErrInvalidKey reports a key that breaks the contract (empty, too long, not UTF-8).
+	ErrInvalidKey = errors.New("store: invalid key")
+)
+
+// Key identifies one entry.
+type Key struct {
+	// Namespace groups the entries of one wrapped function and version.
+	Namespace string
+	// ID identifies one argument within the namespace.
+	ID string
+}
+
+// String returns "namespace/id", for messages.
+func (k Key) String() string { return k.Namespace + "/" + k.ID }
+
+// Validate reports whether k is within the contract. The error matches ErrInvalidKey.
+func (k Key) Validate() error {
+	if err := ValidateNamespace(k.Namespace); err != nil {
+		return err
+	}
+	switch {
+	case k.ID == "":
+		return fmt.Errorf("%w: empty id in namespace %q", ErrInvalidKey, k.Namespace)
+	case len(k.ID) > MaxIDLen:
+		return fmt.Errorf("%w: id of %d bytes is longer than %d", ErrInvalidKey, len(k.ID), MaxIDLen)
+	case !utf8.ValidString(k.ID) || strings.ContainsRune(k.ID, 0):
+		return fmt.Errorf("%w: id %q is not UTF-8 without NUL", ErrInvalidKey, k.ID)
+	}
+	return nil
+}
+
+// ValidateNamespace reports whether ns is a namespace within the contract.
+func ValidateNamespace(ns string) error {
+	switch {
+	case ns == "":
+		return fmt.Errorf("%w: empty namespace", ErrInvalidKey)
+	case len(ns) > MaxNamespaceLen:
+		return fmt.Errorf("%w: namespace of %d bytes is longer than %d", ErrInvalidKey, len(ns), MaxNamespaceLen)
+	case !utf8.ValidString(ns) || strings.ContainsRune(ns, 0):
+		return fmt.Errorf("%w: namespace %q is not UTF-8 without NUL", ErrInvalidKey, ns)
+	}
+	return nil
+}
+
+// Entry is a stored result: opaque bytes and the time they were stored.
+type Entry struct {
+	// Value is owned by the store after Set and by the caller after Get.
+	Value []byte
+	// StoredAt is when the value was computed. Stores keep it to at least
+	// millisecond precision; cachier measures staleness from it.
+	StoredAt time.Time
+}
+
+// Info describes an entry without its value, for listing.
+type Info struct {
+	Key      Key
+	Size     int64 // bytes of Value
+	StoredAt time.Time
+}
+
+// Owner identifies the holder of a lease.
+type Owner struct {
+	Host  string
+	PID   int
+	Token string // unique per acquisition; the lease belongs to whoever presents it
+}
+
+// String returns "host/pid/token", for messages.
+func (o Owner) String() string { return fmt.Sprintf("%s/%d/%s", o.Host, o.PID, o.Token) }
+
+// Lease is a calculation lease on one key.
+type Lease struct {
+	Key       Key
+	Owner     Owner
+	ExpiresAt time.Time
+}
+
+// HeldError is returned by Acquire when another owner holds the lease. It matches
+// ErrLeaseHeld. Holder may be partly zero when the engine cannot tell who holds it.
+type HeldError struct {
+	Holder Lease
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("store: lease on %s held by %s until %s",
+		e.Holder.Key, e.Holder.Owner, e.Holder.ExpiresAt.Format(time.RFC3339Nano))
+}
+
+// Is reports whether target is ErrLeaseHeld.
+func (e *HeldError) Is(target error) bool { return target == ErrLeaseHeld }
+
+// Store keeps entries and calculation leases. Implementations are safe for concurrent
+// use by many goroutines, and, where the engine is shared, by many processes.
+//
+// Methods that take a context stop waiting when it is done; whether the operation
+// then happened is unknown, as with any remote call.
+type Store interface {
+	// Get returns the entry for k, or an error matching ErrNotFound.
+	Get(ctx context.Context, k Key) (Entry, error)
+	// Set stores e under k, replacing any entry, atomically: a concurrent Get sees
+	// the old entry or the new one, never a mix. It returns an error matching
+	// ErrTooLarge if the engine cannot hold e.
+	Set(ctx context.Context, k Key, e Entry) error
+	// Delete removes the entry for k. Deleting a missing entry returns nil.
+	Delete(ctx context.Context, k Key) error
+	// Clear removes every entry of the namespace. Leases are left alone.
+	Clear(ctx context.Context, namespace string) error
+	// DeleteBefore removes the entries of the namespace stored before t and
+	// returns how many it removed.
+	DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error)
+	// Entries lists the entries of the namespace, in no particular order.
+	// Entries added or removed during the listing may or may not appear.
+	Entries(ctx context.Context, namespace string) iter.Seq2[Info, error]
+	// Namespaces lists the namespaces that have entries or leases.
+	Namespaces(ctx context.Context) ([]string, error)
+
+	// Acquire takes the calculation lease on k for ttl on behalf of o, atomically.
+	// If another owner holds an unexpired lease, it returns an error matching
+	// ErrLeaseHeld. An expired lease is taken over.
+	Acquire(ctx context.Context, k Key, o Owner, ttl time.Duration) (Lease, error)
+	// Renew extends a lease held by l.Owner to ttl from now, or returns an error
+	// matching ErrLeaseLost if the lease is no longer l.Owner's.
+	Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
+	// Release gives the lease up if it is still l.Owner's; otherwise it does nothing.
+	Release(ctx context.Context, l Lease) error
+	// Leases lists the unexpired leases of the namespace.
+	Leases(ctx context.Context, namespace string) iter.Seq2[Lease, error]
+	// ReleaseAll removes every lease of the namespace, whoever holds it, and returns
+	// how many it removed (cachier's clear_being_calculated).
+	ReleaseAll(ctx context.Context, namespace string) (int, error)
+
+	// Close releases the store's own resources. It does not close clients that the
+	// user passed in.
+	Close() error
+}
+
+// Notifier is an optional interface for stores that can tell waiters that a key
+// changed, so that they need not poll.
+type Notifier interface {
+	// Watch returns a channel that receives a value whenever the entry or the lease
+	// of k may have changed (set, deleted, cleared, lease released or expired), until
+	// stop is called or ctx is done. Sends never block: a waiter that is slow to read
+	// sees one pending value. Spurious wake-ups are allowed; missed ones are not,
+	// once Watch has returned.
+	Watch(ctx context.Context, k Key) (changed <-chan struct{}, stop func(), err error)
+}
+
+// LiveStore is an optional interface for in-process stores that can keep a decoded
+// value beside its bytes, so that a hit pays for no decoding. The value is shared by
+// every caller that reads it.
+type LiveStore interface {
+	// GetLive is Get that also returns the value attached by SetLive, or nil.
+	GetLive(ctx context.Context, k Key) (Entry, any, error)
+	// SetLive is Set that also attaches the decoded value v.
+	SetLive(ctx context.Context, k Key, e Entry, v any) error
+}
+
+// Locator is an optional interface for stores that keep entries in a directory.
+type Locator interface {
+	// Dir returns the directory that holds the namespace's entries.
+	Dir(namespace string) string
+}
