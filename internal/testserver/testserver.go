@@ -17,13 +17,13 @@ package testserver
 
 // Environment variables that point tests at servers the machine already runs.
 const (
-	EnvRedisURL        = "CACHIER_TEST_REDIS_URL"         // redis://127.0.0.1:6379/0
-	EnvRedisCluster    = "CACHIER_TEST_REDIS_CLUSTER"     // host:port,host:port,host:port
-	EnvPostgresURL     = "CACHIER_TEST_POSTGRES_URL"      // postgres://user@host:port/db?sslmode=disable
-	EnvMySQLURL        = "CACHIER_TEST_MYSQL_URL"         // go-sql-driver DSN: user:pass@tcp(host:port)/db
-	EnvMemcacheAddr    = "CACHIER_TEST_MEMCACHE_ADDR"     // host:port
-	EnvMongoURL        = "CACHIER_TEST_MONGODB_URL"       // mongodb://host:port/
-	EnvS3URL           = "CACHIER_TEST_S3_URL"            // http://access:secret@host:port (path-style endpoint)
+	EnvRedisURL     = "CACHIER_TEST_REDIS_URL"     // redis://127.0.0.1:6379/0
+	EnvRedisCluster = "CACHIER_TEST_REDIS_CLUSTER" // host:port,host:port,host:port
+	EnvPostgresURL  = "CACHIER_TEST_POSTGRES_URL"  // postgres://user@host:port/db?sslmode=disable
+	EnvMySQLURL     = "CACHIER_TEST_MYSQL_URL"     // go-sql-driver DSN: user:pass@tcp(host:port)/db
+	EnvMemcacheAddr = "CACHIER_TEST_MEMCACHE_ADDR" // host:port
+	EnvMongoURL     = "CACHIER_TEST_MONGODB_URL"   // mongodb://host:port/
+	EnvS3URL        = "CACHIER_TEST_S3_URL"        // http://access:secret@host:port (path-style endpoint)
 )
 
 // Server is one running server.
