@@ -27,6 +27,8 @@
 // A miss is an error matching [ErrNotFound]. A lease held by someone else is an error
 // matching [ErrLeaseHeld] (usually a [*HeldError] naming the holder). Every other error is
 // returned as the driver produced it, so errors.As still reaches the driver's own types.
+// An engine that cannot do something at all (memcached cannot list its keys) returns an
+// error matching errors.ErrUnsupported from that method, and says so in its docs.
 //
 // # Conformance
 //
