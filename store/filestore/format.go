@@ -1,0 +1,202 @@
+package filestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"time"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+// Every file the store writes (entries and leases) is one record:
+//
+//	offset size  field
+//	0      4     magic: "CGFE" for an entry, "CGFL" for a lease
+//	4      1     format version (1)
+//	5      3     reserved, zero
+//	8      8     time, seconds since the Unix epoch (int64, big endian):
+//	             StoredAt for an entry, ExpiresAt for a lease
+//	16     4     time, nanoseconds within the second (uint32, < 1e9)
+//	20     4     length of the key's ID in bytes (uint32)
+//	24     8     length of the payload in bytes (uint64)
+//	32     4     CRC-32C (Castagnoli) of bytes 0..32 followed by everything after 36
+//	36     -     the ID, then the payload
+//
+// The length fields must account for the whole file exactly, so a truncated or
+// extended file is rejected before the checksum is even computed. The time lives in the
+// header so that DeleteBefore and Entries can read 36 bytes (plus the ID) instead of
+// the value. Seconds and nanoseconds are stored apart so that any time.Time, including
+// the zero one, round-trips exactly.
+const (
+	headerSize    = 36
+	formatVersion = 1
+)
+
+var (
+	magicEntry = [4]byte{'C', 'G', 'F', 'E'}
+	magicLease = [4]byte{'C', 'G', 'F', 'L'}
+
+	castagnoli = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// MaxValueSize is the largest value Set accepts; larger ones fail with an error matching
+// store.ErrTooLarge. The bound also lets Get refuse to allocate for an absurd file.
+const MaxValueSize = 1 << 30
+
+// maxRecordSize bounds the size of any file the store will read whole.
+const maxRecordSize = headerSize + store.MaxIDLen + MaxValueSize
+
+// errFormat is the cause inside every decoding error; callers wrap it into ErrCorrupt.
+var errFormat = errors.New("bad record")
+
+// header is the fixed part of a record.
+type header struct {
+	magic      [4]byte
+	t          time.Time
+	idLen      uint32
+	payloadLen uint64
+	crc        uint32
+}
+
+// size is the length of the whole record the header describes.
+func (h header) size() uint64 { return headerSize + uint64(h.idLen) + h.payloadLen }
+
+// encodeRecord returns a complete record. It never fails: callers bound id and payload.
+func encodeRecord(magic [4]byte, t time.Time, id string, payload []byte) []byte {
+	buf := make([]byte, headerSize+len(id)+len(payload))
+	copy(buf[0:4], magic[:])
+	buf[4] = formatVersion
+	binary.BigEndian.PutUint64(buf[8:16], uint64(t.Unix()))
+	binary.BigEndian.PutUint32(buf[16:20], uint32(t.Nanosecond()))
+	binary.BigEndian.PutUint32(buf[20:24], uint32(len(id)))
+	binary.BigEndian.PutUint64(buf[24:32], uint64(len(payload)))
+	copy(buf[headerSize:], id)
+	copy(buf[headerSize+len(id):], payload)
+	binary.BigEndian.PutUint32(buf[32:36], checksum(buf))
+	return buf
+}
+
+// checksum is the CRC-32C of a record with its checksum field left out.
+func checksum(rec []byte) uint32 {
+	c := crc32.Update(0, castagnoli, rec[:32])
+	return crc32.Update(c, castagnoli, rec[headerSize:])
+}
+
+// decodeHeader parses and checks the fixed part of a record: magic, version, reserved
+// bytes, time and lengths. It does not check the checksum, which covers the rest.
+func decodeHeader(b []byte, magic [4]byte) (header, error) {
+	var h header
+	if len(b) < headerSize {
+		return h, fmt.Errorf("%w: %d bytes is shorter than the %d-byte header", errFormat, len(b), headerSize)
+	}
+	copy(h.magic[:], b[0:4])
+	if h.magic != magic {
+		return h, fmt.Errorf("%w: magic %q, want %q", errFormat, h.magic[:], magic[:])
+	}
+	if b[4] != formatVersion {
+		return h, fmt.Errorf("%w: format version %d, want %d", errFormat, b[4], formatVersion)
+	}
+	if b[5]|b[6]|b[7] != 0 {
+		return h, fmt.Errorf("%w: reserved header bytes are not zero", errFormat)
+	}
+	sec := int64(binary.BigEndian.Uint64(b[8:16]))
+	nsec := binary.BigEndian.Uint32(b[16:20])
+	if nsec >= 1e9 {
+		return h, fmt.Errorf("%w: %d nanoseconds", errFormat, nsec)
+	}
+	h.t = time.Unix(sec, int64(nsec))
+	h.idLen = binary.BigEndian.Uint32(b[20:24])
+	h.payloadLen = binary.BigEndian.Uint64(b[24:32])
+	h.crc = binary.BigEndian.Uint32(b[32:36])
+	if h.idLen == 0 || h.idLen > store.MaxIDLen {
+		return h, fmt.Errorf("%w: id length %d", errFormat, h.idLen)
+	}
+	if h.payloadLen > math.MaxInt64-headerSize-store.MaxIDLen || h.size() > maxRecordSize {
+		return h, fmt.Errorf("%w: payload length %d", errFormat, h.payloadLen)
+	}
+	return h, nil
+}
+
+// decodeRecord checks a whole record and returns its time, ID and payload. The payload
+// aliases rec.
+func decodeRecord(rec []byte, magic [4]byte) (t time.Time, id string, payload []byte, err error) {
+	h, err := decodeHeader(rec, magic)
+	if err != nil {
+		return t, "", nil, err
+	}
+	if uint64(len(rec)) != h.size() {
+		return t, "", nil, fmt.Errorf("%w: %d bytes, header says %d", errFormat, len(rec), h.size())
+	}
+	if sum := checksum(rec); sum != h.crc {
+		return t, "", nil, fmt.Errorf("%w: checksum %08x, header says %08x", errFormat, sum, h.crc)
+	}
+	idEnd := headerSize + int(h.idLen)
+	return h.t, string(rec[headerSize:idEnd]), rec[idEnd:], nil
+}
+
+// decodeEntry decodes an entry file. It is pure and total: any input either decodes
+// to exactly what encodeRecord was given or fails with an error wrapping errFormat.
+// The returned value aliases rec.
+func decodeEntry(rec []byte) (id string, e store.Entry, err error) {
+	t, id, payload, err := decodeRecord(rec, magicEntry)
+	if err != nil {
+		return "", store.Entry{}, err
+	}
+	return id, store.Entry{Value: payload, StoredAt: t}, nil
+}
+
+// encodeOwner lays a lease owner out as the payload of a lease record:
+// uvarint host length, host, varint pid, uvarint token length, token.
+func encodeOwner(o store.Owner) []byte {
+	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(o.Host)+len(o.Token))
+	b = binary.AppendUvarint(b, uint64(len(o.Host)))
+	b = append(b, o.Host...)
+	b = binary.AppendVarint(b, int64(o.PID))
+	b = binary.AppendUvarint(b, uint64(len(o.Token)))
+	b = append(b, o.Token...)
+	return b
+}
+
+// decodeOwner is the inverse of encodeOwner; it rejects trailing bytes.
+func decodeOwner(b []byte) (store.Owner, error) {
+	var o store.Owner
+	str := func() (string, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return "", false
+		}
+		s := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return s, true
+	}
+	host, ok := str()
+	if !ok {
+		return o, fmt.Errorf("%w: lease owner host", errFormat)
+	}
+	pid, k := binary.Varint(b)
+	if k <= 0 || int64(int(pid)) != pid {
+		return o, fmt.Errorf("%w: lease owner pid", errFormat)
+	}
+	b = b[k:]
+	token, ok := str()
+	if !ok || len(b) != 0 {
+		return o, fmt.Errorf("%w: lease owner token", errFormat)
+	}
+	return store.Owner{Host: host, PID: int(pid), Token: token}, nil
+}
+
+// decodeLease decodes a lease file into the lease it records for namespace ns.
+func decodeLease(rec []byte, ns string) (store.Lease, error) {
+	t, id, payload, err := decodeRecord(rec, magicLease)
+	if err != nil {
+		return store.Lease{}, err
+	}
+	o, err := decodeOwner(payload)
+	if err != nil {
+		return store.Lease{}, err
+	}
+	return store.Lease{Key: store.Key{Namespace: ns, ID: id}, Owner: o, ExpiresAt: t}, nil
+}

@@ -1,0 +1,154 @@
+package filestore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// The hot paths (Get and Set) call the system directly instead of going through
+// os.File: an entry is read with open, fstat, read and close and nothing else (no poller
+// registration, no finalizer), which is what lets a hit cost about as much as the
+// cheapest possible read of a small file. Entry files are opened with O_NOFOLLOW, so a
+// symlink planted where an entry should be is never followed.
+
+// retryEINTR repeats a system call interrupted by a signal.
+func retryEINTR(f func() error) error {
+	for {
+		if err := f(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// errNotRegular reports an entry path that is not a regular file.
+var errNotRegular = errors.New("not a regular file")
+
+// readRecordFile reads a whole file that holds one record. It refuses symlinks
+// (ELOOP), non-regular files and files larger than any record.
+func readRecordFile(path string) ([]byte, error) {
+	var fd int
+	err := retryEINTR(func() (err error) {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+		return err
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: errNotRegular}
+	}
+	if st.Size < 0 || st.Size > maxRecordSize {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w: %d bytes", errFormat, st.Size)}
+	}
+	// Files are replaced by rename and never written in place, so the size is final;
+	// ask for one byte more anyway, so that a file growing underneath shows up as a
+	// length mismatch instead of being silently cut.
+	buf := make([]byte, st.Size+1)
+	n, err := readFull(fd, buf)
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+	}
+	return buf[:n], nil
+}
+
+// readFull reads into buf until it is full or the file ends.
+func readFull(fd int, buf []byte) (int, error) {
+	off := 0
+	for off < len(buf) {
+		var n int
+		err := retryEINTR(func() (err error) {
+			n, err = unix.Read(fd, buf[off:])
+			return err
+		})
+		if err != nil {
+			return off, err
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+	}
+	return off, nil
+}
+
+// writeFull writes all of b to fd.
+func writeFull(fd int, b []byte) error {
+	for len(b) > 0 {
+		var n int
+		err := retryEINTR(func() (err error) {
+			n, err = unix.Write(fd, b)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// createTemp creates a new, empty, private temporary file in dir. Its name starts with
+// tmpPrefix, which no entry name can, so a crashed writer's leftovers are never read
+// as entries.
+func createTemp(dir string) (fd int, path string, err error) {
+	for range 100 {
+		path = dir + "/" + tmpPrefix + strconv.FormatUint(rand.Uint64(), 36)
+		err = retryEINTR(func() (err error) {
+			fd, err = unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+			return err
+		})
+		if !errors.Is(err, unix.EEXIST) {
+			break
+		}
+	}
+	if err != nil {
+		return -1, "", &fs.PathError{Op: "create", Path: path, Err: err}
+	}
+	return fd, path, nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fsync(fd); err != nil {
+		return &fs.PathError{Op: "fsync", Path: dir, Err: err}
+	}
+	return nil
+}
+
+// mkdirPrivate creates dir with mode 0700 if it does not exist, and checks that what
+// is there is a real directory, not a symlink that could lead out of the root.
+func mkdirPrivate(dir string) error {
+	err := os.Mkdir(dir, 0o700)
+	if err == nil || !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("filestore: %s is not a directory (mode %s); refusing to use it", dir, fi.Mode())
+	}
+	return nil
+}
+
+// isNotExist reports whether err means a path (or one of its directories) is missing.
+func isNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR)
+}
