@@ -59,6 +59,11 @@ var (
 	// ErrLeaseLost reports that a lease being renewed is no longer held by its owner:
 	// it expired and was taken over, or it was released (for example by ReleaseAll).
 	ErrLeaseLost = errors.New("store: lease lost")
+	// ErrCorrupt reports an entry whose stored bytes are damaged or foreign. Stores
+	// return it wrapped together with ErrNotFound (fmt.Errorf("%w: %w", ...)), so a
+	// corrupt entry is a miss for callers that only check ErrNotFound, and can still
+	// be logged and counted.
+	ErrCorrupt = errors.New("store: corrupt entry")
 	// ErrTooLarge reports that an entry is larger than the store can hold.
 	ErrTooLarge = errors.New("store: entry too large")
 	// ErrInvalidKey reports a key that breaks the contract (empty, too long, not UTF-8).
