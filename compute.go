@@ -1,0 +1,334 @@
+package cachier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/cachier-go/cachier/internal/envelope"
+	"github.com/cachier-go/cachier/internal/flight"
+	"github.com/cachier-go/cachier/store"
+)
+
+// Polling bounds for waiters. With a Notifier, polling is only the safety net for
+// wake-ups the engine cannot send (a lease that expired).
+const (
+	minPoll         = time.Millisecond
+	maxPoll         = 250 * time.Millisecond
+	maxPollNotified = time.Second
+)
+
+// compute runs the single flight for k in this process and waits for it or for ctx.
+func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A) (R, error) {
+	start := time.Now()
+	v, err, leader := f.inflight.Do(ctx, k.ID, func() (R, error) {
+		return f.computeShared(context.WithoutCancel(ctx), s, k, arg)
+	})
+	if !leader {
+		f.stats.waits.Add(1)
+		f.stats.waitNanos.Add(uint64(time.Since(start)))
+	}
+	var pe *flight.PanicError
+	if errors.As(err, &pe) {
+		if leader {
+			panic(pe.Value)
+		}
+		return v, fmt.Errorf("%w: %v", ErrPanicked, pe.Value)
+	}
+	return v, err
+}
+
+// computeShared is the one computation of k in this process. It takes the store's
+// calculation lease, so that one process computes while the others wait for its
+// result; it computes without the lease when the store cannot give one.
+func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A) (R, error) {
+	var zero R
+	// A result stored from now on answers this call, whatever its age.
+	notBefore := s.clock.Now().Truncate(time.Millisecond)
+	owner := newOwner()
+	var (
+		waitStart time.Time
+		lastHeld  store.Lease
+		changed   <-chan struct{}
+		poll      = minPoll
+		pollMax   = maxPoll
+	)
+	for {
+		lease, err := f.acquire(ctx, s, k, owner)
+		var held *store.HeldError
+		switch {
+		case err == nil:
+			if !waitStart.IsZero() {
+				f.endWait(s, k, waitStart, "lease free")
+				if !lastHeld.ExpiresAt.IsZero() && !s.clock.Now().Before(lastHeld.ExpiresAt) {
+					f.stats.leaseTakeovers.Add(1)
+					f.trace(s, "cachier: took over an expired lease", "key", k.String(), "holder", lastHeld.Owner.String())
+				}
+			}
+			// A result may have landed between our lookup and the lease.
+			if v, ok := f.accept(ctx, s, k, notBefore); ok {
+				f.release(ctx, s, lease)
+				return v, nil
+			}
+			return f.runAndStore(ctx, s, k, arg, &lease)
+		case errors.As(err, &held) || errors.Is(err, store.ErrLeaseHeld):
+			if held != nil {
+				lastHeld = held.Holder
+			}
+		default:
+			if err := f.storeFailed(ctx, s, "acquire", k, err); err != nil {
+				return zero, err
+			}
+			return f.runAndStore(ctx, s, k, arg, nil)
+		}
+
+		// Someone else computes: wait for their result.
+		if waitStart.IsZero() {
+			waitStart = time.Now()
+			f.stats.waits.Add(1)
+			f.trace(s, "cachier: waiting for another computation", "key", k.String(), "holder", lastHeld.Owner.String())
+			if n, ok := s.store.(store.Notifier); ok {
+				ch, stop, err := n.Watch(ctx, k)
+				if err == nil {
+					defer stop()
+					changed, pollMax = ch, maxPollNotified
+				}
+			}
+		}
+		if v, ok := f.accept(ctx, s, k, notBefore); ok {
+			f.endWait(s, k, waitStart, "result arrived")
+			return v, nil
+		}
+		if s.waitTimeout > 0 && time.Since(waitStart) >= s.waitTimeout {
+			f.endWait(s, k, waitStart, "timed out")
+			f.stats.waitTimeouts.Add(1)
+			return f.runAndStore(ctx, s, k, arg, nil)
+		}
+		sleep := poll
+		if until := time.Until(lastHeld.ExpiresAt); until > 0 && until < sleep {
+			sleep = until // wake when the holder's lease runs out
+		}
+		timer := time.NewTimer(sleep)
+		select {
+		case <-changed:
+		case <-timer.C:
+			poll = min(poll*2, pollMax)
+		}
+		timer.Stop()
+	}
+}
+
+func (f *Func[A, R]) endWait(s *settings, k store.Key, start time.Time, why string) {
+	d := time.Since(start)
+	f.stats.waitNanos.Add(uint64(d))
+	f.trace(s, "cachier: stopped waiting", "key", k.String(), "why", why, "waited", d)
+}
+
+// accept returns the stored result if it may answer a call that began computing at
+// notBefore: stored since then, or (without Overwrite) still fresh.
+func (f *Func[A, R]) accept(ctx context.Context, s *settings, k store.Key, notBefore time.Time) (R, bool) {
+	v, storedAt, found, _ := f.lookup(ctx, s, k)
+	if !found {
+		return v, false
+	}
+	if !storedAt.Before(notBefore) {
+		return v, true
+	}
+	if s.overwrite {
+		return v, false
+	}
+	limit := s.effectiveLimit()
+	return v, limit == 0 || (limit > 0 && s.clock.Now().Sub(storedAt) < limit)
+}
+
+func (f *Func[A, R]) acquire(ctx context.Context, s *settings, k store.Key, o store.Owner) (store.Lease, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	defer cancel()
+	return s.store.Acquire(ctx, k, o, s.leaseTTL)
+}
+
+func (f *Func[A, R]) release(ctx context.Context, s *settings, l store.Lease) {
+	ctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	defer cancel()
+	if err := s.store.Release(ctx, l); err != nil {
+		_ = f.storeFailed(ctx, s, "release", l.Key, err)
+	}
+}
+
+// runAndStore runs fn, renewing the lease (if any) while it runs, stores a
+// successful result, and then releases the lease, in that order, so that a waiter
+// woken by the release finds the result.
+func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, arg A, lease *store.Lease) (R, error) {
+	if lease != nil {
+		stop := f.keepRenewing(ctx, s, *lease)
+		defer func() {
+			stop()
+			f.release(ctx, s, *lease)
+		}()
+	}
+	f.stats.computations.Add(1)
+	start := time.Now()
+	v, err := f.fn(ctx, arg)
+	f.stats.computeNanos.Add(uint64(time.Since(start)))
+	if err != nil {
+		f.trace(s, "cachier: function failed; nothing stored", "key", k.String(), "err", err)
+		return v, err
+	}
+	if err := f.save(ctx, s, k, v); err != nil && s.failClosed {
+		return v, err
+	}
+	return v, nil
+}
+
+// keepRenewing renews the lease every third of its TTL until stop is called.
+func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, l store.Lease) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(s.leaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				rctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+				nl, err := s.store.Renew(rctx, l, s.leaseTTL)
+				cancel()
+				switch {
+				case err == nil:
+					l = nl
+				case errors.Is(err, store.ErrLeaseLost):
+					f.logger(s).Warn("cachier: lost the calculation lease while computing; another caller may compute too",
+						"key", l.Key.String())
+					return
+				default:
+					_ = f.storeFailed(ctx, s, "renew", l.Key, err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
+}
+
+// save encodes v and stores it. It returns a store error only for Precache and
+// FailOnStoreError; otherwise failures are logged and counted.
+func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, v R) error {
+	var (
+		codec   = envelope.Raw
+		flags   envelope.Flags
+		payload []byte
+	)
+	switch {
+	case f.nillable && isNil(v):
+		if !s.allowNil {
+			f.stats.nilsNotCached.Add(1)
+			f.trace(s, "cachier: nil result not stored (AllowNil is off)", "key", k.String())
+			return nil
+		}
+		flags = envelope.Nil
+	case f.raw == rawBytes:
+		payload = any(v).([]byte)
+	case f.raw == rawString:
+		payload = []byte(any(v).(string))
+	default:
+		var err error
+		if payload, err = s.codec.Marshal(v); err != nil {
+			f.stats.decodeErrors.Add(1)
+			return fmt.Errorf("%w: encode %T: %w", ErrUncacheable, v, err)
+		}
+		codec = idOf(s.codec)
+	}
+	if s.sizeLimit > 0 && len(payload) > s.sizeLimit {
+		f.stats.sizeRejections.Add(1)
+		f.trace(s, "cachier: result larger than EntrySizeLimit not stored", "key", k.String(), "size", len(payload), "limit", s.sizeLimit)
+		return nil
+	}
+	e := store.Entry{Value: envelope.Seal(codec, flags, payload), StoredAt: s.clock.Now()}
+	var err error
+	if ls, ok := s.store.(store.LiveStore); ok {
+		err = ls.SetLive(ctx, k, e, any(v))
+	} else {
+		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+		err = s.store.Set(opCtx, k, e)
+		cancel()
+	}
+	switch {
+	case errors.Is(err, store.ErrTooLarge):
+		f.stats.sizeRejections.Add(1)
+		f.trace(s, "cachier: result too large for the store, not stored", "key", k.String(), "size", len(e.Value))
+		return nil
+	case err != nil:
+		return f.storeFailed(ctx, s, "set", k, err)
+	}
+	f.trace(s, "cachier: stored", "key", k.String(), "size", len(e.Value))
+	return nil
+}
+
+// isNil reports whether v, of a pointer, map, slice or interface type, is nil.
+func isNil[R any](v R) bool {
+	x := any(v)
+	return x == nil || reflect.ValueOf(x).IsNil()
+}
+
+// refreshInBackground starts at most one refresh of k in this process, and gives up
+// at once if another process holds the lease (it is refreshing or computing).
+func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k store.Key, arg A) {
+	ctx = context.WithoutCancel(ctx)
+	f.refreshing.Start(k.ID, func() (v R, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				f.stats.refreshErrors.Add(1)
+				f.logger(s).Error("cachier: background refresh panicked; the stale result stays", "key", k.String(), "panic", r)
+			}
+		}()
+		lease, err := f.acquire(ctx, s, k, newOwner())
+		switch {
+		case errors.Is(err, store.ErrLeaseHeld):
+			f.trace(s, "cachier: refresh already under way elsewhere", "key", k.String())
+			return v, nil
+		case err != nil:
+			return v, f.storeFailed(ctx, s, "acquire", k, err)
+		}
+		if v, ok := f.accept(ctx, s, k, time.Time{}); ok && !s.overwrite {
+			f.release(ctx, s, lease) // refreshed by someone else meanwhile
+			return v, nil
+		}
+		v, err = f.runAndStore(ctx, s, k, arg, &lease)
+		if err != nil {
+			f.stats.refreshErrors.Add(1)
+			f.logger(s).Warn("cachier: background refresh failed; the stale result stays", "key", k.String(), "err", err)
+			return v, err
+		}
+		f.stats.refreshes.Add(1)
+		return v, nil
+	})
+}
+
+// maybeCleanup deletes stale entries in the background, at most once per interval.
+func (f *Func[A, R]) maybeCleanup(s *settings) {
+	if s.staleAfter <= 0 {
+		return
+	}
+	now := s.clock.Now()
+	last := f.lastCleanup.Load()
+	if last != 0 && now.Sub(time.Unix(0, last)) < s.cleanupEvery {
+		return
+	}
+	if !f.lastCleanup.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*s.storeTimeout)
+		defer cancel()
+		n, err := s.store.DeleteBefore(ctx, f.ns, now.Add(-s.staleAfter))
+		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			_ = f.storeFailed(ctx, s, "cleanup", store.Key{Namespace: f.ns, ID: "*"}, err)
+			return
+		}
+		f.trace(s, "cachier: cleaned up stale entries", "ns", f.ns, "deleted", n)
+	}()
+}

@@ -1,0 +1,74 @@
+// Package cachier memoizes Go functions persistently: wrap any
+// func(context.Context, A) (R, error) and its results survive restarts, are shared
+// between goroutines, processes and machines, go stale on a schedule, refresh in the
+// background, and are computed once even when many callers on many machines ask at
+// the same moment.
+//
+// It is the Go counterpart of Python's cachier, with easy_cache's invalidation and
+// cacheman's named caches in mind.
+//
+//	report, err := cachier.Wrap(fetchReport, cachier.StaleAfter(time.Hour))
+//	r, err := report.Call(ctx, ReportQuery{Year: 2026})
+//
+// # Where results live
+//
+// Results are kept in a [store.Store]. The default is a filestore in
+// $XDG_CACHE_HOME/cachier (else ~/.cachier), shared by every process on the machine.
+// Stores for Redis, PostgreSQL, MySQL/MariaDB, SQLite, MongoDB, memcached and S3 share
+// results between machines; memstore keeps them in the process. Pass one with
+// [WithStore], or open one from a URL with [store.Open].
+//
+// # Keys
+//
+// An entry's key is the function's namespace (its qualified Go name, or [Name], plus
+// [Version]) and the SHA-256 of a canonical CBOR encoding of the argument. Several
+// arguments go in a struct. Wrap rejects argument types that cannot be encoded
+// faithfully (unexported fields, funcs, channels, interfaces), naming the field,
+// because they could make two different arguments share a key. [WithKey] replaces the
+// digest with your own key, such as "user:42".
+//
+// # The call, step by step
+//
+//  1. Disabled ([Disable]) or [SkipCache]: run fn, touch no store.
+//  2. Read the entry for the key.
+//  3. Fresh (younger than min(StaleAfter, MaxAge)) and not [Overwrite]: return it.
+//  4. Stale with [NextTime]: return it, and start one background refresh for the key
+//     across goroutines and processes. A failed refresh is logged and counted; the
+//     stale value keeps being served.
+//  5. Otherwise, one goroutine per process computes (single flight), under the
+//     store's calculation lease, so one process computes and the others wait for its
+//     result: woken by the store's notifications where it has them, polling with
+//     backoff where it has not. A waiter computes itself when the holder's lease runs
+//     out (the holder died) or after [WaitForCalcTimeout].
+//  6. fn's errors are returned and never cached. A panic in fn reaches the caller
+//     that ran it; the lease is released and waiters get [ErrPanicked].
+//  7. nil results are not stored unless [AllowNil]; results over [EntrySizeLimit] are
+//     returned and not stored.
+//  8. A caller whose ctx ends stops waiting; the computation goes on for the others.
+//  9. A failing store (down, slow, corrupt entry) never fails the call: fn's result is
+//     returned and the failure is logged and counted in [Stats], unless
+//     [FailOnStoreError] asks otherwise.
+//
+// # Leases, not flags
+//
+// Python's cachier marks an entry "being calculated" and a crash leaves the mark
+// forever. Here a calculation lease has an owner and an expiry ([LeaseTTL]); the
+// holder renews it while it computes, and when a holder dies its lease runs out and
+// another caller takes over. [Func.ClearBeingCalculated] releases them at once.
+//
+// # Options
+//
+// One vocabulary serves [Wrap], [Func.Call] and [SetDefaults]. Options that cannot
+// change per call (the store, the codec, the key function, the name) are an error in
+// Call, never silently ignored. Defaults are read at call time.
+//
+// # Values
+//
+// Results are encoded with CBOR by default ([JSON] and [Gob] are built in, or bring a
+// [Codec]); []byte and string results are stored as they are. Every stored value is
+// framed with a format version and a CRC-32C: damaged or foreign bytes are a miss,
+// logged and counted in Stats.DecodeErrors, never a wrong value. Decoding fills in a
+// value of the result type and nothing else: no code from the store ever runs. With
+// memstore, hits return the stored value itself without decoding, so callers must not
+// modify what they get back.
+package cachier

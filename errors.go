@@ -1,0 +1,22 @@
+package cachier
+
+import "errors"
+
+var (
+	// ErrUnkeyable reports an argument that cannot be turned into a key: its type
+	// cannot be encoded faithfully (reported by Wrap, naming the field), or the
+	// WithKey function failed or returned an empty key (reported by Call).
+	ErrUnkeyable = errors.New("cachier: argument cannot be keyed")
+	// ErrUncacheable reports a result type that cannot round-trip through the codec.
+	ErrUncacheable = errors.New("cachier: result type cannot be cached")
+	// ErrUnnamed reports a function whose runtime name is not a stable, unique
+	// namespace (an anonymous function, a method value, a generic function); give it
+	// one with Name.
+	ErrUnnamed = errors.New("cachier: function needs a Name")
+	// ErrPanicked is returned to callers that waited for a computation that panicked.
+	// The caller that ran the function gets the panic itself.
+	ErrPanicked = errors.New("cachier: computation panicked")
+	// ErrStore wraps a store failure returned to the caller, which happens only with
+	// FailOnStoreError; otherwise store failures are logged and counted.
+	ErrStore = errors.New("cachier: store failed")
+)

@@ -1,0 +1,453 @@
+package cachier
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cachier-go/cachier/internal/envelope"
+	"github.com/cachier-go/cachier/internal/flight"
+	"github.com/cachier-go/cachier/internal/keys"
+	"github.com/cachier-go/cachier/store"
+)
+
+// Func is a memoized function. Create one with Wrap; it is safe for concurrent use.
+type Func[A, R any] struct {
+	fn       func(context.Context, A) (R, error)
+	ns       string
+	keyFn    func(A) (string, error)
+	wrapOpts []Option
+	raw      rawKind
+	nillable bool
+
+	resolved    atomic.Pointer[resolvedSettings]
+	stats       counters
+	inflight    flight.Group[R] // misses: one computation per key per process
+	refreshing  flight.Group[R] // NextTime: one background refresh per key per process
+	lastCleanup atomic.Int64    // unix nanos, by the Func's clock
+}
+
+type resolvedSettings struct {
+	gen uint64
+	s   settings
+	err error
+}
+
+type rawKind uint8
+
+const (
+	notRaw rawKind = iota
+	rawBytes
+	rawString
+)
+
+// Wrap memoizes fn. Its results are kept in a store (a filestore in the user's cache
+// directory unless WithStore says otherwise), keyed by the function's namespace and
+// the argument's value, so that they survive restarts and are shared by every
+// goroutine, process and machine using the same store.
+//
+// fn must be deterministic for a given argument: every caller that shares a key must
+// be happy with any one computation's result. Several arguments go in a struct.
+//
+// Wrap rejects an argument type that cannot be keyed faithfully (naming the field), a
+// result type that cannot round-trip, a function without a stable name (use Name),
+// and options that do not apply.
+func Wrap[A, R any](fn func(context.Context, A) (R, error), opts ...Option) (*Func[A, R], error) {
+	if fn == nil {
+		return nil, fmt.Errorf("%w: nil function", ErrOption)
+	}
+	return wrap(fn, fn, opts)
+}
+
+// WrapNoContext memoizes a function that takes no context.
+func WrapNoContext[A, R any](fn func(A) (R, error), opts ...Option) (*Func[A, R], error) {
+	if fn == nil {
+		return nil, fmt.Errorf("%w: nil function", ErrOption)
+	}
+	return wrap(func(_ context.Context, a A) (R, error) { return fn(a) }, fn, opts)
+}
+
+// WrapPure memoizes a function that takes no context and cannot fail.
+func WrapPure[A, R any](fn func(A) R, opts ...Option) (*Func[A, R], error) {
+	if fn == nil {
+		return nil, fmt.Errorf("%w: nil function", ErrOption)
+	}
+	return wrap(func(_ context.Context, a A) (R, error) { return fn(a), nil }, fn, opts)
+}
+
+func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Option) (*Func[A, R], error) {
+	s := defaultSettings()
+	if err := applyAll(&s, inWrap, opts); err != nil {
+		return nil, err
+	}
+	f := &Func[A, R]{fn: fn, wrapOpts: append([]Option(nil), opts...)}
+	name := s.name
+	if name == "" {
+		var err error
+		if name, err = runtimeName(named); err != nil {
+			return nil, err
+		}
+	}
+	f.ns = name
+	if s.version != "" {
+		f.ns += "@" + s.version
+	}
+	if err := store.ValidateNamespace(f.ns); err != nil {
+		return nil, fmt.Errorf("%w: namespace %q: %w; shorten it with Name", ErrOption, f.ns, err)
+	}
+	var err error
+	if f.keyFn, err = keyFuncFor[A](s.keyFunc); err != nil {
+		return nil, err
+	}
+	if f.keyFn == nil {
+		if err := keys.Check(reflect.TypeFor[A](), keys.ForKey); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnkeyable, err)
+		}
+	}
+	rt := reflect.TypeFor[R]()
+	switch {
+	case rt == reflect.TypeFor[[]byte]():
+		f.raw = rawBytes
+	case rt == reflect.TypeFor[string]():
+		f.raw = rawString
+	case idOf(s.codec) != envelope.Custom:
+		if err := keys.Check(rt, keys.ForValue); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUncacheable, err)
+		}
+	}
+	switch rt.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
+		f.nillable = true
+	}
+	return f, nil
+}
+
+// anonymous matches runtime names that do not identify one function: closures
+// (main.main.func1), method values (pkg.(*T).M-fm) and generic instantiations
+// (pkg.F[...]), which all instantiations share.
+var anonymous = regexp.MustCompile(`\.func\d+|-fm$|\[\.\.\.\]`)
+
+func runtimeName(fn any) (string, error) {
+	rf := runtime.FuncForPC(reflect.ValueOf(fn).Pointer())
+	if rf == nil {
+		return "", fmt.Errorf("%w: cannot find the function's name", ErrUnnamed)
+	}
+	name := rf.Name()
+	if anonymous.MatchString(name) {
+		return "", fmt.Errorf("%w: %s is an anonymous function, method value or generic function, so its name does not identify it across builds; pass cachier.Name(\"...\")", ErrUnnamed, name)
+	}
+	return name, nil
+}
+
+// Namespace returns the namespace of the function's entries: its name and version.
+func (f *Func[A, R]) Namespace() string { return f.ns }
+
+// Stats returns what the function did since it was wrapped.
+func (f *Func[A, R]) Stats() Stats { return f.stats.snapshot() }
+
+// settings resolves defaults, Wrap options and Call options, in that order. The
+// result of the first two is cached until SetDefaults changes the defaults.
+func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
+	gen := defaults.gen.Load()
+	r := f.resolved.Load()
+	if r == nil || r.gen != gen {
+		r = &resolvedSettings{gen: gen, s: defaultSettings()}
+		if d := defaults.opts.Load(); d != nil {
+			r.err = applyAll(&r.s, inDefaults, *d)
+		}
+		if r.err == nil {
+			r.err = applyAll(&r.s, inWrap, f.wrapOpts)
+		}
+		if r.err == nil && r.s.store == nil {
+			r.s.store, r.err = DefaultStore()
+		}
+		f.resolved.Store(r)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(opts) == 0 {
+		return &r.s, nil
+	}
+	s := r.s
+	if err := applyAll(&s, inCall, opts); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Key returns the store key of arg.
+func (f *Func[A, R]) Key(arg A) (store.Key, error) {
+	if f.keyFn == nil {
+		id, err := keys.Digest(arg)
+		if err != nil {
+			return store.Key{}, fmt.Errorf("%w: %w", ErrUnkeyable, err)
+		}
+		return store.Key{Namespace: f.ns, ID: id}, nil
+	}
+	id, err := f.keyFn(arg)
+	switch {
+	case err != nil:
+		return store.Key{}, fmt.Errorf("%w: key function: %w", ErrUnkeyable, err)
+	case id == "":
+		return store.Key{}, fmt.Errorf("%w: key function returned an empty key", ErrUnkeyable)
+	case len(id) > store.MaxIDLen || !utf8.ValidString(id) || strings.ContainsRune(id, 0):
+		// Too long or not text: keep it unique, but in a shape every store accepts.
+		sum := sha256.Sum256([]byte(id))
+		id = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return store.Key{Namespace: f.ns, ID: id}, nil
+}
+
+// Call returns fn(ctx, arg), from the store when a fresh result is there. See the
+// package documentation for what happens, step by step. opts apply to this call only.
+//
+// If ctx is done while the call waits for a computation, Call returns ctx.Err(); the
+// computation goes on for the others and is stored.
+func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error) {
+	var zero R
+	s, err := f.settings(opts)
+	if err != nil {
+		return zero, err
+	}
+	if s.skip || disabled.Load() {
+		f.stats.skipped.Add(1)
+		f.trace(s, "cachier: skipping the cache", "ns", f.ns)
+		return f.fn(ctx, arg)
+	}
+	k, err := f.Key(arg)
+	if err != nil {
+		return zero, err
+	}
+	if s.cleanupEvery > 0 {
+		f.maybeCleanup(s)
+	}
+	if !s.overwrite {
+		v, storedAt, found, err := f.lookup(ctx, s, k)
+		if err != nil {
+			return zero, err
+		}
+		if found {
+			age := s.clock.Now().Sub(storedAt)
+			limit := s.effectiveLimit()
+			if limit == 0 || (limit > 0 && age < limit) {
+				f.stats.hits.Add(1)
+				f.trace(s, "cachier: hit", "key", k.String(), "age", age)
+				return v, nil
+			}
+			if s.nextTime {
+				f.stats.staleHits.Add(1)
+				f.trace(s, "cachier: stale hit, refreshing in the background", "key", k.String(), "age", age, "limit", limit)
+				f.refreshInBackground(ctx, s, k, arg)
+				return v, nil
+			}
+			f.trace(s, "cachier: miss: stale", "key", k.String(), "age", age, "limit", limit)
+		} else {
+			f.trace(s, "cachier: miss: no entry", "key", k.String())
+		}
+	} else {
+		f.trace(s, "cachier: miss: overwrite", "key", k.String())
+	}
+	f.stats.misses.Add(1)
+	return f.compute(ctx, s, k, arg)
+}
+
+// Refresh recomputes the result for arg and stores it (easy_cache's refresh).
+func (f *Func[A, R]) Refresh(ctx context.Context, arg A, opts ...Option) (R, error) {
+	return f.Call(ctx, arg, append(opts, Overwrite())...)
+}
+
+// Precache stores value as the result for arg without calling fn (cachier's
+// precache_value).
+func (f *Func[A, R]) Precache(ctx context.Context, arg A, value R) error {
+	s, k, err := f.settingsAndKey(arg)
+	if err != nil {
+		return err
+	}
+	return f.save(ctx, s, k, value)
+}
+
+// Invalidate removes the result for arg, in every process sharing the store.
+func (f *Func[A, R]) Invalidate(ctx context.Context, arg A) error {
+	s, k, err := f.settingsAndKey(arg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	defer cancel()
+	if err := s.store.Delete(ctx, k); err != nil {
+		return fmt.Errorf("cachier: invalidate %s: %w", k, err)
+	}
+	return nil
+}
+
+// Clear removes every result of the function (cachier's clear_cache).
+func (f *Func[A, R]) Clear(ctx context.Context) error {
+	s, err := f.settings(nil)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Clear(ctx, f.ns); err != nil {
+		return fmt.Errorf("cachier: clear %s: %w", f.ns, err)
+	}
+	return nil
+}
+
+// ClearBeingCalculated releases every calculation lease of the function, whoever
+// holds it (cachier's clear_being_calculated). Leases expire on their own when their
+// holder dies, so this is only needed to stop waiting at once.
+func (f *Func[A, R]) ClearBeingCalculated(ctx context.Context) error {
+	s, err := f.settings(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.ReleaseAll(ctx, f.ns); err != nil {
+		return fmt.Errorf("cachier: clear leases of %s: %w", f.ns, err)
+	}
+	return nil
+}
+
+// CacheDir returns the directory that holds the function's entries, and whether the
+// store keeps them in one (cachier's cache_dpath).
+func (f *Func[A, R]) CacheDir() (string, bool) {
+	s, err := f.settings(nil)
+	if err != nil {
+		return "", false
+	}
+	if l, ok := s.store.(store.Locator); ok {
+		return l.Dir(f.ns), true
+	}
+	return "", false
+}
+
+func (f *Func[A, R]) settingsAndKey(arg A) (*settings, store.Key, error) {
+	s, err := f.settings(nil)
+	if err != nil {
+		return nil, store.Key{}, err
+	}
+	k, err := f.Key(arg)
+	return s, k, err
+}
+
+// lookup reads and decodes the entry for k. A miss, a corrupt entry and (unless
+// FailOnStoreError) a store error all come back as found == false.
+func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key) (v R, storedAt time.Time, found bool, err error) {
+	var e store.Entry
+	if ls, ok := s.store.(store.LiveStore); ok {
+		var live any
+		e, live, err = ls.GetLive(ctx, k)
+		if err == nil && live != nil {
+			if v, ok := live.(R); ok {
+				return v, e.StoredAt, true, nil
+			}
+		}
+	} else {
+		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+		e, err = s.store.Get(opCtx, k)
+		cancel()
+	}
+	switch {
+	case errors.Is(err, store.ErrCorrupt):
+		f.stats.decodeErrors.Add(1)
+		f.logger(s).Warn("cachier: corrupt entry is a miss", "key", k.String(), "err", err)
+		return v, storedAt, false, nil
+	case errors.Is(err, store.ErrNotFound):
+		return v, storedAt, false, nil
+	case err != nil:
+		return v, storedAt, false, f.storeFailed(ctx, s, "get", k, err)
+	}
+	v, err = f.decode(s.codec, e.Value)
+	if err != nil {
+		f.stats.decodeErrors.Add(1)
+		f.logger(s).Warn("cachier: undecodable entry is a miss", "key", k.String(), "err", err)
+		return v, storedAt, false, nil
+	}
+	return v, e.StoredAt, true, nil
+}
+
+func (f *Func[A, R]) decode(codec Codec, b []byte) (R, error) {
+	var v R
+	c, flags, payload, err := envelope.Open(b)
+	if err != nil {
+		return v, err
+	}
+	if flags&envelope.Nil != 0 {
+		return v, nil
+	}
+	switch f.raw {
+	case rawBytes:
+		if c != envelope.Raw {
+			return v, fmt.Errorf("entry has codec %d, want raw", c)
+		}
+		*any(&v).(*[]byte) = payload
+		return v, nil
+	case rawString:
+		if c != envelope.Raw {
+			return v, fmt.Errorf("entry has codec %d, want raw", c)
+		}
+		*any(&v).(*string) = string(payload)
+		return v, nil
+	}
+	if want := idOf(codec); c != want {
+		return v, fmt.Errorf("entry has codec %d, want %d", c, want)
+	}
+	if err := codec.Unmarshal(payload, &v); err != nil {
+		return v, fmt.Errorf("decode %T: %w", v, err)
+	}
+	return v, nil
+}
+
+// storeFailed logs and counts a store error, and returns it only with
+// FailOnStoreError.
+func (f *Func[A, R]) storeFailed(ctx context.Context, s *settings, op string, k store.Key, err error) error {
+	f.stats.storeErrors.Add(1)
+	f.logger(s).LogAttrs(ctx, slog.LevelWarn, "cachier: store error; the call goes on without the cache",
+		slog.String("op", op), slog.String("key", k.String()), slog.String("err", store.Redact(err.Error())))
+	if s.failClosed {
+		return fmt.Errorf("%w: %s %s: %w", ErrStore, op, k, err)
+	}
+	return nil
+}
+
+func (f *Func[A, R]) logger(s *settings) *slog.Logger {
+	if s.logger != nil {
+		return s.logger
+	}
+	return slog.Default()
+}
+
+func (f *Func[A, R]) trace(s *settings, msg string, args ...any) {
+	if s.verbose {
+		f.logger(s).Info(msg, args...)
+	}
+}
+
+var (
+	hostOnce sync.Once
+	hostName string
+)
+
+func newOwner() store.Owner {
+	hostOnce.Do(func() {
+		hostName, _ = os.Hostname()
+		if hostName == "" {
+			hostName = "unknown"
+		}
+	})
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return store.Owner{Host: hostName, PID: os.Getpid(), Token: hex.EncodeToString(b[:])}
+}
