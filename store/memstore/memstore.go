@@ -1,0 +1,469 @@
+// Package memstore is the in-process cachier store: entries, leases and wake-ups live
+// in this process's memory and vanish with it.
+//
+// Application code should use package cachier; use memstore directly to give a wrapped
+// function a cache that is shared by goroutines but not by processes, to keep tests
+// free of servers, or as the fast first level in front of a remote store.
+//
+// # Design
+//
+// The hit path is what matters: cachier calls [Store.GetLive] on every hit and keeps
+// the decoded result beside the bytes (see [store.LiveStore]), so a hit costs one map
+// lookup. The goal is a hit within 2x of a hand-written mutex-and-map memo. So:
+//
+//   - Entries are spread over 64 shards by a seeded hash (hash/maphash) of the key, each
+//     shard a map under its own sync.RWMutex. A hit takes the read lock only, so hits on
+//     different keys rarely touch the same lock, and hits never wait for each other.
+//   - Entries are immutable once stored; Set replaces the pointer. A reader can use
+//     what it found after dropping the lock, and a hit allocates nothing.
+//   - Eviction, when [Options] sets a bound, is CLOCK (second chance) rather than LRU.
+//     LRU must move an entry to the front of a list on every hit, which needs the write
+//     lock and serialises readers. CLOCK only sets an atomic "referenced" bit on a hit
+//     (and only when it is not already set, so a hot entry's cache line is not written
+//     over and over). When a Set would exceed a bound, a hand sweeps the entries in
+//     order, clearing set bits and evicting the first entry whose bit was clear: an entry
+//     that was hit since the hand last passed survives, one that was not is evicted.
+//     CLOCK approximates LRU closely for memoization workloads, and the cost moves from
+//     every hit to the (much rarer, already slow) Set after a computation.
+//   - Bounded Sets are serialised by one mutex, so the bounds are never exceeded, not
+//     even for a moment; unbounded stores skip it.
+//
+// Leases are kept per shard beside the entries and expire by the [Options] clock.
+// Wake-ups ([store.Notifier]) are channels registered per key; sends never block.
+//
+// # Contexts
+//
+// Nothing here waits, but every method still checks its context first (ctx.Err is an
+// atomic load), so a cancelled context behaves the same on this store as on a remote
+// one: the method returns ctx.Err() and does nothing.
+//
+// # Ownership of values
+//
+// The store keeps the slice given to Set (the caller must not modify it afterwards),
+// and Get returns a copy the caller owns. GetLive, the hot path, returns the stored
+// slice itself without copying: treat its Value, like the live value, as read-only.
+//
+// # URLs
+//
+// The package registers the scheme "mem" with [store.Open]: "mem://" opens an
+// unbounded store, "mem://?max_entries=1000&max_bytes=64MiB" a bounded one. Each Open
+// returns a new, independent store.
+package memstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"iter"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+// Compile-time checks of the interfaces Store implements.
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.LiveStore = (*Store)(nil)
+	_ store.Notifier  = (*Store)(nil)
+)
+
+// numShards is a power of two: enough that 2-64 cores rarely hit the same read lock,
+// few enough that Clear and listing (which visit every shard) stay cheap.
+const numShards = 64
+
+// errClosed is returned by every method after Close.
+var errClosed = errors.New("memstore: store is closed")
+
+// Options configures a Store. A nil *Options, or the zero value, is an unbounded store
+// on the real clock.
+type Options struct {
+	// MaxEntries bounds the number of entries; zero or less means no bound.
+	MaxEntries int
+	// MaxBytes bounds the total size of the entries' values; zero or less means no
+	// bound. A single value larger than MaxBytes is refused with store.ErrTooLarge.
+	MaxBytes int64
+	// Clock tells the time for lease expiry; nil means time.Now. Entries carry their
+	// own StoredAt and never expire here (staleness is cachier's business).
+	Clock func() time.Time
+}
+
+// Store is an in-process store. It is safe for concurrent use. The zero value is not
+// usable; call New.
+type Store struct {
+	seed  maphash.Seed
+	clock func() time.Time
+	// injectedClock is set when Options.Clock is, so lease timers poll it.
+	injectedClock bool
+	maxEntries    int64
+	maxBytes      int64
+	bounded       bool
+	closed        atomic.Bool
+
+	entries atomic.Int64 // number of entries
+	bytes   atomic.Int64 // total len(Value) of the entries
+
+	// evictMu serialises bounded Sets and the CLOCK hand. Lock order: evictMu, then
+	// one shard's mu at a time.
+	evictMu sync.Mutex
+	hand    int // the shard the CLOCK hand is in; guarded by evictMu
+
+	shards [numShards]shard
+}
+
+// shard is one lock's worth of the store.
+type shard struct {
+	mu     sync.RWMutex
+	items  map[store.Key]*item
+	ring   []*item // CLOCK order of the items
+	hand   int     // next position in ring the CLOCK hand examines
+	leases map[store.Key]leaseRec
+	watch  map[store.Key]*watchSet
+	_      [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+// item is one stored entry. Everything but ref and idx is immutable once stored.
+type item struct {
+	key  store.Key
+	e    store.Entry
+	live any
+	ref  atomic.Bool // hit since the CLOCK hand last passed
+	idx  int         // position in the shard's ring; guarded by the shard's write lock
+}
+
+type leaseRec struct {
+	owner   store.Owner
+	expires time.Time
+}
+
+// New returns an empty store. opts may be nil.
+func New(opts *Options) *Store {
+	s := &Store{seed: maphash.MakeSeed(), clock: time.Now}
+	if opts != nil {
+		if opts.Clock != nil {
+			s.clock, s.injectedClock = opts.Clock, true
+		}
+		s.maxEntries = int64(max(opts.MaxEntries, 0))
+		s.maxBytes = max(opts.MaxBytes, 0)
+	}
+	s.bounded = s.maxEntries > 0 || s.maxBytes > 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.items = make(map[store.Key]*item)
+		sh.leases = make(map[store.Key]leaseRec)
+		sh.watch = make(map[store.Key]*watchSet)
+	}
+	return s
+}
+
+func (s *Store) shard(k store.Key) *shard {
+	h := maphash.String(s.seed, k.ID)
+	h ^= maphash.String(s.seed, k.Namespace) + 0x9e3779b97f4a7c15 + h<<6 + h>>2
+	return &s.shards[h&(numShards-1)]
+}
+
+// check is the preamble of every method.
+func (s *Store) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return errClosed
+	}
+	return nil
+}
+
+func notFound(k store.Key) error {
+	return fmt.Errorf("memstore: no entry for %q: %w", k.String(), store.ErrNotFound)
+}
+
+// Len returns the number of entries.
+func (s *Store) Len() int { return int(s.entries.Load()) }
+
+// Bytes returns the total size of the entries' values.
+func (s *Store) Bytes() int64 { return s.bytes.Load() }
+
+// Get returns a copy of the entry for k, or an error matching store.ErrNotFound.
+func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
+	e, _, err := s.GetLive(ctx, k)
+	if err != nil {
+		return store.Entry{}, err
+	}
+	e.Value = bytes.Clone(e.Value)
+	return e, nil
+}
+
+// GetLive returns the entry for k and the live value attached by SetLive (nil after a
+// plain Set). It allocates nothing on a hit. The returned Value is the stored slice,
+// shared with every other reader: do not modify it.
+func (s *Store) GetLive(ctx context.Context, k store.Key) (store.Entry, any, error) {
+	if err := s.check(ctx); err != nil {
+		return store.Entry{}, nil, err
+	}
+	sh := s.shard(k)
+	sh.mu.RLock()
+	it := sh.items[k]
+	sh.mu.RUnlock()
+	if it == nil {
+		return store.Entry{}, nil, notFound(k)
+	}
+	if !it.ref.Load() { // read first: a hot entry's cache line stays shared
+		it.ref.Store(true)
+	}
+	return it.e, it.live, nil
+}
+
+// Set stores e under k, dropping any live value. The store keeps e.Value: do not
+// modify it afterwards.
+func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
+	return s.set(ctx, k, e, nil)
+}
+
+// SetLive is Set that also attaches v, which GetLive returns until the entry is
+// replaced or removed. v is shared by every reader.
+func (s *Store) SetLive(ctx context.Context, k store.Key, e store.Entry, v any) error {
+	return s.set(ctx, k, e, v)
+}
+
+func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	size := int64(len(e.Value))
+	if s.bounded {
+		if s.maxBytes > 0 && size > s.maxBytes {
+			return fmt.Errorf("memstore: value of %d bytes for %q is larger than max_bytes %d: %w",
+				size, k.String(), s.maxBytes, store.ErrTooLarge)
+		}
+		s.evictMu.Lock()
+		defer s.evictMu.Unlock()
+		s.makeRoom(k, size)
+	}
+	it := &item{key: k, e: e, live: live}
+	sh := s.shard(k)
+	sh.mu.Lock()
+	if old := sh.items[k]; old != nil {
+		it.idx = old.idx
+		sh.ring[old.idx] = it
+		it.ref.Store(old.ref.Load()) // an overwrite keeps the key's recency
+		s.bytes.Add(size - int64(len(old.e.Value)))
+	} else {
+		it.idx = len(sh.ring)
+		sh.ring = append(sh.ring, it)
+		s.entries.Add(1)
+		s.bytes.Add(size)
+	}
+	sh.items[k] = it
+	sh.notify(k)
+	sh.mu.Unlock()
+	return nil
+}
+
+// makeRoom evicts until an entry of size bytes can be stored under k within the
+// bounds. The caller holds evictMu, so no other Set can add meanwhile; concurrent
+// Deletes only make more room.
+func (s *Store) makeRoom(k store.Key, size int64) {
+	sh := s.shard(k)
+	for {
+		var oldSize, exists int64
+		sh.mu.RLock()
+		if old := sh.items[k]; old != nil {
+			oldSize, exists = int64(len(old.e.Value)), 1
+		}
+		sh.mu.RUnlock()
+		entriesOK := s.maxEntries <= 0 || s.entries.Load()-exists+1 <= s.maxEntries
+		bytesOK := s.maxBytes <= 0 || s.bytes.Load()-oldSize+size <= s.maxBytes
+		if entriesOK && bytesOK {
+			return
+		}
+		if !s.evictOne() {
+			return // empty: nothing more to evict (cannot happen with size <= maxBytes)
+		}
+	}
+}
+
+// evictOne moves the CLOCK hand until it evicts one entry, and reports whether it
+// did (false only if the store is empty). The caller holds evictMu.
+func (s *Store) evictOne() bool {
+	if s.entries.Load() == 0 {
+		return false
+	}
+	// Two full turns clear every referenced bit, so the third finds a victim; past
+	// that, hits racing with the hand could keep it turning, so take the next entry.
+	for visited := 0; visited <= 4*numShards; visited++ {
+		force := visited >= 3*numShards
+		sh := &s.shards[s.hand]
+		sh.mu.Lock()
+		for sh.hand < len(sh.ring) {
+			it := sh.ring[sh.hand]
+			if it.ref.Load() && !force {
+				it.ref.Store(false)
+				sh.hand++
+				continue
+			}
+			sh.removeItem(s, it) // the last item moves into sh.hand: examine it next time
+			sh.notify(it.key)
+			sh.mu.Unlock()
+			return true
+		}
+		sh.hand = 0
+		sh.mu.Unlock()
+		s.hand = (s.hand + 1) % numShards
+	}
+	return false
+}
+
+// removeItem deletes it from the shard and the counters. The caller holds sh.mu.
+func (sh *shard) removeItem(s *Store, it *item) {
+	last := len(sh.ring) - 1
+	moved := sh.ring[last]
+	sh.ring[it.idx] = moved
+	moved.idx = it.idx
+	sh.ring[last] = nil
+	sh.ring = sh.ring[:last]
+	delete(sh.items, it.key)
+	s.entries.Add(-1)
+	s.bytes.Add(-int64(len(it.e.Value)))
+}
+
+// Delete removes the entry for k, if any. Leases are left alone.
+func (s *Store) Delete(ctx context.Context, k store.Key) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	sh := s.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if it := sh.items[k]; it != nil {
+		sh.removeItem(s, it)
+		sh.notify(k)
+	}
+	return nil
+}
+
+// Clear removes every entry of the namespace. Leases are left alone.
+func (s *Store) Clear(ctx context.Context, namespace string) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	s.removeIf(namespace, func(*item) bool { return true })
+	return nil
+}
+
+// DeleteBefore removes the entries of the namespace stored before t.
+func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	return s.removeIf(namespace, func(it *item) bool { return it.e.StoredAt.Before(t) }), nil
+}
+
+// removeIf removes the entries of namespace for which drop reports true, and returns
+// how many it removed.
+func (s *Store) removeIf(namespace string, drop func(*item) bool) int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for k, it := range sh.items {
+			if k.Namespace == namespace && drop(it) {
+				sh.removeItem(s, it)
+				sh.notify(k)
+				n++
+			}
+		}
+		if sh.hand > len(sh.ring) {
+			sh.hand = 0
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Entries lists the entries of the namespace, shard by shard.
+func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
+	return func(yield func(store.Info, error) bool) {
+		if err := s.check(ctx); err != nil {
+			yield(store.Info{}, err)
+			return
+		}
+		var batch []store.Info
+		for i := range s.shards {
+			if err := ctx.Err(); err != nil {
+				yield(store.Info{}, err)
+				return
+			}
+			sh := &s.shards[i]
+			batch = batch[:0]
+			sh.mu.RLock()
+			for k, it := range sh.items {
+				if k.Namespace == namespace {
+					batch = append(batch, store.Info{Key: k, Size: int64(len(it.e.Value)), StoredAt: it.e.StoredAt})
+				}
+			}
+			sh.mu.RUnlock()
+			// Yield outside the lock: the loop body may call back into the store.
+			for _, info := range batch {
+				if !yield(info, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Namespaces lists the namespaces that have entries or unexpired leases.
+func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	seen := map[string]struct{}{}
+	var out []string
+	add := func(ns string) {
+		if _, ok := seen[ns]; !ok {
+			seen[ns] = struct{}{}
+			out = append(out, ns)
+		}
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for k := range sh.items {
+			add(k.Namespace)
+		}
+		for k, l := range sh.leases {
+			if now.Before(l.expires) {
+				add(k.Namespace)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out, nil
+}
+
+// Close drops every entry, lease and watch. Every later call returns an error.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, ws := range sh.watch {
+			ws.stopTimer()
+			ws.notifyAll() // let waiters look again (and see the error)
+		}
+		clear(sh.items)
+		clear(sh.leases)
+		clear(sh.watch)
+		sh.ring, sh.hand = nil, 0
+		sh.mu.Unlock()
+	}
+	s.entries.Store(0)
+	s.bytes.Store(0)
+	return nil
+}
