@@ -1,0 +1,77 @@
+package memcachestore
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/storetest"
+)
+
+// BenchmarkGet compares the store's Get with gomemcache's own Get of the same bytes on
+// the same server, hit and miss. Read the ratios from one run:
+//
+//	go test -run '^$' -bench 'Get$' ./store/memcachestore
+func BenchmarkGet(b *testing.B) {
+	s, c := newStore(b, nil)
+	ctx := context.Background()
+	k := store.Key{Namespace: storetest.Namespace(b), ID: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
+	value := make([]byte, 256)
+	if err := s.Set(ctx, k, store.Entry{Value: value, StoredAt: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Clear(ctx, k.Namespace) })
+	raw, err := c.Get(s.itemKey('e', k)) // the very record the store reads
+	if err != nil {
+		b.Fatal(err)
+	}
+	rawKey := "bench:raw:" + s.itemKey('e', k)[len(s.prefix)+3:]
+	if err := c.Set(&memcache.Item{Key: rawKey, Value: raw.Value}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Delete(rawKey) })
+	missing := store.Key{Namespace: k.Namespace, ID: "missing"}
+
+	b.Run("hit/store", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Get(ctx, k); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("hit/raw", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Get(rawKey); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("miss/store", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Get(ctx, missing); !errors.Is(err, store.ErrNotFound) {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("miss/raw", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Get("bench:raw:missing"); !errors.Is(err, memcache.ErrCacheMiss) {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkStore runs the shared store benchmarks.
+func BenchmarkStore(b *testing.B) {
+	s, _ := newStore(b, nil)
+	storetest.RunBenchmarks(b, s)
+}

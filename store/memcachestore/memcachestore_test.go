@@ -1,0 +1,303 @@
+package memcachestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/cachier-go/cachier/internal/testserver"
+	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/storetest"
+)
+
+func TestMain(m *testing.M) { testserver.Main(m) }
+
+// maxValueSize is what the conformance suite may rely on under memcached's default
+// 1 MiB item limit: room is left for the key, the record header, the longest namespace
+// and ID, and memcached's own item header.
+const maxValueSize = DefaultMaxItemSize - 2048
+
+type harness struct{ addr string }
+
+func (h harness) MakeStore(ctx context.Context, t *testing.T) (store.Store, error) {
+	c := memcache.New(h.addr)
+	c.Timeout = 5 * time.Second // 1 MiB values under -race on a busy machine
+	t.Cleanup(func() { _ = c.Close() })
+	return New(c, nil)
+}
+
+func (harness) Close() {}
+
+func TestConformance(t *testing.T) {
+	srv := testserver.Memcached(t)
+	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return harness{srv.Addr} },
+		storetest.Capabilities{NoListing: true, MaxValueSize: maxValueSize})
+}
+
+func newStore(t testing.TB, opts *Options) (*Store, *memcache.Client) {
+	t.Helper()
+	srv := testserver.Memcached(t)
+	c := memcache.New(srv.Addr)
+	c.Timeout = 5 * time.Second
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := New(c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+// TestForeignAndGarbledRecords writes bytes the store did not write where it looks, and
+// checks that each is a miss matching ErrCorrupt, never a value.
+func TestForeignAndGarbledRecords(t *testing.T) {
+	s, c := newStore(t, nil)
+	ctx := context.Background()
+	ns := storetest.Namespace(t)
+	k := store.Key{Namespace: ns, ID: "k"}
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("good value"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	good, err := c.Get(s.itemKey('e', k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(good.Value)
+	flipped[len(flipped)-1] ^= 1
+	other := store.Key{Namespace: ns, ID: "other"}
+	gen, _ := parseGen(mustGet(t, c, s.genKey('g', ns)))
+	cases := map[string][]byte{
+		"empty":        {},
+		"short":        good.Value[:entryHeader-1],
+		"header only":  good.Value[:entryHeader],
+		"foreign":      []byte("some other program's bytes, long enough for a header"),
+		"flipped bit":  flipped,
+		"other key":    appendEntry(nil, gen, time.Now(), other.Namespace, other.ID, []byte("other value")),
+		"lease record": appendLease(nil, leaseRecord{gen: gen, ns: ns, id: "k", token: "t", expiresAt: time.Now()}),
+	}
+	for name, raw := range cases {
+		t.Run(name, func(t *testing.T) {
+			if err := c.Set(&memcache.Item{Key: s.itemKey('e', k), Value: raw}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Get(ctx, k)
+			if !errors.Is(err, store.ErrNotFound) || !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Get over %s bytes = %q, %v; want an error matching store.ErrNotFound and ErrCorrupt", name, got.Value, err)
+			}
+		})
+	}
+	// A garbled generation counter is a corrupt miss too, and Clear repairs it.
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(&memcache.Item{Key: s.genKey('g', ns), Value: []byte("garbage")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Get under a garbled generation: %v; want ErrNotFound and ErrCorrupt", err)
+	}
+	if err := s.Clear(ctx, ns); err != nil {
+		t.Fatalf("Clear over a garbled generation: %v", err)
+	}
+	if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrCorrupt) {
+		t.Errorf("Get after Clear repaired the generation: %v; want a plain miss", err)
+	}
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("v2"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, k); err != nil || string(got.Value) != "v2" {
+		t.Errorf("Get after repair = %q, %v; want v2", got.Value, err)
+	}
+}
+
+func mustGet(t *testing.T, c *memcache.Client, key string) []byte {
+	t.Helper()
+	it, err := c.Get(key)
+	if err != nil {
+		t.Fatalf("raw Get %s: %v", key, err)
+	}
+	return it.Value
+}
+
+// TestEvictedGeneration checks that entries written before their generation counter
+// was evicted do not come back.
+func TestEvictedGeneration(t *testing.T) {
+	s, c := newStore(t, nil)
+	ctx := context.Background()
+	k := store.Key{Namespace: storetest.Namespace(t), ID: "k"}
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(s.genKey('g', k.Namespace)); err != nil { // as an eviction would
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get after the generation was evicted: %v; want a miss", err)
+	}
+	// A new Set creates a fresh generation; the old record is still unreachable.
+	k2 := store.Key{Namespace: k.Namespace, ID: "k2"}
+	if err := s.Set(ctx, k2, store.Entry{Value: []byte("v2"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get of an entry from an evicted generation: %v; want a miss", err)
+	}
+}
+
+// TestClearSeenByOtherStores checks that a Clear through one Store (one process) is
+// seen by another on its next Get: nothing is cached per Store.
+func TestClearSeenByOtherStores(t *testing.T) {
+	a, _ := newStore(t, nil)
+	b, _ := newStore(t, nil)
+	ctx := context.Background()
+	k := store.Key{Namespace: storetest.Namespace(t), ID: "k"}
+	if err := a.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, k); err != nil {
+		t.Fatalf("Get through b: %v", err)
+	}
+	if err := a.Clear(ctx, k.Namespace); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get through b after Clear through a: %v; want a miss", err)
+	}
+	// Prefixes separate stores completely.
+	c, _ := newStore(t, &Options{Prefix: "other-app"})
+	if err := c.Set(ctx, k, store.Entry{Value: []byte("c"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get through prefix %q saw prefix %q's entry: %v", a.prefix, c.prefix, err)
+	}
+}
+
+// TestServerTooLarge checks the server's own refusal maps to store.ErrTooLarge, for a
+// store told the limit is larger than the server's.
+func TestServerTooLarge(t *testing.T) {
+	s, _ := newStore(t, &Options{MaxItemSize: 8 << 20})
+	ctx := context.Background()
+	k := store.Key{Namespace: storetest.Namespace(t), ID: "big"}
+	err := s.Set(ctx, k, store.Entry{Value: make([]byte, 2<<20), StoredAt: time.Now()})
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("Set of 2 MiB on a 1 MiB server: %v; want an error matching store.ErrTooLarge", err)
+	}
+	// The connection is not left in a bad state.
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("small"), StoredAt: time.Now()}); err != nil {
+		t.Fatalf("Set after a refused one: %v", err)
+	}
+}
+
+// TestShortLeaseTakeoverBeforeEviction checks that a lease shorter than memcached's
+// one-second granularity expires on time, while its item is still in memcached, and
+// that exactly one of many callers takes it over.
+func TestShortLeaseTakeoverBeforeEviction(t *testing.T) {
+	s, c := newStore(t, nil)
+	ctx := context.Background()
+	k := store.Key{Namespace: storetest.Namespace(t), ID: "k"}
+	var now time.Time
+	s.now = func() time.Time { return now } // an injected clock: no sleeping
+	now = time.Now()
+	old, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: "old"}, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(301 * time.Millisecond)
+	if _, err := c.Get(s.itemKey('l', k)); err != nil {
+		t.Fatalf("the lease item should still be in memcached: %v", err)
+	}
+	const n = 8
+	wins := make(chan store.Lease, n)
+	errc := make(chan error, n)
+	for i := range n {
+		go func() {
+			l, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 2, Token: fmt.Sprint("new", i)}, time.Minute)
+			if err != nil {
+				errc <- err
+				return
+			}
+			wins <- l
+		}()
+	}
+	var won []store.Lease
+	for range n {
+		select {
+		case l := <-wins:
+			won = append(won, l)
+		case err := <-errc:
+			if !errors.Is(err, store.ErrLeaseHeld) {
+				t.Errorf("Acquire: %v", err)
+			}
+		}
+	}
+	if len(won) != 1 {
+		t.Fatalf("%d callers took over the expired lease, want 1", len(won))
+	}
+	if _, err := s.Renew(ctx, old, time.Minute); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("Renew by the old holder: %v; want ErrLeaseLost", err)
+	}
+	if _, err := s.Renew(ctx, won[0], time.Minute); err != nil {
+		t.Errorf("Renew by the new holder: %v", err)
+	}
+}
+
+func TestExpiration(t *testing.T) {
+	for _, tc := range []struct {
+		ttl  time.Duration
+		want int32
+	}{
+		{time.Nanosecond, 2},
+		{300 * time.Millisecond, 2},
+		{time.Second, 2},
+		{time.Second + 1, 3},
+		{time.Minute, 61},
+		{365 * 24 * time.Hour, maxRelativeExpiration},
+	} {
+		if got := expiration(tc.ttl); got != tc.want {
+			t.Errorf("expiration(%s) = %d, want %d", tc.ttl, got, tc.want)
+		}
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	c := memcache.New("127.0.0.1:1")
+	for name, o := range map[string]*Options{
+		"space in prefix":   {Prefix: "a b"},
+		"control in prefix": {Prefix: "a\nb"},
+		"long prefix":       {Prefix: strings.Repeat("p", MaxPrefixLen+1)},
+		"tiny items":        {MaxItemSize: 100},
+	} {
+		if _, err := New(c, o); err == nil {
+			t.Errorf("New with %s: no error", name)
+		}
+	}
+	if _, err := New(nil, nil); err == nil {
+		t.Error("New(nil): no error")
+	}
+}
+
+// FuzzDecode feeds arbitrary bytes to the record decoders: they may refuse, never panic,
+// and what they accept re-encodes to the same bytes.
+func FuzzDecode(f *testing.F) {
+	f.Add(appendEntry(nil, 7, time.Unix(1, 2), "ns", "id", []byte("value")))
+	f.Add(appendLease(nil, leaseRecord{gen: 1, expiresAt: time.Unix(3, 4), pid: 5, ns: "ns", id: "id", host: "h", token: "t"}))
+	f.Add([]byte(entryMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if r, err := decodeEntry(b); err == nil {
+			if again := appendEntry(nil, r.gen, r.storedAt, r.ns, r.id, r.value); !bytes.Equal(again, b) {
+				t.Errorf("entry %x re-encodes to %x", b, again)
+			}
+		}
+		if r, err := decodeLease(b); err == nil {
+			if again := appendLease(nil, r); !bytes.Equal(again, b) {
+				t.Errorf("lease %x re-encodes to %x", b, again)
+			}
+		}
+	})
+}

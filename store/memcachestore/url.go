@@ -1,0 +1,144 @@
+package memcachestore
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+func init() {
+	store.Register(open, "memcache", "memcached")
+}
+
+// DefaultPort is memcached's port, used when a URL's host has none.
+const DefaultPort = "11211"
+
+// urlParams are the query parameters a memcache:// URL accepts.
+var urlParams = []string{"prefix", "timeout", "max_idle_conns", "max_item_size"}
+
+// config is what a URL says, before anything is dialled.
+type config struct {
+	addrs        []string
+	opts         Options
+	timeout      time.Duration
+	maxIdleConns int
+}
+
+// parseURL reads memcache://host:port[,host:port...][?prefix=..&timeout=..&max_idle_conns=..&max_item_size=..].
+// It never dials. Errors match store.ErrBadURL.
+func parseURL(u *url.URL) (config, error) {
+	var c config
+	bad := func(format string, args ...any) (config, error) {
+		return config{}, fmt.Errorf("%w: %s: %s", store.ErrBadURL, u.Redacted(), fmt.Sprintf(format, args...))
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "memcache", "memcached":
+	default:
+		return bad("scheme %q is not memcache", u.Scheme)
+	}
+	if u.Opaque != "" {
+		return bad("want memcache://host:port")
+	}
+	if u.User != nil {
+		return bad("memcached has no passwords (the text protocol has no authentication)")
+	}
+	if u.Path != "" && u.Path != "/" {
+		return bad("unexpected path %q (memcached has no databases)", u.Path)
+	}
+	if u.Fragment != "" {
+		return bad("unexpected fragment")
+	}
+	if u.Host == "" {
+		return bad("no host")
+	}
+	for h := range strings.SplitSeq(u.Host, ",") {
+		if h == "" {
+			return bad("empty host in %q", u.Host)
+		}
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			// No port: the whole thing is the host.
+			host, port = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), DefaultPort
+			if strings.ContainsAny(host, "[]") || (strings.Contains(host, ":") && !strings.HasPrefix(h, "[")) {
+				return bad("cannot read host %q", h)
+			}
+		}
+		if host == "" {
+			return bad("empty host name in %q", h)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("bad port in %q", h)
+		}
+		c.addrs = append(c.addrs, net.JoinHostPort(host, port))
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return bad("query: %v", err)
+	}
+	for name, vals := range q {
+		if len(vals) != 1 {
+			return bad("parameter %q given %d times", name, len(vals))
+		}
+		v := vals[0]
+		switch name {
+		case "prefix":
+			if err := validatePrefix(v); err != nil {
+				return bad("%v", err)
+			}
+			c.opts.Prefix = v
+		case "timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return bad("timeout %q is not a positive duration such as 500ms", v)
+			}
+			c.timeout = d
+		case "max_idle_conns":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return bad("max_idle_conns %q is not a positive integer", v)
+			}
+			c.maxIdleConns = n
+		case "max_item_size":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 4096 {
+				return bad("max_item_size %q is not an integer of at least 4096", v)
+			}
+			c.opts.MaxItemSize = n
+		default:
+			return bad("unknown parameter %q; accepted: %s", name, strings.Join(urlParams, ", "))
+		}
+	}
+	return c, nil
+}
+
+// open is the store.Opener for memcache:// URLs. The store owns the client it makes.
+func open(ctx context.Context, u *url.URL) (store.Store, error) {
+	c, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var servers memcache.ServerList
+	if err := servers.SetServers(c.addrs...); err != nil {
+		return nil, fmt.Errorf("memcachestore: %s: %w", u.Redacted(), err)
+	}
+	client := memcache.NewFromSelector(&servers)
+	client.Timeout = c.timeout
+	client.MaxIdleConns = c.maxIdleConns
+	s, err := New(client, &c.opts)
+	if err != nil {
+		return nil, err
+	}
+	s.owned = true
+	return s, nil
+}

@@ -1,0 +1,130 @@
+package memcachestore
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		url     string
+		addrs   []string
+		prefix  string
+		timeout time.Duration
+		idle    int
+		maxItem int
+	}{
+		{url: "memcache://127.0.0.1:11311", addrs: []string{"127.0.0.1:11311"}},
+		{url: "memcache://cache.local", addrs: []string{"cache.local:11211"}},
+		{url: "memcached://a,b:2,c:3/", addrs: []string{"a:11211", "b:2", "c:3"}},
+		{url: "memcache://[::1]:5", addrs: []string{"[::1]:5"}},
+		{url: "memcache://[::2]", addrs: []string{"[::2]:11211"}},
+		{url: "MEMCACHE://h?prefix=app:v2&timeout=250ms&max_idle_conns=8&max_item_size=2097152",
+			addrs: []string{"h:11211"}, prefix: "app:v2", timeout: 250 * time.Millisecond, idle: 8, maxItem: 2 << 20},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := parseURL(u)
+		if err != nil {
+			t.Errorf("parseURL(%q): %v", tc.url, err)
+			continue
+		}
+		if !slices.Equal(c.addrs, tc.addrs) || c.opts.Prefix != tc.prefix || c.timeout != tc.timeout ||
+			c.maxIdleConns != tc.idle || c.opts.MaxItemSize != tc.maxItem {
+			t.Errorf("parseURL(%q) = %+v", tc.url, c)
+		}
+	}
+}
+
+func TestParseURLErrors(t *testing.T) {
+	for _, tc := range []struct {
+		url, want string
+	}{
+		{"redis://h", "not memcache"},
+		{"memcache:h", "want memcache://host:port"},
+		{"memcache://", "no host"},
+		{"memcache://a,,b", "empty host"},
+		{"memcache://h:0", "bad port"},
+		{"memcache://h:99999", "bad port"},
+		{"memcache://h:1,h:x:1", "cannot read host"},
+		{"memcache://user:hunter2@h", "no passwords"},
+		{"memcache://h/db", "unexpected path"},
+		{"memcache://h#frag", "fragment"},
+		{"memcache://h?prefix=a%20b", "prefix"},
+		{"memcache://h?timeout=soon", "timeout"},
+		{"memcache://h?timeout=-1s", "timeout"},
+		{"memcache://h?max_idle_conns=0", "max_idle_conns"},
+		{"memcache://h?max_item_size=10", "max_item_size"},
+		{"memcache://h?prefix=a&prefix=b", "given 2 times"},
+		{"memcache://h?db=1", "unknown parameter \"db\"; accepted: prefix, timeout, max_idle_conns, max_item_size"},
+		{"memcache://h?a=%zz", "query"},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatalf("url.Parse(%q): %v", tc.url, err)
+		}
+		_, err = parseURL(u)
+		if !errors.Is(err, store.ErrBadURL) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseURL(%q) = %v; want an error matching store.ErrBadURL containing %q", tc.url, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("parseURL(%q) leaks the password: %v", tc.url, err)
+		}
+	}
+}
+
+func TestOpen(t *testing.T) {
+	s, err := store.Open(context.Background(), "memcache://127.0.0.1:1?prefix=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, ok := s.(*Store)
+	if !ok || !ms.owned || ms.prefix != "x" {
+		t.Errorf("Open = %#v; want an owned *Store with prefix x", s)
+	}
+	if err := s.Close(); err != nil {
+		t.Error(err)
+	}
+	if _, err := store.Open(context.Background(), "memcache://h?nope=1"); !errors.Is(err, store.ErrBadURL) {
+		t.Errorf("Open with an unknown parameter: %v; want ErrBadURL", err)
+	}
+}
+
+// FuzzParseURL checks that the parser never panics, and that whatever it accepts names
+// at least one address and a valid prefix. It never dials.
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{
+		"memcache://127.0.0.1:11211", "memcache://a:1,b:2?prefix=p", "memcache://[::1]", "memcache://h?timeout=1s",
+		"memcache://u:p@h", "memcache://h?max_item_size=4096&max_idle_conns=3",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return
+		}
+		c, err := parseURL(u)
+		if err != nil {
+			if !errors.Is(err, store.ErrBadURL) {
+				t.Errorf("parseURL(%q) = %v, which does not match ErrBadURL", raw, err)
+			}
+			return
+		}
+		if len(c.addrs) == 0 {
+			t.Errorf("parseURL(%q) accepted no addresses", raw)
+		}
+		if err := validatePrefix(c.opts.Prefix); err != nil {
+			t.Errorf("parseURL(%q) accepted prefix: %v", raw, err)
+		}
+	})
+}
