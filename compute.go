@@ -45,8 +45,8 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 // result; it computes without the lease when the store cannot give one.
 func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A) (R, error) {
 	var zero R
-	// A result stored from now on answers this call, whatever its age.
-	notBefore := s.clock.Now().Truncate(time.Millisecond)
+	// A result stored after now answers this call, whatever its age.
+	notBefore := s.clock.Now()
 	owner := newOwner()
 	var (
 		waitStart time.Time
@@ -127,13 +127,16 @@ func (f *Func[A, R]) endWait(s *settings, k store.Key, start time.Time, why stri
 }
 
 // accept returns the stored result if it may answer a call that began computing at
-// notBefore: stored since then, or (without Overwrite) still fresh.
+// notBefore: stored after then (by another caller), or, without Overwrite, still
+// fresh. An entry stored at the very instant, or in the same millisecond on a store
+// that keeps milliseconds, is not taken: recomputing is safe, serving a result older
+// than an Overwrite is not.
 func (f *Func[A, R]) accept(ctx context.Context, s *settings, k store.Key, notBefore time.Time) (R, bool) {
 	v, storedAt, found, _ := f.lookup(ctx, s, k)
 	if !found {
 		return v, false
 	}
-	if !storedAt.Before(notBefore) {
+	if storedAt.After(notBefore) {
 		return v, true
 	}
 	if s.overwrite {
@@ -278,6 +281,7 @@ func isNil[R any](v R) bool {
 // at once if another process holds the lease (it is refreshing or computing).
 func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k store.Key, arg A) {
 	ctx = context.WithoutCancel(ctx)
+	start := s.clock.Now()
 	f.refreshing.Start(k.ID, func() (v R, err error) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -293,7 +297,7 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 		case err != nil:
 			return v, f.storeFailed(ctx, s, "acquire", k, err)
 		}
-		if v, ok := f.accept(ctx, s, k, time.Time{}); ok && !s.overwrite {
+		if v, ok := f.accept(ctx, s, k, start); ok {
 			f.release(ctx, s, lease) // refreshed by someone else meanwhile
 			return v, nil
 		}
