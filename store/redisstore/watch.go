@@ -1,0 +1,360 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+// Receive loop tuning.
+const (
+	idleTimeout = 30 * time.Second // no message for this long: ping the connection
+	minBackoff  = 50 * time.Millisecond
+	maxBackoff  = 2 * time.Second
+	pttlTimeout = 5 * time.Second
+	unsubWait   = 5 * time.Second
+	pingPrefix  = "cachier-redisstore:"
+)
+
+// Watch returns a channel that receives a value when k's entry is set, deleted or
+// cleared, or its lease is released or expires. Watch returns once the server has
+// confirmed the subscription, so no change after it returns is missed.
+//
+// All watches of a Store share one pub/sub connection, subscribed once per watched
+// key. Lease expiry is not published by Redis: the store learns a lease's remaining
+// time when a key is first watched and from every Acquire and Renew, and wakes the
+// watchers when it runs out (by the server's clock, not this machine's). After the
+// connection is lost and re-established, every watcher is woken once, because
+// changes made meanwhile were not heard.
+func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func(), error) {
+	if err := k.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	h, err := s.getHub()
+	if err != nil {
+		return nil, nil, err
+	}
+	return h.watch(ctx, k)
+}
+
+func (s *Store) getHub() (*hub, error) {
+	s.hubMu.Lock()
+	defer s.hubMu.Unlock()
+	if s.closed {
+		return nil, errors.New("redisstore: store is closed")
+	}
+	if s.hub == nil {
+		s.hub = newHub(s)
+	}
+	return s.hub, nil
+}
+
+// hub multiplexes every watched key over one redis.PubSub.
+type hub struct {
+	s      *Store
+	ps     *redis.PubSub
+	ctx    context.Context // cancelled by close
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the receive loop ends
+
+	mu      sync.Mutex
+	chans   map[string]*channel // by channel name
+	seq     uint64              // of the last PING written
+	pending map[*channel]uint64 // subscribed, waiting for a PONG of at least this seq
+	resync  bool                // the connection failed: wake everyone at the next PONG
+}
+
+// channel is one subscribed key and its watchers.
+type channel struct {
+	name     string
+	leaseKey string
+	watchers map[*watcher]struct{}
+	ready    chan struct{} // closed when subscribed and the lease timer is armed
+	isReady  bool
+	timer    *time.Timer // wakes the watchers when the lease expires
+	gen      uint64      // bumped by every lease message, to drop stale PTTL answers
+}
+
+type watcher struct {
+	c    chan struct{}
+	once sync.Once
+}
+
+func newHub(s *Store) *hub {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &hub{
+		s:       s,
+		ps:      s.client.Subscribe(ctx), // no channels yet: connects lazily
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		chans:   map[string]*channel{},
+		pending: map[*channel]uint64{},
+	}
+	go h.loop()
+	return h
+}
+
+func (h *hub) watch(ctx context.Context, k store.Key) (<-chan struct{}, func(), error) {
+	name := h.s.keys.key(k, kindChannel)
+	w := &watcher{c: make(chan struct{}, 1)}
+
+	h.mu.Lock()
+	if h.ctx.Err() != nil {
+		h.mu.Unlock()
+		return nil, nil, errors.New("redisstore: store is closed")
+	}
+	ch := h.chans[name]
+	if ch == nil {
+		ch = &channel{
+			name:     name,
+			leaseKey: h.s.keys.key(k, kindLease),
+			watchers: map[*watcher]struct{}{},
+			ready:    make(chan struct{}),
+		}
+		h.chans[name] = ch
+		ch.watchers[w] = struct{}{}
+		// Written under h.mu so that SUBSCRIBE, UNSUBSCRIBE and PING reach the
+		// connection in the order the map changes.
+		err := h.ps.Subscribe(ctx, name)
+		if err == nil {
+			err = h.pingLocked(ctx)
+		}
+		if err != nil {
+			h.removeLocked(w, ch)
+			h.mu.Unlock()
+			return nil, nil, fmt.Errorf("redisstore: watch %s: %w", k, err)
+		}
+		h.pending[ch] = h.seq
+	} else {
+		ch.watchers[w] = struct{}{}
+	}
+	h.mu.Unlock()
+
+	stop := func() {
+		w.once.Do(func() {
+			h.mu.Lock()
+			h.removeLocked(w, ch)
+			h.mu.Unlock()
+		})
+	}
+	select {
+	case <-ch.ready:
+	case <-ctx.Done():
+		stop()
+		return nil, nil, ctx.Err()
+	case <-h.ctx.Done():
+		stop()
+		return nil, nil, errors.New("redisstore: store is closed")
+	}
+	unregister := context.AfterFunc(ctx, stop)
+	return w.c, func() { unregister(); stop() }, nil
+}
+
+// pingLocked writes a PING whose PONG proves that every command written before it
+// has been processed.
+func (h *hub) pingLocked(ctx context.Context) error {
+	h.seq++
+	return h.ps.Ping(ctx, pingPrefix+strconv.FormatUint(h.seq, 10))
+}
+
+// removeLocked drops w, and unsubscribes ch when it was the last watcher.
+func (h *hub) removeLocked(w *watcher, ch *channel) {
+	delete(ch.watchers, w)
+	if len(ch.watchers) > 0 || h.chans[ch.name] != ch {
+		return
+	}
+	delete(h.chans, ch.name)
+	delete(h.pending, ch)
+	if ch.timer != nil {
+		ch.timer.Stop()
+	}
+	if h.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, unsubWait)
+	defer cancel()
+	if err := h.ps.Unsubscribe(ctx, ch.name); err != nil {
+		// The connection is broken; it reconnects without this channel.
+		h.s.log.Debug("redisstore: unsubscribe", "channel", ch.name, "err", err)
+	}
+}
+
+func (w *watcher) wake() {
+	select {
+	case w.c <- struct{}{}:
+	default: // one pending value is enough
+	}
+}
+
+func (ch *channel) wakeLocked() {
+	for w := range ch.watchers {
+		w.wake()
+	}
+}
+
+// loop receives messages until close.
+func (h *hub) loop() {
+	defer close(h.done)
+	backoff := minBackoff
+	for {
+		msg, err := h.ps.ReceiveTimeout(h.ctx, idleTimeout)
+		if h.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Idle: a PING checks the connection (a failed write reconnects).
+				h.mu.Lock()
+				_ = h.pingLocked(h.ctx)
+				h.mu.Unlock()
+				continue
+			}
+			h.mu.Lock()
+			if !h.resync {
+				h.s.log.Warn("redisstore: notifier connection lost; reconnecting", "err", store.Redact(err.Error()))
+			}
+			h.resync = true
+			h.mu.Unlock()
+			select {
+			case <-time.After(backoff):
+			case <-h.ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, maxBackoff)
+			// Reconnects (resubscribing every channel) and proves it with a PONG.
+			h.mu.Lock()
+			_ = h.pingLocked(h.ctx)
+			h.mu.Unlock()
+			continue
+		}
+		backoff = minBackoff
+		switch m := msg.(type) {
+		case *redis.Message:
+			h.message(m.Channel, m.Payload)
+		case *redis.Pong:
+			h.pong(m.Payload)
+		}
+	}
+}
+
+func (h *hub) message(name, payload string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch := h.chans[name]
+	if ch == nil {
+		return
+	}
+	switch {
+	case payload == "l":
+		ch.gen++
+		if ch.timer != nil {
+			ch.timer.Stop()
+		}
+		ch.wakeLocked()
+	case strings.HasPrefix(payload, "t"):
+		ch.gen++
+		if ms, err := strconv.ParseInt(payload[1:], 10, 64); err == nil && ms >= 0 {
+			h.armLocked(ch, time.Duration(ms)*time.Millisecond)
+		}
+	default: // "v", or anything unknown: a spurious wake-up is allowed
+		ch.wakeLocked()
+	}
+}
+
+// armLocked sets ch's lease timer to wake its watchers after d (plus a millisecond,
+// so that the lease has surely expired on the server when they look).
+func (h *hub) armLocked(ch *channel, d time.Duration) {
+	if ch.timer != nil {
+		ch.timer.Stop()
+	}
+	ch.timer = time.AfterFunc(d+time.Millisecond, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		ch.wakeLocked()
+	})
+}
+
+func (h *hub) pong(payload string) {
+	seqStr, ok := strings.CutPrefix(payload, pingPrefix)
+	if !ok {
+		return
+	}
+	seq, err := strconv.ParseUint(seqStr, 10, 64)
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var confirmed []*channel
+	for ch, s := range h.pending {
+		if s <= seq {
+			confirmed = append(confirmed, ch)
+			delete(h.pending, ch)
+		}
+	}
+	if h.resync {
+		// Reconnected: messages sent meanwhile are lost. Wake everyone, and learn
+		// every lease's remaining time again.
+		h.resync = false
+		h.s.log.Info("redisstore: notifier reconnected")
+		for _, ch := range h.chans {
+			ch.wakeLocked()
+			if ch.isReady {
+				confirmed = append(confirmed, ch)
+			}
+		}
+	}
+	for _, ch := range confirmed {
+		go h.armFromServer(ch, ch.gen)
+	}
+}
+
+// armFromServer reads the remaining time of ch's lease, arms the timer, and marks
+// ch ready. If the server cannot say, it wakes the watchers instead (a spurious
+// wake-up is allowed; a missed expiry is not).
+func (h *hub) armFromServer(ch *channel, gen uint64) {
+	ctx, cancel := context.WithTimeout(h.ctx, pttlTimeout)
+	defer cancel()
+	pttl, err := h.s.client.PTTL(ctx, ch.leaseKey).Result()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case err != nil:
+		ch.wakeLocked()
+	case ch.gen != gen:
+		// A lease message arrived meanwhile and is newer.
+	case pttl >= 0:
+		h.armLocked(ch, pttl)
+	}
+	if !ch.isReady {
+		ch.isReady = true
+		close(ch.ready)
+	}
+}
+
+// close ends the subscription and the receive loop.
+func (h *hub) close() {
+	h.mu.Lock()
+	h.cancel()
+	for _, ch := range h.chans {
+		if ch.timer != nil {
+			ch.timer.Stop()
+		}
+	}
+	h.mu.Unlock()
+	_ = h.ps.Close()
+	<-h.done
+}
