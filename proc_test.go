@@ -1,0 +1,25 @@
+package cachier_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/cachier-go/cachier/internal/proctest"
+)
+
+func TestMain(m *testing.M) {
+	proctest.MaybeWorker()
+	os.Exit(m.Run())
+}
+
+// 4 processes x 16 goroutines ask for one cold key on one file store: exactly one
+// computation, and everyone gets its value.
+func TestFileStoreStampedeAcrossProcesses(t *testing.T) {
+	proctest.Stampede(t, "file://"+t.TempDir(), 4, 16)
+}
+
+// A worker SIGKILLed mid-computation blocks the others only until its lease expires;
+// then exactly one of them takes over.
+func TestFileStoreKilledHolderIsTakenOver(t *testing.T) {
+	proctest.KillTakeover(t, "file://"+t.TempDir())
+}
