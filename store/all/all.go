@@ -1,0 +1,25 @@
+// Package all registers every cachier store with store.Open, for programs (such as
+// the cachier command) that take a store URL from their user:
+//
+//	import _ "github.com/cachier-go/cachier/store/all"
+//
+//	st, err := store.Open(ctx, "redis://localhost:6379/0")
+//
+// Importing it links every store's driver into the program. A program that needs one
+// store should import that store's package instead, for its init alone.
+//
+// Schemes registered:
+//
+//	file://, file:///path                    filestore (the default store)
+//	mem://                                   memstore (in the process only)
+//	redis://, rediss://, redis+cluster://,
+//	redis+sentinel:// (and rediss+...)       redisstore
+//	memcache://, memcached://                memcachestore
+package all
+
+import (
+	_ "github.com/cachier-go/cachier/store/filestore"     // file
+	_ "github.com/cachier-go/cachier/store/memcachestore" // memcache, memcached
+	_ "github.com/cachier-go/cachier/store/memstore"      // mem
+	_ "github.com/cachier-go/cachier/store/redisstore"    // redis, rediss, redis+cluster, redis+sentinel
+)
