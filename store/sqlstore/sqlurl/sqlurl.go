@@ -1,0 +1,336 @@
+// Package sqlurl registers the URL schemes of package sqlstore with store.Open:
+//
+//	postgres://user:pass@host:5432/db?sslmode=disable&table=cachier_entries
+//	postgresql://...                       (the same)
+//	mysql://user:pass@host:3306/db?tls=true
+//	sqlite:///abs/path/cache.db            (an absolute path)
+//	sqlite:relative/cache.db               (relative to the working directory)
+//	sqlite://:memory:  or  sqlite::memory: (one connection, gone when closed)
+//
+// Import it for its side effect, or import github.com/cachier-go/cachier/store/all.
+// It lives apart from sqlstore because opening a URL means choosing and importing the
+// drivers (pgx, go-sql-driver/mysql and modernc.org/sqlite), while sqlstore imports
+// only database/sql so that programs that build their own *sql.DB link only the driver
+// they use. A store opened here owns its *sql.DB and closes it in Close.
+//
+// # Parameters
+//
+// Every scheme accepts:
+//
+//	table=NAME          entries table (default cachier_entries)
+//	lease_table=NAME    leases table (default derived from table)
+//	poll_interval=DUR   longest poll interval of watchers without notifications (100ms)
+//
+// postgres also accepts listen=false (no LISTEN/NOTIFY connection; watchers poll) and
+// the libpq and pgx connection parameters listed in [PostgresParams]. mysql accepts
+// socket=/path (connect through a unix socket) and the driver parameters in
+// [MySQLParams]. sqlite accepts busy_timeout (milliseconds, default 10000),
+// journal_mode (default WAL) and synchronous (default NORMAL): SQLite then lets many
+// goroutines and processes write without failing with SQLITE_BUSY. Any other
+// parameter is an error matching store.ErrBadURL that lists the accepted ones.
+package sqlurl
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/sqlstore"
+	"github.com/cachier-go/cachier/store/sqlstore/pgnotify"
+)
+
+func init() {
+	store.Register(Open, "postgres", "postgresql", "mysql", "sqlite")
+}
+
+// Parameters every scheme accepts.
+var commonParams = []string{"table", "lease_table", "poll_interval"}
+
+// PostgresParams are the connection parameters a postgres:// URL may carry besides
+// the common ones and listen; they are passed on to pgx.
+var PostgresParams = []string{
+	"application_name", "connect_timeout", "dbname", "default_query_exec_mode",
+	"description_cache_capacity", "fallback_application_name", "host", "options", "passfile",
+	"password", "port", "search_path", "service", "servicefile", "sslcert", "sslkey",
+	"sslmode", "sslnegotiation", "sslpassword", "sslrootcert", "sslsni",
+	"statement_cache_capacity", "target_session_attrs", "user",
+}
+
+// MySQLParams are the go-sql-driver/mysql parameters a mysql:// URL may carry besides
+// the common ones and socket.
+var MySQLParams = []string{
+	"allowCleartextPasswords", "allowFallbackToPlaintext", "allowNativePasswords", "charset",
+	"checkConnLiveness", "collation", "compress", "connectionAttributes", "interpolateParams",
+	"maxAllowedPacket", "readTimeout", "rejectReadOnly", "serverPubKey", "timeout", "tls",
+	"writeTimeout",
+}
+
+var sqliteParams = []string{"busy_timeout", "journal_mode", "synchronous"}
+
+// Config is what a URL says, parsed without connecting.
+type Config struct {
+	// Driver is the database/sql driver name: "pgx", "mysql" or "sqlite".
+	Driver string
+	// DSN is the driver's data source name. It may hold a password: never print it.
+	DSN string
+	// Memory is set for an in-memory SQLite database, which must use one connection.
+	Memory bool
+	// Options for sqlstore.New (CloseDB is set; Listener is set by Open).
+	Options sqlstore.Options
+	// Listen reports whether a PostgreSQL store gets a LISTEN/NOTIFY connection.
+	Listen bool
+}
+
+func badURL(u *url.URL, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", store.ErrBadURL, u.Redacted(), fmt.Sprintf(format, args...))
+}
+
+// Parse reads a postgres, postgresql, mysql or sqlite URL. It never connects.
+// Errors match store.ErrBadURL and never contain the password.
+func Parse(u *url.URL) (*Config, error) {
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, badURL(u, "bad query: %s", store.Redact(err.Error()))
+	}
+	c := &Config{Options: sqlstore.Options{CloseDB: true}}
+	scheme := strings.ToLower(u.Scheme)
+	var accepted []string
+	switch scheme {
+	case "postgres", "postgresql":
+		accepted = slices.Concat(commonParams, []string{"listen"}, PostgresParams)
+	case "mysql":
+		accepted = slices.Concat(commonParams, []string{"socket"}, MySQLParams)
+	case "sqlite":
+		accepted = slices.Concat(commonParams, sqliteParams)
+	default:
+		return nil, badURL(u, "scheme %q is not postgres, postgresql, mysql or sqlite", u.Scheme)
+	}
+	for name, vals := range q {
+		if !slices.Contains(accepted, name) {
+			sorted := slices.Clone(accepted)
+			slices.Sort(sorted)
+			return nil, badURL(u, "unknown parameter %q; accepted: %s", name, strings.Join(sorted, ", "))
+		}
+		if len(vals) != 1 {
+			return nil, badURL(u, "parameter %q given %d times", name, len(vals))
+		}
+	}
+	c.Options.Table = q.Get("table")
+	c.Options.LeaseTable = q.Get("lease_table")
+	if v := q.Get("poll_interval"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, badURL(u, "poll_interval %q is not a positive duration", v)
+		}
+		c.Options.PollInterval = d
+	}
+	for _, k := range commonParams {
+		q.Del(k)
+	}
+	for _, name := range []string{c.Options.Table, c.Options.LeaseTable} {
+		if name == "" {
+			continue
+		}
+		if err := sqlstore.ValidateTableName(name); err != nil {
+			return nil, badURL(u, "%v", err)
+		}
+	}
+
+	switch scheme {
+	case "postgres", "postgresql":
+		c.Driver, c.Options.Dialect, c.Listen = "pgx", sqlstore.Postgres, true
+		if v := q.Get("listen"); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, badURL(u, "listen %q is not a boolean", v)
+			}
+			c.Listen = b
+		}
+		q.Del("listen")
+		d := *u
+		d.Scheme = "postgres"
+		d.RawQuery = q.Encode()
+		d.Fragment, d.RawFragment = "", ""
+		c.DSN = d.String()
+	case "mysql":
+		cfg, err := parseMySQL(u, q)
+		if err != nil {
+			return nil, err
+		}
+		c.Driver, c.Options.Dialect, c.DSN = "mysql", sqlstore.MySQL, cfg
+	case "sqlite":
+		dsn, memory, err := parseSQLite(u, q)
+		if err != nil {
+			return nil, err
+		}
+		c.Driver, c.Options.Dialect, c.DSN, c.Memory = "sqlite", sqlstore.SQLite, dsn, memory
+	}
+	return c, nil
+}
+
+func parseMySQL(u *url.URL, q url.Values) (string, error) {
+	if u.Opaque != "" {
+		return "", badURL(u, "want mysql://user:pass@host:port/db")
+	}
+	cfg := mysql.NewConfig()
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+	}
+	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	if strings.Contains(cfg.DBName, "/") {
+		return "", badURL(u, "database name %q contains a slash", cfg.DBName)
+	}
+	if sock := q.Get("socket"); sock != "" {
+		if u.Host != "" {
+			return "", badURL(u, "both a host and a socket")
+		}
+		cfg.Net, cfg.Addr = "unix", sock
+	} else {
+		cfg.Net, cfg.Addr = "tcp", u.Host
+		if u.Port() == "" {
+			host := u.Hostname()
+			if host == "" {
+				host = "127.0.0.1"
+			}
+			cfg.Addr = net.JoinHostPort(host, "3306")
+		}
+	}
+	q.Del("socket")
+	dsn := cfg.FormatDSN()
+	if len(q) > 0 {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		dsn += sep + q.Encode()
+	}
+	if _, err := mysql.ParseDSN(dsn); err != nil {
+		// The driver's message may quote the DSN; say only which parameter failed.
+		return "", badURL(u, "the mysql driver rejects the parameters: %s", store.Redact(strings.ReplaceAll(err.Error(), cfg.Passwd, "xxxxx")))
+	}
+	return dsn, nil
+}
+
+func parseSQLite(u *url.URL, q url.Values) (dsn string, memory bool, err error) {
+	path := u.Opaque
+	switch {
+	case path != "":
+		if u.Host != "" || u.Path != "" {
+			return "", false, badURL(u, "want sqlite:///abs/path.db, sqlite:rel/path.db or sqlite://:memory:")
+		}
+		path, err = url.PathUnescape(path)
+		if err != nil {
+			return "", false, badURL(u, "bad path")
+		}
+	case u.Host == ":memory:" || u.Host == "memory":
+		if u.Path != "" {
+			return "", false, badURL(u, "a memory database has no path")
+		}
+		path = ":memory:"
+	case u.Host != "":
+		return "", false, badURL(u, "host %q: want sqlite:///abs/path.db (three slashes) or sqlite:rel/path.db", u.Host)
+	default:
+		path = u.Path
+	}
+	if u.User != nil {
+		return "", false, badURL(u, "sqlite takes no user")
+	}
+	if path == "" {
+		return "", false, badURL(u, "no database path")
+	}
+	if strings.ContainsRune(path, 0) {
+		return "", false, badURL(u, "path contains NUL")
+	}
+	memory = path == ":memory:"
+	opts := url.Values{}
+	busy := q.Get("busy_timeout")
+	if busy == "" {
+		busy = "10000"
+	}
+	if n, err := strconv.ParseUint(busy, 10, 31); err != nil {
+		return "", false, badURL(u, "busy_timeout %q is not milliseconds", busy)
+	} else {
+		opts.Set("_busy_timeout", strconv.FormatUint(n, 10))
+	}
+	jm := strings.ToUpper(q.Get("journal_mode"))
+	if jm == "" {
+		jm = "WAL"
+	}
+	if !slices.Contains([]string{"DELETE", "TRUNCATE", "PERSIST", "MEMORY", "WAL", "OFF"}, jm) {
+		return "", false, badURL(u, "journal_mode %q is not DELETE, TRUNCATE, PERSIST, MEMORY, WAL or OFF", jm)
+	}
+	if !memory {
+		opts.Set("_journal_mode", jm)
+	}
+	sync := strings.ToUpper(q.Get("synchronous"))
+	if sync == "" {
+		sync = "NORMAL"
+	}
+	if !slices.Contains([]string{"OFF", "NORMAL", "FULL", "EXTRA"}, sync) {
+		return "", false, badURL(u, "synchronous %q is not OFF, NORMAL, FULL or EXTRA", sync)
+	}
+	opts.Set("_synchronous", sync)
+	if memory {
+		return (&url.URL{Scheme: "file", Opaque: ":memory:", RawQuery: opts.Encode()}).String(), true, nil
+	}
+	// A "file:" URI, so that any character in the path survives (SQLite decodes %XX).
+	f := &url.URL{Scheme: "file", Path: path, RawQuery: opts.Encode()}
+	if !filepath.IsAbs(path) {
+		f = &url.URL{Scheme: "file", Opaque: (&url.URL{Path: path}).EscapedPath(), RawQuery: opts.Encode()}
+	}
+	return f.String(), false, nil
+}
+
+// Open opens the store a postgres, postgresql, mysql or sqlite URL names. The store
+// owns its *sql.DB and closes it in Close. Open checks the URL but does not connect:
+// the first operation does.
+func Open(ctx context.Context, u *url.URL) (store.Store, error) {
+	c, err := Parse(u)
+	if err != nil {
+		return nil, err
+	}
+	var db *sql.DB
+	switch c.Driver {
+	case "pgx":
+		cfg, err := pgx.ParseConfig(c.DSN)
+		if err != nil {
+			return nil, badURL(u, "%s", store.Redact(err.Error()))
+		}
+		db = stdlib.OpenDB(*cfg)
+		if c.Listen {
+			c.Options.Listener = pgnotify.Listener{}
+		}
+	default:
+		db, err = sql.Open(c.Driver, c.DSN)
+		if err != nil {
+			return nil, badURL(u, "%s", store.Redact(err.Error()))
+		}
+	}
+	if c.Memory {
+		// Every connection to :memory: is a database of its own: keep exactly one.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+	}
+	s, err := sqlstore.New(db, &c.Options)
+	if err != nil {
+		db.Close()
+		return nil, badURL(u, "%v", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,341 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+// Listener receives PostgreSQL notifications on one dedicated connection. Package
+// pgnotify implements it with pgx; this package cannot, because it imports no driver.
+type Listener interface {
+	// Listen subscribes conn to channel (LISTEN), calls ready once the subscription is
+	// active, then calls deliver with the payload of each notification, in order,
+	// until ctx is done or the connection fails, and returns why. The store discards
+	// conn afterwards, so Listen need not UNLISTEN.
+	Listen(ctx context.Context, conn *sql.Conn, channel string, ready func(), deliver func(payload string)) error
+}
+
+// listenerState is the store's one listening connection, started by the first Watch.
+type listenerState struct {
+	l         Listener
+	startOnce sync.Once
+	up        atomic.Bool
+	readyOnce sync.Once
+	ready     chan struct{} // closed the first time the listener is up
+}
+
+// listenWait bounds how long the first Watch waits for the listening connection
+// before it falls back to polling.
+const listenWait = 2 * time.Second
+
+// hub fans local changes and received notifications out to this process's watchers.
+type hub struct {
+	n    atomic.Int64 // watchers, so that writes skip the lock when nobody watches
+	mu   sync.Mutex
+	byNS map[string]map[*watcher]struct{}
+}
+
+type watcher struct {
+	key  store.Key
+	kick chan struct{} // capacity 1
+}
+
+func (h *hub) init() { h.byNS = map[string]map[*watcher]struct{}{} }
+
+func (h *hub) add(w *watcher) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.byNS[w.key.Namespace]
+	if m == nil {
+		m = map[*watcher]struct{}{}
+		h.byNS[w.key.Namespace] = m
+	}
+	m[w] = struct{}{}
+	h.n.Add(1)
+}
+
+func (h *hub) remove(w *watcher) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.byNS[w.key.Namespace]
+	if _, ok := m[w]; !ok {
+		return
+	}
+	delete(m, w)
+	if len(m) == 0 {
+		delete(h.byNS, w.key.Namespace)
+	}
+	h.n.Add(-1)
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// kick wakes the watchers of k, or of k's whole namespace.
+func (h *hub) kick(k store.Key, whole bool) {
+	if h.n.Load() == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for w := range h.byNS[k.Namespace] {
+		if whole || w.key.ID == k.ID {
+			signal(w.kick)
+		}
+	}
+}
+
+// kickAll wakes every watcher: notifications may have been lost.
+func (h *hub) kickAll() {
+	if h.n.Load() == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.byNS {
+		for w := range m {
+			signal(w.kick)
+		}
+	}
+}
+
+// goBackground runs f in a goroutine that Close waits for, unless the store is closed.
+func (s *Store) goBackground(f func()) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgCtx.Err() != nil {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// listening starts the listener if needed and reports whether it is up, waiting a
+// little for the first connection.
+func (s *Store) listening(ctx context.Context) bool {
+	ls := s.lis
+	if ls == nil {
+		return false
+	}
+	ls.startOnce.Do(func() { s.goBackground(s.runListener) })
+	if ls.up.Load() {
+		return true
+	}
+	t := time.NewTimer(listenWait)
+	defer t.Stop()
+	select {
+	case <-ls.ready:
+	case <-t.C:
+	case <-ctx.Done():
+	case <-s.bgCtx.Done():
+	}
+	return ls.up.Load()
+}
+
+// runListener keeps one connection listening on the store's channel until Close,
+// reconnecting with backoff. Every connect and every loss wakes all watchers, since
+// notifications sent while no connection listened are lost.
+func (s *Store) runListener() {
+	ls := s.lis
+	ctx := s.bgCtx
+	backoff := 10 * time.Millisecond
+	for {
+		conn, err := s.db.Conn(ctx)
+		if err == nil {
+			err = ls.l.Listen(ctx, conn, s.channel, func() {
+				ls.up.Store(true)
+				ls.readyOnce.Do(func() { close(ls.ready) })
+				backoff = 10 * time.Millisecond
+				s.hub.kickAll()
+			}, s.deliver)
+			// Never return a listening session to the pool.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			_ = conn.Close()
+		}
+		ls.up.Store(false)
+		s.hub.kickAll()
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("sqlstore: notification connection lost; watchers poll until it is back",
+			"table", s.channel, "err", store.Redact(errString(err)), "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "listener returned"
+	}
+	return err.Error()
+}
+
+// deliver handles one notification payload.
+func (s *Store) deliver(payload string) {
+	if k, whole, ok := parsePayload(payload); ok {
+		s.hub.kick(k, whole)
+	}
+}
+
+// fingerprint is what a polling watcher compares: the entry's stored_at, the lease's
+// token and whether the lease is live by the server's clock.
+type fingerprint struct {
+	at    sql.NullInt64
+	token sql.NullString
+	live  sql.NullInt64
+}
+
+func (s *Store) fingerprint(ctx context.Context, k store.Key) (fingerprint, error) {
+	return retry(ctx, s, func() (fingerprint, error) {
+		var f fingerprint
+		err := s.db.QueryRowContext(ctx, s.q.fingerprint, k.Namespace, k.ID, k.Namespace, k.ID, k.Namespace, k.ID).
+			Scan(&f.at, &f.token, &f.live)
+		return f, err
+	})
+}
+
+// leaseRemaining returns how long the lease on k has to live by the server's clock,
+// and false when there is no lease.
+func (s *Store) leaseRemaining(ctx context.Context, k store.Key) (time.Duration, bool, error) {
+	var us int64
+	err := s.db.QueryRowContext(ctx, s.q.leaseTimer, k.Namespace, k.ID).Scan(&us)
+	if err == sql.ErrNoRows {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return time.Duration(us) * time.Microsecond, true, nil
+}
+
+// Watch implements store.Notifier. On PostgreSQL with a Listener, the store's one
+// listening connection wakes watchers within milliseconds of a commit, and a timer
+// wakes them when the lease they wait on expires. Otherwise each watcher polls the
+// entry and the lease, 1ms apart at first and doubling up to Options.PollInterval;
+// changes made through this Store wake watchers in this process at once.
+func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func(), error) {
+	if err := k.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if _, err := s.init(ctx); err != nil {
+		return nil, nil, err
+	}
+	listen := s.listening(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	stopOnClose := context.AfterFunc(s.bgCtx, cancel)
+	w := &watcher{key: k, kick: make(chan struct{}, 1)}
+	out := make(chan struct{}, 1)
+
+	var base fingerprint
+	if !listen {
+		var err error
+		if base, err = s.fingerprint(wctx, k); err != nil {
+			stopOnClose()
+			cancel()
+			return nil, nil, err
+		}
+	}
+	s.hub.add(w)
+	run := func() {
+		defer s.hub.remove(w)
+		defer stopOnClose()
+		if listen {
+			s.watchNotified(wctx, w, out)
+		} else {
+			s.watchPolling(wctx, w, out, base)
+		}
+	}
+	if !s.goBackground(run) {
+		s.hub.remove(w)
+		stopOnClose()
+		cancel()
+		return nil, nil, errClosed
+	}
+	return out, cancel, nil
+}
+
+func (s *Store) watchPolling(ctx context.Context, w *watcher, out chan struct{}, base fingerprint) {
+	wait := time.Millisecond
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+			// A change made here: wake now, and keep the baseline so the next poll
+			// cannot hide a concurrent change from elsewhere.
+			signal(out)
+			wait = time.Millisecond
+			t.Reset(wait)
+		case <-t.C:
+			f, err := s.fingerprint(ctx, w.key)
+			if err == nil && f != base {
+				signal(out)
+				base = f
+				wait = time.Millisecond
+			} else {
+				wait = min(2*wait, s.poll)
+			}
+			t.Reset(wait)
+		}
+	}
+}
+
+func (s *Store) watchNotified(ctx context.Context, w *watcher, out chan struct{}) {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	defer t.Stop()
+	expiredSent := false
+	for {
+		// Arm a timer for the expiry of the lease, if there is one.
+		d, ok, err := s.leaseRemaining(ctx, w.key)
+		t.Stop()
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			t.Reset(s.poll) // look again later
+		case ok && d <= 0:
+			if !expiredSent {
+				signal(out)
+				expiredSent = true
+			}
+		case ok:
+			expiredSent = false
+			t.Reset(d + time.Millisecond)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+			signal(out)
+		case <-t.C:
+		}
+	}
+}
