@@ -64,7 +64,9 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 				f.endWait(s, k, waitStart, "lease free")
 				if !lastHeld.ExpiresAt.IsZero() && !s.clock.Now().Before(lastHeld.ExpiresAt) {
 					f.stats.leaseTakeovers.Add(1)
-					f.trace(s, "cachier: took over an expired lease", "key", k.String(), "holder", lastHeld.Owner.String())
+					if s.verbose {
+						f.trace(s, "cachier: took over an expired lease", "key", k.String(), "holder", lastHeld.Owner.String())
+					}
 				}
 			}
 			// A result may have landed between our lookup and the lease.
@@ -88,7 +90,9 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 		if waitStart.IsZero() {
 			waitStart = time.Now()
 			f.stats.waits.Add(1)
-			f.trace(s, "cachier: waiting for another computation", "key", k.String(), "holder", lastHeld.Owner.String())
+			if s.verbose {
+				f.trace(s, "cachier: waiting for another computation", "key", k.String(), "holder", lastHeld.Owner.String())
+			}
 			if n, ok := s.store.(store.Notifier); ok {
 				ch, stop, err := n.Watch(ctx, k)
 				if err == nil {
@@ -123,7 +127,9 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 func (f *Func[A, R]) endWait(s *settings, k store.Key, start time.Time, why string) {
 	d := time.Since(start)
 	f.stats.waitNanos.Add(uint64(d))
-	f.trace(s, "cachier: stopped waiting", "key", k.String(), "why", why, "waited", d)
+	if s.verbose {
+		f.trace(s, "cachier: stopped waiting", "key", k.String(), "why", why, "waited", d)
+	}
 }
 
 // accept returns the stored result if it may answer a call that began computing at
@@ -176,7 +182,9 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 	v, err := f.fn(ctx, arg)
 	f.stats.computeNanos.Add(uint64(time.Since(start)))
 	if err != nil {
-		f.trace(s, "cachier: function failed; nothing stored", "key", k.String(), "err", err)
+		if s.verbose {
+			f.trace(s, "cachier: function failed; nothing stored", "key", k.String(), "err", err)
+		}
 		return v, err
 	}
 	if err := f.save(ctx, s, k, v); err != nil && s.failClosed {
@@ -229,7 +237,9 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, v R) er
 	case f.nillable && isNil(v):
 		if !s.allowNil {
 			f.stats.nilsNotCached.Add(1)
-			f.trace(s, "cachier: nil result not stored (AllowNil is off)", "key", k.String())
+			if s.verbose {
+				f.trace(s, "cachier: nil result not stored (AllowNil is off)", "key", k.String())
+			}
 			return nil
 		}
 		flags = envelope.Nil
@@ -247,7 +257,9 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, v R) er
 	}
 	if s.sizeLimit > 0 && len(payload) > s.sizeLimit {
 		f.stats.sizeRejections.Add(1)
-		f.trace(s, "cachier: result larger than EntrySizeLimit not stored", "key", k.String(), "size", len(payload), "limit", s.sizeLimit)
+		if s.verbose {
+			f.trace(s, "cachier: result larger than EntrySizeLimit not stored", "key", k.String(), "size", len(payload), "limit", s.sizeLimit)
+		}
 		return nil
 	}
 	e := store.Entry{Value: envelope.Seal(codec, flags, payload), StoredAt: s.clock.Now()}
@@ -262,12 +274,16 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, v R) er
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
 		f.stats.sizeRejections.Add(1)
-		f.trace(s, "cachier: result too large for the store, not stored", "key", k.String(), "size", len(e.Value))
+		if s.verbose {
+			f.trace(s, "cachier: result too large for the store, not stored", "key", k.String(), "size", len(e.Value))
+		}
 		return nil
 	case err != nil:
 		return f.storeFailed(ctx, s, "set", k, err)
 	}
-	f.trace(s, "cachier: stored", "key", k.String(), "size", len(e.Value))
+	if s.verbose {
+		f.trace(s, "cachier: stored", "key", k.String(), "size", len(e.Value))
+	}
 	return nil
 }
 
@@ -292,7 +308,9 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 		lease, err := f.acquire(ctx, s, k, newOwner())
 		switch {
 		case errors.Is(err, store.ErrLeaseHeld):
-			f.trace(s, "cachier: refresh already under way elsewhere", "key", k.String())
+			if s.verbose {
+				f.trace(s, "cachier: refresh already under way elsewhere", "key", k.String())
+			}
 			return v, nil
 		case err != nil:
 			return v, f.storeFailed(ctx, s, "acquire", k, err)
@@ -333,6 +351,8 @@ func (f *Func[A, R]) maybeCleanup(s *settings) {
 			_ = f.storeFailed(ctx, s, "cleanup", store.Key{Namespace: f.ns, ID: "*"}, err)
 			return
 		}
-		f.trace(s, "cachier: cleaned up stale entries", "ns", f.ns, "deleted", n)
+		if s.verbose {
+			f.trace(s, "cachier: cleaned up stale entries", "ns", f.ns, "deleted", n)
+		}
 	}()
 }

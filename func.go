@@ -225,7 +225,9 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 	}
 	if s.skip || disabled.Load() {
 		f.stats.skipped.Add(1)
-		f.trace(s, "cachier: skipping the cache", "ns", f.ns)
+		if s.verbose {
+			f.trace(s, "cachier: skipping the cache", "ns", f.ns)
+		}
 		return f.fn(ctx, arg)
 	}
 	k, err := f.Key(arg)
@@ -245,21 +247,31 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 			limit := s.effectiveLimit()
 			if limit == 0 || (limit > 0 && age < limit) {
 				f.stats.hits.Add(1)
-				f.trace(s, "cachier: hit", "key", k.String(), "age", age)
+				if s.verbose {
+					f.trace(s, "cachier: hit", "key", k.String(), "age", age)
+				}
 				return v, nil
 			}
 			if s.nextTime {
 				f.stats.staleHits.Add(1)
-				f.trace(s, "cachier: stale hit, refreshing in the background", "key", k.String(), "age", age, "limit", limit)
+				if s.verbose {
+					f.trace(s, "cachier: stale hit, refreshing in the background", "key", k.String(), "age", age, "limit", limit)
+				}
 				f.refreshInBackground(ctx, s, k, arg)
 				return v, nil
 			}
-			f.trace(s, "cachier: miss: stale", "key", k.String(), "age", age, "limit", limit)
+			if s.verbose {
+				f.trace(s, "cachier: miss: stale", "key", k.String(), "age", age, "limit", limit)
+			}
 		} else {
-			f.trace(s, "cachier: miss: no entry", "key", k.String())
+			if s.verbose {
+				f.trace(s, "cachier: miss: no entry", "key", k.String())
+			}
 		}
 	} else {
-		f.trace(s, "cachier: miss: overwrite", "key", k.String())
+		if s.verbose {
+			f.trace(s, "cachier: miss: overwrite", "key", k.String())
+		}
 	}
 	f.stats.misses.Add(1)
 	return f.compute(ctx, s, k, arg)
@@ -429,10 +441,10 @@ func (f *Func[A, R]) logger(s *settings) *slog.Logger {
 	return slog.Default()
 }
 
+// trace logs one decision of a Verbose call. Callers check s.verbose first, so that
+// the hit path does not build log arguments nobody reads.
 func (f *Func[A, R]) trace(s *settings, msg string, args ...any) {
-	if s.verbose {
-		f.logger(s).Info(msg, args...)
-	}
+	f.logger(s).Info(msg, args...)
 }
 
 var (
