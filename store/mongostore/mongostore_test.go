@@ -1,0 +1,251 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/cachier-go/cachier/internal/testserver"
+	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/storetest"
+)
+
+func TestMain(m *testing.M) { testserver.Main(m) }
+
+// connect returns a client on the shared FerretDB, disconnected when the test ends.
+func connect(t testing.TB) *mongo.Client {
+	t.Helper()
+	srv := testserver.FerretDB(t)
+	client, err := mongo.Connect(options.Client().ApplyURI(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return client
+}
+
+type harness struct{ client *mongo.Client }
+
+func (h harness) MakeStore(ctx context.Context, t *testing.T) (store.Store, error) {
+	return New(h.client.Database("cachier_test").Collection("conformance"), nil)
+}
+
+func (harness) Close() {}
+
+func TestConformance(t *testing.T) {
+	client := connect(t)
+	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return harness{client} },
+		storetest.Capabilities{})
+}
+
+// newStore returns a store on a fresh collection of the shared FerretDB.
+func newStore(t testing.TB, opts *Options) (*Store, *mongo.Collection) {
+	t.Helper()
+	client := connect(t)
+	coll := client.Database("cachier_test").Collection(fmt.Sprintf("t%d", time.Now().UnixNano()))
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = coll.Drop(ctx)
+		_ = coll.Database().Collection(coll.Name() + "_leases").Drop(ctx)
+	})
+	s, err := New(coll, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, coll
+}
+
+// TestGarbledDocuments writes documents the store did not write where it looks, and
+// checks that each is a miss matching ErrCorrupt, never a value.
+func TestGarbledDocuments(t *testing.T) {
+	s, coll := newStore(t, nil)
+	ctx := context.Background()
+	k := store.Key{Namespace: "ns", ID: "k"}
+	id := docID(k)
+	good := func() bson.D {
+		return bson.D{{Key: "_id", Value: id}, {Key: fNS, Value: k.Namespace}, {Key: fKeyID, Value: k.ID},
+			{Key: fStoredAt, Value: int64(1)}, {Key: fValue, Value: bson.Binary{Data: []byte("v")}}}
+	}
+	with := func(name string, v any) bson.D {
+		d := good()
+		for i := range d {
+			if d[i].Key == name {
+				if v == nil {
+					return append(d[:i], d[i+1:]...)
+				}
+				d[i].Value = v
+			}
+		}
+		return d
+	}
+	cases := map[string]bson.D{
+		"no value":        with(fValue, nil),
+		"string value":    with(fValue, "v"),
+		"uuid value":      with(fValue, bson.Binary{Subtype: bson.TypeBinaryUUID, Data: make([]byte, 16)}),
+		"no stored_at":    with(fStoredAt, nil),
+		"date stored_at":  with(fStoredAt, bson.NewDateTimeFromTime(time.Now())),
+		"other namespace": with(fNS, "other"),
+		"other id":        with(fKeyID, "other"),
+		"numeric id":      with(fKeyID, 7),
+		"empty document":  {{Key: "_id", Value: id}},
+	}
+	for name, doc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Get(ctx, k)
+			if !errors.Is(err, store.ErrNotFound) || !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Get over %s = %q, %v; want an error matching store.ErrNotFound and ErrCorrupt", name, got.Value, err)
+			}
+		})
+	}
+	// The well-formed document reads.
+	if _, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, good()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, k); err != nil || string(got.Value) != "v" {
+		t.Errorf("Get of a good document = %q, %v", got.Value, err)
+	}
+}
+
+// TestGarbledLease checks that a lease document the store cannot read is taken over
+// rather than blocking the key forever.
+func TestGarbledLease(t *testing.T) {
+	s, coll := newStore(t, nil)
+	ctx := context.Background()
+	k := store.Key{Namespace: "ns", ID: "k"}
+	leases := coll.Database().Collection(coll.Name() + "_leases")
+	if _, err := leases.InsertOne(ctx, bson.D{{Key: "_id", Value: docID(k)}, {Key: fToken, Value: 42}}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: "t"}, time.Minute)
+	if err != nil {
+		t.Fatalf("Acquire over a garbled lease: %v", err)
+	}
+	if _, err := s.Renew(ctx, l, time.Minute); err != nil {
+		t.Errorf("Renew: %v", err)
+	}
+}
+
+// TestInjectedClock takes over a lease by moving the store's clock, not by sleeping.
+func TestInjectedClock(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, _ := newStore(t, &Options{Clock: clock})
+	ctx := context.Background()
+	k := store.Key{Namespace: "ns", ID: "k"}
+	old, err := s.Acquire(ctx, k, store.Owner{Host: "a", PID: 1, Token: "a"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held *store.HeldError
+	if _, err := s.Acquire(ctx, k, store.Owner{Host: "b", PID: 2, Token: "b"}, time.Hour); !errors.As(err, &held) {
+		t.Fatalf("Acquire of a held lease: %v; want *store.HeldError", err)
+	}
+	if held.Holder.Owner != old.Owner || !held.Holder.ExpiresAt.Equal(old.ExpiresAt) || held.Holder.Key != k {
+		t.Errorf("HeldError holder = %+v, want %+v", held.Holder, old)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour + time.Nanosecond)
+	mu.Unlock()
+	if _, err := s.Renew(ctx, old, time.Hour); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("Renew of an expired lease: %v; want ErrLeaseLost", err)
+	}
+	nl, err := s.Acquire(ctx, k, store.Owner{Host: "b", PID: 2, Token: "b"}, time.Hour)
+	if err != nil {
+		t.Fatalf("Acquire after expiry: %v", err)
+	}
+	if err := s.Release(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Renew(ctx, nl, time.Hour); err != nil {
+		t.Errorf("Renew by the new holder after the old one's Release: %v", err)
+	}
+}
+
+// TestConcurrentFirstUse has many stores (as many processes would) create the same
+// collection and indexes at once.
+func TestConcurrentFirstUse(t *testing.T) {
+	_, coll := newStore(t, nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			s, err := New(coll, nil)
+			if err != nil {
+				errc <- err
+				return
+			}
+			if err := s.Set(ctx, store.Key{Namespace: "ns", ID: fmt.Sprint(i)}, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+				errc <- err
+			}
+			if _, err := s.Acquire(ctx, store.Key{Namespace: "ns", ID: fmt.Sprint(i)}, store.Owner{Token: fmt.Sprint(i)}, time.Minute); err != nil {
+				errc <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Errorf("concurrent first use: %v", err)
+	}
+	specs, err := coll.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, sp := range specs {
+		found = found || sp.Name == "cachier_ns_stored_at"
+	}
+	if !found {
+		t.Errorf("index cachier_ns_stored_at missing: %+v", specs)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	s, _ := newStore(t, nil)
+	err := s.Set(context.Background(), store.Key{Namespace: "ns", ID: "big"}, store.Entry{Value: make([]byte, MaxDocumentSize), StoredAt: time.Now()})
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Errorf("Set of %d bytes: %v; want ErrTooLarge", MaxDocumentSize, err)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	db := (&mongo.Client{}).Database("d")
+	for _, tc := range []struct {
+		coll string
+		opts *Options
+	}{
+		{"", nil},
+		{"system.x", nil},
+		{"a b", nil},
+		{"a$b", nil},
+		{"ok", &Options{LeaseCollection: "ok"}},
+		{"ok", &Options{LeaseCollection: "bad name"}},
+	} {
+		if _, err := New(db.Collection(tc.coll), tc.opts); err == nil {
+			t.Errorf("New(%q, %+v): no error", tc.coll, tc.opts)
+		}
+	}
+	if _, err := New(nil, nil); err == nil {
+		t.Error("New(nil): no error")
+	}
+}
+
+func TestDocID(t *testing.T) {
+	a := docID(store.Key{Namespace: "a:b", ID: "c"})
+	b := docID(store.Key{Namespace: "a", ID: "b:c"})
+	if a == b {
+		t.Errorf("docID collides: %q", a)
+	}
+}
