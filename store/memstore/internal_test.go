@@ -8,13 +8,19 @@ import (
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
-type collidingHarness struct{ opts *Options }
+type collidingHarness struct {
+	opts *Options
+	mask uint64
+}
 
 func (h collidingHarness) MakeStore(context.Context, *testing.T) (store.Store, error) {
 	s := New(h.opts)
-	s.hashMask = 0x3f | 0x7<<6 // 64 shards, 8 hashes per shard: nearly every key collides
+	s.hashMask = h.mask
 	return s, nil
 }
+
+// someCollide keeps 64 shards but only 8 hashes per shard, so most keys share a chain.
+const someCollide = 0x3f | 0x7<<6
 
 func (collidingHarness) Close() {}
 
@@ -22,11 +28,16 @@ func (collidingHarness) Close() {}
 // time, so that the collision chains are as exercised as the plain path.
 func TestConformanceCollidingHashes(t *testing.T) {
 	t.Run("Unbounded", func(t *testing.T) {
-		storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return collidingHarness{} }, storetest.Capabilities{})
+		storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return collidingHarness{mask: someCollide} }, storetest.Capabilities{})
+	})
+	// One shard, one hash: every key of the store is in one chain, so keys that differ
+	// in any way (namespace only, case only) must be told apart by the full key.
+	t.Run("AllCollide", func(t *testing.T) {
+		storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return collidingHarness{mask: 0} }, storetest.Capabilities{})
 	})
 	t.Run("Bounded", func(t *testing.T) {
 		storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness {
-			return collidingHarness{opts: &Options{MaxEntries: 100_000, MaxBytes: 1 << 28}}
+			return collidingHarness{opts: &Options{MaxEntries: 100_000, MaxBytes: 1 << 28}, mask: someCollide}
 		}, storetest.Capabilities{})
 	})
 }
