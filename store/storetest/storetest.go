@@ -70,16 +70,20 @@ type Capabilities struct {
 	MaxValueSize int
 }
 
+// NamespaceLen is the most bytes Namespace returns, which leaves room for a test to
+// append to it and stay within store.MaxNamespaceLen.
+const NamespaceLen = 150
+
 // Namespace returns a namespace unique to this test and run:
-// "storetest/<test name>/<random>", cut to fit store.MaxNamespaceLen. Tests that need
-// several namespaces call it several times.
+// "storetest/<test name>/<random>", with the test name cut so that the whole is at
+// most NamespaceLen bytes. Tests that need several namespaces call it several times.
 func Namespace(tb testing.TB) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	suffix := "/" + hex.EncodeToString(b[:])
 	name := tb.Name()
 	const prefix = "storetest/"
-	if room := store.MaxNamespaceLen - len(prefix) - len(suffix); len(name) > room {
+	if room := NamespaceLen - len(prefix) - len(suffix); len(name) > room {
 		name = name[:room]
 		for !utf8.ValidString(name) { // do not cut a rune in half
 			name = name[:len(name)-1]

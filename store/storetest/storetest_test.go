@@ -27,7 +27,7 @@ func TestNamespace(t *testing.T) {
 		if err := store.ValidateNamespace(ns); err != nil {
 			t.Errorf("Namespace of a long test name: %v", err)
 		}
-		if !utf8.ValidString(ns) || len(ns) > store.MaxNamespaceLen {
+		if !utf8.ValidString(ns) || len(ns) > NamespaceLen {
 			t.Errorf("Namespace of a long test name = %q (%d bytes)", ns, len(ns))
 		}
 	})
