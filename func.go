@@ -33,6 +33,8 @@ type Func[A, R any] struct {
 	raw      rawKind
 	nillable bool
 
+	digests     *digestMemo // nil unless A is keys.Memoizable
+
 	resolved    atomic.Pointer[resolvedSettings]
 	stats       counters
 	inflight    flight.Group[R] // misses: one computation per key per process
@@ -116,6 +118,9 @@ func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Op
 		if err := keys.Check(reflect.TypeFor[A](), keys.ForKey); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnkeyable, err)
 		}
+		if keys.Memoizable(reflect.TypeFor[A]()) {
+			f.digests = &digestMemo{m: map[any]string{}}
+		}
 	}
 	rt := reflect.TypeFor[R]()
 	switch {
@@ -192,10 +197,14 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 // Key returns the store key of arg.
 func (f *Func[A, R]) Key(arg A) (store.Key, error) {
 	if f.keyFn == nil {
+		if id, ok := f.digests.get(arg); ok {
+			return store.Key{Namespace: f.ns, ID: id}, nil
+		}
 		id, err := keys.Digest(arg)
 		if err != nil {
 			return store.Key{}, fmt.Errorf("%w: %w", ErrUnkeyable, err)
 		}
+		f.digests.put(arg, id)
 		return store.Key{Namespace: f.ns, ID: id}, nil
 	}
 	id, err := f.keyFn(arg)
@@ -243,8 +252,11 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 			return zero, err
 		}
 		if found {
-			age := s.clock.Now().Sub(storedAt)
 			limit := s.effectiveLimit()
+			var age time.Duration
+			if limit != 0 || s.verbose { // reading the clock is a third of a memory hit
+				age = s.clock.Now().Sub(storedAt)
+			}
 			if limit == 0 || (limit > 0 && age < limit) {
 				f.stats.hits.Add(1)
 				if s.verbose {
@@ -462,4 +474,36 @@ func newOwner() store.Owner {
 	var b [12]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	return store.Owner{Host: hostName, PID: os.Getpid(), Token: hex.EncodeToString(b[:])}
+}
+
+// digestMemo remembers the digests of recent arguments whose Go equality matches
+// their encoding (keys.Memoizable), so a hot key skips encoding and hashing. It holds
+// at most maxDigests arguments and starts over when full.
+type digestMemo struct {
+	mu sync.RWMutex
+	m  map[any]string
+}
+
+const maxDigests = 4096
+
+func (d *digestMemo) get(arg any) (string, bool) {
+	if d == nil {
+		return "", false
+	}
+	d.mu.RLock()
+	id, ok := d.m[arg]
+	d.mu.RUnlock()
+	return id, ok
+}
+
+func (d *digestMemo) put(arg any, id string) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	if len(d.m) >= maxDigests {
+		clear(d.m)
+	}
+	d.m[arg] = id
+	d.mu.Unlock()
 }

@@ -138,5 +138,34 @@ func Digest(v any) (string, error) {
 		return "", fmt.Errorf("keys: encode %T: %w", v, err)
 	}
 	sum := sha256.Sum256(buf.Bytes())
-	return hex.EncodeToString(sum[:]), nil
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:]), nil
+}
+
+// Memoizable reports whether Go equality on t agrees exactly with equality of the
+// canonical encoding, so that a digest may be remembered per value: booleans,
+// integers, strings, and arrays and structs of them. Floats are excluded (NaN is not
+// equal to itself, and -0 equals 0 but encodes differently), as are pointers, whose
+// equality is identity while their encoding is the pointee's.
+func Memoizable(t reflect.Type) bool {
+	if hasMarshaler(t) {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Bool, reflect.String,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	case reflect.Array:
+		return Memoizable(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !t.Field(i).IsExported() || !Memoizable(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
