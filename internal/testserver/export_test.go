@@ -1,0 +1,5 @@
+package testserver
+
+// MongoPing exposes the raw OP_MSG ping to the external tests: the go.sum of the module
+// does not yet cover the mongo driver's own dependencies.
+var MongoPing = mongoPing
