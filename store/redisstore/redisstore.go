@@ -104,7 +104,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	b, err := s.client.Get(ctx, s.keys.key(k, kindValue)).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return store.Entry{}, store.ErrNotFound
+		return store.Entry{}, &notFoundError{k}
 	case err != nil:
 		return store.Entry{}, err
 	}
@@ -114,6 +114,12 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	}
 	return e, nil
 }
+
+// notFoundError is a miss that names its key; the message is built only if asked for.
+type notFoundError struct{ k store.Key }
+
+func (e *notFoundError) Error() string { return "redisstore: " + e.k.String() + ": " + store.ErrNotFound.Error() }
+func (e *notFoundError) Unwrap() error { return store.ErrNotFound }
 
 // Set stores e under k and wakes the key's watchers, in one script.
 func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {

@@ -29,7 +29,7 @@ return n
 	// one: Lua numbers cannot hold 64-bit stamps and string comparison follows locale.
 	deleteBeforeScript = redis.NewScript(`
 local h = redis.call('GETRANGE', KEYS[1], 0, 9)
-if h == '' then return 0 end
+if h == '' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local old = true
 if #h == 10 and string.sub(h, 1, 2) == ARGV[3] then
   old = false

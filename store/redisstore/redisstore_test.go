@@ -1,0 +1,534 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cachier-go/cachier/internal/testserver"
+	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/storetest"
+)
+
+func TestMain(m *testing.M) { testserver.Main(m) }
+
+// eventually bounds waits for eventual states; no test asserts on how fast they come.
+const eventually = 15 * time.Second
+
+func singleClient(tb testing.TB) *redis.Client {
+	tb.Helper()
+	srv := testserver.Redis(tb)
+	opt, err := redis.ParseURL(srv.URL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func clusterClient(tb testing.TB) *redis.ClusterClient {
+	tb.Helper()
+	srv := testserver.RedisCluster(tb)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: srv.Addrs})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+type harness struct {
+	client redis.UniversalClient
+}
+
+func (h harness) MakeStore(context.Context, *testing.T) (store.Store, error) {
+	return New(h.client, &Options{Prefix: "cachier-test"})
+}
+
+func (harness) Close() {}
+
+func TestConformance(t *testing.T) {
+	c := singleClient(t)
+	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return harness{c} }, storetest.Capabilities{})
+}
+
+func TestConformanceCluster(t *testing.T) {
+	c := clusterClient(t)
+	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return harness{c} }, storetest.Capabilities{})
+}
+
+func TestOpenURL(t *testing.T) {
+	srv := testserver.Redis(t)
+	ctx := context.Background()
+	s, err := store.Open(ctx, srv.URL+"?prefix=url-test&dial_timeout=2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := store.Key{Namespace: storetest.Namespace(t), ID: "k"}
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	// The record lives under the prefix from the URL.
+	raw := singleClient(t)
+	if n, err := raw.Exists(ctx, "url-test:{"+escape(k.Namespace)+":k}:v").Result(); err != nil || n != 1 {
+		t.Errorf("record under the URL's prefix: exists = %d, %v; want 1", n, err)
+	}
+	if err := s.Clear(ctx, k.Namespace); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A store opened from a URL owns its client, and Close closed it.
+	if _, err := s.Get(ctx, k); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get after Close of a URL-opened store = %v; want the closed client's error", err)
+	}
+}
+
+func TestOpenURLCluster(t *testing.T) {
+	srv := testserver.RedisCluster(t)
+	// The first seed in the host, the others as addr parameters.
+	u := "redis+cluster://" + srv.Addrs[0] + "?prefix=url-test"
+	for _, a := range srv.Addrs[1:] {
+		u += "&addr=" + a
+	}
+	s, err := store.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if _, ok := s.(*Store).Client().(*redis.ClusterClient); !ok {
+		t.Fatalf("%s opened a %T, want *redis.ClusterClient", u, s.(*Store).Client())
+	}
+	k := store.Key{Namespace: storetest.Namespace(t), ID: "k"}
+	ctx := context.Background()
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.Get(ctx, k); err != nil || string(e.Value) != "v" {
+		t.Errorf("Get = %q, %v", e.Value, err)
+	}
+	if err := s.Clear(ctx, k.Namespace); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClusterOddIDs checks that IDs holding hash-tag braces and separators keep an
+// entry, its lease and its channel on one slot, and that different IDs spread.
+func TestClusterOddIDs(t *testing.T) {
+	c := clusterClient(t)
+	s, err := New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	ns := "{ns}:" + storetest.Namespace(t) + ":{x}"
+	t.Cleanup(func() { _ = s.Clear(ctx, ns); _, _ = s.ReleaseAll(ctx, ns) })
+	ids := []string{"{a}", "{a}b", "{a}c", "a}{b", "}", "{", "{}", ":", "a:b", "}:v", "}:l", ":{a}:v", "%7B", "{%}"}
+	slots := map[int64]bool{}
+	for i, id := range ids {
+		k := store.Key{Namespace: ns, ID: id}
+		if err := s.Set(ctx, k, store.Entry{Value: fmt.Appendf(nil, "%d", i), StoredAt: time.Now()}); err != nil {
+			t.Fatalf("Set(%q): %v", id, err)
+		}
+		l, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: id}, time.Minute)
+		if err != nil {
+			t.Fatalf("Acquire(%q): %v", id, err)
+		}
+		if _, err := s.Renew(ctx, l, time.Minute); err != nil {
+			t.Fatalf("Renew(%q): %v", id, err)
+		}
+		var got []int64
+		for _, kind := range []byte{kindValue, kindLease, kindChannel} {
+			slot, err := c.ClusterKeySlot(ctx, s.keys.key(k, kind)).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, slot)
+		}
+		if got[0] != got[1] || got[0] != got[2] {
+			t.Errorf("%q: entry, lease and channel on slots %v; want one slot", id, got)
+		}
+		slots[got[0]] = true
+	}
+	if len(slots) < len(ids)/2 {
+		t.Errorf("%d IDs landed on only %d slots; the hash tag does not include the ID", len(ids), len(slots))
+	}
+	for i, id := range ids {
+		e, err := s.Get(ctx, store.Key{Namespace: ns, ID: id})
+		if err != nil || string(e.Value) != fmt.Sprint(i) {
+			t.Errorf("Get(%q) = %q, %v; want %d", id, e.Value, err, i)
+		}
+	}
+	var listed []string
+	for info, err := range s.Entries(ctx, ns) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = append(listed, info.Key.ID)
+	}
+	var leased []string
+	for l, err := range s.Leases(ctx, ns) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		leased = append(leased, l.Key.ID)
+	}
+	want := slices.Sorted(slices.Values(ids))
+	if slices.Sort(listed); !slices.Equal(listed, want) {
+		t.Errorf("Entries = %q, want %q", listed, want)
+	}
+	if slices.Sort(leased); !slices.Equal(leased, want) {
+		t.Errorf("Leases = %q, want %q", leased, want)
+	}
+	if n, err := s.ReleaseAll(ctx, ns); err != nil || n != len(ids) {
+		t.Errorf("ReleaseAll = %d, %v; want %d", n, err, len(ids))
+	}
+}
+
+// TestCorruptRecord checks that garbage under a value key is a miss that says why.
+func TestCorruptRecord(t *testing.T) {
+	c := singleClient(t)
+	s, err := New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	ns := storetest.Namespace(t)
+	t.Cleanup(func() { _ = s.Clear(ctx, ns) })
+	good := encodeRecord(store.Entry{Value: []byte("v"), StoredAt: time.Now()})
+	for i, raw := range [][]byte{nil, []byte("x"), good[:headerLen-1], append([]byte{'c', 9}, good[2:]...), []byte("not a record at all")} {
+		k := store.Key{Namespace: ns, ID: fmt.Sprint(i)}
+		if err := c.Set(ctx, s.keys.key(k, kindValue), raw, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Get(ctx, k)
+		if !errors.Is(err, store.ErrNotFound) || !errors.Is(err, ErrCorrupt) {
+			t.Errorf("Get of %q = %v; want an error matching ErrNotFound and ErrCorrupt", raw, err)
+		}
+	}
+	n, err := s.DeleteBefore(ctx, ns, time.Unix(0, 0))
+	if err != nil || n != 5 {
+		t.Errorf("DeleteBefore over 5 corrupt records = %d, %v; want 5 (garbage is reclaimed)", n, err)
+	}
+}
+
+// TestOutage stops the server under a store: calls fail within their context, and
+// work again once the server is back, with the same Store and a working Watch.
+func TestOutage(t *testing.T) {
+	srv := testserver.Dedicated(t, testserver.KindRedis)
+	opt, err := redis.ParseURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.DialTimeout = time.Second
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	k := store.Key{Namespace: storetest.Namespace(t), ID: "k"}
+	set := func(ctx context.Context) error {
+		return s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()})
+	}
+	if err := set(ctx); err != nil {
+		t.Fatal(err)
+	}
+	woken, stop, err := s.Watch(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+
+	srv.Stop(t)
+	calls := map[string]func(context.Context) error{
+		"Get":   func(ctx context.Context) error { _, err := s.Get(ctx, k); return err },
+		"Set":   set,
+		"Clear": func(ctx context.Context) error { return s.Clear(ctx, k.Namespace) },
+		"Acquire": func(ctx context.Context) error {
+			_, err := s.Acquire(ctx, k, store.Owner{Token: "t"}, time.Minute)
+			return err
+		},
+		"Watch": func(ctx context.Context) error {
+			_, stop, err := s.Watch(ctx, store.Key{Namespace: k.Namespace, ID: "other"})
+			if err == nil {
+				stop()
+			}
+			return err
+		},
+	}
+	for name, call := range calls {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		errc := make(chan error, 1)
+		go func() { errc <- call(cctx) }()
+		select {
+		case err := <-errc:
+			if err == nil || errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s with the server down = %v; want a connection error", name, err)
+			}
+		case <-time.After(eventually):
+			t.Errorf("%s with the server down did not return within %s of its 2s context", name, eventually)
+		}
+		cancel()
+	}
+
+	srv.Start(t)
+	deadline := time.Now().Add(eventually)
+	for {
+		err := set(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Set still fails %s after the server came back: %v", eventually, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if e, err := s.Get(ctx, k); err != nil || string(e.Value) != "v" {
+		t.Fatalf("Get after restart = %q, %v", e.Value, err)
+	}
+	// The watch from before the outage works again: drain whatever the reconnection
+	// woke, then a Set must wake it.
+	select {
+	case <-woken:
+	case <-time.After(eventually):
+		t.Fatalf("no wake-up within %s of the reconnection and a Set", eventually)
+	}
+	if err := set(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woken:
+	case <-time.After(eventually):
+		t.Fatalf("no wake-up within %s of a Set after the outage", eventually)
+	}
+	if err := s.Clear(ctx, k.Namespace); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWatchSharesOneConnection checks that many watched keys use one subscription
+// connection, and that it unsubscribes when the last watcher stops.
+func TestWatchSharesOneConnection(t *testing.T) {
+	c := singleClient(t)
+	s, err := New(c, &Options{Prefix: "cachier-watch-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	ns := storetest.Namespace(t)
+	var stops []func()
+	for i := range 50 {
+		k := store.Key{Namespace: ns, ID: fmt.Sprint(i % 25)} // two watchers per key
+		_, stop, err := s.Watch(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stops = append(stops, stop)
+	}
+	pattern := "cachier-watch-test:{" + escape(ns) + ":*"
+	chans, err := c.PubSubChannels(ctx, pattern).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chans) != 25 {
+		t.Errorf("%d channels subscribed for 25 watched keys; want 25", len(chans))
+	}
+	counts, err := c.PubSubNumSub(ctx, chans...).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ch, n := range counts {
+		if n != 1 {
+			t.Errorf("channel %s has %d subscribers; want 1 (one connection per Store)", ch, n)
+		}
+	}
+	for _, stop := range stops {
+		stop()
+	}
+	// UNSUBSCRIBE is asynchronous to the server's view; poll.
+	deadline := time.Now().Add(eventually)
+	for {
+		chans, err := c.PubSubChannels(ctx, pattern).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chans) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d channels still subscribed after every watcher stopped", len(chans))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestWatchLeaseTakenBeforeWatch checks the lease-expiry wake-up for a lease taken
+// by another Store (another process) before this one watched.
+func TestWatchLeaseTakenBeforeWatch(t *testing.T) {
+	c := singleClient(t)
+	a, _ := New(c, nil)
+	b, _ := New(c, nil)
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	ctx := context.Background()
+	k := store.Key{Namespace: storetest.Namespace(t), ID: "k"}
+	if _, err := a.Acquire(ctx, k, store.Owner{Token: "a"}, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	ch, stop, err := b.Watch(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	select {
+	case <-ch:
+	case <-time.After(eventually):
+		t.Fatal("no wake-up when a lease taken before Watch expired")
+	}
+	if _, err := b.Acquire(ctx, k, store.Owner{Token: "b"}, time.Minute); err != nil {
+		t.Errorf("Acquire after the wake-up: %v; the lease should have expired", err)
+	}
+	_, _ = b.ReleaseAll(ctx, k.Namespace)
+}
+
+// ---- benchmarks: the store against the raw driver, on one server, in one run ----
+
+func benchSetup(b *testing.B) (*Store, *redis.Client, store.Key, store.Key) {
+	c := singleClient(b)
+	s, err := New(c, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	ns := "bench/" + fmt.Sprint(time.Now().UnixNano())
+	b.Cleanup(func() { _ = s.Clear(ctx, ns) })
+	hit := store.Key{Namespace: ns, ID: fmt.Sprintf("%064x", 42)} // like a SHA-256 digest
+	miss := store.Key{Namespace: ns, ID: fmt.Sprintf("%064x", 43)}
+	if err := s.Set(ctx, hit, store.Entry{Value: bytes.Repeat([]byte("x"), 256), StoredAt: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	return s, c, hit, miss
+}
+
+// BenchmarkGetHit is Store.Get of a 256-byte value; compare with BenchmarkRawGET.
+func BenchmarkGetHit(b *testing.B) {
+	s, _, hit, _ := benchSetup(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Get(ctx, hit); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRawGET is go-redis's GET of the same record (the same bytes).
+func BenchmarkRawGET(b *testing.B) {
+	s, c, hit, _ := benchSetup(b)
+	ctx := context.Background()
+	key := s.keys.key(hit, kindValue)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Get(ctx, key).Bytes(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGetMiss is Store.Get of a missing key; compare with BenchmarkRawGETMiss.
+func BenchmarkGetMiss(b *testing.B) {
+	s, _, _, miss := benchSetup(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Get(ctx, miss); !errors.Is(err, store.ErrNotFound) {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRawGETMiss is go-redis's GET of the same missing key.
+func BenchmarkRawGETMiss(b *testing.B) {
+	s, c, _, miss := benchSetup(b)
+	ctx := context.Background()
+	key := s.keys.key(miss, kindValue)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Get(ctx, key).Err(); !errors.Is(err, redis.Nil) {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWake measures the time from the start of a Set in one goroutine to the
+// wake-up of a Watch in another (reported as ns/wake).
+func BenchmarkWake(b *testing.B) {
+	s, _, hit, _ := benchSetup(b)
+	ctx := context.Background()
+	ch, stop, err := s.Watch(ctx, hit)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stop()
+	woke := make(chan time.Time)
+	quit := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				woke <- time.Now()
+			case <-quit:
+				return
+			}
+		}
+	}()
+	defer close(quit)
+	var total atomic.Int64
+	e := store.Entry{Value: []byte("v"), StoredAt: time.Now()}
+	n := 0
+	for b.Loop() {
+		start := time.Now()
+		if err := s.Set(ctx, hit, e); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case at := <-woke:
+			total.Add(int64(at.Sub(start)))
+		case <-time.After(eventually):
+			b.Fatal("no wake-up")
+		}
+		n++
+	}
+	b.ReportMetric(float64(total.Load())/float64(n), "ns/wake")
+}
+
+// BenchmarkStore runs the shared storetest benchmarks.
+func BenchmarkStore(b *testing.B) {
+	s, err := New(singleClient(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	storetest.RunBenchmarks(b, s)
+}
+
+func BenchmarkStoreCluster(b *testing.B) {
+	s, err := New(clusterClient(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	storetest.RunBenchmarks(b, s)
+}
