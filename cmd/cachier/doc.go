@@ -1,0 +1,89 @@
+// Command cachier runs commands through a persistent cache and manages cachier's stores.
+//
+// Usage:
+//
+//	cachier run [flags] [--] CMD [ARGS...]   run CMD, or replay its recorded output
+//	cachier ls [flags] [NAMESPACE]           list namespaces, or one's entries and leases
+//	cachier stats [flags]                    count entries, bytes and leases per namespace
+//	cachier clear [flags] NAMESPACE...       remove every entry of namespaces
+//	cachier unlock [flags] NAMESPACE...      release every calculation lease of namespaces
+//	cachier gc --older-than D [NAMESPACE...] delete entries older than D
+//	cachier invalidate --tag T               invalidate a tag (not supported yet)
+//	cachier help [COMMAND]                   show this help, or a command's
+//
+// Every command takes --store URL (default $CACHIER_STORE, else the file store in
+// $XDG_CACHE_HOME/cachier or ~/.cachier): file:///dir, mem://, redis://host:6379/0,
+// memcache://host:11211 and the other registered schemes. ls, stats, clear, unlock and
+// gc take --json for scripts. Flags may be written -flag or --flag.
+//
+// Examples:
+//
+//	cachier run --stale-after 1h -- curl -s https://example.com/report.json
+//	cachier run --next-time --stale-after 10m --store redis://cache:6379/0 -- make report
+//	cachier ls
+//	cachier ls --stale-after 1h cachier-run
+//	cachier gc --older-than 720h
+//
+// Exit status: run exits with the command's status (replayed or live). cachier's own
+// failures exit with:
+//
+//	1    any other failure
+//	2    usage error: unknown command or flag, bad argument
+//	3    store error: bad store URL, store unreachable, store operation failed
+//	4    not supported by the store (memcached cannot list its keys) or not yet
+//	126  the command could not be executed
+//	127  the command was not found
+//	128+N  the command, or cachier while waiting, was killed by signal N
+//
+// # cachier run
+//
+// The first run of a command line executes it, streaming its stdout and stderr as
+// they are produced while recording them and its exit status; the next identical run
+// replays them byte for byte without executing, and exits with the recorded status.
+// (Replay writes all of stdout, then all of stderr: each stream is identical, their
+// interleaving on a shared terminal is not kept.)
+//
+// It is built on package cachier: the command is a function from
+// {Argv, Dir, Env} to {Stdout, Stderr, ExitCode}, wrapped with cachier.Wrap in the
+// namespace "cachier-run" (--name changes it). So it inherits the calculation lease:
+// identical runs started at once, in several processes or on several machines sharing
+// a store, execute the command once, and the others wait and replay. The key is the
+// argument list as given; --key-dir adds the working directory and --key-env NAME
+// (repeatable) an environment variable. Standard input is passed on but is not part
+// of the key.
+//
+// Flags of run: --stale-after D (recorded runs older than D execute again),
+// --max-age D (the same for this run only; the smaller limit wins), --next-time
+// (replay a stale run at once and refresh it in a detached background cachier),
+// --wait-timeout D (stop waiting for an identical run after D and execute),
+// --force (execute and record even if a fresh run is recorded), --skip (execute
+// without the cache), --discard-failures (do not record non-zero exits), --verbose
+// (log cachier's decisions on stderr), --store and --name.
+//
+// A run that was killed by a signal, or whose command could not start, is never
+// recorded. If the store fails before the command runs, run exits with status 3
+// without executing it; if only recording fails, the command's output and status
+// stand and a warning is printed. On SIGTERM or SIGHUP, cachier passes the signal to
+// the running command; SIGINT from a terminal reaches the command directly. While
+// waiting for an identical run, any of them makes cachier exit with 128+N.
+//
+// The background refresh of --next-time is "cachier run" with the same flags without
+// --next-time, started in its own session with its output discarded: it executes the
+// command only if the run is still stale, under the calculation lease, so concurrent
+// stale replays refresh it once. It receives the store URL through $CACHIER_STORE,
+// never on its command line, where other users could read a password.
+//
+// # Managing stores
+//
+// ls lists the namespaces of a store with their entry counts and sizes, or, given a
+// namespace, its entries (ID, size, age, and fresh or stale with --stale-after) and
+// the calculation leases in progress (owner host and PID, time to expiry). stats adds
+// leases, the ages of the oldest and newest entries and totals. clear removes every
+// entry of namespaces, unlock releases their leases (cachier's
+// clear_being_calculated), and gc --older-than D deletes old entries, reporting
+// progress on stderr when there are many namespaces. Stores that cannot list their
+// keys (memcached) say so and exit with status 4. Tables are aligned for people; with
+// --json the output is a JSON document whose field names are stable.
+//
+// Passwords in store URLs never appear in cachier's messages.
+package main
