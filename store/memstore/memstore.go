@@ -252,9 +252,17 @@ func (s *Store) check(ctx context.Context) error {
 	return nil
 }
 
-func notFound(k store.Key) error {
-	return fmt.Errorf("memstore: no entry for %q: %w", k.String(), store.ErrNotFound)
+// notFoundError is a miss. It formats its message only when asked, so that a miss,
+// which cachier expects often, costs one small allocation.
+type notFoundError struct{ key store.Key }
+
+func (e *notFoundError) Error() string {
+	return fmt.Sprintf("memstore: no entry for %q: %v", e.key.String(), store.ErrNotFound)
 }
+
+func (e *notFoundError) Unwrap() error { return store.ErrNotFound }
+
+func notFound(k store.Key) error { return &notFoundError{key: k} }
 
 // Len returns the number of entries.
 func (s *Store) Len() int { return int(s.entries.Load()) }
