@@ -1,6 +1,7 @@
 package cachier
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -416,7 +417,8 @@ func (f *Func[A, R]) decode(codec Codec, b []byte) (R, error) {
 		if c != envelope.Raw {
 			return v, fmt.Errorf("entry has codec %d, want raw", c)
 		}
-		*any(&v).(*[]byte) = payload
+		// The payload may alias a store's own bytes (memstore's GetLive shares them).
+		*any(&v).(*[]byte) = bytes.Clone(payload)
 		return v, nil
 	case rawString:
 		if c != envelope.Raw {

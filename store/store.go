@@ -217,7 +217,9 @@ type Notifier interface {
 // value beside its bytes, so that a hit pays for no decoding. The value is shared by
 // every caller that reads it.
 type LiveStore interface {
-	// GetLive is Get that also returns the value attached by SetLive, or nil.
+	// GetLive is Get that also returns the value attached by SetLive, or nil (after
+	// a plain Set). Both the value and Entry.Value are shared with the store and
+	// every other reader: they are read-only.
 	GetLive(ctx context.Context, k Key) (Entry, any, error)
 	// SetLive is Set that also attaches the decoded value v.
 	SetLive(ctx context.Context, k Key, e Entry, v any) error
