@@ -51,7 +51,7 @@ func ExampleFunc_Call_perCallOptions() {
 	f, _ := cachier.Wrap(distance, cachier.WithStore(memstore.New(nil)), cachier.StaleAfter(time.Hour))
 	ctx := context.Background()
 	f.Call(ctx, Point{1, 1})
-	f.Call(ctx, Point{1, 1}, cachier.MaxAge(-1)) // this caller wants a new result
+	f.Call(ctx, Point{1, 1}, cachier.MaxAge(-1))  // this caller wants a new result
 	f.Call(ctx, Point{1, 1}, cachier.SkipCache()) // this one bypasses the cache
 	f.Call(ctx, Point{1, 1})                      // a hit on the result stored by MaxAge(-1)
 	fmt.Printf("%+v\n", f.Stats().Computations)

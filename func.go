@@ -34,7 +34,7 @@ type Func[A, R any] struct {
 	raw      rawKind
 	nillable bool
 
-	digests     *digestMemo // nil unless A is keys.Memoizable
+	digests *digestMemo // nil unless A is keys.Memoizable
 
 	resolved    atomic.Pointer[resolvedSettings]
 	stats       counters

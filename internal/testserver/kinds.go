@@ -87,6 +87,12 @@ func (s *Server) start() error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	// A server that lost its port to another one exits, while the other answers.
+	for _, n := range s.nodes {
+		if !n.running() {
+			return fmt.Errorf("%s exited after answering (address already in use?)\n%s", n.name, n.tail())
+		}
+	}
 	first := !s.started
 	if s.afterStart != nil {
 		if err := s.afterStart(s, first); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -329,21 +330,33 @@ var (
 
 // freePort returns a loopback TCP port nobody listens on. With busOffset > 0 the port
 // plus busOffset must be free too (the redis cluster bus).
+//
+// Ports come from below the kernel's ephemeral range when there is room, so that the
+// outgoing connections of the tests (which take ephemeral ports) cannot take a port
+// between its choice and the server binding it.
 func freePort(busOffset int) (int, error) {
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
+	lo, hi := 10000, ephemeralLow()-1-busOffset
+	for range 200 {
+		p := 0
+		if hi-lo >= 2000 {
+			p = lo + rand.IntN(hi-lo+1)
 		}
-		p := l.Addr().(*net.TCPAddr).Port
+		l, err := net.Listen("tcp", loopback(p))
+		if err != nil {
+			if p == 0 {
+				return 0, err
+			}
+			continue
+		}
+		p = l.Addr().(*net.TCPAddr).Port
 		var l2 net.Listener
 		ok := !ports[p]
 		if ok && busOffset > 0 {
 			ok = p+busOffset <= 65535 && !ports[p+busOffset]
 			if ok {
-				l2, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+busOffset)))
+				l2, err = net.Listen("tcp", loopback(p+busOffset))
 				ok = err == nil
 			}
 		}
@@ -360,6 +373,23 @@ func freePort(busOffset int) (int, error) {
 		}
 	}
 	return 0, errors.New("no free port found")
+}
+
+// ephemeralLow returns the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768 // Linux's default; BSDs and macOS start higher
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return lo
 }
 
 // --- binaries ----------------------------------------------------------------------

@@ -139,17 +139,31 @@ func MinIO(t testing.TB) *Server { t.Helper(); return shared(t, KindMinIO) }
 // removed when the test ends. It never uses an Env* server.
 func Dedicated(t testing.TB, kind string) *Server {
 	t.Helper()
-	s, err := newServer(kind, true)
-	if err == nil {
-		err = s.start()
-	}
-	if s != nil {
-		t.Cleanup(func() { s.discard() })
-	}
+	s, err := startNew(kind, true)
 	if err != nil {
 		fail(t, kind, err)
 	}
+	t.Cleanup(func() { s.discard() })
 	return s
+}
+
+// startNew prepares and starts a server. A port taken by someone else between choosing
+// it and the server binding it is retried on fresh ports.
+func startNew(kind string, dedicated bool) (*Server, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := newServer(kind, dedicated)
+		if err != nil {
+			return nil, err
+		}
+		err = s.start()
+		if err == nil {
+			return s, nil
+		}
+		s.discard()
+		if attempt == 3 || !strings.Contains(strings.ToLower(err.Error()), "address already in use") {
+			return nil, err
+		}
+	}
 }
 
 // Stop stops the server: its stop signal by PID, then SIGKILL after a grace period.
@@ -276,10 +290,7 @@ func shared(t testing.TB, kind string) *Server {
 			sh.err = errors.New("testserver: shared servers need TestMain to call testserver.Main(m), which stops them")
 			return
 		}
-		sh.srv, sh.err = newServer(kind, false)
-		if sh.err == nil {
-			sh.err = sh.srv.start()
-		}
+		sh.srv, sh.err = startNew(kind, false)
 	})
 	if sh.err != nil {
 		fail(t, kind, sh.err)

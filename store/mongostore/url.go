@@ -52,6 +52,9 @@ func parseURL(u *url.URL) (config, error) {
 	if u.Fragment != "" {
 		return bad("unexpected fragment")
 	}
+	if scheme == "mongodb+srv" && (u.Port() != "" || strings.Contains(u.Host, ",")) {
+		return bad("a mongodb+srv URL names one host without a port")
+	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return bad("query: %v", err)

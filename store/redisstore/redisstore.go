@@ -118,7 +118,9 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 // notFoundError is a miss that names its key; the message is built only if asked for.
 type notFoundError struct{ k store.Key }
 
-func (e *notFoundError) Error() string { return "redisstore: " + e.k.String() + ": " + store.ErrNotFound.Error() }
+func (e *notFoundError) Error() string {
+	return "redisstore: " + e.k.String() + ": " + store.ErrNotFound.Error()
+}
 func (e *notFoundError) Unwrap() error { return store.ErrNotFound }
 
 // Set stores e under k and wakes the key's watchers, in one script.

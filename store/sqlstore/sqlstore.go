@@ -220,11 +220,14 @@ func (s *Store) init(ctx context.Context) (*stmts, error) {
 			// catalog; the next IF NOT EXISTS sees it.
 		}
 	}
-	get, err := s.db.PrepareContext(ctx, s.q.get)
+	prepare := func(query string) (*sql.Stmt, error) {
+		return retry(ctx, s, func() (*sql.Stmt, error) { return s.db.PrepareContext(ctx, query) })
+	}
+	get, err := prepare(s.q.get)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: prepare: %w", err)
 	}
-	set, err := s.db.PrepareContext(ctx, s.q.set)
+	set, err := prepare(s.q.set)
 	if err != nil {
 		get.Close()
 		return nil, fmt.Errorf("sqlstore: prepare: %w", err)
