@@ -1,0 +1,73 @@
+// Package s3store keeps cachier entries and calculation leases in an S3 bucket (AWS S3,
+// MinIO, or any server with S3 conditional writes), so that processes on many machines
+// share one cache without running a database.
+//
+// Application code should use package cachier and pass it a store made here from the
+// *s3.Client it already configured:
+//
+//	client := s3.NewFromConfig(cfg)
+//	st, err := s3store.New(client, "my-bucket", &s3store.Options{Prefix: "myapp/"})
+//
+// or open one from a URL with store.Open (see [OpenURL]):
+//
+//	s3://my-bucket/myapp?region=eu-west-1
+//	s3://cache/myapp?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true
+//
+// The bucket is created on first use if it is missing and the credentials allow it;
+// otherwise the first operation fails with the server's error.
+//
+// # Objects
+//
+// Every object lives under Options.Prefix (default "cachier/"):
+//
+//	<prefix><namespace>/e/<id>   an entry: a 36-byte header (StoredAt, length, CRC-32C) and the value
+//	<prefix><namespace>/l/<id>   a lease: small JSON naming the owner and the expiry
+//
+// Namespaces and IDs are escaped reversibly: percent-escaped when that stays short and
+// readable, base64url cut into path segments otherwise, so that any key the contract
+// allows (500 bytes of "../..", '%' or unicode) maps to a distinct valid object name of
+// at most 1024 bytes with no path segment over 255 bytes (MinIO's file-name limit).
+// Listings recover the namespace and ID from the object name alone.
+//
+// The design keeps the hot path to one request: Get is one GetObject (StoredAt travels in
+// the object's header, so there is no metadata lookup) and Set is one PutObject, which
+// S3 applies atomically. A stored object that is truncated or garbled fails its
+// checksums and is reported as an error matching both store.ErrNotFound and
+// [ErrCorrupt], never returned as a value.
+//
+// # Costs of listing
+//
+// S3 listings carry each object's name and size but not its header or user metadata,
+// and the contract needs StoredAt exactly. So Entries and DeleteBefore cost one
+// ListObjectsV2 per 1000 entries plus one ranged GET of the 36-byte header per entry
+// (16 in flight); Leases costs one GET per lease object. Clear and ReleaseAll cost one
+// ListObjectsV2 and one DeleteObjects per 1000 objects and read nothing. Namespaces
+// costs one delimited listing per 1000 namespaces.
+//
+// # Leases
+//
+// Acquire is one PutObject with If-None-Match: *, which S3 (since 2024) and MinIO apply
+// atomically: of several contenders exactly one creates the lease object. A lease that
+// exists but has expired is taken over with a PutObject conditional on If-Match with the
+// ETag of the expired lease object, so again exactly one contender wins. Renew reads the
+// lease object, checks the token and rewrites it conditional on the ETag it read; a
+// takeover in between makes it fail with store.ErrLeaseLost. Release reads, checks the
+// token, and deletes conditional on the ETag (see [Store.Release] for servers that ignore
+// that condition).
+//
+// Expiry is decided on the clients' clocks (Options.Clock): the lease object records an
+// absolute expiry time written by the holder and compared by contenders. Machines that
+// share a bucket must keep their clocks in sync (NTP) to well within the lease TTL; a
+// clock running ahead by more than the TTL lets its process take over live leases early,
+// which costs a duplicated computation, never a wrong value.
+//
+// # Waiting
+//
+// S3 cannot notify anyone, so Store does not implement store.Notifier: callers waiting
+// for another process's computation poll, every [Store.PollInterval], with one GET each.
+//
+// # Versioned buckets
+//
+// The store needs no versioning. In a versioned bucket every Set and lease change
+// keeps an old version; use a lifecycle rule to expire noncurrent versions.
+package s3store

@@ -1,0 +1,144 @@
+package s3store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"time"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+// ErrCorrupt is store.ErrCorrupt. It reports a stored object that this package cannot
+// read: truncated, garbled or written by something else. Errors that carry it also match
+// store.ErrNotFound, so callers treat the entry as missing (and recompute it) instead of
+// trusting its bytes.
+var ErrCorrupt = store.ErrCorrupt
+
+// corrupt returns an error matching both store.ErrNotFound and ErrCorrupt.
+func corrupt(name, why string) error {
+	return fmt.Errorf("s3store: %q: %w: %w: %s", name, ErrCorrupt, store.ErrNotFound, why)
+}
+
+// An entry object is a fixed header followed by the value:
+//
+//	0  4  magic "cS3E"
+//	4  1  format version (1)
+//	5  3  zero
+//	8  8  StoredAt, Unix seconds (signed), big endian
+//	16 4  StoredAt, nanoseconds within the second
+//	20 4  CRC-32C of the value
+//	24 8  length of the value, big endian
+//	32 4  CRC-32C of bytes 0..31
+//
+// The header carries StoredAt so that Get is one GetObject, and the lengths and checksums
+// so that a truncated or overwritten object is reported as corrupt, never returned.
+const (
+	entryMagic    = "cS3E"
+	entryVersion  = 1
+	headerLen     = 36
+	maxObjectSize = 5 << 30 // S3's limit for one PutObject
+	// MaxValueSize is the largest value Set accepts; larger values get store.ErrTooLarge.
+	MaxValueSize = maxObjectSize - headerLen
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// encodeEntry returns the object body for e.
+func encodeEntry(e store.Entry) []byte {
+	b := make([]byte, headerLen+len(e.Value))
+	copy(b, entryMagic)
+	b[4] = entryVersion
+	binary.BigEndian.PutUint64(b[8:], uint64(e.StoredAt.Unix()))
+	binary.BigEndian.PutUint32(b[16:], uint32(e.StoredAt.Nanosecond()))
+	binary.BigEndian.PutUint32(b[20:], crc32.Checksum(e.Value, castagnoli))
+	binary.BigEndian.PutUint64(b[24:], uint64(len(e.Value)))
+	binary.BigEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
+	copy(b[headerLen:], e.Value)
+	return b
+}
+
+// header is the decoded fixed header of an entry object.
+type header struct {
+	storedAt time.Time
+	size     int64
+	crc      uint32
+}
+
+// decodeHeader checks and decodes the first headerLen bytes of an entry object.
+func decodeHeader(b []byte) (header, string) {
+	if len(b) < headerLen {
+		return header{}, fmt.Sprintf("%d bytes, shorter than the %d-byte header", len(b), headerLen)
+	}
+	if string(b[:4]) != entryMagic {
+		return header{}, "bad magic"
+	}
+	if b[4] != entryVersion {
+		return header{}, fmt.Sprintf("unknown format version %d", b[4])
+	}
+	if crc32.Checksum(b[:32], castagnoli) != binary.BigEndian.Uint32(b[32:]) {
+		return header{}, "header checksum mismatch"
+	}
+	nsec := binary.BigEndian.Uint32(b[16:])
+	size := binary.BigEndian.Uint64(b[24:])
+	if nsec >= 1e9 || b[5]|b[6]|b[7] != 0 {
+		return header{}, "garbled header"
+	}
+	if size > math.MaxInt64-headerLen {
+		return header{}, "impossible length"
+	}
+	return header{
+		storedAt: time.Unix(int64(binary.BigEndian.Uint64(b[8:])), int64(nsec)),
+		size:     int64(size),
+		crc:      binary.BigEndian.Uint32(b[20:]),
+	}, ""
+}
+
+// decodeEntry checks and decodes a whole entry object. The value aliases b.
+func decodeEntry(b []byte) (store.Entry, string) {
+	h, why := decodeHeader(b)
+	if why != "" {
+		return store.Entry{}, why
+	}
+	v := b[headerLen:]
+	if int64(len(v)) != h.size {
+		return store.Entry{}, fmt.Sprintf("value of %d bytes, header says %d", len(v), h.size)
+	}
+	if crc32.Checksum(v, castagnoli) != h.crc {
+		return store.Entry{}, "value checksum mismatch"
+	}
+	return store.Entry{Value: v, StoredAt: h.storedAt}, ""
+}
+
+// leaseRecord is the JSON body of a lease object. JSON keeps lease objects readable in
+// a bucket browser; they are small and rarely read.
+type leaseRecord struct {
+	V       int    `json:"v"`
+	Host    string `json:"host"`
+	PID     int    `json:"pid"`
+	Token   string `json:"token"`
+	Expires int64  `json:"expires_unix_nano"`
+}
+
+const (
+	leaseVersion = 1
+	maxLeaseSize = 64 << 10 // larger lease objects are corrupt; never read them whole
+)
+
+func encodeLease(o store.Owner, expires time.Time) []byte {
+	b, _ := json.Marshal(leaseRecord{V: leaseVersion, Host: o.Host, PID: o.PID, Token: o.Token, Expires: expires.UnixNano()})
+	return b // marshalling strings and integers cannot fail
+}
+
+func decodeLease(b []byte) (store.Owner, time.Time, string) {
+	var r leaseRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return store.Owner{}, time.Time{}, "lease is not JSON"
+	}
+	if r.V != leaseVersion || r.Token == "" {
+		return store.Owner{}, time.Time{}, "lease has an unknown version or no token"
+	}
+	return store.Owner{Host: r.Host, PID: r.PID, Token: r.Token}, time.Unix(0, r.Expires), ""
+}

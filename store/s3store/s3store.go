@@ -1,0 +1,635 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+const (
+	defaultPrefix       = "cachier/"
+	defaultPollInterval = 500 * time.Millisecond
+	// fanout is how many per-object requests Entries, Leases and DeleteBefore keep in
+	// flight while they read the objects of one listing page.
+	fanout = 16
+	// metaStoredAt is user metadata written beside each entry, for people browsing the
+	// bucket. The store itself reads StoredAt from the object's header.
+	metaStoredAt = "cachier-stored-at"
+)
+
+// Options configure a Store. A nil *Options, like the zero Options, means defaults.
+type Options struct {
+	// Prefix is prepended to every object name, so that a bucket can hold other data
+	// and several independent caches. It must be a relative path of at most 80 bytes
+	// without empty, "." or ".." segments; a missing trailing '/' is added.
+	// Default "cachier/".
+	Prefix string
+	// Clock returns the current time, which decides when leases expire.
+	// Default time.Now.
+	Clock func() time.Time
+	// Logger receives warnings about objects the store skips (corrupt entries and
+	// leases, names it did not write) and notes such as bucket creation.
+	// Default: discard.
+	Logger *slog.Logger
+	// PollInterval is how often a caller waiting for another process's computation
+	// should look again; see [Store.PollInterval]. Default 500ms.
+	PollInterval time.Duration
+}
+
+// Store keeps cachier entries and calculation leases in an S3 bucket. It is safe for
+// concurrent use; see the package documentation for the object layout and costs.
+type Store struct {
+	client *s3.Client
+	bucket string
+	prefix string
+	now    func() time.Time
+	log    *slog.Logger
+	poll   time.Duration
+
+	bucketReady atomic.Bool
+	bucketSem   chan struct{} // held while checking or creating the bucket
+
+	closeOnce sync.Once
+	closeFn   func() // set when the store owns its HTTP client (opened from a URL)
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a store that keeps its objects in bucket through client, which the
+// caller configured (credentials, region, endpoint, retries) and keeps owning: Close
+// does not close it. The bucket is created on first use if it does not exist. New does
+// no I/O.
+func New(client *s3.Client, bucket string, opts *Options) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("s3store: nil client")
+	}
+	if err := validateBucket(bucket); err != nil {
+		return nil, err
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	prefix, err := validatePrefix(o.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		client:    client,
+		bucket:    bucket,
+		prefix:    prefix,
+		now:       o.Clock,
+		log:       o.Logger,
+		poll:      o.PollInterval,
+		bucketSem: make(chan struct{}, 1),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.poll <= 0 {
+		s.poll = defaultPollInterval
+	}
+	return s, nil
+}
+
+// validateBucket rejects names that cannot be an S3 bucket (loosely: AWS's rules are
+// stricter for new buckets, and the server has the last word).
+func validateBucket(b string) error {
+	if len(b) < 3 || len(b) > 255 {
+		return fmt.Errorf("s3store: bucket name %q must be 3 to 255 characters", b)
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return fmt.Errorf("s3store: bucket name %q holds %q; use letters, digits, '.', '-'", b, c)
+		}
+	}
+	return nil
+}
+
+// Bucket returns the bucket the store uses.
+func (s *Store) Bucket() string { return s.bucket }
+
+// Prefix returns the normalised object-name prefix (ending in '/').
+func (s *Store) Prefix() string { return s.prefix }
+
+// PollInterval returns how often a caller waiting for another process's computation
+// should check again. S3 cannot notify waiters, so the store implements no
+// store.Notifier; every check costs one GET request.
+func (s *Store) PollInterval() time.Duration { return s.poll }
+
+// Close releases the HTTP connections of a store opened from a URL. It never closes a
+// client passed to New, and is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.closeFn != nil {
+			s.closeFn()
+		}
+	})
+	return nil
+}
+
+// ensureBucket makes sure the bucket exists, once per store (again after an operation
+// reported it missing).
+func (s *Store) ensureBucket(ctx context.Context) error {
+	if s.bucketReady.Load() {
+		return nil
+	}
+	select {
+	case s.bucketSem <- struct{}{}:
+		defer func() { <-s.bucketSem }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if s.bucketReady.Load() {
+		return nil
+	}
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket})
+	if err == nil {
+		s.bucketReady.Store(true)
+		return nil
+	}
+	if !isNotFound(err) {
+		return fmt.Errorf("s3store: bucket %q: %w", s.bucket, err)
+	}
+	in := &s3.CreateBucketInput{Bucket: &s.bucket}
+	if r := s.client.Options().Region; r != "" && r != "us-east-1" {
+		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{
+			LocationConstraint: types.BucketLocationConstraint(r),
+		}
+	}
+	_, err = s.client.CreateBucket(ctx, in)
+	var owned *types.BucketAlreadyOwnedByYou
+	if err != nil && !errors.As(err, &owned) {
+		return fmt.Errorf("s3store: bucket %q does not exist and could not be created: %w", s.bucket, err)
+	}
+	if err == nil {
+		s.log.Info("s3store: created bucket", "bucket", s.bucket)
+	}
+	s.bucketReady.Store(true)
+	return nil
+}
+
+// prepare checks ctx and makes sure the bucket exists.
+func (s *Store) prepare(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.ensureBucket(ctx)
+}
+
+// apiCode returns the S3 error code of err, or "".
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// httpStatus returns the HTTP status of a failed request, or 0.
+func httpStatus(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+// isNotFound reports a missing object (NoSuchKey from GET, a bare 404 from HEAD),
+// or, for HeadBucket, a missing bucket.
+func isNotFound(err error) bool {
+	switch apiCode(err) {
+	case "NoSuchKey", "NotFound":
+		return true
+	case "NoSuchBucket":
+		return false
+	}
+	return httpStatus(err) == http.StatusNotFound
+}
+
+// isConflict reports a failed precondition (If-Match, If-None-Match) or a concurrent
+// conditional write that S3 refused.
+func isConflict(err error) bool {
+	switch apiCode(err) {
+	case "PreconditionFailed", "ConditionalRequestConflict":
+		return true
+	}
+	switch httpStatus(err) {
+	case http.StatusPreconditionFailed, http.StatusConflict:
+		return true
+	}
+	return false
+}
+
+// fail wraps err from op on the object of k once, maps a missing object to
+// store.ErrNotFound, and forgets the bucket if it vanished.
+func (s *Store) fail(op string, k store.Key, err error) error {
+	if isNotFound(err) {
+		return fmt.Errorf("s3store: %s %q: %w", op, k.String(), store.ErrNotFound)
+	}
+	s.noteBucketGone(err)
+	return fmt.Errorf("s3store: %s %q: %w", op, k.String(), err)
+}
+
+func (s *Store) noteBucketGone(err error) {
+	if apiCode(err) == "NoSuchBucket" {
+		s.bucketReady.Store(false)
+	}
+}
+
+// Get returns the entry of k with one GetObject. A missing object is an error matching
+// store.ErrNotFound; an object that fails its checksums matches both store.ErrNotFound
+// and ErrCorrupt.
+func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
+	if err := k.Validate(); err != nil {
+		return store.Entry{}, err
+	}
+	if err := s.prepare(ctx); err != nil {
+		return store.Entry{}, err
+	}
+	name := s.objectName(k, entryDir)
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &name})
+	if err != nil {
+		return store.Entry{}, s.fail("get", k, err)
+	}
+	b, err := readBody(out, maxObjectSize)
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return store.Entry{}, corrupt(name, err.Error())
+		}
+		return store.Entry{}, s.fail("get", k, err)
+	}
+	e, why := decodeEntry(b)
+	if why != "" {
+		return store.Entry{}, corrupt(name, why)
+	}
+	return e, nil
+}
+
+// readBody reads and closes a GetObject body of at most limit bytes. A body larger
+// than limit is an error matching ErrCorrupt.
+func readBody(out *s3.GetObjectOutput, limit int64) ([]byte, error) {
+	defer out.Body.Close()
+	if n := aws.ToInt64(out.ContentLength); n > 0 {
+		if n > limit {
+			return nil, fmt.Errorf("%w: object of %d bytes", ErrCorrupt, n)
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(out.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: object larger than %d bytes", ErrCorrupt, limit)
+	}
+	return b, err
+}
+
+// Set writes e under k with one PutObject, which S3 applies atomically.
+func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
+	if err := k.Validate(); err != nil {
+		return err
+	}
+	if len(e.Value) > MaxValueSize {
+		return fmt.Errorf("s3store: set %q: %w: %d bytes, S3 takes at most %d in one object",
+			k.String(), store.ErrTooLarge, len(e.Value), MaxValueSize)
+	}
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
+	name := s.objectName(k, entryDir)
+	body := encodeEntry(e)
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &name,
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+		ContentType:   aws.String("application/octet-stream"),
+		Metadata:      map[string]string{metaStoredAt: e.StoredAt.UTC().Format(time.RFC3339Nano)},
+	})
+	if err != nil {
+		if apiCode(err) == "EntityTooLarge" {
+			return fmt.Errorf("s3store: set %q: %w: %w", k.String(), store.ErrTooLarge, err)
+		}
+		return s.fail("set", k, err)
+	}
+	return nil
+}
+
+// Delete removes the entry of k. S3 reports success for a missing object.
+func (s *Store) Delete(ctx context.Context, k store.Key) error {
+	if err := k.Validate(); err != nil {
+		return err
+	}
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
+	name := s.objectName(k, entryDir)
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &name}); err != nil && !isNotFound(err) {
+		return s.fail("delete", k, err)
+	}
+	return nil
+}
+
+// listed is one object of a listing page, with its decoded ID.
+type listed struct {
+	name string
+	id   string
+	size int64
+	etag *string
+}
+
+// pages yields the objects under dir ("/e/" or "/l/") of namespace, one listing page
+// (up to 1000 objects) at a time, skipping names this store did not write.
+func (s *Store) pages(ctx context.Context, namespace, dir string) iter.Seq2[[]listed, error] {
+	return func(yield func([]listed, error) bool) {
+		if err := store.ValidateNamespace(namespace); err != nil {
+			yield(nil, err)
+			return
+		}
+		if err := s.prepare(ctx); err != nil {
+			yield(nil, err)
+			return
+		}
+		pfx := s.nsPrefix(namespace, dir)
+		p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &pfx})
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				s.noteBucketGone(err)
+				yield(nil, fmt.Errorf("s3store: list %q: %w", pfx, err))
+				return
+			}
+			page := make([]listed, 0, len(out.Contents))
+			for _, o := range out.Contents {
+				name := aws.ToString(o.Key)
+				id, err := parseName(strings.TrimPrefix(name, pfx), false)
+				if err != nil {
+					s.log.Warn("s3store: skipping an object this store did not write", "bucket", s.bucket, "name", name)
+					continue
+				}
+				page = append(page, listed{name: name, id: id, size: aws.ToInt64(o.Size), etag: o.ETag})
+			}
+			if !yield(page, nil) {
+				return
+			}
+		}
+	}
+}
+
+// each runs f(i) for i in [0, n) with up to fanout calls in flight.
+func each(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, fanout)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}
+
+// readHeader reads the fixed header of an entry object with one ranged GET. A missing
+// object matches store.ErrNotFound; a bad header, ErrCorrupt.
+func (s *Store) readHeader(ctx context.Context, o listed) (header, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: &s.bucket,
+		Key:    &o.name,
+		Range:  aws.String(fmt.Sprintf("bytes=0-%d", headerLen-1)),
+	}, noChecksumValidation)
+	if err != nil {
+		if isNotFound(err) {
+			return header{}, store.ErrNotFound
+		}
+		return header{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
+	}
+	b, err := readBody(out, headerLen)
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return header{}, err
+		}
+		return header{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
+	}
+	h, why := decodeHeader(b)
+	if why == "" && o.size >= 0 && h.size != o.size-headerLen {
+		why = fmt.Sprintf("object of %d bytes, header says %d-byte value", o.size, h.size)
+	}
+	if why != "" {
+		return header{}, corrupt(o.name, why)
+	}
+	return h, nil
+}
+
+// noChecksumValidation turns off response checksum validation for ranged reads: S3's
+// full-object checksums cannot be checked on part of an object (the SDK would only log a
+// warning), and the entry header has its own checksum.
+func noChecksumValidation(o *s3.Options) {
+	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+}
+
+// headers reads the headers of a page's entries in parallel. skip[i] is set for entries
+// that vanished or are corrupt (logged); err is the first other error.
+func (s *Store) headers(ctx context.Context, page []listed) (hs []header, skip []bool, corruptOnes []bool, err error) {
+	hs = make([]header, len(page))
+	skip = make([]bool, len(page))
+	corruptOnes = make([]bool, len(page))
+	errs := make([]error, len(page))
+	each(len(page), func(i int) {
+		h, err := s.readHeader(ctx, page[i])
+		switch {
+		case err == nil:
+			hs[i] = h
+		case errors.Is(err, ErrCorrupt):
+			s.log.Warn("s3store: skipping a corrupt entry", "bucket", s.bucket, "name", page[i].name, "err", err)
+			skip[i], corruptOnes[i] = true, true
+		case errors.Is(err, store.ErrNotFound):
+			skip[i] = true
+		default:
+			errs[i] = err
+		}
+	})
+	return hs, skip, corruptOnes, errors.Join(errs...)
+}
+
+// Clear deletes every entry of the namespace: one ListObjectsV2 and one DeleteObjects
+// per 1000 entries.
+func (s *Store) Clear(ctx context.Context, namespace string) error {
+	for page, err := range s.pages(ctx, namespace, entryDir) {
+		if err != nil {
+			return err
+		}
+		if _, err := s.deleteMany(ctx, page, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteMany deletes the objects with one DeleteObjects and returns how many S3
+// reports deleted. With ifMatch, each deletion is conditional on the listed ETag, so an
+// entry rewritten since the listing survives (on servers that honour it).
+func (s *Store) deleteMany(ctx context.Context, objs []listed, ifMatch bool) (int, error) {
+	if len(objs) == 0 {
+		return 0, nil
+	}
+	ids := make([]types.ObjectIdentifier, len(objs))
+	for i, o := range objs {
+		ids[i] = types.ObjectIdentifier{Key: aws.String(o.name)}
+		if ifMatch {
+			ids[i].ETag = o.etag
+		}
+	}
+	out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		Bucket: &s.bucket,
+		Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+	})
+	if err != nil {
+		s.noteBucketGone(err)
+		return 0, fmt.Errorf("s3store: delete %d objects: %w", len(objs), err)
+	}
+	n := len(objs)
+	var errs []error
+	for _, e := range out.Errors {
+		n--
+		switch aws.ToString(e.Code) {
+		case "NoSuchKey", "PreconditionFailed", "ConditionalRequestConflict":
+		default:
+			errs = append(errs, fmt.Errorf("%s: %s", aws.ToString(e.Code), aws.ToString(e.Message)))
+		}
+	}
+	if len(errs) > 0 {
+		return n, fmt.Errorf("s3store: delete %d objects: %d failed: %w", len(objs), len(errs), errors.Join(errs...))
+	}
+	return n, nil
+}
+
+// DeleteBefore deletes the entries of the namespace stored before t, and corrupt
+// entries, and returns how many it deleted. Per 1000 entries it costs one
+// ListObjectsV2, one ranged GET per entry (16 in flight) to read StoredAt, and one
+// DeleteObjects. Each deletion is conditional on the ETag seen in the listing, so an
+// entry rewritten meanwhile survives on servers that honour per-object ETags in
+// DeleteObjects (AWS S3); elsewhere it may be deleted, which costs one recomputation.
+func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
+	total := 0
+	for page, err := range s.pages(ctx, namespace, entryDir) {
+		if err != nil {
+			return total, err
+		}
+		hs, skip, bad, err := s.headers(ctx, page)
+		if err != nil {
+			return total, err
+		}
+		var old []listed
+		for i, o := range page {
+			if bad[i] || !skip[i] && hs[i].storedAt.Before(t) {
+				old = append(old, o)
+			}
+		}
+		n, err := s.deleteMany(ctx, old, true)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// Entries lists the entries of the namespace. Per 1000 entries it costs one
+// ListObjectsV2 and one ranged GET per entry (16 in flight), because S3 listings carry
+// neither user metadata nor the object's header, and StoredAt must be exact. Corrupt
+// entries are skipped and logged.
+func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
+	return func(yield func(store.Info, error) bool) {
+		for page, err := range s.pages(ctx, namespace, entryDir) {
+			if err != nil {
+				yield(store.Info{}, err)
+				return
+			}
+			hs, skip, _, err := s.headers(ctx, page)
+			if err != nil {
+				yield(store.Info{}, err)
+				return
+			}
+			for i, o := range page {
+				if skip[i] {
+					continue
+				}
+				info := store.Info{Key: store.Key{Namespace: namespace, ID: o.id}, Size: hs[i].size, StoredAt: hs[i].storedAt}
+				if !yield(info, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Namespaces lists the namespaces that have entries or leases (expired leases not yet
+// taken over or released included): one ListObjectsV2 with a delimiter per 1000
+// namespaces, plus one for each namespace longer than the readable form allows.
+func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
+	if err := s.prepare(ctx); err != nil {
+		return nil, err
+	}
+	var out []string
+	err := s.commonPrefixes(ctx, s.prefix, func(seg string) error {
+		if !strings.HasPrefix(seg, string(longMark)) {
+			if ns, err := parseName(seg, true); err == nil {
+				out = append(out, ns)
+			}
+			return nil
+		}
+		return s.commonPrefixes(ctx, s.prefix+seg+"/", func(seg2 string) error {
+			if ns, err := parseName(seg+"/"+seg2, true); err == nil {
+				out = append(out, ns)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// commonPrefixes calls f with the next path segment of every common prefix under pfx.
+func (s *Store) commonPrefixes(ctx context.Context, pfx string, f func(seg string) error) error {
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: &s.bucket, Prefix: &pfx, Delimiter: aws.String("/"),
+	})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			s.noteBucketGone(err)
+			return fmt.Errorf("s3store: list %q: %w", pfx, err)
+		}
+		for _, cp := range out.CommonPrefixes {
+			seg := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), pfx), "/")
+			if err := f(seg); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+package s3store
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+func init() { store.Register(OpenURL, "s3") }
+
+// urlParams are the query parameters OpenURL accepts.
+var urlParams = []string{"endpoint", "path_style", "profile", "region"}
+
+// urlConfig is what a store URL says, before any I/O.
+type urlConfig struct {
+	bucket    string
+	prefix    string
+	endpoint  string // "" for AWS
+	region    string // "" for the environment's
+	profile   string
+	pathStyle bool
+	accessKey string // with secretKey, static credentials from the URL's userinfo
+	secretKey string
+}
+
+// parseURL checks a store URL and extracts its settings without any I/O. Its errors
+// match store.ErrBadURL and never carry the secret key.
+func parseURL(u *url.URL) (urlConfig, error) {
+	red := redactURL(u)
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", store.ErrBadURL, red, fmt.Sprintf(format, args...))
+	}
+	var c urlConfig
+	if !strings.EqualFold(u.Scheme, "s3") {
+		return c, bad("scheme must be s3")
+	}
+	if u.Opaque != "" {
+		return c, bad("use s3://bucket/prefix")
+	}
+	if u.Fragment != "" {
+		return c, bad("a fragment has no meaning here")
+	}
+	if u.Port() != "" {
+		return c, bad("the host is the bucket name and takes no port; give the server as ?endpoint=")
+	}
+	c.bucket = u.Hostname()
+	if err := validateBucket(c.bucket); err != nil {
+		return c, bad("%v", err)
+	}
+	if u.User != nil {
+		secret, ok := u.User.Password()
+		if u.User.Username() == "" || !ok || secret == "" {
+			return c, bad("credentials in the URL must be ACCESS_KEY:SECRET_KEY@bucket")
+		}
+		c.accessKey, c.secretKey = u.User.Username(), secret
+	}
+	if p := strings.TrimPrefix(u.Path, "/"); p != "" {
+		prefix, err := validatePrefix(p)
+		if err != nil {
+			return c, bad("%v", err)
+		}
+		c.prefix = prefix
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return c, bad("query: %v", err)
+	}
+	for name, vals := range q {
+		if !slices.Contains(urlParams, name) {
+			return c, bad("unknown parameter %q; accepted: %s", name, strings.Join(urlParams, ", "))
+		}
+		if len(vals) != 1 {
+			return c, bad("parameter %q given %d times", name, len(vals))
+		}
+	}
+	if ep := q.Get("endpoint"); ep != "" {
+		e, err := url.Parse(ep)
+		switch {
+		case err != nil:
+			return c, bad("endpoint is not a URL")
+		case e.Scheme != "http" && e.Scheme != "https", e.Host == "":
+			return c, bad("endpoint must be http://host:port or https://host:port")
+		case e.User != nil:
+			return c, bad("endpoint must not carry credentials; put them before the bucket")
+		case e.RawQuery != "" || e.Fragment != "":
+			return c, bad("endpoint must not have a query or fragment")
+		}
+		c.endpoint = ep
+	}
+	if r := q.Get("region"); r != "" {
+		for i := 0; i < len(r); i++ {
+			if ch := r[i]; !('a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || ch == '-') {
+				return c, bad("region %q is not like us-east-1", r)
+			}
+		}
+		c.region = r
+	}
+	if ps := q.Get("path_style"); ps != "" {
+		v, err := strconv.ParseBool(ps)
+		if err != nil {
+			return c, bad("path_style must be true or false, not %q", ps)
+		}
+		c.pathStyle = v
+	}
+	c.profile = q.Get("profile")
+	return c, nil
+}
+
+// OpenURL opens a store from a URL of the form
+//
+//	s3://[ACCESS_KEY:SECRET_KEY@]bucket[/prefix][?endpoint=URL&region=R&path_style=true&profile=P]
+//
+// for example s3://cache/myapp?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true
+// for a MinIO server. Without credentials in the URL, the standard AWS chain is used
+// (environment, shared config and credentials files with the optional profile, SSO,
+// instance roles). The region defaults to the environment's, or us-east-1. The prefix
+// defaults to "cachier/". Unknown parameters are errors matching store.ErrBadURL; the
+// secret key never appears in an error. OpenURL is registered for the "s3" scheme, so
+// store.Open accepts these URLs once this package is imported. The store owns the
+// client it creates; Close releases its connections.
+func OpenURL(ctx context.Context, u *url.URL) (store.Store, error) {
+	c, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	var opts []func(*config.LoadOptions) error
+	if c.region != "" {
+		opts = append(opts, config.WithRegion(c.region))
+	}
+	if c.profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(c.profile))
+	}
+	if c.accessKey != "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(c.accessKey, c.secretKey, "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3store: open %s: AWS configuration: %w", redactURL(u), err)
+	}
+	// Freeze the SDK's default HTTP client (with AWS_CA_BUNDLE and the like applied) into
+	// a plain one whose idle connections Close can release.
+	closeFn := func() {}
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		hc := bc.Freeze()
+		cfg.HTTPClient = hc
+		if c, ok := hc.(interface{ CloseIdleConnections() }); ok {
+			closeFn = c.CloseIdleConnections
+		}
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if c.endpoint != "" {
+			o.BaseEndpoint = aws.String(c.endpoint)
+		}
+		o.UsePathStyle = c.pathStyle
+	})
+	s, err := New(client, c.bucket, &Options{Prefix: c.prefix})
+	if err != nil {
+		closeFn()
+		return nil, err
+	}
+	s.closeFn = closeFn
+	return s, nil
+}
+
+// redactURL returns u for messages, with the secret key and any credentials inside
+// query parameters (such as an endpoint URL) replaced by "xxxxx".
+func redactURL(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		if _, ok := c.User.Password(); ok {
+			c.User = url.UserPassword(c.User.Username(), "xxxxx")
+		}
+	}
+	if strings.ContainsAny(c.RawQuery, "@%") {
+		q, err := url.ParseQuery(c.RawQuery)
+		if err != nil {
+			c.RawQuery = "query-not-shown"
+		} else {
+			for name, vals := range q {
+				for i, v := range vals {
+					if strings.Contains(v, "@") {
+						if vu, err := url.Parse(v); err == nil && vu.User != nil {
+							vals[i] = vu.Redacted()
+						}
+						if strings.Contains(vals[i], "@") && strings.Contains(vals[i], ":") && !strings.Contains(vals[i], "xxxxx") {
+							vals[i] = "xxxxx"
+						}
+					}
+				}
+				q[name] = vals
+			}
+			c.RawQuery = q.Encode()
+		}
+	}
+	c.Fragment, c.RawFragment = "", ""
+	return c.String()
+}

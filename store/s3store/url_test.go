@@ -1,0 +1,126 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+const testSecret = "s3cr3t-DO-NOT-LEAK"
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		url  string
+		want urlConfig
+		err  string // substring of the error; "" for success
+	}{
+		{url: "s3://bucket", want: urlConfig{bucket: "bucket"}},
+		{url: "s3://bucket/", want: urlConfig{bucket: "bucket"}},
+		{url: "S3://bucket/app", want: urlConfig{bucket: "bucket", prefix: "app/"}},
+		{url: "s3://bucket/a/b/", want: urlConfig{bucket: "bucket", prefix: "a/b/"}},
+		{
+			url:  "s3://cache/app?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true",
+			want: urlConfig{bucket: "cache", prefix: "app/", endpoint: "http://127.0.0.1:9000", region: "us-east-1", pathStyle: true},
+		},
+		{url: "s3://b.with.dots?profile=dev&path_style=0", want: urlConfig{bucket: "b.with.dots", profile: "dev"}},
+		{
+			url:  "s3://AKID:" + testSecret + "@bucket?endpoint=https://s3.example.com",
+			want: urlConfig{bucket: "bucket", endpoint: "https://s3.example.com", accessKey: "AKID", secretKey: testSecret},
+		},
+		{url: "s3://AKID:" + testSecret + "@bucket?bogus=1", err: "unknown parameter \"bogus\"; accepted: endpoint, path_style, profile, region"},
+		{url: "s3://AKID@bucket", err: "ACCESS_KEY:SECRET_KEY"},
+		{url: "s3://:" + testSecret + "@bucket", err: "ACCESS_KEY:SECRET_KEY"},
+		{url: "s3://bucket?region=us-east-1&region=eu-west-1", err: "given 2 times"},
+		{url: "s3://bucket?path_style=maybe", err: "path_style"},
+		{url: "s3://bucket?region=US_EAST", err: "region"},
+		{url: "s3://bucket?endpoint=ftp://x", err: "endpoint"},
+		{url: "s3://bucket?endpoint=127.0.0.1:9000", err: "endpoint"},
+		{url: "s3://bucket?endpoint=http://u:" + testSecret + "@h:1", err: "credentials"},
+		{url: "s3://bucket:9000/x", err: "port"},
+		{url: "s3://", err: "bucket"},
+		{url: "s3://b", err: "bucket"},
+		{url: "s3://bucket/a//b", err: "segment"},
+		{url: "s3://bucket/x#frag", err: "fragment"},
+		{url: "s3:bucket", err: "s3://"},
+		{url: "http://bucket", err: "scheme"},
+		{url: "s3://bucket?%zz", err: "query"},
+	}
+	for _, tc := range tests {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatalf("url.Parse(%q): %v", tc.url, err)
+		}
+		got, err := parseURL(u)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, store.ErrBadURL) {
+				t.Errorf("parseURL(%q) = %+v, %v; want an error matching store.ErrBadURL containing %q", tc.url, got, err, tc.err)
+			}
+			if err != nil && strings.Contains(err.Error(), testSecret) {
+				t.Errorf("parseURL(%q): error %q leaks the secret", tc.url, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("parseURL(%q) = %+v, %v; want %+v", tc.url, got, err, tc.want)
+		}
+	}
+}
+
+// TestOpenRegistered checks that store.Open reaches OpenURL and that errors from the
+// whole path keep the secret out.
+func TestOpenRegistered(t *testing.T) {
+	_, err := store.Open(context.Background(), "s3://AKID:"+testSecret+"@bucket?nope=1")
+	if !errors.Is(err, store.ErrBadURL) || strings.Contains(err.Error(), testSecret) {
+		t.Errorf("store.Open with an unknown parameter: %v; want store.ErrBadURL without the secret", err)
+	}
+	s, err := store.Open(context.Background(), "s3://AKID:"+testSecret+"@bucket/app?endpoint=http://127.0.0.1:1&region=us-east-1&path_style=true")
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	if got := s.(*Store).Prefix(); got != "app/" {
+		t.Errorf("Prefix = %q, want app/", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{
+		"s3://bucket/app?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true",
+		"s3://AKID:" + testSecret + "@bucket",
+		"s3://b/../x?profile=%00",
+		"s3://bucket?x=1&x=2",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return
+		}
+		c, err := parseURL(u)
+		if err != nil {
+			if !errors.Is(err, store.ErrBadURL) {
+				t.Fatalf("parseURL(%q): %v does not match store.ErrBadURL", raw, err)
+			}
+			if pw, ok := u.User.Password(); ok && len(pw) >= 4 && strings.Contains(err.Error(), pw) &&
+				!strings.Contains(strings.ReplaceAll(raw, u.User.String(), ""), pw) {
+				t.Fatalf("parseURL(%q): error %q shows the password", raw, err)
+			}
+			return
+		}
+		if validateBucket(c.bucket) != nil {
+			t.Fatalf("parseURL(%q) accepted bucket %q", raw, c.bucket)
+		}
+		if c.prefix != "" {
+			if _, err := validatePrefix(c.prefix); err != nil {
+				t.Fatalf("parseURL(%q) accepted prefix %q: %v", raw, c.prefix, err)
+			}
+		}
+	})
+}
