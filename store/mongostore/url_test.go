@@ -1,0 +1,125 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/cachier-go/cachier/internal/testserver"
+	"github.com/cachier-go/cachier/store"
+)
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		url, db, coll, leases, uri string
+	}{
+		{url: "mongodb://127.0.0.1:27017/app", db: "app", coll: "cachier", uri: "mongodb://127.0.0.1:27017/app"},
+		{url: "mongodb://u:p@a:1,b:2/app?collection=memo&lease_collection=memo_l&authSource=admin",
+			db: "app", coll: "memo", leases: "memo_l", uri: "mongodb://u:p@a:1,b:2/app?authSource=admin"},
+		{url: "mongodb+srv://cluster.example.com/app?retryWrites=true&w=majority",
+			db: "app", coll: "cachier", uri: "mongodb+srv://cluster.example.com/app?retryWrites=true&w=majority"},
+		{url: "MONGODB://h/app?replicaSet=rs0&collection=c", db: "app", coll: "c", uri: "mongodb://h/app?replicaSet=rs0"},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := parseURL(u)
+		if err != nil {
+			t.Errorf("parseURL(%q): %v", tc.url, err)
+			continue
+		}
+		if c.database != tc.db || c.collection != tc.coll || c.opts.LeaseCollection != tc.leases || c.uri != tc.uri {
+			t.Errorf("parseURL(%q) = %+v; want db %q coll %q leases %q uri %q", tc.url, c, tc.db, tc.coll, tc.leases, tc.uri)
+		}
+	}
+}
+
+func TestParseURLErrors(t *testing.T) {
+	for _, tc := range []struct {
+		url, want string
+	}{
+		{"redis://h/app", "not mongodb"},
+		{"mongodb:h", "want mongodb://host/database"},
+		{"mongodb:///app", "want mongodb://host/database"},
+		{"mongodb://h", "no database"},
+		{"mongodb://h/", "no database"},
+		{"mongodb://user:hunter2@h", "no database"},
+		{"mongodb://user:hunter2@h/app?nope=1", `unknown parameter "nope"; accepted: collection, lease_collection, and MongoDB connection string options`},
+		{"mongodb://h/app#x", "fragment"},
+		{"mongodb://h/app?collection=a%20b", "collection"},
+		{"mongodb://h/app?collection=system.users", "reserved"},
+		{"mongodb://h/app?lease_collection=x$y", "lease_collection"},
+		{"mongodb://h/app?collection=a&collection=b", "given 2 times"},
+		{"mongodb://h/app?a=%zz", "query"},
+		{"mongodb://h/app?connectTimeoutMS=soon", "connecttimeoutms"},
+		{"mongodb+srv://h:27017/app", "port"},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatalf("url.Parse(%q): %v", tc.url, err)
+		}
+		_, err = parseURL(u)
+		if !errors.Is(err, store.ErrBadURL) || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tc.want)) {
+			t.Errorf("parseURL(%q) = %v; want an error matching store.ErrBadURL containing %q", tc.url, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("parseURL(%q) leaks the password: %v", tc.url, err)
+		}
+	}
+}
+
+func TestOpen(t *testing.T) {
+	u := strings.TrimSuffix(testserver.FerretDB(t).URL, "/") + "/cachier_test?collection=opened"
+	s, err := store.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, ok := s.(*Store)
+	if !ok || ms.client == nil || ms.coll.Name() != "opened" || ms.leases.Name() != "opened_leases" {
+		t.Fatalf("Open = %#v; want an owning *Store on collection opened", s)
+	}
+	k := store.Key{Namespace: "open", ID: "k"}
+	if _, err := s.Get(context.Background(), k); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get through an opened store: %v; want a miss", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Error(err)
+	}
+	if _, err := store.Open(context.Background(), "mongodb://h/app?nope=1"); !errors.Is(err, store.ErrBadURL) {
+		t.Errorf("Open with an unknown parameter: %v; want ErrBadURL", err)
+	}
+}
+
+// FuzzParseURL checks that the parser never panics, never dials or resolves, and that
+// whatever it accepts names a database and valid collections.
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{
+		"mongodb://127.0.0.1:27017/app", "mongodb://u:p@a:1,b:2/app?collection=c&authSource=admin",
+		"mongodb+srv://cluster.example.com/app?w=majority", "mongodb://h/app?lease_collection=l&collection=c",
+		"mongodb://h/app?tls=true&tlsInsecure=true", "mongodb://%2Ftmp%2Fmongo.sock/app",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return
+		}
+		c, err := parseURL(u)
+		if err != nil {
+			if !errors.Is(err, store.ErrBadURL) {
+				t.Errorf("parseURL(%q) = %v, which does not match ErrBadURL", raw, err)
+			}
+			return
+		}
+		if c.database == "" || ValidateCollectionName(c.collection) != nil {
+			t.Errorf("parseURL(%q) accepted %+v", raw, c)
+		}
+		if c.opts.LeaseCollection != "" && ValidateCollectionName(c.opts.LeaseCollection) != nil {
+			t.Errorf("parseURL(%q) accepted lease collection %q", raw, c.opts.LeaseCollection)
+		}
+	})
+}
