@@ -41,10 +41,10 @@ func (s *Store) readLease(ctx context.Context, name string) (leaseState, error) 
 	}
 	st := leaseState{etag: out.ETag}
 	b, err := readBody(out, maxLeaseSize)
+	if errors.Is(err, errTooBig) {
+		return st, corrupt(name, err.Error())
+	}
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			return st, corrupt(name, err.Error())
-		}
 		return st, err
 	}
 	o, exp, why := decodeLease(b)

@@ -274,10 +274,10 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 		return store.Entry{}, s.fail("get", k, err)
 	}
 	b, err := readBody(out, maxObjectSize)
+	if errors.Is(err, errTooBig) {
+		return store.Entry{}, corrupt(name, err.Error())
+	}
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			return store.Entry{}, corrupt(name, err.Error())
-		}
 		return store.Entry{}, s.fail("get", k, err)
 	}
 	e, why := decodeEntry(b)
@@ -287,13 +287,16 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	return e, nil
 }
 
-// readBody reads and closes a GetObject body of at most limit bytes. A body larger
-// than limit is an error matching ErrCorrupt.
+// errTooBig reports an object larger than anything this store writes at that name.
+var errTooBig = errors.New("larger than this store ever writes there")
+
+// readBody reads and closes a GetObject body of at most limit bytes. A longer body is
+// an error matching errTooBig; other errors are the transport's.
 func readBody(out *s3.GetObjectOutput, limit int64) ([]byte, error) {
 	defer out.Body.Close()
 	if n := aws.ToInt64(out.ContentLength); n > 0 {
 		if n > limit {
-			return nil, fmt.Errorf("%w: object of %d bytes", ErrCorrupt, n)
+			return nil, fmt.Errorf("object of %d bytes: %w", n, errTooBig)
 		}
 		b := make([]byte, n)
 		if _, err := io.ReadFull(out.Body, b); err != nil {
@@ -303,7 +306,7 @@ func readBody(out *s3.GetObjectOutput, limit int64) ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
 	if err == nil && int64(len(b)) > limit {
-		return nil, fmt.Errorf("%w: object larger than %d bytes", ErrCorrupt, limit)
+		return nil, errTooBig
 	}
 	return b, err
 }
@@ -417,6 +420,9 @@ func each(n int, f func(i int)) {
 // readHeader reads the fixed header of an entry object with one ranged GET. A missing
 // object matches store.ErrNotFound; a bad header, ErrCorrupt.
 func (s *Store) readHeader(ctx context.Context, o listed) (header, error) {
+	if o.size < headerLen {
+		return header{}, corrupt(o.name, fmt.Sprintf("%d bytes, shorter than the header", o.size))
+	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: &s.bucket,
 		Key:    &o.name,
@@ -426,13 +432,16 @@ func (s *Store) readHeader(ctx context.Context, o listed) (header, error) {
 		if isNotFound(err) {
 			return header{}, store.ErrNotFound
 		}
+		if apiCode(err) == "InvalidRange" { // shrank below the header since the listing
+			return header{}, corrupt(o.name, "shorter than the header")
+		}
 		return header{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
 	}
 	b, err := readBody(out, headerLen)
+	if errors.Is(err, errTooBig) {
+		return header{}, corrupt(o.name, "the server ignored the byte range")
+	}
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			return header{}, err
-		}
 		return header{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
 	}
 	h, why := decodeHeader(b)

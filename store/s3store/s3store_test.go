@@ -1,0 +1,452 @@
+package s3store_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/cachier-go/cachier/internal/testserver"
+	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/s3store"
+	"github.com/cachier-go/cachier/store/storetest"
+)
+
+func TestMain(m *testing.M) { testserver.Main(m) }
+
+// testBucket is shared by the tests of one binary; each store gets its own prefix.
+const testBucket = "cachier-test"
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newClient returns a client for the shared MinIO server, as a user would configure it.
+func newClient(tb testing.TB, secret string) (*s3.Client, *testserver.Server) {
+	tb.Helper()
+	srv := testserver.MinIO(tb)
+	if secret == "" {
+		secret = srv.SecretKey
+	}
+	return s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(srv.URL),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(srv.AccessKey, secret, ""),
+	}), srv
+}
+
+// newStore returns a store with a fresh prefix in the shared bucket.
+func newStore(tb testing.TB, opts *s3store.Options) (*s3store.Store, *s3.Client) {
+	tb.Helper()
+	client, _ := newClient(tb, "")
+	var o s3store.Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Prefix == "" {
+		o.Prefix = "test-" + randHex(6) + "/"
+	}
+	s, err := s3store.New(client, testBucket, &o)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return s, client
+}
+
+type harness struct{}
+
+func (harness) MakeStore(_ context.Context, t *testing.T) (store.Store, error) {
+	s, _ := newStore(t, nil)
+	return s, nil
+}
+
+func (harness) Close() {}
+
+func TestConformance(t *testing.T) {
+	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return harness{} }, storetest.Capabilities{})
+}
+
+// putRaw writes bytes at the object name of an entry or lease, as a foreign writer or a
+// damaged disk would.
+func putRaw(t *testing.T, client *s3.Client, name string, b []byte) {
+	t.Helper()
+	_, err := client.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(testBucket), Key: &name, Body: bytes.NewReader(b),
+	})
+	if err != nil {
+		t.Fatalf("PutObject(%q): %v", name, err)
+	}
+}
+
+// objectNames lists the object names under prefix.
+func objectNames(t *testing.T, client *s3.Client, prefix string) []string {
+	t.Helper()
+	var names []string
+	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(testBucket), Prefix: &prefix})
+	for p.HasMorePages() {
+		out, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatalf("ListObjectsV2: %v", err)
+		}
+		for _, o := range out.Contents {
+			names = append(names, aws.ToString(o.Key))
+		}
+	}
+	return names
+}
+
+func TestObjectLayout(t *testing.T) {
+	ctx := context.Background()
+	s, client := newStore(t, nil)
+	k := store.Key{Namespace: "github.com/x/y.F", ID: "../../etc"}
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: "t"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := objectNames(t, client, s.Prefix())
+	want := []string{s.Prefix() + "github.com%2Fx%2Fy.F/e/%2E.%2F..%2Fetc", s.Prefix() + "github.com%2Fx%2Fy.F/l/%2E.%2F..%2Fetc"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("objects = %q, want %q", got, want)
+	}
+	if err := s.Release(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Clear(ctx, k.Namespace); err != nil {
+		t.Fatal(err)
+	}
+	if got := objectNames(t, client, s.Prefix()); len(got) != 0 {
+		t.Errorf("objects after Release and Clear = %q, want none", got)
+	}
+}
+
+func TestCorruptEntries(t *testing.T) {
+	ctx := context.Background()
+	s, client := newStore(t, nil)
+	ns := "corrupt" // the prefix is fresh; a plain namespace keeps object names predictable
+	good := store.Key{Namespace: ns, ID: "good"}
+	if err := s.Set(ctx, good, store.Entry{Value: []byte("hello, world"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String(s.Prefix() + ns + "/e/good")})
+	if err != nil {
+		t.Fatalf("the entry is not where the layout says: %v", err)
+	}
+	raw, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+
+	flipped := bytes.Clone(raw)
+	flipped[len(flipped)-1] ^= 1
+	damaged := map[string][]byte{
+		"empty":     {},
+		"short":     raw[:10],
+		"truncated": raw[:len(raw)-1],
+		"flipped":   flipped,
+		"foreign":   []byte("<html>not ours</html> and some more bytes to pass the header"),
+	}
+	for id, b := range damaged {
+		putRaw(t, client, s.Prefix()+ns+"/e/"+id, b)
+	}
+	for id := range damaged {
+		e, err := s.Get(ctx, store.Key{Namespace: ns, ID: id})
+		if !errors.Is(err, store.ErrNotFound) || !errors.Is(err, s3store.ErrCorrupt) {
+			t.Errorf("Get of a %s object = %q, %v; want an error matching store.ErrNotFound and ErrCorrupt", id, e.Value, err)
+		}
+	}
+	// Listing skips them; DeleteBefore removes them (they can never be read).
+	for info, err := range s.Entries(ctx, ns) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Key.ID != "good" {
+			t.Errorf("Entries listed the corrupt %q", info.Key.ID)
+		}
+	}
+	n, err := s.DeleteBefore(ctx, ns, time.Now().Add(-time.Hour))
+	if err != nil || n != len(damaged) {
+		t.Errorf("DeleteBefore = %d, %v; want %d corrupt entries removed", n, err, len(damaged))
+	}
+	if _, err := s.Get(ctx, good); err != nil {
+		t.Errorf("the good entry: %v", err)
+	}
+	if err := s.Clear(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCorruptLeaseIsTakenOver(t *testing.T) {
+	ctx := context.Background()
+	s, client := newStore(t, nil)
+	ns := "lease"
+	k := store.Key{Namespace: ns, ID: "k"}
+	putRaw(t, client, s.Prefix()+ns+"/l/k", []byte("{garbage"))
+	o := store.Owner{Host: "h", PID: 1, Token: "tok-" + randHex(4)}
+	l, err := s.Acquire(ctx, k, o, time.Minute)
+	if err != nil {
+		t.Fatalf("Acquire over a corrupt lease object: %v", err)
+	}
+	if _, err := s.Renew(ctx, l, time.Minute); err != nil {
+		t.Errorf("Renew: %v", err)
+	}
+	if n, err := s.ReleaseAll(ctx, ns); err != nil || n != 1 {
+		t.Errorf("ReleaseAll = %d, %v; want 1", n, err)
+	}
+}
+
+// fakeClock is a settable clock shared by goroutines.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time     { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// TestTakeoverRace has many stores (as many processes would) take over one expired
+// lease at once: exactly one wins, and every other is told who holds it.
+func TestTakeoverRace(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Now()}
+	prefix := "test-" + randHex(6) + "/"
+	ns := storetest.Namespace(t)
+	k := store.Key{Namespace: ns, ID: "contended"}
+	first, _ := newStore(t, &s3store.Options{Prefix: prefix, Clock: clock.Now})
+	old, err := first.Acquire(ctx, k, store.Owner{Host: "old", PID: 1, Token: "old-" + randHex(4)}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(2 * time.Minute) // the old holder died
+
+	const n = 8
+	var wg sync.WaitGroup
+	leases := make([]store.Lease, n)
+	errs := make([]error, n)
+	for i := range n {
+		s, _ := newStore(t, &s3store.Options{Prefix: prefix, Clock: clock.Now})
+		wg.Go(func() {
+			leases[i], errs[i] = s.Acquire(ctx, k, store.Owner{Host: fmt.Sprint("c", i), PID: i, Token: fmt.Sprint("tok-", i, "-", randHex(4))}, time.Minute)
+		})
+	}
+	wg.Wait()
+	var winner *store.Lease
+	for i, err := range errs {
+		if err == nil {
+			if winner != nil {
+				t.Fatalf("two contenders took over the same lease: %s and %s", winner.Owner, leases[i].Owner)
+			}
+			winner = &leases[i]
+		}
+	}
+	if winner == nil {
+		t.Fatalf("no contender took over an expired lease: %v", errors.Join(errs...))
+	}
+	for _, err := range errs {
+		var held *store.HeldError
+		if err != nil && (!errors.As(err, &held) || held.Holder.Owner != winner.Owner) {
+			t.Errorf("a losing contender got %v; want a HeldError naming %s", err, winner.Owner)
+		}
+	}
+	if _, err := first.Renew(ctx, old, time.Minute); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("Renew by the old holder after takeover: %v; want store.ErrLeaseLost", err)
+	}
+	if _, err := first.ReleaseAll(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRenewExpired(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Now()}
+	s, _ := newStore(t, &s3store.Options{Clock: clock.Now})
+	k := store.Key{Namespace: storetest.Namespace(t), ID: "k"}
+	l, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: "t"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(time.Minute)
+	if _, err := s.Renew(ctx, l, time.Minute); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("Renew of an expired lease: %v; want store.ErrLeaseLost", err)
+	}
+	// Releasing it is still allowed, and frees the key.
+	if err := s.Release(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ReleaseAll(ctx, k.Namespace); err != nil || n != 0 {
+		t.Errorf("ReleaseAll after Release = %d, %v; want 0", n, err)
+	}
+}
+
+// TestServerConditions checks what the lease protocol relies on, straight against the
+// server: If-None-Match: * and If-Match on PutObject. It also reports whether the
+// server honours If-Match on DeleteObject, which Release uses when available.
+func TestServerConditions(t *testing.T) {
+	ctx := context.Background()
+	s, client := newStore(t, nil)
+	if err := s.Set(ctx, store.Key{Namespace: "ns", ID: "x"}, store.Entry{}); err != nil { // creates the bucket
+		t.Fatal(err)
+	}
+	name := s.Prefix() + "conditions"
+	put := func(ifNoneMatch, ifMatch *string) (*s3.PutObjectOutput, error) {
+		return client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(testBucket), Key: &name, Body: strings.NewReader("x"),
+			IfNoneMatch: ifNoneMatch, IfMatch: ifMatch,
+		})
+	}
+	first, err := put(aws.String("*"), nil)
+	if err != nil {
+		t.Fatalf("PutObject If-None-Match on a new object: %v", err)
+	}
+	if _, err := put(aws.String("*"), nil); err == nil {
+		t.Fatal("PutObject If-None-Match: * replaced an existing object; the server lacks conditional writes")
+	}
+	if _, err := put(nil, aws.String(`"0123456789abcdef0123456789abcdef"`)); err == nil {
+		t.Fatal("PutObject If-Match with a wrong ETag succeeded")
+	}
+	if _, err := put(nil, first.ETag); err != nil {
+		t.Fatalf("PutObject If-Match with the right ETag: %v", err)
+	}
+	_, err = client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(testBucket), Key: &name, IfMatch: aws.String(`"0123456789abcdef0123456789abcdef"`)})
+	if _, herr := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: &name}); herr == nil {
+		t.Logf("DeleteObject If-Match with a wrong ETag was refused (%v): Release is race-free here", err)
+	} else {
+		t.Logf("DeleteObject ignores If-Match on this server (err %v): Release has the small window documented", err)
+	}
+	_, _ = client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(testBucket), Key: &name})
+	_ = s.Clear(ctx, "ns")
+}
+
+func TestCreatesBucket(t *testing.T) {
+	ctx := context.Background()
+	client, _ := newClient(t, "")
+	bucket := "cachier-new-" + randHex(4)
+	s, err := s3store.New(client, bucket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := store.Key{Namespace: "ns", ID: "id"}
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+		t.Fatalf("Set into a missing bucket: %v", err)
+	}
+	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatalf("bucket not created: %v", err)
+	}
+	// A second store finds it there.
+	s2, _ := s3store.New(client, bucket, nil)
+	if _, err := s2.Get(ctx, k); err != nil {
+		t.Errorf("Get through a second store: %v", err)
+	}
+	_ = s.Clear(ctx, "ns")
+	_, _ = client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket})
+}
+
+// TestRawErrors checks that a failure other than a miss reaches the SDK's error types
+// and that the secret key never shows.
+func TestRawErrors(t *testing.T) {
+	const secret = "wrong-secret-DO-NOT-LEAK"
+	client, _ := newClient(t, secret)
+	s, err := s3store.New(client, testBucket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Get(context.Background(), store.Key{Namespace: "ns", ID: "id"})
+	var apiErr smithy.APIError
+	if err == nil || errors.Is(err, store.ErrNotFound) || !errors.As(err, &apiErr) {
+		t.Fatalf("Get with a wrong secret: %v; want a smithy.APIError, not a miss", err)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("error %q shows the secret", err)
+	}
+	t.Logf("wrong secret: %s (%v)", apiErr.ErrorCode(), err)
+}
+
+func TestOpenURL(t *testing.T) {
+	srv := testserver.MinIO(t)
+	ctx := context.Background()
+	raw := fmt.Sprintf("s3://%s:%s@%s/url-%s?endpoint=%s&region=us-east-1&path_style=true",
+		url.QueryEscape(srv.AccessKey), url.QueryEscape(srv.SecretKey), testBucket, randHex(4), url.QueryEscape(srv.URL))
+	s, err := store.Open(ctx, raw)
+	if err != nil {
+		t.Fatalf("store.Open: %v", strings.ReplaceAll(err.Error(), srv.SecretKey, "xxxxx"))
+	}
+	defer s.Close()
+	k := store.Key{Namespace: "ns", ID: "id"}
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("via url"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.Get(ctx, k)
+	if err != nil || string(e.Value) != "via url" {
+		t.Fatalf("Get = %q, %v", e.Value, err)
+	}
+	_ = s.Clear(ctx, "ns")
+}
+
+func TestCancelledBeforeBucketCheck(t *testing.T) {
+	client, _ := newClient(t, "")
+	s, _ := s3store.New(client, "cachier-never-"+randHex(4), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Get(ctx, store.Key{Namespace: "ns", ID: "id"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with a cancelled context: %v; want context.Canceled", err)
+	}
+}
+
+// BenchmarkStore runs the shared benchmarks: compare GetHit and GetMiss with
+// BenchmarkRawGetObject, the SDK alone fetching the same bytes.
+func BenchmarkStore(b *testing.B) {
+	s, _ := newStore(b, nil)
+	storetest.RunBenchmarks(b, s)
+}
+
+// BenchmarkRawGetObject is the floor under Get: one GetObject of an object the size of
+// a stored 256-byte entry, read whole, and one GetObject of a missing object.
+func BenchmarkRawGetObject(b *testing.B) {
+	ctx := context.Background()
+	s, client := newStore(b, nil)
+	// Create the bucket through the store, and a realistic object with it.
+	k := store.Key{Namespace: "bench", ID: fmt.Sprintf("%064x", 1)}
+	if err := s.Set(ctx, k, store.Entry{Value: make([]byte, 256), StoredAt: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Clear(ctx, "bench") })
+	name := s.Prefix() + "bench/e/" + k.ID
+	b.Run("Hit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: &name})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadAll(out.Body); err != nil {
+				b.Fatal(err)
+			}
+			out.Body.Close()
+		}
+	})
+	missing := s.Prefix() + "bench/e/missing"
+	b.Run("Miss", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: &missing}); err == nil {
+				b.Fatal("found a missing object")
+			}
+		}
+	})
+}
