@@ -52,10 +52,40 @@ func BenchmarkGet(b *testing.B) {
 			}
 		}
 	})
+	cached, _ := newStore(b, &Options{GenerationTTL: time.Second})
+	b.Run("hit/store-gen-ttl", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := cached.Get(ctx, k); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// What one Get would cost if it read the counter and then the entry, in turn.
+	b.Run("hit/raw-two-gets", func(b *testing.B) {
+		b.ReportAllocs()
+		gk := s.genKey('g', k.Namespace)
+		for b.Loop() {
+			if _, err := c.Get(gk); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Get(rawKey); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("miss/store", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := s.Get(ctx, missing); !errors.Is(err, store.ErrNotFound) {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("miss/store-gen-ttl", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := cached.Get(ctx, missing); !errors.Is(err, store.ErrNotFound) {
 				b.Fatal(err)
 			}
 		}

@@ -38,6 +38,14 @@
 // Set reads the counter and then writes, two round trips; a Set racing with a Clear is
 // ordered before it.
 //
+// GetMulti hands each server's request to a goroutine, so on loopback a Get costs about
+// two plain gets (see BenchmarkGet); across a network, where the round trip dominates,
+// it costs one. Options.GenerationTTL trades exactness for a plain single get: the
+// Store trusts the counter it last read for that long, so a Clear by another process
+// may go unseen for up to GenerationTTL (its own Clears are seen at once, and an entry
+// written after a foreign Clear is still found, because a record whose generation
+// disagrees with the cached counter makes Get read the counter again).
+//
 // # Leases
 //
 // Acquire is memcached add (atomic on the server) of a lease record with the owner and

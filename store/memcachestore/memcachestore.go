@@ -12,6 +12,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -58,6 +59,13 @@ type Options struct {
 	// Clock returns the current time, for lease expiry. Default time.Now. Hosts that
 	// share a store are assumed to agree on the time to well within a lease's TTL.
 	Clock func() time.Time
+	// GenerationTTL lets Get trust a namespace's generation counter, as this Store
+	// last read it, for this long. Zero (the default) reads the counter on every Get,
+	// together with the entry in one GetMulti, so a Clear by any process is seen at
+	// once. A positive value makes a hit one plain Get (a miss needs no counter at all),
+	// at the price that a Clear by another process may go unseen for up to
+	// GenerationTTL; this Store's own Clear is seen at once.
+	GenerationTTL time.Duration
 }
 
 // Store is a store.Store on memcached. It is safe for concurrent use.
@@ -67,6 +75,16 @@ type Store struct {
 	maxItemSize int
 	now         func() time.Time
 	owned       bool // the client was made by the URL opener: Close closes it
+
+	genTTL time.Duration
+	genMu  sync.Mutex
+	gens   map[string]cachedGen // by generation item key; only when genTTL > 0
+	clears uint64               // Clear calls so far, under genMu: a Get that overlaps one caches nothing
+}
+
+type cachedGen struct {
+	gen   uint64
+	until time.Time
 }
 
 var _ store.Store = (*Store)(nil)
@@ -95,7 +113,13 @@ func New(client *memcache.Client, opts *Options) (*Store, error) {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	return &Store{c: client, prefix: o.Prefix, maxItemSize: o.MaxItemSize, now: o.Clock}, nil
+	if o.GenerationTTL < 0 {
+		return nil, fmt.Errorf("memcachestore: negative GenerationTTL %s", o.GenerationTTL)
+	}
+	return &Store{
+		c: client, prefix: o.Prefix, maxItemSize: o.MaxItemSize, now: o.Clock,
+		genTTL: o.GenerationTTL, gens: map[string]cachedGen{},
+	}, nil
 }
 
 func validatePrefix(p string) error {
@@ -225,6 +249,23 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 		return store.Entry{}, err
 	}
 	gk, ek := s.genKey('g', k.Namespace), s.itemKey('e', k)
+	if s.genTTL > 0 {
+		if gen, ok := s.cachedGen(gk); ok {
+			it, err := s.c.Get(ek)
+			switch {
+			case errors.Is(err, memcache.ErrCacheMiss):
+				return store.Entry{}, notFound(k)
+			case err != nil:
+				return store.Entry{}, err
+			}
+			e, rgen, err := decodeFor(k, it.Value)
+			if err != nil || rgen == gen {
+				return e, err
+			}
+			// Written under another generation: maybe ours is stale. Look again.
+		}
+	}
+	clears := s.clearCount()
 	items, err := s.c.GetMulti([]string{gk, ek})
 	if err != nil {
 		return store.Entry{}, err
@@ -237,17 +278,68 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	if !ok {
 		return store.Entry{}, corrupt(k, fmt.Errorf("generation counter holds %q", truncate(git.Value)))
 	}
-	r, err := decodeEntry(eit.Value)
-	switch {
-	case err != nil:
-		return store.Entry{}, corrupt(k, err)
-	case r.ns != k.Namespace || r.id != k.ID:
-		return store.Entry{}, corrupt(k, fmt.Errorf("record belongs to %s/%s", r.ns, r.id))
-	case r.gen != gen:
+	s.cacheGen(gk, gen, clears)
+	e, rgen, err := decodeFor(k, eit.Value)
+	if err == nil && rgen != gen {
 		return store.Entry{}, notFound(k) // written before the last Clear
 	}
+	return e, err
+}
+
+// decodeFor decodes an entry record that must belong to k, and returns the generation
+// it was written under.
+func decodeFor(k store.Key, b []byte) (store.Entry, uint64, error) {
+	r, err := decodeEntry(b)
+	switch {
+	case err != nil:
+		return store.Entry{}, 0, corrupt(k, err)
+	case r.ns != k.Namespace || r.id != k.ID:
+		return store.Entry{}, 0, corrupt(k, fmt.Errorf("record belongs to %s/%s", r.ns, r.id))
+	}
 	// The item's buffer is ours alone; the caller may keep the value without a copy.
-	return store.Entry{Value: r.value, StoredAt: r.storedAt}, nil
+	return store.Entry{Value: r.value, StoredAt: r.storedAt}, r.gen, nil
+}
+
+func (s *Store) cachedGen(key string) (uint64, bool) {
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	c, ok := s.gens[key]
+	if !ok || time.Now().After(c.until) {
+		return 0, false
+	}
+	return c.gen, true
+}
+
+func (s *Store) clearCount() uint64 {
+	if s.genTTL <= 0 {
+		return 0
+	}
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	return s.clears
+}
+
+// cacheGen remembers gen, read when s.clears was clears, unless a Clear began since.
+func (s *Store) cacheGen(key string, gen, clears uint64) {
+	if s.genTTL <= 0 {
+		return
+	}
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	if s.clears == clears {
+		s.gens[key] = cachedGen{gen: gen, until: time.Now().Add(s.genTTL)}
+	}
+}
+
+// forgetGen drops the cached counter and keeps Gets in flight from caching theirs.
+func (s *Store) forgetGen(key string) {
+	if s.genTTL <= 0 {
+		return
+	}
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	s.clears++
+	delete(s.gens, key)
 }
 
 // Set stores e under k in the namespace's current generation.
@@ -305,7 +397,11 @@ func (s *Store) Clear(ctx context.Context, namespace string) error {
 	if err := store.ValidateNamespace(namespace); err != nil {
 		return err
 	}
-	return s.bump(ctx, s.genKey('g', namespace))
+	gk := s.genKey('g', namespace)
+	s.forgetGen(gk)
+	err := s.bump(ctx, gk)
+	s.forgetGen(gk) // a concurrent Get may have cached the old value meanwhile
+	return err
 }
 
 func unsupported(what string) error {
