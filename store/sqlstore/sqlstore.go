@@ -316,17 +316,20 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 			if err := rows.Err(); err != nil {
 				return store.Entry{}, err
 			}
-			return store.Entry{}, store.ErrNotFound
+			return store.Entry{}, fmt.Errorf("%w: %s", store.ErrNotFound, k)
 		}
 		var at sql.NullInt64
-		var v []byte
+		var v sql.Null[[]byte]
 		if err := rows.Scan(&at, &v); err != nil {
 			return store.Entry{}, corrupt(k, err)
 		}
-		if !at.Valid || v == nil {
+		if !at.Valid || !v.Valid {
 			return store.Entry{}, corrupt(k, errors.New("NULL column"))
 		}
-		return store.Entry{Value: v, StoredAt: fromMicros(at.Int64)}, rows.Close()
+		if v.V == nil {
+			v.V = []byte{}
+		}
+		return store.Entry{Value: v.V, StoredAt: fromMicros(at.Int64)}, rows.Close()
 	})
 }
 
