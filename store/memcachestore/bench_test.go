@@ -52,7 +52,7 @@ func BenchmarkGet(b *testing.B) {
 			}
 		}
 	})
-	cached, _ := newStore(b, &Options{GenerationTTL: time.Second})
+	cached, _ := newStore(b, &Options{GenerationTTL: time.Minute})
 	b.Run("hit/store-gen-ttl", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -271,14 +271,17 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 		return store.Entry{}, err
 	}
 	git, eit := items[gk], items[ek]
-	if git == nil || eit == nil {
-		return store.Entry{}, notFound(k)
+	if git == nil {
+		return store.Entry{}, notFound(k) // no counter: nothing written since it was created or evicted
 	}
 	gen, ok := parseGen(git.Value)
 	if !ok {
 		return store.Entry{}, corrupt(k, fmt.Errorf("generation counter holds %q", truncate(git.Value)))
 	}
 	s.cacheGen(gk, gen, clears)
+	if eit == nil {
+		return store.Entry{}, notFound(k)
+	}
 	e, rgen, err := decodeFor(k, eit.Value)
 	if err == nil && rgen != gen {
 		return store.Entry{}, notFound(k) // written before the last Clear
