@@ -276,9 +276,11 @@ func setupPostgres(s *Server) error {
 	logPath := filepath.Join(s.dir, "postgres.log")
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
-	if err := runCmd(ctx, logPath, cred, s.dir, initdb,
-		"-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
-	); err != nil {
+	initArgs := []string{"-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"}
+	err = initData(data, initdb, cred, func() error {
+		return runCmd(ctx, logPath, cred, s.dir, initdb, append([]string{"-D", data}, initArgs...)...)
+	}, initArgs...)
+	if err != nil {
 		return err
 	}
 	s.nodes = []*node{{
@@ -320,11 +322,12 @@ func setupMariaDB(s *Server) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
-	args := append([]string{
-		"--no-defaults", "--datadir=" + data, "--auth-root-authentication-method=normal",
-		"--skip-test-db", "--skip-name-resolve",
-	}, asRoot...)
-	if err := runCmd(ctx, logPath, nil, s.dir, install, args...); err != nil {
+	initArgs := append([]string{"--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"}, asRoot...)
+	err = initData(data, install, nil, func() error {
+		args := append([]string{"--no-defaults", "--datadir=" + data}, initArgs...)
+		return runCmd(ctx, logPath, nil, s.dir, install, args...)
+	}, initArgs...)
+	if err != nil {
 		return err
 	}
 	initFile := filepath.Join(s.dir, "init.sql")
