@@ -35,22 +35,26 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
+// kinds lists every server kind with its shared getter and a check through the driver
+// the stores use, with the URL the harness documents.
+var kinds = []struct {
+	kind  string
+	get   func(testing.TB) *testserver.Server
+	check func(t *testing.T, s *testserver.Server)
+}{
+	{testserver.KindRedis, testserver.Redis, checkRedis},
+	{testserver.KindRedisCluster, testserver.RedisCluster, checkRedisCluster},
+	{testserver.KindPostgres, testserver.Postgres, checkPostgres},
+	{testserver.KindMariaDB, testserver.MariaDB, checkMariaDB},
+	{testserver.KindMemcached, testserver.Memcached, checkMemcached},
+	{testserver.KindFerretDB, testserver.FerretDB, checkFerretDB},
+	{testserver.KindMinIO, testserver.MinIO, checkMinIO},
+}
+
 // TestShared starts every shared server (in parallel) and talks to it through the
 // driver the stores use, with the URL the harness documents.
 func TestShared(t *testing.T) {
-	for _, tc := range []struct {
-		kind  string
-		get   func(testing.TB) *testserver.Server
-		check func(t *testing.T, s *testserver.Server)
-	}{
-		{testserver.KindRedis, testserver.Redis, checkRedis},
-		{testserver.KindRedisCluster, testserver.RedisCluster, checkRedisCluster},
-		{testserver.KindPostgres, testserver.Postgres, checkPostgres},
-		{testserver.KindMariaDB, testserver.MariaDB, checkMariaDB},
-		{testserver.KindMemcached, testserver.Memcached, checkMemcached},
-		{testserver.KindFerretDB, testserver.FerretDB, checkFerretDB},
-		{testserver.KindMinIO, testserver.MinIO, checkMinIO},
-	} {
+	for _, tc := range kinds {
 		t.Run(tc.kind, func(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
@@ -175,7 +179,8 @@ func checkMinIO(t *testing.T, s *testserver.Server) {
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 	})
-	if _, err := client.CreateBucket(ctx(t), &s3.CreateBucketInput{Bucket: aws.String("testserver")}); err != nil {
+	bucket := fmt.Sprintf("testserver-%d", time.Now().UnixNano())
+	if _, err := client.CreateBucket(ctx(t), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := client.ListBuckets(ctx(t), &s3.ListBucketsInput{})
@@ -222,6 +227,38 @@ func TestDedicatedStopStart(t *testing.T) {
 	s.Start(t)
 	if err := rdb.Ping(ctx(t)).Err(); err != nil {
 		t.Fatalf("ping after restart: %v", err)
+	}
+}
+
+// TestDedicatedEveryKind stops, kills and restarts a dedicated server of every kind.
+// It costs a minute of CPU: it runs only with CACHIER_TESTSERVER_ALL=1.
+func TestDedicatedEveryKind(t *testing.T) {
+	if os.Getenv("CACHIER_TESTSERVER_ALL") != "1" {
+		t.Skip("set CACHIER_TESTSERVER_ALL=1 to run")
+	}
+	for _, tc := range kinds {
+		t.Run(tc.kind, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			s := testserver.Dedicated(t, tc.kind)
+			t.Logf("%s started in %v", tc.kind, time.Since(start).Round(time.Millisecond))
+			tc.check(t, s)
+			start = time.Now()
+			s.Stop(t)
+			t.Logf("%s stopped in %v", tc.kind, time.Since(start).Round(time.Millisecond))
+			if s.Running() {
+				t.Fatal("running after Stop")
+			}
+			start = time.Now()
+			s.Start(t)
+			t.Logf("%s restarted in %v", tc.kind, time.Since(start).Round(time.Millisecond))
+			tc.check(t, s)
+			s.Kill(t)
+			start = time.Now()
+			s.Start(t)
+			t.Logf("%s restarted after SIGKILL in %v", tc.kind, time.Since(start).Round(time.Millisecond))
+			tc.check(t, s)
+		})
 	}
 }
 
