@@ -459,6 +459,7 @@ func runCmd(ctx context.Context, logPath string, cred *syscall.Credential, dir, 
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = sysProcAttr(cred)
+	cmd.Cancel = func() error { killGroup(cmd.Process.Pid); return nil } // initdb's children too
 	cmd.WaitDelay = 5 * time.Second
 	if err := spawn(cmd); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(path), err)

@@ -31,10 +31,8 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -242,19 +240,13 @@ func (s *Server) checkOwned() error {
 	return nil
 }
 
-// Main runs the tests and stops every server this binary started.
+// Main runs the tests and stops every server this binary started, then removes their
+// data. It installs no signal handler (tests may send themselves signals): a binary
+// killed by a signal takes its servers with it through the parent-death signal, and
+// its data directories are removed by the next test binary that starts a server.
 func Main(m *testing.M) {
 	mainCalled.Store(true)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		s := <-sig
-		fmt.Fprintf(os.Stderr, "testserver: %v: stopping servers\n", s)
-		stopAll()
-		os.Exit(130)
-	}()
 	code := m.Run()
-	signal.Stop(sig)
 	stopAll()
 	if msg := skippedSummary(); msg != "" {
 		fmt.Fprint(os.Stderr, msg)
