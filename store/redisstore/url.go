@@ -84,9 +84,24 @@ func badURL(u *url.URL, format string, args ...any) error {
 		if p, ok := u.User.Password(); ok && p != "" {
 			msg = strings.ReplaceAll(msg, p, "xxxxx")
 		}
-		return fmt.Errorf("%w: %s: %s", store.ErrBadURL, u.Redacted(), msg)
+		if p := u.Query().Get(paramSentinelPass); p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+		return fmt.Errorf("%w: %s: %s", store.ErrBadURL, redacted(u), msg)
 	}
 	return fmt.Errorf("%w: %s", store.ErrBadURL, msg)
+}
+
+// redacted is u.Redacted that also hides the Sentinel password parameter.
+func redacted(u *url.URL) string {
+	q := u.Query()
+	if _, ok := q[paramSentinelPass]; !ok {
+		return u.Redacted()
+	}
+	q.Set(paramSentinelPass, "xxxxx")
+	c := *u
+	c.RawQuery = q.Encode()
+	return c.Redacted()
 }
 
 // parseURL turns a store URL into client options without connecting.

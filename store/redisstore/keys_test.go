@@ -1,0 +1,171 @@
+package redisstore
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+func TestEscape(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"abc-._/~", "abc-._/~"},
+		{"a:b", "a%3Ab"},
+		{"{tag}", "%7Btag%7D"},
+		{"%", "%25"},
+		{"*?[]\\^", "%2A%3F%5B%5D%5C%5E"},
+		{"a b\t", "a%20b%09"},
+		{"é漢", "é漢"},
+	} {
+		if got := escape(tc.in); got != tc.want {
+			t.Errorf("escape(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if back, err := unescape(tc.want); err != nil || back != tc.in {
+			t.Errorf("unescape(%q) = %q, %v; want %q", tc.want, back, err, tc.in)
+		}
+	}
+	// Only canonical escapes are accepted, so a name maps back to one string only.
+	for _, bad := range []string{"%", "%2", "%zz", "%41", "%3a", "a:b", "{", "}", "a b", "*"} {
+		if got, err := unescape(bad); err == nil {
+			t.Errorf("unescape(%q) = %q, nil; want an error", bad, got)
+		}
+	}
+}
+
+func TestKeyLayout(t *testing.T) {
+	kr, err := newKeyer("app:cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := store.Key{Namespace: "main.fetch/v2", ID: "{user}:42"}
+	if got, want := kr.key(k, kindValue), "app:cache:{main.fetch/v2:%7Buser%7D%3A42}:v"; got != want {
+		t.Errorf("key = %q, want %q", got, want)
+	}
+	if got, want := kr.pattern("a*b", kindLease), `app:cache:{a%2Ab:*}:l`; got != want {
+		t.Errorf("pattern = %q, want %q", got, want)
+	}
+	kr2, _ := newKeyer("p*[x]")
+	if got, want := kr2.allPattern(), `p\*\[x\]:{*`; got != want {
+		t.Errorf("allPattern = %q, want %q", got, want)
+	}
+	for _, name := range []string{
+		"app:cache:{a:b}:x:v", "app:cache:{a}:v", "app:cache:{a:b:c}:v", "app:cache:{a:b}v",
+		"other:{a:b}:v", "app:cache:{a:%zz}:v", "app:cache:{a:b}:", "",
+	} {
+		if k, kind, ok := kr.parse(name); ok && kind == kindValue {
+			t.Errorf("parse(%q) = %+v, %c, true; want false", name, k, kind)
+		}
+	}
+}
+
+func TestValidatePrefix(t *testing.T) {
+	for _, p := range []string{"cachier", "app:cache", "a*b", "x-1.2/3"} {
+		if err := validatePrefix(p); err != nil {
+			t.Errorf("validatePrefix(%q): %v", p, err)
+		}
+	}
+	for _, p := range []string{"", "a b", "{a}", "a}", "tab\t", "é", strings.Repeat("x", 65), "nul\x00"} {
+		if err := validatePrefix(p); err == nil {
+			t.Errorf("validatePrefix(%q) = nil; want an error", p)
+		}
+	}
+	if _, err := New(nil, nil); err == nil {
+		t.Error("New(nil client) = nil error")
+	}
+}
+
+func TestStamp(t *testing.T) {
+	// In time order, the zero time first; 1500 and 2500 are outside UnixNano's range
+	// and clamp, so the order of their stamps is only not decreasing.
+	times := []time.Time{
+		{}, time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(-1<<30, 0), time.Unix(0, -1),
+		time.Unix(0, 0), time.Unix(0, 1), time.Unix(1<<30, 5), time.Date(2500, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for i := 1; i < len(times); i++ {
+		// Byte order is time order, which the DeleteBefore script relies on.
+		c := bytes.Compare(stampBytes(times[i-1]), stampBytes(times[i]))
+		if c > 0 || c == 0 && i != 1 && i != len(times)-1 {
+			t.Errorf("stamp of %s is not below that of %s", times[i-1], times[i])
+		}
+	}
+	for _, at := range []time.Time{{}, time.Unix(-1<<30, 0), time.Unix(0, -1), time.Unix(0, 0), time.Unix(1<<30, 5)} {
+		if got := unstamp(stamp(at)); !got.Equal(at) {
+			t.Errorf("unstamp(stamp(%s)) = %s", at, got)
+		}
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add(encodeRecord(store.Entry{Value: []byte("v"), StoredAt: time.Now()}))
+	f.Add([]byte{})
+	f.Add([]byte{'c', 1})
+	f.Add([]byte{'c', 1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := decodeRecord(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v does not match ErrCorrupt", err)
+			}
+			return
+		}
+		again := encodeRecord(e)
+		if !bytes.Equal(again, b) {
+			t.Fatalf("decode/encode changed %x into %x", b, again)
+		}
+	})
+}
+
+func FuzzDecodeOwner(f *testing.F) {
+	f.Add(encodeOwner(store.Owner{Host: "h", PID: 42, Token: "t"}))
+	f.Add("L\x01")
+	f.Add("L\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := decodeOwner(s)
+		if err != nil {
+			return
+		}
+		if got := encodeOwner(o); got != s {
+			// Varints have one canonical encoding each; anything else must not decode
+			// into an owner that encodes differently and so fails every comparison.
+			if o2, err := decodeOwner(got); err != nil || o2 != o {
+				t.Fatalf("owner %+v does not round-trip: %v", o, err)
+			}
+		}
+	})
+}
+
+func FuzzKeyRoundTrip(f *testing.F) {
+	for _, s := range []string{"a", "{a}", "a:b", "%", "}:v", "é", "\x7f", "*?[]"} {
+		f.Add(s, s)
+	}
+	kr, _ := newKeyer("cachier")
+	f.Fuzz(func(t *testing.T, ns, id string) {
+		k := store.Key{Namespace: ns, ID: id}
+		if k.Validate() != nil {
+			return
+		}
+		for _, kind := range []byte{kindValue, kindLease, kindChannel} {
+			name := kr.key(k, kind)
+			// One hash tag, and it holds the whole escaped key.
+			open, close := strings.IndexByte(name, '{'), strings.IndexByte(name, '}')
+			if strings.Count(name, "{") != 1 || strings.Count(name, "}") != 1 || open > close {
+				t.Fatalf("key %q has more than one hash tag", name)
+			}
+			got, gotKind, ok := kr.parse(name)
+			if !ok || got != k || gotKind != kind {
+				t.Fatalf("parse(key(%+v)) = %+v, %c, %v", k, got, gotKind, ok)
+			}
+			if !utf8.ValidString(name) {
+				t.Fatalf("key %q is not UTF-8", name)
+			}
+		}
+		// The namespace pattern's literal part has no glob metacharacter.
+		if lit := strings.TrimSuffix(kr.pattern(ns, kindValue), "*}:v"); strings.ContainsAny(lit, `*?[]\`) {
+			t.Fatalf("pattern %q has a metacharacter in its literal part", lit)
+		}
+	})
+}
