@@ -35,22 +35,26 @@
 // (Options.LeaseCollection overrides it), one document per key with the owner's host,
 // pid, token and expires_at (int64 Unix nanoseconds). Acquire is an InsertOne: the
 // unique _id makes exactly one of any number of concurrent callers win a free key.
-// When the key is taken, Acquire reads the holder; if its lease has expired it takes
-// over with one UpdateOne filtered on {_id, token: <expired holder's token>, expires_at
-// <= now}, which on MongoDB is a single atomic document operation, so two callers can
-// never both take over. Renew is an UpdateOne filtered on the token and an unexpired
-// expires_at; Release a DeleteOne filtered on the token; ReleaseAll a DeleteMany.
+// When the key is taken, Acquire reads the holder; if its lease has expired, the caller
+// first inserts a takeover claim whose _id is derived from the exact version of the
+// lease document it found, and only the one caller whose insert succeeds replaces that
+// version, with a ReplaceOne filtered on its _id, token and expires_at, and then
+// deletes the claim. The claim is needed because FerretDB v1 (the test server, with its
+// SQLite backend) evaluates an update's filter and writes the result as two steps: with
+// a filtered update alone, every one of eight callers racing for one expired lease
+// "won" it there. A unique insert is atomic on every server. A taker that dies between
+// claiming and replacing delays the takeover by at most 30 seconds (the next claim in
+// the chain is taken then). Renew is an UpdateOne filtered on the token and an
+// unexpired expires_at; Release a DeleteOne filtered on the token; ReleaseAll a
+// DeleteMany (it also sweeps claims left behind). On FerretDB v1 a Renew that races
+// with a takeover at the very instant of expiry can still interleave; renew well
+// before expiry, as cachier does.
 //
 // Expiry is judged by the clock of the calling process (Options.Clock), not the
 // server's: FerretDB has no $$NOW in update filters, and a client clock keeps the rule
 // the same on every server. Hosts sharing a store are assumed to keep their clocks
 // within a small fraction of a lease's TTL of each other; a host whose clock runs
 // ahead takes over leases early.
-//
-// FerretDB v1 (the test server, with its SQLite backend) evaluates an update's filter
-// and writes the result as two steps, not one atomic operation. On it, two callers that
-// both try to take over the same expired lease at the same instant may both succeed;
-// acquiring a free key (unique insert) stays exact. MongoDB has no such gap.
 //
 // Nothing relies on TTL indexes, transactions or change streams, which FerretDB's
 // SQLite backend lacks: expired leases are judged by their expires_at and taken over or

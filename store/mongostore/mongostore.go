@@ -2,6 +2,8 @@ package mongostore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
@@ -51,6 +53,7 @@ const (
 	fPID       = "pid"
 	fToken     = "token"
 	fExpiresAt = "expires_at"
+	fClaimNS   = "claim_ns"
 )
 
 // Options configure a Store. The zero value (or nil) uses the defaults.
@@ -364,7 +367,8 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 	var all []string
 	for _, c := range []*mongo.Collection{s.coll, s.leases} {
 		var nss []string
-		if err := c.Distinct(ctx, fNS, bson.D{}).Decode(&nss); err != nil {
+		filter := bson.D{{Key: fNS, Value: bson.D{{Key: "$type", Value: "string"}}}}
+		if err := c.Distinct(ctx, fNS, filter).Decode(&nss); err != nil {
 			return nil, err
 		}
 		all = append(all, nss...)
@@ -438,16 +442,75 @@ func (s *Store) Acquire(ctx context.Context, k store.Key, o store.Owner, ttl tim
 			return store.Lease{}, &store.HeldError{Holder: holder}
 		}
 		// Expired (or unreadable): take it over, unless someone renewed, released or
-		// took it first. The filter matches exactly the document we judged.
-		res, err := s.leases.ReplaceOne(ctx, filter, d)
+		// took it first. The filter matches exactly the document we judged; the claim
+		// makes sure only one caller tries, even on servers whose filtered updates are
+		// not atomic.
+		claim, err := s.claim(ctx, k, raw, now)
 		if err != nil {
 			return store.Lease{}, err
+		}
+		res, err := s.leases.ReplaceOne(ctx, filter, d)
+		// The claim can go now: the version it claims is gone, or was never there.
+		_, derr := s.leases.DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: fID, Value: claim}})
+		if err != nil {
+			return store.Lease{}, err
+		}
+		if derr != nil {
+			return store.Lease{}, derr
 		}
 		if res.MatchedCount == 1 {
 			return d.lease(), nil
 		}
 	}
 	return store.Lease{}, &store.HeldError{Holder: store.Lease{Key: k}}
+}
+
+// claimTTL is how long a takeover claim blocks other takers; only a taker that dies
+// between claiming and replacing leaves one behind.
+const claimTTL = 30 * time.Second
+
+// maxClaims bounds the chain of claims on one lease version (each left by a taker
+// that died).
+const maxClaims = 8
+
+// claim inserts the one takeover claim on the lease version raw, so that of all the
+// callers who found that version expired, exactly one replaces it: the unique _id
+// decides, which is atomic on every server, unlike a filtered update on FerretDB v1.
+// A claim left by a taker that died expires after claimTTL, and the next claim in the
+// chain (another unique _id) is taken instead of deleting it. Claims carry no "ns",
+// so they are never listed as leases; ReleaseAll removes any left behind.
+// It returns the claim's _id, or a *store.HeldError if another caller holds it.
+func (s *Store) claim(ctx context.Context, k store.Key, raw bson.Raw, now time.Time) (string, error) {
+	sum := sha256.Sum256(raw)
+	base := "claim:" + hex.EncodeToString(sum[:16]) + ":"
+	for n := range maxClaims {
+		id := base + strconv.Itoa(n)
+		_, err := s.leases.InsertOne(ctx, bson.D{
+			{Key: fID, Value: id},
+			{Key: fClaimNS, Value: k.Namespace},
+			{Key: fExpiresAt, Value: nanos(now.Add(claimTTL))},
+		})
+		if err == nil {
+			return id, nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return "", err
+		}
+		var c struct {
+			ExpiresAt int64 `bson:"expires_at"`
+		}
+		err = s.leases.FindOne(ctx, bson.D{{Key: fID, Value: id}}).Decode(&c)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			// Its taker finished (and the version it claimed is gone): so is ours.
+			return "", &store.HeldError{Holder: store.Lease{Key: k}}
+		case err != nil:
+			return "", err
+		case c.ExpiresAt > nanos(now):
+			return "", &store.HeldError{Holder: store.Lease{Key: k}} // being taken over
+		}
+	}
+	return "", &store.HeldError{Holder: store.Lease{Key: k}}
 }
 
 // judgeLease reads the lease document raw leniently: whether it is live at now, its
@@ -563,6 +626,9 @@ func (s *Store) ReleaseAll(ctx context.Context, namespace string) (int, error) {
 	}
 	res, err := s.leases.DeleteMany(ctx, bson.D{{Key: fNS, Value: namespace}})
 	if err != nil {
+		return 0, err
+	}
+	if _, err := s.leases.DeleteMany(ctx, bson.D{{Key: fClaimNS, Value: namespace}}); err != nil {
 		return 0, err
 	}
 	return int(res.DeletedCount), nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -247,5 +248,86 @@ func TestDocID(t *testing.T) {
 	b := docID(store.Key{Namespace: "a", ID: "b:c"})
 	if a == b {
 		t.Errorf("docID collides: %q", a)
+	}
+}
+
+// TestConcurrentTakeover has many callers find the same lease expired at once: exactly
+// one may take it over. FerretDB v1 evaluates an update's filter and writes as two
+// steps, so without the takeover claim every one of them "wins" there.
+func TestConcurrentTakeover(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, _ := newStore(t, &Options{Clock: clock})
+	ctx := context.Background()
+	for round := range 10 {
+		k := store.Key{Namespace: "ns", ID: fmt.Sprint(round)}
+		if _, err := s.Acquire(ctx, k, store.Owner{Token: "old"}, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		now = now.Add(2 * time.Second)
+		mu.Unlock()
+		var (
+			wg   sync.WaitGroup
+			wins atomic.Int32
+			errc = make(chan error, 8)
+		)
+		for i := range 8 {
+			wg.Go(func() {
+				_, err := s.Acquire(ctx, k, store.Owner{Token: fmt.Sprint("new", i)}, time.Hour)
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case !errors.Is(err, store.ErrLeaseHeld):
+					errc <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			t.Errorf("round %d: Acquire: %v", round, err)
+		}
+		if w := wins.Load(); w != 1 {
+			t.Fatalf("round %d: %d of 8 callers took over one expired lease, want 1", round, w)
+		}
+	}
+}
+
+// TestAbandonedClaim checks that a taker that died between claiming and replacing
+// delays a takeover by at most the claim's TTL, and never blocks it.
+func TestAbandonedClaim(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	s, _ := newStore(t, &Options{Clock: clock})
+	ctx := context.Background()
+	k := store.Key{Namespace: "ns", ID: "k"}
+	if _, err := s.Acquire(ctx, k, store.Owner{Token: "old"}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	advance(2 * time.Second)
+	raw, err := s.leases.FindOne(ctx, bson.D{{Key: "_id", Value: docID(k)}}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.claim(ctx, k, raw, clock()); err != nil { // and then "die"
+		t.Fatal(err)
+	}
+	if _, err := s.Acquire(ctx, k, store.Owner{Token: "b"}, time.Hour); !errors.Is(err, store.ErrLeaseHeld) {
+		t.Fatalf("Acquire during a fresh claim: %v; want ErrLeaseHeld", err)
+	}
+	advance(claimTTL + time.Second)
+	if _, err := s.Acquire(ctx, k, store.Owner{Token: "b"}, time.Hour); err != nil {
+		t.Fatalf("Acquire after the claim expired: %v", err)
+	}
+	// ReleaseAll sweeps claims; Namespaces and Leases never show them.
+	if n, err := s.ReleaseAll(ctx, "ns"); err != nil || n != 1 {
+		t.Errorf("ReleaseAll = %d, %v; want 1", n, err)
+	}
+	if n, err := s.leases.CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
+		t.Errorf("%d documents left in the lease collection after ReleaseAll (%v)", n, err)
 	}
 }
