@@ -46,10 +46,9 @@
 // claiming and replacing delays the takeover by at most 30 seconds (the next claim in
 // the chain is taken then). Renew is an UpdateOne filtered on the token and an
 // unexpired expires_at; Release a DeleteOne filtered on the token; ReleaseAll a
-// DeleteMany (it also sweeps claims left behind). On FerretDB v1 a Renew or Release
-// by the old holder that races
-// with a takeover at the very instant of expiry can still interleave; renew well
-// before expiry, as cachier does.
+// DeleteMany (it also sweeps claims left behind). On FerretDB v1 a Renew or Release by
+// the old holder that races with a takeover at the very instant of expiry can still
+// interleave; renew well before expiry, as cachier does.
 //
 // Expiry is judged by the clock of the calling process (Options.Clock), not the
 // server's: FerretDB has no $$NOW in update filters, and a client clock keeps the rule
