@@ -105,12 +105,14 @@ func (e *env) environ() []string {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "HOME", "XDG_CACHE_HOME", envStore:
+		case "HOME", "XDG_CACHE_HOME", "GORACE", envStore:
 			continue
 		}
 		out = append(out, kv)
 	}
-	out = append(out, "HOME="+e.home, "XDG_CACHE_HOME="+e.cache)
+	// The race detector sleeps a second at exit unless told not to; a race fails
+	// the process (exit 66) at once.
+	out = append(out, "HOME="+e.home, "XDG_CACHE_HOME="+e.cache, "GORACE=atexit_sleep_ms=0 halt_on_error=1")
 	if e.storeURL != "" {
 		out = append(out, envStore+"="+e.storeURL)
 	}
@@ -159,7 +161,11 @@ func (e *env) wait(cmd *exec.Cmd) result {
 	case err != nil:
 		e.t.Fatalf("cachier %q: %v", cmd.Args[1:], err)
 	}
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+	r := result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+	if strings.Contains(r.stderr, "WARNING: DATA RACE") {
+		e.t.Fatalf("cachier %q raced:\n%v", cmd.Args[1:], r)
+	}
+	return r
 }
 
 // count returns the number of lines in the working directory's file name.
