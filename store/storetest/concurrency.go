@@ -443,3 +443,49 @@ func testLiveStore(e *env) {
 		e.t.Errorf("GetLive after SetLive(nil) = %#v, %v; want nil, nil", v, err)
 	}
 }
+
+// testConcurrentTakeover: many callers find the same expired lease at once; exactly
+// one of them may take it over. (A filter-then-write takeover that is not one atomic
+// operation on the engine lets several win, as FerretDB's update did.)
+func testConcurrentTakeover(e *env) {
+	ns := e.ns()
+	for round := range 3 {
+		k := store.Key{Namespace: ns, ID: fmt.Sprint("k", round)}
+		dead := e.acquire(k, owner("dead"), 200*time.Millisecond)
+		time.Sleep(time.Until(dead.ExpiresAt) + 50*time.Millisecond)
+		deadline := time.Now().Add(eventually)
+		for {
+			const n = 16
+			var (
+				wg    sync.WaitGroup
+				start = make(chan struct{})
+				wins  atomic.Int32
+			)
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					_, err := e.s.Acquire(e.ctx, k, owner(fmt.Sprint("taker", round, i)), longTTL)
+					switch {
+					case err == nil:
+						wins.Add(1)
+					case !errors.Is(err, store.ErrLeaseHeld):
+						e.t.Errorf("concurrent takeover: %v", err)
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			w := wins.Load()
+			if w == 1 {
+				break
+			}
+			if w > 1 {
+				e.t.Fatalf("round %d: %d of %d callers took over the same expired lease, want exactly 1", round, w, n)
+			}
+			if time.Now().After(deadline) {
+				e.t.Fatalf("round %d: an expired lease (ttl 200ms) was never taken over", round)
+			}
+			time.Sleep(pollEvery) // the store's clock may lag ours: not expired yet
+		}
+	}
+}

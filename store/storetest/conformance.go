@@ -53,6 +53,7 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 		{"ReleaseAll", testReleaseAll},
 		{"LeaseAndEntryIndependent", testLeaseAndEntryIndependent},
 		{"ConcurrentAcquire", testConcurrentAcquire},
+		{"ConcurrentTakeover", testConcurrentTakeover},
 		{"ConcurrentSetGet", testConcurrentSetGet},
 		{"ConcurrentDistinctKeys", testConcurrentDistinctKeys},
 		{"CancelledContext", testCancelledContext},
