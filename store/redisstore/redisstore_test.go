@@ -5,6 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -532,3 +537,64 @@ func BenchmarkStoreCluster(b *testing.B) {
 	b.Cleanup(func() { _ = s.Close() })
 	storetest.RunBenchmarks(b, s)
 }
+
+// sentinel starts a redis-server in Sentinel mode that monitors master (as "m") and
+// returns its address. The process is this test's own and is killed when it ends.
+func sentinel(t *testing.T, master string) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skipf("SKIPPING the Sentinel test: no redis-server binary (%v)", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	host, port, _ := net.SplitHostPort(addr)
+	mhost, mport, _ := net.SplitHostPort(master)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	cfg := fmt.Sprintf("port %s\nbind %s\ndaemonize no\ndir %s\nsentinel monitor m %s %s 1\n", port, host, dir, mhost, mport)
+	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, conf, "--sentinel")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
+	defer sc.Close()
+	deadline := time.Now().Add(eventually)
+	for {
+		got, err := sc.GetMasterAddrByName(context.Background(), "m").Result()
+		if err == nil && len(got) == 2 {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Sentinel on %s did not report master m within %s: %v", addr, eventually, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestConformanceSentinel runs the suite through a failover client opened from a
+// redis+sentinel:// URL.
+func TestConformanceSentinel(t *testing.T) {
+	srv := testserver.Dedicated(t, testserver.KindRedis)
+	addr := sentinel(t, srv.Addr)
+	u := "redis+sentinel://" + addr + "/0?master=m&prefix=cachier-sentinel"
+	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return urlHarness{u} }, storetest.Capabilities{})
+}
+
+// urlHarness opens every store from a URL, so the store owns (and closes) its client.
+type urlHarness struct{ url string }
+
+func (h urlHarness) MakeStore(ctx context.Context, _ *testing.T) (store.Store, error) {
+	return store.Open(ctx, h.url)
+}
+
+func (urlHarness) Close() {}
