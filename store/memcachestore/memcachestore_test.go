@@ -11,12 +11,16 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"github.com/cachier-go/cachier/internal/proctest"
 	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
-func TestMain(m *testing.M) { testserver.Main(m) }
+func TestMain(m *testing.M) {
+	proctest.MaybeWorker() // a re-executed worker of the cross-process tests
+	testserver.Main(m)
+}
 
 // maxValueSize is what the conformance suite may rely on under memcached's default
 // 1 MiB item limit: room is left for the key, the record header, the longest namespace

@@ -13,12 +13,16 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/cachier-go/cachier/internal/proctest"
 	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
-func TestMain(m *testing.M) { testserver.Main(m) }
+func TestMain(m *testing.M) {
+	proctest.MaybeWorker() // a re-executed worker of the cross-process tests
+	testserver.Main(m)
+}
 
 // connect returns a client on the shared FerretDB, disconnected when the test ends.
 func connect(t testing.TB) *mongo.Client {

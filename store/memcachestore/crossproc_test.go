@@ -1,0 +1,30 @@
+package memcachestore
+
+import (
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/cachier-go/cachier/internal/proctest"
+	"github.com/cachier-go/cachier/internal/testserver"
+)
+
+func TestStampedeAcrossProcesses(t *testing.T) {
+	proctest.Stampede(t, "memcache://"+testserver.Memcached(t).Addr, 4, 16)
+}
+
+func TestKilledHolderIsTakenOver(t *testing.T) {
+	proctest.KillTakeover(t, "memcache://"+testserver.Memcached(t).Addr)
+}
+
+func TestOutage(t *testing.T) {
+	srv := testserver.Dedicated(t, testserver.KindMemcached)
+	c := memcache.New(srv.Addr)
+	c.Timeout = time.Second
+	st, err := New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proctest.Outage(t, st, func() { srv.Stop(t) }, func() { srv.Start(t) })
+}
