@@ -15,11 +15,18 @@
 //	redis://, rediss://, redis+cluster://,
 //	redis+sentinel:// (and rediss+...)       redisstore
 //	memcache://, memcached://                memcachestore
+//	postgres://, postgresql://, mysql://,
+//	sqlite:                                  sqlstore (through sqlstore/sqlurl)
+//	mongodb://, mongodb+srv://               mongostore
+//	s3://                                    s3store
 package all
 
 import (
-	_ "github.com/cachier-go/cachier/store/filestore"     // file
-	_ "github.com/cachier-go/cachier/store/memcachestore" // memcache, memcached
-	_ "github.com/cachier-go/cachier/store/memstore"      // mem
-	_ "github.com/cachier-go/cachier/store/redisstore"    // redis, rediss, redis+cluster, redis+sentinel
+	_ "github.com/cachier-go/cachier/store/filestore"       // file
+	_ "github.com/cachier-go/cachier/store/memcachestore"   // memcache, memcached
+	_ "github.com/cachier-go/cachier/store/memstore"        // mem
+	_ "github.com/cachier-go/cachier/store/mongostore"      // mongodb, mongodb+srv
+	_ "github.com/cachier-go/cachier/store/redisstore"      // redis, rediss, redis+cluster, redis+sentinel
+	_ "github.com/cachier-go/cachier/store/s3store"         // s3
+	_ "github.com/cachier-go/cachier/store/sqlstore/sqlurl" // postgres, postgresql, mysql, sqlite
 )

@@ -11,7 +11,8 @@ import (
 // TestSchemes checks that importing the package registers every store's schemes.
 func TestSchemes(t *testing.T) {
 	got := store.Schemes()
-	for _, want := range []string{"file", "mem", "redis", "rediss", "redis+cluster", "redis+sentinel", "memcache", "memcached"} {
+	for _, want := range []string{"file", "mem", "redis", "rediss", "redis+cluster", "redis+sentinel", "memcache", "memcached",
+		"postgres", "postgresql", "mysql", "sqlite", "mongodb", "mongodb+srv", "s3"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("scheme %q is not registered; registered: %v", want, got)
 		}
