@@ -280,8 +280,11 @@ func parsePayload(p string) (k store.Key, whole bool, ok bool) {
 		if !found {
 			return k, false, false
 		}
+		if n == "" || n[0] < '1' || n[0] > '9' || strings.Trim(n, "0123456789") != "" {
+			return k, false, false
+		}
 		l, err := strconv.Atoi(n)
-		if err != nil || l <= 0 || l > len(rest) {
+		if err != nil || l > len(rest) {
 			return k, false, false
 		}
 		return store.Key{Namespace: rest[:l], ID: rest[l:]}, false, true
