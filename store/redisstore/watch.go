@@ -73,6 +73,7 @@ type hub struct {
 	seq     uint64              // of the last PING written
 	pending map[*channel]uint64 // subscribed, waiting for a PONG of at least this seq
 	resync  bool                // the connection failed: wake everyone at the next PONG
+	idle    uint64              // seq of the unanswered idle PING, or 0
 }
 
 // channel is one subscribed key and its watchers.
@@ -209,17 +210,17 @@ func (h *hub) loop() {
 	defer close(h.done)
 	backoff := minBackoff
 	for {
-		msg, err := h.ps.ReceiveTimeout(h.ctx, idleTimeout)
+		h.mu.Lock()
+		ps := h.ps
+		h.mu.Unlock()
+		msg, err := ps.ReceiveTimeout(h.ctx, idleTimeout)
 		if h.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
-				// Idle: a PING checks the connection (a failed write reconnects).
-				h.mu.Lock()
-				_ = h.pingLocked(h.ctx)
-				h.mu.Unlock()
+				h.idlePing()
 				continue
 			}
 			h.mu.Lock()
@@ -248,6 +249,27 @@ func (h *hub) loop() {
 			h.pong(m.Payload)
 		}
 	}
+}
+
+// idlePing handles a quiet connection: a PING checks it (a failed write
+// reconnects); if the PING of the previous quiet period was never answered, the
+// connection is half-open, and a new subscription replaces it.
+func (h *hub) idlePing() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.idle != 0 {
+		h.s.log.Warn("redisstore: notifier connection unresponsive; reconnecting")
+		names := make([]string, 0, len(h.chans))
+		for name := range h.chans {
+			names = append(names, name)
+		}
+		old := h.ps
+		h.ps = h.s.client.Subscribe(h.ctx, names...)
+		_ = old.Close()
+		h.resync = true
+	}
+	_ = h.pingLocked(h.ctx)
+	h.idle = h.seq
 }
 
 func (h *hub) message(name, payload string) {
@@ -298,6 +320,9 @@ func (h *hub) pong(payload string) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.idle != 0 && seq >= h.idle {
+		h.idle = 0
+	}
 	var confirmed []*channel
 	for ch, s := range h.pending {
 		if s <= seq {
@@ -354,7 +379,8 @@ func (h *hub) close() {
 			ch.timer.Stop()
 		}
 	}
+	ps := h.ps
 	h.mu.Unlock()
-	_ = h.ps.Close()
+	_ = ps.Close()
 	<-h.done
 }
