@@ -107,6 +107,9 @@ func contend(s *filestore.Store, arg string) error {
 	}
 	defer log.Close()
 	host, _ := os.Hostname()
+	// A bug that loses wake-ups must fail the test, not hang it.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	for i := range n {
 		o := store.Owner{Host: host, PID: os.Getpid(), Token: fmt.Sprintf("%d-%d", os.Getpid(), i)}
 		var l store.Lease
@@ -127,6 +130,9 @@ func contend(s *filestore.Store, arg string) error {
 			select {
 			case <-ch:
 			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+				stop()
+				return fmt.Errorf("lease %d never became free: %w", i, ctx.Err())
 			}
 			stop()
 		}
