@@ -45,18 +45,18 @@ func TestCorruptEntries(t *testing.T) {
 	k := store.Key{Namespace: "ns", ID: "key"}
 	const value = "the one true value, long enough to be worth truncating"
 	damage := map[string]func(b []byte) []byte{
-		"truncated":       func(b []byte) []byte { return b[:len(b)-3] },
-		"header only":     func(b []byte) []byte { return b[:36] },
-		"half a header":   func(b []byte) []byte { return b[:10] },
-		"zero length":     func([]byte) []byte { return nil },
-		"flipped value":   func(b []byte) []byte { b[len(b)-5] ^= 0x10; return b },
-		"flipped id":      func(b []byte) []byte { b[36] ^= 1; return b },
-		"flipped time":    func(b []byte) []byte { b[12] ^= 1; return b },
-		"flipped crc":     func(b []byte) []byte { b[35] ^= 0xff; return b },
-		"flipped magic":   func(b []byte) []byte { b[0] = 'X'; return b },
-		"foreign bytes":   func([]byte) []byte { return []byte("PK\x03\x04 a zip file, or anything else entirely") },
-		"appended":        func(b []byte) []byte { return append(b, "more"...) },
-		"zeroed":          func(b []byte) []byte { return make([]byte, len(b)) },
+		"truncated":     func(b []byte) []byte { return b[:len(b)-3] },
+		"header only":   func(b []byte) []byte { return b[:36] },
+		"half a header": func(b []byte) []byte { return b[:10] },
+		"zero length":   func([]byte) []byte { return nil },
+		"flipped value": func(b []byte) []byte { b[len(b)-5] ^= 0x10; return b },
+		"flipped id":    func(b []byte) []byte { b[36] ^= 1; return b },
+		"flipped time":  func(b []byte) []byte { b[12] ^= 1; return b },
+		"flipped crc":   func(b []byte) []byte { b[35] ^= 0xff; return b },
+		"flipped magic": func(b []byte) []byte { b[0] = 'X'; return b },
+		"foreign bytes": func([]byte) []byte { return []byte("PK\x03\x04 a zip file, or anything else entirely") },
+		"appended":      func(b []byte) []byte { return append(b, "more"...) },
+		"zeroed":        func(b []byte) []byte { return make([]byte, len(b)) },
 	}
 	for name, f := range damage {
 		t.Run(name, func(t *testing.T) {
