@@ -598,3 +598,37 @@ func (h urlHarness) MakeStore(ctx context.Context, _ *testing.T) (store.Store, e
 }
 
 func (urlHarness) Close() {}
+
+// BenchmarkInterleaved alternates Store.Get and the raw GET of the same record (and
+// of the same missing key) in one loop, so that both see the same machine load, and
+// reports each one's mean time and their ratio. On a shared machine this is the
+// figure to read; the separate benchmarks above drift with the load.
+func BenchmarkInterleaved(b *testing.B) {
+	s, c, hit, miss := benchSetup(b)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		k    store.Key
+		want error
+	}{{"Hit", hit, nil}, {"Miss", miss, redis.Nil}} {
+		b.Run(tc.name, func(b *testing.B) {
+			raw := s.keys.key(tc.k, kindValue)
+			var storeNs, rawNs time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				_, err := s.Get(ctx, tc.k)
+				t1 := time.Now()
+				rerr := c.Get(ctx, raw).Err()
+				t2 := time.Now()
+				if (tc.want == nil) != (err == nil) || !errors.Is(rerr, tc.want) {
+					b.Fatal(err, rerr)
+				}
+				storeNs += t1.Sub(t0)
+				rawNs += t2.Sub(t1)
+			}
+			b.ReportMetric(float64(storeNs)/float64(b.N), "store-ns/op")
+			b.ReportMetric(float64(rawNs)/float64(b.N), "raw-ns/op")
+			b.ReportMetric(float64(storeNs)/float64(rawNs), "store/raw")
+		})
+	}
+}
