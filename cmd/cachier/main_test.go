@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -145,6 +146,12 @@ func (e *env) run(args ...string) result {
 
 func (e *env) wait(cmd *exec.Cmd) result {
 	e.t.Helper()
+	return e.start(cmd)()
+}
+
+// start starts cmd and returns the function that waits for its result.
+func (e *env) start(cmd *exec.Cmd) func() result {
+	e.t.Helper()
 	var stdout, stderr bytes.Buffer
 	if cmd.Stdout == nil {
 		cmd.Stdout = &stdout
@@ -152,7 +159,17 @@ func (e *env) wait(cmd *exec.Cmd) result {
 	if cmd.Stderr == nil {
 		cmd.Stderr = &stderr
 	}
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("cachier %q: %v", cmd.Args[1:], err)
+	}
+	return func() result {
+		e.t.Helper()
+		return e.collect(cmd, cmd.Wait(), &stdout, &stderr)
+	}
+}
+
+func (e *env) collect(cmd *exec.Cmd, err error, stdout, stderr *bytes.Buffer) result {
+	e.t.Helper()
 	var ee *exec.ExitError
 	code := 0
 	switch {
@@ -306,10 +323,20 @@ func TestNextTime(t *testing.T) {
 			t.Fatalf("first run: %v", r)
 		}
 		// Stale at once (1ns): replay the old output and refresh in the background.
-		r := e.run("run", "--stale-after=1ns", "--next-time", "--", "sh", "-c", script)
+		r := e.run("run", "--stale-after=1ns", "--next-time", "--verbose", "--", "sh", "-c", script)
 		if r.stdout != "1\n" || r.code != 0 {
 			t.Fatalf("stale run with --next-time did not replay the stale output: %v", r)
 		}
+		_, after, ok := strings.Cut(r.stderr, `refreshing in the background" pid=`)
+		pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(after, "\n", 2)[0]))
+		if !ok || err != nil {
+			t.Fatalf("no background refresh reported: %v", r)
+		}
+		// The refresher is not our child: wait for it to be gone before the
+		// temporary directories are removed.
+		defer eventually(t, "the background refresh to exit", func() bool {
+			return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+		})
 		eventually(t, "the background refresh to execute the command", func() bool { return e.count("counter") >= 2 })
 		eventually(t, "the refreshed output to be recorded", func() bool {
 			return e.run("run", "--", "sh", "-c", script).stdout == "2\n"
@@ -613,4 +640,67 @@ func TestHelp(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestSignals(t *testing.T) {
+	e := newEnv(t, "")
+	script := counted + `while [ ! -f release ]; do sleep 0.02; done; echo done`
+
+	// SIGTERM reaches the running command, which dies of it: exit 143, not recorded.
+	running := e.command("run", "--", "sh", "-c", script)
+	wait := e.start(running)
+	eventually(t, "the command to start", func() bool { return e.count("counter") > 0 })
+	if err := running.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if rr := wait(); rr.code != exitSignal+int(syscall.SIGTERM) {
+		t.Fatalf("SIGTERM while the command ran: %v", rr)
+	}
+
+	// A run that waits for another leaves on SIGTERM with 128+15.
+	holder := e.command("run", "--", "sh", "-c", script)
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { e.touch("release"); _ = holder.Wait() }()
+	eventually(t, "the holder to start the command", func() bool { return e.count("counter") == 2 })
+	waiter := e.command("run", "--verbose", "--", "sh", "-c", script)
+	stderr := new(lockedBuffer)
+	waiter.Stderr = stderr
+	wait = e.start(waiter)
+	eventually(t, "the second run to wait", func() bool { return strings.Contains(stderr.String(), "waiting for another computation") })
+	if err := waiter.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if wr := wait(); wr.code != exitSignal+int(syscall.SIGTERM) || !strings.Contains(stderr.String(), "while waiting") {
+		t.Fatalf("SIGTERM while waiting: %v\n%s", wr, stderr)
+	}
+	if n := e.count("counter"); n != 2 {
+		t.Fatalf("the command executed %d times, want 2", n)
+	}
+	e.touch("release")
+	if err := holder.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("run", "--", "sh", "-c", script); r.stdout != "done\n" || e.count("counter") != 2 {
+		t.Fatalf("the holder's run was not recorded: %v", r)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

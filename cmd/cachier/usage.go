@@ -16,9 +16,11 @@ Usage:
 	cachier help [COMMAND]                   show this help, or a command's
 
 Every command takes --store URL (default $CACHIER_STORE, else the file store in
-$XDG_CACHE_HOME/cachier or ~/.cachier): file:///dir, mem://, redis://host:6379/0,
-memcache://host:11211 and the other registered schemes. ls, stats, clear, unlock and
-gc take --json for scripts. Flags may be written -flag or --flag.
+$XDG_CACHE_HOME/cachier or ~/.cachier): file:///dir, redis://host:6379/0,
+postgres://host/db, mysql://host/db, sqlite:///path/cache.db, mongodb://host/,
+memcache://host:11211 or s3://bucket/prefix (mem:// lives only as long as the
+process). ls, stats, clear, unlock and gc take --json for scripts. Flags may be
+written -flag or --flag.
 
 Examples:
 
