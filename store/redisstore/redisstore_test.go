@@ -17,12 +17,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cachier-go/cachier/internal/proctest"
 	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
-func TestMain(m *testing.M) { testserver.Main(m) }
+func TestMain(m *testing.M) {
+	proctest.MaybeWorker() // a re-executed worker of the cross-process tests
+	testserver.Main(m)
+}
 
 // eventually bounds waits for eventual states; no test asserts on how fast they come.
 const eventually = 15 * time.Second
