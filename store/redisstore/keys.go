@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -13,8 +12,9 @@ import (
 
 // ErrCorrupt reports a record under the store's prefix that cannot be parsed: too
 // short, an unknown format version, or garbled. Get wraps it together with
-// store.ErrNotFound, so callers treat it as a miss.
-var ErrCorrupt = errors.New("redisstore: corrupt record")
+// store.ErrNotFound, so callers treat it as a miss. It is store.ErrCorrupt, so
+// cachier counts it as a decode error.
+var ErrCorrupt = store.ErrCorrupt
 
 // Record kinds, the last byte of every key.
 const (
