@@ -87,5 +87,18 @@
 // keys (memcached) say so and exit with status 4. Tables are aligned for people; with
 // --json the output is a JSON document whose field names are stable.
 //
+// # JSON output
+//
+// With --json, each command prints one JSON document; times are RFC 3339 in UTC:
+//
+//	ls, stats   {"namespaces": [{"namespace", "entries", "bytes", "leases", "oldest", "newest"}]}
+//	            (stats adds the totals "entries", "bytes" and "leases")
+//	ls NS       {"namespace", "entries": [{"id", "size", "stored_at", "age_seconds", "stale"}],
+//	             "leases": [{"id", "host", "pid", "expires_at", "expires_in_seconds"}]}
+//	            ("stale" only with --stale-after; a lease's token is never shown)
+//	clear       {"cleared": [namespace...]}
+//	unlock      {"released": [{"namespace", "count"}]}
+//	gc          {"deleted", "namespaces": [{"namespace", "count"}]}
+//
 // Passwords in store URLs never appear in cachier's messages.
 package main
