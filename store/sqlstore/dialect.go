@@ -244,6 +244,12 @@ func isBusy(err error) bool {
 		strings.Contains(s, "SQLITE_LOCKED") || strings.Contains(s, "database table is locked")
 }
 
+// isDeadlock reports whether err is MySQL's ER_LOCK_DEADLOCK (1213), after which the
+// statement was rolled back and may be run again.
+func isDeadlock(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "Error 1213") || strings.Contains(err.Error(), "Deadlock found"))
+}
+
 // sqlStater is implemented by the errors of pgx and lib/pq.
 type sqlStater interface{ SQLState() string }
 

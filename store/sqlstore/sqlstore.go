@@ -237,15 +237,28 @@ func (s *Store) init(ctx context.Context) (*stmts, error) {
 	return st, nil
 }
 
-// retry runs f again while SQLite reports that the database is locked, until ctx is
-// done. Other dialects run f once.
+// retryable reports whether a failed statement may simply be run again: SQLite's
+// "database is locked", or a MySQL deadlock (InnoDB rolled the statement back; two
+// upserts of one key can deadlock on its gap locks).
+func (s *Store) retryable(err error) bool {
+	switch s.dialect {
+	case SQLite:
+		return isBusy(err)
+	case MySQL:
+		return isDeadlock(err)
+	}
+	return false
+}
+
+// retry runs f again while it fails with an error that retryable accepts, with backoff,
+// until ctx is done.
 func retry[T any](ctx context.Context, s *Store, f func() (T, error)) (T, error) {
 	v, err := f()
-	if s.dialect != SQLite || !isBusy(err) {
+	if err == nil || !s.retryable(err) {
 		return v, err
 	}
 	wait := time.Millisecond
-	for isBusy(err) {
+	for s.retryable(err) {
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -548,7 +561,7 @@ func (s *Store) Acquire(ctx context.Context, k store.Key, o store.Owner, ttl tim
 		if s.dialect == MySQL {
 			// No RETURNING: the upsert changed the row only if the lease was free or
 			// expired, and the token read back tells whose it is now.
-			if _, err = s.db.ExecContext(ctx, s.q.acquire, k.Namespace, k.ID, o.Host, o.PID, o.Token, ttlUS); err != nil {
+			if _, err = s.exec(ctx, s.q.acquire, k.Namespace, k.ID, o.Host, o.PID, o.Token, ttlUS); err != nil {
 				return store.Lease{}, err
 			}
 		} else {
