@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -109,13 +110,13 @@ func checkRedisCluster(t *testing.T, s *testserver.Server) {
 			t.Fatalf("get %s = %d, %v", k, v, err)
 		}
 	}
-	masters := 0
+	var masters atomic.Int32 // ForEachMaster runs fn concurrently
 	err = rdb.ForEachMaster(ctx(t), func(ctx context.Context, c *redis.Client) error {
-		masters++
+		masters.Add(1)
 		return c.Ping(ctx).Err()
 	})
-	if err != nil || masters != 3 {
-		t.Fatalf("masters = %d, %v", masters, err)
+	if err != nil || masters.Load() != 3 {
+		t.Fatalf("masters = %d, %v", masters.Load(), err)
 	}
 }
 
