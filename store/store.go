@@ -230,3 +230,29 @@ type Locator interface {
 	// Dir returns the directory that holds the namespace's entries.
 	Dir(namespace string) string
 }
+
+// Versioner is implemented by stores that keep version counters, which cachier uses
+// to invalidate by tag, by prefix and by dependency in O(1): an entry records the
+// versions of the counters it depends on when it is stored, and it is a miss once any
+// of them has moved. Every store in this module implements it; a third-party store
+// without it still works, but Wrap rejects the options that need it.
+//
+// Counter names are arbitrary non-empty UTF-8 strings up to MaxIDLen bytes, escaped by
+// the store like IDs; they never collide with entries or leases. A missing counter
+// reads as 0. Counters are not namespaced: a tag is shared by every function using the
+// store, which is the point.
+type Versioner interface {
+	// Versions returns the current value of each named counter, in order.
+	Versions(ctx context.Context, names []string) ([]uint64, error)
+	// Bump increments the named counter atomically and returns its new value.
+	Bump(ctx context.Context, name string) (uint64, error)
+}
+
+// VersionedGetter is an optional interface for stores that can read an entry and
+// counters in one round trip (a pipeline or a script), so that a hit on a tagged
+// entry costs nothing extra.
+type VersionedGetter interface {
+	// GetVersioned is Get and Versions(names) together. If the entry is missing it
+	// returns ErrNotFound and no versions.
+	GetVersioned(ctx context.Context, k Key, names []string) (Entry, []uint64, error)
+}
