@@ -164,9 +164,11 @@ func startNew(kind string, dedicated bool) (*Server, error) {
 	}
 }
 
-// Stop stops the server: its stop signal by PID, then SIGKILL after a grace period.
-// The data directory and the ports are kept for Start. Only a Dedicated server may be
-// stopped.
+// Stop stops the server: its stop signal by PID (SIGTERM; SIGINT, the fast shutdown,
+// for PostgreSQL), then SIGKILL to its process group after a grace period. The data
+// directory and the ports are kept for Start, so data survives a restart (a dedicated
+// redis saves on a graceful stop; memcached keeps nothing). Only a Dedicated server may
+// be stopped.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
 	if err := s.checkOwned(); err != nil {
