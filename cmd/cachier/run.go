@@ -393,7 +393,7 @@ func (c *runConfig) run(ctx context.Context, m *Main) error {
 		}
 	case errors.As(err, &se):
 		return &exitError{code: se.code, err: se}
-	case errors.As(context.Cause(ctx), &in):
+	case err != nil && errors.As(context.Cause(ctx), &in):
 		return &exitError{code: exitSignal + signalNumber(in.sig), err: fmt.Errorf("%v while waiting for an identical run", in)}
 	case errors.Is(err, cachier.ErrStore):
 		if !x.ran() {
