@@ -11,12 +11,16 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/cachier-go/cachier/internal/proctest"
 	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/sqlstore"
 )
 
-func TestMain(m *testing.M) { testserver.Main(m) }
+func TestMain(m *testing.M) {
+	proctest.MaybeWorker() // a re-executed worker of the cross-process tests
+	testserver.Main(m)
+}
 
 func parse(t *testing.T, raw string) (*Config, error) {
 	t.Helper()

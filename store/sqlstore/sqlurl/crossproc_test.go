@@ -1,0 +1,60 @@
+package sqlurl
+
+import (
+	"context"
+	"net/url"
+	"path/filepath"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/cachier-go/cachier/internal/proctest"
+	"github.com/cachier-go/cachier/internal/testserver"
+	"github.com/cachier-go/cachier/store"
+)
+
+// Cross-process guarantees through cachier, on each SQL engine: 4 processes x 16
+// goroutines compute a cold key once, and a SIGKILLed holder is taken over.
+
+func mysqlURL(t *testing.T) string {
+	cfg, err := mysql.ParseDSN(testserver.MariaDB(t).URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := url.URL{Scheme: "mysql", User: url.UserPassword(cfg.User, cfg.Passwd), Host: cfg.Addr, Path: "/" + cfg.DBName,
+		RawQuery: "table=proctest_entries"}
+	if cfg.Passwd == "" {
+		u.User = url.User(cfg.User)
+	}
+	return u.String()
+}
+
+func engines(t *testing.T) map[string]func(t *testing.T) string {
+	return map[string]func(t *testing.T) string{
+		"postgres": func(t *testing.T) string { return testserver.Postgres(t).URL + "&table=proctest_entries" },
+		"mariadb":  mysqlURL,
+		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "cache.db") },
+	}
+}
+
+func TestStampedeAcrossProcesses(t *testing.T) {
+	for name, u := range engines(t) {
+		t.Run(name, func(t *testing.T) { proctest.Stampede(t, u(t), 4, 16) })
+	}
+}
+
+func TestKilledHolderIsTakenOver(t *testing.T) {
+	for name, u := range engines(t) {
+		t.Run(name, func(t *testing.T) { proctest.KillTakeover(t, u(t)) })
+	}
+}
+
+func TestOutageThroughCachier(t *testing.T) {
+	srv := testserver.Dedicated(t, testserver.KindPostgres)
+	st, err := store.Open(context.Background(), srv.URL+"&table=outage_entries")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	proctest.Outage(t, st, func() { srv.Stop(t) }, func() { srv.Start(t) })
+}
