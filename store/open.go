@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -69,19 +70,12 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	return open(ctx, u)
 }
 
+// userinfo matches the password part of "scheme://user:password@", even in a URL
+// that does not parse.
+var userinfo = regexp.MustCompile(`(://[^/?#@:]*:)[^@\s]*@`)
+
 // Redact replaces the password of any URL found in s with "xxxxx", so errors and logs
-// never carry credentials.
+// never carry credentials. It works on text that is not a valid URL too.
 func Redact(s string) string {
-	fields := strings.Fields(s)
-	for _, f := range fields {
-		trimmed := strings.Trim(f, `"'(),;`)
-		u, err := url.Parse(trimmed)
-		if err != nil || u.User == nil {
-			continue
-		}
-		if _, has := u.User.Password(); has {
-			s = strings.ReplaceAll(s, trimmed, u.Redacted())
-		}
-	}
-	return s
+	return userinfo.ReplaceAllString(s, "${1}xxxxx@")
 }
