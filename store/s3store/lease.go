@@ -20,11 +20,19 @@ import (
 // another process, so running out means heavy contention, reported as an error.
 const maxAcquireRounds = 16
 
+// releaseMargin is how much life a lease must have left for Release to delete it
+// outright. A lease closer to its expiry (or past it) is released by overwriting it with
+// an empty "released" object conditional on its ETag instead, because a contender may
+// take it over at any moment and not every server honours If-Match on DELETE (MinIO
+// does not): an unconditional delete could remove the new holder's lease.
+const releaseMargin = 5 * time.Second
+
 // leaseState is a lease object as read from S3.
 type leaseState struct {
-	owner   store.Owner
-	expires time.Time
-	etag    *string
+	owner    store.Owner
+	expires  time.Time
+	etag     *string
+	released bool // an empty object: a released lease, free to take
 }
 
 // readLease reads the lease object name with one GetObject. A missing object matches
@@ -46,6 +54,10 @@ func (s *Store) readLease(ctx context.Context, name string) (leaseState, error) 
 	}
 	if err != nil {
 		return st, err
+	}
+	if len(b) == 0 {
+		st.released = true
+		return st, nil
 	}
 	o, exp, why := decodeLease(b)
 	if why != "" {
@@ -72,6 +84,21 @@ func (s *Store) putLease(ctx context.Context, name string, o store.Owner, expire
 		in.IfMatch = ifMatch
 	}
 	_, err := s.client.PutObject(ctx, in)
+	if err != nil {
+		s.noteBucketGone(err)
+	}
+	return err
+}
+
+// putReleased replaces the lease object, if its ETag is still etag, with an empty one.
+func (s *Store) putReleased(ctx context.Context, name string, etag *string) error {
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &name,
+		Body:          bytes.NewReader(nil),
+		ContentLength: aws.Int64(0),
+		IfMatch:       etag,
+	})
 	if err != nil {
 		s.noteBucketGone(err)
 	}
@@ -126,6 +153,8 @@ func (s *Store) Acquire(ctx context.Context, k store.Key, o store.Owner, ttl tim
 			continue // released meanwhile: try to create it again
 		case err != nil:
 			return store.Lease{}, fmt.Errorf("s3store: acquire %q: %w", k.String(), err)
+		case cur.released:
+			// free: take it over below
 		case cur.owner.Token != o.Token && cur.expires.After(s.now()):
 			return store.Lease{}, &store.HeldError{Holder: store.Lease{Key: k, Owner: cur.owner, ExpiresAt: cur.expires}}
 		}
@@ -164,6 +193,8 @@ func (s *Store) Renew(ctx context.Context, l store.Lease, ttl time.Duration) (st
 		return store.Lease{}, lost("no lease object")
 	case err != nil:
 		return store.Lease{}, fmt.Errorf("s3store: renew %q: %w", l.Key.String(), err)
+	case cur.released:
+		return store.Lease{}, lost("released")
 	case cur.owner.Token != l.Owner.Token:
 		return store.Lease{}, lost("held by " + cur.owner.String())
 	case !cur.expires.After(s.now()):
@@ -181,11 +212,13 @@ func (s *Store) Renew(ctx context.Context, l store.Lease, ttl time.Duration) (st
 	}
 }
 
-// Release deletes the lease object if it still carries l's token, with a DeleteObject
-// conditional on the ETag it read. On a server that ignores If-Match on DELETE, a
-// takeover landing between the read and the delete would be deleted too; that needs l
-// to have expired already, and costs the taker its lease (another caller may then
-// compute the same value once more), never a wrong value.
+// Release gives up the lease if the lease object still carries l's token: it reads the
+// object, then deletes it, with If-Match on the ETag it read for servers that honour
+// that on DELETE (AWS S3; MinIO ignores it). The delete is safe without the condition
+// because nobody may take over a lease before it expires, and Release deletes only
+// leases with more than 5 seconds left (on clocks in sync, as leases assume anyway).
+// A lease closer to expiry is instead overwritten, conditional on its ETag, with an
+// empty object that every store treats as free; ReleaseAll removes such objects.
 func (s *Store) Release(ctx context.Context, l store.Lease) error {
 	if err := l.Key.Validate(); err != nil {
 		return err
@@ -200,7 +233,14 @@ func (s *Store) Release(ctx context.Context, l store.Lease) error {
 		return nil
 	case err != nil:
 		return fmt.Errorf("s3store: release %q: %w", l.Key.String(), err)
-	case cur.owner.Token != l.Owner.Token:
+	case cur.released || cur.owner.Token != l.Owner.Token:
+		return nil
+	}
+	if cur.expires.Sub(s.now()) < releaseMargin {
+		err := s.putReleased(ctx, name, cur.etag)
+		if err != nil && !isConflict(err) && !isNotFound(err) {
+			return fmt.Errorf("s3store: release %q: %w", l.Key.String(), err)
+		}
 		return nil
 	}
 	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &name, IfMatch: cur.etag})
@@ -223,6 +263,10 @@ func (s *Store) Leases(ctx context.Context, namespace string) iter.Seq2[store.Le
 			states := make([]leaseState, len(page))
 			errs := make([]error, len(page))
 			each(len(page), func(i int) {
+				if page[i].size == 0 {
+					states[i].released = true // no need to read an empty object
+					return
+				}
 				states[i], errs[i] = s.readLease(ctx, page[i].name)
 			})
 			now := s.now()
@@ -237,7 +281,7 @@ func (s *Store) Leases(ctx context.Context, namespace string) iter.Seq2[store.Le
 					yield(store.Lease{}, fmt.Errorf("s3store: read lease %q: %w", o.name, err))
 					return
 				}
-				if !states[i].expires.After(now) {
+				if states[i].released || !states[i].expires.After(now) {
 					continue
 				}
 				l := store.Lease{Key: store.Key{Namespace: namespace, ID: o.id}, Owner: states[i].owner, ExpiresAt: states[i].expires}
@@ -250,8 +294,9 @@ func (s *Store) Leases(ctx context.Context, namespace string) iter.Seq2[store.Le
 }
 
 // ReleaseAll deletes every lease object of the namespace, whoever holds it and whether
-// or not it expired, and returns how many it deleted: one ListObjectsV2 and one
-// DeleteObjects per 1000 leases.
+// or not it expired, and returns how many it deleted (not counting the empty objects
+// of released leases, which it deletes too): one ListObjectsV2 and one DeleteObjects
+// per 1000 lease objects.
 func (s *Store) ReleaseAll(ctx context.Context, namespace string) (int, error) {
 	total := 0
 	for page, err := range s.pages(ctx, namespace, leaseDir) {
@@ -259,7 +304,12 @@ func (s *Store) ReleaseAll(ctx context.Context, namespace string) (int, error) {
 			return total, err
 		}
 		n, err := s.deleteMany(ctx, page, false)
-		total += n
+		for _, o := range page {
+			if o.size == 0 {
+				n-- // a released lease
+			}
+		}
+		total += max(n, 0)
 		if err != nil {
 			return total, err
 		}

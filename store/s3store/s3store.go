@@ -178,12 +178,13 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 			LocationConstraint: types.BucketLocationConstraint(r),
 		}
 	}
-	_, err = s.client.CreateBucket(ctx, in)
-	var owned *types.BucketAlreadyOwnedByYou
-	if err != nil && !errors.As(err, &owned) {
-		return fmt.Errorf("s3store: bucket %q does not exist and could not be created: %w", s.bucket, err)
-	}
-	if err == nil {
+	if _, err := s.client.CreateBucket(ctx, in); err != nil {
+		// Another store may have created it meanwhile (BucketAlreadyOwnedByYou, or
+		// BucketAlreadyExists on some servers): if it is usable now, all is well.
+		if _, herr := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); herr != nil {
+			return fmt.Errorf("s3store: bucket %q does not exist and could not be created: %w", s.bucket, err)
+		}
+	} else {
 		s.log.Info("s3store: created bucket", "bucket", s.bucket)
 	}
 	s.bucketReady.Store(true)

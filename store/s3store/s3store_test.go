@@ -154,13 +154,24 @@ func TestCorruptEntries(t *testing.T) {
 	out.Body.Close()
 
 	flipped := bytes.Clone(raw)
-	flipped[len(flipped)-1] ^= 1
+	flipped[10] ^= 1 // in the header
+	valueFlipped := bytes.Clone(raw)
+	valueFlipped[len(raw)-1] ^= 1
 	damaged := map[string][]byte{
 		"empty":     {},
 		"short":     raw[:10],
 		"truncated": raw[:len(raw)-1],
 		"flipped":   flipped,
 		"foreign":   []byte("<html>not ours</html> and some more bytes to pass the header"),
+	}
+	// Damage to the value shows only when it is read: Get reports it, listings (which
+	// read headers) cannot.
+	putRaw(t, client, s.Prefix()+ns+"/e/value-flipped", valueFlipped)
+	if _, err := s.Get(ctx, store.Key{Namespace: ns, ID: "value-flipped"}); !errors.Is(err, s3store.ErrCorrupt) {
+		t.Errorf("Get of an entry with a damaged value: %v; want ErrCorrupt", err)
+	}
+	if err := s.Delete(ctx, store.Key{Namespace: ns, ID: "value-flipped"}); err != nil {
+		t.Fatal(err)
 	}
 	for id, b := range damaged {
 		putRaw(t, client, s.Prefix()+ns+"/e/"+id, b)
@@ -272,6 +283,52 @@ func TestTakeoverRace(t *testing.T) {
 	}
 }
 
+// TestReleaseNearExpiry releases a lease too close to its expiry to delete it safely:
+// the store leaves an empty "released" object, which is free for everyone, invisible
+// to Leases and not counted by ReleaseAll.
+func TestReleaseNearExpiry(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Now()}
+	s, client := newStore(t, &s3store.Options{Clock: clock.Now})
+	ns := "near"
+	k := store.Key{Namespace: ns, ID: "k"}
+	l, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: "t1"}, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if got := objectNames(t, client, s.Prefix()); len(got) != 1 {
+		t.Fatalf("objects after a near-expiry Release = %q, want the released lease object", got)
+	}
+	for l, err := range s.Leases(ctx, ns) {
+		t.Errorf("Leases lists %+v, %v after Release", l, err)
+	}
+	if _, err := s.Renew(ctx, l, time.Minute); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("Renew after Release: %v; want store.ErrLeaseLost", err)
+	}
+	l2, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 2, Token: "t2"}, time.Minute)
+	if err != nil {
+		t.Fatalf("Acquire after a near-expiry Release: %v", err)
+	}
+	if err := s.Release(ctx, l2); err != nil { // far from expiry: deleted outright
+		t.Fatal(err)
+	}
+	if got := objectNames(t, client, s.Prefix()); len(got) != 0 {
+		t.Errorf("objects after Release = %q, want none", got)
+	}
+	// ReleaseAll removes released objects but does not count them.
+	l3, _ := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 3, Token: "t3"}, time.Second)
+	_ = s.Release(ctx, l3)
+	if n, err := s.ReleaseAll(ctx, ns); err != nil || n != 0 {
+		t.Errorf("ReleaseAll of a released lease = %d, %v; want 0", n, err)
+	}
+	if got := objectNames(t, client, s.Prefix()); len(got) != 0 {
+		t.Errorf("objects after ReleaseAll = %q, want none", got)
+	}
+}
+
 func TestRenewExpired(t *testing.T) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Now()}
@@ -289,8 +346,11 @@ func TestRenewExpired(t *testing.T) {
 	if err := s.Release(ctx, l); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.ReleaseAll(ctx, k.Namespace); err != nil || n != 0 {
-		t.Errorf("ReleaseAll after Release = %d, %v; want 0", n, err)
+	if _, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 2, Token: "t2"}, time.Minute); err != nil {
+		t.Errorf("Acquire after Release: %v", err)
+	}
+	if n, err := s.ReleaseAll(ctx, k.Namespace); err != nil || n != 1 {
+		t.Errorf("ReleaseAll = %d, %v; want 1", n, err)
 	}
 }
 
