@@ -535,6 +535,11 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 					}
 					continue
 				}
+				if entryName(id) != n {
+					// A file moved here from elsewhere: Get would refuse it too.
+					s.log.Warn("filestore: skipping misplaced file", "path", path, "id", id)
+					continue
+				}
 				info := store.Info{
 					Key:      store.Key{Namespace: namespace, ID: id},
 					Size:     int64(h.payloadLen),

@@ -266,7 +266,7 @@ func (s *Store) Leases(ctx context.Context, namespace string) iter.Seq2[store.Le
 					}
 					continue
 				}
-				if !ok || !s.now().Before(l.ExpiresAt) {
+				if !ok || !s.now().Before(l.ExpiresAt) || entryName(l.Key.ID)+leaseSuffix != n {
 					continue
 				}
 				if !yield(l, nil) {

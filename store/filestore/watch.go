@@ -131,12 +131,8 @@ func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func()
 	s.armExpiry(w, leasePath, k.Namespace)
 
 	var once sync.Once
-	var stopCtx func() bool
-	stop := func() {
+	release := func() {
 		once.Do(func() {
-			if stopCtx != nil {
-				stopCtx()
-			}
 			w.mu.Lock()
 			w.stopped = true
 			if w.timer != nil {
@@ -146,8 +142,8 @@ func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func()
 			cleanup()
 		})
 	}
-	stopCtx = context.AfterFunc(ctx, stop)
-	return w.ch, stop, nil
+	stopCtx := context.AfterFunc(ctx, release)
+	return w.ch, func() { stopCtx(); release() }, nil
 }
 
 // add registers w for the entry name in dir on the shared watcher, creating the
