@@ -244,7 +244,11 @@ type Locator interface {
 type Versioner interface {
 	// Versions returns the current value of each named counter, in order.
 	Versions(ctx context.Context, names []string) ([]uint64, error)
-	// Bump increments the named counter atomically and returns its new value.
+	// Bump moves the named counter to a value it has never had and returns it. A
+	// random non-zero 64-bit value written with a plain upsert is enough (and needs no
+	// atomic increment from the engine): concurrent bumps may overwrite each other,
+	// but every bump still leaves a value that differs from what any entry recorded
+	// before it.
 	Bump(ctx context.Context, name string) (uint64, error)
 }
 

@@ -117,6 +117,8 @@ type Store struct {
 	hand    int // the shard the CLOCK hand is in; guarded by evictMu
 
 	shards [numShards]shard
+
+	versions versions // version counters (store.Versioner)
 }
 
 // shard is one lock's worth of the store.

@@ -59,6 +59,7 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 		{"CancelledContext", testCancelledContext},
 		{"Notifier", testNotifier},
 		{"LiveStore", testLiveStore},
+		{"Versions", testVersions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
