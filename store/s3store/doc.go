@@ -51,9 +51,13 @@
 // exists but has expired is taken over with a PutObject conditional on If-Match with the
 // ETag of the expired lease object, so again exactly one contender wins. Renew reads the
 // lease object, checks the token and rewrites it conditional on the ETag it read; a
-// takeover in between makes it fail with store.ErrLeaseLost. Release reads, checks the
-// token, and deletes conditional on the ETag (see [Store.Release] for servers that ignore
-// that condition).
+// takeover in between makes it fail with store.ErrLeaseLost. Release reads and checks
+// the token, then deletes a lease with time left; a lease at or near its expiry (which a
+// contender may be taking over right then) is instead overwritten, conditional on its
+// ETag, with an empty object that counts as free, because MinIO ignores If-Match on
+// DELETE (see [Store.Release]). Acquire and Renew cost two requests when they find a
+// lease object (a failed conditional PUT, a GET), plus one PUT for a takeover; Release
+// costs a GET and a DELETE.
 //
 // Expiry is decided on the clients' clocks (Options.Clock): the lease object records an
 // absolute expiry time written by the holder and compared by contenders. Machines that
