@@ -51,12 +51,12 @@ func TestAppendName(t *testing.T) {
 func TestParseNameRejectsForeign(t *testing.T) {
 	for _, name := range []string{
 		"", "%", "%2", "%zz", "%2f", // bad or lowercase escapes
-		"%41",              // an escaped safe character
-		".x",               // unescaped leading dot
-		"a/b",              // a slash in the short form
-		"~YWJj",            // a long form of a string that has a short form
-		"~!!", "~", "a b",  // garbage
-		"%FF",              // not UTF-8
+		"%41",             // an escaped safe character
+		".x",              // unescaped leading dot
+		"a/b",             // a slash in the short form
+		"~YWJj",           // a long form of a string that has a short form
+		"~!!", "~", "a b", // garbage
+		"%FF",             // not UTF-8
 		"%C3%A9/x", "a~b", // '~' inside the short form
 	} {
 		if s, err := parseName(name, false); err == nil {
