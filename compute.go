@@ -70,7 +70,7 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 				}
 			}
 			// A result may have landed between our lookup and the lease.
-			if v, ok := f.accept(ctx, s, k, notBefore); ok {
+			if v, ok := f.accept(ctx, s, k, arg, notBefore); ok {
 				f.release(ctx, s, lease)
 				return v, nil
 			}
@@ -101,7 +101,7 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 				}
 			}
 		}
-		if v, ok := f.accept(ctx, s, k, notBefore); ok {
+		if v, ok := f.accept(ctx, s, k, arg, notBefore); ok {
 			f.endWait(s, k, waitStart, "result arrived")
 			return v, nil
 		}
@@ -137,19 +137,19 @@ func (f *Func[A, R]) endWait(s *settings, k store.Key, start time.Time, why stri
 // fresh. An entry stored at the very instant, or in the same millisecond on a store
 // that keeps milliseconds, is not taken: recomputing is safe, serving a result older
 // than an Overwrite is not.
-func (f *Func[A, R]) accept(ctx context.Context, s *settings, k store.Key, notBefore time.Time) (R, bool) {
-	v, storedAt, found, _ := f.lookup(ctx, s, k)
+func (f *Func[A, R]) accept(ctx context.Context, s *settings, k store.Key, arg A, notBefore time.Time) (R, bool) {
+	h, found, _ := f.lookup(ctx, s, k, arg)
 	if !found {
-		return v, false
+		return h.v, false
 	}
-	if storedAt.After(notBefore) {
-		return v, true
+	if h.storedAt.After(notBefore) {
+		return h.v, true
 	}
 	if s.overwrite {
-		return v, false
+		return h.v, false
 	}
-	limit := s.effectiveLimit()
-	return v, limit == 0 || (limit > 0 && s.clock.Now().Sub(storedAt) < limit)
+	limit := s.effectiveLimit(h.ttl)
+	return h.v, limit == 0 || (limit > 0 && s.clock.Now().Sub(h.storedAt) < limit)
 }
 
 func (f *Func[A, R]) acquire(ctx context.Context, s *settings, k store.Key, o store.Owner) (store.Lease, error) {
@@ -177,6 +177,17 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 			f.release(ctx, s, *lease)
 		}()
 	}
+	// The counters are read before computing: an invalidation while fn runs then
+	// leaves the new entry already stale, rather than hiding it.
+	var before []envelope.Dep
+	if f.tags.needsVersions() {
+		var err error
+		if before, err = deps(ctx, s, f.counterNames(arg)); err != nil {
+			if err := f.storeFailed(ctx, s, "versions", k, err); err != nil {
+				return *new(R), err
+			}
+		}
+	}
 	f.stats.computations.Add(1)
 	start := time.Now()
 	v, err := f.fn(ctx, arg)
@@ -187,7 +198,7 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 		}
 		return v, err
 	}
-	if err := f.save(ctx, s, k, v); err != nil && s.failClosed {
+	if err := f.save(ctx, s, k, arg, v, before); err != nil && s.failClosed {
 		return v, err
 	}
 	return v, nil
@@ -225,12 +236,13 @@ func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, l store.Leas
 	return func() { close(done); <-exited }
 }
 
-// save encodes v and stores it. It returns a store error only for Precache and
+// save encodes v and stores it with the dependencies read before it was computed
+// (before) and those of its result. It returns a store error only for Precache and
 // FailOnStoreError; otherwise failures are logged and counted.
-func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, v R) error {
+func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, v R, before []envelope.Dep) error {
 	var (
 		codec   = envelope.Raw
-		flags   envelope.Flags
+		meta    envelope.Meta
 		payload []byte
 	)
 	switch {
@@ -242,7 +254,7 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, v R) er
 			}
 			return nil
 		}
-		flags = envelope.Nil
+		meta.Flags = envelope.Nil
 	case f.raw == rawBytes:
 		payload = any(v).([]byte)
 	case f.raw == rawString:
@@ -255,6 +267,25 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, v R) er
 		}
 		codec = idOf(s.codec)
 	}
+	meta.Deps = before
+	if f.tags.resultTags != nil {
+		var names []string
+		for _, t := range f.tags.resultTags(arg, v) {
+			names = append(names, tagCounter(t))
+		}
+		more, err := deps(ctx, s, names)
+		if err != nil {
+			return f.storeFailed(ctx, s, "versions", k, err)
+		}
+		meta.Deps = append(meta.Deps, more...)
+	}
+	if len(meta.Deps) > envelope.MaxDeps {
+		f.stats.sizeRejections.Add(1)
+		return nil
+	}
+	if f.tags.ttlOf != nil {
+		meta.TTL = max(f.tags.ttlOf(arg, v), 0)
+	}
 	if s.sizeLimit > 0 && len(payload) > s.sizeLimit {
 		f.stats.sizeRejections.Add(1)
 		if s.verbose {
@@ -262,7 +293,7 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, v R) er
 		}
 		return nil
 	}
-	e := store.Entry{Value: envelope.Seal(codec, flags, payload), StoredAt: s.clock.Now()}
+	e := store.Entry{Value: envelope.Seal(codec, meta, payload), StoredAt: s.clock.Now()}
 	var err error
 	if ls, ok := s.store.(store.LiveStore); ok {
 		err = ls.SetLive(ctx, k, e, any(v))
@@ -315,7 +346,7 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 		case err != nil:
 			return v, f.storeFailed(ctx, s, "acquire", k, err)
 		}
-		if v, ok := f.accept(ctx, s, k, start); ok {
+		if v, ok := f.accept(ctx, s, k, arg, start); ok {
 			f.release(ctx, s, lease) // refreshed by someone else meanwhile
 			return v, nil
 		}

@@ -35,6 +35,7 @@ type Func[A, R any] struct {
 	nillable bool
 
 	digests *digestMemo // nil unless A is keys.Memoizable
+	tags    tagging[A, R]
 
 	resolved    atomic.Pointer[resolvedSettings]
 	stats       counters
@@ -123,6 +124,12 @@ func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Op
 			f.digests = &digestMemo{m: map[any]string{}}
 		}
 	}
+	if f.tags, err = newTagging[A, R](&s, f.ns); err != nil {
+		return nil, err
+	}
+	if _, ok := s.store.(store.Versioner); s.store != nil && !ok && f.tags.needsVersions() {
+		return nil, fmt.Errorf("%w: %T", ErrNoVersions, s.store)
+	}
 	rt := reflect.TypeFor[R]()
 	switch {
 	case rt == reflect.TypeFor[[]byte]():
@@ -180,6 +187,9 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 		if r.err == nil && r.s.store == nil {
 			r.s.store, r.err = DefaultStore()
 		}
+		if _, ok := r.s.store.(store.Versioner); r.err == nil && !ok && f.tags.needsVersions() {
+			r.err = fmt.Errorf("%w: %T", ErrNoVersions, r.s.store)
+		}
 		f.resolved.Store(r)
 	}
 	if r.err != nil {
@@ -197,29 +207,45 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 
 // Key returns the store key of arg.
 func (f *Func[A, R]) Key(arg A) (store.Key, error) {
-	if f.keyFn == nil {
-		if id, ok := f.digests.get(arg); ok {
-			return store.Key{Namespace: f.ns, ID: id}, nil
-		}
-		id, err := keys.Digest(arg)
-		if err != nil {
-			return store.Key{}, fmt.Errorf("%w: %w", ErrUnkeyable, err)
-		}
-		f.digests.put(arg, id)
-		return store.Key{Namespace: f.ns, ID: id}, nil
+	id, err := f.id(arg)
+	if err != nil {
+		return store.Key{}, err
 	}
-	id, err := f.keyFn(arg)
-	switch {
-	case err != nil:
-		return store.Key{}, fmt.Errorf("%w: key function: %w", ErrUnkeyable, err)
-	case id == "":
-		return store.Key{}, fmt.Errorf("%w: key function returned an empty key", ErrUnkeyable)
-	case len(id) > store.MaxIDLen || !utf8.ValidString(id) || strings.ContainsRune(id, 0):
+	if f.tags.prefix != nil {
+		p := f.tags.prefix(arg)
+		if p == "" {
+			return store.Key{}, fmt.Errorf("%w: Prefix returned an empty prefix", ErrUnkeyable)
+		}
+		id = p + ":" + id
+	}
+	if len(id) > store.MaxIDLen || !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
 		// Too long or not text: keep it unique, but in a shape every store accepts.
 		sum := sha256.Sum256([]byte(id))
 		id = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	return store.Key{Namespace: f.ns, ID: id}, nil
+}
+
+func (f *Func[A, R]) id(arg A) (string, error) {
+	if f.keyFn == nil {
+		if id, ok := f.digests.get(arg); ok {
+			return id, nil
+		}
+		id, err := keys.Digest(arg)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrUnkeyable, err)
+		}
+		f.digests.put(arg, id)
+		return id, nil
+	}
+	id, err := f.keyFn(arg)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%w: key function: %w", ErrUnkeyable, err)
+	case id == "":
+		return "", fmt.Errorf("%w: key function returned an empty key", ErrUnkeyable)
+	}
+	return id, nil
 }
 
 // Call returns fn(ctx, arg), from the store when a fresh result is there. See the
@@ -248,22 +274,22 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 		f.maybeCleanup(s)
 	}
 	if !s.overwrite {
-		v, storedAt, found, err := f.lookup(ctx, s, k)
+		h, found, err := f.lookup(ctx, s, k, arg)
 		if err != nil {
 			return zero, err
 		}
 		if found {
-			limit := s.effectiveLimit()
+			limit := s.effectiveLimit(h.ttl)
 			var age time.Duration
 			if limit != 0 || s.verbose { // reading the clock is a third of a memory hit
-				age = s.clock.Now().Sub(storedAt)
+				age = s.clock.Now().Sub(h.storedAt)
 			}
 			if limit == 0 || (limit > 0 && age < limit) {
 				f.stats.hits.Add(1)
 				if s.verbose {
 					f.trace(s, "cachier: hit", "key", k.String(), "age", age)
 				}
-				return v, nil
+				return h.v, nil
 			}
 			if s.nextTime {
 				f.stats.staleHits.Add(1)
@@ -271,20 +297,18 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 					f.trace(s, "cachier: stale hit, refreshing in the background", "key", k.String(), "age", age, "limit", limit)
 				}
 				f.refreshInBackground(ctx, s, k, arg)
-				return v, nil
+				return h.v, nil
 			}
 			if s.verbose {
 				f.trace(s, "cachier: miss: stale", "key", k.String(), "age", age, "limit", limit)
 			}
-		} else {
-			if s.verbose {
-				f.trace(s, "cachier: miss: no entry", "key", k.String())
-			}
+		} else if h.corrupt != nil || h.movedBy != "" {
+			f.report(s, k, &h)
+		} else if s.verbose {
+			f.trace(s, "cachier: miss: no entry", "key", k.String())
 		}
-	} else {
-		if s.verbose {
-			f.trace(s, "cachier: miss: overwrite", "key", k.String())
-		}
+	} else if s.verbose {
+		f.trace(s, "cachier: miss: overwrite", "key", k.String())
 	}
 	f.stats.misses.Add(1)
 	return f.compute(ctx, s, k, arg)
@@ -302,7 +326,13 @@ func (f *Func[A, R]) Precache(ctx context.Context, arg A, value R) error {
 	if err != nil {
 		return err
 	}
-	return f.save(ctx, s, k, value)
+	var before []envelope.Dep
+	if f.tags.needsVersions() {
+		if before, err = deps(ctx, s, f.counterNames(arg)); err != nil {
+			return fmt.Errorf("cachier: precache %s: %w", k, err)
+		}
+	}
+	return f.save(ctx, s, k, arg, value, before)
 }
 
 // Invalidate removes the result for arg, in every process sharing the store.
@@ -316,7 +346,7 @@ func (f *Func[A, R]) Invalidate(ctx context.Context, arg A) error {
 	if err := s.store.Delete(ctx, k); err != nil {
 		return fmt.Errorf("cachier: invalidate %s: %w", k, err)
 	}
-	return nil
+	return f.invalidateDependents(ctx, s)
 }
 
 // Clear removes every result of the function (cachier's clear_cache).
@@ -328,7 +358,7 @@ func (f *Func[A, R]) Clear(ctx context.Context) error {
 	if err := s.store.Clear(ctx, f.ns); err != nil {
 		return fmt.Errorf("cachier: clear %s: %w", f.ns, err)
 	}
-	return nil
+	return f.invalidateDependents(ctx, s)
 }
 
 // ClearBeingCalculated releases every calculation lease of the function, whoever
@@ -367,73 +397,131 @@ func (f *Func[A, R]) settingsAndKey(arg A) (*settings, store.Key, error) {
 	return s, k, err
 }
 
-// lookup reads and decodes the entry for k. A miss, a corrupt entry and (unless
-// FailOnStoreError) a store error all come back as found == false.
-func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key) (v R, storedAt time.Time, found bool, err error) {
-	var e store.Entry
-	if ls, ok := s.store.(store.LiveStore); ok {
-		var live any
+// found is an entry that lookup read and decoded.
+type found[R any] struct {
+	v        R
+	storedAt time.Time
+	ttl      time.Duration // the entry's own stale limit (StaleAfterFunc), or 0
+
+	// Why an entry that was there is a miss: reported and counted by Call only, so
+	// that the re-check under the lease does not count it twice.
+	corrupt error  // damaged or undecodable
+	movedBy string // the counter that invalidated it
+}
+
+// report logs and counts why a present entry was a miss.
+func (f *Func[A, R]) report(s *settings, k store.Key, h *found[R]) {
+	switch {
+	case h.corrupt != nil:
+		f.stats.decodeErrors.Add(1)
+		f.logger(s).Warn("cachier: corrupt entry is a miss", "key", k.String(), "err", h.corrupt)
+	case h.movedBy != "":
+		f.stats.invalidated.Add(1)
+		if s.verbose {
+			f.trace(s, "cachier: miss: invalidated", "key", k.String(), "by", h.movedBy)
+		}
+	}
+}
+
+// lookup reads and decodes the entry for k, and checks the version counters it
+// depends on. A miss, a corrupt entry, an invalidated entry and (unless
+// FailOnStoreError) a store error all come back as ok == false.
+func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A) (h found[R], ok bool, err error) {
+	var (
+		e     store.Entry
+		live  any
+		known map[string]uint64 // counter values read together with the entry
+	)
+	ls, isLive := s.store.(store.LiveStore)
+	vg, isVG := s.store.(store.VersionedGetter)
+	switch {
+	case isLive:
 		e, live, err = ls.GetLive(ctx, k)
-		if err == nil && live != nil {
-			if v, ok := live.(R); ok {
-				return v, e.StoredAt, true, nil
+	case isVG && f.tags.needsVersions():
+		names := f.counterNames(arg)
+		var vs []uint64
+		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+		e, vs, err = vg.GetVersioned(opCtx, k, names)
+		cancel()
+		if err == nil && len(vs) == len(names) {
+			known = make(map[string]uint64, len(names))
+			for i, n := range names {
+				known[n] = vs[i]
 			}
 		}
-	} else {
+	default:
 		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
 		e, err = s.store.Get(opCtx, k)
 		cancel()
 	}
 	switch {
 	case errors.Is(err, store.ErrCorrupt):
-		f.stats.decodeErrors.Add(1)
-		f.logger(s).Warn("cachier: corrupt entry is a miss", "key", k.String(), "err", err)
-		return v, storedAt, false, nil
+		h.corrupt = err
+		return h, false, nil
 	case errors.Is(err, store.ErrNotFound):
-		return v, storedAt, false, nil
+		return h, false, nil
 	case err != nil:
-		return v, storedAt, false, f.storeFailed(ctx, s, "get", k, err)
+		return h, false, f.storeFailed(ctx, s, "get", k, err)
 	}
-	v, err = f.decode(s.codec, e.Value)
-	if err != nil {
-		f.stats.decodeErrors.Add(1)
-		f.logger(s).Warn("cachier: undecodable entry is a miss", "key", k.String(), "err", err)
-		return v, storedAt, false, nil
+	var meta envelope.Meta
+	if v, isR := live.(R); isR && live != nil {
+		// An in-process value: no decoding, and only the metadata, when the function
+		// has any, is read from the (trusted, in-memory) frame.
+		h.v = v
+		if f.tags.hasMeta() {
+			if meta, err = envelope.Peek(e.Value); err != nil {
+				return h, false, nil
+			}
+		}
+	} else if h.v, meta, err = f.decode(s.codec, e.Value); err != nil {
+		h.corrupt = err
+		return h, false, nil
 	}
-	return v, e.StoredAt, true, nil
+	if len(meta.Deps) > 0 {
+		moved, err := f.movedDep(ctx, s, meta.Deps, known)
+		if err != nil {
+			return h, false, f.storeFailed(ctx, s, "versions", k, err)
+		}
+		if moved != "" {
+			h.movedBy = moved
+			return h, false, nil
+		}
+	}
+	h.storedAt, h.ttl = e.StoredAt, meta.TTL
+	return h, true, nil
 }
 
-func (f *Func[A, R]) decode(codec Codec, b []byte) (R, error) {
+func (f *Func[A, R]) decode(codec Codec, b []byte) (R, envelope.Meta, error) {
 	var v R
-	c, flags, payload, err := envelope.Open(b)
+	c, meta, payload, err := envelope.Open(b)
 	if err != nil {
-		return v, err
+		return v, meta, err
 	}
-	if flags&envelope.Nil != 0 {
-		return v, nil
+	if meta.Flags&envelope.Nil != 0 {
+		return v, meta, nil
 	}
 	switch f.raw {
 	case rawBytes:
 		if c != envelope.Raw {
-			return v, fmt.Errorf("entry has codec %d, want raw", c)
+			return v, meta, fmt.Errorf("entry has codec %d, want raw", c)
 		}
 		// The payload may alias a store's own bytes (memstore's GetLive shares them).
 		*any(&v).(*[]byte) = bytes.Clone(payload)
-		return v, nil
+		return v, meta, nil
 	case rawString:
 		if c != envelope.Raw {
-			return v, fmt.Errorf("entry has codec %d, want raw", c)
+			return v, meta, fmt.Errorf("entry has codec %d, want raw", c)
 		}
 		*any(&v).(*string) = string(payload)
-		return v, nil
+		return v, meta, nil
 	}
 	if want := idOf(codec); c != want {
-		return v, fmt.Errorf("entry has codec %d, want %d", c, want)
+		return v, meta, fmt.Errorf("entry has codec %d, want %d", c, want)
 	}
 	if err := codec.Unmarshal(payload, &v); err != nil {
-		return v, fmt.Errorf("decode %T: %w", v, err)
+		return v, meta, fmt.Errorf("decode %T: %w", v, err)
 	}
-	return v, nil
+	return v, meta, nil
 }
 
 // storeFailed logs and counts a store error, and returns it only with

@@ -58,6 +58,15 @@ type settings struct {
 	storeTimeout time.Duration
 	failClosed   bool
 
+	// Invalidation (Wrap only): tags, prefix and per-entry TTL functions are typed
+	// by the wrapped function and checked by Wrap.
+	tags       []string
+	tagsOf     any
+	resultTags any
+	prefix     any
+	ttlFunc    any
+	parents    []Parent
+
 	skip      bool
 	overwrite bool
 	verbose   bool
@@ -72,18 +81,23 @@ func defaultSettings() settings {
 	}
 }
 
-// effectiveLimit is min(StaleAfter, MaxAge); 0 means never stale, negative always.
-func (s *settings) effectiveLimit() time.Duration {
+// effectiveLimit is min(the entry's own limit or StaleAfter, MaxAge); 0 means never
+// stale, negative always.
+func (s *settings) effectiveLimit(entryTTL time.Duration) time.Duration {
+	limit := s.staleAfter
+	if entryTTL > 0 {
+		limit = entryTTL
+	}
 	if !s.maxAgeSet {
-		return s.staleAfter
+		return limit
 	}
 	if s.maxAge < 0 {
 		return -1
 	}
-	if s.staleAfter == 0 || s.maxAge < s.staleAfter {
+	if limit == 0 || s.maxAge < limit {
 		return s.maxAge
 	}
-	return s.staleAfter
+	return limit
 }
 
 func applyAll(s *settings, where scope, opts []Option) error {

@@ -20,6 +20,7 @@ type Stats struct {
 	LeaseTakeovers uint64        // computations started after another holder's lease ran out
 	StoreErrors    uint64        // store operations that failed (the call went on)
 	DecodeErrors   uint64        // entries that were corrupt or did not decode (served as misses)
+	Invalidated    uint64        // entries found but dropped because a tag, prefix or parent moved
 	SizeRejections uint64        // results not stored because of EntrySizeLimit or the store's limit
 	NilsNotCached  uint64        // nil results returned but not stored (AllowNil is off)
 	SkippedCalls   uint64        // calls that bypassed the cache (SkipCache, Disable)
@@ -30,6 +31,7 @@ type counters struct {
 	hits, misses, staleHits, refreshes, refreshErrors, computations    atomic.Uint64
 	waits, waitNanos, waitTimeouts, leaseTakeovers, storeErrors        atomic.Uint64
 	decodeErrors, sizeRejections, nilsNotCached, skipped, computeNanos atomic.Uint64
+	invalidated                                                        atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -46,6 +48,7 @@ func (c *counters) snapshot() Stats {
 		LeaseTakeovers: c.leaseTakeovers.Load(),
 		StoreErrors:    c.storeErrors.Load(),
 		DecodeErrors:   c.decodeErrors.Load(),
+		Invalidated:    c.invalidated.Load(),
 		SizeRejections: c.sizeRejections.Load(),
 		NilsNotCached:  c.nilsNotCached.Load(),
 		SkippedCalls:   c.skipped.Load(),

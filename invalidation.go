@@ -1,0 +1,332 @@
+package cachier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cachier-go/cachier/internal/envelope"
+	"github.com/cachier-go/cachier/store"
+)
+
+// Invalidation beyond one key works with version counters (store.Versioner), so that
+// it costs O(1) however many entries it covers and every process sees it on its next
+// call: an entry records the values of the counters it depends on (its tags, its
+// prefix, the namespaces of the functions it depends on) when it is stored, and it
+// is a miss once any of them has moved. Invalidating bumps a counter; the entries
+// themselves stay until they are overwritten or cleaned up.
+
+// ErrNoVersions reports tags, prefixes or dependencies on a store that does not keep
+// version counters (it does not implement store.Versioner).
+var ErrNoVersions = errors.New("cachier: the store keeps no version counters (store.Versioner); tags, prefixes and DependsOn need them")
+
+// Counter names. They are shared by every function using a store, which is what lets
+// cachier.InvalidateTags reach entries of many functions.
+func tagCounter(tag string) string      { return "tag:" + tag }
+func prefixCounter(p string) string     { return "prefix:" + p }
+func namespaceCounter(ns string) string { return "ns:" + ns }
+
+// Tags tags every entry of the function: InvalidateTags(ctx, store, tag) drops them,
+// along with the entries of other functions that carry the tag. Only accepted by
+// Wrap.
+func Tags(tags ...string) Option {
+	return opt("Tags", inWrap, func(s *settings) error {
+		for _, t := range tags {
+			if t == "" {
+				return errors.New("empty tag")
+			}
+		}
+		s.tags = append(s.tags, tags...)
+		return nil
+	})
+}
+
+// TagsOf tags each entry with tags computed from its argument, such as "user:42";
+// Func.InvalidateTags(ctx, arg) bumps the tags of one argument. Only accepted by Wrap.
+func TagsOf[A any](fn func(A) []string) Option {
+	return opt("TagsOf", inWrap, func(s *settings) error {
+		if fn == nil {
+			return errors.New("nil function")
+		}
+		s.tagsOf = fn
+		return nil
+	})
+}
+
+// ResultTags tags each entry with tags computed from its argument and the value the
+// function returned (easy_cache's meta.returned_value): one tag per book in a user's
+// list of favourite books, say, so that changing a book drops every list that has it.
+// Only accepted by Wrap.
+func ResultTags[A, R any](fn func(A, R) []string) Option {
+	return opt("ResultTags", inWrap, func(s *settings) error {
+		if fn == nil {
+			return errors.New("nil function")
+		}
+		s.resultTags = fn
+		return nil
+	})
+}
+
+// Prefix puts a prefix computed from the argument in front of every key ("shop:7"),
+// and makes it work as a tag too: InvalidatePrefix drops every entry under it (easy_cache's
+// prefix). Only accepted by Wrap.
+func Prefix[A any](fn func(A) string) Option {
+	return opt("Prefix", inWrap, func(s *settings) error {
+		if fn == nil {
+			return errors.New("nil function")
+		}
+		s.prefix = fn
+		return nil
+	})
+}
+
+// StaleAfterFunc computes the stale limit of each entry from its argument and result
+// (easy_cache's callable timeout), in place of StaleAfter for that entry; zero or
+// negative falls back to StaleAfter. MaxAge still applies. Only accepted by Wrap.
+func StaleAfterFunc[A, R any](fn func(A, R) time.Duration) Option {
+	return opt("StaleAfterFunc", inWrap, func(s *settings) error {
+		if fn == nil {
+			return errors.New("nil function")
+		}
+		s.ttlFunc = fn
+		return nil
+	})
+}
+
+// A Parent is something other caches can depend on: a *Func, or a named cache.
+type Parent interface {
+	// Namespace identifies the parent.
+	Namespace() string
+	// Dependencies names the version counters of the parent's own parents,
+	// transitively.
+	Dependencies() []string
+}
+
+// DependsOn makes the function's entries depend on its parents (cacheman's dependent
+// caches): invalidating or clearing a parent invalidates them, transitively, in every
+// process. A parent must exist before its dependents, so no cycle can be declared.
+// Only accepted by Wrap.
+func DependsOn(parents ...Parent) Option {
+	return opt("DependsOn", inWrap, func(s *settings) error {
+		for _, p := range parents {
+			if p == nil {
+				return errors.New("nil parent")
+			}
+			s.parents = append(s.parents, p)
+		}
+		return nil
+	})
+}
+
+// Dependencies returns the version counters the function's entries depend on
+// through DependsOn: its parents' namespaces and theirs, transitively.
+func (f *Func[A, R]) Dependencies() []string { return slices.Clone(f.tags.parentDeps) }
+
+// tagging is a function's configuration of dependencies, checked at Wrap.
+type tagging[A, R any] struct {
+	static     []string // counter names
+	tagsOf     func(A) []string
+	resultTags func(A, R) []string
+	prefix     func(A) string
+	ttlOf      func(A, R) time.Duration
+	parentDeps []string
+}
+
+func (t *tagging[A, R]) needsVersions() bool {
+	return len(t.static) > 0 || t.tagsOf != nil || t.resultTags != nil || t.prefix != nil || len(t.parentDeps) > 0
+}
+
+// hasMeta reports whether entries may carry metadata that a hit must check.
+func (t *tagging[A, R]) hasMeta() bool { return t.needsVersions() || t.ttlOf != nil }
+
+func newTagging[A, R any](s *settings, self string) (tagging[A, R], error) {
+	var t tagging[A, R]
+	for _, tag := range s.tags {
+		t.static = append(t.static, tagCounter(tag))
+	}
+	var ok bool
+	if s.tagsOf != nil {
+		if t.tagsOf, ok = s.tagsOf.(func(A) []string); !ok {
+			return t, typeMismatch[A, R]("TagsOf", s.tagsOf)
+		}
+	}
+	if s.resultTags != nil {
+		if t.resultTags, ok = s.resultTags.(func(A, R) []string); !ok {
+			return t, typeMismatch[A, R]("ResultTags", s.resultTags)
+		}
+	}
+	if s.prefix != nil {
+		if t.prefix, ok = s.prefix.(func(A) string); !ok {
+			return t, typeMismatch[A, R]("Prefix", s.prefix)
+		}
+	}
+	if s.ttlFunc != nil {
+		if t.ttlOf, ok = s.ttlFunc.(func(A, R) time.Duration); !ok {
+			return t, typeMismatch[A, R]("StaleAfterFunc", s.ttlFunc)
+		}
+	}
+	for _, p := range s.parents {
+		if p.Namespace() == self {
+			return t, fmt.Errorf("%w: DependsOn: %s cannot depend on itself", ErrOption, self)
+		}
+		for _, d := range append([]string{namespaceCounter(p.Namespace())}, p.Dependencies()...) {
+			if d == namespaceCounter(self) {
+				return t, fmt.Errorf("%w: DependsOn: %s would depend on itself through %s (a cycle)", ErrOption, self, p.Namespace())
+			}
+			if !slices.Contains(t.parentDeps, d) {
+				t.parentDeps = append(t.parentDeps, d)
+			}
+		}
+	}
+	return t, nil
+}
+
+func typeMismatch[A, R any](name string, fn any) error {
+	var a A
+	var r R
+	return fmt.Errorf("%w: %s function is %T, but the wrapped function takes %T and returns %T", ErrOption, name, fn, a, r)
+}
+
+// counterNames returns the counters an entry for arg depends on before its result is
+// known.
+func (f *Func[A, R]) counterNames(arg A) []string {
+	t := &f.tags
+	names := slices.Clone(t.static)
+	if t.tagsOf != nil {
+		for _, tag := range t.tagsOf(arg) {
+			names = append(names, tagCounter(tag))
+		}
+	}
+	if t.prefix != nil {
+		names = append(names, prefixCounter(t.prefix(arg)))
+	}
+	return append(names, t.parentDeps...)
+}
+
+// versions reads the current values of names.
+func versions(ctx context.Context, s *settings, names []string) ([]uint64, error) {
+	v, ok := s.store.(store.Versioner)
+	if !ok {
+		return nil, ErrNoVersions
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	defer cancel()
+	return v.Versions(ctx, names)
+}
+
+// deps pairs counter names with their current values.
+func deps(ctx context.Context, s *settings, names []string) ([]envelope.Dep, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	vs, err := versions(ctx, s, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]envelope.Dep, len(names))
+	for i, n := range names {
+		out[i] = envelope.Dep{Name: n, Version: vs[i]}
+	}
+	return out, nil
+}
+
+// stale reports the first dependency of an entry whose counter has moved, using the
+// values read together with the entry where there are some.
+func (f *Func[A, R]) movedDep(ctx context.Context, s *settings, ds []envelope.Dep, known map[string]uint64) (string, error) {
+	var missing []string
+	for _, d := range ds {
+		if _, ok := known[d.Name]; !ok {
+			missing = append(missing, d.Name)
+		}
+	}
+	if len(missing) > 0 {
+		vs, err := versions(ctx, s, missing)
+		if err != nil {
+			return "", err
+		}
+		if known == nil {
+			known = make(map[string]uint64, len(missing))
+		}
+		for i, n := range missing {
+			known[n] = vs[i]
+		}
+	}
+	for _, d := range ds {
+		if known[d.Name] != d.Version {
+			return d.Name, nil
+		}
+	}
+	return "", nil
+}
+
+func bump(ctx context.Context, st store.Store, timeout time.Duration, names ...string) error {
+	v, ok := st.(store.Versioner)
+	if !ok {
+		return ErrNoVersions
+	}
+	for _, n := range names {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		_, err := v.Bump(ctx, n)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cachier: bump %q: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// InvalidateTags drops every entry carrying any of the tags, of every function using
+// the store, in every process, in O(1) per tag.
+func InvalidateTags(ctx context.Context, st store.Store, tags ...string) error {
+	names := make([]string, len(tags))
+	for i, t := range tags {
+		names[i] = tagCounter(t)
+	}
+	return bump(ctx, st, defaultSettings().storeTimeout, names...)
+}
+
+// InvalidatePrefix drops every entry whose key starts with the prefix (see Prefix),
+// of every function using the store, in every process, in O(1).
+func InvalidatePrefix(ctx context.Context, st store.Store, prefix string) error {
+	return bump(ctx, st, defaultSettings().storeTimeout, prefixCounter(prefix))
+}
+
+// InvalidateTags drops every entry carrying a tag that TagsOf computes for arg, of
+// this and every other function using the store.
+func (f *Func[A, R]) InvalidateTags(ctx context.Context, arg A) error {
+	if f.tags.tagsOf == nil {
+		return fmt.Errorf("%w: InvalidateTags needs TagsOf", ErrOption)
+	}
+	s, err := f.settings(nil)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, t := range f.tags.tagsOf(arg) {
+		names = append(names, tagCounter(t))
+	}
+	return bump(ctx, s.store, s.storeTimeout, names...)
+}
+
+// InvalidatePrefix drops every entry under the prefix that Prefix computes for arg.
+func (f *Func[A, R]) InvalidatePrefix(ctx context.Context, arg A) error {
+	if f.tags.prefix == nil {
+		return fmt.Errorf("%w: InvalidatePrefix needs Prefix", ErrOption)
+	}
+	s, err := f.settings(nil)
+	if err != nil {
+		return err
+	}
+	return bump(ctx, s.store, s.storeTimeout, prefixCounter(f.tags.prefix(arg)))
+}
+
+// invalidateDependents bumps the function's own counter, which its dependents'
+// entries record. Stores without counters have no dependents to tell.
+func (f *Func[A, R]) invalidateDependents(ctx context.Context, s *settings) error {
+	if _, ok := s.store.(store.Versioner); !ok {
+		return nil
+	}
+	return bump(ctx, s.store, s.storeTimeout, namespaceCounter(f.ns))
+}
