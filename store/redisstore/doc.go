@@ -23,10 +23,20 @@
 //	<prefix>:{<namespace>:<id>}:l   the calculation lease: the owner, with Redis's own PX expiry
 //	<prefix>:{<namespace>:<id>}:c   the pub/sub channel that wakes the key's watchers
 //
-// Namespace and ID are escaped (%XX for every ASCII byte outside [A-Za-z0-9] and
-// -._/~!$&'()+,;=@; UTF-8 beyond ASCII is kept), so a user's ':', '{', '}', '*' or
-// '%' can neither move the hash slot, nor collide with another key or an internal
-// record, nor act as a glob in SCAN MATCH; the escaping is reversible, so listings
+// and, apart from them, the version counters of store.Versioner (tags, prefixes and
+// dependencies), each with its own hash tag:
+//
+//	<prefix>:version:{<name>}       a counter: its value in decimal
+//
+// A counter's name never starts with "<prefix>:{", so no SCAN of Clear, DeleteBefore,
+// Entries, Leases, ReleaseAll or Namespaces ever sees one: counters survive every
+// namespace operation and are never listed. Bump writes a fresh random value with a
+// plain SET.
+//
+// Namespace, ID and counter name are escaped (%XX for every ASCII byte outside
+// [A-Za-z0-9] and -._/~!$&'()+,;=@; UTF-8 beyond ASCII is kept), so a user's ':',
+// '{', '}', '*' or '%' can neither move the hash slot, nor collide with another key,
+// a counter or an internal record, nor act as a glob in SCAN MATCH; the escaping is reversible, so listings
 // recover the exact IDs, and keys stay readable in redis-cli.
 //
 // The hash tag is per key, not per namespace. A namespace is one memoized function,
@@ -46,7 +56,10 @@
 // A hit is one GET. A miss is one GET. Set is one EVALSHA (SET and PUBLISH). Acquire
 // is one EVALSHA (SET NX PX and PUBLISH); when the lease is held, the same script
 // returns the holder and its remaining time, so contention costs no extra round trip.
-// Renew and Release compare the stored owner record in a script.
+// Renew and Release compare the stored owner record in a script. Versions, and
+// GetVersioned (a hit on an entry together with its counters), are one round trip:
+// one MGET on a single server, a pipeline of GETs on a Cluster or Ring (MGET cannot
+// span slots).
 //
 // # Notifications
 //
