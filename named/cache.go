@@ -402,10 +402,22 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 	return v, ok
 }
 
+// lockLoaded takes c.mu for writing with the cache loaded: an invalidation may drop
+// the map between ensure and Lock.
+func (c *Cache[K, V]) lockLoaded() {
+	for {
+		c.ensure()
+		c.mu.Lock()
+		if c.loaded {
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
 // Set stores v under k.
 func (c *Cache[K, V]) Set(k K, v V) {
-	c.ensure()
-	c.mu.Lock()
+	c.lockLoaded()
 	c.data[k] = v
 	wake := c.changed()
 	c.mu.Unlock()
@@ -416,8 +428,7 @@ func (c *Cache[K, V]) Set(k K, v V) {
 
 // Delete removes k; deleting a missing key is not a change.
 func (c *Cache[K, V]) Delete(k K) {
-	c.ensure()
-	c.mu.Lock()
+	c.lockLoaded()
 	_, ok := c.data[k]
 	delete(c.data, k)
 	wake := ok && c.changed()
@@ -491,7 +502,11 @@ func (c *Cache[K, V]) Clear(ctx context.Context) error {
 	var vers []uint64
 	if c.m.ver != nil {
 		var err error
-		if vers, err = c.m.ver.Versions(ctx, names); err != nil || len(vers) != len(names) {
+		vers, err = c.m.ver.Versions(ctx, names)
+		if err == nil && len(vers) != len(names) {
+			err = fmt.Errorf("store returned %d versions for %d counters", len(vers), len(names))
+		}
+		if err != nil {
 			return fmt.Errorf("named: clear %q: read versions: %w", c.name, err)
 		}
 	}
