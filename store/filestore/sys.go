@@ -32,11 +32,19 @@ var errNotRegular = errors.New("not a regular file")
 // readRecordFile reads a whole file that holds one record. It refuses symlinks
 // (ELOOP), non-regular files and files larger than any record.
 func readRecordFile(path string) ([]byte, error) {
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK
 	var fd int
 	err := retryEINTR(func() (err error) {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+		fd, err = unix.Open(path, flags|oNoatime, 0)
 		return err
 	})
+	if oNoatime != 0 && errors.Is(err, unix.EPERM) {
+		// Not our file, so O_NOATIME is not allowed; read it anyway.
+		err = retryEINTR(func() (err error) {
+			fd, err = unix.Open(path, flags, 0)
+			return err
+		})
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
