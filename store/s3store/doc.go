@@ -22,6 +22,7 @@
 //
 //	<prefix><namespace>/e/<id>   an entry: a 36-byte header (StoredAt, length, CRC-32C) and the value
 //	<prefix><namespace>/l/<id>   a lease: small JSON naming the owner and the expiry
+//	<prefix>!versions/<name>     a version counter (store.Versioner), in decimal
 //
 // Namespaces and IDs are escaped reversibly: percent-escaped when that stays short and
 // readable, base64url cut into path segments otherwise, so that any key the contract
@@ -34,6 +35,10 @@
 // S3 applies atomically. A stored object that is truncated or garbled fails its
 // checksums and is reported as an error matching both store.ErrNotFound and
 // [ErrCorrupt], never returned as a value.
+//
+// Version counters (tags, prefixes, dependencies) cost one GET each to read and one PUT
+// to bump; [Store.GetVersioned] issues the entry's GET and the counters' GETs at once,
+// so a tagged hit costs one round trip of latency.
 //
 // # Costs of listing
 //

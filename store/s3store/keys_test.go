@@ -101,6 +101,9 @@ func TestNameLimits(t *testing.T) {
 						t.Errorf("bad segment %.20q (%d bytes) in the name for ns %.10q id %.10q", seg, len(seg), ns, id)
 					}
 				}
+				if c := s.counterName(id); len(c) > 1024 {
+					t.Errorf("counter name of %d bytes for %.10q", len(c), id)
+				}
 				pfx := s.nsPrefix(ns, dir)
 				if !strings.HasPrefix(name, pfx) {
 					t.Fatalf("name %q does not start with its namespace prefix %q", name, pfx)
