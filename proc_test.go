@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cachier-go/cachier/internal/proctest"
+	"github.com/cachier-go/cachier/store/memstore"
 )
 
 func TestMain(m *testing.M) {
@@ -22,4 +23,13 @@ func TestFileStoreStampedeAcrossProcesses(t *testing.T) {
 // then exactly one of them takes over.
 func TestFileStoreKilledHolderIsTakenOver(t *testing.T) {
 	proctest.KillTakeover(t, "file://"+t.TempDir())
+}
+
+// Process A invalidates a tag; process B's next call recomputes.
+func TestFileStoreTagAcrossProcesses(t *testing.T) {
+	proctest.TagAcrossProcesses(t, "file://"+t.TempDir())
+}
+
+func TestInvalidationOnMemStore(t *testing.T) {
+	proctest.Invalidation(t, memstore.New(nil))
 }

@@ -66,6 +66,13 @@ func work(role string) error {
 		return err
 	}
 	me := fmt.Sprintf("%d-%s", os.Getpid(), randHex())
+	switch role {
+	case "tagcall":
+		return tagCall(ctx, st, dir, me)
+	case "invalidate":
+		fmt.Println("ready")
+		return cachier.InvalidateTags(ctx, st, os.Getenv(envName)+"/tag")
+	}
 	compute := func(_ context.Context, key string) (string, error) {
 		if err := appendLine(filepath.Join(dir, "computations"), me); err != nil {
 			return "", err
