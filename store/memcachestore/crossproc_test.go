@@ -28,3 +28,13 @@ func TestOutage(t *testing.T) {
 	}
 	proctest.Outage(t, st, func() { srv.Stop(t) }, func() { srv.Start(t) })
 }
+
+func TestInvalidationThroughCachier(t *testing.T) {
+	addr := testserver.Memcached(t).Addr
+	proctest.TagAcrossProcesses(t, "memcache://"+addr)
+	st, err := New(memcache.New(addr), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proctest.Invalidation(t, st)
+}

@@ -37,3 +37,18 @@ func TestOutage(t *testing.T) {
 	}
 	proctest.Outage(t, st, func() { srv.Stop(t) }, func() { srv.Start(t) })
 }
+
+func TestInvalidationThroughCachier(t *testing.T) {
+	u := workerURL(t, testserver.FerretDB(t))
+	proctest.TagAcrossProcesses(t, u)
+	client, err := mongo.Connect(options.Client().ApplyURI(testserver.FerretDB(t).URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	st, err := New(client.Database("cachier_test").Collection("invalidation"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proctest.Invalidation(t, st)
+}

@@ -36,3 +36,19 @@ func TestOutageThroughCachier(t *testing.T) {
 	}
 	proctest.Outage(t, st, func() { srv.Stop(t) }, func() { srv.Start(t) })
 }
+
+func TestInvalidationThroughCachier(t *testing.T) {
+	for name, url := range map[string]string{
+		"single":  testserver.Redis(t).URL,
+		"cluster": "redis+cluster://" + strings.Join(testserver.RedisCluster(t).Addrs, ","),
+	} {
+		t.Run(name, func(t *testing.T) { proctest.TagAcrossProcesses(t, url) })
+	}
+	client := redis.NewClient(&redis.Options{Addr: testserver.Redis(t).Addr})
+	t.Cleanup(func() { client.Close() })
+	st, err := New(client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proctest.Invalidation(t, st)
+}

@@ -58,3 +58,17 @@ func TestOutageThroughCachier(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	proctest.Outage(t, st, func() { srv.Stop(t) }, func() { srv.Start(t) })
 }
+
+func TestInvalidationThroughCachier(t *testing.T) {
+	for name, u := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			proctest.TagAcrossProcesses(t, u(t))
+			st, err := store.Open(context.Background(), u(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			proctest.Invalidation(t, st)
+		})
+	}
+}
