@@ -594,6 +594,9 @@ func (c *Cache[K, V]) save(ctx context.Context, force bool) error {
 
 // write saves snap through the Saver (and a marker) or into the store.
 func (c *Cache[K, V]) write(ctx context.Context, snap map[K]V, names []string, basis []uint64) error {
+	if len(names) > envelope.MaxDeps {
+		return fmt.Errorf("%d ancestors: more than the %d a saved map can record", len(names)-1, envelope.MaxDeps-1)
+	}
 	var b []byte
 	if c.saver != nil {
 		if err := c.saver(ctx, c.name, snap); err != nil {

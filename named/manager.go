@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -53,8 +54,9 @@ type Options struct {
 	// (a change that makes a rule hold also wakes it). Negative: no goroutine; call
 	// [Manager.SaveDue] yourself. Default 1 s.
 	SyncInterval time.Duration
-	// IOTimeout bounds each store operation made on behalf of a call that has no
-	// context (Get, Set, ..., and autosync). Default 30 s.
+	// IOTimeout bounds the loads (store reads, Loader and Builder runs), version
+	// checks and saves made on behalf of calls without a context (Get, Set, ..., and
+	// autosync). Default 30 s.
 	IOTimeout time.Duration
 }
 
@@ -302,7 +304,7 @@ func (m *Manager) Invalidate(ctx context.Context, name string) error {
 			errs = append(errs, err)
 		}
 	}
-	m.log.Info("named: invalidated", "cache", name, "cross_process", m.ver != nil)
+	m.log.Debug("named: invalidated", "cache", name, "cross_process", m.ver != nil)
 	return errors.Join(errs...)
 }
 
@@ -337,16 +339,19 @@ func (m *Manager) handles() []handle {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	hs := make([]handle, 0, len(m.caches))
-	for _, n := range slices.Sorted(func(yield func(string) bool) {
-		for n := range m.caches {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
+	for _, n := range slices.Sorted(maps.Keys(m.caches)) {
 		hs = append(hs, m.caches[n])
 	}
 	return hs
+}
+
+// Lookup returns the cache registered in m under name, if it has key type K and value
+// type V (cacheman's retrieve_cache).
+func Lookup[K comparable, V any](m *Manager, name string) (*Cache[K, V], bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.caches[name].(*Cache[K, V])
+	return c, ok
 }
 
 // wake asks the background goroutine to apply the autosync rules now.

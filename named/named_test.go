@@ -714,3 +714,17 @@ func TestConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLookup(t *testing.T) {
+	m := newTestManager(t, newMem(t), newClock())
+	c := must[*Cache[string, int]](t)(Register[string, int](m, "c"))
+	if got, ok := Lookup[string, int](m, "c"); !ok || got != c {
+		t.Fatal("Lookup did not find c")
+	}
+	if _, ok := Lookup[string, string](m, "c"); ok {
+		t.Fatal("Lookup with the wrong types found c")
+	}
+	if _, ok := Lookup[string, int](m, "missing"); ok {
+		t.Fatal("Lookup found a missing cache")
+	}
+}
