@@ -406,6 +406,10 @@ func (s *Store) pages(ctx context.Context, namespace, dir string) iter.Seq2[[]li
 
 // each runs f(i) for i in [0, n) with up to fanout calls in flight.
 func each(n int, f func(i int)) {
+	if n == 1 {
+		f(0) // the common case of one counter: no goroutine
+		return
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, fanout)
 	for i := range n {
