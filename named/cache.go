@@ -395,6 +395,14 @@ func (c *Cache[K, V]) Load(ctx context.Context) error {
 
 // Get returns the value for k and whether it was present.
 func (c *Cache[K, V]) Get(k K) (V, bool) {
+	now := c.m.clock.Now()
+	c.mu.RLock()
+	if c.fresh(now) { // the hit path: one read lock
+		v, ok := c.data[k]
+		c.mu.RUnlock()
+		return v, ok
+	}
+	c.mu.RUnlock()
 	c.ensure()
 	c.mu.RLock()
 	v, ok := c.data[k]

@@ -728,3 +728,24 @@ func TestLookup(t *testing.T) {
 		t.Fatal("Lookup found a missing cache")
 	}
 }
+
+// TestUnusedCachesWriteNothing: autosync and Close save only what was loaded and
+// changed; a registered, unused cache costs no I/O.
+func TestUnusedCachesWriteNothing(t *testing.T) {
+	ctx := context.Background()
+	st, clk := newMem(t), newClock()
+	m := newTestManager(t, st, clk)
+	must[*Cache[string, int]](t)(Register[string, int](m, "unused"))
+	read := must[*Cache[string, int]](t)(Register[string, int](m, "read"))
+	read.Get("x")
+	clk.Advance(time.Hour)
+	if err := m.SaveDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st.Len() != 0 {
+		t.Fatalf("%d entries written for caches that did not change", st.Len())
+	}
+}
