@@ -2,6 +2,8 @@ package proctest
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,8 +20,9 @@ func Outage(t *testing.T, st store.Store, stop, start func()) {
 	t.Helper()
 	var computed atomic.Int64
 	fn := func(_ context.Context, x int) (int, error) { computed.Add(1); return x * 3, nil }
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)) // the errors are expected; Stats counts them
 	f, err := cachier.Wrap(fn, cachier.Name("proctest/outage/"+randHex()), cachier.WithStore(st),
-		cachier.StoreTimeout(2*time.Second), cachier.LeaseTTL(time.Second))
+		cachier.StoreTimeout(2*time.Second), cachier.LeaseTTL(time.Second), cachier.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}

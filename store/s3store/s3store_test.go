@@ -19,13 +19,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/cachier-go/cachier/internal/proctest"
 	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/s3store"
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
-func TestMain(m *testing.M) { testserver.Main(m) }
+func TestMain(m *testing.M) {
+	proctest.MaybeWorker() // a re-executed worker of the cross-process tests
+	testserver.Main(m)
+}
 
 // testBucket is shared by the tests of one binary; each store gets its own prefix.
 const testBucket = "cachier-test"
