@@ -19,9 +19,10 @@ import (
 )
 
 // ErrCorrupt reports an entry file that is truncated, damaged or not an entry at all.
-// Get returns it wrapped together with store.ErrNotFound, so that cachier treats the
-// entry as a miss and can still count the corruption apart from ordinary misses.
-var ErrCorrupt = errors.New("filestore: corrupt entry")
+// It is store.ErrCorrupt, kept here for callers of this package. Get returns it wrapped
+// together with store.ErrNotFound, so that cachier treats the entry as a miss and can
+// still count the corruption apart from ordinary misses.
+var ErrCorrupt = store.ErrCorrupt
 
 // Compile-time checks of the interfaces Store implements.
 var (

@@ -536,3 +536,39 @@ func TestWatchContext(t *testing.T) {
 		t.Error("Watch on a closed store succeeded")
 	}
 }
+
+// TestCorruptVersion checks that a damaged counter never reads as 0 (which would make
+// entries recorded before any bump valid again) nor as its old value.
+func TestCorruptVersion(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	v1, err := s.Bump(ctx, "tag:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(s.Root(), ".versions", "*", "*"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("counter files: %v, %v", files, err)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(files[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Versions(ctx, []string{"tag:x", "tag:never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] == 0 || got[0] == v1 || got[1] != 0 {
+		t.Fatalf("Versions after damage = %v (was %d); want a fresh non-zero value and 0", got, v1)
+	}
+	if again, err := s.Versions(ctx, []string{"tag:x"}); err != nil || again[0] != got[0] {
+		t.Fatalf("Versions once repaired = %v, %v; want %d", again, err, got[0])
+	}
+	if ns, err := s.Namespaces(ctx); err != nil || len(ns) != 0 {
+		t.Fatalf("counters showed up as namespaces: %q, %v", ns, err)
+	}
+}
