@@ -66,9 +66,11 @@ func detectDialect(db *sql.DB) (Dialect, error) {
 
 // queries holds every statement of one store, written for its dialect and tables.
 type queries struct {
-	createEntries, createLeases string
+	createEntries, createLeases, createVersions string
 
 	get, set, del, clear, deleteBefore string
+	// getFrom is get after its select list, for GetVersioned to add counters to.
+	getFrom string
 	// entriesPage lists one page of a namespace's entries after a given id.
 	entriesPage string
 	namespaces  string
@@ -76,6 +78,11 @@ type queries struct {
 	leaseTimer  string // lease expires_at and the server's now, for notified watchers
 
 	acquire, holder, renew, renewCheck, release, leasesPage, releaseAll string
+
+	// Version counters. versionOf is a scalar subquery reading one counter, with its
+	// placeholder left as %s; Versions and GetVersioned put one per counter in a
+	// statement built for their number of counters.
+	bump, versionOf string
 }
 
 // nowMicros returns the SQL expression for the database server's clock in unix
@@ -108,8 +115,8 @@ func (d Dialect) ph(n int) string {
 
 // buildQueries writes the statements. Table names are validated before they get here
 // and quoted; every value travels as a parameter.
-func buildQueries(d Dialect, entriesTable, leasesTable string) queries {
-	e, l := d.quote(entriesTable), d.quote(leasesTable)
+func buildQueries(d Dialect, entriesTable, leasesTable, versionsTable string) queries {
+	e, l, v := d.quote(entriesTable), d.quote(leasesTable), d.quote(versionsTable)
 	now := d.nowMicros()
 	p := d.ph
 	var q queries
@@ -130,6 +137,9 @@ func buildQueries(d Dialect, entriesTable, leasesTable string) queries {
 	token TEXT NOT NULL,
 	expires_at BIGINT NOT NULL,
 	PRIMARY KEY (namespace, id))`
+		q.createVersions = `CREATE TABLE IF NOT EXISTS ` + v + ` (
+	name TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+	version BIGINT NOT NULL)`
 	case MySQL:
 		// VARBINARY keys compare bytes ("A" != "a") and fit InnoDB's index limits:
 		// the contract caps them at 200 and 500 bytes, 700 in all.
@@ -147,6 +157,9 @@ func buildQueries(d Dialect, entriesTable, leasesTable string) queries {
 	token BLOB NOT NULL,
 	expires_at BIGINT NOT NULL,
 	PRIMARY KEY (namespace, id)) ENGINE=InnoDB`
+		q.createVersions = `CREATE TABLE IF NOT EXISTS ` + v + ` (
+	name VARBINARY(500) NOT NULL PRIMARY KEY,
+	version BIGINT NOT NULL) ENGINE=InnoDB`
 	default:
 		// TEXT compares with SQLite's BINARY collation: bytes, case-sensitive.
 		q.createEntries = `CREATE TABLE IF NOT EXISTS ` + e + ` (
@@ -163,9 +176,13 @@ func buildQueries(d Dialect, entriesTable, leasesTable string) queries {
 	token TEXT NOT NULL,
 	expires_at INTEGER NOT NULL,
 	PRIMARY KEY (namespace, id))`
+		q.createVersions = `CREATE TABLE IF NOT EXISTS ` + v + ` (
+	name TEXT NOT NULL PRIMARY KEY,
+	version INTEGER NOT NULL) WITHOUT ROWID`
 	}
 
-	q.get = `SELECT stored_at, value FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2)
+	q.getFrom = ` FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2)
+	q.get = `SELECT stored_at, value` + q.getFrom
 	ins := `INSERT INTO ` + e + ` (namespace, id, stored_at, value) VALUES (` + p(1) + `, ` + p(2) + `, ` + p(3) + `, ` + p(4) + `)`
 	switch d {
 	case MySQL:
@@ -212,6 +229,17 @@ func buildQueries(d Dialect, entriesTable, leasesTable string) queries {
 	q.leasesPage = `SELECT id, host, pid, token, expires_at FROM ` + l + ` WHERE namespace = ` + p(1) + ` AND id > ` + p(2) +
 		` AND expires_at > ` + now + ` ORDER BY id LIMIT ` + fmt.Sprint(pageSize)
 	q.releaseAll = `DELETE FROM ` + l + ` WHERE namespace = ` + p(1)
+
+	// Counters hold a uint64 in a signed 64-bit column, bit for bit. Bump is a plain
+	// upsert of a fresh random value.
+	vins := `INSERT INTO ` + v + ` (name, version) VALUES (` + p(1) + `, ` + p(2) + `)`
+	switch d {
+	case MySQL:
+		q.bump = vins + ` ON DUPLICATE KEY UPDATE version = VALUES(version)`
+	default:
+		q.bump = vins + ` ON CONFLICT (name) DO UPDATE SET version = excluded.version`
+	}
+	q.versionOf = `(SELECT version FROM ` + v + ` WHERE name = %s)`
 
 	if d == Postgres {
 		// Writes that waiters care about notify in the same statement, so the

@@ -15,18 +15,27 @@
 //
 // # Schema
 //
-// Two tables, created on first use with CREATE TABLE IF NOT EXISTS (many processes may
-// do so at once: PostgreSQL's duplicate-catalog errors from that race are retried):
+// Three tables, created on first use with CREATE TABLE IF NOT EXISTS (many processes
+// may do so at once: PostgreSQL's duplicate-catalog errors from that race are retried):
 //
-//	cachier_entries (namespace, id, stored_at, value)           PRIMARY KEY (namespace, id)
-//	cachier_leases  (namespace, id, host, pid, token, expires_at) PRIMARY KEY (namespace, id)
+//	cachier_entries  (namespace, id, stored_at, value)             PRIMARY KEY (namespace, id)
+//	cachier_leases   (namespace, id, host, pid, token, expires_at) PRIMARY KEY (namespace, id)
+//	cachier_versions (name, version)                               PRIMARY KEY (name)
+//
+// The versions table holds the counters of store.Versioner (tags, prefixes and
+// dependencies); version is the counter's uint64 stored bit for bit in a signed 64-bit
+// column. No namespace operation touches it, so counters survive Clear, DeleteBefore
+// and ReleaseAll and are never listed by Namespaces. Bump is one upsert of a fresh
+// random value; Versions is one statement of scalar subqueries, one primary-key lookup
+// per counter; GetVersioned adds those subqueries to Get's SELECT, so a hit on a
+// tagged entry is still one round trip.
 //
 // stored_at and expires_at are BIGINT unix microseconds; value is BYTEA, LONGBLOB or
 // BLOB. Keys compare as bytes, so "A" and "a" are different keys: TEXT COLLATE "C" on
 // PostgreSQL, VARBINARY on MySQL, TEXT (BINARY collation) on SQLite. One layout serves
 // every dialect: because store keys are at most 200 + 500 bytes, MySQL's VARBINARY
 // primary key is 700 bytes, within InnoDB's index limit (3072 bytes, and even the old
-// 767), so no hash column is needed and Get stays one primary-key lookup with the key
+// 767; a counter name is VARBINARY(500)), so no hash column is needed and Get stays one primary-key lookup with the key
 // as stored. Table names are validated ([ValidateTableName]) and quoted; every value
 // travels as a parameter. Get and Set use prepared statements.
 //

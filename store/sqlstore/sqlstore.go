@@ -52,6 +52,10 @@ type Options struct {
 	// LeaseTable is the name of the leases table. The default is derived from Table:
 	// "cachier_entries" gives "cachier_leases", any other name gets "_leases" appended.
 	LeaseTable string
+	// VersionTable is the name of the table of version counters (store.Versioner).
+	// The default is derived from Table like LeaseTable's: "cachier_versions", or
+	// Table with "_versions" appended.
+	VersionTable string
 	// Logger receives reports of background trouble (a lost notification
 	// connection). Nil means slog.Default().
 	Logger *slog.Logger
@@ -80,6 +84,8 @@ type Store struct {
 
 	schemaMu sync.Mutex
 	ready    atomic.Pointer[stmts] // set once the tables exist and statements are prepared
+
+	vstmts versionStmts // prepared statements of Versions and GetVersioned
 
 	hub hub
 	lis *listenerState // nil without notifications
@@ -132,13 +138,25 @@ func New(db *sql.DB, opts *Options) (*Store, error) {
 			o.LeaseTable = o.Table + "_leases"
 		}
 	}
-	for _, n := range []string{o.Table, o.LeaseTable} {
+	if o.VersionTable == "" {
+		if base, ok := strings.CutSuffix(o.Table, "_entries"); ok && base != "" {
+			o.VersionTable = base + "_versions"
+		} else {
+			o.VersionTable = o.Table + "_versions"
+		}
+	}
+	for _, n := range []string{o.Table, o.LeaseTable, o.VersionTable} {
 		if err := ValidateTableName(n); err != nil {
 			return nil, err
 		}
 	}
-	if strings.EqualFold(o.Table, o.LeaseTable) {
+	switch {
+	case strings.EqualFold(o.Table, o.LeaseTable):
 		return nil, fmt.Errorf("sqlstore: the entries and leases tables are both %q", o.Table)
+	case strings.EqualFold(o.Table, o.VersionTable):
+		return nil, fmt.Errorf("sqlstore: the entries and versions tables are both %q", o.Table)
+	case strings.EqualFold(o.LeaseTable, o.VersionTable):
+		return nil, fmt.Errorf("sqlstore: the leases and versions tables are both %q", o.LeaseTable)
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval
@@ -149,7 +167,7 @@ func New(db *sql.DB, opts *Options) (*Store, error) {
 	s := &Store{
 		db:      db,
 		dialect: d,
-		q:       buildQueries(d, o.Table, o.LeaseTable),
+		q:       buildQueries(d, o.Table, o.LeaseTable, o.VersionTable),
 		log:     o.Logger,
 		poll:    o.PollInterval,
 		closeDB: o.CloseDB,
@@ -181,6 +199,7 @@ func (s *Store) Close() error {
 		if st := s.ready.Load(); st != nil {
 			err = errors.Join(st.get.Close(), st.set.Close())
 		}
+		err = errors.Join(err, s.vstmts.close())
 		if s.closeDB {
 			err = errors.Join(err, s.db.Close())
 		}
@@ -207,7 +226,7 @@ func (s *Store) init(ctx context.Context) (*stmts, error) {
 	if s.bgCtx.Err() != nil {
 		return nil, errClosed
 	}
-	for _, ddl := range []string{s.q.createEntries, s.q.createLeases} {
+	for _, ddl := range []string{s.q.createEntries, s.q.createLeases, s.q.createVersions} {
 		for attempt := 0; ; attempt++ {
 			_, err := s.exec(ctx, ddl)
 			if err == nil {

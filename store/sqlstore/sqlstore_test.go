@@ -79,7 +79,8 @@ func freshTable(t testing.TB, db *sql.DB, d sqlstore.Dialect) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		for _, tbl := range []string{name, name[:len(name)-len("_entries")] + "_leases"} {
+		base := name[:len(name)-len("_entries")]
+		for _, tbl := range []string{name, base + "_leases", base + "_versions"} {
 			if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+tbl); err != nil {
 				t.Logf("drop %s: %v", tbl, err)
 			}
@@ -147,6 +148,9 @@ func TestBadOptions(t *testing.T) {
 		{"derived too long", sqlstore.Options{Table: "a23456789012345678901234567890123456789012345678901234567890"}},
 		{"same tables", sqlstore.Options{Table: "t", LeaseTable: "T"}},
 		{"bad lease table", sqlstore.Options{LeaseTable: "a-b"}},
+		{"same versions table", sqlstore.Options{Table: "t", VersionTable: "t"}},
+		{"versions table is leases", sqlstore.Options{LeaseTable: "x", VersionTable: "X"}},
+		{"bad versions table", sqlstore.Options{VersionTable: "a b"}},
 		{"dialect", sqlstore.Options{Dialect: 99}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,6 +19,7 @@
 //
 //	table=NAME          entries table (default cachier_entries)
 //	lease_table=NAME    leases table (default derived from table)
+//	version_table=NAME  version counters table (default derived from table)
 //	poll_interval=DUR   longest poll interval of watchers without notifications (100ms)
 //
 // postgres also accepts listen=false (no LISTEN/NOTIFY connection; watchers poll) and
@@ -57,7 +58,7 @@ func init() {
 }
 
 // Parameters every scheme accepts.
-var commonParams = []string{"table", "lease_table", "poll_interval"}
+var commonParams = []string{"table", "lease_table", "version_table", "poll_interval"}
 
 // PostgresParams are the connection parameters a postgres:// URL may carry besides
 // the common ones and listen; they are passed on to pgx.
@@ -130,6 +131,7 @@ func Parse(u *url.URL) (*Config, error) {
 	}
 	c.Options.Table = q.Get("table")
 	c.Options.LeaseTable = q.Get("lease_table")
+	c.Options.VersionTable = q.Get("version_table")
 	if v := q.Get("poll_interval"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
@@ -140,7 +142,7 @@ func Parse(u *url.URL) (*Config, error) {
 	for _, k := range commonParams {
 		q.Del(k)
 	}
-	for _, name := range []string{c.Options.Table, c.Options.LeaseTable} {
+	for _, name := range []string{c.Options.Table, c.Options.LeaseTable, c.Options.VersionTable} {
 		if name == "" {
 			continue
 		}

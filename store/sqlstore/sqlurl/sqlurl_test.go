@@ -84,6 +84,7 @@ func TestParseErrors(t *testing.T) {
 		{"postgres://u:hunter2@db/app?bogus=1", "unknown parameter \"bogus\"; accepted: application_name"},
 		{"postgres://db/app?table=a-b", "table name"},
 		{"postgres://db/app?lease_table=1x", "table name"},
+		{"postgres://db/app?version_table=a-b", "table name"},
 		{"postgres://db/app?poll_interval=soon", "poll_interval"},
 		{"postgres://db/app?poll_interval=-1s", "poll_interval"},
 		{"postgres://db/app?listen=maybe", "listen"},
@@ -165,7 +166,7 @@ func roundTrip(t *testing.T, raw string) {
 	defer func() {
 		if ss, ok := s.(*sqlstore.Store); ok && ss.Dialect() != sqlstore.SQLite {
 			// The server may be shared: leave nothing behind.
-			for _, tbl := range []string{"sqlurl_test_entries", "sqlurl_test_leases"} {
+			for _, tbl := range []string{"sqlurl_test_entries", "sqlurl_test_leases", "sqlurl_test_versions"} {
 				if _, err := ss.DB().ExecContext(ctx, "DROP TABLE IF EXISTS "+tbl); err != nil {
 					t.Error(err)
 				}
