@@ -56,6 +56,23 @@
 // within a small fraction of a lease's TTL of each other; a host whose clock runs
 // ahead takes over leases early.
 //
+// # Version counters
+//
+// The counters of store.Versioner (tags, prefixes and dependencies) live in a third
+// collection, the entry collection's name plus "_versions" (Options.VersionCollection
+// overrides it), one document per counter:
+//
+//	{_id: "<name>", v: int64}
+//
+// the name as given (a string _id holds any UTF-8, so nothing is escaped) and the
+// uint64 value bit for bit. No namespace operation touches the collection, so
+// counters survive Clear, DeleteBefore and ReleaseAll, and Namespaces never lists
+// them. Versions is one Find with $in. Bump is one ReplaceOne with upsert of a fresh
+// random value, which needs no atomic read-modify-write: on FerretDB v1, which runs an
+// update's filter and its write as two steps, an increment could lose a bump, while
+// concurrent random writes may overwrite each other but each leaves a value that no
+// entry has recorded. An upsert that loses the race to create a counter is retried.
+//
 // Nothing relies on TTL indexes, transactions or change streams, which FerretDB's
 // SQLite backend lacks: expired leases are judged by their expires_at and taken over or
 // removed by ReleaseAll, and there is no Notifier (waiters poll).
@@ -63,9 +80,9 @@
 // # URLs
 //
 // Importing this package registers the mongodb:// and mongodb+srv:// schemes with
-// store.Open. The path names the database; collection (default "cachier") and
-// lease_collection name the collections; every other parameter must be a MongoDB
-// connection string option:
+// store.Open. The path names the database; collection (default "cachier"),
+// lease_collection and version_collection name the collections; every other parameter
+// must be a MongoDB connection string option:
 //
 //	mongodb://user:pass@host:27017/app?collection=cachier&authSource=admin
 package mongostore

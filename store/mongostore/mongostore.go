@@ -61,6 +61,10 @@ type Options struct {
 	// LeaseCollection names the collection of calculation leases, in the entry
 	// collection's database. Default: the entry collection's name + "_leases".
 	LeaseCollection string
+	// VersionCollection names the collection of version counters (store.Versioner),
+	// in the entry collection's database. Default: the entry collection's name +
+	// "_versions".
+	VersionCollection string
 	// Clock returns the current time, for lease expiry. Default time.Now. Hosts that
 	// share a store are assumed to agree on the time to well within a lease's TTL.
 	Clock func() time.Time
@@ -68,9 +72,9 @@ type Options struct {
 
 // Store is a store.Store on a MongoDB collection. It is safe for concurrent use.
 type Store struct {
-	coll, leases *mongo.Collection
-	now          func() time.Time
-	client       *mongo.Client // set when the store owns its client (opened from a URL)
+	coll, leases, versions *mongo.Collection
+	now                    func() time.Time
+	client                 *mongo.Client // set when the store owns its client (opened from a URL)
 
 	indexed atomic.Bool
 	indexMu sync.Mutex
@@ -95,19 +99,30 @@ func New(coll *mongo.Collection, opts *Options) (*Store, error) {
 	if o.LeaseCollection == "" {
 		o.LeaseCollection = coll.Name() + "_leases"
 	}
-	if err := ValidateCollectionName(o.LeaseCollection); err != nil {
-		return nil, err
+	if o.VersionCollection == "" {
+		o.VersionCollection = coll.Name() + "_versions"
 	}
-	if o.LeaseCollection == coll.Name() {
+	for _, name := range []string{o.LeaseCollection, o.VersionCollection} {
+		if err := ValidateCollectionName(name); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case o.LeaseCollection == coll.Name():
 		return nil, fmt.Errorf("mongostore: lease collection %q is the entry collection", o.LeaseCollection)
+	case o.VersionCollection == coll.Name():
+		return nil, fmt.Errorf("mongostore: version collection %q is the entry collection", o.VersionCollection)
+	case o.VersionCollection == o.LeaseCollection:
+		return nil, fmt.Errorf("mongostore: version collection %q is the lease collection", o.VersionCollection)
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
 	return &Store{
-		coll:   coll,
-		leases: coll.Database().Collection(o.LeaseCollection),
-		now:    o.Clock,
+		coll:     coll,
+		leases:   coll.Database().Collection(o.LeaseCollection),
+		versions: coll.Database().Collection(o.VersionCollection),
+		now:      o.Clock,
 	}, nil
 }
 

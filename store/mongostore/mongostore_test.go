@@ -59,6 +59,7 @@ func newStore(t testing.TB, opts *Options) (*Store, *mongo.Collection) {
 		ctx := context.Background()
 		_ = coll.Drop(ctx)
 		_ = coll.Database().Collection(coll.Name() + "_leases").Drop(ctx)
+		_ = coll.Database().Collection(coll.Name() + "_versions").Drop(ctx)
 	})
 	s, err := New(coll, opts)
 	if err != nil {
@@ -237,6 +238,9 @@ func TestNewRejects(t *testing.T) {
 		{"a$b", nil},
 		{"ok", &Options{LeaseCollection: "ok"}},
 		{"ok", &Options{LeaseCollection: "bad name"}},
+		{"ok", &Options{VersionCollection: "ok"}},
+		{"ok", &Options{VersionCollection: "bad name"}},
+		{"ok", &Options{LeaseCollection: "x", VersionCollection: "x"}},
 	} {
 		if _, err := New(db.Collection(tc.coll), tc.opts); err == nil {
 			t.Errorf("New(%q, %+v): no error", tc.coll, tc.opts)
@@ -333,5 +337,35 @@ func TestAbandonedClaim(t *testing.T) {
 	}
 	if n, err := s.leases.CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
 		t.Errorf("%d documents left in the lease collection after ReleaseAll (%v)", n, err)
+	}
+}
+
+// TestVersionsDocuments checks the counter documents: repeated names, a garbled
+// counter (an error, never a silent 0), and that counters are not namespaces.
+func TestVersionsDocuments(t *testing.T) {
+	s, coll := newStore(t, nil)
+	ctx := context.Background()
+	a, err := s.Bump(ctx, "tag:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Versions(ctx, []string{"tag:a", "tag:b", "tag:a"}); err != nil || got[0] != a || got[1] != 0 || got[2] != a {
+		t.Errorf("Versions = %v, %v; want [%d 0 %d]", got, err, a, a)
+	}
+	if err := s.Set(ctx, store.Key{Namespace: "ns", ID: "k"}, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if nss, err := s.Namespaces(ctx); err != nil || len(nss) != 1 || nss[0] != "ns" {
+		t.Errorf("Namespaces = %q, %v; want [ns]", nss, err)
+	}
+	versions := coll.Database().Collection(coll.Name() + "_versions")
+	if _, err := versions.ReplaceOne(ctx, bson.D{{Key: "_id", Value: "tag:a"}}, bson.D{{Key: fVersion, Value: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Versions(ctx, []string{"tag:a"}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Versions of a garbled counter: %v; want ErrCorrupt", err)
+	}
+	if _, err := s.Bump(ctx, ""); !errors.Is(err, store.ErrInvalidKey) {
+		t.Errorf("Bump of an empty name: %v; want ErrInvalidKey", err)
 	}
 }

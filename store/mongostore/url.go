@@ -24,7 +24,7 @@ const DefaultCollection = "cachier"
 
 // ourParams are the query parameters this package reads; every other one must be a
 // MongoDB connection string option.
-var ourParams = []string{"collection", "lease_collection"}
+var ourParams = []string{"collection", "lease_collection", "version_collection"}
 
 // config is what a URL says, before anything is dialled.
 type config struct {
@@ -34,7 +34,7 @@ type config struct {
 	opts       Options
 }
 
-// parseURL reads mongodb://[user:pass@]host[:port][,host...]/db[?collection=..&lease_collection=..&<driver options>]
+// parseURL reads mongodb://[user:pass@]host[:port][,host...]/db[?collection=..&lease_collection=..&version_collection=..&<driver options>]
 // (or mongodb+srv://). It never dials and never resolves names. Errors match
 // store.ErrBadURL and never carry the password.
 func parseURL(u *url.URL) (config, error) {
@@ -71,10 +71,13 @@ func parseURL(u *url.URL) (config, error) {
 		if err := ValidateCollectionName(vals[0]); err != nil {
 			return bad("%s: %v", name, err)
 		}
-		if name == "collection" {
+		switch name {
+		case "collection":
 			c.collection = vals[0]
-		} else {
+		case "lease_collection":
 			c.opts.LeaseCollection = vals[0]
+		default:
+			c.opts.VersionCollection = vals[0]
 		}
 		q.Del(name)
 	}
