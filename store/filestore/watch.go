@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -287,17 +289,21 @@ func (ws *watchState) doneChan() (<-chan struct{}, error) {
 // fileState is what polling compares: a rename shows as a new inode even when sizes
 // and times are equal.
 type fileState struct {
-	exists     bool
-	ino, size  int64
-	mtim, ctim unix.Timespec
+	exists      bool
+	ino         uint64
+	size, mtime int64
 }
 
 func statFile(path string) fileState {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
+	fi, err := os.Lstat(path)
+	if err != nil {
 		return fileState{}
 	}
-	return fileState{exists: true, ino: int64(st.Ino), size: st.Size, mtim: st.Mtim, ctim: st.Ctim}
+	st := fileState{exists: true, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = uint64(sys.Ino)
+	}
+	return st
 }
 
 // startPolling watches the entry and lease files by polling, and returns the function
