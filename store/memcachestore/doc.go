@@ -46,6 +46,39 @@
 // written after a foreign Clear is still found, because a record whose generation
 // disagrees with the cached counter makes Get read the counter again).
 //
+// # Tags, prefixes and dependencies: store.Versioner
+//
+// The counters of store.Versioner are items of their own, kind 'v':
+//
+//	<prefix>:v:<base64url(sha256(name))>   "cmV1" value:u64 nameLen:u16 crc:u32 name
+//
+// The record names its counter, so a foreign or colliding record is an error matching
+// ErrCorrupt, never a value. Counters are not namespaced, so no Clear or ReleaseAll
+// touches them. Versions is one GetMulti; Bump is one set of a fresh random non-zero
+// value (not incr: an evicted counter that incr recreated could restart from a value
+// entries already hold).
+//
+// memcached can evict a counter like any other item (expiration 0 does not pin it),
+// and a missing counter reads as 0, as the contract says. What that means for
+// invalidation:
+//
+//   - An entry stored after its tag was bumped recorded the bump's random non-zero
+//     value. If the counter is later evicted it reads as 0, which differs: the entry
+//     is a miss and is recomputed, never wrongly served.
+//   - An entry stored while its tag had never been bumped (or had been evicted)
+//     recorded 0. A bump retires it; but if that bumped counter is then evicted while
+//     the entry survives, the counter reads as 0 again and the retired entry is served
+//     again until it goes stale or is itself evicted. This is the one window in which
+//     an invalidation can be lost.
+//
+// Counters are small and, when tagged entries are read, read on every hit, so LRU
+// keeps them longer than the entries that depend on them; but memcached keeps one LRU
+// per slab class, so memory pressure on small items can evict counters while larger
+// entries stay. Where a lost invalidation is unacceptable, give memcached enough
+// memory that it does not evict (watch its evictions statistic), run it with -M (fail
+// writes instead of evicting), bound how long a revived entry can be served with
+// cachier.StaleAfter, or keep tagged functions in a store that does not evict.
+//
 // # Leases
 //
 // Acquire is memcached add (atomic on the server) of a lease record with the owner and
