@@ -134,6 +134,7 @@ func TestBenchAll(t *testing.T) {
 		t.Run("stampede", func(t *testing.T) { runStampedes(t, rep) })
 	}
 	rep.Notes = append(rep.Notes, notes...)
+	rep.Machine.LoadEnd = loadAverage()
 
 	var buf bytes.Buffer
 	if err := rep.WriteMarkdown(&buf); err != nil {
@@ -159,6 +160,7 @@ func machine() Machine {
 		Rounds: *flagRounds,
 		Bench:  "1s",
 	}
+	m.LoadStart = loadAverage()
 	if f := flag.Lookup("test.benchtime"); f != nil {
 		m.Bench = f.Value.String()
 	}
@@ -173,6 +175,18 @@ func machine() Machine {
 		}
 	}
 	return m
+}
+
+// loadAverage returns the 1-minute load average, or "" where /proc/loadavg is missing.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return ""
 }
 
 // notes are printed under the tables; sections add to them while they are built.

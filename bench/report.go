@@ -59,6 +59,9 @@ type Machine struct {
 	OSArch string
 	Rounds int
 	Bench  string // -test.benchtime
+	// Load is /proc/loadavg's 1-minute load average at the start and the end of the
+	// run: on a shared machine it says how much else was running.
+	LoadStart, LoadEnd string
 }
 
 // Report is the whole run.
@@ -132,8 +135,12 @@ func ratio(r float64) string {
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	m := r.Machine
-	fmt.Fprintf(&b, "Measured %s on %d × %s (`nproc` = %d), %s %s; median of %d rounds, benchtime %s, all in one run of `bench/run`.\n\n",
+	fmt.Fprintf(&b, "Measured %s on %d × %s (`nproc` = %d), %s %s; median of %d rounds, benchtime %s, all in one run of `bench/run`.",
 		m.Date.UTC().Format("2006-01-02 15:04 MST"), m.CPUs, m.CPU, m.CPUs, m.Go, m.OSArch, m.Rounds, m.Bench)
+	if m.LoadStart != "" {
+		fmt.Fprintf(&b, " Load average %s at the start, %s at the end.", m.LoadStart, m.LoadEnd)
+	}
+	b.WriteString("\n\n")
 	b.WriteString("| section | operation | implementation | median / op | allocs / op | compared with cachier |\n")
 	b.WriteString("|---|---|---|---:|---:|---|\n")
 	for _, x := range r.Results {
