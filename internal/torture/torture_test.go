@@ -275,25 +275,28 @@ func torture(t *testing.T, cfg config) summary {
 		srvStop = make(chan struct{})
 		srvMu   sync.Mutex
 	)
+	var lastRestart time.Time
 	if cfg.server != nil {
 		srvWG.Add(1)
 		go func() {
 			defer srvWG.Done()
 			period := cfg.duration / 3
+			stopKilling := time.Now().Add(cfg.duration - period)
 			phase := 0
-			for {
+			for time.Now().Before(stopKilling) {
 				select {
 				case <-srvStop:
 					return
 				case <-time.After(period / 2):
 				}
 				cfg.server.Kill(t)
-				srvMu.Lock()
-				r.srvKills++
-				srvMu.Unlock()
 				time.Sleep(cfg.serverDown)
 				cfg.server.Start(t)
 				phase++
+				srvMu.Lock()
+				r.srvKills++
+				lastRestart = time.Now()
+				srvMu.Unlock()
 				if err := os.WriteFile(filepath.Join(r.dir, phaseFile), []byte(strconv.Itoa(phase)), 0o600); err != nil {
 					t.Error(err)
 				}
@@ -332,6 +335,8 @@ func torture(t *testing.T, cfg config) summary {
 	time.Sleep(time.Until(end))
 	close(srvStop)
 	srvWG.Wait()
+	// Give the survivors time to be served from the store after the last restart.
+	time.Sleep(time.Until(lastRestart.Add(max(time.Second, cfg.duration/4))))
 	if cfg.server != nil && !cfg.server.Running() {
 		cfg.server.Start(t)
 	}
