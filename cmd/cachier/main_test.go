@@ -595,7 +595,8 @@ func TestErrors(t *testing.T) {
 		{"unreachable gc", []string{"gc", "--older-than=1h", "--store", "redis://user:secret@127.0.0.1:1/0"}, exitStore, []string{"refused"}},
 		{"memcached cannot list", []string{"ls", "--store", "memcache://127.0.0.1:1"}, exitUnsupported, []string{"not supported by the store", "memcache://127.0.0.1:1"}},
 		{"memcached cannot stats", []string{"stats", "--store", "memcache://127.0.0.1:1"}, exitUnsupported, []string{"not supported"}},
-		{"invalidate", []string{"invalidate", "--tag", "t"}, exitUnsupported, []string{"not supported yet", "issue 4"}},
+		{"invalidate nothing", []string{"invalidate"}, exitUsage, []string{"--tag T or --prefix P"}},
+		{"invalidate on memcached", []string{"invalidate", "--tag", "t", "--store", "memcache://127.0.0.1:1"}, exitStore, []string{"127.0.0.1:1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

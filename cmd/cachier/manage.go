@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/store"
 )
 
@@ -540,22 +541,38 @@ func isTerminal(w io.Writer) bool {
 
 var invalidateCmd = &command{
 	name:    "invalidate",
-	summary: "invalidate the entries of a tag (not supported yet)",
-	usage: `Usage: cachier invalidate [flags] --tag T
+	summary: "invalidate every entry carrying a tag or a key prefix",
+	usage: `Usage: cachier invalidate [flags] (--tag T | --prefix P)...
 
-Invalidates every entry tagged T. Tags are not supported yet (they arrive with
-issue 4): this exits with status 4.
+Invalidates every entry, of every function using the store, that carries tag T
+(cachier.Tags, TagsOf, ResultTags) or whose key starts with prefix P
+(cachier.Prefix), in every process, by bumping one version counter per tag or
+prefix: it costs the same however many entries it covers. The entries stay until
+they are recomputed or garbage-collected (cachier gc).
 `,
 	flags: func(m *Main, fs *flag.FlagSet, self *command) func([]string) (runner, error) {
 		i := &invalidateRunner{}
 		i.declare(fs)
-		fs.StringVar(&i.tag, "tag", "", "the `tag` whose entries to invalidate")
+		fs.Func("tag", "a `tag` whose entries to invalidate (repeatable)", func(v string) error {
+			if v == "" {
+				return errors.New("empty tag")
+			}
+			i.tags = append(i.tags, v)
+			return nil
+		})
+		fs.Func("prefix", "a key `prefix` whose entries to invalidate (repeatable)", func(v string) error {
+			if v == "" {
+				return errors.New("empty prefix")
+			}
+			i.prefixes = append(i.prefixes, v)
+			return nil
+		})
 		return func(args []string) (runner, error) {
 			switch {
 			case len(args) > 0:
-				return nil, usageError(self, "invalidate takes no arguments, got %s; use --tag T", quote(args[0]))
-			case i.tag == "":
-				return nil, usageError(self, "invalidate: give --tag T")
+				return nil, usageError(self, "invalidate takes no arguments, got %s; use --tag T or --prefix P", quote(args[0]))
+			case len(i.tags) == 0 && len(i.prefixes) == 0:
+				return nil, usageError(self, "invalidate: give --tag T or --prefix P")
 			}
 			return i, nil
 		}
@@ -564,12 +581,41 @@ issue 4): this exits with status 4.
 
 type invalidateRunner struct {
 	storeCmd
-	tag string
+	tags, prefixes []string
 }
 
-func (i *invalidateRunner) run(context.Context, *Main) error {
-	return unsupportedError(fmt.Errorf("invalidate --tag %s: not supported yet: tags arrive with issue 4; "+
-		"meanwhile, cachier clear NAMESPACE removes a whole namespace", quote(i.tag)))
+func (i *invalidateRunner) run(ctx context.Context, m *Main) error {
+	st, url, err := i.open(ctx, m)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, ok := st.(store.Versioner); !ok {
+		return unsupportedError(fmt.Errorf("invalidate: %s keeps no version counters", url))
+	}
+	if len(i.tags) > 0 {
+		if err := cachier.InvalidateTags(ctx, st, i.tags...); err != nil {
+			return opError(url, "invalidate tags", err)
+		}
+	}
+	for _, p := range i.prefixes {
+		if err := cachier.InvalidatePrefix(ctx, st, p); err != nil {
+			return opError(url, "invalidate prefix "+quote(p), err)
+		}
+	}
+	if i.json {
+		return writeJSON(m.Stdout, struct {
+			Tags     []string `json:"tags"`
+			Prefixes []string `json:"prefixes"`
+		}{i.tags, i.prefixes})
+	}
+	for _, t := range i.tags {
+		fmt.Fprintf(m.Stdout, "invalidated tag %s\n", printable(t))
+	}
+	for _, p := range i.prefixes {
+		fmt.Fprintf(m.Stdout, "invalidated prefix %s\n", printable(p))
+	}
+	return nil
 }
 
 // ---- help ----

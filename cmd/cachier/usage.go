@@ -12,7 +12,7 @@ Usage:
 	cachier clear [flags] NAMESPACE...       remove every entry of namespaces
 	cachier unlock [flags] NAMESPACE...      release every calculation lease of namespaces
 	cachier gc --older-than D [NAMESPACE...] delete entries older than D
-	cachier invalidate --tag T               invalidate a tag (not supported yet)
+	cachier invalidate --tag T | --prefix P  invalidate every entry with a tag or key prefix
 	cachier help [COMMAND]                   show this help, or a command's
 
 Every command takes --store URL (default $CACHIER_STORE, else the file store in
