@@ -54,9 +54,11 @@
 //
 // The record names its counter, so a foreign or colliding record is an error matching
 // ErrCorrupt, never a value. Counters are not namespaced, so no Clear or ReleaseAll
-// touches them. Versions is one GetMulti; Bump is one set of a fresh random non-zero
-// value (not incr: an evicted counter that incr recreated could restart from a value
-// entries already hold).
+// touches them. Versions is one GetMulti, and so is GetVersioned (store.VersionedGetter:
+// the namespace's generation, the entry and its counters together), so a hit on a
+// tagged entry costs one round trip. Bump is one set of a fresh random non-zero value
+// (not incr: an evicted counter that incr recreated could restart from a value entries
+// already hold).
 //
 // memcached can evict a counter like any other item (expiration 0 does not pin it),
 // and a missing counter reads as 0, as the contract says. What that means for

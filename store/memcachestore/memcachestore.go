@@ -270,6 +270,13 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	if err != nil {
 		return store.Entry{}, err
 	}
+	return s.entryOf(k, gk, ek, items, clears)
+}
+
+// entryOf returns k's entry from the items of a GetMulti that fetched the namespace's
+// generation counter gk and the entry ek (clears is clearCount from before it), and
+// caches the counter.
+func (s *Store) entryOf(k store.Key, gk, ek string, items map[string]*memcache.Item, clears uint64) (store.Entry, error) {
 	git, eit := items[gk], items[ek]
 	if git == nil {
 		return store.Entry{}, notFound(k) // no counter: nothing written since it was created or evicted

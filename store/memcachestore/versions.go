@@ -13,7 +13,10 @@ import (
 	"github.com/cachier-go/cachier/store"
 )
 
-var _ store.Versioner = (*Store)(nil)
+var (
+	_ store.Versioner       = (*Store)(nil)
+	_ store.VersionedGetter = (*Store)(nil)
+)
 
 // A counter record names its counter, so that bytes some other program wrote under
 // the prefix (or, in theory, a hash collision) are never read as its value:
@@ -98,18 +101,64 @@ func (s *Store) Versions(ctx context.Context, names []string) ([]uint64, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := countersOf(out, names, keys, items); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// countersOf decodes the named counters, under keys, from the items of a GetMulti.
+func countersOf(out []uint64, names, keys []string, items map[string]*memcache.Item) error {
 	for i, n := range names {
 		it := items[keys[i]]
 		if it == nil {
+			out[i] = 0
 			continue
 		}
 		v, err := decodeCounter(it.Value, n)
 		if err != nil {
-			return nil, fmt.Errorf("memcachestore: counter %q: %w: %w", n, ErrCorrupt, err)
+			return fmt.Errorf("memcachestore: counter %q: %w: %w", n, ErrCorrupt, err)
 		}
 		out[i] = v
 	}
-	return out, nil
+	return nil
+}
+
+// GetVersioned returns the entry of k and the current value of each named counter
+// with one GetMulti: the namespace's generation counter, the entry and the counters
+// together, so a hit on a tagged entry costs what an untagged Get costs (one request
+// per server concerned, in parallel). It always reads the generation counter, even
+// with Options.GenerationTTL, since it makes the round trip anyway.
+func (s *Store) GetVersioned(ctx context.Context, k store.Key, names []string) (store.Entry, []uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Entry{}, nil, err
+	}
+	if err := k.Validate(); err != nil {
+		return store.Entry{}, nil, err
+	}
+	gk, ek := s.genKey('g', k.Namespace), s.itemKey('e', k)
+	keys := make([]string, 2, 2+len(names))
+	keys[0], keys[1] = gk, ek
+	for _, n := range names {
+		if err := validateCounter(n); err != nil {
+			return store.Entry{}, nil, err
+		}
+		keys = append(keys, s.counterKey(n))
+	}
+	clears := s.clearCount()
+	items, err := s.c.GetMulti(keys)
+	if err != nil {
+		return store.Entry{}, nil, err
+	}
+	e, err := s.entryOf(k, gk, ek, items, clears)
+	if err != nil {
+		return store.Entry{}, nil, err
+	}
+	out := make([]uint64, len(names))
+	if err := countersOf(out, names, keys[2:], items); err != nil {
+		return store.Entry{}, nil, err
+	}
+	return e, out, nil
 }
 
 // Bump sets the named counter to a fresh random non-zero value with one memcached set

@@ -3,9 +3,11 @@ package memcachestore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 
@@ -72,4 +74,83 @@ func TestCounterRecords(t *testing.T) {
 	if _, err := s.Versions(ctx, []string{"ok", ""}); !errors.Is(err, store.ErrInvalidKey) {
 		t.Errorf("Versions with an empty name: %v; want ErrInvalidKey", err)
 	}
+}
+
+func TestGetVersioned(t *testing.T) {
+	for _, ttl := range []time.Duration{0, time.Minute} {
+		t.Run(fmt.Sprint("GenerationTTL=", ttl), func(t *testing.T) {
+			s, _ := newStore(t, &Options{GenerationTTL: ttl})
+			ctx := context.Background()
+			ns := storetest.Namespace(t)
+			names := []string{"tag:" + ns + ":a", "tag:" + ns + ":b", "tag:" + ns + ":a"}
+			a, err := s.Bump(ctx, names[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := store.Key{Namespace: ns, ID: "k"}
+			if _, vs, err := s.GetVersioned(ctx, k, names); !errors.Is(err, store.ErrNotFound) || vs != nil {
+				t.Errorf("GetVersioned of a missing entry = %v, %v; want ErrNotFound and no versions", vs, err)
+			}
+			if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			e, vs, err := s.GetVersioned(ctx, k, names)
+			if err != nil || string(e.Value) != "v" || !slices.Equal(vs, []uint64{a, 0, a}) {
+				t.Errorf("GetVersioned = %q, %v, %v; want %q, [%d 0 %d]", e.Value, vs, err, "v", a, a)
+			}
+			if _, vs, err := s.GetVersioned(ctx, k, nil); err != nil || len(vs) != 0 {
+				t.Errorf("GetVersioned without counters = %v, %v", vs, err)
+			}
+			// A Clear is seen at once, as by Get.
+			if err := s.Clear(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.GetVersioned(ctx, k, names); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("GetVersioned after Clear: %v; want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+// BenchmarkGetVersioned alternates a plain Get of an untagged hit, GetVersioned of the
+// same hit with 3 counters (one GetMulti), and Get followed by Versions (two round
+// trips), and reports their latencies and the ratios to Get.
+func BenchmarkGetVersioned(b *testing.B) {
+	s, _ := newStore(b, nil)
+	ctx := context.Background()
+	ns := storetest.Namespace(b)
+	k := store.Key{Namespace: ns, ID: strings.Repeat("ab", 32)}
+	if err := s.Set(ctx, k, store.Entry{Value: make([]byte, 256), StoredAt: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Clear(ctx, ns) })
+	names := []string{"tag:" + ns + ":a", "tag:" + ns + ":b", "tag:" + ns + ":c"}
+	for _, n := range names[:2] {
+		if _, err := s.Bump(ctx, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var getT, gvT, twoT time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		_, err1 := s.Get(ctx, k)
+		t1 := time.Now()
+		_, _, err2 := s.GetVersioned(ctx, k, names)
+		t2 := time.Now()
+		_, err3 := s.Get(ctx, k)
+		_, err4 := s.Versions(ctx, names)
+		t3 := time.Now()
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			b.Fatal(err)
+		}
+		getT += t1.Sub(t0)
+		gvT += t2.Sub(t1)
+		twoT += t3.Sub(t2)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(getT.Nanoseconds())/n, "get-ns/op")
+	b.ReportMetric(float64(gvT.Nanoseconds())/n, "getversioned-ns/op")
+	b.ReportMetric(float64(twoT.Nanoseconds())/n, "get+versions-ns/op")
+	b.ReportMetric(float64(gvT)/float64(getT), "getversioned/get")
+	b.ReportMetric(float64(twoT)/float64(getT), "get+versions/get")
 }
