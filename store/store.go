@@ -110,6 +110,22 @@ func ValidateNamespace(ns string) error {
 	return nil
 }
 
+// ValidateCounter reports whether name is a version counter name within the contract
+// (see [Versioner]): non-empty UTF-8 without NUL, up to [MaxIDLen] bytes, the same
+// limits as an ID. The error matches ErrInvalidKey. Stores call it before they escape
+// or hash the name.
+func ValidateCounter(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty counter name", ErrInvalidKey)
+	case len(name) > MaxIDLen:
+		return fmt.Errorf("%w: counter name of %d bytes is longer than %d", ErrInvalidKey, len(name), MaxIDLen)
+	case !utf8.ValidString(name) || strings.ContainsRune(name, 0):
+		return fmt.Errorf("%w: counter name %q is not UTF-8 without NUL", ErrInvalidKey, name)
+	}
+	return nil
+}
+
 // Entry is a stored result: opaque bytes and the time they were stored.
 type Entry struct {
 	// Value is owned by the store after Set and by the caller after Get.

@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/bradfitz/gomemcache/memcache"
 
@@ -63,20 +61,8 @@ func decodeCounter(b []byte, name string) (uint64, error) {
 	return binary.BigEndian.Uint64(b[4:]), nil
 }
 
-// validateCounter reports whether name is a counter name within the contract: non-empty
-// UTF-8 without NUL, up to store.MaxIDLen bytes. The error matches store.ErrInvalidKey.
-// Item keys hold the name's hash, so no character needs escaping.
-func validateCounter(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty counter name", store.ErrInvalidKey)
-	case len(name) > store.MaxIDLen:
-		return fmt.Errorf("%w: counter name of %d bytes is longer than %d", store.ErrInvalidKey, len(name), store.MaxIDLen)
-	case !utf8.ValidString(name) || strings.ContainsRune(name, 0):
-		return fmt.Errorf("%w: counter name %q is not UTF-8 without NUL", store.ErrInvalidKey, name)
-	}
-	return nil
-}
+// Counter names are checked with store.ValidateCounter; item keys hold the name's
+// hash, so no character needs escaping.
 
 // Versions returns the current value of each named counter with one GetMulti (one
 // request per server holding any of them, sent in parallel). A missing counter (never
@@ -85,7 +71,7 @@ func validateCounter(name string) error {
 func (s *Store) Versions(ctx context.Context, names []string) ([]uint64, error) {
 	keys := make([]string, len(names))
 	for i, n := range names {
-		if err := validateCounter(n); err != nil {
+		if err := store.ValidateCounter(n); err != nil {
 			return nil, err
 		}
 		keys[i] = s.counterKey(n)
@@ -140,7 +126,7 @@ func (s *Store) GetVersioned(ctx context.Context, k store.Key, names []string) (
 	keys := make([]string, 2, 2+len(names))
 	keys[0], keys[1] = gk, ek
 	for _, n := range names {
-		if err := validateCounter(n); err != nil {
+		if err := store.ValidateCounter(n); err != nil {
 			return store.Entry{}, nil, err
 		}
 		keys = append(keys, s.counterKey(n))
@@ -167,7 +153,7 @@ func (s *Store) GetVersioned(ctx context.Context, k store.Key, names []string) (
 // is new however often the counter was lost. Concurrent bumps may overwrite each
 // other; each leaves a value no entry has recorded.
 func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
-	if err := validateCounter(name); err != nil {
+	if err := store.ValidateCounter(name); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {

@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -23,20 +21,8 @@ const fVersion = "v"
 // bumpRetries bounds Bump's retries of an upsert that lost an insert race.
 const bumpRetries = 5
 
-// validateCounter reports whether name is a counter name within the contract: non-empty
-// UTF-8 without NUL, up to store.MaxIDLen bytes. The error matches store.ErrInvalidKey.
-// The name is the counter document's _id as is: a string _id may hold any such text.
-func validateCounter(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty counter name", store.ErrInvalidKey)
-	case len(name) > store.MaxIDLen:
-		return fmt.Errorf("%w: counter name of %d bytes is longer than %d", store.ErrInvalidKey, len(name), store.MaxIDLen)
-	case !utf8.ValidString(name) || strings.ContainsRune(name, 0):
-		return fmt.Errorf("%w: counter name %q is not UTF-8 without NUL", store.ErrInvalidKey, name)
-	}
-	return nil
-}
+// Counter names are checked with store.ValidateCounter and used as the counter
+// document's _id as is: a string _id may hold any such text.
 
 // Versions returns the current value of each named counter (0 for one never bumped)
 // with one Find of their _ids ($in). A counter document whose value is not an int64
@@ -45,7 +31,7 @@ func (s *Store) Versions(ctx context.Context, names []string) ([]uint64, error) 
 	ids := make([]string, 0, len(names))
 	seen := make(map[string]bool, len(names))
 	for _, n := range names {
-		if err := validateCounter(n); err != nil {
+		if err := store.ValidateCounter(n); err != nil {
 			return nil, err
 		}
 		if !seen[n] {
@@ -94,7 +80,7 @@ func (s *Store) Versions(ctx context.Context, names []string) ([]uint64, error) 
 // upsert that loses the race to insert a new counter (a duplicate key error) is
 // retried, and then replaces the winner's document.
 func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
-	if err := validateCounter(name); err != nil {
+	if err := store.ValidateCounter(name); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -43,23 +42,9 @@ func (kr keyer) versionKey(name string) string {
 	return b.String()
 }
 
-// validateCounter reports whether name is a counter name within the contract: non-empty
-// UTF-8 without NUL, up to store.MaxIDLen bytes. The error matches store.ErrInvalidKey.
-func validateCounter(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty counter name", store.ErrInvalidKey)
-	case len(name) > store.MaxIDLen:
-		return fmt.Errorf("%w: counter name of %d bytes is longer than %d", store.ErrInvalidKey, len(name), store.MaxIDLen)
-	case !utf8.ValidString(name) || strings.ContainsRune(name, 0):
-		return fmt.Errorf("%w: counter name %q is not UTF-8 without NUL", store.ErrInvalidKey, name)
-	}
-	return nil
-}
-
 func validateCounters(names []string) error {
 	for _, n := range names {
-		if err := validateCounter(n); err != nil {
+		if err := store.ValidateCounter(n); err != nil {
 			return err
 		}
 	}
@@ -145,7 +130,7 @@ func parseVersions(out []uint64, names []string, vals []any) error {
 // returns it. Concurrent bumps may overwrite each other; each leaves a value no entry
 // has recorded.
 func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
-	if err := validateCounter(name); err != nil {
+	if err := store.ValidateCounter(name); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {

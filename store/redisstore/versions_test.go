@@ -39,13 +39,13 @@ func TestVersionKey(t *testing.T) {
 			t.Errorf("counter key %q parses as a record", key)
 		}
 	}
-	if err := validateCounter(""); !errors.Is(err, store.ErrInvalidKey) {
+	if err := store.ValidateCounter(""); !errors.Is(err, store.ErrInvalidKey) {
 		t.Errorf("empty counter name: %v", err)
 	}
-	if err := validateCounter(strings.Repeat("x", store.MaxIDLen+1)); !errors.Is(err, store.ErrInvalidKey) {
+	if err := store.ValidateCounter(strings.Repeat("x", store.MaxIDLen+1)); !errors.Is(err, store.ErrInvalidKey) {
 		t.Errorf("long counter name: %v", err)
 	}
-	if err := validateCounter("a\x00b"); !errors.Is(err, store.ErrInvalidKey) {
+	if err := store.ValidateCounter("a\x00b"); !errors.Is(err, store.ErrInvalidKey) {
 		t.Errorf("counter name with NUL: %v", err)
 	}
 }

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -31,18 +29,6 @@ var (
 	_ store.VersionedGetter = (*Store)(nil)
 )
 
-func validateCounter(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty counter name", store.ErrInvalidKey)
-	case len(name) > store.MaxIDLen:
-		return fmt.Errorf("%w: counter name of %d bytes is longer than %d", store.ErrInvalidKey, len(name), store.MaxIDLen)
-	case !utf8.ValidString(name) || strings.ContainsRune(name, 0):
-		return fmt.Errorf("%w: counter name %q is not UTF-8 without NUL", store.ErrInvalidKey, name)
-	}
-	return nil
-}
-
 func (s *Store) counterName(name string) string {
 	return string(appendName([]byte(s.prefix+versionsDir), name, false))
 }
@@ -53,7 +39,7 @@ func (s *Store) counterName(name string) string {
 // the next Bump repairs it.
 func (s *Store) Versions(ctx context.Context, names []string) ([]uint64, error) {
 	for _, n := range names {
-		if err := validateCounter(n); err != nil {
+		if err := store.ValidateCounter(n); err != nil {
 			return nil, err
 		}
 	}
@@ -94,7 +80,7 @@ func (s *Store) readCounter(ctx context.Context, name string) (uint64, error) {
 // returns it. Concurrent bumps overwrite each other; each still leaves a value no entry
 // has recorded.
 func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
-	if err := validateCounter(name); err != nil {
+	if err := store.ValidateCounter(name); err != nil {
 		return 0, err
 	}
 	if err := s.prepare(ctx); err != nil {

@@ -10,7 +10,6 @@ import (
 	"iter"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/cachier-go/cachier/store"
 )
@@ -30,24 +29,11 @@ const (
 	maxPreparedCounters = 16
 )
 
-// validateCounter reports whether name is a counter name within the contract: non-empty
-// UTF-8 without NUL, up to store.MaxIDLen bytes. The error matches store.ErrInvalidKey.
-// Names travel as parameters, so no character needs escaping.
-func validateCounter(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty counter name", store.ErrInvalidKey)
-	case len(name) > store.MaxIDLen:
-		return fmt.Errorf("%w: counter name of %d bytes is longer than %d", store.ErrInvalidKey, len(name), store.MaxIDLen)
-	case !utf8.ValidString(name) || strings.ContainsRune(name, 0):
-		return fmt.Errorf("%w: counter name %q is not UTF-8 without NUL", store.ErrInvalidKey, name)
-	}
-	return nil
-}
-
+// validateCounters checks each name with store.ValidateCounter. Names travel as
+// parameters, so no character needs escaping.
 func validateCounters(names []string) error {
 	for _, n := range names {
-		if err := validateCounter(n); err != nil {
+		if err := store.ValidateCounter(n); err != nil {
 			return err
 		}
 	}
@@ -103,7 +89,7 @@ func (s *Store) Versions(ctx context.Context, names []string) ([]uint64, error) 
 // it. Concurrent bumps may overwrite each other; each leaves a value no entry has
 // recorded.
 func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
-	if err := validateCounter(name); err != nil {
+	if err := store.ValidateCounter(name); err != nil {
 		return 0, err
 	}
 	if _, err := s.init(ctx); err != nil {
