@@ -112,45 +112,10 @@ func TestGetVersioned(t *testing.T) {
 	}
 }
 
-// BenchmarkGetVersioned alternates a plain Get of an untagged hit, GetVersioned of the
-// same hit with 3 counters (one GetMulti), and Get followed by Versions (two round
-// trips), and reports their latencies and the ratios to Get.
+// BenchmarkGetVersioned compares a plain Get, GetVersioned with 3 counters (one
+// GetMulti) and Get followed by Versions (two round trips): see
+// storetest.BenchmarkVersioned.
 func BenchmarkGetVersioned(b *testing.B) {
 	s, _ := newStore(b, nil)
-	ctx := context.Background()
-	ns := storetest.Namespace(b)
-	k := store.Key{Namespace: ns, ID: strings.Repeat("ab", 32)}
-	if err := s.Set(ctx, k, store.Entry{Value: make([]byte, 256), StoredAt: time.Now()}); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = s.Clear(ctx, ns) })
-	names := []string{"tag:" + ns + ":a", "tag:" + ns + ":b", "tag:" + ns + ":c"}
-	for _, n := range names[:2] {
-		if _, err := s.Bump(ctx, n); err != nil {
-			b.Fatal(err)
-		}
-	}
-	var getT, gvT, twoT time.Duration
-	for b.Loop() {
-		t0 := time.Now()
-		_, err1 := s.Get(ctx, k)
-		t1 := time.Now()
-		_, _, err2 := s.GetVersioned(ctx, k, names)
-		t2 := time.Now()
-		_, err3 := s.Get(ctx, k)
-		_, err4 := s.Versions(ctx, names)
-		t3 := time.Now()
-		if err := errors.Join(err1, err2, err3, err4); err != nil {
-			b.Fatal(err)
-		}
-		getT += t1.Sub(t0)
-		gvT += t2.Sub(t1)
-		twoT += t3.Sub(t2)
-	}
-	n := float64(b.N)
-	b.ReportMetric(float64(getT.Nanoseconds())/n, "get-ns/op")
-	b.ReportMetric(float64(gvT.Nanoseconds())/n, "getversioned-ns/op")
-	b.ReportMetric(float64(twoT.Nanoseconds())/n, "get+versions-ns/op")
-	b.ReportMetric(float64(gvT)/float64(getT), "getversioned/get")
-	b.ReportMetric(float64(twoT)/float64(getT), "get+versions/get")
+	storetest.BenchmarkVersioned(b, s)
 }

@@ -117,10 +117,8 @@ func testGetVersioned(t *testing.T, c redis.UniversalClient) {
 	}
 }
 
-// BenchmarkGetVersioned alternates a plain Get of an untagged hit, GetVersioned of the
-// same hit with 3 counters (one round trip), and Get followed by Versions (two), so
-// that all three see the same load on a shared machine; it reports their latencies
-// and the ratios to Get.
+// BenchmarkGetVersioned compares a plain Get, GetVersioned with 3 counters (one round
+// trip) and Get followed by Versions (two): see storetest.BenchmarkVersioned.
 func BenchmarkGetVersioned(b *testing.B) {
 	b.Run("single", func(b *testing.B) { benchGetVersioned(b, singleClient(b)) })
 	b.Run("cluster", func(b *testing.B) { benchGetVersioned(b, clusterClient(b)) })
@@ -132,40 +130,5 @@ func benchGetVersioned(b *testing.B, c redis.UniversalClient) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = s.Close() })
-	ctx := context.Background()
-	ns := storetest.Namespace(b)
-	b.Cleanup(func() { _ = s.Clear(ctx, ns) })
-	k := store.Key{Namespace: ns, ID: strings.Repeat("ab", 32)}
-	if err := s.Set(ctx, k, store.Entry{Value: make([]byte, 256), StoredAt: time.Now()}); err != nil {
-		b.Fatal(err)
-	}
-	names := []string{"tag:" + ns + ":a", "tag:" + ns + ":b", "tag:" + ns + ":c"}
-	for _, n := range names[:2] {
-		if _, err := s.Bump(ctx, n); err != nil {
-			b.Fatal(err)
-		}
-	}
-	var getT, gvT, twoT time.Duration
-	for b.Loop() {
-		t0 := time.Now()
-		_, err1 := s.Get(ctx, k)
-		t1 := time.Now()
-		_, _, err2 := s.GetVersioned(ctx, k, names)
-		t2 := time.Now()
-		_, err3 := s.Get(ctx, k)
-		_, err4 := s.Versions(ctx, names)
-		t3 := time.Now()
-		if err := errors.Join(err1, err2, err3, err4); err != nil {
-			b.Fatal(err)
-		}
-		getT += t1.Sub(t0)
-		gvT += t2.Sub(t1)
-		twoT += t3.Sub(t2)
-	}
-	n := float64(b.N)
-	b.ReportMetric(float64(getT.Nanoseconds())/n, "get-ns/op")
-	b.ReportMetric(float64(gvT.Nanoseconds())/n, "getversioned-ns/op")
-	b.ReportMetric(float64(twoT.Nanoseconds())/n, "get+versions-ns/op")
-	b.ReportMetric(float64(gvT)/float64(getT), "getversioned/get")
-	b.ReportMetric(float64(twoT)/float64(getT), "get+versions/get")
+	storetest.BenchmarkVersioned(b, s)
 }

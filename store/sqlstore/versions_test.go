@@ -11,6 +11,7 @@ import (
 
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/sqlstore"
+	"github.com/cachier-go/cachier/store/storetest"
 )
 
 // TestVersions checks what the conformance suite does not: GetVersioned, counters
@@ -89,44 +90,13 @@ func TestVersions(t *testing.T) {
 	}
 }
 
-// BenchmarkGetVersioned alternates a plain Get of an untagged hit, GetVersioned of the
-// same hit with 3 counters (one statement), and Get followed by Versions (two), so that
-// all three see the same load on a shared machine; it reports their latencies and the
-// ratios to Get.
+// BenchmarkGetVersioned compares a plain Get, GetVersioned with 3 counters (one
+// statement) and Get followed by Versions (two): see storetest.BenchmarkVersioned.
 func BenchmarkGetVersioned(b *testing.B) {
 	for _, e := range engines {
 		b.Run(e.name, func(b *testing.B) {
-			_, s, _, k := benchStore(b, e)
-			ctx := context.Background()
-			names := []string{"tag:a", "tag:b", "tag:c"}
-			for _, n := range names[:2] {
-				if _, err := s.Bump(ctx, n); err != nil {
-					b.Fatal(err)
-				}
-			}
-			var getT, gvT, twoT time.Duration
-			for b.Loop() {
-				t0 := time.Now()
-				_, err1 := s.Get(ctx, k)
-				t1 := time.Now()
-				_, _, err2 := s.GetVersioned(ctx, k, names)
-				t2 := time.Now()
-				_, err3 := s.Get(ctx, k)
-				_, err4 := s.Versions(ctx, names)
-				t3 := time.Now()
-				if err := errors.Join(err1, err2, err3, err4); err != nil {
-					b.Fatal(err)
-				}
-				getT += t1.Sub(t0)
-				gvT += t2.Sub(t1)
-				twoT += t3.Sub(t2)
-			}
-			n := float64(b.N)
-			b.ReportMetric(float64(getT.Nanoseconds())/n, "get-ns/op")
-			b.ReportMetric(float64(gvT.Nanoseconds())/n, "getversioned-ns/op")
-			b.ReportMetric(float64(twoT.Nanoseconds())/n, "get+versions-ns/op")
-			b.ReportMetric(float64(gvT)/float64(getT), "getversioned/get")
-			b.ReportMetric(float64(twoT)/float64(getT), "get+versions/get")
+			_, s, _, _ := benchStore(b, e)
+			storetest.BenchmarkVersioned(b, s)
 		})
 	}
 }

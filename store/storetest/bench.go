@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,4 +97,56 @@ func RunBenchmarks(b *testing.B, s store.Store) {
 			i++
 		}
 	})
+}
+
+// BenchmarkVersioned measures what a hit on a tagged entry costs. Each iteration times,
+// one after the other, a plain Get of an untagged hit, GetVersioned of the same hit
+// with 3 counters (2 of them bumped), and Get followed by Versions of the same
+// counters, so that all three see the same load on a shared machine. It reports
+// their latencies (get-ns/op, getversioned-ns/op, get+versions-ns/op) and the ratios
+// to Get (getversioned/get, get+versions/get). s must implement store.Versioner and
+// store.VersionedGetter. The store is used in a fresh namespace, cleared at the end,
+// and is not closed.
+func BenchmarkVersioned(b *testing.B, s store.Store) {
+	vs, ok1 := s.(store.Versioner)
+	vg, ok2 := s.(store.VersionedGetter)
+	if !ok1 || !ok2 {
+		b.Fatalf("%T does not implement store.Versioner and store.VersionedGetter", s)
+	}
+	ctx := context.Background()
+	ns := Namespace(b)
+	b.Cleanup(func() { _ = s.Clear(ctx, ns) })
+	k := store.Key{Namespace: ns, ID: strings.Repeat("ab", 32)}
+	if err := s.Set(ctx, k, store.Entry{Value: make([]byte, benchValueSize), StoredAt: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	names := []string{"tag:" + ns + ":a", "tag:" + ns + ":b", "tag:" + ns + ":c"}
+	for _, n := range names[:2] {
+		if _, err := vs.Bump(ctx, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var getT, gvT, twoT time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		_, err1 := s.Get(ctx, k)
+		t1 := time.Now()
+		_, _, err2 := vg.GetVersioned(ctx, k, names)
+		t2 := time.Now()
+		_, err3 := s.Get(ctx, k)
+		_, err4 := vs.Versions(ctx, names)
+		t3 := time.Now()
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			b.Fatal(err)
+		}
+		getT += t1.Sub(t0)
+		gvT += t2.Sub(t1)
+		twoT += t3.Sub(t2)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(getT.Nanoseconds())/n, "get-ns/op")
+	b.ReportMetric(float64(gvT.Nanoseconds())/n, "getversioned-ns/op")
+	b.ReportMetric(float64(twoT.Nanoseconds())/n, "get+versions-ns/op")
+	b.ReportMetric(float64(gvT)/float64(getT), "getversioned/get")
+	b.ReportMetric(float64(twoT)/float64(getT), "get+versions/get")
 }
