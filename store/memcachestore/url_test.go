@@ -5,11 +5,11 @@ import (
 	"errors"
 	"net/url"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/storetest"
 )
 
 func TestParseURL(t *testing.T) {
@@ -68,17 +68,8 @@ func TestParseURLErrors(t *testing.T) {
 		{"memcache://h?db=1", "unknown parameter \"db\"; accepted: prefix, timeout, max_idle_conns, max_item_size"},
 		{"memcache://h?a=%zz", "query"},
 	} {
-		u, err := url.Parse(tc.url)
-		if err != nil {
-			t.Fatalf("url.Parse(%q): %v", tc.url, err)
-		}
-		_, err = parseURL(u)
-		if !errors.Is(err, store.ErrBadURL) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("parseURL(%q) = %v; want an error matching store.ErrBadURL containing %q", tc.url, err, tc.want)
-		}
-		if err != nil && strings.Contains(err.Error(), "hunter2") {
-			t.Errorf("parseURL(%q) leaks the password: %v", tc.url, err)
-		}
+		_, err := parseURL(storetest.MustParseURL(t, tc.url))
+		storetest.CheckBadURL(t, tc.url, err, tc.want, "hunter2")
 	}
 }
 

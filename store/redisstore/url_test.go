@@ -9,16 +9,8 @@ import (
 	"time"
 
 	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/storetest"
 )
-
-func mustParse(t testing.TB, s string) *url.URL {
-	t.Helper()
-	u, err := url.Parse(s)
-	if err != nil {
-		t.Fatalf("url.Parse(%q): %v", s, err)
-	}
-	return u
-}
 
 func TestParseURL(t *testing.T) {
 	for _, tc := range []struct {
@@ -72,7 +64,7 @@ func TestParseURL(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
-			c, err := parseURL(mustParse(t, tc.url))
+			c, err := parseURL(storetest.MustParseURL(t, tc.url))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,17 +96,8 @@ func TestParseURLErrors(t *testing.T) {
 		{"redis://h?a=%zz", "query"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
-			u, err := url.Parse(tc.url)
-			if err != nil {
-				t.Fatalf("url.Parse: %v", err)
-			}
-			_, err = parseURL(u)
-			if !errors.Is(err, store.ErrBadURL) {
-				t.Fatalf("parseURL(%q) = %v; want an error matching store.ErrBadURL", tc.url, err)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("parseURL(%q) = %q; want it to mention %q", tc.url, err, tc.want)
-			}
+			_, err := parseURL(storetest.MustParseURL(t, tc.url))
+			storetest.CheckBadURL(t, tc.url, err, tc.want, "")
 		})
 	}
 }
@@ -128,7 +111,7 @@ func TestParseURLRedacts(t *testing.T) {
 		"redis+sentinel://u:p@s:1?master=m&bogus=1&sentinel_password=hunter2",
 		"redis+sentinel://u:hunter2@s:1",
 	} {
-		_, err := parseURL(mustParse(t, s))
+		_, err := parseURL(storetest.MustParseURL(t, s))
 		if err == nil {
 			t.Fatalf("parseURL(%q) = nil error", s)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/storetest"
 )
 
 const testSecret = "s3cr3t-DO-NOT-LEAK"
@@ -50,18 +51,9 @@ func TestParseURL(t *testing.T) {
 		{url: "s3://bucket?%zz", err: "query"},
 	}
 	for _, tc := range tests {
-		u, err := url.Parse(tc.url)
-		if err != nil {
-			t.Fatalf("url.Parse(%q): %v", tc.url, err)
-		}
-		got, err := parseURL(u)
+		got, err := parseURL(storetest.MustParseURL(t, tc.url))
 		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, store.ErrBadURL) {
-				t.Errorf("parseURL(%q) = %+v, %v; want an error matching store.ErrBadURL containing %q", tc.url, got, err, tc.err)
-			}
-			if err != nil && strings.Contains(err.Error(), testSecret) {
-				t.Errorf("parseURL(%q): error %q leaks the secret", tc.url, err)
-			}
+			storetest.CheckBadURL(t, tc.url, err, tc.err, testSecret)
 			continue
 		}
 		if err != nil || got != tc.want {
