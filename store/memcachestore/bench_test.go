@@ -1,14 +1,12 @@
 package memcachestore
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
@@ -18,13 +16,7 @@ import (
 //	go test -run '^$' -bench 'Get$' ./store/memcachestore
 func BenchmarkGet(b *testing.B) {
 	s, c := newStore(b, nil)
-	ctx := context.Background()
-	k := store.Key{Namespace: storetest.Namespace(b), ID: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
-	value := make([]byte, 256)
-	if err := s.Set(ctx, k, store.Entry{Value: value, StoredAt: time.Now()}); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = s.Clear(ctx, k.Namespace) })
+	k, missing := storetest.BenchEntry(b, s)
 	raw, err := c.Get(s.itemKey('e', k)) // the very record the store reads
 	if err != nil {
 		b.Fatal(err)
@@ -34,16 +26,8 @@ func BenchmarkGet(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = c.Delete(rawKey) })
-	missing := store.Key{Namespace: k.Namespace, ID: "missing"}
 
-	b.Run("hit/store", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := s.Get(ctx, k); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	b.Run("hit/store", storetest.BenchGetHit(s, k))
 	b.Run("hit/raw", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -53,14 +37,7 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 	cached, _ := newStore(b, &Options{GenerationTTL: time.Minute})
-	b.Run("hit/store-gen-ttl", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := cached.Get(ctx, k); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	b.Run("hit/store-gen-ttl", storetest.BenchGetHit(cached, k))
 	// What one Get would cost if it read the counter and then the entry, in turn.
 	b.Run("hit/raw-two-gets", func(b *testing.B) {
 		b.ReportAllocs()
@@ -74,22 +51,8 @@ func BenchmarkGet(b *testing.B) {
 			}
 		}
 	})
-	b.Run("miss/store", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := s.Get(ctx, missing); !errors.Is(err, store.ErrNotFound) {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("miss/store-gen-ttl", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := cached.Get(ctx, missing); !errors.Is(err, store.ErrNotFound) {
-				b.Fatal(err)
-			}
-		}
-	})
+	b.Run("miss/store", storetest.BenchGetMiss(s, missing))
+	b.Run("miss/store-gen-ttl", storetest.BenchGetMiss(cached, missing))
 	b.Run("miss/raw", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

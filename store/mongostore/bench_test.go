@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
@@ -20,22 +18,10 @@ import (
 func BenchmarkGet(b *testing.B) {
 	s, coll := newStore(b, nil)
 	ctx := context.Background()
-	k := store.Key{Namespace: storetest.Namespace(b), ID: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
-	if err := s.Set(ctx, k, store.Entry{Value: make([]byte, 256), StoredAt: time.Now()}); err != nil {
-		b.Fatal(err)
-	}
-	id := docID(k)
-	missing := store.Key{Namespace: k.Namespace, ID: "missing"}
-	missingID := docID(missing)
+	k, missing := storetest.BenchEntry(b, s)
+	id, missingID := docID(k), docID(missing)
 
-	b.Run("hit/store", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := s.Get(ctx, k); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	b.Run("hit/store", storetest.BenchGetHit(s, k))
 	b.Run("hit/raw", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -45,14 +31,7 @@ func BenchmarkGet(b *testing.B) {
 			}
 		}
 	})
-	b.Run("miss/store", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := s.Get(ctx, missing); !errors.Is(err, store.ErrNotFound) {
-				b.Fatal(err)
-			}
-		}
-	})
+	b.Run("miss/store", storetest.BenchGetMiss(s, missing))
 	b.Run("miss/raw", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -114,12 +114,8 @@ func BenchmarkVersioned(b *testing.B, s store.Store) {
 		b.Fatalf("%T does not implement store.Versioner and store.VersionedGetter", s)
 	}
 	ctx := context.Background()
-	ns := Namespace(b)
-	b.Cleanup(func() { _ = s.Clear(ctx, ns) })
-	k := store.Key{Namespace: ns, ID: strings.Repeat("ab", 32)}
-	if err := s.Set(ctx, k, store.Entry{Value: make([]byte, benchValueSize), StoredAt: time.Now()}); err != nil {
-		b.Fatal(err)
-	}
+	k, _ := BenchEntry(b, s)
+	ns := k.Namespace
 	names := []string{"tag:" + ns + ":a", "tag:" + ns + ":b", "tag:" + ns + ":c"}
 	for _, n := range names[:2] {
 		if _, err := vs.Bump(ctx, n); err != nil {
@@ -149,4 +145,46 @@ func BenchmarkVersioned(b *testing.B, s store.Store) {
 	b.ReportMetric(float64(twoT.Nanoseconds())/n, "get+versions-ns/op")
 	b.ReportMetric(float64(gvT)/float64(getT), "getversioned/get")
 	b.ReportMetric(float64(twoT)/float64(getT), "get+versions/get")
+}
+
+// BenchEntry prepares a store's own Get benchmarks, such as one comparing it with the
+// engine's client reading the same record: it stores a zeroed 256-byte value under a
+// digest-like ID in a fresh namespace, cleared when b ends, and returns that key and
+// one of the same namespace that has no entry.
+func BenchEntry(b *testing.B, s store.Store) (hit, missing store.Key) {
+	b.Helper()
+	ctx := context.Background()
+	ns := Namespace(b)
+	b.Cleanup(func() { _ = s.Clear(ctx, ns) })
+	hit = store.Key{Namespace: ns, ID: strings.Repeat("0123456789abcdef", 4)}
+	if err := s.Set(ctx, hit, store.Entry{Value: make([]byte, benchValueSize), StoredAt: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	return hit, store.Key{Namespace: ns, ID: "missing"}
+}
+
+// BenchGetHit returns a benchmark, for b.Run, of s.Get(k), which must hit.
+func BenchGetHit(s store.Store, k store.Key) func(*testing.B) {
+	return func(b *testing.B) {
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Get(ctx, k); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchGetMiss returns a benchmark, for b.Run, of s.Get(k), which must miss.
+func BenchGetMiss(s store.Store, k store.Key) func(*testing.B) {
+	return func(b *testing.B) {
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
+				b.Fatal(err)
+			}
+		}
+	}
 }
