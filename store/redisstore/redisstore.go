@@ -157,6 +157,15 @@ func (s *Store) Clear(ctx context.Context, namespace string) error {
 
 // removeAll runs delScript on every record of the given kind in ns.
 func (s *Store) removeAll(ctx context.Context, ns string, kind byte, payload string) (int, error) {
+	return s.evalAll(ctx, ns, kind, func(p redis.Pipeliner, name string) {
+		delScript.Eval(ctx, p, []string{name}, channelOf(name), payload)
+	})
+}
+
+// evalAll finds every record of the given kind in ns with SCAN on every master and,
+// one pipeline per batch, queues eval's script for each. It returns how many of the
+// scripts returned a positive number (removed their record).
+func (s *Store) evalAll(ctx context.Context, ns string, kind byte, eval func(p redis.Pipeliner, name string)) (int, error) {
 	if err := store.ValidateNamespace(ns); err != nil {
 		return 0, err
 	}
@@ -164,7 +173,7 @@ func (s *Store) removeAll(ctx context.Context, ns string, kind byte, payload str
 	err := s.scan(ctx, s.keys.pattern(ns, kind), func(names []string) error {
 		cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, name := range names {
-				delScript.Eval(ctx, p, []string{name}, channelOf(name), payload)
+				eval(p, name)
 			}
 			return nil
 		})
@@ -188,29 +197,10 @@ func channelOf(name string) string { return name[:len(name)-1] + string(kindChan
 // checked and removed by a script, so an entry set again meanwhile is kept. Records
 // under the namespace that cannot be parsed are removed too, and counted.
 func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
-	if err := store.ValidateNamespace(namespace); err != nil {
-		return 0, err
-	}
 	cutoff := stampBytes(t)
-	n := 0
-	err := s.scan(ctx, s.keys.pattern(namespace, kindValue), func(names []string) error {
-		cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, name := range names {
-				deleteBeforeScript.Eval(ctx, p, []string{name}, cutoff, channelOf(name), recHead)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, c := range cmds {
-			if v, _ := c.(*redis.Cmd).Int(); v > 0 {
-				n++
-			}
-		}
-		return nil
+	return s.evalAll(ctx, namespace, kindValue, func(p redis.Pipeliner, name string) {
+		deleteBeforeScript.Eval(ctx, p, []string{name}, cutoff, channelOf(name), recHead)
 	})
-	return n, err
 }
 
 // errStop ends a scan early because the consumer of an iterator stopped.
