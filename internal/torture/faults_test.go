@@ -2,7 +2,6 @@ package torture
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -31,11 +30,11 @@ import (
 //
 // In -short mode only Redis and PostgreSQL run.
 //
-// Redis runs twice: through a go-redis client built with ContextTimeoutEnabled (the
-// store then honours StoreTimeout), and, with -torture.redis-url, through store.Open's
-// client, which does not set it yet, so that go-redis ignores the context's deadline
-// for socket reads and a black-holed Redis holds each operation for ReadTimeout (3s)
-// and its retries.
+// Redis runs through a go-redis client built with ContextTimeoutEnabled, which makes
+// it honour StoreTimeout. KNOWN BUG (issue 7): the client store.Open builds does not
+// set it, so go-redis ignores the context's deadline for socket reads and a
+// black-holed Redis holds each operation for ReadTimeout (3s) and its retries; that
+// case runs only with -torture.known-bugs until redisstore sets it.
 func TestNetworkFaults(t *testing.T) {
 	// The drivers' own logs of the resets are expected noise.
 	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
@@ -68,14 +67,12 @@ func TestNetworkFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			networkFaults(t, "", st, p)
-			if *flagRedisURL {
+			if *flagKnownBugs {
 				t.Run("store.Open", func(t *testing.T) { networkFaults(t, u, nil, p) })
 			}
 		})
 	}
 }
-
-var flagRedisURL = flag.Bool("torture.redis-url", false, "also inject network faults under a redis store opened from a URL")
 
 type quietRedis struct{}
 
