@@ -37,6 +37,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -266,6 +268,18 @@ type Versioner interface {
 	// but every bump still leaves a value that differs from what any entry recorded
 	// before it.
 	Bump(ctx context.Context, name string) (uint64, error)
+}
+
+// NewVersion returns a random non-zero 64-bit value, for a store's Versioner.Bump to
+// write with a plain upsert.
+func NewVersion() uint64 {
+	for {
+		var b [8]byte
+		_, _ = rand.Read(b[:]) // never fails
+		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
 }
 
 // VersionedGetter is an optional interface for stores that can read an entry and

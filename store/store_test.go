@@ -32,3 +32,14 @@ func TestValidateCounter(t *testing.T) {
 		}
 	}
 }
+
+func TestNewVersion(t *testing.T) {
+	seen := make(map[uint64]bool)
+	for range 1000 {
+		v := store.NewVersion()
+		if v == 0 || seen[v] {
+			t.Fatalf("NewVersion = %d, zero or seen before", v)
+		}
+		seen[v] = true
+	}
+}

@@ -2,7 +2,6 @@ package memcachestore
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 
@@ -159,20 +158,9 @@ func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	v := newVersion()
+	v := store.NewVersion()
 	if err := s.c.Set(&memcache.Item{Key: s.counterKey(name), Value: appendCounter(nil, name, v)}); err != nil {
 		return 0, err
 	}
 	return v, nil
-}
-
-// newVersion returns a random non-zero uint64.
-func newVersion() uint64 {
-	for {
-		var b [8]byte
-		_, _ = rand.Read(b[:]) // never fails
-		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
-			return v
-		}
-	}
 }

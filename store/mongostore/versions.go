@@ -2,8 +2,6 @@ package mongostore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -86,7 +84,7 @@ func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	v := newVersion()
+	v := store.NewVersion()
 	filter := bson.D{{Key: fID, Value: name}}
 	doc := bson.D{{Key: fID, Value: name}, {Key: fVersion, Value: int64(v)}}
 	var err error
@@ -100,15 +98,4 @@ func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
 		return 0, err
 	}
 	return v, nil
-}
-
-// newVersion returns a random non-zero uint64.
-func newVersion() uint64 {
-	for {
-		var b [8]byte
-		_, _ = rand.Read(b[:]) // never fails
-		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
-			return v
-		}
-	}
 }

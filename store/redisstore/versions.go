@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -136,7 +134,7 @@ func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	v := newVersion()
+	v := store.NewVersion()
 	if err := s.client.Set(ctx, s.keys.versionKey(name), strconv.FormatUint(v, 10), 0).Err(); err != nil {
 		return 0, err
 	}
@@ -186,15 +184,4 @@ func (s *Store) GetVersioned(ctx context.Context, k store.Key, names []string) (
 		return store.Entry{}, nil, err
 	}
 	return e, out, nil
-}
-
-// newVersion returns a random non-zero uint64.
-func newVersion() uint64 {
-	for {
-		var b [8]byte
-		_, _ = rand.Read(b[:]) // never fails
-		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
-			return v
-		}
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 
@@ -86,10 +85,7 @@ func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
 	if err := s.prepare(ctx); err != nil {
 		return 0, err
 	}
-	v := rand.Uint64()
-	for v == 0 {
-		v = rand.Uint64()
-	}
+	v := store.NewVersion()
 	obj := s.counterName(name)
 	body := strconv.AppendUint(nil, v, 10)
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{

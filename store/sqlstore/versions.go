@@ -2,9 +2,7 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -95,7 +93,7 @@ func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
 	if _, err := s.init(ctx); err != nil {
 		return 0, err
 	}
-	v := newVersion()
+	v := store.NewVersion()
 	if _, err := s.exec(ctx, s.q.bump, name, int64(v)); err != nil {
 		return 0, err
 	}
@@ -287,15 +285,4 @@ func fromNulls(vs []sql.NullInt64) []uint64 {
 		}
 	}
 	return out
-}
-
-// newVersion returns a random non-zero uint64.
-func newVersion() uint64 {
-	for {
-		var b [8]byte
-		_, _ = rand.Read(b[:]) // never fails
-		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
-			return v
-		}
-	}
 }
