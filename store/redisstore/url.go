@@ -59,13 +59,19 @@ func open(_ context.Context, u *url.URL) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A client made from a URL honours each call's context deadline, so cachier's
+	// StoreTimeout bounds every operation even when the server stops answering
+	// (go-redis otherwise keeps to its own socket timeouts and dial retries).
 	var c redis.UniversalClient
 	switch {
 	case cfg.cluster != nil:
+		cfg.cluster.ContextTimeoutEnabled = true
 		c = redis.NewClusterClient(cfg.cluster)
 	case cfg.sentinel != nil:
+		cfg.sentinel.ContextTimeoutEnabled = true
 		c = redis.NewFailoverClient(cfg.sentinel)
 	default:
+		cfg.single.ContextTimeoutEnabled = true
 		c = redis.NewClient(cfg.single)
 	}
 	s, err := New(c, &Options{Prefix: cfg.prefix})
