@@ -28,7 +28,7 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 	})
 	if !leader {
 		f.stats.waits.Add(1)
-		f.stats.waitNanos.Add(uint64(time.Since(start)))
+		f.stats.observeWait(time.Since(start))
 	}
 	var pe *flight.PanicError
 	if errors.As(err, &pe) {
@@ -126,7 +126,7 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 
 func (f *Func[A, R]) endWait(s *settings, k store.Key, start time.Time, why string) {
 	d := time.Since(start)
-	f.stats.waitNanos.Add(uint64(d))
+	f.stats.observeWait(d)
 	if s.verbose {
 		f.trace(s, "cachier: stopped waiting", "key", k.String(), "why", why, "waited", d)
 	}
@@ -191,7 +191,7 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 	f.stats.computations.Add(1)
 	start := time.Now()
 	v, err := f.fn(ctx, arg)
-	f.stats.computeNanos.Add(uint64(time.Since(start)))
+	f.stats.observeCompute(time.Since(start), err)
 	if err != nil {
 		if s.verbose {
 			f.trace(s, "cachier: function failed; nothing stored", "key", k.String(), "err", err)
@@ -332,8 +332,8 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 	f.refreshing.Start(k.ID, func() (v R, err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				f.stats.refreshErrors.Add(1)
 				f.logger(s).Error("cachier: background refresh panicked; the stale result stays", "key", k.String(), "panic", r)
+				f.stats.refreshErrors.Add(1)
 			}
 		}()
 		lease, err := f.acquire(ctx, s, k, newOwner())
@@ -352,8 +352,9 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 		}
 		v, err = f.runAndStore(ctx, s, k, arg, &lease)
 		if err != nil {
-			f.stats.refreshErrors.Add(1)
+			// Logged before it is counted, so whoever sees the count finds the log.
 			f.logger(s).Warn("cachier: background refresh failed; the stale result stays", "key", k.String(), "err", err)
+			f.stats.refreshErrors.Add(1)
 			return v, err
 		}
 		f.stats.refreshes.Add(1)

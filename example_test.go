@@ -54,12 +54,13 @@ func ExampleFunc_Call_perCallOptions() {
 	f.Call(ctx, Point{1, 1}, cachier.MaxAge(-1))  // this caller wants a new result
 	f.Call(ctx, Point{1, 1}, cachier.SkipCache()) // this one bypasses the cache
 	f.Call(ctx, Point{1, 1})                      // a hit on the result stored by MaxAge(-1)
-	fmt.Printf("%+v\n", f.Stats().Computations)
+	s := f.Stats()
+	fmt.Println(s.Computations, s.Hits, s.SkippedCalls)
 	// Output:
 	// computing {1 1}
 	// computing {1 1}
 	// computing {1 1}
-	// 2
+	// 3 1 1
 }
 
 func ExampleWithKey() {

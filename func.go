@@ -35,6 +35,7 @@ type Func[A, R any] struct {
 	nillable bool
 
 	digests *digestMemo // nil unless A is keys.Memoizable
+	breaker breaker     // open for a moment after a store failure
 	tags    tagging[A, R]
 
 	resolved    atomic.Pointer[resolvedSettings]
@@ -264,7 +265,17 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 		if s.verbose {
 			f.trace(s, "cachier: skipping the cache", "ns", f.ns)
 		}
-		return f.fn(ctx, arg)
+		return f.runDirect(ctx, arg)
+	}
+	if f.breaker.open(s.clock) {
+		f.stats.bypassed.Add(1)
+		if s.failClosed {
+			return zero, fmt.Errorf("%w: %s failed moments ago; not trying it again yet", ErrStore, f.ns)
+		}
+		if s.verbose {
+			f.trace(s, "cachier: store failed moments ago; calling the function directly", "ns", f.ns)
+		}
+		return f.runDirect(ctx, arg)
 	}
 	k, err := f.Key(arg)
 	if err != nil {
@@ -355,6 +366,10 @@ func (f *Func[A, R]) Clear(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Clearing may walk many entries, but a store that stopped answering must not
+	// hold the caller forever.
+	ctx, cancel := context.WithTimeout(ctx, 10*s.storeTimeout)
+	defer cancel()
 	if err := s.store.Clear(ctx, f.ns); err != nil {
 		return fmt.Errorf("cachier: clear %s: %w", f.ns, err)
 	}
@@ -369,6 +384,8 @@ func (f *Func[A, R]) ClearBeingCalculated(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, 10*s.storeTimeout)
+	defer cancel()
 	if _, err := s.store.ReleaseAll(ctx, f.ns); err != nil {
 		return fmt.Errorf("cachier: clear leases of %s: %w", f.ns, err)
 	}
@@ -395,6 +412,15 @@ func (f *Func[A, R]) settingsAndKey(arg A) (*settings, store.Key, error) {
 	}
 	k, err := f.Key(arg)
 	return s, k, err
+}
+
+// runDirect runs fn without the store (SkipCache, Disable, an open breaker).
+func (f *Func[A, R]) runDirect(ctx context.Context, arg A) (R, error) {
+	f.stats.computations.Add(1)
+	start := time.Now()
+	v, err := f.fn(ctx, arg)
+	f.stats.observeCompute(time.Since(start), err)
+	return v, err
 }
 
 // found is an entry that lookup read and decoded.
@@ -459,10 +485,12 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 		h.corrupt = err
 		return h, false, nil
 	case errors.Is(err, store.ErrNotFound):
+		f.breaker.succeeded()
 		return h, false, nil
 	case err != nil:
 		return h, false, f.storeFailed(ctx, s, "get", k, err)
 	}
+	f.breaker.succeeded()
 	var meta envelope.Meta
 	if v, isR := live.(R); isR && live != nil {
 		// An in-process value: no decoding, and only the metadata, when the function
@@ -528,6 +556,9 @@ func (f *Func[A, R]) decode(codec Codec, b []byte) (R, envelope.Meta, error) {
 // FailOnStoreError.
 func (f *Func[A, R]) storeFailed(ctx context.Context, s *settings, op string, k store.Key, err error) error {
 	f.stats.storeErrors.Add(1)
+	if ctx.Err() == nil { // the caller giving up is not the store failing
+		f.breaker.failed(s.clock)
+	}
 	f.logger(s).LogAttrs(ctx, slog.LevelWarn, "cachier: store error; the call goes on without the cache",
 		slog.String("op", op), slog.String("key", k.String()), slog.String("err", store.Redact(err.Error())))
 	if s.failClosed {

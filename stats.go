@@ -23,6 +23,7 @@ type Stats struct {
 	WaitTimeouts   uint64        // waits that gave up after WaitForCalcTimeout and computed
 	LeaseTakeovers uint64        // computations started after another holder's lease ran out
 	StoreErrors    uint64        // store operations that failed (the call went on)
+	StoreBypassed  uint64        // calls that skipped a store that had failed moments before
 	DecodeErrors   uint64        // entries that were corrupt or did not decode (served as misses)
 	Invalidated    uint64        // entries found but dropped because a tag, prefix or parent moved
 	SizeRejections uint64        // results not stored because of EntrySizeLimit or the store's limit
@@ -65,6 +66,7 @@ func (s Stats) Sub(prev Stats) Stats {
 		WaitTimeouts:   s.WaitTimeouts - prev.WaitTimeouts,
 		LeaseTakeovers: s.LeaseTakeovers - prev.LeaseTakeovers,
 		StoreErrors:    s.StoreErrors - prev.StoreErrors,
+		StoreBypassed:  s.StoreBypassed - prev.StoreBypassed,
 		DecodeErrors:   s.DecodeErrors - prev.DecodeErrors,
 		Invalidated:    s.Invalidated - prev.Invalidated,
 		SizeRejections: s.SizeRejections - prev.SizeRejections,
@@ -133,7 +135,7 @@ type counters struct {
 	waits, waitNanos, waitTimeouts, leaseTakeovers, storeErrors        atomic.Uint64
 	decodeErrors, sizeRejections, nilsNotCached, skipped, computeNanos atomic.Uint64
 	computeErrors, computeMax, waitMax                                 atomic.Uint64
-	invalidated                                                        atomic.Uint64
+	invalidated, bypassed                                              atomic.Uint64
 	computeLatency                                                     [len(LatencyBounds) + 1]atomic.Uint64
 }
 
@@ -181,6 +183,7 @@ func (c *counters) snapshot() Stats {
 		WaitTimeouts:   c.waitTimeouts.Load(),
 		LeaseTakeovers: c.leaseTakeovers.Load(),
 		StoreErrors:    c.storeErrors.Load(),
+		StoreBypassed:  c.bypassed.Load(),
 		DecodeErrors:   c.decodeErrors.Load(),
 		Invalidated:    c.invalidated.Load(),
 		SizeRejections: c.sizeRejections.Load(),
