@@ -8,7 +8,7 @@ func SetForcePolling(s *Store, on bool) { s.forcePoll = on }
 // EntryPath returns the file that holds k's entry, for tests that damage files.
 func EntryPath(s *Store, k store.Key) string {
 	dir, name := s.paths(k)
-	return dir + "/" + name
+	return s.abs(dir + "/" + name)
 }
 
 // LeasePath returns the file that holds k's lease.

@@ -66,7 +66,7 @@ type Options struct {
 // Store keeps entries and leases in files under one root directory. It is safe for
 // concurrent use by goroutines and by processes sharing the directory.
 type Store struct {
-	root         string
+	root         *rootDir
 	fsync        bool
 	clock        func() time.Time
 	log          *slog.Logger
@@ -80,7 +80,7 @@ type Store struct {
 
 // nsInfo caches the directory name of a namespace.
 type nsInfo struct {
-	dir    string // absolute path of the namespace directory
+	dir    string // the namespace directory, relative to the root
 	hashed bool
 }
 
@@ -118,13 +118,19 @@ func New(opts *Options) (*Store, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("filestore: create root: %w", err)
 	}
+	rd, err := openRootDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("filestore: root: %w", err)
+	}
 	if !o.AllowSharedDir {
-		if err := checkPrivate(root); err != nil {
+		if err := checkPrivate(rd.fd, root); err != nil {
+			rd.close()
 			return nil, err
 		}
 	}
+	probeOpenat2(rd.fd)
 	s := &Store{
-		root:         root,
+		root:         rd,
 		fsync:        o.Fsync,
 		clock:        o.Clock,
 		log:          o.Logger,
@@ -142,11 +148,11 @@ func New(opts *Options) (*Store, error) {
 	return s, nil
 }
 
-// checkPrivate refuses a root that another user could write into.
-func checkPrivate(root string) error {
+// checkPrivate refuses a root (open as fd) that another user could write into.
+func checkPrivate(fd int, root string) error {
 	var st unix.Stat_t
-	if err := unix.Stat(root, &st); err != nil {
-		return &fs.PathError{Op: "stat", Path: root, Err: err}
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &fs.PathError{Op: "fstat", Path: root, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return fmt.Errorf("filestore: root %s is not a directory", root)
@@ -163,10 +169,10 @@ func checkPrivate(root string) error {
 }
 
 // Root returns the root directory.
-func (s *Store) Root() string { return s.root }
+func (s *Store) Root() string { return s.root.path }
 
 // Dir returns the directory that holds the namespace's entries (store.Locator).
-func (s *Store) Dir(namespace string) string { return s.ns(namespace).dir }
+func (s *Store) Dir(namespace string) string { return s.abs(s.ns(namespace).dir) }
 
 func (s *Store) now() time.Time { return s.clock() }
 
@@ -176,45 +182,54 @@ func (s *Store) ns(namespace string) nsInfo {
 		return v.(nsInfo)
 	}
 	name, hashed := nsDirName(namespace)
-	info := nsInfo{dir: s.root + "/" + name, hashed: hashed}
+	info := nsInfo{dir: name, hashed: hashed}
 	s.nsDirs.Store(namespace, info)
 	return info
 }
 
-// paths returns the fan-out directory of k and the entry's file name.
+// paths returns the fan-out directory of k, relative to the root, and the entry's
+// file name in it.
 func (s *Store) paths(k store.Key) (dir, name string) {
 	name = entryName(k.ID)
 	return s.ns(k.Namespace).dir + "/" + name[:2], name
 }
 
 // ensureDirs creates the namespace directory (with its .namespace file when the name
-// is hashed) and the fan-out directory dir.
+// is hashed) and the fan-out directory dir, all beneath the root; a symlink in their
+// place is an error.
 func (s *Store) ensureDirs(namespace, dir string) error {
 	info := s.ns(namespace)
-	if err := mkdirPrivate(info.dir); err != nil {
+	if err := s.mkdir(info.dir); err != nil {
 		return fmt.Errorf("filestore: %w", err)
 	}
 	if info.hashed {
-		meta := info.dir + "/" + metaName
-		if _, err := os.Lstat(meta); err != nil {
-			if err := s.writeFile(info.dir, meta, []byte(namespace)); err != nil {
+		if _, err := s.lstat(joinRel(info.dir, metaName)); err != nil {
+			if err := s.writeFile(info.dir, metaName, []byte(namespace)); err != nil {
 				return err
 			}
 		}
 	}
-	if err := mkdirPrivate(dir); err != nil {
+	if err := s.mkdir(dir); err != nil {
 		return fmt.Errorf("filestore: %w", err)
 	}
 	return nil
 }
 
-// writeFile atomically replaces path (in directory dir) with data: it writes a
-// temporary file in the same directory and renames it over path, so that a reader
-// sees the old file or the new one, never a part. The caller creates dir.
-func (s *Store) writeFile(dir, path string, data []byte) error {
-	fd, tmp, err := createTemp(dir)
+// writeFile atomically replaces the file name in directory dir (relative to the root)
+// with data: it writes a temporary file in the same directory and renames it over
+// name, so that a reader sees the old file or the new one, never a part. The caller
+// creates dir. A symlink in place of dir or one of its parents is an error; one in
+// place of name is replaced, never followed.
+func (s *Store) writeFile(dir, name string, data []byte) error {
+	path := s.abs(joinRel(dir, name))
+	dfd, err := s.openDir(dir, s.fsync)
 	if err != nil {
 		return err
+	}
+	defer unix.Close(dfd)
+	fd, tmp, err := createTemp(dfd)
+	if err != nil {
+		return &fs.PathError{Op: "create", Path: s.abs(joinRel(dir, tmp)), Err: err}
 	}
 	err = writeFull(fd, data)
 	if err == nil && s.fsync {
@@ -224,27 +239,29 @@ func (s *Store) writeFile(dir, path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = unix.Rename(tmp, path)
+		err = retryEINTR(func() error { return unix.Renameat(dfd, tmp, dfd, name) })
 	}
 	if err != nil {
-		_ = unix.Unlink(tmp)
+		_ = unlinkAt(dfd, tmp)
 		return &fs.PathError{Op: "write", Path: path, Err: err}
 	}
 	if s.fsync {
-		return syncDir(dir)
+		if err := unix.Fsync(dfd); err != nil {
+			return &fs.PathError{Op: "fsync", Path: s.abs(dir), Err: err}
+		}
 	}
 	return nil
 }
 
-// writeKeyFile writes a file in k's fan-out directory, creating the directories on
-// first use.
-func (s *Store) writeKeyFile(k store.Key, dir, path string, data []byte) error {
-	err := s.writeFile(dir, path, data)
+// writeKeyFile writes the file name in k's fan-out directory dir, creating the
+// directories on first use.
+func (s *Store) writeKeyFile(k store.Key, dir, name string, data []byte) error {
+	err := s.writeFile(dir, name, data)
 	if err != nil && isNotExist(err) {
 		if err := s.ensureDirs(k.Namespace, dir); err != nil {
 			return err
 		}
-		err = s.writeFile(dir, path, data)
+		err = s.writeFile(dir, name, data)
 	}
 	return err
 }
@@ -267,13 +284,16 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 		return store.Entry{}, err
 	}
 	dir, name := s.paths(k)
-	path := dir + "/" + name
-	data, err := readRecordFile(path)
+	rel := dir + "/" + name
+	data, err := s.readRecord(rel)
+	path := s.abs(rel)
 	switch {
 	case err == nil:
 	case isNotExist(err):
 		return store.Entry{}, fmt.Errorf("filestore: %s: %w", k, store.ErrNotFound)
-	case errors.Is(err, unix.ELOOP), errors.Is(err, errNotRegular), errors.Is(err, errFormat):
+	case isSymlinkErr(err), errors.Is(err, errNotRegular), errors.Is(err, errFormat):
+		// A symlink anywhere on the path (namespace or fan-out directory, or the
+		// entry itself) is refused, never followed, and reads as a damaged entry.
 		return store.Entry{}, s.corrupt(path, err)
 	default:
 		return store.Entry{}, fmt.Errorf("filestore: get %s: %w", k, err)
@@ -303,7 +323,7 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 	}
 	dir, name := s.paths(k)
 	data := encodeRecord(magicEntry, e.StoredAt, k.ID, e.Value)
-	if err := s.writeKeyFile(k, dir, dir+"/"+name, data); err != nil {
+	if err := s.writeKeyFile(k, dir, name, data); err != nil {
 		return fmt.Errorf("filestore: set %s: %w", k, err)
 	}
 	return nil
@@ -318,56 +338,68 @@ func (s *Store) Delete(ctx context.Context, k store.Key) error {
 		return err
 	}
 	dir, name := s.paths(k)
-	if err := unix.Unlink(dir + "/" + name); err != nil && !isNotExist(err) {
-		return fmt.Errorf("filestore: delete %s: %w", k, &fs.PathError{Op: "unlink", Path: dir + "/" + name, Err: err})
+	err := s.inDir(dir, false, func(dfd int) error {
+		if err := unlinkAt(dfd, name); err != nil {
+			return &fs.PathError{Op: "unlink", Path: s.abs(dir + "/" + name), Err: err}
+		}
+		return nil
+	})
+	if err != nil && !isNotExist(err) {
+		return fmt.Errorf("filestore: delete %s: %w", k, err)
 	}
 	return nil
 }
 
-// fanouts returns the fan-out directories of a namespace; none if it has no directory.
+// fanouts returns the fan-out directories of a namespace, relative to the root; none
+// if it has no directory. Only real directories count: a symlink where the namespace
+// directory should be is an error, and symlinks among the fan-outs are skipped.
 func (s *Store) fanouts(namespace string) ([]string, error) {
 	nsDir := s.ns(namespace).dir
-	des, err := os.ReadDir(nsDir)
+	var dirs []string
+	err := s.inDir(nsDir, true, func(dfd int) error {
+		des, err := readDirAt(dfd, s.abs(nsDir))
+		if err != nil {
+			return err
+		}
+		for _, de := range des {
+			// DirEntry.IsDir does not follow symlinks, so a planted link is skipped.
+			if de.IsDir() && isFanoutName(de.Name()) {
+				dirs = append(dirs, nsDir+"/"+de.Name())
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		if isNotExist(err) {
 			return nil, nil
 		}
 		return nil, err
-	}
-	var dirs []string
-	for _, de := range des {
-		// DirEntry.IsDir does not follow symlinks, so a planted link is skipped.
-		if de.IsDir() && isFanoutName(de.Name()) {
-			dirs = append(dirs, nsDir+"/"+de.Name())
-		}
 	}
 	return dirs, nil
 }
 
-// readNames lists the names in dir; a missing dir has none.
-func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		if isNotExist(err) {
-			return nil, nil
+// inFanout runs fn with a readable descriptor of the fan-out directory dir (relative
+// to the root) and the names in it; a directory that has gone is empty. Everything fn
+// does to those names must be relative to dfd.
+func (s *Store) inFanout(dir string, fn func(dfd int, names []string) error) error {
+	err := s.inDir(dir, true, func(dfd int) error {
+		dup, err := unix.Dup(dfd)
+		if err != nil {
+			return &fs.PathError{Op: "dup", Path: s.abs(dir), Err: err}
 		}
-		return nil, err
+		unix.CloseOnExec(dup)
+		f := os.NewFile(uintptr(dup), s.abs(dir))
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		return fn(dfd, names)
+	})
+	if isNotExist(err) {
+		return nil
 	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	return names, nil
-}
-
-// removeStaleTemp removes path if it is a temporary file older than tempMaxAge. File
-// times come from the file system, so this uses the real time, not the Clock.
-func removeStaleTemp(path string) {
-	fi, err := os.Lstat(path)
-	if err == nil && time.Since(fi.ModTime()) > tempMaxAge {
-		_ = os.Remove(path)
-	}
+	return err
 }
 
 // Clear removes every entry of the namespace, and leftover temporary files older than
@@ -387,41 +419,44 @@ func (s *Store) Clear(ctx context.Context, namespace string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		names, err := readNames(dir)
+		err := s.inFanout(dir, func(dfd int, names []string) error {
+			for _, n := range names {
+				switch {
+				case isEntryName(n):
+					if err := unlinkAt(dfd, n); err != nil && !isNotExist(err) {
+						return &fs.PathError{Op: "unlink", Path: s.abs(dir + "/" + n), Err: err}
+					}
+				case strings.HasPrefix(n, tmpPrefix):
+					removeStaleTempAt(dfd, n)
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			return fmt.Errorf("filestore: clear %q: %w", namespace, err)
-		}
-		for _, n := range names {
-			switch {
-			case isEntryName(n):
-				if err := unix.Unlink(dir + "/" + n); err != nil && !isNotExist(err) {
-					return fmt.Errorf("filestore: clear %q: %w", namespace, &fs.PathError{Op: "unlink", Path: dir + "/" + n, Err: err})
-				}
-			case strings.HasPrefix(n, tmpPrefix):
-				removeStaleTemp(dir + "/" + n)
-			}
 		}
 	}
 	return nil
 }
 
-// readHead reads the header and ID of a record file, and checks that the file's size
-// matches the header. It does not read the value or verify the checksum.
-func readHead(path string, magic [4]byte) (header, string, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+// readHeadAt reads the header and ID of the record file name in the directory dfd
+// (path names it in errors), and checks that the file's size matches the header. It
+// does not read the value or verify the checksum, and does not follow a symlink.
+func readHeadAt(dfd int, name, path string, magic [4]byte) (header, string, error) {
+	fd, err := openBeneath(dfd, name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return header{}, "", err
+		return header{}, "", &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return header{}, "", err
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return header{}, "", &fs.PathError{Op: "fstat", Path: path, Err: err}
 	}
-	if !fi.Mode().IsRegular() {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return header{}, "", &fs.PathError{Op: "open", Path: path, Err: errNotRegular}
 	}
 	buf := make([]byte, headerSize+store.MaxIDLen)
-	n, err := readFull(int(f.Fd()), buf)
+	n, err := readFull(fd, buf)
 	if err != nil {
 		return header{}, "", &fs.PathError{Op: "read", Path: path, Err: err}
 	}
@@ -429,8 +464,8 @@ func readHead(path string, magic [4]byte) (header, string, error) {
 	if err != nil {
 		return h, "", err
 	}
-	if uint64(fi.Size()) != h.size() || n < headerSize+int(h.idLen) {
-		return h, "", fmt.Errorf("%w: %d bytes, header says %d", errFormat, fi.Size(), h.size())
+	if uint64(st.Size) != h.size() || n < headerSize+int(h.idLen) {
+		return h, "", fmt.Errorf("%w: %d bytes, header says %d", errFormat, st.Size, h.size())
 	}
 	return h, string(buf[headerSize : headerSize+int(h.idLen)]), nil
 }
@@ -454,37 +489,42 @@ func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time)
 	}
 	removed := 0
 	for _, dir := range dirs {
-		names, err := readNames(dir)
+		err := s.inFanout(dir, func(dfd int, names []string) error {
+			for _, n := range names {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if strings.HasPrefix(n, tmpPrefix) {
+					removeStaleTempAt(dfd, n)
+					continue
+				}
+				if !isEntryName(n) {
+					continue
+				}
+				path := s.abs(dir + "/" + n)
+				h, _, err := readHeadAt(dfd, n, path, magicEntry)
+				switch {
+				case err == nil && !h.t.Before(t):
+					continue
+				case err == nil:
+					if err := unlinkAt(dfd, n); err == nil {
+						removed++
+					}
+				case isNotExist(err):
+				case errors.Is(err, errFormat), errors.Is(err, errNotRegular), isSymlinkErr(err):
+					s.log.Warn("filestore: removing corrupt file", "path", path, "err", err)
+					_ = unlinkAt(dfd, n)
+				default:
+					return err
+				}
+			}
+			return nil
+		})
 		if err != nil {
-			return removed, fmt.Errorf("filestore: delete before in %q: %w", namespace, err)
-		}
-		for _, n := range names {
-			if err := ctx.Err(); err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				return removed, err
 			}
-			path := dir + "/" + n
-			if strings.HasPrefix(n, tmpPrefix) {
-				removeStaleTemp(path)
-				continue
-			}
-			if !isEntryName(n) {
-				continue
-			}
-			h, _, err := readHead(path, magicEntry)
-			switch {
-			case err == nil && !h.t.Before(t):
-				continue
-			case err == nil:
-				if err := unix.Unlink(path); err == nil {
-					removed++
-				}
-			case isNotExist(err):
-			case errors.Is(err, errFormat), errors.Is(err, errNotRegular), errors.Is(err, unix.ELOOP):
-				s.log.Warn("filestore: removing corrupt file", "path", path, "err", err)
-				_ = unix.Unlink(path)
-			default:
-				return removed, fmt.Errorf("filestore: delete before in %q: %w", namespace, err)
-			}
+			return removed, fmt.Errorf("filestore: delete before in %q: %w", namespace, err)
 		}
 	}
 	return removed, nil
@@ -507,48 +547,57 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 			yield(store.Info{}, fmt.Errorf("filestore: entries of %q: %w", namespace, err))
 			return
 		}
+		stopped := false
 		for _, dir := range dirs {
-			names, err := readNames(dir)
+			err := s.inFanout(dir, func(dfd int, names []string) error {
+				for _, n := range names {
+					if err := ctx.Err(); err != nil {
+						stopped = true
+						yield(store.Info{}, err)
+						return nil
+					}
+					if !isEntryName(n) {
+						continue
+					}
+					path := s.abs(dir + "/" + n)
+					h, id, err := readHeadAt(dfd, n, path, magicEntry)
+					switch {
+					case err == nil:
+					case isNotExist(err):
+						continue
+					case errors.Is(err, errFormat), errors.Is(err, errNotRegular), isSymlinkErr(err):
+						s.log.Warn("filestore: skipping corrupt file", "path", path, "err", err)
+						continue
+					default:
+						if !yield(store.Info{}, fmt.Errorf("filestore: entries of %q: %w", namespace, err)) {
+							stopped = true
+							return nil
+						}
+						continue
+					}
+					if entryName(id) != n {
+						// A file moved here from elsewhere: Get would refuse it too.
+						s.log.Warn("filestore: skipping misplaced file", "path", path, "id", id)
+						continue
+					}
+					info := store.Info{
+						Key:      store.Key{Namespace: namespace, ID: id},
+						Size:     int64(h.payloadLen),
+						StoredAt: h.t,
+					}
+					if !yield(info, nil) {
+						stopped = true
+						return nil
+					}
+				}
+				return nil
+			})
+			if stopped {
+				return
+			}
 			if err != nil {
 				yield(store.Info{}, fmt.Errorf("filestore: entries of %q: %w", namespace, err))
 				return
-			}
-			for _, n := range names {
-				if err := ctx.Err(); err != nil {
-					yield(store.Info{}, err)
-					return
-				}
-				if !isEntryName(n) {
-					continue
-				}
-				path := dir + "/" + n
-				h, id, err := readHead(path, magicEntry)
-				switch {
-				case err == nil:
-				case isNotExist(err):
-					continue
-				case errors.Is(err, errFormat), errors.Is(err, errNotRegular), errors.Is(err, unix.ELOOP):
-					s.log.Warn("filestore: skipping corrupt file", "path", path, "err", err)
-					continue
-				default:
-					if !yield(store.Info{}, fmt.Errorf("filestore: entries of %q: %w", namespace, err)) {
-						return
-					}
-					continue
-				}
-				if entryName(id) != n {
-					// A file moved here from elsewhere: Get would refuse it too.
-					s.log.Warn("filestore: skipping misplaced file", "path", path, "id", id)
-					continue
-				}
-				info := store.Info{
-					Key:      store.Key{Namespace: namespace, ID: id},
-					Size:     int64(h.payloadLen),
-					StoredAt: h.t,
-				}
-				if !yield(info, nil) {
-					return
-				}
 			}
 		}
 	}
@@ -559,7 +608,11 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	des, err := os.ReadDir(s.root)
+	var des []fs.DirEntry
+	err := s.inDir("", true, func(dfd int) (err error) {
+		des, err = readDirAt(dfd, s.root.path)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("filestore: namespaces: %w", err)
 	}
@@ -574,7 +627,7 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 		}
 		ns, ok := decodeNSDirName(name)
 		if !ok {
-			b, err := os.ReadFile(s.root + "/" + name + "/" + metaName)
+			b, err := s.readMeta(name)
 			if err != nil {
 				continue // not a namespace directory of ours
 			}
@@ -601,21 +654,39 @@ func (s *Store) hasFiles(namespace string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	has := false
 	for _, dir := range dirs {
-		names, err := readNames(dir)
-		if err != nil {
-			return false, err
-		}
-		for _, n := range names {
-			if isEntryName(n) || isLeaseName(n) {
-				return true, nil
+		err := s.inFanout(dir, func(_ int, names []string) error {
+			for _, n := range names {
+				if isEntryName(n) || isLeaseName(n) {
+					has = true
+					return nil
+				}
 			}
+			return nil
+		})
+		if err != nil || has {
+			return has, err
 		}
 	}
 	return false, nil
 }
 
-// Close stops the file-system watcher, if one was started. The files stay.
+// readMeta reads the .namespace file of the namespace directory dir, beneath the root.
+func (s *Store) readMeta(dir string) ([]byte, error) {
+	rootfd, err := s.root.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer s.root.release()
+	rel := dir + "/" + metaName
+	return readFileBeneath(rootfd, rel, s.abs(rel), store.MaxNamespaceLen)
+}
+
+// Close stops the file-system watcher, if one was started, and closes the root
+// directory; later calls fail. The files stay.
 func (s *Store) Close() error {
-	return s.watch.close()
+	err := s.watch.close()
+	s.root.close()
+	return err
 }

@@ -39,14 +39,9 @@ import (
 // withLock runs fn while holding the fan-out directory's lock, creating the
 // directories first if needed. It waits for the lock politely, honouring ctx.
 func (s *Store) withLock(ctx context.Context, namespace, dir string, fn func() error) error {
-	path := dir + "/" + lockName
-	open := func() (fd int, err error) {
-		err = retryEINTR(func() (err error) {
-			fd, err = unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
-			return err
-		})
-		return fd, err
-	}
+	rel := dir + "/" + lockName
+	path := s.abs(rel)
+	open := func() (int, error) { return s.openFile(rel, unix.O_RDWR|unix.O_CREAT, 0o600) }
 	fd, err := open()
 	if err != nil && isNotExist(err) {
 		if err := s.ensureDirs(namespace, dir); err != nil {
@@ -88,15 +83,26 @@ func flock(ctx context.Context, fd int) error {
 	}
 }
 
-// readLease reads a lease file. ok is false if there is none; a damaged file is
-// logged and counts as none, so that a torn or foreign file can never block a key.
-func (s *Store) readLease(path, namespace string) (l store.Lease, ok bool, err error) {
-	data, err := readRecordFile(path)
+// readLease reads the lease file rel beneath the root. ok is false if there is none; a
+// damaged file (or a symlink on its path) is logged and counts as none, so that a torn
+// or foreign file can never block a key.
+func (s *Store) readLease(rel, namespace string) (l store.Lease, ok bool, err error) {
+	rootfd, err := s.root.acquire()
+	if err != nil {
+		return l, false, err
+	}
+	defer s.root.release()
+	return s.readLeaseAt(rootfd, rel, s.abs(rel), namespace)
+}
+
+// readLeaseAt is readLease for the lease file rel beneath dfd.
+func (s *Store) readLeaseAt(dfd int, rel, path, namespace string) (l store.Lease, ok bool, err error) {
+	data, err := readRecordBeneath(dfd, rel, path)
 	switch {
 	case err == nil:
 	case isNotExist(err):
 		return l, false, nil
-	case errors.Is(err, unix.ELOOP), errors.Is(err, errNotRegular), errors.Is(err, errFormat):
+	case isSymlinkErr(err), errors.Is(err, errNotRegular), errors.Is(err, errFormat):
 		s.log.Warn("filestore: ignoring corrupt lease file", "path", path, "err", err)
 		return l, false, nil
 	default:
@@ -136,6 +142,7 @@ func (s *Store) Acquire(ctx context.Context, k store.Key, o store.Owner, ttl tim
 	}
 	dir, name := s.paths(k)
 	path := dir + "/" + name + leaseSuffix
+	lease := name + leaseSuffix
 	var out store.Lease
 	err := s.withLock(ctx, k.Namespace, dir, func() error {
 		now := s.now()
@@ -147,7 +154,7 @@ func (s *Store) Acquire(ctx context.Context, k store.Key, o store.Owner, ttl tim
 			return &store.HeldError{Holder: cur}
 		}
 		l := store.Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl)}
-		if err := s.writeFile(dir, path, encodeRecord(magicLease, l.ExpiresAt, k.ID, encodeOwner(o))); err != nil {
+		if err := s.writeFile(dir, lease, encodeRecord(magicLease, l.ExpiresAt, k.ID, encodeOwner(o))); err != nil {
 			return err
 		}
 		out = l
@@ -174,6 +181,7 @@ func (s *Store) Renew(ctx context.Context, l store.Lease, ttl time.Duration) (st
 	}
 	dir, name := s.paths(k)
 	path := dir + "/" + name + leaseSuffix
+	lease := name + leaseSuffix
 	var out store.Lease
 	err := s.withLock(ctx, k.Namespace, dir, func() error {
 		now := s.now()
@@ -185,7 +193,7 @@ func (s *Store) Renew(ctx context.Context, l store.Lease, ttl time.Duration) (st
 			return store.ErrLeaseLost
 		}
 		n := store.Lease{Key: k, Owner: cur.Owner, ExpiresAt: now.Add(ttl)}
-		if err := s.writeFile(dir, path, encodeRecord(magicLease, n.ExpiresAt, k.ID, encodeOwner(n.Owner))); err != nil {
+		if err := s.writeFile(dir, lease, encodeRecord(magicLease, n.ExpiresAt, k.ID, encodeOwner(n.Owner))); err != nil {
 			return err
 		}
 		out = n
@@ -210,7 +218,7 @@ func (s *Store) Release(ctx context.Context, l store.Lease) error {
 	path := dir + "/" + name + leaseSuffix
 	// No lease file: nothing of l.Owner's to release, and no need to create the
 	// directories for a lock.
-	if err := unix.Access(path, unix.F_OK); isNotExist(err) {
+	if _, err := s.lstat(path); isNotExist(err) {
 		return nil
 	}
 	err := s.withLock(ctx, k.Namespace, dir, func() error {
@@ -218,10 +226,12 @@ func (s *Store) Release(ctx context.Context, l store.Lease) error {
 		if err != nil || !ok || cur.Owner.Token != l.Owner.Token {
 			return err
 		}
-		if err := unix.Unlink(path); err != nil && !isNotExist(err) {
-			return &fs.PathError{Op: "unlink", Path: path, Err: err}
-		}
-		return nil
+		return s.inDir(dir, false, func(dfd int) error {
+			if err := unlinkAt(dfd, name+leaseSuffix); err != nil && !isNotExist(err) {
+				return &fs.PathError{Op: "unlink", Path: s.abs(path), Err: err}
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("filestore: release %s: %w", k, err)
@@ -245,33 +255,42 @@ func (s *Store) Leases(ctx context.Context, namespace string) iter.Seq2[store.Le
 			yield(store.Lease{}, fmt.Errorf("filestore: leases of %q: %w", namespace, err))
 			return
 		}
+		stopped := false
 		for _, dir := range dirs {
-			names, err := readNames(dir)
+			err := s.inFanout(dir, func(dfd int, names []string) error {
+				for _, n := range names {
+					if err := ctx.Err(); err != nil {
+						stopped = true
+						yield(store.Lease{}, err)
+						return nil
+					}
+					if !isLeaseName(n) {
+						continue
+					}
+					l, ok, err := s.readLeaseAt(dfd, n, s.abs(dir+"/"+n), namespace)
+					if err != nil {
+						if !yield(store.Lease{}, fmt.Errorf("filestore: leases of %q: %w", namespace, err)) {
+							stopped = true
+							return nil
+						}
+						continue
+					}
+					if !ok || !s.now().Before(l.ExpiresAt) || entryName(l.Key.ID)+leaseSuffix != n {
+						continue
+					}
+					if !yield(l, nil) {
+						stopped = true
+						return nil
+					}
+				}
+				return nil
+			})
+			if stopped {
+				return
+			}
 			if err != nil {
 				yield(store.Lease{}, fmt.Errorf("filestore: leases of %q: %w", namespace, err))
 				return
-			}
-			for _, n := range names {
-				if err := ctx.Err(); err != nil {
-					yield(store.Lease{}, err)
-					return
-				}
-				if !isLeaseName(n) {
-					continue
-				}
-				l, ok, err := s.readLease(dir+"/"+n, namespace)
-				if err != nil {
-					if !yield(store.Lease{}, fmt.Errorf("filestore: leases of %q: %w", namespace, err)) {
-						return
-					}
-					continue
-				}
-				if !ok || !s.now().Before(l.ExpiresAt) || entryName(l.Key.ID)+leaseSuffix != n {
-					continue
-				}
-				if !yield(l, nil) {
-					return
-				}
 			}
 		}
 	}
@@ -293,21 +312,19 @@ func (s *Store) ReleaseAll(ctx context.Context, namespace string) (int, error) {
 	removed := 0
 	for _, dir := range dirs {
 		err := s.withLock(ctx, namespace, dir, func() error {
-			names, err := readNames(dir)
-			if err != nil {
-				return err
-			}
-			for _, n := range names {
-				if !isLeaseName(n) {
-					continue
+			return s.inFanout(dir, func(dfd int, names []string) error {
+				for _, n := range names {
+					if !isLeaseName(n) {
+						continue
+					}
+					if err := unlinkAt(dfd, n); err == nil {
+						removed++
+					} else if !isNotExist(err) {
+						return &fs.PathError{Op: "unlink", Path: s.abs(dir + "/" + n), Err: err}
+					}
 				}
-				if err := unix.Unlink(dir + "/" + n); err == nil {
-					removed++
-				} else if !isNotExist(err) {
-					return &fs.PathError{Op: "unlink", Path: dir + "/" + n, Err: err}
-				}
-			}
-			return nil
+				return nil
+			})
 		})
 		if err != nil {
 			return removed, fmt.Errorf("filestore: release all in %q: %w", namespace, err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"os"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -14,8 +13,8 @@ import (
 // The hot paths (Get and Set) call the system directly instead of going through
 // os.File: an entry is read with open, fstat, read and close and nothing else (no poller
 // registration, no finalizer), which is what lets a hit cost about as much as the
-// cheapest possible read of a small file. Entry files are opened with O_NOFOLLOW, so a
-// symlink planted where an entry should be is never followed.
+// cheapest possible read of a small file. Every open resolves its path beneath the root
+// and refuses symlinks in any component (see beneath.go).
 
 // retryEINTR repeats a system call interrupted by a signal.
 func retryEINTR(f func() error) error {
@@ -29,21 +28,31 @@ func retryEINTR(f func() error) error {
 // errNotRegular reports an entry path that is not a regular file.
 var errNotRegular = errors.New("not a regular file")
 
-// readRecordFile reads a whole file that holds one record. It refuses symlinks
-// (ELOOP), non-regular files and files larger than any record.
-func readRecordFile(path string) ([]byte, error) {
-	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK
-	var fd int
-	err := retryEINTR(func() (err error) {
-		fd, err = unix.Open(path, flags|oNoatime, 0)
-		return err
-	})
+// readRecord reads a whole record file rel beneath the root.
+func (s *Store) readRecord(rel string) ([]byte, error) {
+	rootfd, err := s.root.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer s.root.release()
+	return readRecordBeneath(rootfd, rel, s.abs(rel))
+}
+
+// readRecordBeneath reads a whole file that holds one record, rel beneath dirfd (path
+// names it in errors). It refuses symlinks anywhere in rel (ELOOP), non-regular files
+// and files larger than any record.
+func readRecordBeneath(dirfd int, rel, path string) ([]byte, error) {
+	return readFileBeneath(dirfd, rel, path, maxRecordSize)
+}
+
+// readFileBeneath reads a whole regular file of at most limit bytes, rel beneath
+// dirfd, without following any symlink.
+func readFileBeneath(dirfd int, rel, path string, limit int64) ([]byte, error) {
+	const flags = unix.O_RDONLY | unix.O_NONBLOCK
+	fd, err := openBeneath(dirfd, rel, flags|oNoatime, 0)
 	if oNoatime != 0 && errors.Is(err, unix.EPERM) {
 		// Not our file, so O_NOATIME is not allowed; read it anyway.
-		err = retryEINTR(func() (err error) {
-			fd, err = unix.Open(path, flags, 0)
-			return err
-		})
+		fd, err = openBeneath(dirfd, rel, flags, 0)
 	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
@@ -56,7 +65,7 @@ func readRecordFile(path string) ([]byte, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: errNotRegular}
 	}
-	if st.Size < 0 || st.Size > maxRecordSize {
+	if st.Size < 0 || st.Size > limit {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w: %d bytes", errFormat, st.Size)}
 	}
 	// Files are replaced by rename and never written in place, so the size is final;
@@ -106,14 +115,14 @@ func writeFull(fd int, b []byte) error {
 	return nil
 }
 
-// createTemp creates a new, empty, private temporary file in dir. Its name starts with
-// tmpPrefix, which no entry name can, so a crashed writer's leftovers are never read
-// as entries.
-func createTemp(dir string) (fd int, path string, err error) {
+// createTemp creates a new, empty, private temporary file in the directory dfd. Its
+// name starts with tmpPrefix, which no entry name can, so a crashed writer's leftovers
+// are never read as entries.
+func createTemp(dfd int) (fd int, name string, err error) {
 	for range 100 {
-		path = dir + "/" + tmpPrefix + strconv.FormatUint(rand.Uint64(), 36)
+		name = tmpPrefix + strconv.FormatUint(rand.Uint64(), 36)
 		err = retryEINTR(func() (err error) {
-			fd, err = unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+			fd, err = unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 			return err
 		})
 		if !errors.Is(err, unix.EEXIST) {
@@ -121,39 +130,9 @@ func createTemp(dir string) (fd int, path string, err error) {
 		}
 	}
 	if err != nil {
-		return -1, "", &fs.PathError{Op: "create", Path: path, Err: err}
+		return -1, name, err
 	}
-	return fd, path, nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &fs.PathError{Op: "open", Path: dir, Err: err}
-	}
-	defer unix.Close(fd)
-	if err := unix.Fsync(fd); err != nil {
-		return &fs.PathError{Op: "fsync", Path: dir, Err: err}
-	}
-	return nil
-}
-
-// mkdirPrivate creates dir with mode 0700 if it does not exist, and checks that what
-// is there is a real directory, not a symlink that could lead out of the root.
-func mkdirPrivate(dir string) error {
-	err := os.Mkdir(dir, 0o700)
-	if err == nil || !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("filestore: %s is not a directory (mode %s); refusing to use it", dir, fi.Mode())
-	}
-	return nil
+	return fd, name, nil
 }
 
 // isNotExist reports whether err means a path (or one of its directories) is missing.

@@ -8,8 +8,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/cachier-go/cachier/store"
 )
 
@@ -33,11 +31,11 @@ var magicVersion = [4]byte{'C', 'G', 'F', 'V'}
 
 var _ store.Versioner = (*Store)(nil)
 
-// versionPaths returns the fan-out directory and file of a counter.
-func (s *Store) versionPaths(name string) (dir, path string) {
+// versionPaths returns the fan-out directory of a counter, relative to the root, and
+// the counter's file name in it.
+func (s *Store) versionPaths(name string) (dir, file string) {
 	h := entryName(name)
-	dir = s.root + "/" + versionsDir + "/" + h[:2]
-	return dir, dir + "/" + h
+	return versionsDir + "/" + h[:2], h
 }
 
 // validateCounter checks a counter name against the contract (that of an ID).
@@ -72,13 +70,14 @@ func (s *Store) Versions(ctx context.Context, names []string) ([]uint64, error) 
 
 // readVersion reads one counter; errors matching errFormat mean a damaged file.
 func (s *Store) readVersion(name string) (uint64, error) {
-	_, path := s.versionPaths(name)
-	data, err := readRecordFile(path)
+	dir, file := s.versionPaths(name)
+	data, err := s.readRecord(dir + "/" + file)
+	path := s.abs(dir + "/" + file)
 	switch {
 	case err == nil:
 	case isNotExist(err):
 		return 0, nil
-	case errors.Is(err, unix.ELOOP), errors.Is(err, errNotRegular):
+	case isSymlinkErr(err), errors.Is(err, errNotRegular):
 		return 0, fmt.Errorf("%w: %w", errFormat, err)
 	default:
 		return 0, err
@@ -107,13 +106,13 @@ func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
 	}
 	var payload [8]byte
 	binary.BigEndian.PutUint64(payload[:], v)
-	dir, path := s.versionPaths(name)
+	dir, file := s.versionPaths(name)
 	data := encodeRecord(magicVersion, time.Now(), name, payload[:])
-	err := s.writeFile(dir, path, data)
+	err := s.writeFile(dir, file, data)
 	if err != nil && isNotExist(err) {
-		if err = mkdirPrivate(s.root + "/" + versionsDir); err == nil {
-			if err = mkdirPrivate(dir); err == nil {
-				err = s.writeFile(dir, path, data)
+		if err = s.mkdir(versionsDir); err == nil {
+			if err = s.mkdir(dir); err == nil {
+				err = s.writeFile(dir, file, data)
 			}
 		}
 	}

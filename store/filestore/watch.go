@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -103,19 +101,28 @@ func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func()
 		return nil, nil, err
 	}
 	dir, name := s.paths(k)
-	var st unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil {
+	st, err := s.lstat(dir)
+	if err != nil {
+		if errors.Is(err, errClosed) {
+			return nil, nil, err
+		}
 		if err := s.ensureDirs(k.Namespace, dir); err != nil {
 			return nil, nil, fmt.Errorf("filestore: watch %s: %w", k, err)
 		}
+	} else if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil, nil, fmt.Errorf("filestore: watch %s: %s: %w", k, s.abs(dir), errNotDir)
 	}
+	// The directory was just found to be a real one beneath the root; fsnotify watches
+	// it by path. Were it swapped for a symlink right now, the watch would only see
+	// another directory's events: waiters would wake for nothing, and what they then
+	// read goes through openBeneath like every other read.
 	entryPath, leasePath := dir+"/"+name, dir+"/"+name+leaseSuffix
 	w := &waiter{ch: make(chan struct{}, 1)}
 
 	var cleanup func()
 	if !s.forcePoll {
 		var err error
-		cleanup, err = s.watch.add(s, dir, name, w)
+		cleanup, err = s.watch.add(s, s.abs(dir), name, w)
 		if errors.Is(err, errClosed) {
 			return nil, nil, err
 		}
@@ -232,8 +239,9 @@ func (ws *watchState) dispatch(s *Store, fw *fsnotify.Watcher) {
 			}
 			ws.mu.Unlock()
 			// The namespace only labels the lease read here; the expiry is what counts.
+			// The lease is read beneath the root, like every other file.
 			for _, r := range again {
-				s.armExpiry(r.w, r.leasePath, "")
+				s.armExpiry(r.w, strings.TrimPrefix(r.leasePath, s.root.path+"/"), "")
 			}
 		case err, ok := <-fw.Errors:
 			if !ok {
@@ -294,19 +302,16 @@ type fileState struct {
 	size, mtime int64
 }
 
-func statFile(path string) fileState {
-	fi, err := os.Lstat(path)
+// statFile looks at rel beneath the root, following no symlink.
+func (s *Store) statFile(rel string) fileState {
+	st, err := s.lstat(rel)
 	if err != nil {
 		return fileState{}
 	}
-	st := fileState{exists: true, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		st.ino = uint64(sys.Ino)
-	}
-	return st
+	return fileState{exists: true, ino: uint64(st.Ino), size: st.Size, mtime: time.Unix(st.Mtim.Unix()).UnixNano()}
 }
 
-// startPolling watches the entry and lease files by polling, and returns the function
+// startPolling watches the entry and lease files (relative to the root) by polling, and returns the function
 // that stops it. The first look happens before it returns, so no change after Watch
 // returns is missed.
 func (s *Store) startPolling(w *waiter, entryPath, leasePath, namespace string) (func(), error) {
@@ -315,7 +320,7 @@ func (s *Store) startPolling(w *waiter, entryPath, leasePath, namespace string) 
 		return nil, err
 	}
 	stop := make(chan struct{})
-	entry, lease := statFile(entryPath), statFile(leasePath)
+	entry, lease := s.statFile(entryPath), s.statFile(leasePath)
 	go func() {
 		wait := time.Millisecond
 		t := time.NewTimer(wait)
@@ -328,7 +333,7 @@ func (s *Store) startPolling(w *waiter, entryPath, leasePath, namespace string) 
 				return
 			case <-t.C:
 			}
-			e, l := statFile(entryPath), statFile(leasePath)
+			e, l := s.statFile(entryPath), s.statFile(leasePath)
 			if e != entry || l != lease {
 				w.wake()
 				if l != lease {
