@@ -312,17 +312,12 @@ func TestFileStoreRefusesSharedDir(t *testing.T) {
 // entry outside the root. A Call must neither read through them (it is a miss) nor
 // write through them (nothing outside changes).
 //
-// KNOWN BUG (issue 7): filestore opens entries with O_NOFOLLOW on the last component
-// only, so a symlinked fan-out or namespace directory is followed: Get reads an entry
-// outside the root, and Set and Delete write and unlink there. Those two cases run only
-// with -torture.known-bugs until filestore resolves paths beneath its root (openat2
-// with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or O_NOFOLLOW|O_DIRECTORY per component).
+// Issue 7 (fixed): filestore used to open entries with O_NOFOLLOW on the last component
+// only, so a symlinked fan-out or namespace directory was followed. It now resolves
+// every path beneath its root and refuses a symlink in any component.
 func TestFileStoreSymlinksNotFollowed(t *testing.T) {
 	for _, level := range []string{"entry file", "fan-out directory", "namespace directory"} {
 		t.Run(level, func(t *testing.T) {
-			if level != "entry file" && !*flagKnownBugs {
-				t.Skip("KNOWN BUG: filestore follows a symlinked " + level + "; run with -torture.known-bugs")
-			}
 			ctx := context.Background()
 			top := t.TempDir()
 			root, outside := filepath.Join(top, "root"), filepath.Join(top, "outside")
