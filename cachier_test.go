@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -635,8 +634,10 @@ func TestBrokenStoreIsBypassedThenRetried(t *testing.T) {
 			t.Fatalf("Call = %d, %v", v, err)
 		}
 	}
-	mustRemoveAll(t, dir)
-	mustWriteFile(t, dir, "not a directory")
+	// A file where the function's directory would be: every store operation fails.
+	nsDir, _ := f.CacheDir()
+	mustRemoveAll(t, nsDir)
+	mustWriteFile(t, nsDir, "not a directory")
 	call() // fails on the store, opens the breaker
 	errs := f.Stats().StoreErrors
 	if errs == 0 {
@@ -650,10 +651,7 @@ func TestBrokenStoreIsBypassedThenRetried(t *testing.T) {
 		t.Fatalf("FailOnStoreError with the breaker open: %v", err)
 	}
 	// Repair the store and let the backoff pass: the next call uses the store again.
-	mustRemoveAll(t, dir)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	mustRemoveAll(t, nsDir)
 	clock.Advance(time.Minute)
 	call()
 	call()

@@ -20,31 +20,42 @@ const (
 	maxPollNotified = time.Second
 )
 
+// ran is the result of a computation in this process, and whether fn ran for it
+// (rather than another process's result being read from the store).
+type ran[R any] struct {
+	v   R
+	ran bool
+}
+
 // compute runs the single flight for k in this process and waits for it or for ctx.
-func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A) (R, error) {
+func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A) (R, Outcome, error) {
 	start := time.Now()
-	v, err, leader := f.inflight.Do(ctx, k.ID, func() (R, error) {
+	r, err, leader := f.inflight.Do(ctx, k.ID, func() (ran[R], error) {
 		return f.computeShared(context.WithoutCancel(ctx), s, k, arg)
 	})
+	out := Outcome{Result: ResultMiss, Computed: leader && r.ran}
+	if !out.Computed {
+		out.Waited = time.Since(start)
+	}
 	if !leader {
 		f.stats.waits.Add(1)
-		f.stats.observeWait(time.Since(start))
+		f.stats.observeWait(out.Waited)
 	}
 	var pe *flight.PanicError
 	if errors.As(err, &pe) {
 		if leader {
 			panic(pe.Value)
 		}
-		return v, fmt.Errorf("%w: %v", ErrPanicked, pe.Value)
+		return r.v, out, fmt.Errorf("%w: %v", ErrPanicked, pe.Value)
 	}
-	return v, err
+	return r.v, out, err
 }
 
 // computeShared is the one computation of k in this process. It takes the store's
 // calculation lease, so that one process computes while the others wait for its
 // result; it computes without the lease when the store cannot give one.
-func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A) (R, error) {
-	var zero R
+func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A) (ran[R], error) {
+	var zero ran[R]
 	// A result stored after now answers this call, whatever its age.
 	notBefore := s.clock.Now()
 	owner := newOwner()
@@ -72,9 +83,9 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 			// A result may have landed between our lookup and the lease.
 			if v, ok := f.accept(ctx, s, k, arg, notBefore); ok {
 				f.release(ctx, s, lease)
-				return v, nil
+				return ran[R]{v: v}, nil
 			}
-			return f.runAndStore(ctx, s, k, arg, &lease)
+			return computed(f.runAndStore(ctx, s, k, arg, &lease))
 		case errors.As(err, &held) || errors.Is(err, store.ErrLeaseHeld):
 			if held != nil {
 				lastHeld = held.Holder
@@ -83,7 +94,7 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 			if err := f.storeFailed(ctx, s, "acquire", k, err); err != nil {
 				return zero, err
 			}
-			return f.runAndStore(ctx, s, k, arg, nil)
+			return computed(f.runAndStore(ctx, s, k, arg, nil))
 		}
 
 		// Someone else computes: wait for their result.
@@ -103,12 +114,12 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 		}
 		if v, ok := f.accept(ctx, s, k, arg, notBefore); ok {
 			f.endWait(s, k, waitStart, "result arrived")
-			return v, nil
+			return ran[R]{v: v}, nil
 		}
 		if s.waitTimeout > 0 && time.Since(waitStart) >= s.waitTimeout {
 			f.endWait(s, k, waitStart, "timed out")
 			f.stats.waitTimeouts.Add(1)
-			return f.runAndStore(ctx, s, k, arg, nil)
+			return computed(f.runAndStore(ctx, s, k, arg, nil))
 		}
 		sleep := poll
 		if until := time.Until(lastHeld.ExpiresAt); until > 0 && until < sleep {
@@ -123,6 +134,8 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 		timer.Stop()
 	}
 }
+
+func computed[R any](v R, err error) (ran[R], error) { return ran[R]{v: v, ran: true}, err }
 
 func (f *Func[A, R]) endWait(s *settings, k store.Key, start time.Time, why string) {
 	d := time.Since(start)

@@ -40,9 +40,9 @@ type Func[A, R any] struct {
 
 	resolved    atomic.Pointer[resolvedSettings]
 	stats       counters
-	inflight    flight.Group[R] // misses: one computation per key per process
-	refreshing  flight.Group[R] // NextTime: one background refresh per key per process
-	lastCleanup atomic.Int64    // unix nanos, by the Func's clock
+	inflight    flight.Group[ran[R]] // misses: one computation per key per process
+	refreshing  flight.Group[R]      // NextTime: one background refresh per key per process
+	lastCleanup atomic.Int64         // unix nanos, by the Func's clock
 }
 
 type resolvedSettings struct {
@@ -255,31 +255,58 @@ func (f *Func[A, R]) id(arg A) (string, error) {
 // If ctx is done while the call waits for a computation, Call returns ctx.Err(); the
 // computation goes on for the others and is stored.
 func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error) {
-	var zero R
 	s, err := f.settings(opts)
 	if err != nil {
+		var zero R
 		return zero, err
 	}
+	if s.observer == nil {
+		v, _, err := f.call(ctx, s, arg)
+		return v, err
+	}
+	ctx, observed := f.observe(ctx, s, arg)
+	v, out, err := f.call(ctx, s, arg)
+	out.Err = err
+	observed(out)
+	return v, err
+}
+
+// observe tells the Observer that a call starts and returns the call's context and
+// the function that reports its end.
+func (f *Func[A, R]) observe(ctx context.Context, s *settings, arg A) (context.Context, func(Outcome)) {
+	info := CallInfo{Namespace: f.ns, Store: fmt.Sprintf("%T", s.store)}
+	if k, err := f.Key(arg); err == nil {
+		info.KeyID = k.ID
+	}
+	ctx = s.observer.CallStarted(ctx, info)
+	return ctx, func(o Outcome) { s.observer.CallEnded(ctx, o) }
+}
+
+// call is Call after the options are resolved; it reports how it answered.
+func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A) (R, Outcome, error) {
+	var zero R
 	if s.skip || disabled.Load() {
 		f.stats.skipped.Add(1)
 		if s.verbose {
 			f.trace(s, "cachier: skipping the cache", "ns", f.ns)
 		}
-		return f.runDirect(ctx, arg)
+		v, err := f.runDirect(ctx, arg)
+		return v, Outcome{Result: ResultSkipped, Computed: true}, err
 	}
 	if f.breaker.open(s.clock) {
 		f.stats.bypassed.Add(1)
 		if s.failClosed {
-			return zero, fmt.Errorf("%w: %s failed moments ago; not trying it again yet", ErrStore, f.ns)
+			return zero, Outcome{}, fmt.Errorf("%w: %s failed moments ago; not trying it again yet", ErrStore, f.ns)
 		}
 		if s.verbose {
 			f.trace(s, "cachier: store failed moments ago; calling the function directly", "ns", f.ns)
 		}
-		return f.runDirect(ctx, arg)
+		v, err := f.runDirect(ctx, arg)
+		return v, Outcome{Result: ResultSkipped, Computed: true}, err
 	}
 	k, err := f.Key(arg)
 	if err != nil {
-		return zero, err
+		return zero, Outcome{}, err
 	}
 	if s.cleanupEvery > 0 {
 		f.maybeCleanup(s)
@@ -287,7 +314,7 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 	if !s.overwrite {
 		h, found, err := f.lookup(ctx, s, k, arg)
 		if err != nil {
-			return zero, err
+			return zero, Outcome{}, err
 		}
 		if found {
 			limit := s.effectiveLimit(h.ttl)
@@ -300,7 +327,7 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 				if s.verbose {
 					f.trace(s, "cachier: hit", "key", k.String(), "age", age)
 				}
-				return h.v, nil
+				return h.v, Outcome{Result: ResultHit}, nil
 			}
 			if s.nextTime {
 				f.stats.staleHits.Add(1)
@@ -308,7 +335,7 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 					f.trace(s, "cachier: stale hit, refreshing in the background", "key", k.String(), "age", age, "limit", limit)
 				}
 				f.refreshInBackground(ctx, s, k, arg)
-				return h.v, nil
+				return h.v, Outcome{Result: ResultStaleHit}, nil
 			}
 			if s.verbose {
 				f.trace(s, "cachier: miss: stale", "key", k.String(), "age", age, "limit", limit)

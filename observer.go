@@ -10,8 +10,7 @@ import (
 // goroutine, on every call, hits included, so they must be fast; a Func without an
 // Observer pays one nil check.
 //
-// The core installs an Observer with the WithObserver option (proposed in issue 6;
-// until it is wired, implementations can be written and tested against this interface).
+// Install one with WithObserver.
 type Observer interface {
 	// CallStarted is called when Call begins, before the store is read. The context
 	// it returns is the one the call goes on with and passes to the function on a

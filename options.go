@@ -57,6 +57,7 @@ type settings struct {
 	leaseTTL     time.Duration
 	storeTimeout time.Duration
 	failClosed   bool
+	observer     Observer
 
 	// Invalidation (Wrap only): tags, prefix and per-entry TTL functions are typed
 	// by the wrapped function and checked by Wrap.
@@ -315,6 +316,12 @@ func StoreTimeout(d time.Duration) Option {
 // instead of the default: log it, count it, and return fn's result.
 func FailOnStoreError(on bool) Option {
 	return opt("FailOnStoreError", everywhere, func(s *settings) error { s.failClosed = on; return nil })
+}
+
+// WithObserver has every call reported to o: when it starts and how it ended (for
+// tracing; see the contrib/otel module). Not accepted by Call.
+func WithObserver(o Observer) Option {
+	return opt("WithObserver", inWrap|inDefaults, func(s *settings) error { s.observer = o; return nil })
 }
 
 // SkipCache runs fn and touches no store (cachier's cachier__skip_cache).
