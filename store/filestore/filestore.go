@@ -286,7 +286,6 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	dir, name := s.paths(k)
 	rel := dir + "/" + name
 	data, err := s.readRecord(rel)
-	path := s.abs(rel)
 	switch {
 	case err == nil:
 	case isNotExist(err):
@@ -294,17 +293,17 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	case isSymlinkErr(err), errors.Is(err, errNotRegular), errors.Is(err, errFormat):
 		// A symlink anywhere on the path (namespace or fan-out directory, or the
 		// entry itself) is refused, never followed, and reads as a damaged entry.
-		return store.Entry{}, s.corrupt(path, err)
+		return store.Entry{}, s.corrupt(s.abs(rel), err)
 	default:
 		return store.Entry{}, fmt.Errorf("filestore: get %s: %w", k, err)
 	}
 	id, e, err := decodeEntry(data)
 	if err != nil {
-		return store.Entry{}, s.corrupt(path, err)
+		return store.Entry{}, s.corrupt(s.abs(rel), err)
 	}
 	if id != k.ID {
 		// Only a file copied from elsewhere or a 128-bit hash collision gets here.
-		return store.Entry{}, s.corrupt(path, fmt.Errorf("file holds id %q, want %q", id, k.ID))
+		return store.Entry{}, s.corrupt(s.abs(rel), fmt.Errorf("file holds id %q, want %q", id, k.ID))
 	}
 	return e, nil
 }
@@ -680,7 +679,7 @@ func (s *Store) readMeta(dir string) ([]byte, error) {
 	}
 	defer s.root.release()
 	rel := dir + "/" + metaName
-	return readFileBeneath(rootfd, rel, s.abs(rel), store.MaxNamespaceLen)
+	return readFileBeneath(rootfd, s.root.path, rel, store.MaxNamespaceLen)
 }
 
 // Close stops the file-system watcher, if one was started, and closes the root

@@ -92,12 +92,13 @@ func (s *Store) readLease(rel, namespace string) (l store.Lease, ok bool, err er
 		return l, false, err
 	}
 	defer s.root.release()
-	return s.readLeaseAt(rootfd, rel, s.abs(rel), namespace)
+	return s.readLeaseAt(rootfd, s.root.path, rel, namespace)
 }
 
-// readLeaseAt is readLease for the lease file rel beneath dfd.
-func (s *Store) readLeaseAt(dfd int, rel, path, namespace string) (l store.Lease, ok bool, err error) {
-	data, err := readRecordBeneath(dfd, rel, path)
+// readLeaseAt is readLease for the lease file rel beneath dfd, whose path is dirPath.
+func (s *Store) readLeaseAt(dfd int, dirPath, rel, namespace string) (l store.Lease, ok bool, err error) {
+	path := dirPath + "/" + rel
+	data, err := readRecordBeneath(dfd, dirPath, rel)
 	switch {
 	case err == nil:
 	case isNotExist(err):
@@ -267,7 +268,7 @@ func (s *Store) Leases(ctx context.Context, namespace string) iter.Seq2[store.Le
 					if !isLeaseName(n) {
 						continue
 					}
-					l, ok, err := s.readLeaseAt(dfd, n, s.abs(dir+"/"+n), namespace)
+					l, ok, err := s.readLeaseAt(dfd, s.abs(dir), n, namespace)
 					if err != nil {
 						if !yield(store.Lease{}, fmt.Errorf("filestore: leases of %q: %w", namespace, err)) {
 							stopped = true

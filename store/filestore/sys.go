@@ -35,19 +35,20 @@ func (s *Store) readRecord(rel string) ([]byte, error) {
 		return nil, err
 	}
 	defer s.root.release()
-	return readRecordBeneath(rootfd, rel, s.abs(rel))
+	return readRecordBeneath(rootfd, s.root.path, rel)
 }
 
-// readRecordBeneath reads a whole file that holds one record, rel beneath dirfd (path
-// names it in errors). It refuses symlinks anywhere in rel (ELOOP), non-regular files
-// and files larger than any record.
-func readRecordBeneath(dirfd int, rel, path string) ([]byte, error) {
-	return readFileBeneath(dirfd, rel, path, maxRecordSize)
+// readRecordBeneath reads a whole file that holds one record, rel beneath dirfd
+// (whose path is dirPath, for errors). It refuses symlinks anywhere in rel (ELOOP),
+// non-regular files and files larger than any record.
+func readRecordBeneath(dirfd int, dirPath, rel string) ([]byte, error) {
+	return readFileBeneath(dirfd, dirPath, rel, maxRecordSize)
 }
 
 // readFileBeneath reads a whole regular file of at most limit bytes, rel beneath
-// dirfd, without following any symlink.
-func readFileBeneath(dirfd int, rel, path string, limit int64) ([]byte, error) {
+// dirfd (whose path is dirPath, for errors), without following any symlink. The path
+// of the file is only built for an error, to keep a hit free of it.
+func readFileBeneath(dirfd int, dirPath, rel string, limit int64) ([]byte, error) {
 	const flags = unix.O_RDONLY | unix.O_NONBLOCK
 	fd, err := openBeneath(dirfd, rel, flags|oNoatime, 0)
 	if oNoatime != 0 && errors.Is(err, unix.EPERM) {
@@ -55,18 +56,18 @@ func readFileBeneath(dirfd int, rel, path string, limit int64) ([]byte, error) {
 		fd, err = openBeneath(dirfd, rel, flags, 0)
 	}
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: dirPath + "/" + rel, Err: err}
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
+		return nil, &fs.PathError{Op: "fstat", Path: dirPath + "/" + rel, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: errNotRegular}
+		return nil, &fs.PathError{Op: "open", Path: dirPath + "/" + rel, Err: errNotRegular}
 	}
 	if st.Size < 0 || st.Size > limit {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w: %d bytes", errFormat, st.Size)}
+		return nil, &fs.PathError{Op: "read", Path: dirPath + "/" + rel, Err: fmt.Errorf("%w: %d bytes", errFormat, st.Size)}
 	}
 	// Files are replaced by rename and never written in place, so the size is final;
 	// ask for one byte more anyway, so that a file growing underneath shows up as a
@@ -74,7 +75,7 @@ func readFileBeneath(dirfd int, rel, path string, limit int64) ([]byte, error) {
 	buf := make([]byte, st.Size+1)
 	n, err := readFull(fd, buf)
 	if err != nil {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		return nil, &fs.PathError{Op: "read", Path: dirPath + "/" + rel, Err: err}
 	}
 	return buf[:n], nil
 }
