@@ -33,3 +33,9 @@ func TestFileStoreTagAcrossProcesses(t *testing.T) {
 func TestInvalidationOnMemStore(t *testing.T) {
 	proctest.Invalidation(t, memstore.New(nil))
 }
+
+// A stale entry with NextTime: every caller in 4 processes gets it at once, and
+// exactly one background refresh runs among them.
+func TestFileStoreRefreshOnceAcrossProcesses(t *testing.T) {
+	proctest.RefreshOnce(t, "file://"+t.TempDir(), 4, 16)
+}

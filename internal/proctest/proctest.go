@@ -69,6 +69,8 @@ func work(role string) error {
 	switch role {
 	case "tagcall":
 		return tagCall(ctx, st, dir, me)
+	case "refresh":
+		return refreshWorker(ctx, st, dir, me)
 	case "invalidate":
 		fmt.Println("ready")
 		return cachier.InvalidateTags(ctx, st, os.Getenv(envName)+"/tag")

@@ -52,3 +52,7 @@ func TestInvalidationThroughCachier(t *testing.T) {
 	}
 	proctest.Invalidation(t, st)
 }
+
+func TestRefreshOnceAcrossProcesses(t *testing.T) {
+	proctest.RefreshOnce(t, testserver.Redis(t).URL, 4, 16)
+}

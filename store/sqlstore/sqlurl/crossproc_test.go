@@ -72,3 +72,9 @@ func TestInvalidationThroughCachier(t *testing.T) {
 		})
 	}
 }
+
+func TestRefreshOnceAcrossProcesses(t *testing.T) {
+	for name, u := range engines(t) {
+		t.Run(name, func(t *testing.T) { proctest.RefreshOnce(t, u(t), 4, 16) })
+	}
+}

@@ -1,0 +1,126 @@
+package proctest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/store"
+)
+
+// pastClock stamps entries an hour ago, so that a precached value is stale for
+// everyone else.
+type pastClock struct{}
+
+func (pastClock) Now() time.Time { return time.Now().Add(-time.Hour) }
+
+const staleValue = "stale"
+
+// refreshWorker serves a stale value to all its goroutines at once (NextTime), then
+// keeps calling until the refreshed value arrives, however it is computed.
+func refreshWorker(ctx context.Context, st store.Store, dir, me string) error {
+	compute := func(_ context.Context, x int) (string, error) {
+		if err := appendLine(filepath.Join(dir, "computations"), me); err != nil {
+			return "", err
+		}
+		time.Sleep(200 * time.Millisecond) // the other workers ask meanwhile
+		return "value-from-" + me, nil
+	}
+	f, err := cachier.Wrap(compute, cachier.Name(os.Getenv(envName)), cachier.WithStore(st),
+		cachier.StaleAfter(time.Minute), cachier.NextTime(true))
+	if err != nil {
+		return err
+	}
+	n, _ := strconv.Atoi(os.Getenv(envGoroutines))
+	fmt.Println("ready")
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go")); err == nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			v, err := f.Call(ctx, 1)
+			if err == nil && v != staleValue {
+				err = fmt.Errorf("first call got %q, want the stale value at once", v)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		v, err := f.Call(ctx, 1)
+		if err != nil {
+			return err
+		}
+		if v != staleValue {
+			fmt.Println("result", v)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the background refresh never landed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// RefreshOnce precaches a stale value on the store at url, then has procs worker
+// processes with goroutines goroutines each ask for it with NextTime: every caller
+// gets the stale value at once, exactly one background refresh runs across all the
+// processes, and every process then sees its result.
+func RefreshOnce(t *testing.T, url string, procs, goroutines int) {
+	dir := t.TempDir()
+	name := "proctest/refresh/" + randHex()
+	ctx := context.Background()
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f, err := cachier.Wrap(func(context.Context, int) (string, error) { return "", nil },
+		cachier.Name(name), cachier.WithStore(st), cachier.WithClock(pastClock{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Precache(ctx, 1, staleValue); err != nil {
+		t.Fatal(err)
+	}
+	var ws []*worker
+	for range procs {
+		ws = append(ws, start(t, "refresh", url, dir, name, goroutines, 30*time.Second))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	results := map[string]int{}
+	for _, w := range ws {
+		for _, l := range w.wait(t) {
+			if v, ok := strings.CutPrefix(l, "result "); ok {
+				results[v]++
+			}
+		}
+	}
+	comps := computations(t, dir)
+	if len(comps) != 1 {
+		t.Fatalf("%d processes x %d goroutines on a stale entry: %d background refreshes (%v), want exactly 1", procs, goroutines, len(comps), comps)
+	}
+	if want := "value-from-" + comps[0]; results[want] != procs || len(results) != 1 {
+		t.Fatalf("results %v, want %d x %q", results, procs, want)
+	}
+}
