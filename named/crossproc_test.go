@@ -30,7 +30,7 @@ func openShared(t testing.TB, dir string, clk *fakeClock) *Manager {
 func TestHelperProcess(t *testing.T) {
 	mode := os.Getenv(helperEnv)
 	if mode == "" {
-		t.Skip("helper process only")
+		return // only a re-executed child does anything here
 	}
 	ctx := context.Background()
 	m := openShared(t, os.Getenv("NAMED_DIR"), newClock())

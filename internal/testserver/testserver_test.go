@@ -353,7 +353,7 @@ func isZombie(pid int) bool {
 func TestHelperServer(t *testing.T) {
 	mode := os.Getenv("CACHIER_TESTSERVER_CHILD")
 	if mode == "" {
-		t.Skip("child of TestNoServerLeftBehind only")
+		return // only the child of TestNoServerLeftBehind does anything here
 	}
 	s := testserver.Redis(t)
 	pid, dir := serverPID(t, s)
