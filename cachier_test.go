@@ -662,3 +662,34 @@ func TestBrokenStoreIsBypassedThenRetried(t *testing.T) {
 		t.Fatalf("fn ran %d times, want 3 (broken, bypassed, first after repair)", n.Load())
 	}
 }
+
+// A computation that outlives its lease's TTL keeps the lease by renewing it: another
+// caller (here a second Func on the same store, as another process would be) waits
+// for the result instead of computing too.
+func TestLongComputationKeepsItsLease(t *testing.T) {
+	st := newFileStore(t)
+	var n atomic.Int64
+	release := make(chan struct{})
+	fn := func(_ context.Context, x int) (int, error) {
+		n.Add(1)
+		<-release
+		return 7, nil
+	}
+	opts := []cachier.Option{cachier.Name("renewed"), cachier.WithStore(st), cachier.LeaseTTL(300 * time.Millisecond)}
+	a, _ := cachier.Wrap(fn, opts...)
+	b, _ := cachier.Wrap(fn, opts...)
+	ctx := context.Background()
+	done := make(chan int, 2)
+	go func() { v, _ := a.Call(ctx, 1); done <- v }()
+	waitFor(t, "a to start computing", func() bool { return n.Load() == 1 })
+	go func() { v, _ := b.Call(ctx, 1); done <- v }()
+	waitFor(t, "b to wait", func() bool { return b.Stats().Waits == 1 })
+	time.Sleep(time.Second) // three TTLs: only renewals keep the lease
+	close(release)
+	if v1, v2 := <-done, <-done; v1 != 7 || v2 != 7 {
+		t.Fatalf("results %d %d", v1, v2)
+	}
+	if n.Load() != 1 || b.Stats().LeaseTakeovers != 0 {
+		t.Fatalf("%d computations, %d takeovers: the lease was not renewed", n.Load(), b.Stats().LeaseTakeovers)
+	}
+}

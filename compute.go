@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/cachier-go/cachier/internal/envelope"
@@ -66,6 +67,11 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 		poll      = minPoll
 		pollMax   = maxPoll
 	)
+	if _, inProcess := s.store.(store.LiveStore); inProcess {
+		// The single flight already makes this the only computation of k in the
+		// process, and an in-process store is seen by no other: no lease to take.
+		return computed(f.runAndStore(ctx, s, k, arg, nil))
+	}
 	for {
 		lease, err := f.acquire(ctx, s, k, owner)
 		var held *store.HeldError
@@ -217,36 +223,47 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 	return v, nil
 }
 
-// keepRenewing renews the lease every third of its TTL until stop is called.
+// keepRenewing renews the lease every third of its TTL until stop is called. It
+// uses a timer rather than a goroutine, so that the common computation, shorter than a
+// third of the TTL, costs no goroutine and no ticker. A renewal holds mu while it
+// talks to the store, so stop returns only after any renewal under way has finished,
+// and the lease is released after the last renewal, never before it.
 func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, l store.Lease) (stop func()) {
-	done := make(chan struct{})
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		t := time.NewTicker(s.leaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				rctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
-				nl, err := s.store.Renew(rctx, l, s.leaseTTL)
-				cancel()
-				switch {
-				case err == nil:
-					l = nl
-				case errors.Is(err, store.ErrLeaseLost):
-					f.logger(s).Warn("cachier: lost the calculation lease while computing; another caller may compute too",
-						"key", l.Key.String())
-					return
-				default:
-					_ = f.storeFailed(ctx, s, "renew", l.Key, err)
-				}
-			}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	every := s.leaseTTL / 3
+	mu.Lock() // t is set before the first renewal can read it
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	return func() { close(done); <-exited }
+		rctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+		nl, err := s.store.Renew(rctx, l, s.leaseTTL)
+		cancel()
+		switch {
+		case err == nil:
+			l = nl
+		case errors.Is(err, store.ErrLeaseLost):
+			f.logger(s).Warn("cachier: lost the calculation lease while computing; another caller may compute too",
+				"key", l.Key.String())
+			return
+		default:
+			_ = f.storeFailed(ctx, s, "renew", l.Key, err)
+		}
+		t.Reset(every)
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
 }
 
 // save encodes v and stores it with the dependencies read before it was computed
