@@ -128,3 +128,16 @@ func BenchmarkFileMiss(b *testing.B) {
 		i++
 	}
 }
+
+func BenchmarkMemoryMiss(b *testing.B) {
+	f, _ := cachier.Wrap(benchFn, cachier.WithStore(memstore.New(nil)))
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := f.Call(ctx, i); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

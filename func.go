@@ -122,7 +122,7 @@ func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Op
 			return nil, fmt.Errorf("%w: %w", ErrUnkeyable, err)
 		}
 		if keys.Memoizable(reflect.TypeFor[A]()) {
-			f.digests = &digestMemo{m: map[any]string{}}
+			f.digests = &digestMemo{}
 		}
 	}
 	if f.tags, err = newTagging[A, R](&s, f.ns); err != nil {
@@ -211,6 +211,9 @@ func (f *Func[A, R]) Key(arg A) (store.Key, error) {
 	id, err := f.id(arg)
 	if err != nil {
 		return store.Key{}, err
+	}
+	if f.keyFn == nil && f.tags.prefix == nil {
+		return store.Key{Namespace: f.ns, ID: id}, nil // a hex digest: nothing to check
 	}
 	if f.tags.prefix != nil {
 		p := f.tags.prefix(arg)
@@ -508,13 +511,14 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 		cancel()
 	}
 	switch {
+	case err == nil:
 	case errors.Is(err, store.ErrCorrupt):
 		h.corrupt = err
 		return h, false, nil
 	case errors.Is(err, store.ErrNotFound):
 		f.breaker.succeeded()
 		return h, false, nil
-	case err != nil:
+	default:
 		return h, false, f.storeFailed(ctx, s, "get", k, err)
 	}
 	f.breaker.succeeded()
@@ -628,8 +632,8 @@ func newOwner() store.Owner {
 // their encoding (keys.Memoizable), so a hot key skips encoding and hashing. It holds
 // at most maxDigests arguments and starts over when full.
 type digestMemo struct {
-	mu sync.RWMutex
-	m  map[any]string
+	m sync.Map // argument -> digest; lock-free reads
+	n atomic.Int64
 }
 
 const maxDigests = 4096
@@ -638,20 +642,20 @@ func (d *digestMemo) get(arg any) (string, bool) {
 	if d == nil {
 		return "", false
 	}
-	d.mu.RLock()
-	id, ok := d.m[arg]
-	d.mu.RUnlock()
-	return id, ok
+	id, ok := d.m.Load(arg)
+	if !ok {
+		return "", false
+	}
+	return id.(string), true
 }
 
 func (d *digestMemo) put(arg any, id string) {
 	if d == nil {
 		return
 	}
-	d.mu.Lock()
-	if len(d.m) >= maxDigests {
-		clear(d.m)
+	if d.n.Add(1) > maxDigests {
+		d.m.Clear()
+		d.n.Store(1)
 	}
-	d.m[arg] = id
-	d.mu.Unlock()
+	d.m.Store(arg, id)
 }
