@@ -189,3 +189,44 @@ func collect(t *testing.T, r sdkmetric.Reader) map[string]int64 {
 	}
 	return out
 }
+
+// TestThroughWrap: the Observer installed with cachier.WithObserver gives a real
+// function's calls their spans, and the function's own spans are their children.
+func TestThroughWrap(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	defer tp.Shutdown(context.Background())
+	fn := func(ctx context.Context, x int) (int, error) {
+		_, s := tp.Tracer("test").Start(ctx, "compute")
+		s.End()
+		return x * 2, nil
+	}
+	f, err := cachier.Wrap(fn, cachier.Name("traced"), cachier.WithStore(memstore.New(nil)),
+		cachier.WithObserver(cachierotel.NewObserver(tp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	f.Call(ctx, 1)
+	f.Call(ctx, 1)
+	var results []string
+	var compute sdktrace.ReadOnlySpan
+	var first sdktrace.ReadOnlySpan
+	for _, s := range sr.Ended() {
+		switch s.Name() {
+		case "cachier.Call traced":
+			if first == nil {
+				first = s
+			}
+			results = append(results, attrs(s)[cachierotel.AttrResult].AsString())
+		case "compute":
+			compute = s
+		}
+	}
+	if len(results) != 2 || results[0] != "miss" || results[1] != "hit" {
+		t.Fatalf("call spans %v, want a miss then a hit", results)
+	}
+	if compute == nil || compute.Parent().SpanID() != first.SpanContext().SpanID() {
+		t.Fatal("the function's span is not a child of the miss's span")
+	}
+}
