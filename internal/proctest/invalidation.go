@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -42,14 +41,10 @@ func TagAcrossProcesses(t *testing.T, url string) {
 	name := "proctest/tags/" + randHex()
 	run := func(role string) string {
 		t.Helper()
-		w := start(t, role, url, dir, name, 1, 0)
-		var result string
-		for _, l := range w.wait(t) {
-			if v, ok := strings.CutPrefix(l, "result "); ok {
-				result = v
-			}
+		for v := range collect(t, []*worker{start(t, role, url, dir, name, 1, 0)}).results {
+			return v
 		}
-		return result
+		return ""
 	}
 	first := run("tagcall")
 	if again := run("tagcall"); again != first {

@@ -195,27 +195,52 @@ func computations(t *testing.T, dir string) []string {
 	return strings.Fields(string(b))
 }
 
+// startAll starts n workers of a role and, once all of them are up, lets them go at
+// once.
+func startAll(t *testing.T, n int, role, url, dir, name string, goroutines int, ttl time.Duration) []*worker {
+	t.Helper()
+	var ws []*worker
+	for range n {
+		ws = append(ws, start(t, role, url, dir, name, goroutines, ttl))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+// tally is what a set of workers printed: how many callers got each result, and how
+// many lease takeovers they counted.
+type tally struct {
+	results   map[string]int
+	takeovers int
+}
+
+// collect waits for the workers and tallies their "result" and "takeovers" lines.
+func collect(t *testing.T, ws []*worker) tally {
+	t.Helper()
+	tl := tally{results: map[string]int{}}
+	for _, w := range ws {
+		for _, l := range w.wait(t) {
+			if v, ok := strings.CutPrefix(l, "result "); ok {
+				tl.results[v]++
+			}
+			if v, ok := strings.CutPrefix(l, "takeovers "); ok {
+				n, _ := strconv.Atoi(v)
+				tl.takeovers += n
+			}
+		}
+	}
+	return tl
+}
+
 // Stampede starts procs worker processes with goroutines goroutines each, all asking
 // for one cold key of the store at url at once, and checks that exactly one
 // computation ran and that every caller got its value.
 func Stampede(t *testing.T, url string, procs, goroutines int) {
 	dir := t.TempDir()
 	name := "proctest/stampede/" + randHex()
-	var ws []*worker
-	for range procs {
-		ws = append(ws, start(t, "stampede", url, dir, name, goroutines, 30*time.Second))
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	results := map[string]int{}
-	for _, w := range ws {
-		for _, l := range w.wait(t) {
-			if v, ok := strings.CutPrefix(l, "result "); ok {
-				results[v]++
-			}
-		}
-	}
+	results := collect(t, startAll(t, procs, "stampede", url, dir, name, goroutines, 30*time.Second)).results
 	comps := computations(t, dir)
 	if len(comps) != 1 {
 		t.Fatalf("%d processes x %d goroutines: %d computations (%v), want exactly 1", procs, goroutines, len(comps), comps)
@@ -250,23 +275,8 @@ func KillTakeover(t *testing.T, url string) {
 	<-blocker.done
 	// The dead holder's lease is still there; these must wait for it to expire, then
 	// exactly one of them takes over and computes.
-	var ws []*worker
-	for range 2 {
-		ws = append(ws, start(t, "taker", url, dir, name, 4, ttl))
-	}
-	results := map[string]int{}
-	takeovers := 0
-	for _, w := range ws {
-		for _, l := range w.wait(t) {
-			if v, ok := strings.CutPrefix(l, "result "); ok {
-				results[v]++
-			}
-			if v, ok := strings.CutPrefix(l, "takeovers "); ok {
-				n, _ := strconv.Atoi(v)
-				takeovers += n
-			}
-		}
-	}
+	tl := collect(t, startAll(t, 2, "taker", url, dir, name, 4, ttl))
+	results, takeovers := tl.results, tl.takeovers
 	comps := computations(t, dir)
 	if len(comps) != 2 {
 		t.Fatalf("computations %v: want the killed one and exactly one takeover", comps)

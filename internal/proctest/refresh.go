@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,21 +100,7 @@ func RefreshOnce(t *testing.T, url string, procs, goroutines int) {
 	if err := f.Precache(ctx, 1, staleValue); err != nil {
 		t.Fatal(err)
 	}
-	var ws []*worker
-	for range procs {
-		ws = append(ws, start(t, "refresh", url, dir, name, goroutines, 30*time.Second))
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	results := map[string]int{}
-	for _, w := range ws {
-		for _, l := range w.wait(t) {
-			if v, ok := strings.CutPrefix(l, "result "); ok {
-				results[v]++
-			}
-		}
-	}
+	results := collect(t, startAll(t, procs, "refresh", url, dir, name, goroutines, 30*time.Second)).results
 	comps := computations(t, dir)
 	if len(comps) != 1 {
 		t.Fatalf("%d processes x %d goroutines on a stale entry: %d background refreshes (%v), want exactly 1", procs, goroutines, len(comps), comps)
