@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/cachier-go/cachier/store"
@@ -38,11 +37,6 @@ func (s *Store) versionPaths(name string) (dir, file string) {
 	return versionsDir + "/" + h[:2], h
 }
 
-// validateCounter checks a counter name against the contract (that of an ID).
-func validateCounter(name string) error {
-	return store.Key{Namespace: "versions", ID: name}.Validate()
-}
-
 // Versions returns the value of each named counter, in order; a missing counter is 0.
 // A damaged counter file is logged and bumped, never read as 0, which could make an
 // entry invalidated long ago valid again.
@@ -52,7 +46,7 @@ func (s *Store) Versions(ctx context.Context, names []string) ([]uint64, error) 
 	}
 	out := make([]uint64, len(names))
 	for i, name := range names {
-		if err := validateCounter(name); err != nil {
+		if err := store.ValidateCounter(name); err != nil {
 			return nil, err
 		}
 		v, err := s.readVersion(name)
@@ -97,13 +91,10 @@ func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if err := validateCounter(name); err != nil {
+	if err := store.ValidateCounter(name); err != nil {
 		return 0, err
 	}
-	v := rand.Uint64()
-	for v == 0 {
-		v = rand.Uint64()
-	}
+	v := store.NewVersion()
 	var payload [8]byte
 	binary.BigEndian.PutUint64(payload[:], v)
 	dir, file := s.versionPaths(name)

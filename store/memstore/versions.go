@@ -2,8 +2,6 @@ package memstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"sync"
 
 	"github.com/cachier-go/cachier/store"
@@ -24,6 +22,11 @@ func (s *Store) Versions(ctx context.Context, names []string) ([]uint64, error) 
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
+	for _, n := range names {
+		if err := store.ValidateCounter(n); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]uint64, len(names))
 	s.versions.mu.RLock()
 	for i, n := range names {
@@ -38,25 +41,18 @@ func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
 	if err := s.check(ctx); err != nil {
 		return 0, err
 	}
-	v := newVersion()
+	if err := store.ValidateCounter(name); err != nil {
+		return 0, err
+	}
+	v := store.NewVersion()
 	s.versions.mu.Lock()
 	if s.versions.m == nil {
 		s.versions.m = map[string]uint64{}
 	}
 	for v == s.versions.m[name] {
-		v = newVersion()
+		v = store.NewVersion()
 	}
 	s.versions.m[name] = v
 	s.versions.mu.Unlock()
 	return v, nil
-}
-
-func newVersion() uint64 {
-	for {
-		var b [8]byte
-		_, _ = rand.Read(b[:]) // never fails
-		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
-			return v
-		}
-	}
 }
