@@ -157,18 +157,25 @@ func (f *Func[A, R]) endWait(s *settings, k store.Key, start time.Time, why stri
 // that keeps milliseconds, is not taken: recomputing is safe, serving a result older
 // than an Overwrite is not.
 func (f *Func[A, R]) accept(ctx context.Context, s *settings, k store.Key, arg A, notBefore time.Time) (R, bool) {
-	h, found, _ := f.lookup(ctx, s, k, arg)
-	if !found {
-		return h.v, false
+	v, ok, _ := f.acceptOrErr(ctx, s, k, arg, notBefore)
+	return v, ok
+}
+
+// acceptOrErr is accept that also returns the store's error, which lookup returns
+// only under FailOnStoreError.
+func (f *Func[A, R]) acceptOrErr(ctx context.Context, s *settings, k store.Key, arg A, notBefore time.Time) (R, bool, error) {
+	h, found, err := f.lookup(ctx, s, k, arg)
+	if err != nil || !found {
+		return h.v, false, err
 	}
 	if h.storedAt.After(notBefore) {
-		return h.v, true
+		return h.v, true, nil
 	}
 	if s.overwrite {
-		return h.v, false
+		return h.v, false, nil
 	}
 	limit := s.effectiveLimit(h.ttl)
-	return h.v, limit == 0 || (limit > 0 && s.clock.Now().Sub(h.storedAt) < limit)
+	return h.v, limit == 0 || (limit > 0 && s.clock.Now().Sub(h.storedAt) < limit), nil
 }
 
 func (f *Func[A, R]) acquire(ctx context.Context, s *settings, k store.Key, o store.Owner) (store.Lease, error) {
@@ -376,8 +383,12 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 		case err != nil:
 			return v, f.storeFailed(ctx, s, "acquire", k, err)
 		}
-		if v, ok := f.accept(ctx, s, k, arg, start); ok {
-			f.release(ctx, s, lease) // refreshed by someone else meanwhile
+		// A refresh that cannot read the store gives up: nobody waits for its result,
+		// and computing blind would only repeat a refresh that may have landed.
+		strict := *s
+		strict.failClosed = true
+		if v, ok, err := f.acceptOrErr(ctx, &strict, k, arg, start); ok || err != nil {
+			f.release(ctx, s, lease) // refreshed by someone else meanwhile, or the store failed
 			return v, nil
 		}
 		v, err = f.runAndStore(ctx, s, k, arg, &lease)
