@@ -532,18 +532,46 @@ func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time)
 // Entries lists the entries of the namespace from their headers, without reading
 // values. Files that are not valid entries are logged and skipped.
 func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
-	return func(yield func(store.Info, error) bool) {
+	return listFiles(ctx, s, namespace, "entries", isEntryName, func(dfd int, dir, n string) (store.Info, bool, error) {
+		path := s.abs(dir + "/" + n)
+		h, id, err := readHeadAt(dfd, n, path, magicEntry)
+		switch {
+		case err == nil:
+		case isNotExist(err):
+			return store.Info{}, false, nil
+		case errors.Is(err, errFormat), errors.Is(err, errNotRegular), isSymlinkErr(err):
+			s.log.Warn("filestore: skipping corrupt file", "path", path, "err", err)
+			return store.Info{}, false, nil
+		default:
+			return store.Info{}, false, err
+		}
+		if entryName(id) != n {
+			// A file moved here from elsewhere: Get would refuse it too.
+			s.log.Warn("filestore: skipping misplaced file", "path", path, "id", id)
+			return store.Info{}, false, nil
+		}
+		return store.Info{Key: store.Key{Namespace: namespace, ID: id}, Size: int64(h.payloadLen), StoredAt: h.t}, true, nil
+	})
+}
+
+// listFiles walks the fan-out directories of a namespace and yields what read makes
+// of each file whose name match accepts; read returns false to skip a file, and an
+// error that is yielded before the walk goes on. what names the listing in errors.
+func listFiles[T any](ctx context.Context, s *Store, namespace, what string, match func(string) bool,
+	read func(dfd int, dir, name string) (T, bool, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
 		if err := ctx.Err(); err != nil {
-			yield(store.Info{}, err)
+			yield(zero, err)
 			return
 		}
 		if err := store.ValidateNamespace(namespace); err != nil {
-			yield(store.Info{}, err)
+			yield(zero, err)
 			return
 		}
 		dirs, err := s.fanouts(namespace)
 		if err != nil {
-			yield(store.Info{}, fmt.Errorf("filestore: entries of %q: %w", namespace, err))
+			yield(zero, fmt.Errorf("filestore: %s of %q: %w", what, namespace, err))
 			return
 		}
 		stopped := false
@@ -552,39 +580,21 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 				for _, n := range names {
 					if err := ctx.Err(); err != nil {
 						stopped = true
-						yield(store.Info{}, err)
+						yield(zero, err)
 						return nil
 					}
-					if !isEntryName(n) {
+					if !match(n) {
 						continue
 					}
-					path := s.abs(dir + "/" + n)
-					h, id, err := readHeadAt(dfd, n, path, magicEntry)
-					switch {
-					case err == nil:
-					case isNotExist(err):
-						continue
-					case errors.Is(err, errFormat), errors.Is(err, errNotRegular), isSymlinkErr(err):
-						s.log.Warn("filestore: skipping corrupt file", "path", path, "err", err)
-						continue
-					default:
-						if !yield(store.Info{}, fmt.Errorf("filestore: entries of %q: %w", namespace, err)) {
+					v, ok, err := read(dfd, dir, n)
+					if err != nil {
+						if !yield(zero, fmt.Errorf("filestore: %s of %q: %w", what, namespace, err)) {
 							stopped = true
 							return nil
 						}
 						continue
 					}
-					if entryName(id) != n {
-						// A file moved here from elsewhere: Get would refuse it too.
-						s.log.Warn("filestore: skipping misplaced file", "path", path, "id", id)
-						continue
-					}
-					info := store.Info{
-						Key:      store.Key{Namespace: namespace, ID: id},
-						Size:     int64(h.payloadLen),
-						StoredAt: h.t,
-					}
-					if !yield(info, nil) {
+					if ok && !yield(v, nil) {
 						stopped = true
 						return nil
 					}
@@ -595,7 +605,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 				return
 			}
 			if err != nil {
-				yield(store.Info{}, fmt.Errorf("filestore: entries of %q: %w", namespace, err))
+				yield(zero, fmt.Errorf("filestore: %s of %q: %w", what, namespace, err))
 				return
 			}
 		}

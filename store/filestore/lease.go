@@ -242,59 +242,13 @@ func (s *Store) Release(ctx context.Context, l store.Lease) error {
 
 // Leases lists the unexpired leases of the namespace, by the Clock.
 func (s *Store) Leases(ctx context.Context, namespace string) iter.Seq2[store.Lease, error] {
-	return func(yield func(store.Lease, error) bool) {
-		if err := ctx.Err(); err != nil {
-			yield(store.Lease{}, err)
-			return
+	return listFiles(ctx, s, namespace, "leases", isLeaseName, func(dfd int, dir, n string) (store.Lease, bool, error) {
+		l, ok, err := s.readLeaseAt(dfd, s.abs(dir), n, namespace)
+		if err != nil || !ok || !s.now().Before(l.ExpiresAt) || entryName(l.Key.ID)+leaseSuffix != n {
+			return store.Lease{}, false, err
 		}
-		if err := store.ValidateNamespace(namespace); err != nil {
-			yield(store.Lease{}, err)
-			return
-		}
-		dirs, err := s.fanouts(namespace)
-		if err != nil {
-			yield(store.Lease{}, fmt.Errorf("filestore: leases of %q: %w", namespace, err))
-			return
-		}
-		stopped := false
-		for _, dir := range dirs {
-			err := s.inFanout(dir, func(dfd int, names []string) error {
-				for _, n := range names {
-					if err := ctx.Err(); err != nil {
-						stopped = true
-						yield(store.Lease{}, err)
-						return nil
-					}
-					if !isLeaseName(n) {
-						continue
-					}
-					l, ok, err := s.readLeaseAt(dfd, s.abs(dir), n, namespace)
-					if err != nil {
-						if !yield(store.Lease{}, fmt.Errorf("filestore: leases of %q: %w", namespace, err)) {
-							stopped = true
-							return nil
-						}
-						continue
-					}
-					if !ok || !s.now().Before(l.ExpiresAt) || entryName(l.Key.ID)+leaseSuffix != n {
-						continue
-					}
-					if !yield(l, nil) {
-						stopped = true
-						return nil
-					}
-				}
-				return nil
-			})
-			if stopped {
-				return
-			}
-			if err != nil {
-				yield(store.Lease{}, fmt.Errorf("filestore: leases of %q: %w", namespace, err))
-				return
-			}
-		}
-	}
+		return l, true, nil
+	})
 }
 
 // ReleaseAll removes every lease file of the namespace, whoever holds it and whether or
