@@ -264,29 +264,25 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 		return zero, err
 	}
 	if s.observer == nil {
-		v, _, err := f.call(ctx, s, arg)
+		v, _, err := f.call(ctx, s, arg, nil)
 		return v, err
 	}
-	ctx, observed := f.observe(ctx, s, arg)
-	v, out, err := f.call(ctx, s, arg)
+	// The key is derived once, for the Observer and for the call.
+	info := CallInfo{Namespace: f.ns, Store: fmt.Sprintf("%T", s.store)}
+	var key *store.Key
+	if k, err := f.Key(arg); err == nil {
+		info.KeyID, key = k.ID, &k
+	}
+	ctx = s.observer.CallStarted(ctx, info)
+	v, out, err := f.call(ctx, s, arg, key)
 	out.Err = err
-	observed(out)
+	s.observer.CallEnded(ctx, out)
 	return v, err
 }
 
-// observe tells the Observer that a call starts and returns the call's context and
-// the function that reports its end.
-func (f *Func[A, R]) observe(ctx context.Context, s *settings, arg A) (context.Context, func(Outcome)) {
-	info := CallInfo{Namespace: f.ns, Store: fmt.Sprintf("%T", s.store)}
-	if k, err := f.Key(arg); err == nil {
-		info.KeyID = k.ID
-	}
-	ctx = s.observer.CallStarted(ctx, info)
-	return ctx, func(o Outcome) { s.observer.CallEnded(ctx, o) }
-}
-
-// call is Call after the options are resolved; it reports how it answered.
-func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A) (R, Outcome, error) {
+// call is Call after the options are resolved; it reports how it answered. key is
+// the argument's key when the caller has already derived it, else nil.
+func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A, key *store.Key) (R, Outcome, error) {
 	var zero R
 	if s.skip || disabled.Load() {
 		f.stats.skipped.Add(1)
@@ -307,9 +303,14 @@ func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A) (R, Outcome, 
 		v, err := f.runDirect(ctx, arg)
 		return v, Outcome{Result: ResultSkipped, Computed: true}, err
 	}
-	k, err := f.Key(arg)
-	if err != nil {
-		return zero, Outcome{}, err
+	var k store.Key
+	if key != nil {
+		k = *key
+	} else {
+		var err error
+		if k, err = f.Key(arg); err != nil {
+			return zero, Outcome{}, err
+		}
 	}
 	if s.cleanupEvery > 0 {
 		f.maybeCleanup(s)
