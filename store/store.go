@@ -135,6 +135,11 @@ type Entry struct {
 	// StoredAt is when the value was computed. Stores keep it to at least
 	// millisecond precision; cachier measures staleness from it.
 	StoredAt time.Time
+	// ExpiresAt, when not zero, is the time after which the entry is useless: a read
+	// after it is a miss, and cleanup may remove it. A store whose engine has native
+	// expiry (Redis, memcached, a MongoDB TTL index) lets the engine drop it; every
+	// other store keeps it and treats a read past it as a miss.
+	ExpiresAt time.Time
 }
 
 // Info describes an entry without its value, for listing.

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+	"sync"
+)
+
+// Batcher is an optional capability of stores that read and write many entries in one
+// round trip (MGET or a pipeline on Redis, IN on SQL, $in on MongoDB, GetMulti on
+// memcached). Without it, [GetMany] and [SetMany] fall back to concurrent single
+// operations.
+type Batcher interface {
+	// GetMany reads the entries of ks. es[i] and errs[i] answer ks[i]: errs[i] is nil
+	// for an entry, matches ErrNotFound for a miss (and ErrCorrupt for a damaged
+	// entry), or is another error for that key alone. err reports a failure of the
+	// whole batch, in which case es and errs are nil.
+	GetMany(ctx context.Context, ks []Key) (es []Entry, errs []error, err error)
+	// SetMany stores es[i] under ks[i] for every i, each atomically as Set does. The
+	// batch as a whole need not be atomic. errs[i] reports a failure of ks[i] alone
+	// (ErrTooLarge, say); err a failure of the whole batch.
+	SetMany(ctx context.Context, ks []Key, es []Entry) (errs []error, err error)
+}
+
+// maxFallbackParallel bounds the concurrent single operations of the fallback.
+const maxFallbackParallel = 16
+
+// GetMany reads the entries of ks from s in one round trip when s is a Batcher, and
+// with concurrent Gets otherwise. See Batcher.GetMany for the results.
+func GetMany(ctx context.Context, s Driver, ks []Key) ([]Entry, []error, error) {
+	if b, ok := s.(Batcher); ok {
+		return b.GetMany(ctx, ks)
+	}
+	es := make([]Entry, len(ks))
+	errs := make([]error, len(ks))
+	each(len(ks), func(i int) { es[i], errs[i] = s.Get(ctx, ks[i]) })
+	return es, errs, ctx.Err()
+}
+
+// SetMany stores es[i] under ks[i] in one round trip when s is a Batcher, and with
+// concurrent Sets otherwise. See Batcher.SetMany for the results.
+func SetMany(ctx context.Context, s Driver, ks []Key, es []Entry) ([]error, error) {
+	if b, ok := s.(Batcher); ok {
+		return b.SetMany(ctx, ks, es)
+	}
+	errs := make([]error, len(ks))
+	each(len(ks), func(i int) { errs[i] = s.Set(ctx, ks[i], es[i]) })
+	return errs, ctx.Err()
+}
+
+// each runs fn(0..n-1) with at most maxFallbackParallel running at once.
+func each(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxFallbackParallel)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
