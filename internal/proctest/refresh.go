@@ -29,7 +29,12 @@ func refreshWorker(ctx context.Context, st store.Store, dir, me string) error {
 		if err := appendLine(filepath.Join(dir, "computations"), me); err != nil {
 			return "", err
 		}
-		time.Sleep(200 * time.Millisecond) // the other workers ask meanwhile
+		// The refresh lands only after every worker's first calls were answered, so
+		// that "the stale value at once" does not depend on how fast a busy machine
+		// schedules the other workers.
+		if err := awaitServed(dir); err != nil {
+			return "", err
+		}
 		return "value-from-" + me, nil
 	}
 	f, err := cachier.Wrap(compute, cachier.Name(os.Getenv(envName)), cachier.WithStore(st),
@@ -62,6 +67,9 @@ func refreshWorker(ctx context.Context, st store.Store, dir, me string) error {
 			return err
 		}
 	}
+	if err := os.WriteFile(filepath.Join(dir, "served-"+me), nil, 0o600); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		v, err := f.Call(ctx, 1)
@@ -76,6 +84,33 @@ func refreshWorker(ctx context.Context, st store.Store, dir, me string) error {
 			return fmt.Errorf("the background refresh never landed")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// awaitServed waits until every worker has written its served- file (RefreshOnce
+// writes the number of workers to dir/procs), polling the directory.
+func awaitServed(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "procs"))
+	if err != nil {
+		return err
+	}
+	procs, err := strconv.Atoi(string(b))
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		served, err := filepath.Glob(filepath.Join(dir, "served-*"))
+		if err != nil {
+			return err
+		}
+		if len(served) >= procs {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d workers were served the stale value within a minute", len(served), procs)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -98,6 +133,9 @@ func RefreshOnce(t *testing.T, url string, procs, goroutines int) {
 		t.Fatal(err)
 	}
 	if err := f.Precache(ctx, 1, staleValue); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "procs"), []byte(strconv.Itoa(procs)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	results := collect(t, startAll(t, procs, "refresh", url, dir, name, goroutines, 30*time.Second)).results
