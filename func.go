@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,11 +12,9 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cachier-go/cachier/internal/envelope"
 	"github.com/cachier-go/cachier/internal/flight"
@@ -206,7 +203,13 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 	return &s, nil
 }
 
-// Key returns the store key of arg.
+// Key returns the store key of arg. Its ID is the argument's SHA-256 in hex, or the
+// WithKey key, put behind the Prefix when there is one; the forms cannot be confused
+// with one another, so two arguments share an ID only if they hash or key alike,
+// whatever strings the key and prefix functions return. A key or prefix that is
+// too long for a store (see store.MaxIDLen) or is not UTF-8 without NUL is hashed
+// into "#<hex>"; a WithKey key that starts with '=', '#', '@' or "sha256:", or is 64
+// hex digits, gets a leading '='.
 func (f *Func[A, R]) Key(arg A) (store.Key, error) {
 	id, err := f.id(arg)
 	if err != nil {
@@ -215,19 +218,17 @@ func (f *Func[A, R]) Key(arg A) (store.Key, error) {
 	if f.keyFn == nil && f.tags.prefix == nil {
 		return store.Key{Namespace: f.ns, ID: id}, nil // a hex digest: nothing to check
 	}
+	if f.keyFn != nil {
+		id = keys.UserID(id)
+	}
 	if f.tags.prefix != nil {
 		p := f.tags.prefix(arg)
 		if p == "" {
 			return store.Key{}, fmt.Errorf("%w: Prefix returned an empty prefix", ErrUnkeyable)
 		}
-		id = p + ":" + id
+		id = keys.PrefixedID(p, id)
 	}
-	if len(id) > store.MaxIDLen || !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
-		// Too long or not text: keep it unique, but in a shape every store accepts.
-		sum := sha256.Sum256([]byte(id))
-		id = "sha256:" + hex.EncodeToString(sum[:])
-	}
-	return store.Key{Namespace: f.ns, ID: id}, nil
+	return store.Key{Namespace: f.ns, ID: keys.Fit(id, store.MaxIDLen)}, nil
 }
 
 func (f *Func[A, R]) id(arg A) (string, error) {

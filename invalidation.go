@@ -24,8 +24,11 @@ var ErrNoVersions = errors.New("cachier: the store keeps no version counters (st
 
 // Counter names. They are shared by every function using a store, which is what lets
 // cachier.InvalidateTags reach entries of many functions.
-func tagCounter(tag string) string      { return "tag:" + tag }
-func prefixCounter(p string) string     { return "prefix:" + p }
+func tagCounter(tag string) string { return "tag:" + tag }
+
+// A prefix is a tag (easy_cache's rule): InvalidateTags(ctx, st, p) drops the entries
+// made under Prefix p, and InvalidatePrefix(ctx, st, t) those tagged t.
+func prefixCounter(p string) string     { return tagCounter(p) }
 func namespaceCounter(ns string) string { return "ns:" + ns }
 
 // Tags tags every entry of the function: InvalidateTags(ctx, store, tag) drops them,
@@ -70,8 +73,10 @@ func ResultTags[A, R any](fn func(A, R) []string) Option {
 }
 
 // Prefix puts a prefix computed from the argument in front of every key ("shop:7"),
-// and makes it work as a tag too: InvalidatePrefix drops every entry under it (easy_cache's
-// prefix). Only accepted by Wrap.
+// and makes it work as a tag too: InvalidatePrefix, or InvalidateTags with the
+// prefix as the tag, drops every entry made under it (easy_cache's prefix). The
+// prefix is matched whole: invalidating "shop:1" does not drop entries under
+// "shop:12" or "shop:1:x". Only accepted by Wrap.
 func Prefix[A any](fn func(A) string) Option {
 	return opt("Prefix", inWrap, func(s *settings) error {
 		if fn == nil {
@@ -287,8 +292,9 @@ func InvalidateTags(ctx context.Context, st store.Store, tags ...string) error {
 	return bump(ctx, st, defaultSettings().storeTimeout, names...)
 }
 
-// InvalidatePrefix drops every entry whose key starts with the prefix (see Prefix),
-// of every function using the store, in every process, in O(1).
+// InvalidatePrefix drops every entry made under the prefix (see Prefix; the prefix is
+// matched whole) of every function using the store, in every process, in O(1). A
+// prefix is a tag: this is InvalidateTags(ctx, st, prefix).
 func InvalidatePrefix(ctx context.Context, st store.Store, prefix string) error {
 	return bump(ctx, st, defaultSettings().storeTimeout, prefixCounter(prefix))
 }

@@ -2,8 +2,11 @@ package cachier_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,7 +131,7 @@ func TestPrefix(t *testing.T) {
 			t.Fatal(err)
 		}
 		k, _ := f.Key(Product{7, 1})
-		if got := k.ID[:7]; got != "shop:7:" {
+		if got := k.ID[:9]; got != "@6:shop:7" {
 			t.Fatalf("key %q does not start with the prefix", k.ID)
 		}
 		for range 2 {
@@ -152,7 +155,78 @@ func TestPrefix(t *testing.T) {
 		if n.Load() != 6 {
 			t.Fatalf("standalone InvalidatePrefix: %d computations", n.Load())
 		}
+		// A prefix also works as a tag (easy_cache; the README says so).
+		if err := cachier.InvalidateTags(ctx, st, "shop:8"); err != nil {
+			t.Fatal(err)
+		}
+		f.Call(ctx, Product{8, 1})
+		f.Call(ctx, Product{7, 1})
+		if n.Load() != 7 {
+			t.Fatalf("InvalidateTags with a prefix: %d computations, want 7 (shop 8 recomputed, shop 7 a hit)", n.Load())
+		}
 	})
+}
+
+// TestKeysInjective: whatever strings a key function and Prefix return, two
+// different arguments never share a key (issue 10, finding 3).
+func TestKeysInjective(t *testing.T) {
+	st := memstore.New(nil)
+	ctx := context.Background()
+	long := strings.Repeat("x", store.MaxIDLen+1)
+	sum := sha256.Sum256([]byte(long))
+	planted := "sha256:" + hex.EncodeToString(sum[:])
+	for _, pair := range [][2]string{
+		{long, planted}, // a long key and the string it used to hash to
+		{"a\x00b", "sha256:" + hex.EncodeToString(func() []byte { s := sha256.Sum256([]byte("a\x00b")); return s[:] }())},
+		{"\xff", "sha256:" + hex.EncodeToString(func() []byte { s := sha256.Sum256([]byte("\xff")); return s[:] }())},
+		{long, "#" + hex.EncodeToString(sum[:])},
+		{"=a", "a"},
+		{strings.Repeat("ab", 32), "=" + strings.Repeat("ab", 32)},
+	} {
+		f, err := cachier.Wrap(func(_ context.Context, s string) (string, error) { return "v:" + s, nil },
+			cachier.Name("injective"), cachier.WithStore(st),
+			cachier.WithKey(func(s string) (string, error) { return s, nil }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k0, err0 := f.Key(pair[0])
+		k1, err1 := f.Key(pair[1])
+		if err0 != nil || err1 != nil {
+			t.Fatal(err0, err1)
+		}
+		if k0 == k1 {
+			t.Errorf("keys %.40q and %.40q share the ID %q", pair[0], pair[1], k0.ID)
+		}
+		if err := f.Clear(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := f.Call(ctx, pair[0]); v != "v:"+pair[0] {
+			t.Fatalf("first call: %.40q", v)
+		}
+		if v, _ := f.Call(ctx, pair[1]); v != "v:"+pair[1] {
+			t.Errorf("key %.40q read the result of %.40q: %.40q", pair[1], pair[0], v)
+		}
+	}
+
+	// Prefix and ID are unambiguous.
+	type arg struct{ P, K string }
+	f, err := cachier.Wrap(func(_ context.Context, a arg) (string, error) { return a.P + "|" + a.K, nil },
+		cachier.Name("injective-prefix"), cachier.WithStore(st),
+		cachier.WithKey(func(a arg) (string, error) { return a.K, nil }),
+		cachier.Prefix(func(a arg) string { return a.P }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := arg{"shop:1:x", "y"}, arg{"shop:1", "x:y"}
+	ka, _ := f.Key(a)
+	kb, _ := f.Key(b)
+	if ka == kb {
+		t.Fatalf("prefix %q + %q and %q + %q share the ID %q", a.P, a.K, b.P, b.K, ka.ID)
+	}
+	f.Call(ctx, a)
+	if v, _ := f.Call(ctx, b); v != "shop:1|x:y" {
+		t.Fatalf("got %q, the result of the other prefix", v)
+	}
 }
 
 func TestStaleAfterFunc(t *testing.T) {
