@@ -277,68 +277,22 @@ func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, l store.Leas
 // (before) and those of its result. It returns a store error only for Precache and
 // FailOnStoreError; otherwise failures are logged and counted.
 func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, v R, before []envelope.Dep) error {
-	var (
-		codec   = envelope.Raw
-		meta    envelope.Meta
-		payload []byte
-	)
-	switch {
-	case f.nillable && isNil(v):
-		if !s.allowNil {
-			f.stats.nilsNotCached.Add(1)
-			if s.verbose {
-				f.trace(s, "cachier: nil result not stored (AllowNil is off)", "key", k.String())
-			}
-			return nil
-		}
-		meta.Flags = envelope.Nil
-	case f.raw == rawBytes:
-		payload = any(v).([]byte)
-	case f.raw == rawString:
-		payload = []byte(any(v).(string))
-	default:
-		var err error
-		if payload, err = s.codec.Marshal(v); err != nil {
-			f.stats.decodeErrors.Add(1)
-			return fmt.Errorf("%w: encode %T: %w", ErrUncacheable, v, err)
-		}
-		codec = idOf(s.codec)
+	e, ok, err := f.seal(ctx, s, k, arg, v, before)
+	if !ok {
+		return err
 	}
-	meta.Deps = before
-	if f.tags.resultTags != nil {
-		var names []string
-		for _, t := range f.tags.resultTags(arg, v) {
-			names = append(names, tagCounter(t))
-		}
-		more, err := deps(ctx, s, names)
-		if err != nil {
-			return f.storeFailed(ctx, s, "versions", k, err)
-		}
-		meta.Deps = append(meta.Deps, more...)
-	}
-	if len(meta.Deps) > envelope.MaxDeps {
-		f.stats.sizeRejections.Add(1)
-		return nil
-	}
-	if f.tags.ttlOf != nil {
-		meta.TTL = max(f.tags.ttlOf(arg, v), 0)
-	}
-	if s.sizeLimit > 0 && len(payload) > s.sizeLimit {
-		f.stats.sizeRejections.Add(1)
-		if s.verbose {
-			f.trace(s, "cachier: result larger than EntrySizeLimit not stored", "key", k.String(), "size", len(payload), "limit", s.sizeLimit)
-		}
-		return nil
-	}
-	e := store.Entry{Value: envelope.Seal(codec, meta, payload), StoredAt: s.clock.Now()}
-	var err error
-	if ls, ok := s.store.(store.LiveStore); ok {
+	if ls, isLive := s.store.(store.LiveStore); isLive {
 		err = ls.SetLive(ctx, k, e, any(v))
 	} else {
 		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
 		err = s.store.Set(opCtx, k, e)
 		cancel()
 	}
+	return f.stored(ctx, s, k, e, err)
+}
+
+// stored counts and logs the outcome err of writing e under k.
+func (f *Func[A, R]) stored(ctx context.Context, s *settings, k store.Key, e store.Entry, err error) error {
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
 		f.stats.sizeRejections.Add(1)
@@ -353,6 +307,66 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 		f.trace(s, "cachier: stored", "key", k.String(), "size", len(e.Value))
 	}
 	return nil
+}
+
+// seal encodes v into the entry save stores. ok is false when there is nothing to
+// store (a nil result without AllowNil, a result over EntrySizeLimit, a store error
+// reading the counters), with an error only for what save would return.
+func (f *Func[A, R]) seal(ctx context.Context, s *settings, k store.Key, arg A, v R, before []envelope.Dep) (e store.Entry, ok bool, err error) {
+	var (
+		codec   = envelope.Raw
+		meta    envelope.Meta
+		payload []byte
+	)
+	switch {
+	case f.nillable && isNil(v):
+		if !s.allowNil {
+			f.stats.nilsNotCached.Add(1)
+			if s.verbose {
+				f.trace(s, "cachier: nil result not stored (AllowNil is off)", "key", k.String())
+			}
+			return e, false, nil
+		}
+		meta.Flags = envelope.Nil
+	case f.raw == rawBytes:
+		payload = any(v).([]byte)
+	case f.raw == rawString:
+		payload = []byte(any(v).(string))
+	default:
+		var err error
+		if payload, err = s.codec.Marshal(v); err != nil {
+			f.stats.decodeErrors.Add(1)
+			return e, false, fmt.Errorf("%w: encode %T: %w", ErrUncacheable, v, err)
+		}
+		codec = idOf(s.codec)
+	}
+	meta.Deps = before
+	if f.tags.resultTags != nil {
+		var names []string
+		for _, t := range f.tags.resultTags(arg, v) {
+			names = append(names, tagCounter(t))
+		}
+		more, err := deps(ctx, s, names)
+		if err != nil {
+			return e, false, f.storeFailed(ctx, s, "versions", k, err)
+		}
+		meta.Deps = append(meta.Deps, more...)
+	}
+	if len(meta.Deps) > envelope.MaxDeps {
+		f.stats.sizeRejections.Add(1)
+		return e, false, nil
+	}
+	if f.tags.ttlOf != nil {
+		meta.TTL = max(f.tags.ttlOf(arg, v), 0)
+	}
+	if s.sizeLimit > 0 && len(payload) > s.sizeLimit {
+		f.stats.sizeRejections.Add(1)
+		if s.verbose {
+			f.trace(s, "cachier: result larger than EntrySizeLimit not stored", "key", k.String(), "size", len(payload), "limit", s.sizeLimit)
+		}
+		return e, false, nil
+	}
+	return store.Entry{Value: envelope.Seal(codec, meta, payload), StoredAt: s.clock.Now()}, true, nil
 }
 
 // isNil reports whether v, of a pointer, map, slice or interface type, is nil.

@@ -535,6 +535,9 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 			}
 		}
 	} else if h.v, meta, err = f.decode(s.codec, e.Value); err != nil {
+		if errors.Is(err, errMissingRecord) {
+			return h, false, nil // a Batch's "not found" record: a miss for a Func
+		}
 		h.corrupt = err
 		return h, false, nil
 	}
@@ -557,6 +560,9 @@ func (f *Func[A, R]) decode(codec Codec, b []byte) (R, envelope.Meta, error) {
 	c, meta, payload, err := envelope.Open(b)
 	if err != nil {
 		return v, meta, err
+	}
+	if meta.Flags&envelope.Missing != 0 {
+		return v, meta, errMissingRecord
 	}
 	if meta.Flags&envelope.Nil != 0 {
 		return v, meta, nil

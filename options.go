@@ -22,6 +22,7 @@ const (
 	inWrap     scope = 1 << iota // cachier.Wrap
 	inCall                       // Func.Call
 	inDefaults                   // cachier.SetDefaults
+	inBatch                      // cachier.WrapBatch only (batch options)
 	everywhere = inWrap | inCall | inDefaults
 )
 
@@ -71,6 +72,8 @@ type settings struct {
 	skip      bool
 	overwrite bool
 	verbose   bool
+
+	batch batchSettings // WrapBatch only (batch.go)
 }
 
 func defaultSettings() settings {
@@ -122,6 +125,8 @@ func scopeName(s scope) string {
 		return "Wrap"
 	case inCall:
 		return "Call"
+	case inBatch:
+		return "WrapBatch"
 	default:
 		return "SetDefaults"
 	}
@@ -129,7 +134,7 @@ func scopeName(s scope) string {
 
 func whereAllowed(s scope) string {
 	var where []string
-	for _, x := range []scope{inWrap, inCall, inDefaults} {
+	for _, x := range []scope{inWrap, inCall, inDefaults, inBatch} {
 		if s&x != 0 {
 			where = append(where, scopeName(x))
 		}

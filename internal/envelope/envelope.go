@@ -36,8 +36,11 @@ const (
 	hasTTL
 	// hasDeps marks a list of dependencies after the header (and the TTL).
 	hasDeps
+	// Missing marks a "not found" record: the function was asked for the argument
+	// and returned no result for it (a batch's CacheMissing); the payload is empty.
+	Missing
 
-	knownFlags = Nil | hasTTL | hasDeps
+	knownFlags = Nil | hasTTL | hasDeps | Missing
 )
 
 // Codec identifies how the payload was encoded.

@@ -1,0 +1,1140 @@
+package cachier
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cachier-go/cachier/clock"
+	"github.com/cachier-go/cachier/internal/envelope"
+	"github.com/cachier-go/cachier/internal/flight"
+	"github.com/cachier-go/cachier/store"
+)
+
+// ErrNoResult is returned by Batch.CallOne when the batch function returned no
+// result for the argument (it is absent from the map it returned), or when a "not
+// found" record kept by CacheMissing says so.
+var ErrNoResult = errors.New("cachier: the batch function returned no result for the argument")
+
+// errMissingRecord is what decode returns for a "not found" record (CacheMissing):
+// a Batch reads it as an absent result, a plain Func sharing the namespace as a miss.
+var errMissingRecord = errors.New("cachier: a \"not found\" record, not a value")
+
+// batchSettings are the options only WrapBatch accepts.
+type batchSettings struct {
+	missingTTL time.Duration // CacheMissing; 0: absent results are not remembered
+	window     time.Duration // RefreshCoalesce; 0: each call's stale keys refresh together
+	maxBatch   int           // RefreshCoalesce; 0: no limit
+}
+
+// CacheMissing makes a Batch remember, for ttl, that the batch function returned no
+// result for an argument (sturdyc's missing-record storage): until the record goes
+// stale, calls for that argument answer "not found" (the argument is absent from the
+// map; CallOne returns ErrNoResult) without calling the function. Without it, an
+// argument the function does not return is asked for again on the next call. The
+// record obeys invalidation like any entry, and NextTime serves it stale while it is
+// refreshed. Only accepted by WrapBatch.
+func CacheMissing(ttl time.Duration) Option {
+	return opt("CacheMissing", inBatch, func(s *settings) error {
+		if ttl <= 0 {
+			return fmt.Errorf("TTL %v is not positive; omit CacheMissing to compute absent results again on every call", ttl)
+		}
+		s.batch.missingTTL = ttl
+		return nil
+	})
+}
+
+// RefreshCoalesce gathers the background refreshes of stale entries (NextTime) that
+// fall due within window of each other into one call of the batch function, of at
+// most maxBatch arguments (0: no limit), like sturdyc's refresh coalescing. The first
+// stale key starts the window; a batch that reaches maxBatch leaves at once. Without
+// it, the stale arguments of each call are refreshed together, in one call of the
+// function, as soon as they are served. Only accepted by WrapBatch.
+func RefreshCoalesce(window time.Duration, maxBatch int) Option {
+	return opt("RefreshCoalesce", inBatch, func(s *settings) error {
+		if window <= 0 {
+			return fmt.Errorf("window %v is not positive", window)
+		}
+		if maxBatch < 0 {
+			return fmt.Errorf("negative batch size %d; use 0 for no limit", maxBatch)
+		}
+		s.batch.window, s.batch.maxBatch = window, maxBatch
+		return nil
+	})
+}
+
+// Batch is a memoized batch function: it computes the results of many arguments in
+// one call, and keeps one entry per argument. Create one with WrapBatch; it is safe
+// for concurrent use.
+//
+// A Batch and a Func wrapped with the same Name, Version and key options share
+// entries: a result that one computed is a hit for the other.
+type Batch[A comparable, R any] struct {
+	f  *Func[A, R] // keys, settings, stats and management, shared with single calls
+	fn func(context.Context, []A) (map[A]R, error)
+	bs batchSettings
+
+	refresh coalescer[A]
+}
+
+// WrapBatch memoizes a batch function: fn returns the results of the arguments it is
+// given, as a map from argument to result. An argument fn leaves out of the map has no
+// result ("not found"); see CacheMissing. Keys it adds that it was not asked for are
+// ignored.
+//
+// WrapBatch takes the options of Wrap, which mean the same, plus the batch options
+// (CacheMissing, RefreshCoalesce). The namespace is fn's qualified name unless Name
+// says otherwise, and each argument's key is derived exactly as Wrap derives it, so
+// that a Func of the same name shares the entries.
+func WrapBatch[A comparable, R any](fn func(context.Context, []A) (map[A]R, error), opts ...Option) (*Batch[A, R], error) {
+	if fn == nil {
+		return nil, fmt.Errorf("%w: nil function", ErrOption)
+	}
+	var (
+		bs       = defaultSettings()
+		wrapOpts []Option
+	)
+	for _, o := range opts {
+		if o.scope == inBatch {
+			if err := applyAll(&bs, inBatch, []Option{o}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		wrapOpts = append(wrapOpts, o)
+	}
+	one := func(ctx context.Context, a A) (R, error) {
+		m, err := fn(ctx, []A{a})
+		if err != nil {
+			return *new(R), err
+		}
+		v, ok := m[a]
+		if !ok {
+			return v, ErrNoResult
+		}
+		return v, nil
+	}
+	f, err := wrap(one, fn, wrapOpts)
+	if err != nil {
+		return nil, err
+	}
+	return &Batch[A, R]{f: f, fn: fn, bs: bs.batch}, nil
+}
+
+// Namespace returns the namespace of the entries.
+func (b *Batch[A, R]) Namespace() string { return b.f.Namespace() }
+
+// Dependencies returns the version counters the entries depend on through DependsOn,
+// so that a Batch can be a Parent.
+func (b *Batch[A, R]) Dependencies() []string { return b.f.Dependencies() }
+
+// Stats returns what the batch function did since it was wrapped, counted per
+// argument, not per batch: a batch of 100 arguments with 90 hits adds 90 Hits, 10
+// Misses and, if it computed them, 10 Computations. ComputeTime and ComputeLatency
+// record each run of the batch function once.
+func (b *Batch[A, R]) Stats() Stats { return b.f.Stats() }
+
+// Key returns the store key of arg.
+func (b *Batch[A, R]) Key(arg A) (store.Key, error) { return b.f.Key(arg) }
+
+// Invalidate removes the result for each of args, in every process sharing the
+// store.
+func (b *Batch[A, R]) Invalidate(ctx context.Context, args ...A) error {
+	for _, a := range args {
+		if err := b.f.Invalidate(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// InvalidateTags drops every entry carrying a tag that TagsOf computes for arg.
+func (b *Batch[A, R]) InvalidateTags(ctx context.Context, arg A) error {
+	return b.f.InvalidateTags(ctx, arg)
+}
+
+// InvalidatePrefix drops every entry under the prefix that Prefix computes for arg.
+func (b *Batch[A, R]) InvalidatePrefix(ctx context.Context, arg A) error {
+	return b.f.InvalidatePrefix(ctx, arg)
+}
+
+// Precache stores value as the result for arg without calling the function.
+func (b *Batch[A, R]) Precache(ctx context.Context, arg A, value R) error {
+	return b.f.Precache(ctx, arg, value)
+}
+
+// Clear removes every result of the function.
+func (b *Batch[A, R]) Clear(ctx context.Context) error { return b.f.Clear(ctx) }
+
+// ClearBeingCalculated releases every calculation lease of the function.
+func (b *Batch[A, R]) ClearBeingCalculated(ctx context.Context) error {
+	return b.f.ClearBeingCalculated(ctx)
+}
+
+// CacheDir returns the directory that holds the entries, and whether the store keeps
+// them in one.
+func (b *Batch[A, R]) CacheDir() (string, bool) { return b.f.CacheDir() }
+
+// Refresh recomputes the results of args in one call of the function and stores
+// them.
+func (b *Batch[A, R]) Refresh(ctx context.Context, args []A, opts ...Option) (map[A]R, error) {
+	return b.Call(ctx, args, append(opts, Overwrite())...)
+}
+
+// CallOne is Call for one argument. It returns ErrNoResult when the function has no
+// result for arg.
+func (b *Batch[A, R]) CallOne(ctx context.Context, arg A, opts ...Option) (R, error) {
+	m, err := b.Call(ctx, []A{arg}, opts...)
+	if err != nil {
+		return *new(R), err
+	}
+	v, ok := m[arg]
+	if !ok {
+		return v, ErrNoResult
+	}
+	return v, nil
+}
+
+// Call returns the results of args, computing those the store has no fresh result for
+// in one call of the batch function. opts apply to this call only, as for
+// Func.Call.
+//
+// The results come back as a map, like the function's own, rather than as a slice
+// aligned with args: an argument without a result ("not found") is simply absent,
+// repeated arguments need no special case, and the shape is the one sturdyc's
+// GetOrFetchBatch and otter's BulkGet return.
+//
+// Step by step:
+//
+//  1. Every argument's entry is read in one batched store read (store.GetMany: MGET
+//     on Redis, IN on SQL, $in on MongoDB, GetMulti on memcached, concurrent reads on
+//     files and S3), with the freshness, tag, prefix and dependency checks of a
+//     single call, per entry.
+//  2. Stale entries are served at once under NextTime and refreshed in the background
+//     in batches (RefreshCoalesce).
+//  3. The others join this process's single flights for their keys (shared with
+//     single calls and other batches), or start them. For the keys it started, the
+//     call takes the store's calculation leases, one key at a time in key order,
+//     never waiting while it holds one, so that no two batches can deadlock. It
+//     computes the keys it got in one call of the function and writes the results in
+//     one batched write, then waits for the keys other processes hold, and computes
+//     any whose holder gave up or died.
+//
+// Partial failure. If the function fails, every argument it was asked for fails
+// with its error, which Call returns (errors.Is works) together with the map of the
+// results it could still serve: hits, and results computed by other callers. A store
+// that fails for some keys only (a read, a write, a lease) does not fail the call
+// unless FailOnStoreError: those keys are computed and returned, not stored, and
+// counted in Stats.StoreErrors. If ctx is done while the call waits, Call returns the
+// results it has and ctx.Err(); the computation goes on for the others.
+func (b *Batch[A, R]) Call(ctx context.Context, args []A, opts ...Option) (map[A]R, error) {
+	s, err := b.f.settings(opts)
+	if err != nil {
+		return nil, err
+	}
+	return b.call(ctx, s, args)
+}
+
+// batchItem is one distinct key of a batch call: the first argument that maps to it
+// and every argument that does (a WithKey function may map several to one key).
+type batchItem[A comparable] struct {
+	arg     A
+	k       store.Key
+	aliases []A
+}
+
+// how says how one key of a batch was answered.
+type how uint8
+
+const (
+	howMiss     how = iota // not answered yet
+	howHit                 // a fresh entry
+	howStale               // a stale entry served under NextTime
+	howComputed            // this call ran the function for it
+	howWaited              // another caller's computation answered it
+)
+
+// slot is the answer for one key.
+type slot[R any] struct {
+	v     R
+	found bool // false: no result ("not found"), or err
+	err   error
+	how   how
+}
+
+func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R, error) {
+	f := b.f
+	out := make(map[A]R, len(args))
+	if len(args) == 0 {
+		return out, nil
+	}
+	if s.skip || disabled.Load() {
+		return b.direct(ctx, s, args, &f.stats.skipped, "cachier: batch skipping the cache")
+	}
+	if f.breaker.open(s.clock) {
+		if s.failClosed {
+			f.stats.bypassed.Add(uint64(len(args)))
+			return nil, fmt.Errorf("%w: %s failed moments ago; not trying it again yet", ErrStore, f.ns)
+		}
+		return b.direct(ctx, s, args, &f.stats.bypassed, "cachier: store failed moments ago; calling the batch function directly")
+	}
+	items, err := b.items(args)
+	if err != nil {
+		return nil, err
+	}
+	if s.cleanupEvery > 0 {
+		f.maybeCleanup(s)
+	}
+	slots := make([]slot[R], len(items))
+	var misses, stale []int
+	if s.overwrite {
+		misses = indexes(len(items))
+	} else {
+		hs, missing, err := b.lookupMany(ctx, s, items, indexes(len(items)))
+		if err != nil {
+			return nil, err
+		}
+		var now time.Time
+		for i := range items {
+			h := &hs[i]
+			if h.storedAt.IsZero() {
+				if h.corrupt != nil || h.movedBy != "" {
+					f.report(s, items[i].k, h)
+				}
+				misses = append(misses, i)
+				continue
+			}
+			if now.IsZero() {
+				now = s.clock.Now()
+			}
+			limit := s.effectiveLimit(h.ttl)
+			if limit == 0 || (limit > 0 && now.Sub(h.storedAt) < limit) {
+				f.stats.hits.Add(1)
+				slots[i] = slot[R]{v: h.v, found: !missing[i], how: howHit}
+				continue
+			}
+			if s.nextTime {
+				f.stats.staleHits.Add(1)
+				slots[i] = slot[R]{v: h.v, found: !missing[i], how: howStale}
+				stale = append(stale, i)
+				continue
+			}
+			misses = append(misses, i)
+		}
+	}
+	if len(stale) > 0 {
+		b.refreshLater(ctx, s, items, stale)
+	}
+	f.stats.misses.Add(uint64(len(misses)))
+	var start time.Time
+	if s.verbose {
+		start = time.Now()
+	}
+	err = b.compute(ctx, s, items, misses, slots)
+	var errs []error
+	for i, it := range items {
+		sl := &slots[i]
+		switch {
+		case sl.err != nil:
+			if !slices.ContainsFunc(errs, func(e error) bool { return e == sl.err }) {
+				errs = append(errs, sl.err)
+			}
+		case sl.found:
+			for _, a := range it.aliases {
+				out[a] = sl.v
+			}
+		}
+	}
+	if s.verbose {
+		b.traceBatch(s, len(args), slots, time.Since(start))
+	}
+	if err != nil { // ctx is done
+		return out, err
+	}
+	return out, errors.Join(errs...)
+}
+
+// traceBatch logs one line per batch: how many keys were hits, waited for or computed.
+func (b *Batch[A, R]) traceBatch(s *settings, nargs int, slots []slot[R], d time.Duration) {
+	var n [howWaited + 1]int
+	var absent, failed int
+	for _, sl := range slots {
+		n[sl.how]++
+		switch {
+		case sl.err != nil:
+			failed++
+		case !sl.found:
+			absent++
+		}
+	}
+	b.f.trace(s, "cachier: batch", "ns", b.f.ns, "args", nargs, "keys", len(slots),
+		"hits", n[howHit], "stale", n[howStale], "waited", n[howWaited], "computed", n[howComputed],
+		"not_found", absent, "failed", failed, "took", d)
+}
+
+// direct runs the function on the distinct arguments without the store.
+func (b *Batch[A, R]) direct(ctx context.Context, s *settings, args []A, counter interface{ Add(uint64) uint64 }, msg string) (map[A]R, error) {
+	uniq := make([]A, 0, len(args))
+	seen := make(map[A]struct{}, len(args))
+	for _, a := range args {
+		if _, ok := seen[a]; !ok {
+			seen[a] = struct{}{}
+			uniq = append(uniq, a)
+		}
+	}
+	f := b.f
+	counter.Add(uint64(len(uniq)))
+	if s.verbose {
+		f.trace(s, msg, "ns", f.ns, "args", len(uniq))
+	}
+	f.stats.computations.Add(uint64(len(uniq)))
+	start := s.clock.Now()
+	m, err := b.fn(ctx, uniq)
+	f.stats.observeCompute(s.clock.Now().Sub(start), err)
+	if err != nil {
+		f.stats.computeErrors.Add(uint64(len(uniq) - 1))
+		return map[A]R{}, err
+	}
+	out := make(map[A]R, len(uniq))
+	for _, a := range uniq {
+		if v, ok := m[a]; ok {
+			out[a] = v
+		}
+	}
+	return out, nil
+}
+
+// items derives the keys of args and groups the arguments by key.
+func (b *Batch[A, R]) items(args []A) ([]batchItem[A], error) {
+	items := make([]batchItem[A], 0, len(args))
+	byID := make(map[string]int, len(args))
+	seen := make(map[A]struct{}, len(args))
+	for _, a := range args {
+		if _, dup := seen[a]; dup {
+			continue
+		}
+		seen[a] = struct{}{}
+		k, err := b.f.Key(a)
+		if err != nil {
+			return nil, err
+		}
+		if i, ok := byID[k.ID]; ok {
+			items[i].aliases = append(items[i].aliases, a)
+			continue
+		}
+		byID[k.ID] = len(items)
+		items = append(items, batchItem[A]{arg: a, k: k, aliases: []A{a}})
+	}
+	return items, nil
+}
+
+func indexes(n int) []int {
+	is := make([]int, n)
+	for i := range is {
+		is[i] = i
+	}
+	return is
+}
+
+// lookupMany reads and decodes the entries of items[idx] in one batched read, and
+// checks the version counters they depend on in one more. hs[j] answers items[idx[j]]
+// as lookup would: storedAt is zero for a miss (with corrupt or movedBy saying why a
+// present entry was one). missing[j] marks a "not found" record. The error is a
+// store error under FailOnStoreError.
+func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batchItem[A], idx []int) (hs []found[R], missing []bool, err error) {
+	f := b.f
+	n := len(idx)
+	hs, missing = make([]found[R], n), make([]bool, n)
+	ks := make([]store.Key, n)
+	for j, i := range idx {
+		ks[j] = items[i].k
+	}
+	var (
+		es    []store.Entry
+		errs  []error
+		lives []any
+	)
+	if ls, ok := s.store.(store.LiveStore); ok {
+		// In process: a loop of map reads beats any batching.
+		es, errs, lives = make([]store.Entry, n), make([]error, n), make([]any, n)
+		for j, k := range ks {
+			es[j], lives[j], errs[j] = ls.GetLive(ctx, k)
+		}
+	} else {
+		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+		es, errs, err = store.GetMany(opCtx, s.store, ks)
+		cancel()
+		if err != nil {
+			f.stats.storeErrors.Add(uint64(n - 1)) // one per key; storeFailed counts the last
+			return hs, missing, f.storeFailed(ctx, s, "get", store.Key{Namespace: f.ns, ID: fmt.Sprintf("(%d keys)", n)}, err)
+		}
+	}
+	metas := make([]envelope.Meta, n)
+	var names []string
+	ok := true
+	for j := range ks {
+		switch e := errs[j]; {
+		case e == nil:
+		case errors.Is(e, store.ErrCorrupt):
+			hs[j].corrupt = e
+			continue
+		case errors.Is(e, store.ErrNotFound):
+			continue
+		default:
+			ok = false
+			if err := f.storeFailed(ctx, s, "get", ks[j], e); err != nil {
+				return hs, missing, err
+			}
+			continue
+		}
+		h := &hs[j]
+		var live any
+		if lives != nil {
+			live = lives[j]
+		}
+		var derr error
+		if v, isR := live.(R); isR && live != nil {
+			h.v = v
+			if f.tags.hasMeta() {
+				metas[j], derr = envelope.Peek(es[j].Value)
+			}
+		} else {
+			h.v, metas[j], derr = f.decode(s.codec, es[j].Value)
+		}
+		switch {
+		case errors.Is(derr, errMissingRecord):
+			missing[j] = true
+		case derr != nil:
+			h.corrupt = derr
+			continue
+		}
+		for _, d := range metas[j].Deps {
+			names = append(names, d.Name)
+		}
+		h.storedAt, h.ttl = es[j].StoredAt, metas[j].TTL
+	}
+	if ok {
+		f.breaker.succeeded()
+	}
+	if len(names) == 0 {
+		return hs, missing, nil
+	}
+	// The counters of every entry, in one read.
+	slices.Sort(names)
+	names = slices.Compact(names)
+	vs, err := versions(ctx, s, names)
+	if err != nil {
+		for j := range hs {
+			if len(metas[j].Deps) > 0 {
+				hs[j] = found[R]{}
+			}
+		}
+		return hs, missing, f.storeFailed(ctx, s, "versions", ks[0], err)
+	}
+	known := make(map[string]uint64, len(names))
+	for i, name := range names {
+		known[name] = vs[i]
+	}
+	for j := range hs {
+		if len(metas[j].Deps) == 0 || hs[j].storedAt.IsZero() {
+			continue
+		}
+		moved, _ := f.movedDep(ctx, s, metas[j].Deps, known) // every name is known: no store call
+		if moved != "" {
+			hs[j] = found[R]{movedBy: moved}
+		}
+	}
+	return hs, missing, nil
+}
+
+// acceptMany reads the entries of items[idx] and answers, in slots, those that may
+// answer a call that began computing at notBefore (see accept). It returns the indexes
+// still unanswered.
+func (b *Batch[A, R]) acceptMany(ctx context.Context, s *settings, items []batchItem[A], idx []int, notBefore time.Time, slots []slot[R], as how) ([]int, error) {
+	if len(idx) == 0 {
+		return nil, nil
+	}
+	hs, missing, err := b.lookupMany(ctx, s, items, idx)
+	if err != nil {
+		return idx, err
+	}
+	var rest []int
+	now := s.clock.Now()
+	for j, i := range idx {
+		h := &hs[j]
+		ok := false
+		switch {
+		case h.storedAt.IsZero():
+		case h.storedAt.After(notBefore):
+			ok = true
+		case !s.overwrite:
+			limit := s.effectiveLimit(h.ttl)
+			ok = limit == 0 || (limit > 0 && now.Sub(h.storedAt) < limit)
+		}
+		if !ok {
+			rest = append(rest, i)
+			continue
+		}
+		slots[i] = slot[R]{v: h.v, found: !missing[j], how: as}
+	}
+	return rest, nil
+}
+
+// promise carries one key's result from the batch that computes it to the single
+// flight that other callers in the process joined.
+type promise[R any] struct {
+	done chan struct{}
+	sl   slot[R]
+}
+
+// compute answers items[idx]: it starts this process's single flight of each key
+// nobody computes yet, computes those keys together (computeOwned), and joins the
+// flights of the others. It returns ctx.Err() if ctx is done first; the
+// computations go on for the others.
+func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchItem[A], idx []int, slots []slot[R]) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	f := b.f
+	// Key order, so that two batches take their flights and leases in the same order.
+	slices.SortFunc(idx, func(i, j int) int { return cmp.Compare(items[i].k.ID, items[j].k.ID) })
+	var (
+		owned, joined []int
+		promises      = make(map[int]*promise[R], len(idx))
+	)
+	for _, i := range idx {
+		p := &promise[R]{done: make(chan struct{})}
+		started := f.inflight.Start(items[i].k.ID, func() (ran[R], error) {
+			<-p.done
+			if p.sl.err != nil {
+				return ran[R]{}, p.sl.err
+			}
+			if !p.sl.found {
+				return ran[R]{}, ErrNoResult
+			}
+			return ran[R]{v: p.sl.v, ran: p.sl.how == howComputed}, nil
+		})
+		if started {
+			owned = append(owned, i)
+			promises[i] = p
+		} else {
+			joined = append(joined, i)
+		}
+	}
+	shared := context.WithoutCancel(ctx)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex // guards results while the caller may have left
+		results  = make(map[int]slot[R], len(idx))
+		panicked *flight.PanicError
+	)
+	allDone := make(chan struct{})
+	if len(owned) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			own := make([]slot[R], len(items))
+			var pe *flight.PanicError
+			func() {
+				defer func() { // whatever happens, the flights must end
+					if r := recover(); r != nil {
+						pe = &flight.PanicError{Value: r, Stack: debug.Stack()}
+					}
+				}()
+				pe = b.computeOwned(shared, s, items, owned, own)
+			}()
+			mu.Lock()
+			for _, i := range owned {
+				sl := own[i]
+				if pe != nil {
+					sl = slot[R]{err: fmt.Errorf("%w: %v", ErrPanicked, pe.Value)}
+				}
+				results[i] = sl
+				promises[i].sl = sl
+				close(promises[i].done)
+			}
+			if pe != nil {
+				panicked = pe
+			}
+			mu.Unlock()
+			// Wait for the flights to end, so that no call that starts after this one
+			// returns can join them and get their results for its own.
+			for _, i := range owned {
+				f.inflight.Do(shared, items[i].k.ID, func() (ran[R], error) { return ran[R]{}, nil })
+			}
+		}()
+	}
+	for _, i := range joined {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			r, err, leader := f.inflight.Do(shared, items[i].k.ID, func() (ran[R], error) {
+				// The flight ended before we joined it: compute this key alone.
+				own := make([]slot[R], len(items))
+				if pe := b.computeOwned(shared, s, items, []int{i}, own); pe != nil {
+					panic(pe.Value)
+				}
+				sl := own[i]
+				switch {
+				case sl.err != nil:
+					return ran[R]{}, sl.err
+				case !sl.found:
+					return ran[R]{ran: sl.how == howComputed}, ErrNoResult
+				}
+				return ran[R]{v: sl.v, ran: sl.how == howComputed}, nil
+			})
+			sl := slot[R]{v: r.v, found: err == nil, how: howWaited}
+			switch {
+			case leader && r.ran:
+				sl.how = howComputed
+			case !leader:
+				f.stats.waits.Add(1)
+				f.stats.observeWait(time.Since(start))
+			}
+			var pe *flight.PanicError
+			switch {
+			case err == nil, errors.Is(err, ErrNoResult):
+			case errors.As(err, &pe):
+				sl.err = fmt.Errorf("%w: %v", ErrPanicked, pe.Value)
+			default:
+				sl.err = err
+			}
+			mu.Lock()
+			results[i] = sl
+			mu.Unlock()
+		}()
+	}
+	go func() { wg.Wait(); close(allDone) }()
+	select {
+	case <-allDone:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for i, sl := range results {
+		slots[i] = sl
+	}
+	if panicked != nil {
+		panic(panicked.Value) // the caller that ran the function gets its panic
+	}
+	return nil
+}
+
+// computeOwned answers items[idx], whose single flights this process holds, into
+// slots. On a store that other processes share, it takes the calculation lease of
+// each key in key order without waiting for any, computes the keys it got in one call
+// of the function, then waits for the results of the keys others hold, and repeats
+// for the keys whose holders gave up. It never waits while it holds a lease, so
+// batches that overlap in any order cannot deadlock. It returns the function's panic,
+// if it panicked.
+func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []batchItem[A], idx []int, slots []slot[R]) *flight.PanicError {
+	f := b.f
+	if _, inProcess := s.store.(store.LiveStore); inProcess {
+		// The single flights already make these the only computations of their keys
+		// in the process, and an in-process store is seen by no other.
+		return b.runAndStore(ctx, s, items, idx, nil, slots)
+	}
+	notBefore := s.clock.Now()
+	owner := newOwner()
+	var (
+		waitStart time.Time
+		poll      = minPoll
+		remaining = idx
+		heldUntil = map[int]time.Time{} // the holders' lease expiries, to count takeovers
+	)
+	for len(remaining) > 0 {
+		var (
+			mine, blind, held []int
+			leases            = map[int]store.Lease{}
+			soonest           time.Time
+		)
+		now := s.clock.Now()
+		for _, i := range remaining {
+			l, err := f.acquire(ctx, s, items[i].k, owner)
+			var he *store.HeldError
+			switch {
+			case err == nil:
+				mine = append(mine, i)
+				leases[i] = l
+				if t, ok := heldUntil[i]; ok && !now.Before(t) {
+					f.stats.leaseTakeovers.Add(1)
+				}
+			case errors.As(err, &he) || errors.Is(err, store.ErrLeaseHeld):
+				held = append(held, i)
+				if he != nil {
+					heldUntil[i] = he.Holder.ExpiresAt
+					if soonest.IsZero() || he.Holder.ExpiresAt.Before(soonest) {
+						soonest = he.Holder.ExpiresAt
+					}
+				}
+			default:
+				if err := f.storeFailed(ctx, s, "acquire", items[i].k, err); err != nil {
+					slots[i] = slot[R]{err: err}
+					continue
+				}
+				blind = append(blind, i) // computed without a lease
+			}
+		}
+		// A result may have landed between the lookup and the lease.
+		rest, err := b.acceptMany(ctx, s, items, mine, notBefore, slots, howWaited)
+		if err != nil {
+			for _, l := range leases {
+				f.release(ctx, s, l)
+			}
+			for _, i := range append(mine, blind...) {
+				slots[i] = slot[R]{err: err}
+			}
+			mine, blind, rest = nil, nil, nil
+		}
+		for _, i := range mine {
+			if !slices.Contains(rest, i) {
+				f.release(ctx, s, leases[i])
+				delete(leases, i)
+			}
+		}
+		if pe := b.runAndStore(ctx, s, items, append(rest, blind...), leases, slots); pe != nil {
+			return pe
+		}
+		if len(held) == 0 {
+			break
+		}
+		// Others compute these: wait for their results.
+		if waitStart.IsZero() {
+			waitStart = s.clock.Now()
+			f.stats.waits.Add(uint64(len(held)))
+			if s.verbose {
+				f.trace(s, "cachier: batch waiting for other computations", "ns", f.ns, "keys", len(held))
+			}
+		}
+		if remaining, err = b.acceptMany(ctx, s, items, held, notBefore, slots, howWaited); err != nil {
+			for _, i := range remaining {
+				slots[i] = slot[R]{err: err}
+			}
+			break
+		}
+		if len(remaining) == 0 {
+			break
+		}
+		if s.waitTimeout > 0 && s.clock.Now().Sub(waitStart) >= s.waitTimeout {
+			f.stats.waitTimeouts.Add(uint64(len(remaining)))
+			return b.runAndStore(ctx, s, items, remaining, nil, slots)
+		}
+		sleep := poll
+		if until := soonest.Sub(s.clock.Now()); !soonest.IsZero() && until > 0 && until < sleep {
+			sleep = until // wake when the first holder's lease runs out
+		}
+		sleepOn(s.clock, sleep)
+		poll = min(poll*2, maxPoll)
+	}
+	if !waitStart.IsZero() {
+		d := s.clock.Now().Sub(waitStart)
+		for _, i := range idx {
+			if slots[i].how == howWaited {
+				f.stats.observeWait(d)
+			}
+		}
+	}
+	return nil
+}
+
+// sleepOn waits d by c's timers when c has them.
+func sleepOn(c Clock, d time.Duration) {
+	if cc, ok := c.(clock.Clock); ok {
+		t := cc.NewTimer(d)
+		<-t.C()
+		return
+	}
+	t := time.NewTimer(d)
+	<-t.C
+}
+
+// afterFunc calls fn after d by c's timers when c has them.
+func afterFunc(c Clock, d time.Duration, fn func()) {
+	if cc, ok := c.(clock.Clock); ok {
+		cc.AfterFunc(d, fn)
+		return
+	}
+	time.AfterFunc(d, fn)
+}
+
+// runAndStore computes items[idx] in one call of the function, renewing their
+// leases while it runs, stores the results in one batched write, then releases the
+// leases, in that order, so that a waiter woken by a release finds the result. It
+// returns the function's panic, if it panicked; every slot then holds an error.
+func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batchItem[A], idx []int, leases map[int]store.Lease, slots []slot[R]) (pe *flight.PanicError) {
+	if len(idx) == 0 {
+		return nil
+	}
+	f := b.f
+	if len(leases) > 0 {
+		stops := make([]func(), 0, len(leases))
+		for _, l := range leases {
+			stops = append(stops, f.keepRenewing(ctx, s, l))
+		}
+		defer func() {
+			for _, stop := range stops {
+				stop()
+			}
+			for _, l := range leases {
+				f.release(ctx, s, l)
+			}
+		}()
+	}
+	// The counters are read before computing, all in one read: an invalidation while
+	// the function runs leaves the new entries already stale.
+	before := make([][]envelope.Dep, len(idx))
+	if f.tags.needsVersions() {
+		perKey := make([][]string, len(idx))
+		var names []string
+		for j, i := range idx {
+			perKey[j] = f.counterNames(items[i].arg)
+			names = append(names, perKey[j]...)
+		}
+		slices.Sort(names)
+		names = slices.Compact(names)
+		ds, err := deps(ctx, s, names)
+		if err != nil {
+			if err := f.storeFailed(ctx, s, "versions", items[idx[0]].k, err); err != nil {
+				for _, i := range idx {
+					slots[i] = slot[R]{err: err}
+				}
+				return nil
+			}
+		} else {
+			byName := make(map[string]envelope.Dep, len(ds))
+			for _, d := range ds {
+				byName[d.Name] = d
+			}
+			for j := range idx {
+				for _, n := range perKey[j] {
+					before[j] = append(before[j], byName[n])
+				}
+			}
+		}
+	}
+	args := make([]A, len(idx))
+	for j, i := range idx {
+		args[j] = items[i].arg
+	}
+	n := uint64(len(idx))
+	f.stats.computations.Add(n)
+	start := time.Now()
+	m, err := b.run(ctx, args, &pe)
+	f.stats.observeCompute(time.Since(start), err)
+	if pe != nil || err != nil {
+		f.stats.computeErrors.Add(n - 1) // per key; observeCompute counted one
+		if pe != nil {
+			err = fmt.Errorf("%w: %v", ErrPanicked, pe.Value)
+		}
+		if s.verbose {
+			f.trace(s, "cachier: batch function failed; nothing stored", "ns", f.ns, "keys", len(idx), "err", err)
+		}
+		for _, i := range idx {
+			slots[i] = slot[R]{err: err, how: howComputed}
+		}
+		return pe
+	}
+	var (
+		ks     []store.Key
+		es     []store.Entry
+		vs     []any
+		writes []int
+	)
+	for j, i := range idx {
+		it := &items[i]
+		v, ok := m[it.arg]
+		slots[i] = slot[R]{v: v, found: ok, how: howComputed}
+		var e store.Entry
+		switch {
+		case ok:
+			var sealed bool
+			e, sealed, err = f.seal(ctx, s, it.k, it.arg, v, before[j])
+			if err != nil && s.failClosed {
+				slots[i].err = err
+			}
+			if !sealed {
+				continue
+			}
+		case b.bs.missingTTL > 0:
+			e = store.Entry{
+				Value:    envelope.Seal(envelope.Raw, envelope.Meta{Flags: envelope.Missing, TTL: b.bs.missingTTL, Deps: before[j]}, nil),
+				StoredAt: s.clock.Now(),
+			}
+		default:
+			continue // computed again next time
+		}
+		ks, es, vs, writes = append(ks, it.k), append(es, e), append(vs, any(nil)), append(writes, i)
+		if ok {
+			vs[len(vs)-1] = any(v)
+		}
+	}
+	if len(writes) == 0 {
+		return nil
+	}
+	var errs []error
+	if ls, ok := s.store.(store.LiveStore); ok {
+		errs = make([]error, len(ks))
+		for j := range ks {
+			errs[j] = ls.SetLive(ctx, ks[j], es[j], vs[j])
+		}
+	} else {
+		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+		errs, err = store.SetMany(opCtx, s.store, ks, es)
+		cancel()
+		if err != nil {
+			f.stats.storeErrors.Add(uint64(len(ks) - 1)) // one per key
+			err = f.storeFailed(ctx, s, "set", store.Key{Namespace: f.ns, ID: fmt.Sprintf("(%d keys)", len(ks))}, err)
+			if err != nil {
+				for _, i := range writes {
+					slots[i].err = err
+				}
+			}
+			return nil
+		}
+	}
+	for j, i := range writes {
+		if err := f.stored(ctx, s, ks[j], es[j], errs[j]); err != nil {
+			slots[i].err = err
+		}
+	}
+	return nil
+}
+
+// run calls the batch function, catching a panic into *pe.
+func (b *Batch[A, R]) run(ctx context.Context, args []A, pe **flight.PanicError) (m map[A]R, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			*pe = &flight.PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return b.fn(ctx, args)
+}
+
+// coalescer gathers keys to refresh in the background into batches.
+type coalescer[A comparable] struct {
+	mu      sync.Mutex
+	pending []batchItem[A]
+	queued  map[string]bool // keys pending or being refreshed by this process
+	armed   bool            // a window is open
+}
+
+// refreshLater schedules the background refresh of items[idx], served stale.
+func (b *Batch[A, R]) refreshLater(ctx context.Context, s *settings, items []batchItem[A], idx []int) {
+	c := &b.refresh
+	ctx = context.WithoutCancel(ctx)
+	c.mu.Lock()
+	if c.queued == nil {
+		c.queued = map[string]bool{}
+	}
+	var now []batchItem[A]
+	for _, i := range idx {
+		if c.queued[items[i].k.ID] {
+			continue // already on its way
+		}
+		c.queued[items[i].k.ID] = true
+		if b.bs.window <= 0 {
+			now = append(now, items[i])
+			continue
+		}
+		c.pending = append(c.pending, items[i])
+		if b.bs.maxBatch > 0 && len(c.pending) >= b.bs.maxBatch {
+			go b.refreshBatch(ctx, s, c.pending)
+			c.pending = nil
+		}
+	}
+	if len(c.pending) > 0 && !c.armed {
+		c.armed = true
+		afterFunc(s.clock, b.bs.window, func() {
+			c.mu.Lock()
+			batch := c.pending
+			c.pending, c.armed = nil, false
+			c.mu.Unlock()
+			if len(batch) > 0 {
+				b.refreshBatch(ctx, s, batch)
+			}
+		})
+	}
+	c.mu.Unlock()
+	if len(now) > 0 {
+		go b.refreshBatch(ctx, s, now)
+	}
+}
+
+// refreshBatch recomputes items in one call of the function, skipping the keys whose
+// lease another caller holds (it is refreshing or computing them) and those refreshed
+// meanwhile. Failures are logged and counted; the stale results stay.
+func (b *Batch[A, R]) refreshBatch(ctx context.Context, s *settings, items []batchItem[A]) {
+	f := b.f
+	c := &b.refresh
+	defer func() {
+		c.mu.Lock()
+		for _, it := range items {
+			delete(c.queued, it.k.ID)
+		}
+		c.mu.Unlock()
+	}()
+	slices.SortFunc(items, func(x, y batchItem[A]) int { return cmp.Compare(x.k.ID, y.k.ID) })
+	start := s.clock.Now()
+	slots := make([]slot[R], len(items))
+	var (
+		mine   []int
+		leases = map[int]store.Lease{}
+	)
+	_, inProcess := s.store.(store.LiveStore)
+	owner := newOwner()
+	for i, it := range items {
+		if inProcess {
+			mine = append(mine, i)
+			continue
+		}
+		l, err := f.acquire(ctx, s, it.k, owner)
+		switch {
+		case errors.Is(err, store.ErrLeaseHeld):
+			if s.verbose {
+				f.trace(s, "cachier: refresh already under way elsewhere", "key", it.k.String())
+			}
+			continue
+		case err != nil:
+			_ = f.storeFailed(ctx, s, "acquire", it.k, err)
+			continue
+		}
+		mine, leases[i] = append(mine, i), l
+	}
+	// A refresh that cannot read the store gives up: nobody waits for its result.
+	strict := *s
+	strict.failClosed = true
+	rest, err := b.acceptMany(ctx, &strict, items, mine, start, slots, howWaited)
+	for _, i := range mine {
+		if err != nil || !slices.Contains(rest, i) {
+			f.release(ctx, s, leases[i])
+			delete(leases, i)
+		}
+	}
+	if err != nil || len(rest) == 0 {
+		return
+	}
+	pe := b.runAndStore(ctx, s, items, rest, leases, slots)
+	var failed int
+	var firstErr error
+	for _, i := range rest {
+		if slots[i].err != nil {
+			failed++
+			firstErr = cmp.Or(firstErr, slots[i].err)
+		}
+	}
+	if failed > 0 {
+		// Logged before it is counted, so whoever sees the count finds the log.
+		if pe != nil {
+			f.logger(s).Error("cachier: background batch refresh panicked; the stale results stay", "ns", f.ns, "keys", failed, "panic", pe.Value)
+		} else {
+			f.logger(s).Warn("cachier: background batch refresh failed; the stale results stay", "ns", f.ns, "keys", failed, "err", firstErr)
+		}
+		f.stats.refreshErrors.Add(uint64(failed))
+	}
+	f.stats.refreshes.Add(uint64(len(rest) - failed))
+}
