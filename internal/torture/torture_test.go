@@ -275,7 +275,6 @@ func torture(t *testing.T, cfg config) summary {
 		srvStop = make(chan struct{})
 		srvMu   sync.Mutex
 	)
-	var lastRestart time.Time
 	if cfg.server != nil {
 		srvWG.Add(1)
 		go func() {
@@ -295,7 +294,6 @@ func torture(t *testing.T, cfg config) summary {
 				phase++
 				srvMu.Lock()
 				r.srvKills++
-				lastRestart = time.Now()
 				srvMu.Unlock()
 				if err := os.WriteFile(filepath.Join(r.dir, phaseFile), []byte(strconv.Itoa(phase)), 0o600); err != nil {
 					t.Error(err)
@@ -335,10 +333,13 @@ func torture(t *testing.T, cfg config) summary {
 	time.Sleep(time.Until(end))
 	close(srvStop)
 	srvWG.Wait()
-	// Give the survivors time to be served from the store after the last restart.
-	time.Sleep(time.Until(lastRestart.Add(max(time.Second, cfg.duration/4))))
 	if cfg.server != nil && !cfg.server.Running() {
 		cfg.server.Start(t)
+	}
+	// Wait until a survivor says it was served from the store after the last restart
+	// (a condition, not a timer: a busy machine may take seconds to get there).
+	if cfg.server != nil && r.srvKills > 0 {
+		r.awaitPhaseHit(t, r.srvKills)
 	}
 
 	// Stop: survivors finish their operation and report.
@@ -521,6 +522,21 @@ func (r *run) check(t *testing.T) summary {
 		t.Errorf("checker: %d decode errors, %d store errors", s.DecodeErrors, s.StoreErrors)
 	}
 	return sum
+}
+
+// awaitPhaseHit waits, for up to a minute, until a live worker has reported a hit
+// from the store in the given phase.
+func (r *run) awaitPhaseHit(t *testing.T, phase int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		for _, p := range r.live {
+			if _, err := os.Stat(filepath.Join(r.dir, fmt.Sprintf("phasehit.%d.%s", phase, p.id))); err == nil {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // fields parses "word a=1 b=2" into {a:1, b:2}.

@@ -206,6 +206,7 @@ func runWorker() error {
 		phaseMu   sync.Mutex
 		phase     = readPhase(w.dir)
 		phaseHits = f.Stats().Hits
+		hitPhase  int // the last phase this worker reported a hit in
 	)
 	fmt.Println("ready")
 	var (
@@ -232,6 +233,16 @@ func runWorker() error {
 				if err := w.op(ctx, f); err != nil {
 					errs[g] = err
 					return
+				}
+				if i%8 == 0 {
+					phaseMu.Lock()
+					if phase != 0 && f.Stats().Hits > phaseHits && phase != hitPhase {
+						// Tell the driver this survivor was served from the store in
+						// this phase, so it stops on that rather than on a timer.
+						hitPhase = phase
+						_ = os.WriteFile(filepath.Join(w.dir, fmt.Sprintf("phasehit.%d.%s", phase, w.id)), nil, 0o600)
+					}
+					phaseMu.Unlock()
 				}
 			}
 		}()
