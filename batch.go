@@ -313,6 +313,11 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R,
 				now = s.clock.Now()
 			}
 			limit := s.effectiveLimit(h.ttl)
+			if s.expired(&h.foundTimes, now) { // as a miss, like Call's
+				f.stats.expired.Add(1)
+				misses = append(misses, i)
+				continue
+			}
 			if limit == 0 || (limit > 0 && now.Sub(h.storedAt) < limit) {
 				f.stats.hits.Add(1)
 				slots[i] = slot[R]{v: h.v, found: !missing[i], how: howHit}
@@ -516,7 +521,7 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 		for _, d := range metas[j].Deps {
 			names = append(names, d.Name)
 		}
-		h.storedAt, h.ttl = es[j].StoredAt, metas[j].TTL
+		h.storedAt, h.ttl, h.expiresAt = es[j].StoredAt, metas[j].TTL, es[j].ExpiresAt
 	}
 	if ok {
 		f.breaker.succeeded()
@@ -574,7 +579,7 @@ func (b *Batch[A, R]) acceptMany(ctx context.Context, s *settings, items []batch
 			ok = true
 		case !s.overwrite:
 			limit := s.effectiveLimit(h.ttl)
-			ok = limit == 0 || (limit > 0 && now.Sub(h.storedAt) < limit)
+			ok = !s.expired(&h.foundTimes, now) && (limit == 0 || (limit > 0 && now.Sub(h.storedAt) < limit))
 		}
 		if !ok {
 			rest = append(rest, i)
@@ -965,6 +970,7 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 				Value:    envelope.Seal(envelope.Raw, envelope.Meta{Flags: envelope.Missing, TTL: b.bs.missingTTL, Deps: before[j]}, nil),
 				StoredAt: s.clock.Now(),
 			}
+			e.ExpiresAt = s.expiresAt(e.StoredAt, b.bs.missingTTL)
 		default:
 			continue // computed again next time
 		}

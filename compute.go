@@ -175,7 +175,14 @@ func (f *Func[A, R]) acceptOrErr(ctx context.Context, s *settings, k store.Key, 
 		return h.v, false, nil
 	}
 	limit := s.effectiveLimit(h.ttl)
-	return h.v, limit == 0 || (limit > 0 && s.clock.Now().Sub(h.storedAt) < limit), nil
+	if limit == 0 && !s.mayExpire(&h.foundTimes) {
+		return h.v, true, nil
+	}
+	now := s.clock.Now()
+	if s.expired(&h.foundTimes, now) {
+		return h.v, false, nil
+	}
+	return h.v, limit == 0 || (limit > 0 && now.Sub(h.storedAt) < limit), nil
 }
 
 func (f *Func[A, R]) acquire(ctx context.Context, s *settings, k store.Key, o store.Owner) (store.Lease, error) {
@@ -366,7 +373,8 @@ func (f *Func[A, R]) seal(ctx context.Context, s *settings, k store.Key, arg A, 
 		}
 		return e, false, nil
 	}
-	return store.Entry{Value: envelope.Seal(codec, meta, payload), StoredAt: s.clock.Now()}, true, nil
+	now := s.clock.Now()
+	return store.Entry{Value: envelope.Seal(codec, meta, payload), StoredAt: now, ExpiresAt: s.expiresAt(now, meta.TTL)}, true, nil
 }
 
 // isNil reports whether v, of a pointer, map, slice or interface type, is nil.
@@ -383,6 +391,7 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 	f.refreshing.Start(k.ID, func() (v R, err error) {
 		defer func() {
 			if r := recover(); r != nil {
+				f.backoff.done(k.ID, s.clock.Now(), errRefreshPanicked, s)
 				f.logger(s).Error("cachier: background refresh panicked; the stale result stays", "key", k.String(), "panic", r)
 				f.stats.refreshErrors.Add(1)
 			}
@@ -406,6 +415,9 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 			return v, nil
 		}
 		v, err = f.runAndStore(ctx, s, k, arg, &lease)
+		// The backoff is recorded before the outcome is counted, so whoever sees the
+		// count also sees the backoff.
+		f.backoff.done(k.ID, s.clock.Now(), err, s)
 		if err != nil {
 			// Logged before it is counted, so whoever sees the count finds the log.
 			f.logger(s).Warn("cachier: background refresh failed; the stale result stays", "key", k.String(), "err", err)

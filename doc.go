@@ -31,21 +31,27 @@
 //
 //  1. Disabled ([Disable]) or [SkipCache]: run fn, touch no store.
 //  2. Read the entry for the key.
-//  3. Fresh (younger than min(StaleAfter, MaxAge)) and not [Overwrite]: return it.
-//  4. Stale with [NextTime]: return it, and start one background refresh for the key
+//  3. Past its expiry ([ExpireAfter], else StaleAfter, plus [MaxStale] under
+//     NextTime): a miss, on every store. Every write carries the expiry
+//     (store.Entry.ExpiresAt), and stores with native expiry drop the entry themselves.
+//  4. Fresh (younger than min(StaleAfter, MaxAge)) and not [Overwrite]: return it.
+//     With [RefreshAhead], a hit near the end of the fresh period also starts one
+//     background refresh.
+//  5. Stale with [NextTime]: return it, and start one background refresh for the key
 //     across goroutines and processes. A failed refresh is logged and counted; the
-//     stale value keeps being served.
-//  5. Otherwise, one goroutine per process computes (single flight), under the
+//     stale value keeps being served, and the key's next refresh waits
+//     ([RefreshBackoff]).
+//  6. Otherwise, one goroutine per process computes (single flight), under the
 //     store's calculation lease, so one process computes and the others wait for its
 //     result: woken by the store's notifications where it has them, polling with
 //     backoff where it has not. A waiter computes itself when the holder's lease runs
 //     out (the holder died) or after [WaitForCalcTimeout].
-//  6. fn's errors are returned and never cached. A panic in fn reaches the caller
+//  7. fn's errors are returned and never cached. A panic in fn reaches the caller
 //     that ran it; the lease is released and waiters get [ErrPanicked].
-//  7. nil results are not stored unless [AllowNil]; results over [EntrySizeLimit] are
+//  8. nil results are not stored unless [AllowNil]; results over [EntrySizeLimit] are
 //     returned and not stored.
-//  8. A caller whose ctx ends stops waiting; the computation goes on for the others.
-//  9. A failing store (down, slow, corrupt entry) never fails the call: fn's result is
+//  9. A caller whose ctx ends stops waiting; the computation goes on for the others.
+//  10. A failing store (down, slow, corrupt entry) never fails the call: fn's result is
 //     returned and the failure is logged and counted in [Stats], unless
 //     [FailOnStoreError] asks otherwise.
 //

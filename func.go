@@ -39,6 +39,7 @@ type Func[A, R any] struct {
 	stats       counters
 	inflight    flight.Group[ran[R]] // misses: one computation per key per process
 	refreshing  flight.Group[R]      // NextTime: one background refresh per key per process
+	backoff     backoffs             // keys whose last background refresh failed
 	lastCleanup atomic.Int64         // unix nanos, by the Func's clock
 }
 
@@ -188,6 +189,9 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 		if _, ok := r.s.store.(store.Versioner); r.err == nil && !ok && f.tags.needsVersions() {
 			r.err = fmt.Errorf("%w: %T", ErrNoVersions, r.s.store)
 		}
+		if r.err == nil {
+			r.err = r.s.checkExpiry()
+		}
 		f.resolved.Store(r)
 	}
 	if r.err != nil {
@@ -198,6 +202,9 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 	}
 	s := r.s
 	if err := applyAll(&s, inCall, opts); err != nil {
+		return nil, err
+	}
+	if err := s.checkExpiry(); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -322,28 +329,8 @@ func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A, key *store.Ke
 			return zero, Outcome{}, err
 		}
 		if found {
-			limit := s.effectiveLimit(h.ttl)
-			var age time.Duration
-			if limit != 0 || s.verbose { // reading the clock is a third of a memory hit
-				age = s.clock.Now().Sub(h.storedAt)
-			}
-			if limit == 0 || (limit > 0 && age < limit) {
-				f.stats.hits.Add(1)
-				if s.verbose {
-					f.trace(s, "cachier: hit", "key", k.String(), "age", age)
-				}
-				return h.v, Outcome{Result: ResultHit}, nil
-			}
-			if s.nextTime {
-				f.stats.staleHits.Add(1)
-				if s.verbose {
-					f.trace(s, "cachier: stale hit, refreshing in the background", "key", k.String(), "age", age, "limit", limit)
-				}
-				f.refreshInBackground(ctx, s, k, arg)
-				return h.v, Outcome{Result: ResultStaleHit}, nil
-			}
-			if s.verbose {
-				f.trace(s, "cachier: miss: stale", "key", k.String(), "age", age, "limit", limit)
+			if v, out, served := f.serve(ctx, s, k, arg, &h); served {
+				return v, out, nil
 			}
 		} else if h.corrupt != nil || h.movedBy != "" {
 			f.report(s, k, &h)
@@ -457,9 +444,8 @@ func (f *Func[A, R]) runDirect(ctx context.Context, arg A) (R, error) {
 
 // found is an entry that lookup read and decoded.
 type found[R any] struct {
-	v        R
-	storedAt time.Time
-	ttl      time.Duration // the entry's own stale limit (StaleAfterFunc), or 0
+	v R
+	foundTimes
 
 	// Why an entry that was there is a miss: reported and counted by Call only, so
 	// that the re-check under the lease does not count it twice.
@@ -551,7 +537,7 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 			return h, false, nil
 		}
 	}
-	h.storedAt, h.ttl = e.StoredAt, meta.TTL
+	h.storedAt, h.ttl, h.expiresAt = e.StoredAt, meta.TTL, e.ExpiresAt
 	return h, true, nil
 }
 

@@ -59,6 +59,7 @@ type settings struct {
 	storeTimeout time.Duration
 	failClosed   bool
 	observer     Observer
+	expiry       expirySettings
 
 	// Invalidation (Wrap only): tags, prefix and per-entry TTL functions are typed
 	// by the wrapped function and checked by Wrap.

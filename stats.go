@@ -33,6 +33,13 @@ type Stats struct {
 	ComputeTimeMax time.Duration // longest single run of fn
 	// ComputeLatency is the distribution of fn's run times.
 	ComputeLatency Histogram
+
+	// Expired counts entries found past their expiry (ExpireAfter, or StaleAfter plus
+	// MaxStale under NextTime), which were served as misses.
+	Expired uint64
+	// RefreshesBackedOff counts calls that started no background refresh because the
+	// key's last one failed moments ago (RefreshBackoff).
+	RefreshesBackedOff uint64
 }
 
 // Calls returns the number of calls the Stats account for: hits, stale hits, misses
@@ -75,6 +82,8 @@ func (s Stats) Sub(prev Stats) Stats {
 		ComputeTime:    s.ComputeTime - prev.ComputeTime,
 		ComputeTimeMax: s.ComputeTimeMax,
 	}
+	d.Expired = s.Expired - prev.Expired
+	d.RefreshesBackedOff = s.RefreshesBackedOff - prev.RefreshesBackedOff
 	for i := range d.ComputeLatency.Counts {
 		d.ComputeLatency.Counts[i] = s.ComputeLatency.Counts[i] - prev.ComputeLatency.Counts[i]
 	}
@@ -137,6 +146,8 @@ type counters struct {
 	computeErrors, computeMax, waitMax                                 atomic.Uint64
 	invalidated, bypassed                                              atomic.Uint64
 	computeLatency                                                     [len(LatencyBounds) + 1]atomic.Uint64
+
+	expired, refreshesBackedOff atomic.Uint64
 }
 
 // observeCompute records one run of fn that took d and returned err. Callers of
@@ -192,6 +203,8 @@ func (c *counters) snapshot() Stats {
 		ComputeTime:    time.Duration(c.computeNanos.Load()),
 		ComputeTimeMax: time.Duration(c.computeMax.Load()),
 	}
+	s.Expired = c.expired.Load()
+	s.RefreshesBackedOff = c.refreshesBackedOff.Load()
 	for i := range c.computeLatency {
 		s.ComputeLatency.Counts[i] = c.computeLatency[i].Load()
 	}
