@@ -877,16 +877,15 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	}
 	f := b.f
 	if len(leases) > 0 {
-		stops := make([]func(), 0, len(leases))
+		held := make([]*heldLease, 0, len(leases))
 		for _, l := range leases {
-			stops = append(stops, f.keepRenewing(ctx, s, l))
+			h := f.life.hold(s.store, l)
+			f.keepRenewing(ctx, s, h)
+			held = append(held, h)
 		}
 		defer func() {
-			for _, stop := range stops {
-				stop()
-			}
-			for _, l := range leases {
-				f.release(ctx, s, l)
+			for _, h := range held {
+				f.releaseHeld(ctx, s, h)
 			}
 		}()
 	}

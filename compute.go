@@ -28,19 +28,83 @@ type ran[R any] struct {
 	ran bool
 }
 
-// compute runs the single flight for k in this process and waits for it or for ctx.
-func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A) (R, Outcome, error) {
+// compute runs the single flight for k in this process and waits for it, for ctx,
+// or for the waiting limits: after WaitForCalcTimeout a caller that joined another
+// caller's run computes itself, as it would behind another process's lease; after
+// ComputeTimeout it returns ErrComputeTimeout. direct runs fn without the store (the
+// breaker is open): in-process callers still share one run.
+func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A, direct bool) (R, Outcome, error) {
 	start := time.Now()
-	r, err, leader := f.inflight.Do(ctx, k.ID, func() (ran[R], error) {
-		return f.computeShared(context.WithoutCancel(ctx), s, k, arg)
-	})
-	out := Outcome{Result: ResultMiss, Computed: leader && r.ran}
-	if !out.Computed {
-		out.Waited = time.Since(start)
+	cctx, cancel := newComputeContext(ctx, s)
+	work := func() (ran[R], error) {
+		defer cancel(nil)
+		if !f.life.begin() { // closed meanwhile: the store is not ours to use any more
+			return computed(f.runDirect(cctx, arg))
+		}
+		defer f.life.end()
+		if direct {
+			return computed(f.runDirect(cctx, arg))
+		}
+		return f.computeShared(cctx, s, k, arg)
 	}
+	var abandoned func()
+	if s.cancelAbandoned {
+		abandoned = func() { cancel(context.Canceled) }
+	}
+	c, leader := f.inflight.Join(k.ID, work, abandoned)
+	defer c.Leave()
+	var waitLimit, deadline <-chan time.Time
 	if !leader {
+		cancel(nil) // this caller's context for fn is not used
+		if s.waitTimeout > 0 {
+			t := timers(s).NewTimer(s.waitTimeout)
+			defer t.Stop()
+			waitLimit = t.C()
+		}
+		if s.computeTimeout > 0 {
+			// The run joined began before this caller came: it ends by then.
+			t := timers(s).NewTimer(s.computeTimeout)
+			defer t.Stop()
+			deadline = t.C()
+		}
+	}
+	out := Outcome{Result: ResultMiss}
+	if direct {
+		out.Result = ResultSkipped
+	}
+	waited := func() {
+		out.Waited = time.Since(start)
 		f.stats.waits.Add(1)
 		f.stats.observeWait(out.Waited)
+	}
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		if !leader {
+			waited()
+		}
+		var zero R
+		return zero, out, ctx.Err()
+	case <-waitLimit:
+		waited()
+		f.stats.waitTimeouts.Add(1)
+		if s.verbose {
+			f.trace(s, "cachier: stopped waiting for this process's computation; computing", "key", k.String(), "waited", out.Waited)
+		}
+		out.Computed = true
+		v, err := f.computeAlone(ctx, s, k, arg, direct)
+		return v, out, err
+	case <-deadline:
+		waited()
+		var zero R
+		return zero, out, fmt.Errorf("%w: %s: the computation joined did not end within %v", ErrComputeTimeout, k, s.computeTimeout)
+	}
+	r, err := c.Result()
+	out.Computed = leader && r.ran
+	if !leader {
+		waited()
+	} else if !out.Computed {
+		out.Waited = time.Since(start)
 	}
 	var pe *flight.PanicError
 	if errors.As(err, &pe) {
@@ -50,6 +114,18 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 		return r.v, out, fmt.Errorf("%w: %v", ErrPanicked, pe.Value)
 	}
 	return r.v, out, err
+}
+
+// computeAlone runs fn for a caller that stopped waiting for another computation of
+// k, and stores its result (without a lease: the other computation holds it).
+func (f *Func[A, R]) computeAlone(ctx context.Context, s *settings, k store.Key, arg A, direct bool) (R, error) {
+	cctx, cancel := newComputeContext(ctx, s)
+	defer cancel(nil)
+	if direct || !f.life.begin() {
+		return f.runDirect(cctx, arg)
+	}
+	defer f.life.end()
+	return f.runAndStore(cctx, s, k, arg, nil)
 }
 
 // computeShared is the one computation of k in this process. It takes the store's
@@ -203,20 +279,21 @@ func (f *Func[A, R]) release(ctx context.Context, s *settings, l store.Lease) {
 // successful result, and then releases the lease, in that order, so that a waiter
 // woken by the release finds the result.
 func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, arg A, lease *store.Lease) (R, error) {
+	// fn's context may end (ComputeTimeout, CancelWhenAbandoned); storing what fn
+	// returned and releasing the lease must not.
+	sctx := context.WithoutCancel(ctx)
 	if lease != nil {
-		stop := f.keepRenewing(ctx, s, *lease)
-		defer func() {
-			stop()
-			f.release(ctx, s, *lease)
-		}()
+		h := f.life.hold(s.store, *lease)
+		f.keepRenewing(ctx, s, h)
+		defer f.releaseHeld(sctx, s, h)
 	}
 	// The counters are read before computing: an invalidation while fn runs then
 	// leaves the new entry already stale, rather than hiding it.
 	var before []envelope.Dep
 	if f.tags.needsVersions() {
 		var err error
-		if before, err = deps(ctx, s, f.counterNames(arg)); err != nil {
-			if err := f.storeFailed(ctx, s, "versions", k, err); err != nil {
+		if before, err = deps(sctx, s, f.counterNames(arg)); err != nil {
+			if err := f.storeFailed(sctx, s, "versions", k, err); err != nil {
 				return *new(R), err
 			}
 		}
@@ -231,18 +308,20 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 		}
 		return v, err
 	}
-	if err := f.save(ctx, s, k, arg, v, before); err != nil && s.failClosed {
+	if err := f.save(sctx, s, k, arg, v, before); err != nil && s.failClosed {
 		return v, err
 	}
 	return v, nil
 }
 
-// keepRenewing renews the lease every third of its TTL until stop is called. It
-// uses a timer rather than a goroutine, so that the common computation, shorter than a
-// third of the TTL, costs no goroutine and no ticker. A renewal holds mu while it
-// talks to the store, so stop returns only after any renewal under way has finished,
-// and the lease is released after the last renewal, never before it.
-func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, l store.Lease) (stop func()) {
+// keepRenewing renews h every third of its TTL until it is released, or until fn's
+// context ends (ComputeTimeout passed, or every caller left): past that the lease runs
+// out and waiters elsewhere take over. It uses a timer rather than a goroutine, so that
+// the common computation, shorter than a third of the TTL, costs no goroutine and no
+// ticker. A renewal holds mu while it talks to the store, so stopping returns only
+// after any renewal under way has finished, and the lease is released after the last
+// renewal, never before it.
+func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, h *heldLease) {
 	var (
 		mu      sync.Mutex
 		stopped bool
@@ -251,33 +330,45 @@ func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, l store.Leas
 	every := s.leaseTTL / 3
 	mu.Lock() // t is set before the first renewal can read it
 	defer mu.Unlock()
+	rctxBase := context.WithoutCancel(ctx)
 	t = time.AfterFunc(every, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if stopped {
 			return
 		}
-		rctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+		if ctx.Err() != nil {
+			if s.verbose {
+				f.trace(s, "cachier: computation past its deadline or abandoned; no longer renewing its lease", "key", h.lease().Key.String())
+			}
+			return
+		}
+		l := h.lease()
+		rctx, cancel := context.WithTimeout(rctxBase, s.storeTimeout)
 		nl, err := s.store.Renew(rctx, l, s.leaseTTL)
 		cancel()
 		switch {
 		case err == nil:
-			l = nl
+			if !h.renewed(nl) {
+				return
+			}
 		case errors.Is(err, store.ErrLeaseLost):
 			f.logger(s).Warn("cachier: lost the calculation lease while computing; another caller may compute too",
 				"key", l.Key.String())
 			return
 		default:
-			_ = f.storeFailed(ctx, s, "renew", l.Key, err)
+			_ = f.storeFailed(rctxBase, s, "renew", l.Key, err)
 		}
 		t.Reset(every)
 	})
-	return func() {
+	h.mu.Lock()
+	h.stop = func() {
 		mu.Lock()
 		stopped = true
 		t.Stop()
 		mu.Unlock()
 	}
+	h.mu.Unlock()
 }
 
 // save encodes v and stores it with the dependencies read before it was computed
@@ -388,7 +479,11 @@ func isNil[R any](v R) bool {
 func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k store.Key, arg A) {
 	ctx = context.WithoutCancel(ctx)
 	start := s.clock.Now()
-	f.refreshing.Start(k.ID, func() (v R, err error) {
+	if !f.life.begin() {
+		return // closed: no new background work
+	}
+	started := f.refreshing.Start(k.ID, func() (v R, err error) {
+		defer f.life.end()
 		defer func() {
 			if r := recover(); r != nil {
 				f.backoff.done(k.ID, s.clock.Now(), errRefreshPanicked, s)
@@ -414,7 +509,9 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 			f.release(ctx, s, lease) // refreshed by someone else meanwhile, or the store failed
 			return v, nil
 		}
-		v, err = f.runAndStore(ctx, s, k, arg, &lease)
+		cctx, cancel := newComputeContext(ctx, s)
+		defer cancel(nil)
+		v, err = f.runAndStore(cctx, s, k, arg, &lease)
 		// The backoff is recorded before the outcome is counted, so whoever sees the
 		// count also sees the backoff.
 		f.backoff.done(k.ID, s.clock.Now(), err, s)
@@ -427,6 +524,9 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 		f.stats.refreshes.Add(1)
 		return v, nil
 	})
+	if !started {
+		f.life.end()
+	}
 }
 
 // maybeCleanup deletes stale entries in the background, at most once per interval.
@@ -442,7 +542,11 @@ func (f *Func[A, R]) maybeCleanup(s *settings) {
 	if !f.lastCleanup.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
+	if !f.life.begin() {
+		return
+	}
 	go func() {
+		defer f.life.end()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*s.storeTimeout)
 		defer cancel()
 		n, err := s.store.DeleteBefore(ctx, f.ns, now.Add(-s.staleAfter))

@@ -19,4 +19,11 @@ var (
 	// ErrStore wraps a store failure returned to the caller, which happens only with
 	// FailOnStoreError; otherwise store failures are logged and counted.
 	ErrStore = errors.New("cachier: store failed")
+	// ErrClosed is returned by a Func's Precache, Invalidate, Clear and
+	// ClearBeingCalculated after Close.
+	ErrClosed = errors.New("cachier: function closed")
+	// ErrComputeTimeout is returned to a caller that waited for a computation in its
+	// process longer than ComputeTimeout. The caller that ran fn gets fn's own error
+	// (its context's deadline passed: context.DeadlineExceeded).
+	ErrComputeTimeout = errors.New("cachier: computation exceeded ComputeTimeout")
 )

@@ -41,6 +41,7 @@ type Func[A, R any] struct {
 	refreshing  flight.Group[R]      // NextTime: one background refresh per key per process
 	backoff     backoffs             // keys whose last background refresh failed
 	lastCleanup atomic.Int64         // unix nanos, by the Func's clock
+	life        lifecycle            // work Close waits for, leases it releases
 }
 
 type resolvedSettings struct {
@@ -292,21 +293,10 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 // the argument's key when the caller has already derived it, else nil.
 func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A, key *store.Key) (R, Outcome, error) {
 	var zero R
-	if s.skip || disabled.Load() {
+	if s.skip || disabled.Load() || f.life.isClosed() {
 		f.stats.skipped.Add(1)
 		if s.verbose {
 			f.trace(s, "cachier: skipping the cache", "ns", f.ns)
-		}
-		v, err := f.runDirect(ctx, arg)
-		return v, Outcome{Result: ResultSkipped, Computed: true}, err
-	}
-	if f.breaker.open(s.clock) {
-		f.stats.bypassed.Add(1)
-		if s.failClosed {
-			return zero, Outcome{}, fmt.Errorf("%w: %s failed moments ago; not trying it again yet", ErrStore, f.ns)
-		}
-		if s.verbose {
-			f.trace(s, "cachier: store failed moments ago; calling the function directly", "ns", f.ns)
 		}
 		v, err := f.runDirect(ctx, arg)
 		return v, Outcome{Result: ResultSkipped, Computed: true}, err
@@ -319,6 +309,17 @@ func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A, key *store.Ke
 		if k, err = f.Key(arg); err != nil {
 			return zero, Outcome{}, err
 		}
+	}
+	if f.breaker.open(s.clock) {
+		f.stats.bypassed.Add(1)
+		if s.failClosed {
+			return zero, Outcome{}, fmt.Errorf("%w: %s failed moments ago; not trying it again yet", ErrStore, f.ns)
+		}
+		if s.verbose {
+			f.trace(s, "cachier: store failed moments ago; calling the function directly", "ns", f.ns)
+		}
+		// Without the store, callers in this process still share one run per key.
+		return f.compute(ctx, s, k, arg, true)
 	}
 	if s.cleanupEvery > 0 {
 		f.maybeCleanup(s)
@@ -341,7 +342,7 @@ func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A, key *store.Ke
 		f.trace(s, "cachier: miss: overwrite", "key", k.String())
 	}
 	f.stats.misses.Add(1)
-	return f.compute(ctx, s, k, arg)
+	return f.compute(ctx, s, k, arg, false)
 }
 
 // Refresh recomputes the result for arg and stores it (easy_cache's refresh).
@@ -381,6 +382,9 @@ func (f *Func[A, R]) Invalidate(ctx context.Context, arg A) error {
 
 // Clear removes every result of the function (cachier's clear_cache).
 func (f *Func[A, R]) Clear(ctx context.Context) error {
+	if f.life.isClosed() {
+		return fmt.Errorf("%w: %s", ErrClosed, f.ns)
+	}
 	s, err := f.settings(nil)
 	if err != nil {
 		return err
@@ -396,13 +400,21 @@ func (f *Func[A, R]) Clear(ctx context.Context) error {
 }
 
 // ClearBeingCalculated releases every calculation lease of the function, whoever
-// holds it (cachier's clear_being_calculated). Leases expire on their own when their
-// holder dies, so this is only needed to stop waiting at once.
+// holds it (cachier's clear_being_calculated), and detaches the computations in
+// flight in this process: they finish for the callers already waiting for them, and
+// the next caller, in this process as in any other, starts its own computation
+// instead of joining them. Leases expire on their own when their holder dies, so this
+// is only needed to stop waiting at once.
 func (f *Func[A, R]) ClearBeingCalculated(ctx context.Context) error {
+	if f.life.isClosed() {
+		return fmt.Errorf("%w: %s", ErrClosed, f.ns)
+	}
 	s, err := f.settings(nil)
 	if err != nil {
 		return err
 	}
+	f.inflight.ForgetAll()
+	f.refreshing.ForgetAll()
 	ctx, cancel := context.WithTimeout(ctx, 10*s.storeTimeout)
 	defer cancel()
 	if _, err := s.store.ReleaseAll(ctx, f.ns); err != nil {
@@ -425,6 +437,9 @@ func (f *Func[A, R]) CacheDir() (string, bool) {
 }
 
 func (f *Func[A, R]) settingsAndKey(arg A) (*settings, store.Key, error) {
+	if f.life.isClosed() {
+		return nil, store.Key{}, fmt.Errorf("%w: %s", ErrClosed, f.ns)
+	}
 	s, err := f.settings(nil)
 	if err != nil {
 		return nil, store.Key{}, err

@@ -61,6 +61,9 @@ type settings struct {
 	observer     Observer
 	expiry       expirySettings
 
+	computeTimeout  time.Duration // 0: fn runs as long as it takes
+	cancelAbandoned bool
+
 	// Invalidation (Wrap only): tags, prefix and per-entry TTL functions are typed
 	// by the wrapped function and checked by Wrap.
 	tags       []string
@@ -328,6 +331,30 @@ func FailOnStoreError(on bool) Option {
 // tracing; see the contrib/otel module). Not accepted by Call.
 func WithObserver(o Observer) Option {
 	return opt("WithObserver", inWrap|inDefaults, func(s *settings) error { s.observer = o; return nil })
+}
+
+// ComputeTimeout bounds one run of fn (sturdyc and otter leave this to fn; bkt has
+// none). fn's context gets the deadline, by the Func's clock, and keeps the caller's
+// values. Past it the calculation lease is no longer renewed, so that waiters in other
+// processes take over once it runs out, and callers in this process that waited for
+// the run get [ErrComputeTimeout]. What fn returns after its deadline is still
+// returned to the caller that ran it, and a success is stored. Zero, the default,
+// lets fn run as long as it takes.
+func ComputeTimeout(d time.Duration) Option {
+	return opt("ComputeTimeout", everywhere, func(s *settings) error {
+		if d < 0 {
+			return fmt.Errorf("negative duration %v; use 0 for no limit", d)
+		}
+		s.computeTimeout = d
+		return nil
+	})
+}
+
+// CancelWhenAbandoned cancels fn's context (context.Canceled) when every caller in
+// this process that waited for the run has left on its own context. By default a run
+// goes on and stores its result for the next caller, even when nobody waits for it.
+func CancelWhenAbandoned(on bool) Option {
+	return opt("CancelWhenAbandoned", everywhere, func(s *settings) error { s.cancelAbandoned = on; return nil })
 }
 
 // SkipCache runs fn and touches no store (cachier's cachier__skip_cache).

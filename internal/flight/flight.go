@@ -6,6 +6,12 @@
 // others (groupcache would cancel it for everyone). A panic in the computation is
 // caught and handed to every caller as a *PanicError; the caller that started the
 // flight re-panics with it, the others get it as an error and never hang.
+//
+// [Group.Join] hands the caller the run itself, so that it can stop waiting on its
+// own terms (a timeout) and report when it leaves ([Call.Leave]); a run whose every
+// caller has left can be told so (the abandoned callback). [Group.ForgetAll] detaches
+// the runs in flight: they finish for the callers they have, and new callers start
+// new runs.
 package flight
 
 import (
@@ -25,38 +31,81 @@ func (p *PanicError) Error() string {
 	return fmt.Sprintf("computation panicked: %v", p.Value)
 }
 
-type call[V any] struct {
+// Call is one run of a computation, shared by the callers that joined it.
+type Call[V any] struct {
 	done chan struct{}
 	val  V
 	err  error
+
+	mu        sync.Mutex
+	waiters   int    // callers that joined and have not left
+	abandoned func() // called once when the last caller leaves before the run ends
+}
+
+// Done is closed when the run has ended.
+func (c *Call[V]) Done() <-chan struct{} { return c.done }
+
+// Result returns the run's result; call it after Done is closed.
+func (c *Call[V]) Result() (V, error) { return c.val, c.err }
+
+// Leave records that one caller stopped waiting. When the last one leaves before the
+// run has ended, the run's abandoned callback (if any) is called.
+func (c *Call[V]) Leave() {
+	c.mu.Lock()
+	c.waiters--
+	var f func()
+	if c.waiters == 0 {
+		select {
+		case <-c.done:
+		default:
+			f, c.abandoned = c.abandoned, nil
+		}
+	}
+	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 // Group deduplicates computations by key. The zero Group is ready to use.
 type Group[V any] struct {
 	mu    sync.Mutex
-	calls map[string]*call[V]
+	calls map[string]*Call[V]
+}
+
+// Join runs fn for key unless a run for key is already in flight, and returns the
+// run; leader reports whether this caller started it. The caller must call Leave once
+// it stops waiting, whether or not the run has ended. abandoned, if not nil, is
+// called when every caller has left a run this caller started before it ended.
+func (g *Group[V]) Join(key string, fn func() (V, error), abandoned func()) (c *Call[V], leader bool) {
+	g.mu.Lock()
+	if g.calls == nil {
+		g.calls = map[string]*Call[V]{}
+	}
+	c, ok := g.calls[key]
+	if !ok {
+		c = &Call[V]{done: make(chan struct{}), abandoned: abandoned}
+		g.calls[key] = c
+		go g.run(key, c, fn)
+	}
+	c.mu.Lock()
+	c.waiters++
+	c.mu.Unlock()
+	g.mu.Unlock()
+	return c, !ok
 }
 
 // Do runs fn for key unless a run for key is already in flight, and waits for the
 // result or for ctx. leader reports whether this caller started the run.
 func (g *Group[V]) Do(ctx context.Context, key string, fn func() (V, error)) (v V, err error, leader bool) {
-	g.mu.Lock()
-	if g.calls == nil {
-		g.calls = map[string]*call[V]{}
-	}
-	c, ok := g.calls[key]
-	if !ok {
-		c = &call[V]{done: make(chan struct{})}
-		g.calls[key] = c
-		go g.run(key, c, fn)
-	}
-	g.mu.Unlock()
+	c, leader := g.Join(key, fn, nil)
+	defer c.Leave()
 	select {
 	case <-c.done:
-		return c.val, c.err, !ok
+		return c.val, c.err, leader
 	case <-ctx.Done():
 		var zero V
-		return zero, ctx.Err(), !ok
+		return zero, ctx.Err(), leader
 	}
 }
 
@@ -66,26 +115,39 @@ func (g *Group[V]) Start(key string, fn func() (V, error)) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.calls == nil {
-		g.calls = map[string]*call[V]{}
+		g.calls = map[string]*Call[V]{}
 	}
 	if _, ok := g.calls[key]; ok {
 		return false
 	}
-	c := &call[V]{done: make(chan struct{})}
+	c := &Call[V]{done: make(chan struct{})}
 	g.calls[key] = c
 	go g.run(key, c, fn)
 	return true
 }
 
-func (g *Group[V]) run(key string, c *call[V], fn func() (V, error)) {
+// ForgetAll detaches every run in flight: each finishes for the callers that joined
+// it, and the next caller of its key starts a new run.
+func (g *Group[V]) ForgetAll() {
+	g.mu.Lock()
+	clear(g.calls)
+	g.mu.Unlock()
+}
+
+func (g *Group[V]) run(key string, c *Call[V], fn func() (V, error)) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 		g.mu.Lock()
-		delete(g.calls, key)
+		if g.calls[key] == c { // not forgotten and replaced meanwhile
+			delete(g.calls, key)
+		}
 		g.mu.Unlock()
+		c.mu.Lock()
+		c.abandoned = nil
 		close(c.done)
+		c.mu.Unlock()
 	}()
 	c.val, c.err = fn()
 }
