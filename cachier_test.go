@@ -617,52 +617,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// After a store failure, calls skip the store for a growing backoff (by the Func's
-// clock), then try it again, and use it once it works.
-func TestBrokenStoreIsBypassedThenRetried(t *testing.T) {
-	dir := t.TempDir() + "/cache"
-	st := newFileStoreAt(t, dir)
-	clock := newClock()
-	log, _ := testLogger()
-	var n atomic.Int64
-	fn := func(_ context.Context, x int) (int, error) { n.Add(1); return x * 2, nil }
-	f, _ := cachier.Wrap(fn, cachier.Name("breaker"), cachier.WithStore(st), cachier.WithLogger(log), cachier.WithClock(clock))
-	ctx := context.Background()
-	call := func() {
-		t.Helper()
-		if v, err := f.Call(ctx, 2); v != 4 || err != nil {
-			t.Fatalf("Call = %d, %v", v, err)
-		}
-	}
-	// A file where the function's directory would be: every store operation fails.
-	nsDir, _ := f.CacheDir()
-	mustRemoveAll(t, nsDir)
-	mustWriteFile(t, nsDir, "not a directory")
-	call() // fails on the store, opens the breaker
-	errs := f.Stats().StoreErrors
-	if errs == 0 {
-		t.Fatal("no store error counted")
-	}
-	call() // within the backoff: straight to fn
-	if s := f.Stats(); s.StoreErrors != errs || s.StoreBypassed != 1 {
-		t.Fatalf("within the backoff the store was tried again: %+v", s)
-	}
-	if _, err := f.Call(ctx, 2, cachier.FailOnStoreError(true)); !errors.Is(err, cachier.ErrStore) {
-		t.Fatalf("FailOnStoreError with the breaker open: %v", err)
-	}
-	// Repair the store and let the backoff pass: the next call uses the store again.
-	mustRemoveAll(t, nsDir)
-	clock.Advance(time.Minute)
-	call()
-	call()
-	if s := f.Stats(); s.Hits != 1 {
-		t.Fatalf("after the store came back no hit: %+v", s)
-	}
-	if n.Load() != 3 {
-		t.Fatalf("fn ran %d times, want 3 (broken, bypassed, first after repair)", n.Load())
-	}
-}
-
 // A computation that outlives its lease's TTL keeps the lease by renewing it: another
 // caller (here a second Func on the same store, as another process would be) waits
 // for the result instead of computing too.

@@ -596,7 +596,7 @@ func (f *Func[A, R]) decode(codec Codec, b []byte) (R, envelope.Meta, error) {
 // FailOnStoreError.
 func (f *Func[A, R]) storeFailed(ctx context.Context, s *settings, op string, k store.Key, err error) error {
 	f.stats.storeErrors.Add(1)
-	if ctx.Err() == nil { // the caller giving up is not the store failing
+	if ctx.Err() == nil && opensBreaker(op, err) { // the caller giving up is not the store failing
 		f.breaker.failed(s.clock)
 	}
 	f.logger(s).LogAttrs(ctx, slog.LevelWarn, "cachier: store error; the call goes on without the cache",
