@@ -143,7 +143,7 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 		poll      = minPoll
 		pollMax   = maxPoll
 	)
-	if _, inProcess := s.store.(store.LiveStore); inProcess {
+	if pl, ok := s.store.(store.ProcessLocal); ok && pl.ProcessLocal() {
 		// The single flight already makes this the only computation of k in the
 		// process, and an in-process store is seen by no other: no lease to take.
 		return computed(f.runAndStore(ctx, s, k, arg, nil))

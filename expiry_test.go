@@ -55,7 +55,7 @@ func TestExpiresAtOnEveryWrite(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clock.NewFake(future)
-			rs := &recordingStore{Store: memstore.New(nil)}
+			rs := &recordingStore{Store: store.Adapt(memstore.New(nil))}
 			opts := append([]cachier.Option{cachier.Name("expiresat"), cachier.WithStore(rs), cachier.WithClock(clk)}, tc.opts...)
 			f, err := cachier.Wrap(func(_ context.Context, x int) (int, error) { return x, nil }, opts...)
 			if err != nil {

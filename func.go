@@ -277,7 +277,7 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 		return v, err
 	}
 	// The key is derived once, for the Observer and for the call.
-	info := CallInfo{Namespace: f.ns, Store: fmt.Sprintf("%T", s.store)}
+	info := CallInfo{Namespace: f.ns, Store: fmt.Sprintf("%T", store.Unwrap(s.store))}
 	var key *store.Key
 	if k, err := f.Key(arg); err == nil {
 		info.KeyID, key = k.ID, &k

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/filestore"
 	"github.com/cachier-go/cachier/store/memstore"
 )
@@ -70,7 +71,7 @@ func newFileStore(t testing.TB) *filestore.Store {
 // stores runs a test on each store that needs no server.
 func stores(t *testing.T, run func(t *testing.T, newStore func(testing.TB) storeCloser)) {
 	t.Run("mem", func(t *testing.T) {
-		run(t, func(testing.TB) storeCloser { return memstore.New(nil) })
+		run(t, func(testing.TB) storeCloser { return store.Adapt(memstore.New(nil)) })
 	})
 	t.Run("file", func(t *testing.T) {
 		run(t, func(t testing.TB) storeCloser { return newFileStore(t) })

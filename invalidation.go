@@ -266,8 +266,11 @@ func (f *Func[A, R]) movedDep(ctx context.Context, s *settings, ds []envelope.De
 	return "", nil
 }
 
-func bump(ctx context.Context, st store.Store, timeout time.Duration, names ...string) error {
-	v, ok := st.(store.Versioner)
+func bump(ctx context.Context, st store.Driver, timeout time.Duration, names ...string) error {
+	if st == nil {
+		return fmt.Errorf("%w: nil store", ErrOption)
+	}
+	v, ok := store.Adapt(st).(store.Versioner)
 	if !ok {
 		return ErrNoVersions
 	}
@@ -284,7 +287,7 @@ func bump(ctx context.Context, st store.Store, timeout time.Duration, names ...s
 
 // InvalidateTags drops every entry carrying any of the tags, of every function using
 // the store, in every process, in O(1) per tag.
-func InvalidateTags(ctx context.Context, st store.Store, tags ...string) error {
+func InvalidateTags(ctx context.Context, st store.Driver, tags ...string) error {
 	names := make([]string, len(tags))
 	for i, t := range tags {
 		names[i] = tagCounter(t)
@@ -295,7 +298,7 @@ func InvalidateTags(ctx context.Context, st store.Store, tags ...string) error {
 // InvalidatePrefix drops every entry made under the prefix (see Prefix; the prefix is
 // matched whole) of every function using the store, in every process, in O(1). A
 // prefix is a tag: this is InvalidateTags(ctx, st, prefix).
-func InvalidatePrefix(ctx context.Context, st store.Store, prefix string) error {
+func InvalidatePrefix(ctx context.Context, st store.Driver, prefix string) error {
 	return bump(ctx, st, defaultSettings().storeTimeout, prefixCounter(prefix))
 }
 

@@ -18,7 +18,7 @@ import (
 
 // versionedStores are the stores without a server that keep version counters.
 func versionedStores(t *testing.T, run func(t *testing.T, st store.Store)) {
-	t.Run("mem", func(t *testing.T) { run(t, memstore.New(nil)) })
+	t.Run("mem", func(t *testing.T) { run(t, store.Adapt(memstore.New(nil))) })
 	t.Run("file", func(t *testing.T) {
 		st := newFileStore(t)
 		if _, ok := any(st).(store.Versioner); !ok {

@@ -150,14 +150,15 @@ func opt(name string, sc scope, apply func(*settings) error) Option {
 	return Option{name: name, scope: sc, apply: apply}
 }
 
-// WithStore sets where results are kept. The default is a filestore in
-// $XDG_CACHE_HOME/cachier, else ~/.cachier. Not accepted by Call.
-func WithStore(st store.Store) Option {
+// WithStore sets where results are kept: any store driver (see package store's
+// "Writing a store"), used through the portable layer [store.Adapt]. The default is a
+// filestore in $XDG_CACHE_HOME/cachier, else ~/.cachier. Not accepted by Call.
+func WithStore(st store.Driver) Option {
 	return opt("WithStore", inWrap|inDefaults, func(s *settings) error {
 		if st == nil {
 			return errors.New("nil store")
 		}
-		s.store = st
+		s.store = store.Adapt(st)
 		return nil
 	})
 }

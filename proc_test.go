@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cachier-go/cachier/internal/proctest"
+	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/memstore"
 )
 
@@ -31,7 +32,7 @@ func TestFileStoreTagAcrossProcesses(t *testing.T) {
 }
 
 func TestInvalidationOnMemStore(t *testing.T) {
-	proctest.Invalidation(t, memstore.New(nil))
+	proctest.Invalidation(t, store.Adapt(memstore.New(nil)))
 }
 
 // A stale entry with NextTime: every caller in 4 processes gets it at once, and

@@ -36,7 +36,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // newTestManager returns a manager without a background goroutine, on a fake clock,
 // checking versions every minute.
-func newTestManager(t testing.TB, st store.Store, clk *fakeClock) *Manager {
+func newTestManager(t testing.TB, st store.Driver, clk *fakeClock) *Manager {
 	t.Helper()
 	m, err := NewManager(st, &Options{Name: "test", Clock: clk, Logger: quiet, CheckInterval: time.Minute, SyncInterval: -1})
 	if err != nil {
@@ -64,4 +64,4 @@ func must[T any](t testing.TB) func(T, error) T {
 
 // localOnly hides the store's optional interfaces, Versioner among them: a real store
 // as a third-party store without counters would be.
-type localOnly struct{ store.Store }
+type localOnly struct{ store.Driver }

@@ -100,10 +100,11 @@ func (systemClock) Now() time.Time { return time.Now() }
 // st: Close leaves it open. If st implements [store.Versioner] (every store in this
 // module does), invalidation reaches every process sharing st; otherwise it is local
 // to this process.
-func NewManager(st store.Store, opts *Options) (*Manager, error) {
-	if st == nil {
+func NewManager(d store.Driver, opts *Options) (*Manager, error) {
+	if d == nil {
 		return nil, fmt.Errorf("%w: nil store", ErrOption)
 	}
+	st := store.Adapt(d)
 	var o Options
 	if opts != nil {
 		o = *opts

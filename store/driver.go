@@ -1,11 +1,22 @@
 package store
 
-import "context"
+import (
+	"context"
+	"iter"
+	"time"
+)
 
 // Driver is the required part of the store contract: the four methods every engine
 // has. Everything else a store can do is an optional capability, declared by
-// implementing the interface that names it (Batcher, Notifier, Versioner, ...), with a
-// fallback in this package or in cachier where one can exist.
+// implementing the interface that names it ([Lister], [Swapper], [Notifier], [Batcher],
+// [Expirer], [Versioner], [ProcessLocal], ...), with a fallback in this package or in
+// cachier where one can exist. [Adapt] turns a Driver into the [Store] cachier uses.
+//
+// A driver may assume that keys are valid ([Key.Validate]), that contexts are live when
+// a call starts, and that its records are only ever reached through the portable layer:
+// Adapt checks both before every call. A driver must accept namespaces of up to
+// MaxNamespaceLen+1 bytes, whose first byte may be 0x01: the portable layer keeps its
+// lease and counter records there ([InternalPrefix]).
 type Driver interface {
 	// Get returns the entry for k, or an error matching ErrNotFound.
 	Get(ctx context.Context, k Key) (Entry, error)
@@ -16,4 +27,87 @@ type Driver interface {
 	Delete(ctx context.Context, k Key) error
 	// Close releases the driver's own resources.
 	Close() error
+}
+
+// Lister is an optional capability of drivers that can enumerate and bulk-remove
+// entries, for the command line and for cleanup. Without it, listing, Clear,
+// DeleteBefore and ReleaseAll return an error matching errors.ErrUnsupported.
+type Lister interface {
+	// Entries lists the entries of the namespace, in no particular order.
+	Entries(ctx context.Context, namespace string) iter.Seq2[Info, error]
+	// Namespaces lists the namespaces that have entries.
+	Namespaces(ctx context.Context) ([]string, error)
+	// Clear removes every entry of the namespace.
+	Clear(ctx context.Context, namespace string) error
+	// DeleteBefore removes the entries of the namespace stored before t and returns
+	// how many it removed.
+	DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error)
+}
+
+// Swapper is an optional capability of drivers that can change one record atomically,
+// across every process that shares the engine: create-if-absent and compare-and-swap.
+// It is all the portable layer needs to give calculation leases that hold across
+// processes (and machines); without it, leases are kept in this process only, and a
+// store shared by several processes computes a missing key once per process.
+type Swapper interface {
+	// Swap replaces the entry at k by next, atomically, if and only if k's current
+	// value is old byte for byte; old == nil means k must have no entry (create if
+	// absent), and next == nil deletes k. It reports whether it swapped: false with a
+	// nil error means the current state was not old, and nothing changed.
+	Swap(ctx context.Context, k Key, old []byte, next *Entry) (swapped bool, err error)
+}
+
+// Expirer is an optional marker of drivers whose engine drops an entry by itself once
+// its Entry.ExpiresAt has passed (Redis EXPIRE, memcached exptime, a MongoDB TTL
+// index). Other drivers keep ExpiresAt with the entry and cachier treats a read past it
+// as a miss.
+type Expirer interface {
+	// ExpiresNatively reports whether Set honours Entry.ExpiresAt in the engine.
+	ExpiresNatively() bool
+}
+
+// ProcessLocal is an optional marker of drivers whose records no other process can
+// see (an in-memory map). cachier's single flight already makes a computation the only
+// one in the process, so it takes no calculation lease on such a store. It is a fact
+// about sharing, separate from [LiveStore] (which is about keeping decoded values): a
+// tiered store may keep decoded values and still need cross-process leases.
+type ProcessLocal interface {
+	// ProcessLocal reports whether the driver's records are seen by this process only.
+	ProcessLocal() bool
+}
+
+// Leaser is the native-capability path for drivers that decide calculation leases
+// in their engine themselves (one script or statement), instead of leaving the
+// decision to the portable layer over a [Swapper]. The portable layer still validates
+// keys, contexts and owners before calling it. New drivers should implement Swapper:
+// the lease rule then lives in one place.
+type Leaser interface {
+	Acquire(ctx context.Context, k Key, o Owner, ttl time.Duration) (Lease, error)
+	Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
+	Release(ctx context.Context, l Lease) error
+	Leases(ctx context.Context, namespace string) iter.Seq2[Lease, error]
+	ReleaseAll(ctx context.Context, namespace string) (int, error)
+}
+
+// ReadOrAcquirer is an optional capability of drivers that can, in one round trip,
+// read an entry and create a record if it is absent (a Redis script, one SQL
+// transaction). The portable layer uses it for [Store.ReadOrAcquire], so that a miss
+// costs one round trip to learn "missing, and the lease is yours". Without it,
+// ReadOrAcquire is Get then Acquire.
+type ReadOrAcquirer interface {
+	// GetAndCreate returns the entry at k (getErr matches ErrNotFound if there is
+	// none) and, atomically with respect to other Swaps on rk, creates rec at rk if rk
+	// has no entry. cur is rk's value after the call; created reports whether rec was
+	// written. err reports a failure of the whole call.
+	GetAndCreate(ctx context.Context, k Key, rk Key, rec Entry) (e Entry, getErr error, cur []byte, created bool, err error)
+}
+
+// WriteAndReleaser is an optional capability of drivers that can, in one round trip,
+// store an entry and delete a record if its value is still old (a Redis script, one
+// SQL transaction). The portable layer uses it for [Store.WriteAndRelease]; without
+// it, that is Set then Release.
+type WriteAndReleaser interface {
+	// SetAndDelete stores e at k and deletes rk if rk's value is old, and reports
+	// whether it deleted rk.
+	SetAndDelete(ctx context.Context, k Key, e Entry, rk Key, old []byte) (deleted bool, err error)
 }

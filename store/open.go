@@ -16,7 +16,8 @@ import (
 var ErrBadURL = errors.New("store: bad URL")
 
 // Opener opens a store from a parsed URL. The store owns whatever client it creates,
-// and closes it in Close.
+// and closes it in Close. A driver's opener returns store.Adapt(driver); Open adapts
+// whatever it is given in any case.
 type Opener func(ctx context.Context, u *url.URL) (Store, error)
 
 var (
@@ -67,7 +68,11 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 		return nil, fmt.Errorf("%w: unknown scheme %q in %q; known: %s (import the store's package to register more)",
 			ErrBadURL, u.Scheme, u.Redacted(), strings.Join(Schemes(), ", "))
 	}
-	return open(ctx, u)
+	st, err := open(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return Adapt(st), nil
 }
 
 // userinfo matches the password part of "scheme://user:password@", even in a URL

@@ -4,7 +4,18 @@
 // choosing a store. A store is a small, byte-oriented interface: it never decodes a
 // value, never computes a key and never decides staleness. Everything every store
 // would otherwise repeat (key derivation, encoding, checksums of values, staleness,
-// single flight, stats, error wrapping) lives once, in package cachier.
+// single flight, stats) lives once, in package cachier, and what is the same for every
+// engine (validation, the lease rule, version counters, the record layout of leases and
+// counters) lives once, here.
+//
+// The package has two layers, shaped like gocloud.dev's blob.Bucket over its
+// driver.Bucket and database/sql over database/sql/driver:
+//
+//   - a [Driver] is an engine's calls and nothing else: four required methods, plus the
+//     optional capabilities it declares by implementing their interfaces;
+//   - [Adapt] turns any Driver into the portable [Store] that cachier uses. It validates
+//     keys and contexts once, decides leases, keeps counters, and answers each missing
+//     capability with its fallback. cachier.WithStore adapts whatever it is given.
 //
 // # Keys
 //
@@ -13,22 +24,82 @@
 // [MaxIDLen]; a store must map them onto its own naming rules (escaping, hashing) so
 // that no key can escape a directory, collide with a store's internal records, or break
 // an engine's syntax. Use [Key.Validate] to reject what the contract does not allow.
+// Namespaces starting with byte 0x01 ([InternalPrefix]) are the portable layer's own.
 //
 // # Leases
 //
 // A calculation lease marks a key as being computed. It has an owner and an expiry: the
 // holder renews it while it computes, and a holder that dies stops renewing, so its lease
-// expires and another caller takes over. Acquire is one atomic operation on every store.
-// A lease is distinct from the entry: acquiring, renewing or releasing one never changes
-// the entry, and setting an entry never releases a lease.
+// expires and another caller takes over. A lease is distinct from the entry: acquiring,
+// renewing or releasing one never changes the entry, and setting an entry never
+// releases a lease. The rule (held while another owner's lease is unexpired; an expired
+// lease, or one with the caller's own token, may be taken; an empty token is refused)
+// is written once, in this package, over the driver's [Swapper]. A takeover is a
+// compare-and-swap against the dead holder's record, so of two callers taking over the
+// same expired lease exactly one wins.
 //
 // # Errors
 //
 // A miss is an error matching [ErrNotFound]. A lease held by someone else is an error
 // matching [ErrLeaseHeld] (usually a [*HeldError] naming the holder). Every other error is
 // returned as the driver produced it, so errors.As still reaches the driver's own types.
-// An engine that cannot do something at all (memcached cannot list its keys) returns an
-// error matching errors.ErrUnsupported from that method, and says so in its docs.
+// A capability a driver lacks, and that has no fallback, is an error matching
+// errors.ErrUnsupported (memcached cannot list its keys).
+//
+// # Writing a store
+//
+// A driver implements [Driver]:
+//
+//	Get(ctx, k) (Entry, error)    // ErrNotFound (wrapped or not) for a miss
+//	Set(ctx, k, e) error          // atomic replace; keep Value, StoredAt, ExpiresAt
+//	Delete(ctx, k) error          // nil for a missing key
+//	Close() error
+//
+// That is enough to pass the required part of storetest and to work under
+// cachier.Wrap (see the example MapStore). The portable layer calls a driver only
+// with valid keys and live contexts, so a driver validates nothing. Everything else is
+// optional; each capability, and what happens without it:
+//
+//   - [Lister] (Entries, Namespaces, Clear, DeleteBefore): the command line and
+//     cleanup. Without it those, and ReleaseAll of shared leases, return
+//     errors.ErrUnsupported.
+//   - [Swapper] (Swap: create-if-absent and compare-and-swap of one record): leases
+//     that hold across processes. Without it leases are kept in the process that
+//     adapted the driver: "single flight per process only" ([Scope], reported by
+//     cachier's Stats and Verbose log).
+//   - [Notifier] (Watch: "this key may have changed"): waiters wake at once instead of
+//     polling with backoff. The portable layer watches the entry and its lease record;
+//     lease expiry is never notified, as a waiter knows the holder's expiry and wakes
+//     itself.
+//   - [Batcher] (GetMany, SetMany): one round trip for many keys; without it,
+//     concurrent single calls ([GetMany], [SetMany]).
+//   - [Expirer]: the engine drops entries past Entry.ExpiresAt by itself.
+//   - [ReadOrAcquirer], [WriteAndReleaser]: a miss in two round trips (read-or-lease,
+//     then write-and-release) where the engine can run a script or a transaction;
+//     without them each is two calls.
+//   - [Versioner], [VersionedGetter]: native counters, only where measurably faster.
+//     Without them counters are 8-byte records kept through Get and Set (read in one
+//     [Batcher] call with the entry when the driver batches).
+//   - [ProcessLocal]: nobody else sees the records (an in-memory map), so cachier
+//     takes no lease at all. It is separate from [LiveStore] (decoded values kept
+//     beside the bytes): a tier may keep decoded values and still need shared leases.
+//   - [Locator]: the directory of a namespace, for cachier's CacheDir.
+//   - [Leaser]: leases decided in the engine itself, for drivers of the first contract;
+//     new drivers implement Swapper instead.
+//
+// A driver must accept namespaces of up to MaxNamespaceLen+1 bytes, as the portable
+// layer keeps the lease of {ns, id} at {"\x01"+ns, id} and counter c at {"\x01", c}.
+//
+// To test a driver, give package storetest a harness that makes one:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return harness{} },
+//			storetest.Capabilities{})
+//	}
+//
+// The suite runs the required tests for every driver and the tests of each capability
+// the driver declares, with a fake clock for lease expiry. Run it against a real server
+// (internal/testserver starts one) one store package at a time.
 //
 // # Conformance
 //
@@ -108,6 +179,8 @@ func ValidateNamespace(ns string) error {
 		return fmt.Errorf("%w: namespace of %d bytes is longer than %d", ErrInvalidKey, len(ns), MaxNamespaceLen)
 	case !utf8.ValidString(ns) || strings.ContainsRune(ns, 0):
 		return fmt.Errorf("%w: namespace %q is not UTF-8 without NUL", ErrInvalidKey, ns)
+	case strings.HasPrefix(ns, InternalPrefix):
+		return fmt.Errorf("%w: namespace %q starts with byte 0x01, which is kept for the store's own records", ErrInvalidKey, ns)
 	}
 	return nil
 }
@@ -225,11 +298,12 @@ type Store interface {
 	Close() error
 }
 
-// Notifier is an optional interface for stores that can tell waiters that a key
-// changed, so that they need not poll.
+// Notifier is an optional capability of drivers that can tell waiters that a key
+// changed, so that they need not poll. It says only "this key changed": lease expiry
+// is the waiter's business (it knows the holder's expiry), so drivers run no timers.
 type Notifier interface {
-	// Watch returns a channel that receives a value whenever the entry or the lease
-	// of k may have changed (set, deleted, cleared, lease released or expired), until
+	// Watch returns a channel that receives a value whenever the record at k may have
+	// changed (set, deleted, cleared; for a Store, its lease released too), until
 	// stop is called or ctx is done. Sends never block: a waiter that is slow to read
 	// sees one pending value. Spurious wake-ups are allowed; missed ones are not,
 	// once Watch has returned.

@@ -12,7 +12,7 @@ import (
 // harness gives each conformance test a store in a fresh temporary directory.
 type harness struct{}
 
-func (harness) MakeStore(_ context.Context, t *testing.T) (store.Store, error) {
+func (harness) MakeStore(_ context.Context, t *testing.T) (store.Driver, error) {
 	return filestore.New(&filestore.Options{Dir: t.TempDir()})
 }
 

@@ -29,7 +29,7 @@ const maxValueSize = DefaultMaxItemSize - 2048
 
 type harness struct{ addr string }
 
-func (h harness) MakeStore(ctx context.Context, t *testing.T) (store.Store, error) {
+func (h harness) MakeStore(ctx context.Context, t *testing.T) (store.Driver, error) {
 	c := memcache.New(h.addr)
 	c.Timeout = 5 * time.Second // 1 MiB values under -race on a busy machine
 	t.Cleanup(func() { _ = c.Close() })
@@ -316,7 +316,7 @@ func TestConformanceGenerationTTL(t *testing.T) {
 
 type ttlHarness struct{ harness }
 
-func (h ttlHarness) MakeStore(ctx context.Context, t *testing.T) (store.Store, error) {
+func (h ttlHarness) MakeStore(ctx context.Context, t *testing.T) (store.Driver, error) {
 	c := memcache.New(h.addr)
 	c.Timeout = 5 * time.Second
 	t.Cleanup(func() { _ = c.Close() })

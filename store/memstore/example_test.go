@@ -13,7 +13,8 @@ import (
 
 func Example() {
 	ctx := context.Background()
-	s := memstore.New(&memstore.Options{MaxEntries: 1000})
+	// The driver is used through the portable layer, as cachier.WithStore does.
+	s := store.Adapt(memstore.New(&memstore.Options{MaxEntries: 1000}))
 	defer s.Close()
 
 	k := store.Key{Namespace: "example.fetchReport", ID: "q=42"}

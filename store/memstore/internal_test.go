@@ -13,7 +13,7 @@ type collidingHarness struct {
 	mask uint64
 }
 
-func (h collidingHarness) MakeStore(context.Context, *testing.T) (store.Store, error) {
+func (h collidingHarness) MakeStore(context.Context, *testing.T) (store.Driver, error) {
 	s := New(h.opts)
 	s.hashMask = h.mask
 	return s, nil

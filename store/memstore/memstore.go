@@ -31,14 +31,13 @@
 //   - Bounded Sets are serialised by one mutex, so the bounds are never exceeded, not
 //     even for a moment; unbounded stores skip it.
 //
-// Leases are kept per shard beside the entries and expire by the [Options] clock.
-// Wake-ups ([store.Notifier]) are channels registered per key; sends never block.
-//
-// # Contexts
-//
-// Nothing here waits, but every method still checks its context first (ctx.Err is an
-// atomic load), so a cancelled context behaves the same on this store as on a remote
-// one: the method returns ctx.Err() and does nothing.
+// The store is a [store.Driver] and declares what else it does: it is
+// [store.ProcessLocal] (cachier takes no calculation lease on it; the leases that
+// tools ask for are kept by the portable layer in this process), a [store.LiveStore],
+// a [store.Lister] and a [store.Versioner] (its counters live apart from the entries,
+// so that eviction never drops one). Wake-ups come from the portable layer, through
+// which every change of a process-local store passes. Keys and contexts are checked
+// there too, once, before a call reaches this package.
 //
 // # Ownership of values
 //
@@ -67,11 +66,13 @@ import (
 	"github.com/cachier-go/cachier/store"
 )
 
-// Compile-time checks of the interfaces Store implements.
+// Compile-time checks of the capabilities Store declares.
 var (
-	_ store.Store     = (*Store)(nil)
-	_ store.LiveStore = (*Store)(nil)
-	_ store.Notifier  = (*Store)(nil)
+	_ store.Driver       = (*Store)(nil)
+	_ store.LiveStore    = (*Store)(nil)
+	_ store.Lister       = (*Store)(nil)
+	_ store.Versioner    = (*Store)(nil)
+	_ store.ProcessLocal = (*Store)(nil)
 )
 
 // numShards is a power of two: enough that 2-64 cores rarely hit the same read lock,
@@ -89,21 +90,15 @@ type Options struct {
 	// MaxBytes bounds the total size of the entries' values; zero or less means no
 	// bound. A single value larger than MaxBytes is refused with store.ErrTooLarge.
 	MaxBytes int64
-	// Clock tells the time for lease expiry; nil means time.Now. Entries carry their
-	// own StoredAt and never expire here (staleness is cachier's business).
-	Clock func() time.Time
 }
 
 // Store is an in-process store. It is safe for concurrent use. The zero value is not
 // usable; call New.
 type Store struct {
-	seed  maphash.Seed
-	clock func() time.Time
-	// injectedClock is set when Options.Clock is, so lease timers poll it.
-	injectedClock bool
-	maxEntries    int64
-	maxBytes      int64
-	bounded       bool
+	seed       maphash.Seed
+	maxEntries int64
+	maxBytes   int64
+	bounded    bool
 	// hashMask is all ones; tests narrow it to force hash collisions.
 	hashMask uint64
 	closed   atomic.Bool
@@ -123,13 +118,11 @@ type Store struct {
 
 // shard is one lock's worth of the store.
 type shard struct {
-	mu     sync.RWMutex
-	items  map[uint64]*item // by keyHash; colliding keys chained through item.next
-	ring   []*item          // CLOCK order of the items
-	hand   int              // next position in ring the CLOCK hand examines
-	leases map[store.Key]leaseRec
-	watch  map[store.Key]*watchSet
-	_      [64]byte // keep neighbouring shards' locks off one cache line
+	mu    sync.RWMutex
+	items map[uint64]*item // by keyHash; colliding keys chained through item.next
+	ring  []*item          // CLOCK order of the items
+	hand  int              // next position in ring the CLOCK hand examines
+	_     [64]byte         // keep neighbouring shards' locks off one cache line
 }
 
 // item is one stored entry. Everything but ref and idx is immutable once stored.
@@ -144,18 +137,10 @@ type item struct {
 	idx  int   // position in the shard's ring
 }
 
-type leaseRec struct {
-	owner   store.Owner
-	expires time.Time
-}
-
 // New returns an empty store. opts may be nil.
 func New(opts *Options) *Store {
-	s := &Store{seed: maphash.MakeSeed(), clock: time.Now, hashMask: ^uint64(0)}
+	s := &Store{seed: maphash.MakeSeed(), hashMask: ^uint64(0)}
 	if opts != nil {
-		if opts.Clock != nil {
-			s.clock, s.injectedClock = opts.Clock, true
-		}
 		s.maxEntries = int64(max(opts.MaxEntries, 0))
 		s.maxBytes = max(opts.MaxBytes, 0)
 	}
@@ -163,8 +148,6 @@ func New(opts *Options) *Store {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.items = make(map[uint64]*item)
-		sh.leases = make(map[store.Key]leaseRec)
-		sh.watch = make(map[store.Key]*watchSet)
 	}
 	return s
 }
@@ -243,11 +226,11 @@ func (sh *shard) all(yield func(*item) bool) {
 	}
 }
 
-// check is the preamble of every method.
-func (s *Store) check(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+// ProcessLocal implements store.ProcessLocal: no other process sees this store.
+func (s *Store) ProcessLocal() bool { return true }
+
+// check is the preamble of every method. Contexts are checked by the portable layer.
+func (s *Store) check(context.Context) error {
 	if s.closed.Load() {
 		return errClosed
 	}
@@ -346,7 +329,6 @@ func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any) e
 		s.bytes.Add(size)
 	}
 	sh.link(it, old)
-	sh.notify(k)
 	sh.mu.Unlock()
 	return nil
 }
@@ -395,7 +377,6 @@ func (s *Store) evictOne() bool {
 				continue
 			}
 			sh.removeItem(s, it) // the last item moves into sh.hand: examine it next time
-			sh.notify(it.key)
 			sh.mu.Unlock()
 			return true
 		}
@@ -419,7 +400,7 @@ func (sh *shard) removeItem(s *Store, it *item) {
 	s.bytes.Add(-int64(len(it.e.Value)))
 }
 
-// Delete removes the entry for k, if any. Leases are left alone.
+// Delete removes the entry for k, if any.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -430,12 +411,11 @@ func (s *Store) Delete(ctx context.Context, k store.Key) error {
 	defer sh.mu.Unlock()
 	if it := sh.lookup(h, k); it != nil {
 		sh.removeItem(s, it)
-		sh.notify(k)
 	}
 	return nil
 }
 
-// Clear removes every entry of the namespace. Leases are left alone.
+// Clear removes every entry of the namespace.
 func (s *Store) Clear(ctx context.Context, namespace string) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -468,7 +448,6 @@ func (s *Store) removeIf(namespace string, drop func(*item) bool) int {
 		}
 		for _, it := range victims {
 			sh.removeItem(s, it)
-			sh.notify(it.key)
 		}
 		n += len(victims)
 		if sh.hand > len(sh.ring) {
@@ -511,12 +490,11 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 	}
 }
 
-// Namespaces lists the namespaces that have entries or unexpired leases.
+// Namespaces lists the namespaces that have entries.
 func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	now := s.clock()
 	seen := map[string]struct{}{}
 	var out []string
 	add := func(ns string) {
@@ -531,17 +509,12 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 		for it := range sh.all {
 			add(it.key.Namespace)
 		}
-		for k, l := range sh.leases {
-			if now.Before(l.expires) {
-				add(k.Namespace)
-			}
-		}
 		sh.mu.RUnlock()
 	}
 	return out, nil
 }
 
-// Close drops every entry, lease and watch. Every later call returns an error.
+// Close drops every entry. Every later call returns an error.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -549,13 +522,7 @@ func (s *Store) Close() error {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for _, ws := range sh.watch {
-			ws.stopTimer()
-			ws.notifyAll() // let waiters look again (and see the error)
-		}
 		clear(sh.items)
-		clear(sh.leases)
-		clear(sh.watch)
 		sh.ring, sh.hand = nil, 0
 		sh.mu.Unlock()
 	}

@@ -17,10 +17,10 @@ import (
 )
 
 type harness struct {
-	open func(ctx context.Context) (store.Store, error)
+	open func(ctx context.Context) (store.Driver, error)
 }
 
-func (h harness) MakeStore(ctx context.Context, _ *testing.T) (store.Store, error) {
+func (h harness) MakeStore(ctx context.Context, _ *testing.T) (store.Driver, error) {
 	return h.open(ctx)
 }
 func (harness) Close() {}
@@ -28,75 +28,20 @@ func (harness) Close() {}
 func TestConformance(t *testing.T) {
 	t.Run("Unbounded", func(t *testing.T) {
 		storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness {
-			return harness{open: func(context.Context) (store.Store, error) { return memstore.New(nil), nil }}
+			return harness{open: func(context.Context) (store.Driver, error) { return memstore.New(nil), nil }}
 		}, storetest.Capabilities{})
 	})
 	// Bounds far above what the suite stores, so eviction code runs but never evicts.
 	t.Run("Bounded", func(t *testing.T) {
 		storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness {
-			return harness{open: func(ctx context.Context) (store.Store, error) {
+			return harness{open: func(ctx context.Context) (store.Driver, error) {
 				return store.Open(ctx, "mem://?max_entries=100000&max_bytes=256MiB")
 			}}
 		}, storetest.Capabilities{})
 	})
 }
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func key(id string) store.Key { return store.Key{Namespace: "ns", ID: id} }
-
-func TestLeaseExpiryByInjectedClock(t *testing.T) {
-	ctx := context.Background()
-	clk := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	s := memstore.New(&memstore.Options{Clock: clk.Now})
-	a := store.Owner{Host: "h", PID: 1, Token: "a"}
-	b := store.Owner{Host: "h", PID: 2, Token: "b"}
-	l, err := s.Acquire(ctx, key("k"), a, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := clk.Now().Add(time.Minute); !l.ExpiresAt.Equal(want) {
-		t.Errorf("ExpiresAt = %s, want %s", l.ExpiresAt, want)
-	}
-	clk.Add(59 * time.Second)
-	if _, err := s.Acquire(ctx, key("k"), b, time.Minute); !errors.Is(err, store.ErrLeaseHeld) {
-		t.Fatalf("Acquire before expiry: %v, want ErrLeaseHeld", err)
-	}
-	// Re-acquiring with the same token renews.
-	if _, err := s.Acquire(ctx, key("k"), a, time.Minute); err != nil {
-		t.Fatalf("Acquire by the holder: %v", err)
-	}
-	clk.Add(59 * time.Second)
-	if _, err := s.Acquire(ctx, key("k"), b, time.Minute); !errors.Is(err, store.ErrLeaseHeld) {
-		t.Fatalf("Acquire before the renewed expiry: %v, want ErrLeaseHeld", err)
-	}
-	clk.Add(time.Second)
-	if _, err := s.Acquire(ctx, key("k"), b, time.Minute); err != nil {
-		t.Fatalf("Acquire at expiry: %v", err)
-	}
-	if _, err := s.Renew(ctx, l, time.Minute); !errors.Is(err, store.ErrLeaseLost) {
-		t.Fatalf("Renew after takeover: %v, want ErrLeaseLost", err)
-	}
-	if _, err := s.Acquire(ctx, key("k2"), a, 0); err == nil {
-		t.Error("Acquire with ttl 0 succeeded, want an error")
-	}
-}
 
 func TestBoundsNeverExceeded(t *testing.T) {
 	ctx := context.Background()
@@ -238,11 +183,11 @@ func TestClockSecondChance(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	ctx := context.Background()
-	s := memstore.New(nil)
+	s := store.Adapt(memstore.New(nil))
 	if err := s.Set(ctx, key("k"), store.Entry{Value: []byte("v")}); err != nil {
 		t.Fatal(err)
 	}
-	ch, stop, err := s.Watch(ctx, key("k"))
+	ch, stop, err := s.(store.Notifier).Watch(ctx, key("k"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,26 +290,6 @@ func TestOpenReturnsIndependentStores(t *testing.T) {
 	}
 	if _, err := b.Get(ctx, key("k")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second store sees the first's entry: %v", err)
-	}
-}
-
-func TestWatchLeaseExpiryWithInjectedClock(t *testing.T) {
-	ctx := context.Background()
-	clk := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	s := memstore.New(&memstore.Options{Clock: clk.Now})
-	if _, err := s.Acquire(ctx, key("k"), store.Owner{Token: "a"}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	ch, stop, err := s.Watch(ctx, key("k"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	clk.Add(2 * time.Hour) // the timer polls the injected clock
-	select {
-	case <-ch:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no wake-up after the injected clock passed the lease expiry")
 	}
 }
 

@@ -21,7 +21,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return New(opts), nil
+		return store.Adapt(New(opts)), nil
 	}, Scheme)
 }
 

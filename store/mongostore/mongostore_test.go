@@ -38,7 +38,7 @@ func connect(t testing.TB) *mongo.Client {
 
 type harness struct{ client *mongo.Client }
 
-func (h harness) MakeStore(ctx context.Context, t *testing.T) (store.Store, error) {
+func (h harness) MakeStore(ctx context.Context, t *testing.T) (store.Driver, error) {
 	return New(h.client.Database("cachier_test").Collection("conformance"), nil)
 }
 

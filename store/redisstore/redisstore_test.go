@@ -55,7 +55,7 @@ type harness struct {
 	client redis.UniversalClient
 }
 
-func (h harness) MakeStore(context.Context, *testing.T) (store.Store, error) {
+func (h harness) MakeStore(context.Context, *testing.T) (store.Driver, error) {
 	return New(h.client, &Options{Prefix: "cachier-test"})
 }
 
@@ -597,7 +597,7 @@ func TestConformanceSentinel(t *testing.T) {
 // urlHarness opens every store from a URL, so the store owns (and closes) its client.
 type urlHarness struct{ url string }
 
-func (h urlHarness) MakeStore(ctx context.Context, _ *testing.T) (store.Store, error) {
+func (h urlHarness) MakeStore(ctx context.Context, _ *testing.T) (store.Driver, error) {
 	return store.Open(ctx, h.url)
 }
 

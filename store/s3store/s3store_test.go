@@ -75,7 +75,7 @@ func newStore(tb testing.TB, opts *s3store.Options) (*s3store.Store, *s3.Client)
 
 type harness struct{}
 
-func (harness) MakeStore(_ context.Context, t *testing.T) (store.Store, error) {
+func (harness) MakeStore(_ context.Context, t *testing.T) (store.Driver, error) {
 	s, _ := newStore(t, nil)
 	return s, nil
 }

@@ -94,7 +94,7 @@ type harness struct {
 	opts sqlstore.Options
 }
 
-func (h harness) MakeStore(context.Context, *testing.T) (store.Store, error) {
+func (h harness) MakeStore(context.Context, *testing.T) (store.Driver, error) {
 	return sqlstore.New(h.db, &h.opts)
 }
 

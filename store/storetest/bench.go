@@ -18,7 +18,8 @@ const benchValueSize = 256
 // miss, a store after computing, and taking and giving back a calculation lease.
 // Stores that implement store.LiveStore also get GetLiveHit. The store is used in a
 // fresh namespace, cleared at the end, and is not closed.
-func RunBenchmarks(b *testing.B, s store.Store) {
+func RunBenchmarks(b *testing.B, d store.Driver) {
+	s := store.Adapt(d)
 	ctx := context.Background()
 	ns := Namespace(b)
 	b.Cleanup(func() {
@@ -107,7 +108,8 @@ func RunBenchmarks(b *testing.B, s store.Store) {
 // to Get (getversioned/get, get+versions/get). s must implement store.Versioner and
 // store.VersionedGetter. The store is used in a fresh namespace, cleared at the end,
 // and is not closed.
-func BenchmarkVersioned(b *testing.B, s store.Store) {
+func BenchmarkVersioned(b *testing.B, d store.Driver) {
+	s := store.Adapt(d)
 	vs, ok1 := s.(store.Versioner)
 	vg, ok2 := s.(store.VersionedGetter)
 	if !ok1 || !ok2 {
@@ -151,12 +153,12 @@ func BenchmarkVersioned(b *testing.B, s store.Store) {
 // engine's client reading the same record: it stores a zeroed 256-byte value under a
 // digest-like ID in a fresh namespace, cleared when b ends, and returns that key and
 // one of the same namespace that has no entry.
-func BenchEntry(b *testing.B, s store.Store) (hit, missing store.Key) {
+func BenchEntry(b *testing.B, s store.Driver) (hit, missing store.Key) {
 	b.Helper()
 	ctx := context.Background()
 	ns := Namespace(b)
-	b.Cleanup(func() { _ = s.Clear(ctx, ns) })
 	hit = store.Key{Namespace: ns, ID: strings.Repeat("0123456789abcdef", 4)}
+	b.Cleanup(func() { _ = s.Delete(ctx, hit) })
 	if err := s.Set(ctx, hit, store.Entry{Value: make([]byte, benchValueSize), StoredAt: time.Now()}); err != nil {
 		b.Fatal(err)
 	}
@@ -164,7 +166,7 @@ func BenchEntry(b *testing.B, s store.Store) (hit, missing store.Key) {
 }
 
 // BenchGetHit returns a benchmark, for b.Run, of s.Get(k), which must hit.
-func BenchGetHit(s store.Store, k store.Key) func(*testing.B) {
+func BenchGetHit(s store.Driver, k store.Key) func(*testing.B) {
 	return func(b *testing.B) {
 		ctx := context.Background()
 		b.ReportAllocs()
@@ -177,7 +179,7 @@ func BenchGetHit(s store.Store, k store.Key) func(*testing.B) {
 }
 
 // BenchGetMiss returns a benchmark, for b.Run, of s.Get(k), which must miss.
-func BenchGetMiss(s store.Store, k store.Key) func(*testing.B) {
+func BenchGetMiss(s store.Driver, k store.Key) func(*testing.B) {
 	return func(b *testing.B) {
 		ctx := context.Background()
 		b.ReportAllocs()

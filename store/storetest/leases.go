@@ -144,6 +144,7 @@ func testLeaseExpiry(e *env) {
 	k := store.Key{Namespace: ns, ID: "k"}
 	a, b := owner("a"), owner("b")
 	old := e.acquire(k, a, 300*time.Millisecond)
+	certain := e.expire(old)
 
 	var taken store.Lease
 	deadline := time.Now().Add(eventually)
@@ -153,8 +154,8 @@ func testLeaseExpiry(e *env) {
 			taken = l
 			break
 		}
-		if !errors.Is(err, store.ErrLeaseHeld) {
-			e.t.Fatalf("Acquire while waiting for expiry: %v; want nil or an error matching store.ErrLeaseHeld", err)
+		if !errors.Is(err, store.ErrLeaseHeld) || certain {
+			e.t.Fatalf("Acquire after the lease expired: %v; want nil", err)
 		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("a lease with ttl 300ms was still held after %s", eventually)
@@ -213,13 +214,13 @@ func testLeases(e *env) {
 
 	// An expired lease is not listed.
 	short := store.Key{Namespace: ns, ID: "short"}
-	e.acquire(short, owner("s"), 200*time.Millisecond)
+	certain := e.expire(e.acquire(short, owner("s"), 200*time.Millisecond))
 	deadline := time.Now().Add(eventually)
 	for {
 		if _, listed := e.leaseIDs(ns)["short"]; !listed {
 			break
 		}
-		if time.Now().After(deadline) {
+		if certain || time.Now().After(deadline) {
 			e.t.Fatalf("an expired lease was still listed after %s", eventually)
 		}
 		time.Sleep(pollEvery)
@@ -238,6 +239,12 @@ func testReleaseAll(e *env) {
 	e.set(ke, []byte("entry"), time.Now())
 
 	n, err := e.s.ReleaseAll(e.ctx, ns)
+	if !e.clears && e.scope == store.LeasesShared {
+		if !errors.Is(err, errors.ErrUnsupported) {
+			e.t.Fatalf("ReleaseAll on a driver that cannot list = %d, %v; want an error matching errors.ErrUnsupported", n, err)
+		}
+		return
+	}
 	if err != nil {
 		e.t.Fatalf("ReleaseAll: %v", err)
 	}
@@ -280,4 +287,25 @@ func testLeaseAndEntryIndependent(e *env) {
 		e.t.Fatal(err)
 	}
 	e.wantValue(k, []byte("computed")) // Release does not delete
+}
+
+// testLeaseEmptyToken checks that an owner without a token is refused: the token is
+// what tells one acquisition from another, so an empty one would let two callers both
+// believe they hold the same lease.
+func testLeaseEmptyToken(e *env) {
+	ns := e.ns()
+	k := store.Key{Namespace: ns, ID: "k"}
+	anon := store.Owner{Host: "h", PID: 1}
+	if l, err := e.s.Acquire(e.ctx, k, anon, longTTL); err == nil {
+		e.t.Fatalf("Acquire with an empty token = %+v, nil; want an error", l)
+	}
+	// It took nothing: a real owner gets the lease.
+	e.acquire(k, owner("a"), longTTL)
+	if _, err := e.s.Renew(e.ctx, store.Lease{Key: k, Owner: anon}, longTTL); err == nil {
+		e.t.Error("Renew with an empty token returned nil; want an error")
+	}
+	if err := e.s.Release(e.ctx, store.Lease{Key: k, Owner: anon}); err == nil {
+		e.t.Error("Release with an empty token returned nil; want an error")
+	}
+	e.wantHeld(k, owner("b"))
 }

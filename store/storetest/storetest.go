@@ -5,7 +5,7 @@
 //
 //	type harness struct{}
 //
-//	func (harness) MakeStore(ctx context.Context, t *testing.T) (store.Store, error) {
+//	func (harness) MakeStore(ctx context.Context, t *testing.T) (store.Driver, error) {
 //		return memstore.New(nil), nil
 //	}
 //	func (harness) Close() {}
@@ -24,8 +24,20 @@
 // real time must pass (lease expiry), a test polls for the eventual state with a
 // generous deadline.
 //
-// Optional interfaces are tested when the store implements them: [store.Notifier]
-// (wake-ups) and [store.LiveStore] (decoded values kept beside the bytes).
+// # Required and optional parts
+//
+// The required tests (reads, writes, deletes, odd and long keys, cancelled contexts,
+// and leases and counters as the portable layer gives them) run for every driver.
+// The tests of a capability run when the driver declares it: [store.Lister] (listing,
+// Clear, DeleteBefore; a driver without it must answer those with
+// errors.ErrUnsupported, which is tested instead), [store.Notifier] (wake-ups) and
+// [store.LiveStore] (decoded values kept beside the bytes). Leases over a
+// [store.Swapper] run the same tests as leases kept in process, plus the concurrent
+// takeover that only an atomic primitive passes.
+//
+// The suite adapts each driver with a [clock.Fake], so lease expiry is tested by
+// moving the clock, not by waiting. Drivers that decide leases in their engine
+// ([store.Leaser]) expire them by the engine's clock, and the suite polls for those.
 //
 // # Cancelled contexts
 //
@@ -44,15 +56,19 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 )
+
+var _ = clock.Real // referenced in the docs
 
 // Harness makes stores for the conformance suite. RunConformanceTests calls the
 // constructor once per test and Close when that test ends.
 type Harness interface {
 	// MakeStore returns a store for one test. Tests use random namespaces, so a shared
 	// server is fine. The suite closes the store when the test ends.
-	MakeStore(ctx context.Context, t *testing.T) (store.Store, error)
+	// It may be a bare [store.Driver]: the suite uses it through [store.Adapt].
+	MakeStore(ctx context.Context, t *testing.T) (store.Driver, error)
 	// Close releases what the harness holds (not the stores it made).
 	Close()
 }

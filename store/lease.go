@@ -1,0 +1,305 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+)
+
+// maxSwaps bounds the read-and-swap rounds of one lease operation. Each lost round
+// means another caller changed the record in between; after this many, Acquire
+// reports the lease as held and the caller waits like any other.
+const maxSwaps = 8
+
+// decide is the lease rule, written once for every store: the lease held by cur may be
+// taken by o at now unless another owner holds it and it has not expired. No record, a
+// record that cannot be read, an expired lease and o's own lease (the same token) may
+// all be taken.
+func decide(cur *Lease, o Owner, now time.Time) *HeldError {
+	if cur == nil || cur.Owner.Token == o.Token || !now.Before(cur.ExpiresAt) {
+		return nil
+	}
+	return &HeldError{Holder: *cur}
+}
+
+func (p *portable) checkLease(ctx context.Context, k Key, o Owner, ttl time.Duration) error {
+	if err := p.check(ctx, k); err != nil {
+		return err
+	}
+	if err := checkOwner(o); err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("store: lease ttl %v; want a positive duration", ttl)
+	}
+	return nil
+}
+
+// readRecord returns the value at rk, and whether there is one. The value of a found
+// record is never nil, so that it can be passed to Swap as old.
+func (p *portable) readRecord(ctx context.Context, rk Key) ([]byte, bool, error) {
+	e, err := p.d.Get(ctx, rk)
+	switch {
+	case err == nil:
+		if e.Value == nil {
+			e.Value = []byte{}
+		}
+		return e.Value, true, nil
+	case errors.Is(err, ErrNotFound):
+		return nil, false, nil
+	}
+	return nil, false, err
+}
+
+// Acquire implements Store.
+func (p *portable) Acquire(ctx context.Context, k Key, o Owner, ttl time.Duration) (Lease, error) {
+	if err := p.checkLease(ctx, k, o, ttl); err != nil {
+		return Lease{}, err
+	}
+	switch {
+	case p.leaser != nil:
+		return p.leaser.Acquire(ctx, k, o, ttl)
+	case p.swapper == nil:
+		return p.acquireLocal(k, o, ttl)
+	}
+	rk := leaseKey(k)
+	for range maxSwaps {
+		cur, found, err := p.readRecord(ctx, rk)
+		if err != nil {
+			return Lease{}, err
+		}
+		l, taken, err := p.swapLease(ctx, k, rk, cur, found, o, ttl)
+		if err != nil || taken {
+			return l, err
+		}
+	}
+	return Lease{}, &HeldError{Holder: Lease{Key: k}}
+}
+
+// swapLease applies the lease rule to the record cur (found: there is one) and, if o
+// may take it, swaps it for o's lease. taken is false with a nil error when another
+// caller changed the record in between.
+func (p *portable) swapLease(ctx context.Context, k, rk Key, cur []byte, found bool, o Owner, ttl time.Duration) (l Lease, taken bool, err error) {
+	var holder *Lease
+	if found {
+		if h, err := decodeLease(k, cur); err == nil {
+			holder = &h
+		}
+	}
+	now := p.clk.Now()
+	if held := decide(holder, o, now); held != nil {
+		return Lease{}, false, held
+	}
+	l = Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl)}
+	// A takeover is a compare-and-swap against the record read: of two callers taking
+	// over the same dead holder, only one succeeds.
+	ok, err := p.swapper.Swap(ctx, rk, cur, &Entry{Value: encodeLease(l), StoredAt: now})
+	if err != nil || !ok {
+		return Lease{}, false, err
+	}
+	return l, true, nil
+}
+
+// Renew implements Store.
+func (p *portable) Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease, error) {
+	if err := p.checkLease(ctx, l.Key, l.Owner, ttl); err != nil {
+		return Lease{}, err
+	}
+	switch {
+	case p.leaser != nil:
+		return p.leaser.Renew(ctx, l, ttl)
+	case p.swapper == nil:
+		return p.renewLocal(l, ttl)
+	}
+	rk := leaseKey(l.Key)
+	for range maxSwaps {
+		cur, found, err := p.readRecord(ctx, rk)
+		if err != nil {
+			return Lease{}, err
+		}
+		if !found {
+			return Lease{}, lost(l)
+		}
+		if h, err := decodeLease(l.Key, cur); err != nil || h.Owner.Token != l.Owner.Token {
+			return Lease{}, lost(l)
+		}
+		nl, taken, err := p.swapLease(ctx, l.Key, rk, cur, true, l.Owner, ttl)
+		if err != nil || taken {
+			return nl, err
+		}
+	}
+	return Lease{}, lost(l)
+}
+
+func lost(l Lease) error {
+	return fmt.Errorf("%w: %s of %s", ErrLeaseLost, l.Key, l.Owner)
+}
+
+// Release implements Store.
+func (p *portable) Release(ctx context.Context, l Lease) error {
+	if err := p.check(ctx, l.Key); err != nil {
+		return err
+	}
+	if err := checkOwner(l.Owner); err != nil {
+		return err
+	}
+	defer p.changed(l.Key)
+	switch {
+	case p.leaser != nil:
+		return p.leaser.Release(ctx, l)
+	case p.swapper == nil:
+		p.releaseLocal(l)
+		return nil
+	}
+	rk := leaseKey(l.Key)
+	for range maxSwaps {
+		cur, found, err := p.readRecord(ctx, rk)
+		if err != nil || !found {
+			return err
+		}
+		if h, err := decodeLease(l.Key, cur); err != nil || h.Owner.Token != l.Owner.Token {
+			return nil // not ours (any more): nothing to do
+		}
+		ok, err := p.swapper.Swap(ctx, rk, cur, nil)
+		if err != nil || ok {
+			return err
+		}
+	}
+	return nil
+}
+
+// Leases implements Store.
+func (p *portable) Leases(ctx context.Context, ns string) iter.Seq2[Lease, error] {
+	if err := p.checkNS(ctx, ns); err != nil {
+		return func(yield func(Lease, error) bool) { yield(Lease{}, err) }
+	}
+	switch {
+	case p.leaser != nil:
+		return p.leaser.Leases(ctx, ns)
+	case p.swapper == nil:
+		return p.leasesLocal(ns)
+	case p.lister == nil:
+		return func(yield func(Lease, error) bool) { yield(Lease{}, unsupported("Leases")) }
+	}
+	return func(yield func(Lease, error) bool) {
+		now := p.clk.Now()
+		for info, err := range p.lister.Entries(ctx, InternalPrefix+ns) {
+			if err != nil {
+				yield(Lease{}, err)
+				return
+			}
+			k := Key{Namespace: ns, ID: info.Key.ID}
+			cur, found, err := p.readRecord(ctx, leaseKey(k))
+			if err != nil {
+				yield(Lease{}, err)
+				return
+			}
+			if !found {
+				continue // released since it was listed
+			}
+			l, err := decodeLease(k, cur)
+			if err != nil || !now.Before(l.ExpiresAt) {
+				continue // unreadable records and expired leases hold nothing
+			}
+			if !yield(l, nil) {
+				return
+			}
+		}
+	}
+}
+
+// ReleaseAll implements Store.
+func (p *portable) ReleaseAll(ctx context.Context, ns string) (int, error) {
+	if err := p.checkNS(ctx, ns); err != nil {
+		return 0, err
+	}
+	defer p.changedNS(ns)
+	switch {
+	case p.leaser != nil:
+		return p.leaser.ReleaseAll(ctx, ns)
+	case p.swapper == nil:
+		return p.releaseAllLocal(ns), nil
+	case p.lister == nil:
+		return 0, unsupported("ReleaseAll")
+	}
+	n := 0
+	for _, err := range p.lister.Entries(ctx, InternalPrefix+ns) {
+		if err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, p.lister.Clear(ctx, InternalPrefix+ns)
+}
+
+// ---- leases kept in this process, for drivers without Swapper ----
+
+func (p *portable) acquireLocal(k Key, o Owner, ttl time.Duration) (Lease, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clk.Now()
+	var holder *Lease
+	if cur, ok := p.held[k]; ok {
+		holder = &cur
+	}
+	if held := decide(holder, o, now); held != nil {
+		return Lease{}, held
+	}
+	l := Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl)}
+	p.held[k] = l
+	return l, nil
+}
+
+func (p *portable) renewLocal(l Lease, ttl time.Duration) (Lease, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cur, ok := p.held[l.Key]
+	if !ok || cur.Owner.Token != l.Owner.Token {
+		return Lease{}, lost(l)
+	}
+	cur.ExpiresAt = p.clk.Now().Add(ttl)
+	p.held[l.Key] = cur
+	return cur, nil
+}
+
+func (p *portable) releaseLocal(l Lease) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cur, ok := p.held[l.Key]; ok && cur.Owner.Token == l.Owner.Token {
+		delete(p.held, l.Key)
+	}
+}
+
+func (p *portable) leasesLocal(ns string) iter.Seq2[Lease, error] {
+	p.mu.Lock()
+	now := p.clk.Now()
+	var ls []Lease
+	for k, l := range p.held {
+		if k.Namespace == ns && now.Before(l.ExpiresAt) {
+			ls = append(ls, l)
+		}
+	}
+	p.mu.Unlock()
+	return func(yield func(Lease, error) bool) {
+		for _, l := range ls {
+			if !yield(l, nil) {
+				return
+			}
+		}
+	}
+}
+
+func (p *portable) releaseAllLocal(ns string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for k := range p.held {
+		if k.Namespace == ns {
+			delete(p.held, k)
+			n++
+		}
+	}
+	return n
+}
