@@ -118,7 +118,7 @@ func TestWaitForCalcTimeoutBoundsWaitersInTheSameProcess(t *testing.T) {
 // share one run of fn.
 func TestSingleFlightWhileTheStoreIsDown(t *testing.T) {
 	clk := clock.NewFake(t0) // stands still: the breaker stays open
-	st := &faultyStore{Store: memstore.New(nil)}
+	st := &faultyStore{Store: store.Adapt(memstore.New(nil))}
 	release := make(chan struct{})
 	second := make(chan struct{})
 	var runs atomic.Int64
@@ -172,7 +172,7 @@ func TestSingleFlightWhileTheStoreIsDown(t *testing.T) {
 // it for the backoff, by the Func's clock; once the store answers it is used again.
 func TestUnreachableStoreIsBypassedThenRetried(t *testing.T) {
 	clk := clock.NewFake(t0)
-	st := &faultyStore{Store: memstore.New(nil)}
+	st := &faultyStore{Store: store.Adapt(memstore.New(nil))}
 	var n atomic.Int64
 	fn := func(_ context.Context, x int) (int, error) { n.Add(1); return x * 2, nil }
 	f, _ := cachier.Wrap(fn, cachier.Name("lifecycle/breaker"), cachier.WithStore(st), cachier.WithClock(clk), cachier.WithLogger(quietLogger()))
@@ -217,7 +217,7 @@ func TestOneBadKeyDoesNotBypassTheOthers(t *testing.T) {
 	clk := clock.NewFake(t0)
 	ctx := context.Background()
 	t.Run("rejected value", func(t *testing.T) {
-		st := &faultyStore{Store: memstore.New(nil)}
+		st := &faultyStore{Store: store.Adapt(memstore.New(nil))}
 		fn := func(_ context.Context, x int) (int, error) { return x, nil }
 		f, _ := cachier.Wrap(fn, cachier.Name("lifecycle/badvalue"), cachier.WithStore(st), cachier.WithClock(clk), cachier.WithLogger(quietLogger()))
 		f.Call(ctx, 1)
