@@ -35,6 +35,31 @@ func BenchmarkMemoryHit(b *testing.B) {
 	}
 }
 
+// BenchmarkMemoryHitParallel is BenchmarkMemoryHit on every core: the typed first
+// level and the striped hit counter should let it scale.
+func BenchmarkMemoryHitParallel(b *testing.B) {
+	f, err := cachier.Wrap(benchFn, cachier.WithStore(memstore.New(nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 64 {
+		f.Call(ctx, i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := f.Call(ctx, i&63); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
+
 // BenchmarkHandWrittenMemo is the floor for BenchmarkMemoryHit.
 func BenchmarkHandWrittenMemo(b *testing.B) {
 	var mu sync.Mutex

@@ -19,6 +19,7 @@ import (
 	"github.com/cachier-go/cachier/internal/envelope"
 	"github.com/cachier-go/cachier/internal/flight"
 	"github.com/cachier-go/cachier/internal/keys"
+	"github.com/cachier-go/cachier/internal/tier"
 	"github.com/cachier-go/cachier/store"
 )
 
@@ -31,8 +32,9 @@ type Func[A, R any] struct {
 	raw      rawKind
 	nillable bool
 
-	digests *digestMemo // nil unless A is keys.Memoizable
-	breaker breaker     // open for a moment after a store failure
+	digests *digestMemo  // nil unless A is keys.Memoizable
+	hot     *hotLevel[R] // the typed first level; nil unless A is keys.Memoizable
+	breaker breaker      // open for a moment after a store failure
 	tags    tagging[A, R]
 
 	resolved    atomic.Pointer[resolvedSettings]
@@ -48,6 +50,10 @@ type resolvedSettings struct {
 	gen uint64
 	s   settings
 	err error
+	// hot: Calls without options may be answered by the typed first level, whose
+	// entries come from src (see fastpath.go).
+	hot bool
+	src tier.Source
 }
 
 type rawKind uint8
@@ -122,6 +128,7 @@ func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Op
 		}
 		if keys.Memoizable(reflect.TypeFor[A]()) {
 			f.digests = &digestMemo{}
+			f.hot = &hotLevel[R]{}
 		}
 	}
 	if f.tags, err = newTagging[A, R](&s, f.ns); err != nil {
@@ -193,6 +200,10 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 		if r.err == nil {
 			r.err = r.s.checkExpiry()
 		}
+		r.s.gen = gen
+		r.src, _ = store.Unwrap(r.s.store).(tier.Source)
+		r.hot = r.err == nil && f.hot != nil && r.src != nil && r.s.observer == nil &&
+			!r.s.skip && !r.s.overwrite && !r.s.verbose && r.s.expiry.refreshAhead == 0
 		f.resolved.Store(r)
 	}
 	if r.err != nil {
@@ -267,6 +278,11 @@ func (f *Func[A, R]) id(arg A) (string, error) {
 // If ctx is done while the call waits for a computation, Call returns ctx.Err(); the
 // computation goes on for the others and is stored.
 func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error) {
+	if len(opts) == 0 && f.hot != nil {
+		if v, ok := f.hotCall(arg); ok {
+			return v, nil
+		}
+	}
 	s, err := f.settings(opts)
 	if err != nil {
 		var zero R
@@ -487,13 +503,19 @@ func (f *Func[A, R]) report(s *settings, k store.Key, h *found[R]) {
 // FailOnStoreError) a store error all come back as ok == false.
 func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A) (h found[R], ok bool, err error) {
 	var (
-		e     store.Entry
-		live  any
-		known map[string]uint64 // counter values read together with the entry
+		e      store.Entry
+		live   any
+		known  map[string]uint64 // counter values read together with the entry
+		ticket *tier.Ticket      // with a tier.Source: the entry's life, for the first level
+		epoch  uint64            // and its counter epoch, read before the entry
 	)
 	ls, isLive := s.store.(store.LiveStore)
 	vg, isVG := s.store.(store.VersionedGetter)
+	src, isSrc := store.Unwrap(s.store).(tier.Source)
 	switch {
+	case isSrc && f.hot != nil:
+		epoch = src.CountersEpoch()
+		e, live, ticket, err = src.GetTicketed(ctx, k)
 	case isLive:
 		e, live, err = ls.GetLive(ctx, k)
 	case isVG && f.tags.needsVersions():
@@ -553,6 +575,10 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 		}
 	}
 	h.storedAt, h.ttl, h.expiresAt = e.StoredAt, meta.TTL, e.ExpiresAt
+	if ticket != nil {
+		f.hot.put(arg, &hotEntry[R]{v: h.v, times: h.foundTimes, gen: s.gen,
+			life: ticket, deps: len(meta.Deps) > 0, epoch: epoch})
+	}
 	return h, true, nil
 }
 

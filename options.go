@@ -78,6 +78,8 @@ type settings struct {
 	verbose   bool
 
 	batch batchSettings // WrapBatch only (batch.go)
+
+	gen uint64 // the SetDefaults generation these settings were resolved under
 }
 
 func defaultSettings() settings {

@@ -7,7 +7,9 @@ import (
 
 // Stats counts what a Func did since it was wrapped. Reading them is cheap and the
 // hit path takes no lock to update them: every field is an atomic counter, and a hit
-// updates exactly one. Nothing on the hit path reads the clock for Stats; latencies
+// updates exactly one. The hit counter is striped over cache lines (one per goroutine
+// stack, summed when read), so hits on many cores do not bounce one line between
+// them. Nothing on the hit path reads the clock for Stats; latencies
 // are measured on the slow paths only (computations and waits), which read it anyway.
 type Stats struct {
 	Hits           uint64        // fresh results served from the store
@@ -140,7 +142,8 @@ func bucketOf(d time.Duration) int {
 }
 
 type counters struct {
-	hits, misses, staleHits, refreshes, refreshErrors, computations    atomic.Uint64
+	hits                                                               stripedCounter // every hit, on every core
+	misses, staleHits, refreshes, refreshErrors, computations          atomic.Uint64
 	waits, waitNanos, waitTimeouts, leaseTakeovers, storeErrors        atomic.Uint64
 	decodeErrors, sizeRejections, nilsNotCached, skipped, computeNanos atomic.Uint64
 	computeErrors, computeMax, waitMax                                 atomic.Uint64

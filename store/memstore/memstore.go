@@ -63,6 +63,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cachier-go/cachier/internal/tier"
 	"github.com/cachier-go/cachier/store"
 )
 
@@ -132,6 +133,10 @@ type item struct {
 	e    store.Entry
 	live any
 	ref  atomic.Bool // hit since the CLOCK hand last passed
+	// life is killed when the item stops being the stored entry of its key
+	// (replaced, deleted, cleared, evicted, or the store closed), which drops the
+	// copies cachier's typed first level made of it.
+	life tier.Ticket
 	// Guarded by the shard's lock (read to follow, write to change):
 	next *item // next item whose key has the same hash
 	idx  int   // position in the shard's ring
@@ -329,6 +334,9 @@ func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any) e
 		s.bytes.Add(size)
 	}
 	sh.link(it, old)
+	if old != nil {
+		old.life.Kill()
+	}
 	sh.mu.Unlock()
 	return nil
 }
@@ -396,6 +404,7 @@ func (sh *shard) removeItem(s *Store, it *item) {
 	sh.ring[last] = nil
 	sh.ring = sh.ring[:last]
 	sh.unlink(it)
+	it.life.Kill()
 	s.entries.Add(-1)
 	s.bytes.Add(-int64(len(it.e.Value)))
 }
@@ -522,6 +531,9 @@ func (s *Store) Close() error {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
+		for it := range sh.all {
+			it.life.Kill()
+		}
 		clear(sh.items)
 		sh.ring, sh.hand = nil, 0
 		sh.mu.Unlock()

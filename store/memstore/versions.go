@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cachier-go/cachier/store"
 )
@@ -13,6 +14,8 @@ import (
 type versions struct {
 	mu sync.RWMutex
 	m  map[string]uint64
+	// epoch moves with every Bump (tier.Source.CountersEpoch).
+	epoch atomic.Uint64
 }
 
 // Versions returns the current value of each named counter (0 if never bumped).
@@ -43,6 +46,7 @@ func (s *Store) Bump(ctx context.Context, name string) (uint64, error) {
 		v = store.NewVersion()
 	}
 	s.versions.m[name] = v
+	s.versions.epoch.Add(1)
 	s.versions.mu.Unlock()
 	return v, nil
 }

@@ -1,0 +1,34 @@
+package memstore
+
+import (
+	"context"
+
+	"github.com/cachier-go/cachier/internal/tier"
+	"github.com/cachier-go/cachier/store"
+)
+
+var _ tier.Source = (*Store)(nil)
+
+// GetTicketed is GetLive that also returns the entry's ticket, which the store kills
+// when the entry stops being the stored one (replaced, deleted, cleared, evicted, or
+// the store closed). cachier's typed first level keeps it beside its copy.
+func (s *Store) GetTicketed(ctx context.Context, k store.Key) (store.Entry, any, *tier.Ticket, error) {
+	if err := s.check(ctx); err != nil {
+		return store.Entry{}, nil, nil, err
+	}
+	h := s.keyHash(k)
+	sh := s.shardOf(h)
+	sh.mu.RLock()
+	it := sh.lookup(h, k)
+	sh.mu.RUnlock()
+	if it == nil {
+		return store.Entry{}, nil, nil, notFound(k)
+	}
+	if !it.ref.Load() {
+		it.ref.Store(true)
+	}
+	return it.e, it.live, &it.life, nil
+}
+
+// CountersEpoch changes with every Bump of a version counter.
+func (s *Store) CountersEpoch() uint64 { return s.versions.epoch.Load() }
