@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/internal/envelope"
 	"github.com/cachier-go/cachier/internal/flight"
 	"github.com/cachier-go/cachier/store"
@@ -338,7 +337,7 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R,
 	f.stats.misses.Add(uint64(len(misses)))
 	var start time.Time
 	if s.verbose {
-		start = time.Now()
+		start = s.clock.Now()
 	}
 	err = b.compute(ctx, s, items, misses, slots)
 	var errs []error
@@ -356,7 +355,7 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R,
 		}
 	}
 	if s.verbose {
-		b.traceBatch(s, len(args), slots, time.Since(start))
+		b.traceBatch(s, len(args), slots, s.clock.Now().Sub(start))
 	}
 	if err != nil { // ctx is done
 		return out, err
@@ -657,7 +656,7 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 			for _, i := range owned {
 				sl := own[i]
 				if pe != nil {
-					sl = slot[R]{err: fmt.Errorf("%w: %v", ErrPanicked, pe.Value)}
+					sl = slot[R]{err: publicPanic(pe)}
 				}
 				results[i] = sl
 				promises[i].sl = sl
@@ -678,12 +677,12 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			start := time.Now()
+			start := s.clock.Now()
 			r, err, leader := f.inflight.Do(shared, items[i].k.ID, func() (ran[R], error) {
 				// The flight ended before we joined it: compute this key alone.
 				own := make([]slot[R], len(items))
 				if pe := b.computeOwned(shared, s, items, []int{i}, own); pe != nil {
-					panic(pe.Value)
+					panic(pe) // flight keeps it, with the stack of the panic
 				}
 				sl := own[i]
 				switch {
@@ -700,13 +699,13 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 				sl.how = howComputed
 			case !leader:
 				f.stats.waits.Add(1)
-				f.stats.observeWait(time.Since(start))
+				f.stats.observeWait(s.clock.Now().Sub(start))
 			}
 			var pe *flight.PanicError
 			switch {
 			case err == nil, errors.Is(err, ErrNoResult):
 			case errors.As(err, &pe):
-				sl.err = fmt.Errorf("%w: %v", ErrPanicked, pe.Value)
+				sl.err = publicPanic(pe)
 			default:
 				sl.err = err
 			}
@@ -725,7 +724,7 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 		slots[i] = sl
 	}
 	if panicked != nil {
-		panic(panicked.Value) // the caller that ran the function gets its panic
+		panic(publicPanic(panicked)) // the caller that ran the function gets its panic
 	}
 	return nil
 }
@@ -847,24 +846,14 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 	return nil
 }
 
-// sleepOn waits d by c's timers when c has them.
+// sleepOn waits d by c's timers.
 func sleepOn(c Clock, d time.Duration) {
-	if cc, ok := c.(clock.Clock); ok {
-		t := cc.NewTimer(d)
-		<-t.C()
-		return
-	}
-	t := time.NewTimer(d)
-	<-t.C
+	<-c.NewTimer(d).C()
 }
 
-// afterFunc calls fn after d by c's timers when c has them.
+// afterFunc calls fn after d by c's timers.
 func afterFunc(c Clock, d time.Duration, fn func()) {
-	if cc, ok := c.(clock.Clock); ok {
-		cc.AfterFunc(d, fn)
-		return
-	}
-	time.AfterFunc(d, fn)
+	c.AfterFunc(d, fn)
 }
 
 // runAndStore computes items[idx] in one call of the function, renewing their
@@ -927,13 +916,13 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	}
 	n := uint64(len(idx))
 	f.stats.computations.Add(n)
-	start := time.Now()
+	start := s.clock.Now()
 	m, err := b.run(ctx, args, &pe)
-	f.stats.observeCompute(time.Since(start), err)
+	f.stats.observeCompute(s.clock.Now().Sub(start), err)
 	if pe != nil || err != nil {
 		f.stats.computeErrors.Add(n - 1) // per key; observeCompute counted one
 		if pe != nil {
-			err = fmt.Errorf("%w: %v", ErrPanicked, pe.Value)
+			err = publicPanic(pe)
 		}
 		if s.verbose {
 			f.trace(s, "cachier: batch function failed; nothing stored", "ns", f.ns, "keys", len(idx), "err", err)

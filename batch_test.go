@@ -584,7 +584,7 @@ func TestBatchPanicReachesCallerAndReleases(t *testing.T) {
 	var panicking bool
 	b, err := cachier.WrapBatch(func(_ context.Context, args []int) (map[int]string, error) {
 		if panicking {
-			panic("kaboom")
+			kaboom()
 		}
 		return map[int]string{args[0]: "ok"}, nil
 	}, cachier.Name("batch-panic"), cachier.WithStore(newFileStore(t)))
@@ -594,8 +594,9 @@ func TestBatchPanicReachesCallerAndReleases(t *testing.T) {
 	panicking = true
 	func() {
 		defer func() {
-			if r := recover(); r != "kaboom" {
-				t.Fatalf("recovered %v, want the function's panic", r)
+			r := recover()
+			if pe, ok := r.(*cachier.PanicError); !ok || pe.Value != "kaboom" || !strings.Contains(string(pe.Stack), "cachier_test.kaboom(") {
+				t.Fatalf("recovered %v, want the function's panic with its stack", r)
 			}
 		}()
 		_, _ = b.Call(ctx, []int{1})

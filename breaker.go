@@ -24,28 +24,44 @@ const (
 
 // breaker remembers recent store failures of one Func. Its zero value is closed, and a
 // closed breaker costs the hit path one atomic load.
+//
+// It measures its backoff as a duration since it opened, read from the Func's clock:
+// with the real clock that is Go's monotonic reading, so a wall clock stepped back by
+// an hour cannot keep the breaker open for the hour; and a clock that reads earlier
+// than the opening (a fake or a wall clock stepped back) counts as the backoff being
+// over, since trying the store once too early costs one store call and staying open
+// too long costs every call the cache.
 type breaker struct {
-	openUntil atomic.Int64 // unix nanos by the Func's clock; 0 while closed
-	failures  atomic.Uint32
+	opened   atomic.Pointer[breakerState] // nil while closed
+	failures atomic.Uint32
+}
+
+type breakerState struct {
+	at      time.Time // by the Func's clock, with its monotonic reading if it has one
+	backoff time.Duration
 }
 
 // open reports whether calls should bypass the store now.
 func (b *breaker) open(c Clock) bool {
-	u := b.openUntil.Load()
-	return u != 0 && c.Now().UnixNano() < u
+	st := b.opened.Load()
+	if st == nil {
+		return false
+	}
+	elapsed := c.Now().Sub(st.at)
+	return elapsed >= 0 && elapsed < st.backoff
 }
 
 // failed records a store failure and opens the breaker for the next backoff.
 func (b *breaker) failed(c Clock) {
 	n := b.failures.Add(1)
 	d := min(breakerMin<<min(n-1, 16), breakerMax)
-	b.openUntil.Store(c.Now().Add(d).UnixNano())
+	b.opened.Store(&breakerState{at: c.Now(), backoff: d})
 }
 
 // succeeded records a store operation that worked, and closes the breaker.
 func (b *breaker) succeeded() {
-	if b.openUntil.Load() != 0 {
-		b.openUntil.Store(0)
+	if b.opened.Load() != nil {
+		b.opened.Store(nil)
 		b.failures.Store(0)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/filestore"
 	"github.com/cachier-go/cachier/store/memstore"
 )
 
@@ -225,6 +226,9 @@ func TestErrorsAreReturnedNotCached(t *testing.T) {
 	}
 }
 
+// kaboom panics; the stack of a re-panic must name it.
+func kaboom() { panic("kaboom") }
+
 func TestPanicReachesCallerAndWaitersGetError(t *testing.T) {
 	stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
 		started := make(chan struct{})
@@ -234,7 +238,7 @@ func TestPanicReachesCallerAndWaitersGetError(t *testing.T) {
 			if n.Add(1) == 1 {
 				close(started)
 				<-release
-				panic("kaboom")
+				kaboom()
 			}
 			return 5, nil
 		}
@@ -251,11 +255,18 @@ func TestPanicReachesCallerAndWaitersGetError(t *testing.T) {
 		go func() { _, err := f.Call(ctx, 1); waiterErr <- err }()
 		waitFor(t, "the waiter to join", func() bool { return f.Stats().Misses == 2 })
 		close(release)
-		if r := <-leaderDone; r != "kaboom" {
-			t.Fatalf("leader recovered %v, want the panic", r)
+		r := <-leaderDone
+		pe, ok := r.(*cachier.PanicError)
+		if !ok || pe.Value != "kaboom" {
+			t.Fatalf("leader recovered %#v, want a *PanicError with the panic", r)
 		}
-		if err := <-waiterErr; !errors.Is(err, cachier.ErrPanicked) {
-			t.Fatalf("waiter got %v, want ErrPanicked", err)
+		// The stack is the one of the panic, in fn, not of the re-panic.
+		if !strings.Contains(string(pe.Stack), "cachier_test.kaboom(") {
+			t.Fatalf("the re-panic lost the stack of the panic:\n%s", pe.Stack)
+		}
+		err := <-waiterErr
+		if !errors.Is(err, cachier.ErrPanicked) || !errors.As(err, &pe) || pe.Value != "kaboom" {
+			t.Fatalf("waiter got %v, want ErrPanicked with the panic", err)
 		}
 		// The lease was released: the next call computes at once.
 		if v, err := f.Call(ctx, 1); v != 5 || err != nil {
@@ -619,31 +630,78 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // A computation that outlives its lease's TTL keeps the lease by renewing it: another
 // caller (here a second Func on the same store, as another process would be) waits
-// for the result instead of computing too.
+// for the result instead of computing too. Time is a fake clock shared by the store
+// and both Funcs, moved a third of the TTL at a time, ten times: three TTLs and more.
 func TestLongComputationKeepsItsLease(t *testing.T) {
-	st := newFileStore(t)
+	clk := newClock()
+	st, err := filestore.New(&filestore.Options{Dir: t.TempDir(), Clock: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	var n atomic.Int64
+	started := make(chan struct{}, 2)
 	release := make(chan struct{})
 	fn := func(_ context.Context, x int) (int, error) {
 		n.Add(1)
+		started <- struct{}{}
 		<-release
 		return 7, nil
 	}
-	opts := []cachier.Option{cachier.Name("renewed"), cachier.WithStore(st), cachier.LeaseTTL(300 * time.Millisecond)}
+	const ttl = 300 * time.Millisecond
+	opts := []cachier.Option{cachier.Name("renewed"), cachier.WithStore(st), cachier.LeaseTTL(ttl), cachier.WithClock(clk)}
 	a, _ := cachier.Wrap(fn, opts...)
 	b, _ := cachier.Wrap(fn, opts...)
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	done := make(chan int, 2)
 	go func() { v, _ := a.Call(ctx, 1); done <- v }()
-	waitFor(t, "a to start computing", func() bool { return n.Load() == 1 })
+	<-started
 	go func() { v, _ := b.Call(ctx, 1); done <- v }()
-	waitFor(t, "b to wait", func() bool { return b.Stats().Waits == 1 })
-	time.Sleep(time.Second) // three TTLs: only renewals keep the lease
+	// Two timers: a's renewal and b's poll. Each step fires a's renewal, which re-arms
+	// its timer only once the store has the renewed lease.
+	if err := clk.BlockUntil(ctx, 2); err != nil {
+		t.Fatalf("b never started waiting: %v", err)
+	}
+	for range 10 {
+		clk.Advance(ttl / 3)
+		if err := clk.BlockUntil(ctx, 2); err != nil {
+			t.Fatalf("the lease was not renewed: %v", err)
+		}
+	}
 	close(release)
 	if v1, v2 := <-done, <-done; v1 != 7 || v2 != 7 {
 		t.Fatalf("results %d %d", v1, v2)
 	}
 	if n.Load() != 1 || b.Stats().LeaseTakeovers != 0 {
 		t.Fatalf("%d computations, %d takeovers: the lease was not renewed", n.Load(), b.Stats().LeaseTakeovers)
+	}
+}
+
+// The breaker measures its backoff as time elapsed on the Func's clock: a wall clock
+// stepped back by an hour right after a store failure must not keep the store
+// bypassed for the hour.
+func TestBreakerSurvivesABackwardClockStep(t *testing.T) {
+	dir := t.TempDir() + "/cache"
+	st := newFileStoreAt(t, dir)
+	clk := newClock()
+	log, _ := testLogger()
+	fn := func(_ context.Context, x int) (int, error) { return x * 2, nil }
+	f, _ := cachier.Wrap(fn, cachier.Name("breaker-step"), cachier.WithStore(st), cachier.WithLogger(log), cachier.WithClock(clk))
+	ctx := context.Background()
+	nsDir, _ := f.CacheDir()
+	mustRemoveAll(t, nsDir)
+	mustWriteFile(t, nsDir, "not a directory")
+	f.Call(ctx, 2) // fails on the store, opens the breaker
+	if f.Stats().StoreErrors == 0 {
+		t.Fatal("no store error counted")
+	}
+	mustRemoveAll(t, nsDir)
+	clk.Set(clk.Now().Add(-time.Hour))
+	for range 3 {
+		f.Call(ctx, 2)
+	}
+	if s := f.Stats(); s.StoreBypassed != 0 || s.Hits != 2 {
+		t.Fatalf("after the clock stepped back the store stayed bypassed: %+v", s)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"time"
 
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/internal/envelope"
 	"github.com/cachier-go/cachier/internal/flight"
 	"github.com/cachier-go/cachier/store"
@@ -34,16 +36,16 @@ type ran[R any] struct {
 // ComputeTimeout it returns ErrComputeTimeout. direct runs fn without the store (the
 // breaker is open): in-process callers still share one run.
 func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A, direct bool) (R, Outcome, error) {
-	start := time.Now()
+	start := s.clock.Now()
 	cctx, cancel := newComputeContext(ctx, s)
 	work := func() (ran[R], error) {
 		defer cancel(nil)
 		if !f.life.begin() { // closed meanwhile: the store is not ours to use any more
-			return computed(f.runDirect(cctx, arg))
+			return computed(f.runDirect(cctx, s, arg))
 		}
 		defer f.life.end()
 		if direct {
-			return computed(f.runDirect(cctx, arg))
+			return computed(f.runDirect(cctx, s, arg))
 		}
 		return f.computeShared(cctx, s, k, arg)
 	}
@@ -57,13 +59,13 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 	if !leader {
 		cancel(nil) // this caller's context for fn is not used
 		if s.waitTimeout > 0 {
-			t := timers(s).NewTimer(s.waitTimeout)
+			t := s.clock.NewTimer(s.waitTimeout)
 			defer t.Stop()
 			waitLimit = t.C()
 		}
 		if s.computeTimeout > 0 {
 			// The run joined began before this caller came: it ends by then.
-			t := timers(s).NewTimer(s.computeTimeout)
+			t := s.clock.NewTimer(s.computeTimeout)
 			defer t.Stop()
 			deadline = t.C()
 		}
@@ -73,7 +75,7 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 		out.Result = ResultSkipped
 	}
 	waited := func() {
-		out.Waited = time.Since(start)
+		out.Waited = s.clock.Now().Sub(start)
 		f.stats.waits.Add(1)
 		f.stats.observeWait(out.Waited)
 	}
@@ -104,14 +106,15 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 	if !leader {
 		waited()
 	} else if !out.Computed {
-		out.Waited = time.Since(start)
+		out.Waited = s.clock.Now().Sub(start)
 	}
-	var pe *flight.PanicError
-	if errors.As(err, &pe) {
+	var fp *flight.PanicError
+	if errors.As(err, &fp) {
+		pe := publicPanic(fp)
 		if leader {
-			panic(pe.Value)
+			panic(pe) // with the stack of the panic, which happened on the flight's goroutine
 		}
-		return r.v, out, fmt.Errorf("%w: %v", ErrPanicked, pe.Value)
+		return r.v, out, pe
 	}
 	return r.v, out, err
 }
@@ -122,7 +125,7 @@ func (f *Func[A, R]) computeAlone(ctx context.Context, s *settings, k store.Key,
 	cctx, cancel := newComputeContext(ctx, s)
 	defer cancel(nil)
 	if direct || !f.life.begin() {
-		return f.runDirect(cctx, arg)
+		return f.runDirect(cctx, s, arg)
 	}
 	defer f.life.end()
 	return f.runAndStore(cctx, s, k, arg, nil)
@@ -181,7 +184,7 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 
 		// Someone else computes: wait for their result.
 		if waitStart.IsZero() {
-			waitStart = time.Now()
+			waitStart = s.clock.Now()
 			f.stats.waits.Add(1)
 			if s.verbose {
 				f.trace(s, "cachier: waiting for another computation", "key", k.String(), "holder", lastHeld.Owner.String())
@@ -198,29 +201,34 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 			f.endWait(s, k, waitStart, "result arrived")
 			return ran[R]{v: v}, nil
 		}
-		if s.waitTimeout > 0 && time.Since(waitStart) >= s.waitTimeout {
+		if s.waitTimeout > 0 && s.clock.Now().Sub(waitStart) >= s.waitTimeout {
 			f.endWait(s, k, waitStart, "timed out")
 			f.stats.waitTimeouts.Add(1)
 			return computed(f.runAndStore(ctx, s, k, arg, nil))
 		}
 		sleep := poll
-		if until := time.Until(lastHeld.ExpiresAt); until > 0 && until < sleep {
+		if until := lastHeld.ExpiresAt.Sub(s.clock.Now()); until > 0 && until < sleep {
 			sleep = until // wake when the holder's lease runs out
 		}
-		timer := time.NewTimer(sleep)
+		timer := s.clock.NewTimer(sleep)
 		select {
 		case <-changed:
-		case <-timer.C:
+		case <-timer.C():
 			poll = min(poll*2, pollMax)
 		}
 		timer.Stop()
 	}
 }
 
+// publicPanic is the *PanicError for a panic that flight caught, with its stack.
+func publicPanic(fp *flight.PanicError) *PanicError {
+	return &PanicError{Value: fp.Value, Stack: fp.Stack}
+}
+
 func computed[R any](v R, err error) (ran[R], error) { return ran[R]{v: v, ran: true}, err }
 
 func (f *Func[A, R]) endWait(s *settings, k store.Key, start time.Time, why string) {
-	d := time.Since(start)
+	d := s.clock.Now().Sub(start)
 	f.stats.observeWait(d)
 	if s.verbose {
 		f.trace(s, "cachier: stopped waiting", "key", k.String(), "why", why, "waited", d)
@@ -299,9 +307,9 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 		}
 	}
 	f.stats.computations.Add(1)
-	start := time.Now()
+	start := s.clock.Now()
 	v, err := f.fn(ctx, arg)
-	f.stats.observeCompute(time.Since(start), err)
+	f.stats.observeCompute(s.clock.Now().Sub(start), err)
 	if err != nil {
 		if s.verbose {
 			f.trace(s, "cachier: function failed; nothing stored", "key", k.String(), "err", err)
@@ -325,13 +333,13 @@ func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, h *heldLease
 	var (
 		mu      sync.Mutex
 		stopped bool
-		t       *time.Timer
+		t       clock.Timer
 	)
 	every := s.leaseTTL / 3
 	mu.Lock() // t is set before the first renewal can read it
 	defer mu.Unlock()
 	rctxBase := context.WithoutCancel(ctx)
-	t = time.AfterFunc(every, func() {
+	t = s.clock.AfterFunc(every, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if stopped {
@@ -487,7 +495,7 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 		defer func() {
 			if r := recover(); r != nil {
 				f.backoff.done(k.ID, s.clock.Now(), errRefreshPanicked, s)
-				f.logger(s).Error("cachier: background refresh panicked; the stale result stays", "key", k.String(), "panic", r)
+				f.logger(s).Error("cachier: background refresh panicked; the stale result stays", "key", k.String(), "panic", r, "stack", string(debug.Stack()))
 				f.stats.refreshErrors.Add(1)
 			}
 		}()
@@ -536,10 +544,13 @@ func (f *Func[A, R]) maybeCleanup(s *settings) {
 	}
 	now := s.clock.Now()
 	last := f.lastCleanup.Load()
-	if last != 0 && now.Sub(time.Unix(0, last)) < s.cleanupEvery {
-		return
+	// A clock that reads earlier than the last cleanup (stepped back) makes one due.
+	if last != nil {
+		if since := now.Sub(*last); since >= 0 && since < s.cleanupEvery {
+			return
+		}
 	}
-	if !f.lastCleanup.CompareAndSwap(last, now.UnixNano()) {
+	if !f.lastCleanup.CompareAndSwap(last, &now) {
 		return
 	}
 	if !f.life.begin() {

@@ -47,7 +47,8 @@
 //     backoff where it has not. A waiter computes itself when the holder's lease runs
 //     out (the holder died) or after [WaitForCalcTimeout].
 //  7. fn's errors are returned and never cached. A panic in fn reaches the caller
-//     that ran it; the lease is released and waiters get [ErrPanicked].
+//     that ran it as a [*PanicError] carrying the stack of the panic; the lease is
+//     released and waiters get the same *PanicError as an error ([ErrPanicked]).
 //  8. nil results are not stored unless [AllowNil]; results over [EntrySizeLimit] are
 //     returned and not stored.
 //  9. A caller whose ctx ends stops waiting; the computation goes on for the others.
@@ -67,6 +68,15 @@
 // One vocabulary serves [Wrap], [Func.Call] and [SetDefaults]. Options that cannot
 // change per call (the store, the codec, the key function, the name) are an error in
 // Call, never silently ignored. Defaults are read at call time.
+//
+// # Time
+//
+// Every time a Func reads or waits on comes from its [Clock] ([WithClock]; the real
+// clock by default): entry ages, waiting and polling, lease renewal, the store
+// breaker's backoff and the cleanup interval. Tests inject a [clock.Fake] and move it
+// by hand instead of sleeping. Backoffs and intervals are measured as durations on
+// that clock (with the real clock, Go's monotonic reading), so a wall clock that
+// steps back cannot stretch them.
 //
 // # Values
 //

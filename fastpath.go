@@ -89,7 +89,7 @@ func (h *hotLevel[R]) drop(arg any, e *hotEntry[R]) {
 func (f *Func[A, R]) hotCall(arg A) (R, bool) {
 	var zero R
 	r := f.resolved.Load()
-	if r == nil || !r.hot || r.gen != defaults.gen.Load() || disabled.Load() || f.breaker.openUntil.Load() != 0 {
+	if r == nil || !r.hot || r.gen != defaults.gen.Load() || disabled.Load() || f.breaker.opened.Load() != nil {
 		return zero, false
 	}
 	x, ok := f.hot.m.Load(arg)

@@ -39,11 +39,11 @@ type Func[A, R any] struct {
 
 	resolved    atomic.Pointer[resolvedSettings]
 	stats       counters
-	inflight    flight.Group[ran[R]] // misses: one computation per key per process
-	refreshing  flight.Group[R]      // NextTime: one background refresh per key per process
-	backoff     backoffs             // keys whose last background refresh failed
-	lastCleanup atomic.Int64         // unix nanos, by the Func's clock
-	life        lifecycle            // work Close waits for, leases it releases
+	inflight    flight.Group[ran[R]]      // misses: one computation per key per process
+	refreshing  flight.Group[R]           // NextTime: one background refresh per key per process
+	backoff     backoffs                  // keys whose last background refresh failed
+	lastCleanup atomic.Pointer[time.Time] // by the Func's clock; nil before the first
+	life        lifecycle                 // work Close waits for, leases it releases
 }
 
 type resolvedSettings struct {
@@ -314,7 +314,7 @@ func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A, key *store.Ke
 		if s.verbose {
 			f.trace(s, "cachier: skipping the cache", "ns", f.ns)
 		}
-		v, err := f.runDirect(ctx, arg)
+		v, err := f.runDirect(ctx, s, arg)
 		return v, Outcome{Result: ResultSkipped, Computed: true}, err
 	}
 	var k store.Key
@@ -465,11 +465,11 @@ func (f *Func[A, R]) settingsAndKey(arg A) (*settings, store.Key, error) {
 }
 
 // runDirect runs fn without the store (SkipCache, Disable, an open breaker).
-func (f *Func[A, R]) runDirect(ctx context.Context, arg A) (R, error) {
+func (f *Func[A, R]) runDirect(ctx context.Context, s *settings, arg A) (R, error) {
 	f.stats.computations.Add(1)
-	start := time.Now()
+	start := s.clock.Now()
 	v, err := f.fn(ctx, arg)
-	f.stats.observeCompute(time.Since(start), err)
+	f.stats.observeCompute(s.clock.Now().Sub(start), err)
 	return v, err
 }
 

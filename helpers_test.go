@@ -10,30 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/filestore"
 	"github.com/cachier-go/cachier/store/memstore"
 )
 
-// fakeClock is a Clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock returns a fake clock that moves only when the test says so.
+func newClock() *clock.Fake { return clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 // syncBuffer collects log output from many goroutines.
 type syncBuffer struct {

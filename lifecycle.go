@@ -163,21 +163,12 @@ func (f *Func[A, R]) Close(ctx context.Context) error {
 	}
 	s, serr := f.settings(nil)
 	if serr != nil {
-		s = &settings{storeTimeout: defaultSettings().storeTimeout, clock: systemClock{}}
+		s = &settings{storeTimeout: defaultSettings().storeTimeout, clock: clock.Real()}
 	}
 	for _, h := range f.life.heldLeases() {
 		f.releaseHeld(ctx, s, h)
 	}
 	return err
-}
-
-// timers returns the Func's clock when it can also schedule (a [clock.Clock], such as
-// [clock.NewFake]), else the real clock.
-func timers(s *settings) clock.Clock {
-	if c, ok := s.clock.(clock.Clock); ok {
-		return c
-	}
-	return clock.Real()
 }
 
 // newComputeContext returns the context fn runs under: the caller's values without its
@@ -191,7 +182,7 @@ func newComputeContext(ctx context.Context, s *settings) (context.Context, func(
 	}
 	c := &computeCtx{values: base, done: make(chan struct{})}
 	if s.computeTimeout > 0 {
-		clk := timers(s)
+		clk := s.clock
 		c.deadline, c.hasDeadline = clk.Now().Add(s.computeTimeout), true
 		c.timer = clk.AfterFunc(s.computeTimeout, func() { c.cancel(context.DeadlineExceeded) })
 	}

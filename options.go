@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 )
 
@@ -87,7 +88,7 @@ func defaultSettings() settings {
 		codec:        CBOR,
 		leaseTTL:     30 * time.Second,
 		storeTimeout: 10 * time.Second,
-		clock:        systemClock{},
+		clock:        clock.Real(),
 	}
 }
 
@@ -287,8 +288,9 @@ func WithLogger(l *slog.Logger) Option {
 	return opt("WithLogger", everywhere, func(s *settings) error { s.logger = l; return nil })
 }
 
-// WithClock sets the clock that stamps and ages entries, for tests. Not accepted by
-// Call.
+// WithClock sets the clock that stamps and ages entries and times every wait, lease
+// renewal, breaker backoff and cleanup interval: a [clock.Fake] lets a test move time
+// by hand instead of sleeping. Not accepted by Call.
 func WithClock(c Clock) Option {
 	return opt("WithClock", inWrap|inDefaults, func(s *settings) error {
 		if c == nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store/filestore"
 )
 
@@ -16,7 +17,7 @@ import (
 // test through NAMED_DIR.
 const helperEnv = "NAMED_HELPER"
 
-func openShared(t testing.TB, dir string, clk *fakeClock) *Manager {
+func openShared(t testing.TB, dir string, clk *clock.Fake) *Manager {
 	t.Helper()
 	st, err := filestore.New(&filestore.Options{Dir: dir})
 	if err != nil {

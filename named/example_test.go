@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/named"
 	"github.com/cachier-go/cachier/store/memstore"
 )
@@ -169,11 +170,6 @@ func Example_builder() {
 	// 4
 }
 
-// stepClock is a clock the example moves by hand.
-type stepClock struct{ t time.Time }
-
-func (c *stepClock) Now() time.Time { return c.t }
-
 // Autosync saves a cache once enough changes have waited long enough. Here the
 // example applies the rules itself (SyncInterval -1) on a clock it moves by hand;
 // normally a background goroutine does it every second on the real clock.
@@ -181,8 +177,8 @@ func Example_autoSync() {
 	ctx := context.Background()
 	st := memstore.New(nil)
 	defer st.Close()
-	clock := &stepClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	m, err := named.NewManager(st, &named.Options{Clock: clock, SyncInterval: -1})
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	m, err := named.NewManager(st, &named.Options{Clock: clk, SyncInterval: -1})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -199,7 +195,7 @@ func Example_autoSync() {
 	}
 	_ = m.SaveDue(ctx)
 	fmt.Println("unsaved after 0s:", hits.Dirty())
-	clock.t = clock.t.Add(time.Minute)
+	clk.Advance(time.Minute)
 	_ = m.SaveDue(ctx)
 	fmt.Println("unsaved after 60s:", hits.Dirty())
 	fmt.Println(slices.Sorted(maps.Keys(maps.Collect(hits.All()))))

@@ -4,39 +4,22 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/memstore"
 )
 
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newClock returns a fake clock the test moves by hand.
+func newClock() *clock.Fake { return clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // newTestManager returns a manager without a background goroutine, on a fake clock,
 // checking versions every minute.
-func newTestManager(t testing.TB, st store.Driver, clk *fakeClock) *Manager {
+func newTestManager(t testing.TB, st store.Driver, clk *clock.Fake) *Manager {
 	t.Helper()
 	m, err := NewManager(st, &Options{Name: "test", Clock: clk, Logger: quiet, CheckInterval: time.Minute, SyncInterval: -1})
 	if err != nil {

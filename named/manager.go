@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 )
 
@@ -41,7 +42,7 @@ type Options struct {
 	// their version counters ("named:<Name>:<cache>"). Processes that share caches use
 	// the same Name. It must not contain ':'. Default "default".
 	Name string
-	// Clock tells the time for autosync rules and version checks. Default: time.Now.
+	// Clock tells the time for autosync rules and version checks. Default: clock.Real().
 	Clock cachier.Clock
 	// Logger receives load, save and invalidation reports. Default: slog.Default().
 	Logger *slog.Logger
@@ -92,10 +93,6 @@ type handle interface {
 	due(now time.Time) bool
 }
 
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
 // NewManager returns a manager of named caches kept in st. The manager does not own
 // st: Close leaves it open. If st implements [store.Versioner] (every store in this
 // module does), invalidation reaches every process sharing st; otherwise it is local
@@ -120,7 +117,7 @@ func NewManager(d store.Driver, opts *Options) (*Manager, error) {
 		return nil, fmt.Errorf("%w: manager name: %w", ErrOption, err)
 	}
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = clock.Real()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

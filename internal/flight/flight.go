@@ -137,7 +137,11 @@ func (g *Group[V]) ForgetAll() {
 func (g *Group[V]) run(key string, c *Call[V], fn func() (V, error)) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.err = &PanicError{Value: r, Stack: debug.Stack()}
+			if pe, ok := r.(*PanicError); ok {
+				c.err = pe // a panic re-raised by fn keeps the stack where it began
+			} else {
+				c.err = &PanicError{Value: r, Stack: debug.Stack()}
+			}
 		}
 		g.mu.Lock()
 		if g.calls[key] == c { // not forgotten and replaced meanwhile

@@ -11,14 +11,15 @@ import (
 	"time"
 
 	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 )
 
 // pastClock stamps entries an hour ago, so that a precached value is stale for
 // everyone else.
-type pastClock struct{}
+type pastClock struct{ clock.Clock }
 
-func (pastClock) Now() time.Time { return time.Now().Add(-time.Hour) }
+func (c pastClock) Now() time.Time { return c.Clock.Now().Add(-time.Hour) }
 
 const staleValue = "stale"
 
@@ -128,7 +129,7 @@ func RefreshOnce(t *testing.T, url string, procs, goroutines int) {
 	}
 	defer st.Close()
 	f, err := cachier.Wrap(func(context.Context, int) (string, error) { return "", nil },
-		cachier.Name(name), cachier.WithStore(st), cachier.WithClock(pastClock{}))
+		cachier.Name(name), cachier.WithStore(st), cachier.WithClock(pastClock{clock.Real()}))
 	if err != nil {
 		t.Fatal(err)
 	}
