@@ -262,7 +262,7 @@ func TestBatchKeysNotReturnedAreComputedAgain(t *testing.T) {
 func TestBatchCacheMissingRemembersNotFoundForItsTTL(t *testing.T) {
 	stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
 		ctx := context.Background()
-		clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+		clk := clock.NewFake(time.Date(2100, 1, 2, 3, 4, 5, 0, time.UTC)) // later than real time: see newClock
 		r := &batchRecorder{absent: func(a int) bool { return a%2 == 1 }}
 		st := newStore(t)
 		b := mustBatch(t, r, cachier.WithStore(st), cachier.WithClock(clk), cachier.StaleAfter(time.Hour), cachier.CacheMissing(time.Minute))
@@ -361,7 +361,7 @@ func TestBatchStoreFailingForSomeKeys(t *testing.T) {
 	logger, _ := testLogger()
 	ps := &partialStore{Store: newFileStore(t), bad: map[string]bool{}}
 	r := &batchRecorder{}
-	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	clk := clock.NewFake(time.Date(2100, 1, 2, 3, 4, 5, 0, time.UTC)) // later than real time: see newClock
 	b := mustBatch(t, r, cachier.WithStore(ps), cachier.WithLogger(logger), cachier.WithClock(clk))
 	k2, _ := b.Key(2)
 	ps.bad[k2.ID] = true
@@ -514,7 +514,7 @@ func TestBatchRefreshCoalescing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
-				clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+				clk := clock.NewFake(time.Date(2100, 1, 2, 3, 4, 5, 0, time.UTC)) // later than real time: see newClock
 				r := &batchRecorder{}
 				b := mustBatch(t, r, append(tc.opts, cachier.WithStore(newStore(t)), cachier.WithClock(clk),
 					cachier.StaleAfter(time.Minute), cachier.NextTime(true))...)

@@ -16,8 +16,10 @@ import (
 	"github.com/cachier-go/cachier/store/memstore"
 )
 
-// newClock returns a fake clock that moves only when the test says so.
-func newClock() *clock.Fake { return clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
+// newClock returns a fake clock that moves only when the test says so. It starts
+// later than any real clock, so that a store that checks ExpiresAt by its own (real)
+// clock never finds an entry written by this clock expired before the core does.
+func newClock() *clock.Fake { return clock.NewFake(time.Date(2100, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 // syncBuffer collects log output from many goroutines.
 type syncBuffer struct {
