@@ -29,7 +29,8 @@
 //     CLOCK approximates LRU closely for memoization workloads, and the cost moves from
 //     every hit to the (much rarer, already slow) Set after a computation.
 //   - Bounded Sets are serialised by one mutex, so the bounds are never exceeded, not
-//     even for a moment; unbounded stores skip it.
+//     even for a moment; unbounded stores skip it. Stores are bounded by default
+//     ([DefaultMaxBytes]); [Store.Limits] says what bounds are in force.
 //
 // The store is a [store.Driver] and declares what else it does: it is
 // [store.ProcessLocal] (cachier takes no calculation lease on it; the leases that
@@ -47,9 +48,10 @@
 //
 // # URLs
 //
-// The package registers the scheme "mem" with [store.Open]: "mem://" opens an
-// unbounded store, "mem://?max_entries=1000&max_bytes=64MiB" a bounded one. Each Open
-// returns a new, independent store.
+// The package registers the scheme "mem" with [store.Open]: "mem://" opens a store
+// bounded to [DefaultMaxBytes], "mem://?max_entries=1000&max_bytes=64MiB" one with
+// those bounds, and "mem://?max_bytes=0" an unbounded one. Each Open returns a new,
+// independent store.
 package memstore
 
 import (
@@ -83,13 +85,23 @@ const numShards = 64
 // errClosed is returned by every method after Close.
 var errClosed = errors.New("memstore: store is closed")
 
-// Options configures a Store. A nil *Options, or the zero value, is an unbounded store
-// on the real clock.
+// DefaultMaxBytes bounds the total size of the values of a store whose Options leave
+// MaxBytes zero (New(nil), "mem://"): past it, the least recently used entries are
+// evicted (CLOCK). Set MaxBytes to NoBound for a store that only grows.
+const DefaultMaxBytes = 256 << 20
+
+// NoBound, as Options.MaxBytes, turns the byte bound off.
+const NoBound = -1
+
+// Options configures a Store. A nil *Options, or the zero value, is a store bounded
+// to DefaultMaxBytes of values. [Store.Limits] reports the bounds in force, and
+// [Store.Len] and [Store.Bytes] how full the store is.
 type Options struct {
 	// MaxEntries bounds the number of entries; zero or less means no bound.
 	MaxEntries int
-	// MaxBytes bounds the total size of the entries' values; zero or less means no
-	// bound. A single value larger than MaxBytes is refused with store.ErrTooLarge.
+	// MaxBytes bounds the total size of the entries' values: zero means
+	// DefaultMaxBytes, negative (NoBound) means no bound. A single value larger than
+	// MaxBytes is refused with store.ErrTooLarge.
 	MaxBytes int64
 }
 
@@ -144,10 +156,15 @@ type item struct {
 
 // New returns an empty store. opts may be nil.
 func New(opts *Options) *Store {
-	s := &Store{seed: maphash.MakeSeed(), hashMask: ^uint64(0)}
+	s := &Store{seed: maphash.MakeSeed(), hashMask: ^uint64(0), maxBytes: DefaultMaxBytes}
 	if opts != nil {
 		s.maxEntries = int64(max(opts.MaxEntries, 0))
-		s.maxBytes = max(opts.MaxBytes, 0)
+		switch {
+		case opts.MaxBytes < 0:
+			s.maxBytes = 0
+		case opts.MaxBytes > 0:
+			s.maxBytes = opts.MaxBytes
+		}
 	}
 	s.bounded = s.maxEntries > 0 || s.maxBytes > 0
 	for i := range s.shards {
@@ -259,6 +276,11 @@ func (s *Store) Len() int { return int(s.entries.Load()) }
 
 // Bytes returns the total size of the entries' values.
 func (s *Store) Bytes() int64 { return s.bytes.Load() }
+
+// Limits returns the bounds in force: the most entries and the most bytes of values
+// the store keeps before it evicts, each 0 when unbounded. A store made with New(nil)
+// or "mem://" keeps up to DefaultMaxBytes and any number of entries.
+func (s *Store) Limits() (maxEntries int, maxBytes int64) { return int(s.maxEntries), s.maxBytes }
 
 // Get returns a copy of the entry for k, or an error matching store.ErrNotFound.
 func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {

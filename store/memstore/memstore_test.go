@@ -225,7 +225,7 @@ func TestOpenURL(t *testing.T) {
 		{"mem://?max_bytes=1024", 0, 1024},
 		{"mem://?max_bytes=10kb", 0, 10_000},
 		{"mem://?max_bytes=2GiB", 0, 2 << 30},
-		{"mem://?max_bytes=0", 0, 0},
+		{"mem://?max_bytes=0", 0, memstore.NoBound},
 	}
 	for _, c := range good {
 		u := mustParse(t, c.url)
@@ -339,3 +339,41 @@ func BenchmarkStore(b *testing.B) {
 	defer s.Close()
 	storetest.RunBenchmarks(b, s)
 }
+
+// A store is bounded unless told otherwise, and says what its bounds are.
+func TestDefaultBoundIsVisible(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name       string
+		open       func() (*memstore.Store, error)
+		maxEntries int
+		maxBytes   int64
+	}{
+		{"New(nil)", func() (*memstore.Store, error) { return memstore.New(nil), nil }, 0, memstore.DefaultMaxBytes},
+		{"zero Options", func() (*memstore.Store, error) { return memstore.New(&memstore.Options{}), nil }, 0, memstore.DefaultMaxBytes},
+		{"NoBound", func() (*memstore.Store, error) {
+			return memstore.New(&memstore.Options{MaxBytes: memstore.NoBound}), nil
+		}, 0, 0},
+		{"set", func() (*memstore.Store, error) {
+			return memstore.New(&memstore.Options{MaxEntries: 5, MaxBytes: 100}), nil
+		}, 5, 100},
+		{"mem://", func() (*memstore.Store, error) { s, err := store.Open(ctx, "mem://"); return asMem(s), err }, 0, memstore.DefaultMaxBytes},
+		{"mem://?max_bytes=0", func() (*memstore.Store, error) { s, err := store.Open(ctx, "mem://?max_bytes=0"); return asMem(s), err }, 0, 0},
+	} {
+		s, err := c.open()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if n, b := s.Limits(); n != c.maxEntries || b != c.maxBytes {
+			t.Errorf("%s: Limits() = %d entries, %d bytes; want %d, %d", c.name, n, b, c.maxEntries, c.maxBytes)
+		}
+	}
+	// The default bound is enforced: a value over it is refused.
+	s := memstore.New(nil)
+	err := s.Set(ctx, key("huge"), store.Entry{Value: make([]byte, memstore.DefaultMaxBytes+1), StoredAt: time.Now()})
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("a value over DefaultMaxBytes: %v, want ErrTooLarge", err)
+	}
+}
+
+func asMem(s store.Driver) *memstore.Store { m, _ := store.Unwrap(s).(*memstore.Store); return m }

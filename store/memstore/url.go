@@ -25,7 +25,7 @@ func init() {
 	}, Scheme)
 }
 
-const urlHelp = "use mem:// or mem://?max_entries=N&max_bytes=SIZE (SIZE in bytes, or with a suffix KB, MB, GB, KiB, MiB, GiB)"
+const urlHelp = "use mem:// (bounded to 256MiB) or mem://?max_entries=N&max_bytes=SIZE (SIZE in bytes, or with a suffix KB, MB, GB, KiB, MiB, GiB; max_bytes=0 for no bound)"
 
 // ParseURL turns a mem:// URL into Options. It accepts only the query parameters
 // max_entries (a count) and max_bytes (a size such as 1048576, 512KiB or 64MiB), each
@@ -67,6 +67,9 @@ func ParseURL(u *url.URL) (*Options, error) {
 				return nil, fmt.Errorf("%w: %q: max_bytes: %v", store.ErrBadURL, u.Redacted(), err)
 			}
 			opts.MaxBytes = n
+			if n == 0 {
+				opts.MaxBytes = NoBound // as the URL help says: 0 means no bound
+			}
 		default:
 			return nil, fmt.Errorf("%w: %q: unknown parameter %q; mem accepts max_entries and max_bytes; %s",
 				store.ErrBadURL, u.Redacted(), name, urlHelp)
