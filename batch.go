@@ -765,7 +765,7 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 			case err == nil:
 				mine = append(mine, i)
 				leases[i] = l
-				if t, ok := heldUntil[i]; ok && !now.Before(t) {
+				if t, ok := heldUntil[i]; l.TakenOver || (!store.ReportsTakeovers(s.store) && ok && !now.Before(t)) {
 					f.stats.leaseTakeovers.Add(1)
 				}
 			case errors.As(err, &he) || errors.Is(err, store.ErrLeaseHeld):

@@ -158,7 +158,8 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 		case err == nil:
 			if !waitStart.IsZero() {
 				f.endWait(s, k, waitStart, "lease free")
-				if !lastHeld.ExpiresAt.IsZero() && !s.clock.Now().Before(lastHeld.ExpiresAt) {
+				if lease.TakenOver || (!store.ReportsTakeovers(s.store) &&
+					!lastHeld.ExpiresAt.IsZero() && !s.clock.Now().Before(lastHeld.ExpiresAt)) {
 					f.stats.leaseTakeovers.Add(1)
 					if s.verbose {
 						f.trace(s, "cachier: took over an expired lease", "key", k.String(), "holder", lastHeld.Owner.String())

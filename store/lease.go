@@ -92,7 +92,7 @@ func (p *portable) swapLease(ctx context.Context, k, rk Key, cur []byte, found b
 	if held := decide(holder, o, now); held != nil {
 		return Lease{}, false, held
 	}
-	l = Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl)}
+	l = Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl), TakenOver: holder != nil && holder.Owner.Token != o.Token}
 	// A takeover is a compare-and-swap against the record read: of two callers taking
 	// over the same dead holder, only one succeeds.
 	ok, err := p.swapper.Swap(ctx, rk, cur, &Entry{Value: encodeLease(l), StoredAt: now})
@@ -247,7 +247,7 @@ func (p *portable) acquireLocal(k Key, o Owner, ttl time.Duration) (Lease, error
 	if held := decide(holder, o, now); held != nil {
 		return Lease{}, held
 	}
-	l := Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl)}
+	l := Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl), TakenOver: holder != nil && holder.Owner.Token != o.Token}
 	p.held[k] = l
 	return l, nil
 }
@@ -259,7 +259,7 @@ func (p *portable) renewLocal(l Lease, ttl time.Duration) (Lease, error) {
 	if !ok || cur.Owner.Token != l.Owner.Token {
 		return Lease{}, lost(l)
 	}
-	cur.ExpiresAt = p.clk.Now().Add(ttl)
+	cur.ExpiresAt, cur.TakenOver = p.clk.Now().Add(ttl), false
 	p.held[l.Key] = cur
 	return cur, nil
 }

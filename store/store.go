@@ -237,6 +237,21 @@ type Lease struct {
 	Key       Key
 	Owner     Owner
 	ExpiresAt time.Time
+	// TakenOver is set by Acquire when the lease replaced another owner's expired
+	// lease (a holder that died or stalled), as opposed to a free or released one.
+	// Only stores that decide leases in the portable layer set it; see
+	// [ReportsTakeovers].
+	TakenOver bool
+}
+
+// ReportsTakeovers reports whether Acquire on s sets Lease.TakenOver: true for every
+// store whose leases the portable layer decides, false for a [Leaser] driver (the
+// engine decides, and does not say).
+func ReportsTakeovers(s Driver) bool {
+	if a, ok := s.(adapted); ok {
+		return a.base().leaser == nil
+	}
+	return false
 }
 
 // HeldError is returned by Acquire when another owner holds the lease. It matches

@@ -45,6 +45,9 @@ func counters(names []string, es []Entry, errs []error) ([]uint64, error) {
 	vs := make([]uint64, len(names))
 	for i, n := range names {
 		switch err := errs[i]; {
+		case errors.Is(err, ErrCorrupt):
+			// Never 0: a damaged counter read as 0 could revive invalidated entries.
+			return nil, err
 		case err == nil:
 			v, err := decodeCounter(n, es[i].Value)
 			if err != nil {

@@ -62,7 +62,8 @@ func TagAcrossProcesses(t *testing.T, url string) {
 
 // Invalidation checks tags, prefixes, per-entry limits and dependents through cachier
 // on st, in one process.
-func Invalidation(t *testing.T, st store.Store) {
+func Invalidation(t *testing.T, d store.Driver) {
+	st := store.Adapt(d)
 	ctx := context.Background()
 	ns := "proctest/inv/" + randHex()
 	var calls [3]atomic.Int64

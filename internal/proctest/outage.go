@@ -16,8 +16,9 @@ import (
 // still returns the function's result, store errors are counted, and once the
 // server is back, caching resumes on the same store without a restart. stop and
 // start stop and restart the server.
-func Outage(t *testing.T, st store.Store, stop, start func()) {
+func Outage(t *testing.T, d store.Driver, stop, start func()) {
 	t.Helper()
+	st := store.Adapt(d)
 	var computed atomic.Int64
 	fn := func(_ context.Context, x int) (int, error) { computed.Add(1); return x * 3, nil }
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)) // the errors are expected; Stats counts them

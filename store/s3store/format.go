@@ -2,7 +2,6 @@ package s3store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -110,35 +109,4 @@ func decodeEntry(b []byte) (store.Entry, string) {
 		return store.Entry{}, "value checksum mismatch"
 	}
 	return store.Entry{Value: v, StoredAt: h.storedAt}, ""
-}
-
-// leaseRecord is the JSON body of a lease object. JSON keeps lease objects readable in
-// a bucket browser; they are small and rarely read.
-type leaseRecord struct {
-	V       int    `json:"v"`
-	Host    string `json:"host"`
-	PID     int    `json:"pid"`
-	Token   string `json:"token"`
-	Expires int64  `json:"expires_unix_nano"`
-}
-
-const (
-	leaseVersion = 1
-	maxLeaseSize = 64 << 10 // larger lease objects are corrupt; never read them whole
-)
-
-func encodeLease(o store.Owner, expires time.Time) []byte {
-	b, _ := json.Marshal(leaseRecord{V: leaseVersion, Host: o.Host, PID: o.PID, Token: o.Token, Expires: expires.UnixNano()})
-	return b // marshalling strings and integers cannot fail
-}
-
-func decodeLease(b []byte) (store.Owner, time.Time, string) {
-	var r leaseRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return store.Owner{}, time.Time{}, "lease is not JSON"
-	}
-	if r.V != leaseVersion || r.Token == "" {
-		return store.Owner{}, time.Time{}, "lease has an unknown version or no token"
-	}
-	return store.Owner{Host: r.Host, PID: r.PID, Token: r.Token}, time.Unix(0, r.Expires), ""
 }

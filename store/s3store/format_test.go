@@ -66,15 +66,3 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
-
-func FuzzDecodeLease(f *testing.F) {
-	f.Add(encodeLease(store.Owner{Host: "h", PID: 1, Token: "t"}, time.Now()))
-	f.Add([]byte(`{"v":1}`))
-	f.Add([]byte(`null`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		o, _, why := decodeLease(b)
-		if why == "" && o.Token == "" {
-			t.Fatalf("decodeLease accepted a lease without a token: %q", b)
-		}
-	})
-}

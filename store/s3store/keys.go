@@ -35,12 +35,12 @@ const (
 	longMark   = '~'
 
 	entryDir = "/e/"
-	leaseDir = "/l/"
 
 	// maxNameLen bounds what a key adds to the prefix: the long form of a 200-byte
 	// namespace (1 + 267 bytes, plus one '/'), the kind directory (3), and the long form
 	// of a 500-byte ID (1 + 667 bytes, plus three '/').
-	maxNameLen = (1 + 267 + 1) + len(entryDir) + (1 + 667 + 3)
+	// The namespace may be one byte longer: the portable layer's lease records.
+	maxNameLen = (1 + 268 + 1) + len(entryDir) + (1 + 667 + 3)
 	// maxPrefixLen is the longest Options.Prefix.
 	maxPrefixLen = 1024 - maxNameLen
 )

@@ -91,7 +91,9 @@ func TestNameLimits(t *testing.T) {
 			}
 		}
 		for _, id := range worst {
-			for _, dir := range []string{entryDir, leaseDir} {
+			// The portable layer's lease records live in namespace "\x01"+ns.
+			for _, ns := range []string{ns, store.InternalPrefix + ns} {
+				dir := entryDir
 				name := s.objectName(store.Key{Namespace: ns, ID: id}, dir)
 				if len(name) > 1024 {
 					t.Errorf("name of %d bytes for ns %.10q id %.10q", len(name), ns, id)
@@ -100,9 +102,6 @@ func TestNameLimits(t *testing.T) {
 					if len(seg) > 255 || seg == "" || seg == "." || seg == ".." {
 						t.Errorf("bad segment %.20q (%d bytes) in the name for ns %.10q id %.10q", seg, len(seg), ns, id)
 					}
-				}
-				if c := s.counterName(id); len(c) > 1024 {
-					t.Errorf("counter name of %d bytes for %.10q", len(c), id)
 				}
 				pfx := s.nsPrefix(ns, dir)
 				if !strings.HasPrefix(name, pfx) {

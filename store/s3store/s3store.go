@@ -41,9 +41,6 @@ type Options struct {
 	// without empty, "." or ".." segments; a missing trailing '/' is added.
 	// Default "cachier/".
 	Prefix string
-	// Clock returns the current time, which decides when leases expire.
-	// Default time.Now.
-	Clock func() time.Time
 	// Logger receives warnings about objects the store skips (corrupt entries and
 	// leases, names it did not write) and notes such as bucket creation.
 	// Default: discard.
@@ -59,7 +56,6 @@ type Store struct {
 	client *s3.Client
 	bucket string
 	prefix string
-	now    func() time.Time
 	log    *slog.Logger
 	poll   time.Duration
 
@@ -70,7 +66,13 @@ type Store struct {
 	closeFn   func() // set when the store owns its HTTP client (opened from a URL)
 }
 
-var _ store.Store = (*Store)(nil)
+// The capabilities Store declares; leases and counters are the portable layer's,
+// over Swap and Get/Set.
+var (
+	_ store.Driver  = (*Store)(nil)
+	_ store.Lister  = (*Store)(nil)
+	_ store.Swapper = (*Store)(nil)
+)
 
 // New returns a store that keeps its objects in bucket through client, which the
 // caller configured (credentials, region, endpoint, retries) and keeps owning: Close
@@ -95,13 +97,9 @@ func New(client *s3.Client, bucket string, opts *Options) (*Store, error) {
 		client:    client,
 		bucket:    bucket,
 		prefix:    prefix,
-		now:       o.Clock,
 		log:       o.Logger,
 		poll:      o.PollInterval,
 		bucketSem: make(chan struct{}, 1),
-	}
-	if s.now == nil {
-		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -263,29 +261,74 @@ func (s *Store) noteBucketGone(err error) {
 // store.ErrNotFound; an object that fails its checksums matches both store.ErrNotFound
 // and ErrCorrupt.
 func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
-	if err := k.Validate(); err != nil {
-		return store.Entry{}, err
-	}
+	e, _, err := s.get(ctx, k)
+	return e, err
+}
+
+// get is Get that also returns the object's ETag, when there is an object (an empty
+// or corrupt one included), for Swap.
+func (s *Store) get(ctx context.Context, k store.Key) (store.Entry, *string, error) {
 	if err := s.prepare(ctx); err != nil {
-		return store.Entry{}, err
+		return store.Entry{}, nil, err
 	}
 	name := s.objectName(k, entryDir)
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &name})
 	if err != nil {
-		return store.Entry{}, s.fail("get", k, err)
+		return store.Entry{}, nil, s.fail("get", k, err)
 	}
 	b, err := readBody(out, maxObjectSize)
-	if errors.Is(err, errTooBig) {
-		return store.Entry{}, corrupt(name, err.Error())
-	}
-	if err != nil {
-		return store.Entry{}, s.fail("get", k, err)
+	switch {
+	case errors.Is(err, errTooBig):
+		return store.Entry{}, out.ETag, corrupt(name, err.Error())
+	case err != nil:
+		return store.Entry{}, nil, s.fail("get", k, err)
+	case len(b) == 0: // a record deleted by Swap
+		return store.Entry{}, out.ETag, fmt.Errorf("s3store: get %q: %w", k.String(), store.ErrNotFound)
 	}
 	e, why := decodeEntry(b)
 	if why != "" {
-		return store.Entry{}, corrupt(name, why)
+		return store.Entry{}, out.ETag, corrupt(name, why)
 	}
-	return e, nil
+	return e, out.ETag, nil
+}
+
+// Swap implements store.Swapper with S3's conditional writes, which S3 applies
+// atomically: creating is a PutObject with If-None-Match: *, swapping a PutObject with
+// If-Match on the ETag of the object whose value was compared, so that of two callers
+// swapping the same record (two processes taking over one dead holder's lease) exactly
+// one succeeds. Deleting writes an empty object with If-Match, because not every server
+// honours If-Match on DELETE (MinIO does not); Get reads an empty object, like a corrupt
+// one, as absent, and Swap replaces either as it would create.
+func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.Entry) (bool, error) {
+	cur, etag, err := s.get(ctx, k)
+	present := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	if present != (old != nil) || (present && !bytes.Equal(cur.Value, old)) {
+		return false, nil
+	}
+	if next == nil && etag == nil {
+		return true, nil // nothing there, nothing to delete
+	}
+	var body []byte
+	if next != nil {
+		body = encodeEntry(*next)
+	}
+	name := s.objectName(k, entryDir)
+	in := &s3.PutObjectInput{Bucket: &s.bucket, Key: &name, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))}
+	if etag == nil {
+		in.IfNoneMatch = aws.String("*")
+	} else {
+		in.IfMatch = etag
+	}
+	if _, err := s.client.PutObject(ctx, in); err != nil {
+		if isConflict(err) || isNotFound(err) {
+			return false, nil // changed since we read it
+		}
+		return false, s.fail("swap", k, err)
+	}
+	return true, nil
 }
 
 // errTooBig reports an object larger than anything this store writes at that name.
@@ -314,9 +357,6 @@ func readBody(out *s3.GetObjectOutput, limit int64) ([]byte, error) {
 
 // Set writes e under k with one PutObject, which S3 applies atomically.
 func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
 	if len(e.Value) > MaxValueSize {
 		return fmt.Errorf("s3store: set %q: %w: %d bytes, S3 takes at most %d in one object",
 			k.String(), store.ErrTooLarge, len(e.Value), MaxValueSize)
@@ -345,9 +385,6 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 
 // Delete removes the entry of k. S3 reports success for a missing object.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
 	if err := s.prepare(ctx); err != nil {
 		return err
 	}
@@ -370,10 +407,6 @@ type listed struct {
 // (up to 1000 objects) at a time, skipping names this store did not write.
 func (s *Store) pages(ctx context.Context, namespace, dir string) iter.Seq2[[]listed, error] {
 	return func(yield func([]listed, error) bool) {
-		if err := store.ValidateNamespace(namespace); err != nil {
-			yield(nil, err)
-			return
-		}
 		if err := s.prepare(ctx); err != nil {
 			yield(nil, err)
 			return
@@ -474,6 +507,10 @@ func (s *Store) headers(ctx context.Context, page []listed) (hs []header, skip [
 	corruptOnes = make([]bool, len(page))
 	errs := make([]error, len(page))
 	each(len(page), func(i int) {
+		if page[i].size == 0 { // a record deleted by Swap: absent, and DeleteBefore's
+			skip[i], corruptOnes[i] = true, true
+			return
+		}
 		h, err := s.readHeader(ctx, page[i])
 		switch {
 		case err == nil:

@@ -173,7 +173,7 @@ func OpenURL(ctx context.Context, u *url.URL) (store.Store, error) {
 		return nil, err
 	}
 	s.closeFn = closeFn
-	return s, nil
+	return store.Adapt(s), nil
 }
 
 // redactURL returns u for messages, with the secret key and any credentials inside

@@ -73,7 +73,7 @@ func TestOpenRegistered(t *testing.T) {
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
-	if got := s.(*Store).Prefix(); got != "app/" {
+	if got := store.Unwrap(s).(*Store).Prefix(); got != "app/" {
 		t.Errorf("Prefix = %q, want app/", got)
 	}
 	if err := s.Close(); err != nil {
