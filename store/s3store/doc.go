@@ -21,8 +21,11 @@
 // Every object lives under Options.Prefix (default "cachier/"):
 //
 //	<prefix><namespace>/e/<id>   an entry: a 36-byte header (StoredAt, length, CRC-32C) and the value
-//	<prefix><namespace>/l/<id>   a lease: small JSON naming the owner and the expiry
-//	<prefix>!versions/<name>     a version counter (store.Versioner), in decimal
+//	<prefix>%01<namespace>/e/<id>  the lease of that entry, a record of the portable layer
+//	<prefix>%01/e/<name>         a version counter, a record of the portable layer
+//
+// Leases and counters are records that package store keeps through this driver (see
+// store.Adapt), in the same format as entries, in namespaces starting with byte 0x01.
 //
 // Namespaces and IDs are escaped reversibly: percent-escaped when that stays short and
 // readable, base64url cut into path segments otherwise, so that any key the contract
@@ -37,7 +40,7 @@
 // [ErrCorrupt], never returned as a value.
 //
 // Version counters (tags, prefixes, dependencies) cost one GET each to read and one PUT
-// to bump; [Store.GetVersioned] issues the entry's GET and the counters' GETs at once,
+// to bump; the portable layer issues an entry's GET and its counters' GETs at once,
 // so a tagged hit costs one round trip of latency.
 //
 // # Costs of listing
@@ -51,29 +54,24 @@
 //
 // # Leases
 //
-// Acquire is one PutObject with If-None-Match: *, which S3 (since 2024) and MinIO apply
-// atomically: of several contenders exactly one creates the lease object. A lease that
-// exists but has expired is taken over with a PutObject conditional on If-Match with the
-// ETag of the expired lease object, so again exactly one contender wins. Renew reads the
-// lease object, checks the token and rewrites it conditional on the ETag it read; a
-// takeover in between makes it fail with store.ErrLeaseLost. Release reads and checks
-// the token, then deletes a lease with time left; a lease at or near its expiry (which a
-// contender may be taking over right then) is instead overwritten, conditional on its
-// ETag, with an empty object that counts as free, because MinIO ignores If-Match on
-// DELETE (see [Store.Release]). Acquire and Renew cost two requests when they find a
-// lease object (a failed conditional PUT, a GET), plus one PUT for a takeover; Release
-// costs a GET and a DELETE.
+// The store is a store.Swapper, and package store decides leases over it. Swap is
+// S3's conditional write: a PutObject with If-None-Match: * creates a lease record, and
+// one with If-Match on the ETag of the record just read replaces it, so of several
+// contenders exactly one creates a lease or takes over an expired one. Deleting a
+// record writes an empty object conditional on its ETag, because MinIO ignores If-Match
+// on DELETE; an empty object reads as absent. Each lease operation costs a GET and a
+// conditional PUT.
 //
-// Expiry is decided on the clients' clocks (Options.Clock): the lease object records an
-// absolute expiry time written by the holder and compared by contenders. Machines that
-// share a bucket must keep their clocks in sync (NTP) to well within the lease TTL; a
-// clock running ahead by more than the TTL lets its process take over live leases early,
-// which costs a duplicated computation, never a wrong value.
+// Expiry is decided on the clients' clocks: the lease record holds an absolute expiry
+// time written by the holder and compared by contenders. Machines that share a bucket
+// must keep their clocks in sync (NTP) to well within the lease TTL; a clock running
+// ahead by more than the TTL lets its process take over live leases early, which costs
+// a duplicated computation, never a wrong value.
 //
 // # Waiting
 //
 // S3 cannot notify anyone, so Store does not implement store.Notifier: callers waiting
-// for another process's computation poll, every [Store.PollInterval], with one GET each.
+// for another process's computation poll with backoff, one GET each.
 //
 // # Versioned buckets
 //
