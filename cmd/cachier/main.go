@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cachier-go/cachier/store"
 	_ "github.com/cachier-go/cachier/store/all" // every store's URL scheme
@@ -44,8 +45,10 @@ type Main struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
-	// Getenv reads the environment (CACHIER_STORE).
+	// Getenv reads the environment (CACHIER_STORE and the other flag defaults).
 	Getenv func(string) string
+	// Now is the clock of pruning; nil means time.Now.
+	Now func() time.Time
 
 	// secrets are the passwords of the store URLs seen, scrubbed from every message.
 	secrets []string
@@ -159,7 +162,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{runCmd, lsCmd, statsCmd, clearCmd, unlockCmd, gcCmd, invalidateCmd, helpCmd}
+	commands = []*command{runCmd, lsCmd, rmCmd, statsCmd, clearCmd, unlockCmd, gcCmd, invalidateCmd, helpCmd}
 }
 
 func lookup(name string) *command {
@@ -207,13 +210,19 @@ func (m *Main) parse(args []string) (runner, error) {
 	fs := flag.NewFlagSet("cachier "+c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // cachier prints its own messages and usage
 	rest := c.flags(m, fs, c)
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := m.applyEnvDefaults(fs); err != nil {
+		return nil, usageError(c, "%s: %v", c.name, err)
+	}
+	// Flags may follow the arguments ("cachier clear NS --store URL"), except in
+	// run, where everything from CMD on belongs to CMD.
+	flags, positional := splitArgs(fs, args[1:], c == runCmd)
+	if err := fs.Parse(flags); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return helpRunner{cmd: c}, nil
 		}
 		return nil, usageError(c, "%s: %v", c.name, err)
 	}
-	return rest(fs.Args())
+	return rest(append(fs.Args(), positional...))
 }
 
 // quote quotes s for a message if it holds anything unusual, and shortens it.

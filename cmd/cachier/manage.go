@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cachier-go/cachier"
@@ -71,7 +72,7 @@ stale) and its calculation leases in progress (owner host and PID, time left).
 	flags: func(m *Main, fs *flag.FlagSet, self *command) func([]string) (runner, error) {
 		l := &lsRunner{}
 		l.declare(fs)
-		fs.DurationVar(&l.staleAfter, "stale-after", 0, "mark entries older than `D` stale")
+		fs.Var((*durationValue)(&l.staleAfter), "stale-after", "mark entries older than `D` stale")
 		return func(args []string) (runner, error) {
 			switch {
 			case len(args) > 1:
@@ -110,6 +111,8 @@ type entryJSON struct {
 	StoredAt   time.Time `json:"stored_at"`
 	AgeSeconds float64   `json:"age_seconds"`
 	Stale      *bool     `json:"stale,omitempty"`
+	Command    []string  `json:"command,omitempty"` // a recorded run's command line
+	Dir        string    `json:"dir,omitempty"`     // and its working directory
 }
 
 // leaseJSON is a lease in ls NAMESPACE --json. The owner's token is left out: it is
@@ -168,6 +171,14 @@ func (l *lsRunner) listNamespace(ctx context.Context, m *Main, st store.Store, u
 	}
 	slices.SortFunc(leases, func(a, b store.Lease) int { return cmp.Compare(a.Key.ID, b.Key.ID) })
 	stale := func(storedAt time.Time) bool { return now.Sub(storedAt) >= l.staleAfter }
+	// Recorded runs carry their command line and working directory.
+	records := make([]runRecord, len(entries))
+	anyRun := false
+	for i, e := range entries {
+		if rec, ok := readRecord(ctx, st, e.Key); ok {
+			records[i], anyRun = rec, true
+		}
+	}
 
 	if l.json {
 		out := struct {
@@ -175,8 +186,9 @@ func (l *lsRunner) listNamespace(ctx context.Context, m *Main, st store.Store, u
 			Entries   []entryJSON `json:"entries"`
 			Leases    []leaseJSON `json:"leases"`
 		}{Namespace: ns, Entries: []entryJSON{}, Leases: []leaseJSON{}}
-		for _, e := range entries {
-			j := entryJSON{ID: e.Key.ID, Size: e.Size, StoredAt: e.StoredAt.UTC(), AgeSeconds: now.Sub(e.StoredAt).Seconds()}
+		for i, e := range entries {
+			j := entryJSON{ID: e.Key.ID, Size: e.Size, StoredAt: e.StoredAt.UTC(), AgeSeconds: now.Sub(e.StoredAt).Seconds(),
+				Command: records[i].Argv, Dir: records[i].Dir}
 			if l.staleAfter > 0 {
 				s := stale(e.StoredAt)
 				j.Stale = &s
@@ -200,11 +212,25 @@ func (l *lsRunner) listNamespace(ctx context.Context, m *Main, st store.Store, u
 	if l.staleAfter > 0 {
 		header = append(header, "STATE")
 	}
+	if anyRun {
+		header = append(header, "DIR", "COMMAND")
+	}
 	t := newTable(m.Stdout, header...)
-	for _, e := range entries {
-		row := []string{printable(e.Key.ID), formatBytes(e.Size), formatAge(now.Sub(e.StoredAt))}
+	for i, e := range entries {
+		id := e.Key.ID
+		if anyRun {
+			id = shortID(id) // cachier rm takes any unique prefix
+		}
+		row := []string{printable(id), formatBytes(e.Size), formatAge(now.Sub(e.StoredAt))}
 		if l.staleAfter > 0 {
 			row = append(row, map[bool]string{true: "stale", false: "fresh"}[stale(e.StoredAt)])
+		}
+		if anyRun {
+			dir, cmd := "-", "-"
+			if len(records[i].Argv) > 0 {
+				dir, cmd = printable(records[i].Dir), printableLine(shellQuote(records[i].Argv))
+			}
+			row = append(row, dir, cmd)
 		}
 		t.row(row...)
 	}
@@ -354,18 +380,45 @@ func (c *clearRunner) run(ctx context.Context, m *Main) error {
 		return err
 	}
 	defer st.Close()
+	// A namespace that is not in the store is reported, not "cleared": a typo must
+	// not look like success. Stores that cannot list (memcached) clear blindly.
+	var known map[string]bool
+	if names, err := st.Namespaces(ctx); err == nil {
+		known = make(map[string]bool, len(names))
+		for _, n := range names {
+			known[n] = true
+		}
+	} else if !errors.Is(err, errors.ErrUnsupported) {
+		return opError(url, "list the namespaces", err)
+	}
+	cleared, missing := []string{}, []string{}
 	for _, ns := range c.args {
+		if known != nil && !known[ns] {
+			missing = append(missing, ns)
+			continue
+		}
 		if err := st.Clear(ctx, ns); err != nil {
 			return opError(url, "clear "+quote(ns), err)
 		}
+		cleared = append(cleared, ns)
 		if !c.json {
 			fmt.Fprintf(m.Stdout, "cleared %s\n", printable(ns))
 		}
 	}
 	if c.json {
-		return writeJSON(m.Stdout, struct {
+		if err := writeJSON(m.Stdout, struct {
 			Cleared []string `json:"cleared"`
-		}{c.args})
+			Missing []string `json:"missing"`
+		}{cleared, missing}); err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		quoted := make([]string, len(missing))
+		for i, ns := range missing {
+			quoted[i] = quote(ns)
+		}
+		return &exitError{code: exitFailure, err: fmt.Errorf("clear: nothing matched %s: no such namespace in %s (cachier ls lists them)", strings.Join(quoted, ", "), url)}
 	}
 	return nil
 }
@@ -441,7 +494,7 @@ every namespace of the store. With many namespaces, progress goes to stderr.
 	flags: func(m *Main, fs *flag.FlagSet, self *command) func([]string) (runner, error) {
 		g := &gcRunner{}
 		g.declare(fs)
-		fs.DurationVar(&g.olderThan, "older-than", 0, "delete entries stored more than `D` ago (required), such as 720h")
+		fs.Var((*durationValue)(&g.olderThan), "older-than", "delete entries stored more than `D` ago (required), such as 720h")
 		return func(args []string) (runner, error) {
 			if g.olderThan <= 0 {
 				return nil, usageError(self, "gc: give --older-than with a positive duration, such as --older-than 720h")

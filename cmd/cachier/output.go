@@ -121,3 +121,18 @@ func formatAge(d time.Duration) string {
 	}
 	return s
 }
+
+// printableLine is printable for the last column of a table, where plain spaces
+// cannot break the columns: only other spaces, control characters and invalid
+// UTF-8 make it quote.
+func printableLine(s string) string {
+	for _, r := range s {
+		if r == unicode.ReplacementChar || !unicode.IsPrint(r) || (unicode.IsSpace(r) && r != ' ') {
+			return strconv.QuoteToASCII(s)
+		}
+	}
+	if s == "" {
+		return `""`
+	}
+	return s
+}

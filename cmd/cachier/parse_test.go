@@ -64,7 +64,7 @@ func FuzzParseArgs(f *testing.F) {
 			if err := rc.validate(); err != nil {
 				t.Fatalf("parse accepted an invalid run: %v", err)
 			}
-			_ = rc.refreshArgs()
+			_ = rc.refreshArgs(false)
 		}
 	})
 }
@@ -79,7 +79,7 @@ func TestRefreshArgsRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := r.(*runConfig)
-	r2, err := m.parse(c.refreshArgs())
+	r2, err := m.parse(c.refreshArgs(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestRefreshArgsRoundTrip(t *testing.T) {
 		t.Fatalf("refresh has --next-time, --force or --store: %+v", c2)
 	}
 	c2.nextTime, c2.store = true, c.store
-	if got, want := strings.Join(c2.refreshArgs(), " "), strings.Join(c.refreshArgs(), " "); got != want {
+	if got, want := strings.Join(c2.refreshArgs(false), " "), strings.Join(c.refreshArgs(false), " "); got != want {
 		t.Fatalf("refresh args do not round-trip:\n got %s\nwant %s", got, want)
 	}
 	if c2.name != "ns" || c2.staleAfter != 90*time.Minute || c2.maxAge != -1500*time.Millisecond || !c2.maxAgeSet ||

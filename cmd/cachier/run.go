@@ -1,8 +1,11 @@
 package main
 
 import (
+	"strconv"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,20 +37,33 @@ Runs CMD through the cache. The first run executes it, streaming its output live
 and records its stdout, stderr and exit status; the next identical run replays them
 byte for byte, without executing CMD, and exits with the recorded status. Identical
 runs started at once, on one machine or (with a shared store) many, execute CMD once;
-the others wait and replay. Put -- before CMD when CMD or its arguments start with -.
+the others wait and replay. Flags come before CMD: everything from CMD on is CMD's.
+Put -- before CMD when CMD starts with -.
 
 The key is the argument list (not the path CMD resolves to); --key-dir adds the
-working directory and --key-env the named environment variables. Standard input is
-passed to CMD but is not part of the key. A CMD killed by a signal, or one that could
-not start, is never recorded; with --discard-failures, no non-zero exit is either.
+working directory, --key-env the named environment variables, --key-file the
+contents of files, and --stdin the standard input. WITHOUT --stdin, STANDARD INPUT
+IS NOT PART OF THE KEY: "echo a | cachier run -- tr a-z A-Z" and "echo b | ..." share
+one entry. A CMD killed by a signal, or one that could not start, is never recorded;
+with --discard-failures, no non-zero exit is either.
+
+When the store cannot be reached, CMD runs without the cache: one warning goes to
+stderr and cachier exits with CMD's status. Recorded runs not re-recorded for
+--prune-after (default 30d) are deleted, and the oldest go first when the namespace
+is over --max-size (default 1G); --prune-after 0 turns pruning off.
+
+Flags also take their defaults from the environment: CACHIER_STORE, CACHIER_NAME (or
+CACHIER_SCOPE), CACHIER_STALE_AFTER (or CACHIER_TTL), CACHIER_WAIT_TIMEOUT,
+CACHIER_DISCARD_FAILURES, CACHIER_KEY_DIR, CACHIER_PRUNE_AFTER, CACHIER_MAX_SIZE and
+CACHIER_VERBOSE; a flag on the command line wins.
 `,
 	flags: func(m *Main, fs *flag.FlagSet, self *command) func([]string) (runner, error) {
 		c := &runConfig{}
 		c.store = storeFlag(fs)
 		fs.StringVar(&c.name, "name", defaultRunNamespace, "the `namespace` of the entries")
-		fs.DurationVar(&c.staleAfter, "stale-after", 0, "a recorded run older than `D` is stale and executes again (default: never stale)")
-		fs.DurationVar(&c.maxAge, "max-age", 0, "like --stale-after for this run only (the smaller wins); negative: always execute")
-		fs.DurationVar(&c.waitTimeout, "wait-timeout", 0, "execute CMD after waiting `D` for an identical run (default: wait for it to finish)")
+		fs.Var((*durationValue)(&c.staleAfter), "stale-after", "a recorded run older than `D` is stale and executes again (default: never stale)")
+		fs.Var((*durationValue)(&c.maxAge), "max-age", "like --stale-after `D` for this run only (the smaller wins); negative: always execute")
+		fs.Var((*durationValue)(&c.waitTimeout), "wait-timeout", "execute CMD after waiting `D` for an identical run (default: wait for it to finish)")
 		fs.BoolVar(&c.nextTime, "next-time", false, "replay a stale run at once and refresh it in a background process (needs --stale-after or --max-age)")
 		fs.BoolVar(&c.force, "force", false, "execute CMD and record it even if a fresh run is recorded")
 		fs.BoolVar(&c.skip, "skip", false, "execute CMD without the cache: read and record nothing")
@@ -55,6 +71,13 @@ not start, is never recorded; with --discard-failures, no non-zero exit is eithe
 		fs.BoolVar(&c.keyDir, "key-dir", false, "make the working directory part of the key")
 		fs.Var((*envNames)(&c.keyEnv), "key-env", "make environment variable `NAME` part of the key (repeatable)")
 		fs.BoolVar(&c.verbose, "verbose", false, "log what cachier decides (hit, miss, wait, store) on stderr")
+		fs.BoolVar(&c.stdin, "stdin", false, "read standard input, make it part of the key, and pass it to CMD")
+		fs.Var((*globList)(&c.keyFiles), "key-file", "make the contents of the files matching `GLOB` part of the key (repeatable; ** matches any directories)")
+		fs.BoolVar(&c.warm, "warm", false, "execute CMD in the background and record it, printing nothing (refresh the entry ahead of use)")
+		c.pruneAfter = defaultPruneAfter
+		fs.Var((*durationValue)(&c.pruneAfter), "prune-after", "delete recorded runs of the namespace not re-recorded for `D` (0: never prune)")
+		c.maxSize = defaultMaxSize
+		fs.Var((*sizeValue)(&c.maxSize), "max-size", "delete the oldest recorded runs of the namespace beyond `SIZE` in all, such as 500M or 2G (0: no limit)")
 		return func(args []string) (runner, error) {
 			fs.Visit(func(f *flag.Flag) {
 				if f.Name == "max-age" {
@@ -98,6 +121,11 @@ type runConfig struct {
 	keyDir          bool
 	keyEnv          []string
 	verbose         bool
+	stdin           bool
+	keyFiles        []string
+	warm            bool
+	pruneAfter      time.Duration
+	maxSize         int64
 	argv            []string
 }
 
@@ -115,6 +143,14 @@ func (c *runConfig) validate() error {
 		return errors.New("--force records the run and --skip records nothing; give one of them")
 	case c.nextTime && c.staleAfter == 0 && !c.maxAgeSet:
 		return errors.New("--next-time needs --stale-after (or --max-age): without one, recorded runs never go stale")
+	case c.warm && (c.skip || c.nextTime):
+		return errors.New("--warm records CMD in the background; it cannot be combined with --skip or --next-time")
+	case c.warm && c.stdin:
+		return errors.New("--warm runs CMD in the background, detached from standard input; it cannot be combined with --stdin")
+	case c.pruneAfter < 0:
+		return fmt.Errorf("--prune-after %v is negative; give a duration such as 30d, or 0 to turn pruning off", c.pruneAfter)
+	case c.maxSize < 0:
+		return fmt.Errorf("--max-size %d is negative; give a size such as 1G, or 0 for no limit", c.maxSize)
 	}
 	if err := store.ValidateNamespace(c.name); err != nil {
 		return fmt.Errorf("--name %s: %w", quote(c.name), err)
@@ -122,33 +158,23 @@ func (c *runConfig) validate() error {
 	return nil
 }
 
-// limit is the age from which a recorded run is stale: min(--stale-after,
-// --max-age); 0 means never, negative always (cachier's rule).
-func (c *runConfig) limit() time.Duration {
-	switch {
-	case !c.maxAgeSet:
-		return c.staleAfter
-	case c.maxAge < 0:
-		return -1
-	case c.staleAfter == 0 || c.maxAge < c.staleAfter:
-		return c.maxAge
-	default:
-		return c.staleAfter
-	}
-}
-
 // runArgs is the argument of the cached function: what identifies a run.
 type runArgs struct {
-	Argv []string
-	Dir  string            // with --key-dir
-	Env  map[string]string // with --key-env: the variables that are set
+	Argv  []string
+	Dir   string            // with --key-dir
+	Env   map[string]string // with --key-env: the variables that are set
+	Stdin string            // with --stdin: the SHA-256 of standard input, in hex
+	Files string            // with --key-file: the digest of the patterns and the matching files
 }
 
-// runResult is the cached result: what a run produced.
+// runResult is the cached result: what a run produced, and (for ls and rm) the
+// command line and working directory that produced it.
 type runResult struct {
 	Stdout   []byte
 	Stderr   []byte
 	ExitCode int
+	Argv     []string `cbor:",omitempty"`
+	Dir      string   `cbor:",omitempty"`
 }
 
 // unrecorded carries the result of a run that must not be recorded (a non-zero exit
@@ -181,6 +207,9 @@ type executor struct {
 	m *Main
 	c *runConfig
 
+	wd    string // the working directory, recorded with the run
+	stdin []byte // with --stdin: standard input, read whole
+
 	mu       sync.Mutex
 	proc     *os.Process // CMD while it runs
 	executed bool        // CMD was started by this process
@@ -192,8 +221,12 @@ type executor struct {
 func (x *executor) execute(_ context.Context, a runArgs) (runResult, error) {
 	var res runResult
 	var stdout, stderr bytes.Buffer
+	res.Argv, res.Dir = a.Argv, x.wd
 	cmd := exec.Command(a.Argv[0], a.Argv[1:]...)
 	cmd.Stdin = x.m.Stdin
+	if x.stdin != nil {
+		cmd.Stdin = bytes.NewReader(x.stdin)
+	}
 	cmd.Stdout = &tee{w: x.m.Stdout, buf: &stdout}
 	cmd.Stderr = &tee{w: x.m.Stderr, buf: &stderr}
 
@@ -275,13 +308,13 @@ func (t *tee) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// key builds the argument that identifies the run.
-func (c *runConfig) key() (runArgs, error) {
+// key builds the argument that identifies the run. With --stdin it reads standard
+// input whole and returns it, to be passed to CMD.
+func (c *runConfig) key(m *Main, wd string) (runArgs, []byte, error) {
 	a := runArgs{Argv: c.argv}
 	if c.keyDir {
-		wd, err := os.Getwd()
-		if err != nil {
-			return a, fmt.Errorf("--key-dir: working directory: %w", err)
+		if wd == "" {
+			return a, nil, errors.New("--key-dir: cannot find the working directory")
 		}
 		a.Dir = wd
 	}
@@ -293,18 +326,31 @@ func (c *runConfig) key() (runArgs, error) {
 			a.Env[name] = v
 		}
 	}
-	return a, nil
+	var in []byte
+	if c.stdin {
+		var err error
+		if in, err = io.ReadAll(m.Stdin); err != nil {
+			return a, nil, fmt.Errorf("--stdin: read standard input: %w", err)
+		}
+		sum := sha256.Sum256(in)
+		a.Stdin = hex.EncodeToString(sum[:])
+	}
+	if len(c.keyFiles) > 0 {
+		d, err := fileDigests(m, c.keyFiles)
+		if err != nil {
+			return a, nil, err
+		}
+		a.Files = d
+	}
+	return a, in, nil
 }
 
-// options are the per-call options; withLimits false leaves staleness out (to
-// replay a stale run).
-func (c *runConfig) options(withLimits bool) []cachier.Option {
-	var opts []cachier.Option
-	if withLimits {
-		opts = append(opts, cachier.StaleAfter(c.staleAfter))
-		if c.maxAgeSet {
-			opts = append(opts, cachier.MaxAge(c.maxAge))
-		}
+// options are the per-call options. Every staleness decision is the library's:
+// StaleAfter and MaxAge go to Call and Peek as options.
+func (c *runConfig) options() []cachier.Option {
+	opts := []cachier.Option{cachier.StaleAfter(c.staleAfter)}
+	if c.maxAgeSet {
+		opts = append(opts, cachier.MaxAge(c.maxAge))
 	}
 	if c.waitTimeout > 0 {
 		opts = append(opts, cachier.WaitForCalcTimeout(c.waitTimeout))
@@ -323,11 +369,23 @@ func (c *runConfig) options(withLimits bool) []cachier.Option {
 
 func (c *runConfig) run(ctx context.Context, m *Main) error {
 	storeURL := m.storeURL(*c.store)
-	st, err := m.openStore(ctx, storeURL)
-	if err != nil {
-		return err
+	if c.warm {
+		// Checked here, not left to the detached run, whose errors nobody sees.
+		if strings.HasPrefix(storeURL, "mem:") {
+			return usageError(runCmd, "run: --warm with the mem:// store records nothing: the background process has its own memory")
+		}
+		if _, err := c.startDetached(storeURL, true); err != nil {
+			return fmt.Errorf("run: --warm: cannot start the background run: %w", err)
+		}
+		return nil
 	}
-	defer st.Close()
+	// Standard input and the files of --key-file are read before the store is
+	// opened: they are part of the key, and CMD needs standard input either way.
+	wd, _ := os.Getwd()
+	arg, in, err := c.key(m, wd)
+	if err != nil {
+		return usageError(runCmd, "run: %v", err)
+	}
 
 	// Store failures come back as errors (FailOnStoreError) and are reported once,
 	// below; the rest of the library's warnings are for --verbose.
@@ -336,25 +394,10 @@ func (c *runConfig) run(ctx context.Context, m *Main) error {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: dropTime}))
-	x := &executor{m: m, c: c}
-	f, err := cachier.Wrap(x.execute,
-		cachier.Name(c.name),
-		cachier.WithStore(st),
-		cachier.WithLogger(log),
-		// A store that fails before CMD runs fails the run (exit 3) rather than
-		// silently executing without the cache.
-		cachier.FailOnStoreError(true),
-	)
-	if err != nil {
-		return fmt.Errorf("run: %w", err)
-	}
-	arg, err := c.key()
-	if err != nil {
-		return err
-	}
+	x := &executor{m: m, c: c, wd: wd, stdin: in}
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, forwardedSignals...)
 	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -371,19 +414,62 @@ func (c *runConfig) run(ctx context.Context, m *Main) error {
 		}
 	}()
 
+	// A store that cannot be opened (unreachable, not a bad URL) fails open: CMD
+	// runs without the cache.
+	st, err := m.openStore(ctx, storeURL)
+	if err != nil {
+		if errors.Is(err, store.ErrBadURL) {
+			return err
+		}
+		m.warnStoreDown(storeURL, err)
+		return c.runLive(ctx, x, arg)
+	}
+	defer st.Close()
+
+	f, err := cachier.Wrap(x.execute,
+		cachier.Name(c.name),
+		cachier.WithStore(st),
+		cachier.WithLogger(log),
+		// Store failures come back as errors, so that cachier tells a store that
+		// fails before CMD ran (run CMD live, warn once) from one that fails after
+		// (CMD's output stands; warn that it was not recorded).
+		cachier.FailOnStoreError(true),
+	)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	defer c.prune(ctx, m, storeURL, st, log)
+
 	// --next-time: a stale run is replayed as it is, and refreshed by a detached
-	// cachier, since this process exits as soon as it has replayed.
-	stale := false
+	// cachier, since this process exits as soon as it has replayed. Whether it is
+	// stale is the library's decision (Peek applies the same rules as Call:
+	// per-entry limits, tags and dependencies included).
 	if c.nextTime && !c.force && !c.skip {
-		if stale, err = c.isStale(ctx, f, st, arg); err != nil {
-			return storeError(fmt.Errorf("store %s failed before the command ran: %w", displayURL(storeURL), err))
+		v, fr, err := f.Peek(ctx, arg, c.options()...)
+		switch {
+		case err != nil && errors.Is(err, cachier.ErrStore):
+			m.warnStoreDown(storeURL, errors.New(storeCause(err)))
+			return c.runLive(ctx, x, arg)
+		case err != nil:
+			return fmt.Errorf("run: %w", err)
+		case fr == cachier.Stale:
+			if c.verbose {
+				log.Info("cachier: replaying a stale recorded run", "ns", c.name, "exit", v.ExitCode)
+			}
+			c.replay(m, v)
+			if pid, err := c.startDetached(storeURL, false); err != nil {
+				log.Warn("cachier: cannot start the background refresh", "err", err)
+			} else if c.verbose {
+				log.Info("cachier: refreshing in the background", "pid", pid)
+			}
+			return exitStatus(v.ExitCode)
 		}
 	}
-	res, err := f.Call(ctx, arg, c.options(!stale)...)
+	res, err := f.Call(ctx, arg, c.options()...)
 	var (
 		un *unrecorded
 		se *startError
-		in interrupted
+		in2 interrupted
 	)
 	switch {
 	case errors.As(err, &un):
@@ -393,11 +479,13 @@ func (c *runConfig) run(ctx context.Context, m *Main) error {
 		}
 	case errors.As(err, &se):
 		return &exitError{code: se.code, err: se}
-	case err != nil && errors.As(context.Cause(ctx), &in):
-		return &exitError{code: exitSignal + signalNumber(in.sig), err: fmt.Errorf("%v while waiting for an identical run", in)}
+	case err != nil && errors.As(context.Cause(ctx), &in2):
+		return &exitError{code: exitSignal + signalNumber(in2.sig), err: fmt.Errorf("%v while waiting for an identical run", in2)}
 	case errors.Is(err, cachier.ErrStore):
 		if !x.ran() {
-			return storeError(fmt.Errorf("store %s failed before the command ran: %s", displayURL(storeURL), storeCause(err)))
+			// The store failed before CMD ran: run it without the cache.
+			m.warnStoreDown(storeURL, errors.New(storeCause(err)))
+			return c.runLive(ctx, x, arg)
 		}
 		// CMD ran and its output was shown; only recording it failed.
 		fmt.Fprintf(m.Stderr, "cachier: warning: the run was not recorded: store %s failed: %s\n",
@@ -409,20 +497,48 @@ func (c *runConfig) run(ctx context.Context, m *Main) error {
 		if c.verbose {
 			log.Info("cachier: replaying a recorded run", "ns", c.name, "exit", res.ExitCode, "stdout", len(res.Stdout), "stderr", len(res.Stderr))
 		}
-		_, _ = m.Stdout.Write(res.Stdout)
-		_, _ = m.Stderr.Write(res.Stderr)
-		if stale {
-			if pid, err := c.refreshInBackground(storeURL); err != nil {
-				log.Warn("cachier: cannot start the background refresh", "err", err)
-			} else if c.verbose {
-				log.Info("cachier: refreshing in the background", "pid", pid)
-			}
-		}
+		c.replay(m, res)
 	}
-	if res.ExitCode != 0 {
-		return exitWith(res.ExitCode)
+	return exitStatus(res.ExitCode)
+}
+
+// replay writes a recorded run's output.
+func (c *runConfig) replay(m *Main, res runResult) {
+	_, _ = m.Stdout.Write(res.Stdout)
+	_, _ = m.Stderr.Write(res.Stderr)
+}
+
+// exitStatus is the exit of cachier for a command's status.
+func exitStatus(code int) error {
+	if code != 0 {
+		return exitWith(code)
 	}
 	return nil
+}
+
+// warnStoreDown prints the one warning of a run whose store failed before CMD ran.
+func (m *Main) warnStoreDown(storeURL string, err error) {
+	fmt.Fprintf(m.Stderr, "cachier: warning: store %s is unavailable, running the command without the cache: %s\n",
+		displayURL(storeURL), m.redact(err.Error()))
+}
+
+// runLive executes CMD without the cache (the store is down) and exits with its
+// status.
+func (c *runConfig) runLive(ctx context.Context, x *executor, arg runArgs) error {
+	res, err := x.execute(ctx, arg)
+	var (
+		un *unrecorded
+		se *startError
+	)
+	switch {
+	case errors.As(err, &un):
+		res = un.result
+	case errors.As(err, &se):
+		return &exitError{code: se.code, err: se}
+	case err != nil:
+		return fmt.Errorf("run: %w", err)
+	}
+	return exitStatus(res.ExitCode)
 }
 
 // storeCause is the message of a cachier.ErrStore error without its "cachier: store
@@ -437,40 +553,28 @@ func (x *executor) ran() bool {
 	return x.executed
 }
 
-// isStale reports whether a stale run is recorded for arg.
-func (c *runConfig) isStale(ctx context.Context, f *cachier.Func[runArgs, runResult], st store.Store, arg runArgs) (bool, error) {
-	k, err := f.Key(arg)
-	if err != nil {
-		return false, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	e, err := st.Get(ctx, k)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	limit := c.limit()
-	return limit < 0 || (limit > 0 && time.Since(e.StoredAt) >= limit), nil
-}
-
 // refreshArgs is the command line of the background refresh: the same run without
 // --next-time, so that it executes CMD only if the run is still stale (under the
 // calculation lease: concurrent refreshes execute it once), with its output
 // discarded. The store URL goes through the environment, not the command line, where
 // other users could read a password.
-func (c *runConfig) refreshArgs() []string {
+func (c *runConfig) refreshArgs(force bool) []string {
 	args := []string{"run", "--name=" + c.name}
+	if force {
+		args = append(args, "--force")
+	}
+	args = append(args, "--prune-after="+formatDuration(c.pruneAfter), "--max-size="+strconv.FormatInt(c.maxSize, 10))
+	for _, g := range c.keyFiles {
+		args = append(args, "--key-file="+g)
+	}
 	if c.staleAfter > 0 {
-		args = append(args, "--stale-after="+c.staleAfter.String())
+		args = append(args, "--stale-after="+formatDuration(c.staleAfter))
 	}
 	if c.maxAgeSet {
-		args = append(args, "--max-age="+c.maxAge.String())
+		args = append(args, "--max-age="+formatDuration(c.maxAge))
 	}
 	if c.waitTimeout > 0 {
-		args = append(args, "--wait-timeout="+c.waitTimeout.String())
+		args = append(args, "--wait-timeout="+formatDuration(c.waitTimeout))
 	}
 	if c.discardFailures {
 		args = append(args, "--discard-failures")
@@ -484,16 +588,17 @@ func (c *runConfig) refreshArgs() []string {
 	return append(append(args, "--"), c.argv...)
 }
 
-// refreshInBackground starts a detached cachier (its own session, stdio on
-// /dev/null) that refreshes the run, and returns its PID.
-func (c *runConfig) refreshInBackground(storeURL string) (int, error) {
+// startDetached starts a detached cachier (its own session or process group, stdio
+// on the null device, in the same working directory) that runs refreshArgs(force),
+// and returns its PID: the background refresh of --next-time, or --warm's run.
+func (c *runConfig) startDetached(storeURL string, force bool) (int, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, err
 	}
-	cmd := exec.Command(exe, c.refreshArgs()...)
+	cmd := exec.Command(exe, c.refreshArgs(force)...)
 	cmd.Env = append(os.Environ(), envStore+"="+storeURL)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = detachedAttr()
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
