@@ -4,6 +4,7 @@
 //
 //	cachier run [flags] [--] CMD [ARGS...]   run CMD, or replay its recorded output
 //	cachier ls [flags] [NAMESPACE]           list namespaces, or one's entries and leases
+//	cachier rm [flags] ID... | --command -- CMD  remove recorded runs
 //	cachier stats [flags]                    count entries, bytes and leases per namespace
 //	cachier clear [flags] NAMESPACE...       remove every entry of namespaces
 //	cachier unlock [flags] NAMESPACE...      release every calculation lease of namespaces
@@ -15,8 +16,8 @@
 // $XDG_CACHE_HOME/cachier or ~/.cachier): file:///dir, redis://host:6379/0,
 // postgres://host/db, mysql://host/db, sqlite:///path/cache.db, mongodb://host/,
 // memcache://host:11211 or s3://bucket/prefix (mem:// lives only as long as the
-// process). ls, stats, clear, unlock and gc take --json for scripts. Flags may be
-// written -flag or --flag.
+// process). ls, rm, stats, clear, unlock and gc take --json for scripts. Flags may be
+// written -flag or --flag, before or after the arguments (in run, before CMD).
 //
 // Examples:
 //
@@ -32,6 +33,7 @@
 //	1    any other failure
 //	2    usage error: unknown command or flag, bad argument
 //	3    store error: bad store URL, store unreachable, store operation failed
+//	     (not for run, which runs CMD without the cache when the store is down)
 //	4    not supported by the store (memcached cannot list its keys) or not yet
 //	126  the command could not be executed
 //	127  the command was not found
@@ -52,7 +54,9 @@
 // a store, execute the command once, and the others wait and replay. The key is the
 // argument list as given; --key-dir adds the working directory and --key-env NAME
 // (repeatable) an environment variable. Standard input is passed on but is not part
-// of the key.
+// of the key unless --stdin is given. --key-file GLOB (repeatable, ** for any
+// directories) adds the contents of files; their digests are cached by path, size and
+// modification time in the user's cache directory.
 //
 // Flags of run: --stale-after D (recorded runs older than D execute again),
 // --max-age D (the same for this run only; the smaller limit wins), --next-time
@@ -60,12 +64,19 @@
 // --wait-timeout D (stop waiting for an identical run after D and execute),
 // --force (execute and record even if a fresh run is recorded), --skip (execute
 // without the cache), --discard-failures (do not record non-zero exits), --verbose
-// (log cachier's decisions on stderr), --store and --name.
+// (log cachier's decisions on stderr), --warm (execute and record in the background,
+// print nothing), --stdin, --key-file, --prune-after D and --max-size SIZE (run
+// prunes its namespace at most once an hour: runs recorded more than 30 days ago,
+// then the oldest beyond 1G; --prune-after 0 turns it off), --store and --name.
+// Durations take days too (1d, 1d12h). CACHIER_STORE, CACHIER_NAME (CACHIER_SCOPE),
+// CACHIER_STALE_AFTER (CACHIER_TTL), CACHIER_WAIT_TIMEOUT, CACHIER_DISCARD_FAILURES,
+// CACHIER_KEY_DIR, CACHIER_PRUNE_AFTER, CACHIER_MAX_SIZE and CACHIER_VERBOSE give
+// the flags their defaults.
 //
 // A run that was killed by a signal, or whose command could not start, is never
-// recorded. If the store fails before the command runs, run exits with status 3
-// without executing it; if only recording fails, the command's output and status
-// stand and a warning is printed. On SIGTERM or SIGHUP, cachier passes the signal to
+// recorded. If the store cannot be reached before the command runs, run executes it
+// without the cache, prints one warning on stderr and exits with its status; if only
+// recording fails, the command's output and status stand and a warning is printed. On SIGTERM or SIGHUP, cachier passes the signal to
 // the running command; SIGINT from a terminal reaches the command directly. While
 // waiting for an identical run, any of them makes cachier exit with 128+N.
 //
@@ -85,7 +96,10 @@
 // clear_being_calculated), and gc --older-than D deletes old entries, reporting
 // progress on stderr when there are many namespaces. Stores that cannot list their
 // keys (memcached) say so and exit with status 4. Tables are aligned for people; with
-// --json the output is a JSON document whose field names are stable.
+// --json the output is a JSON document whose field names are stable. ls of a
+// namespace of recorded runs shows each one's command line and working directory,
+// and rm removes recorded runs by ID prefix or by command line. clear of a namespace
+// that is not in the store says nothing matched and exits with status 1.
 //
 // # JSON output
 //
@@ -93,10 +107,12 @@
 //
 //	ls, stats   {"namespaces": [{"namespace", "entries", "bytes", "leases", "oldest", "newest"}]}
 //	            (stats adds the totals "entries", "bytes" and "leases")
-//	ls NS       {"namespace", "entries": [{"id", "size", "stored_at", "age_seconds", "stale"}],
+//	ls NS       {"namespace", "entries": [{"id", "size", "stored_at", "age_seconds", "stale",
+//	             "command", "dir"}],
 //	             "leases": [{"id", "host", "pid", "expires_at", "expires_in_seconds"}]}
 //	            ("stale" only with --stale-after; a lease's token is never shown)
-//	clear       {"cleared": [namespace...]}
+//	clear       {"cleared": [namespace...], "missing": [namespace...]}
+//	rm          {"removed": [{"id", "command", "dir"}]}
 //	unlock      {"released": [{"namespace", "count"}]}
 //	gc          {"deleted", "namespaces": [{"namespace", "count"}]}
 //

@@ -179,4 +179,3 @@ func (r *rmRunner) run(ctx context.Context, m *Main) error {
 	}
 	return nil
 }
-

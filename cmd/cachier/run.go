@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strconv"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -15,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -467,8 +467,8 @@ func (c *runConfig) run(ctx context.Context, m *Main) error {
 	}
 	res, err := f.Call(ctx, arg, c.options()...)
 	var (
-		un *unrecorded
-		se *startError
+		un  *unrecorded
+		se  *startError
 		in2 interrupted
 	)
 	switch {
