@@ -71,6 +71,8 @@ func work(role string) error {
 		return tagCall(ctx, st, dir, me)
 	case "refresh":
 		return refreshWorker(ctx, st, dir, me)
+	case "batch":
+		return batchWorker(ctx, st, dir, me)
 	case "invalidate":
 		fmt.Println("ready")
 		return cachier.InvalidateTags(ctx, st, os.Getenv(envName)+"/tag")
