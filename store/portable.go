@@ -220,7 +220,8 @@ func (p *portable) Get(ctx context.Context, k Key) (Entry, error) {
 	if err := p.checkRecord(ctx, k); err != nil {
 		return Entry{}, err
 	}
-	return p.d.Get(ctx, k)
+	e, err := p.d.Get(ctx, k)
+	return p.unexpired(k, e, err)
 }
 
 // Set implements Store.
@@ -269,6 +270,11 @@ func (p *portable) DeleteBefore(ctx context.Context, ns string, t time.Time) (in
 		return 0, unsupported("DeleteBefore")
 	}
 	n, err := p.lister.DeleteBefore(ctx, ns, t)
+	if err == nil {
+		var m int
+		m, err = p.deleteExpired(ctx, ns)
+		n += m
+	}
 	if n > 0 {
 		p.changedNS(ns)
 	}
@@ -283,7 +289,17 @@ func (p *portable) Entries(ctx context.Context, ns string) iter.Seq2[Info, error
 	if p.lister == nil {
 		return func(yield func(Info, error) bool) { yield(Info{}, unsupported("Entries")) }
 	}
-	return p.lister.Entries(ctx, ns)
+	return func(yield func(Info, error) bool) {
+		now := p.clk.Now()
+		for info, err := range p.lister.Entries(ctx, ns) {
+			if err == nil && !info.ExpiresAt.IsZero() && !now.Before(info.ExpiresAt) {
+				continue // expired: a miss, and gone at the next cleanup
+			}
+			if !yield(info, err) {
+				return
+			}
+		}
+	}
 }
 
 // Namespaces implements Store: the namespaces with entries or leases.
@@ -355,7 +371,11 @@ func (p *portable) GetMany(ctx context.Context, ks []Key) ([]Entry, []error, err
 			return nil, nil, err
 		}
 	}
-	return GetMany(ctx, p.d, ks)
+	es, errs, err := GetMany(ctx, p.d, ks)
+	for i := range errs {
+		es[i], errs[i] = p.unexpired(ks[i], es[i], errs[i])
+	}
+	return es, errs, err
 }
 
 // SetMany implements Batcher, with the driver's batch or concurrent Sets.
@@ -390,7 +410,13 @@ func (p *livePortable) GetLive(ctx context.Context, k Key) (Entry, any, error) {
 	if err := p.check(ctx, k); err != nil {
 		return Entry{}, nil, err
 	}
-	return p.live.GetLive(ctx, k)
+	e, v, err := p.live.GetLive(ctx, k)
+	if err == nil && !e.ExpiresAt.IsZero() {
+		if e, err = p.unexpired(k, e, nil); err != nil {
+			return Entry{}, nil, err
+		}
+	}
+	return e, v, err
 }
 
 // SetLive implements LiveStore.

@@ -220,6 +220,10 @@ type Info struct {
 	Key      Key
 	Size     int64 // bytes of Value
 	StoredAt time.Time
+	// ExpiresAt is the entry's Entry.ExpiresAt, or zero when it never expires or the
+	// driver cannot tell without reading it. Listing skips entries past it, and the
+	// portable layer's DeleteBefore removes them.
+	ExpiresAt time.Time
 }
 
 // Owner identifies the holder of a lease.

@@ -81,6 +81,16 @@ func (p *portable) Bump(ctx context.Context, name string) (uint64, error) {
 // GetVersioned implements VersionedGetter: the driver's own if it has one, else the
 // entry and the counter records in one batch.
 func (p *portable) GetVersioned(ctx context.Context, k Key, names []string) (Entry, []uint64, error) {
+	e, vs, err := p.getVersioned(ctx, k, names)
+	if err == nil && !e.ExpiresAt.IsZero() {
+		if e, err = p.unexpired(k, e, nil); err != nil {
+			return Entry{}, nil, err
+		}
+	}
+	return e, vs, err
+}
+
+func (p *portable) getVersioned(ctx context.Context, k Key, names []string) (Entry, []uint64, error) {
 	if err := p.check(ctx, k); err != nil {
 		return Entry{}, nil, err
 	}

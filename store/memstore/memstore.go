@@ -507,7 +507,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 			sh.mu.RLock()
 			for it := range sh.all {
 				if it.key.Namespace == namespace {
-					batch = append(batch, store.Info{Key: it.key, Size: int64(len(it.e.Value)), StoredAt: it.e.StoredAt})
+					batch = append(batch, store.Info{Key: it.key, Size: int64(len(it.e.Value)), StoredAt: it.e.StoredAt, ExpiresAt: it.e.ExpiresAt})
 				}
 			}
 			sh.mu.RUnlock()

@@ -80,10 +80,21 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 			tc.fn(setup(t, newHarness, caps))
 		})
 	}
+	if p.expirer {
+		t.Run("NativeTTL", func(t *testing.T) {
+			h := newHarness(t)
+			nh, ok := h.(NativeTTLHarness)
+			h.Close()
+			if !ok {
+				t.Fatalf("the driver expires entries natively (store.Expirer), so its harness %T must be a storetest.NativeTTLHarness", h)
+			}
+			testNativeTTL(setup(t, newHarness, caps), nh)
+		})
+	}
 }
 
 // probe is what the driver under test declares of the optional capabilities.
-type probe struct{ notifier, live, lister bool }
+type probe struct{ notifier, live, lister, expirer bool }
 
 func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 	t.Helper()
@@ -98,7 +109,8 @@ func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 	if _, full := d.(store.Store); full {
 		lister = true // a store of the first contract lists, or says ErrUnsupported itself
 	}
-	return probe{notifier: notifier, live: live, lister: lister}
+	ex, expirer := d.(store.Expirer)
+	return probe{notifier: notifier, live: live, lister: lister, expirer: expirer && ex.ExpiresNatively()}
 }
 
 // env is what one test works with.
