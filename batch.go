@@ -738,7 +738,7 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 // if it panicked.
 func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []batchItem[A], idx []int, slots []slot[R]) *flight.PanicError {
 	f := b.f
-	if _, inProcess := s.store.(store.LiveStore); inProcess {
+	if processLocal(s.store) {
 		// The single flights already make these the only computations of their keys
 		// in the process, and an in-process store is seen by no other.
 		return b.runAndStore(ctx, s, items, idx, nil, slots)
@@ -844,6 +844,13 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 		}
 	}
 	return nil
+}
+
+// processLocal reports whether no other process sees st's records, so that the
+// single flights of this process are all there is to coordinate.
+func processLocal(st store.Store) bool {
+	pl, ok := st.(store.ProcessLocal)
+	return ok && pl.ProcessLocal()
 }
 
 // sleepOn waits d by c's timers.
@@ -1079,7 +1086,7 @@ func (b *Batch[A, R]) refreshBatch(ctx context.Context, s *settings, items []bat
 		mine   []int
 		leases = map[int]store.Lease{}
 	)
-	_, inProcess := s.store.(store.LiveStore)
+	inProcess := processLocal(s.store)
 	owner := newOwner()
 	for i, it := range items {
 		if inProcess {

@@ -4,8 +4,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cachier-go/cachier/internal/proctest"
 	"github.com/cachier-go/cachier/internal/testserver"
+	"github.com/cachier-go/cachier/store/storetest"
 )
 
 // Overlapping batches from 4 processes compute each key exactly once, on one server
@@ -15,4 +18,19 @@ func TestBatchStampedeAcrossProcesses(t *testing.T) {
 	t.Run("cluster", func(t *testing.T) {
 		proctest.BatchStampede(t, "redis+cluster://"+strings.Join(testserver.RedisCluster(t).Addrs, ","), 4)
 	})
+}
+
+func TestBatcher(t *testing.T) {
+	for name, c := range map[string]redis.UniversalClient{
+		"single":  singleClient(t),
+		"cluster": clusterClient(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := New(c, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			storetest.RunBatchTests(t, s)
+		})
+	}
 }

@@ -1,0 +1,96 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+var _ store.Batcher = (*Store)(nil)
+
+// GetMany reads the entries of ks in one round trip: one MGET on a single server, and
+// on a cluster or ring a pipeline of GETs, which go-redis splits by slot and sends to
+// each node at once (an MGET across slots would fail with CROSSSLOT). See
+// store.Batcher for the results.
+func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []error, error) {
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		if err := k.Validate(); err != nil {
+			return nil, nil, err
+		}
+		names[i] = s.keys.key(k, kindValue)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if len(ks) == 0 {
+		return nil, nil, nil
+	}
+	vals, err := s.getMany(ctx, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	es, errs := make([]store.Entry, len(ks)), make([]error, len(ks))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			errs[i] = &notFoundError{ks[i]}
+			continue
+		}
+		e, err := decodeRecord([]byte(str))
+		if err != nil {
+			errs[i] = fmt.Errorf("redisstore: entry %s: %w (%w)", ks[i], err, store.ErrNotFound)
+			continue
+		}
+		es[i] = e
+	}
+	return es, errs, nil
+}
+
+// SetMany stores es[i] under ks[i] in one pipeline: a SET and a PUBLISH to the key's
+// watchers per entry, split by slot on a cluster. Each SET is atomic; the batch is
+// not. An entry over the size limit fails alone, with store.ErrTooLarge.
+func (s *Store) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) ([]error, error) {
+	if len(ks) != len(es) {
+		return nil, fmt.Errorf("redisstore: SetMany of %d keys and %d entries; pass one entry per key", len(ks), len(es))
+	}
+	for _, k := range ks {
+		if err := k.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(ks))
+	cmds := make([]*redis.StatusCmd, len(ks))
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range ks {
+			if len(es[i].Value) > s.maxValue {
+				errs[i] = fmt.Errorf("redisstore: %s: value of %d bytes is larger than %d: %w", k, len(es[i].Value), s.maxValue, store.ErrTooLarge)
+				continue
+			}
+			cmds[i] = p.Set(ctx, s.keys.key(k, kindValue), encodeRecord(es[i]), 0)
+			p.Publish(ctx, s.keys.key(k, kindChannel), "v")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		// A pipeline reports its first failed command; each command says for itself.
+		failed := 0
+		for i, c := range cmds {
+			if c != nil && c.Err() != nil {
+				errs[i] = c.Err()
+				failed++
+			}
+		}
+		if failed == 0 {
+			return nil, err
+		}
+	}
+	return errs, nil
+}
