@@ -353,32 +353,48 @@ func TestWaiterLeavesComputationContinues(t *testing.T) {
 	}
 }
 
+// cleanupCounter counts the cleanups (DeleteBefore calls) that reach the store.
+type cleanupCounter struct {
+	store.Store
+	n atomic.Int64
+}
+
+func (c *cleanupCounter) DeleteBefore(ctx context.Context, ns string, t time.Time) (int, error) {
+	c.n.Add(1)
+	return c.Store.DeleteBefore(ctx, ns, t)
+}
+
+// TestCleanupStaleRunsOncePerInterval: of four calls spread over an interval and a
+// bit, exactly two clean up (the first, and the first after the interval), and the
+// second deletes every stale entry. Close waits for the cleanups, so the count is exact.
 func TestCleanupStaleRunsOncePerInterval(t *testing.T) {
 	clock := newClock()
-	st := memstore.New(nil)
+	st := &cleanupCounter{Store: store.Adapt(memstore.New(nil))}
 	fn := func(_ context.Context, x int) (int, error) { return x, nil }
 	f, _ := cachier.Wrap(fn, cachier.Name("cleanup"), cachier.WithStore(st), cachier.WithClock(clock),
 		cachier.StaleAfter(time.Minute), cachier.CleanupStale(time.Hour))
 	ctx := context.Background()
-	count := func() int {
-		n := 0
-		for _, err := range st.Entries(ctx, f.Namespace()) {
-			if err == nil {
-				n++
-			}
-		}
-		return n
-	}
 	f.Call(ctx, 1) // first call: cleanup of an empty namespace
 	f.Call(ctx, 2)
 	clock.Advance(2 * time.Minute) // 1 and 2 are stale now
 	f.Call(ctx, 3)                 // within the interval: no cleanup
-	if count() != 3 {
-		t.Fatalf("cleanup ran within its interval: %d entries", count())
-	}
 	clock.Advance(time.Hour)
 	f.Call(ctx, 4) // after the interval: cleanup deletes 1, 2 and 3
-	waitFor(t, "cleanup", func() bool { return count() == 1 })
+	if err := f.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.n.Load(); n != 2 {
+		t.Errorf("%d cleanups over 4 calls in an interval and a bit, want 2", n)
+	}
+	n := 0
+	for _, err := range st.Entries(ctx, f.Namespace()) {
+		if err == nil {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d entries after the second cleanup, want 1 (the fresh one)", n)
+	}
 }
 
 func TestStoreFailureNeverFailsTheCall(t *testing.T) {

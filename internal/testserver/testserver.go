@@ -415,3 +415,16 @@ func skippedSummary() string {
 	}
 	return b.String()
 }
+
+// Binary returns the path of the first of names found where the servers are looked
+// for (PATH, the standard directories, scripts/install-test-deps's directory), for a
+// test that runs a server mode the harness does not manage (Redis Sentinel). A missing
+// binary skips the test outside CI and fails it under CI=true, as for every server.
+func Binary(t testing.TB, kind string, names ...string) string {
+	t.Helper()
+	bin, err := findBinary(names...)
+	if err != nil {
+		fail(t, kind, err)
+	}
+	return bin
+}

@@ -134,9 +134,9 @@ func networkFaults(t *testing.T, u string, st store.Store, p *faultproxy.Proxy) 
 			}()
 		}
 		wg.Wait()
-		if worst > bound {
-			t.Errorf("%s: a call took %v, over the bound of %v", phase, worst, bound)
-		}
+		// Wall time is reported, never asserted: a busy machine stretches it. What
+		// bounds a call is asserted below, by its cause: store operations that time
+		// out (StoreErrors grows) instead of waiting out the fault.
 		return worst
 	}
 	hit := func() bool {
@@ -163,16 +163,20 @@ func networkFaults(t *testing.T, u string, st store.Store, p *faultproxy.Proxy) 
 	phases := []struct {
 		name   string
 		inject func()
+		fails  bool // every store operation fails (times out or is reset)
 	}{
-		{"latency 50ms", func() { p.Latency(50 * time.Millisecond) }},
-		{"latency 1s (> StoreTimeout)", func() { p.Latency(time.Second) }},
-		{"connection resets", p.Reset},
-		{"black hole", p.Blackhole},
+		{"latency 50ms", func() { p.Latency(50 * time.Millisecond) }, false},
+		{"latency 1s (> StoreTimeout)", func() { p.Latency(time.Second) }, true},
+		{"connection resets", p.Reset, true},
+		{"black hole", p.Blackhole, true},
 	}
 	for i, ph := range phases {
 		errsBefore := f.Stats().StoreErrors
 		ph.inject()
 		worst := calls(ph.name, 10*(i+1), 3)
+		if errs := f.Stats().StoreErrors - errsBefore; ph.fails && errs == 0 {
+			t.Errorf("%s: no store error counted; the calls waited the fault out instead of giving up after StoreTimeout", ph.name)
+		}
 		p.Pass()
 		start := time.Now()
 		recovered(ph.name)
@@ -200,7 +204,7 @@ func networkFaults(t *testing.T, u string, st store.Store, p *faultproxy.Proxy) 
 	p.Pass()
 	recovered("the last black hole")
 	conns, resets := p.Stats()
-	t.Logf("bound %v; %d connections, %d reset; %d computations, %d store errors\n\t%s", bound, conns, resets,
+	t.Logf("expected bound %v (not asserted); %d connections, %d reset; %d computations, %d store errors\n\t%s", bound, conns, resets,
 		computed.Load(), f.Stats().StoreErrors, strings.Join(report, "\n\t"))
 }
 

@@ -13,3 +13,6 @@ func EntryPath(s *Store, k store.Key) string {
 
 // LeasePath returns the file that holds k's lease.
 func LeasePath(s *Store, k store.Key) string { return EntryPath(s, k) + leaseSuffix }
+
+// Syncs returns how many fsync calls s has made.
+func Syncs(s *Store) int64 { return s.syncs.Load() }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -68,6 +69,7 @@ type Options struct {
 type Store struct {
 	root         *rootDir
 	fsync        bool
+	syncs        atomic.Int64 // fsync calls made, for the tests
 	clock        func() time.Time
 	log          *slog.Logger
 	pollInterval time.Duration
@@ -233,7 +235,7 @@ func (s *Store) writeFile(dir, name string, data []byte) error {
 	}
 	err = writeFull(fd, data)
 	if err == nil && s.fsync {
-		err = unix.Fsync(fd)
+		err = s.sync(fd)
 	}
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
@@ -246,11 +248,17 @@ func (s *Store) writeFile(dir, name string, data []byte) error {
 		return &fs.PathError{Op: "write", Path: path, Err: err}
 	}
 	if s.fsync {
-		if err := unix.Fsync(dfd); err != nil {
+		if err := s.sync(dfd); err != nil {
 			return &fs.PathError{Op: "fsync", Path: s.abs(dir), Err: err}
 		}
 	}
 	return nil
+}
+
+// sync is fsync(2), counted for the tests.
+func (s *Store) sync(fd int) error {
+	s.syncs.Add(1)
+	return unix.Fsync(fd)
 }
 
 // writeKeyFile writes the file name in k's fan-out directory dir, creating the

@@ -320,19 +320,26 @@ func TestOpenURL(t *testing.T) {
 	}
 }
 
+// TestFsync: with Options.Fsync, Set syncs the file and its directory (two fsyncs);
+// without it, none.
 func TestFsync(t *testing.T) {
 	ctx := context.Background()
-	s := newStore(t, &filestore.Options{Fsync: true})
 	k := store.Key{Namespace: "ns", ID: "k"}
 	v := bytes.Repeat([]byte("durable"), 1000)
-	if err := s.Set(ctx, k, store.Entry{Value: v, StoredAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if e, err := s.Get(ctx, k); err != nil || !bytes.Equal(e.Value, v) {
-		t.Fatalf("Get = %d bytes, %v", len(e.Value), err)
-	}
-	if _, err := s.Acquire(ctx, k, store.Owner{Token: "t"}, time.Minute); err != nil {
-		t.Fatal(err)
+	for _, on := range []bool{true, false} {
+		s := newStore(t, &filestore.Options{Fsync: on})
+		if err := s.Set(ctx, k, store.Entry{Value: v, StoredAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := s.Get(ctx, k); err != nil || !bytes.Equal(e.Value, v) {
+			t.Fatalf("Get = %d bytes, %v", len(e.Value), err)
+		}
+		switch n := filestore.Syncs(s); {
+		case on && n < 2:
+			t.Errorf("Fsync: Set made %d fsync calls, want the file's and the directory's", n)
+		case !on && n != 0:
+			t.Errorf("without Fsync, Set made %d fsync calls, want 0", n)
+		}
 	}
 }
 
