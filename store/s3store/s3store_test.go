@@ -19,9 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/internal/proctest"
 	"github.com/cachier-go/cachier/internal/testserver"
-	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/s3store"
 	"github.com/cachier-go/cachier/store/storetest"
