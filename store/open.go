@@ -66,7 +66,7 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	openersMu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown scheme %q in %q; known: %s (import the store's package to register more)",
-			ErrBadURL, u.Scheme, u.Redacted(), strings.Join(Schemes(), ", "))
+			ErrBadURL, Redact(u.Scheme), RedactURL(u), strings.Join(Schemes(), ", "))
 	}
 	st, err := open(ctx, u)
 	if err != nil {
@@ -75,12 +75,111 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	return Adapt(st), nil
 }
 
-// userinfo matches the password part of "scheme://user:password@", even in a URL
-// that does not parse.
-var userinfo = regexp.MustCompile(`(://[^/?#@:]*:)[^@\s]*@`)
+// userinfo matches "user:password@" after anything that starts a URL, even one that
+// does not parse or whose scheme is missing or mistyped: "scheme://", "//",
+// "scheme:/", "scheme:", or the start of a word. The password runs to the last "@"
+// before white space, so one holding "@" or "/" is hidden whole.
+var userinfo = regexp.MustCompile(`((?:^|[^A-Za-z0-9+.\-])(?:[A-Za-z][A-Za-z0-9+.\-]*:)?/{0,3}[^\s/?#@:"'=&]*:)(?:[^\s"'/][^\s"']*)?@`)
 
-// Redact replaces the password of any URL found in s with "xxxxx", so errors and logs
-// never carry credentials. It works on text that is not a valid URL too.
+// quotedUserinfo matches a quoted string that holds a URL's userinfo, for a password
+// with white space in it ("redis://u:pass word@h", as url.Parse quotes it).
+var quotedUserinfo = regexp.MustCompile(`("(?:[A-Za-z][A-Za-z0-9+.\-]*:)?/{0,3}[^\s/?#@:"]*:)(?:[^"\\]|\\.)*@`)
+
+// secretParam matches a query parameter that carries a credential in some scheme,
+// and its value: password, sslpassword, sentinel_password, secret_key,
+// aws_secret_access_key, access_key, session_token, token, authMechanismProperties
+// (which may hold an AWS session token), sslkey and the like.
+var secretParam = regexp.MustCompile(`(?i)((?:^|[^A-Za-z0-9_.\-])` + secretName + `=)(?:[^&\s"'#;]*)`)
+
+const secretName = `(?:[A-Za-z0-9_.\-]*(?:pass|secret|token|pwd|credential|signature|authmechanismproperties)[A-Za-z0-9_.\-]*|[A-Za-z0-9_.\-]*key)`
+
+var secretNameRE = regexp.MustCompile(`(?i)^` + secretName + `$`)
+
+// IsSecretParam reports whether a URL query parameter of that name carries a
+// credential, so that messages show "xxxxx" for its value: any name containing
+// pass, secret, token, pwd, credential or signature, or ending in key.
+func IsSecretParam(name string) bool { return secretNameRE.MatchString(name) }
+
+// Redact hides credentials in text that may hold store URLs: the password of
+// "user:password@" (after "scheme://", "//", "scheme:/" or "scheme:", so in URLs that
+// do not parse too) and the value of every credential-bearing query parameter (see
+// IsSecretParam) become "xxxxx". Errors and log messages pass through it.
 func Redact(s string) string {
-	return userinfo.ReplaceAllString(s, "${1}xxxxx@")
+	s = quotedUserinfo.ReplaceAllString(s, "${1}xxxxx@")
+	s = userinfo.ReplaceAllString(s, "${1}xxxxx@")
+	return secretParam.ReplaceAllString(s, "${1}xxxxx")
+}
+
+// RedactURL returns u for messages: the password and the values of
+// credential-bearing query parameters become "xxxxx", as does anything in the rest
+// of the URL that looks like "user:password@".
+func RedactURL(u *url.URL) string {
+	if u == nil {
+		return "<nil>"
+	}
+	c := *u
+	if c.User != nil {
+		if _, ok := c.User.Password(); ok {
+			c.User = url.UserPassword(c.User.Username(), "xxxxx")
+		}
+	}
+	if q, err := url.ParseQuery(c.RawQuery); err == nil && c.RawQuery != "" {
+		changed := false
+		for name, vals := range q {
+			for i, v := range vals {
+				if r := Redact(v); IsSecretParam(name) || r != v {
+					if !IsSecretParam(name) {
+						vals[i] = r
+					} else {
+						vals[i] = "xxxxx"
+					}
+					changed = true
+				}
+			}
+		}
+		if changed {
+			c.RawQuery = q.Encode()
+		}
+	}
+	return Redact(c.String())
+}
+
+// secrets returns the credentials u carries, in the forms a message may show them.
+func secrets(u *url.URL) []string {
+	var out []string
+	add := func(v string) {
+		if len(v) >= 3 {
+			out = append(out, v, url.QueryEscape(v), url.PathEscape(v))
+		}
+	}
+	if u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			add(p)
+		}
+	}
+	if q, err := url.ParseQuery(u.RawQuery); err == nil {
+		for name, vals := range q {
+			if IsSecretParam(name) {
+				for _, v := range vals {
+					add(v)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// BadURL returns an error matching ErrBadURL that names u without its credentials
+// and says what is wrong: "store: bad URL: redis://u:xxxxx@h/0: pool_size -1 is not
+// an integer from 1 to 10000". A credential of u that the message quotes is hidden
+// too. Drivers' URL parsers use it for every error.
+func BadURL(u *url.URL, format string, args ...any) error {
+	msg := Redact(fmt.Sprintf(format, args...))
+	if u == nil {
+		return fmt.Errorf("%w: %s", ErrBadURL, msg)
+	}
+	for _, sec := range secrets(u) {
+		msg = strings.ReplaceAll(msg, sec, "xxxxx")
+	}
+	return fmt.Errorf("%w: %s: %s", ErrBadURL, RedactURL(u), msg)
 }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -48,4 +49,36 @@ func FuzzRedact(f *testing.F) {
 			t.Fatalf("Redact(%q) = %q keeps the password", s, r)
 		}
 	})
+}
+
+// TestRedactMalformed: a password is hidden in URLs that do not parse, or whose
+// scheme is missing or mistyped (issue 10 finding 9), and in query parameters.
+func TestRedactMalformed(t *testing.T) {
+	for _, in := range []string{
+		"//u:pw1234@h", "redis//u:pw1234@h", "redis:/u:pw1234@h", "redis:u:pw1234@h",
+		`parse "redis://u:pw1234 with space@h/0": net/url: invalid userinfo`,
+		"redis://u:pw1234@with@at@h/0", "redis://u:pw1234/slash@h/0",
+		"postgres://h/db?sslmode=disable&password=pw1234", "postgres://h/db?sslpassword=pw1234",
+		"redis+sentinel://h/0?master=m&sentinel_password=pw1234", "s3://b?aws_secret_access_key=pw1234&secret_key=pw1234",
+		"mongodb://h/db?authMechanismProperties=AWS_SESSION_TOKEN:pw1234", "x?token=pw1234",
+	} {
+		got := store.Redact(in)
+		if strings.Contains(got, "pw1234") || strings.Contains(got, "space") || strings.Contains(got, "slash") {
+			t.Errorf("Redact(%q) = %q keeps the password", in, got)
+		}
+		if u, err := url.Parse(in); err == nil {
+			if got := store.RedactURL(u); strings.Contains(got, "pw1234") {
+				t.Errorf("RedactURL(%q) = %q keeps the password", in, got)
+			}
+		}
+	}
+	for in, want := range map[string]string{
+		"redis://127.0.0.1:6379/0 key main.f@v2/abc": "redis://127.0.0.1:6379/0 key main.f@v2/abc",
+		"dial tcp 127.0.0.1:1: connection refused":   "dial tcp 127.0.0.1:1: connection refused",
+		"postgres://h/db?sslmode=disable":            "postgres://h/db?sslmode=disable",
+	} {
+		if got := store.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want it unchanged", in, got)
+		}
+	}
 }

@@ -28,7 +28,7 @@ const urlHelp = "want file:///absolute/path or file:// (the default directory), 
 // path is an error matching store.ErrBadURL.
 func openURL(_ context.Context, u *url.URL) (store.Store, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %q: %s; %s", store.ErrBadURL, u.Redacted(), fmt.Sprintf(format, args...), urlHelp)
+		return fmt.Errorf("%w: %q: %s; %s", store.ErrBadURL, store.RedactURL(u), fmt.Sprintf(format, args...), urlHelp)
 	}
 	if u.Opaque != "" {
 		return nil, bad("relative path %q", u.Opaque)

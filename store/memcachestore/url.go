@@ -37,7 +37,7 @@ type config struct {
 func parseURL(u *url.URL) (config, error) {
 	var c config
 	bad := func(format string, args ...any) (config, error) {
-		return config{}, fmt.Errorf("%w: %s: %s", store.ErrBadURL, u.Redacted(), fmt.Sprintf(format, args...))
+		return config{}, store.BadURL(u, format, args...)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "memcache", "memcached":
@@ -130,7 +130,7 @@ func open(ctx context.Context, u *url.URL) (store.Store, error) {
 	}
 	var servers memcache.ServerList
 	if err := servers.SetServers(c.addrs...); err != nil {
-		return nil, fmt.Errorf("memcachestore: %s: %w", u.Redacted(), err)
+		return nil, fmt.Errorf("memcachestore: %s: %w", store.RedactURL(u), err)
 	}
 	client := memcache.NewFromSelector(&servers)
 	client.Timeout = c.timeout

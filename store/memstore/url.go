@@ -35,11 +35,11 @@ func ParseURL(u *url.URL) (*Options, error) {
 		return nil, fmt.Errorf("%w: memstore cannot open scheme %q; %s", store.ErrBadURL, u.Scheme, urlHelp)
 	}
 	if u.Opaque != "" || u.Host != "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.Fragment != "" {
-		return nil, fmt.Errorf("%w: %q: mem takes no host, user, path or fragment; %s", store.ErrBadURL, u.Redacted(), urlHelp)
+		return nil, fmt.Errorf("%w: %q: mem takes no host, user, path or fragment; %s", store.ErrBadURL, store.RedactURL(u), urlHelp)
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q: bad query: %v; %s", store.ErrBadURL, u.Redacted(), err, urlHelp)
+		return nil, fmt.Errorf("%w: %q: bad query: %v; %s", store.ErrBadURL, store.RedactURL(u), err, urlHelp)
 	}
 	opts := &Options{}
 	names := make([]string, 0, len(q))
@@ -50,7 +50,7 @@ func ParseURL(u *url.URL) (*Options, error) {
 	for _, name := range names {
 		vals := q[name]
 		if len(vals) != 1 {
-			return nil, fmt.Errorf("%w: %q: %s given %d times; give it once", store.ErrBadURL, u.Redacted(), name, len(vals))
+			return nil, fmt.Errorf("%w: %q: %s given %d times; give it once", store.ErrBadURL, store.RedactURL(u), name, len(vals))
 		}
 		v := vals[0]
 		switch name {
@@ -58,13 +58,13 @@ func ParseURL(u *url.URL) (*Options, error) {
 			n, err := strconv.ParseInt(v, 10, 0)
 			if err != nil || n < 0 {
 				return nil, fmt.Errorf("%w: %q: max_entries=%q is not a count; give a whole number >= 0 (0 means no bound)",
-					store.ErrBadURL, u.Redacted(), v)
+					store.ErrBadURL, store.RedactURL(u), v)
 			}
 			opts.MaxEntries = int(n)
 		case "max_bytes":
 			n, err := ParseSize(v)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %q: max_bytes: %v", store.ErrBadURL, u.Redacted(), err)
+				return nil, fmt.Errorf("%w: %q: max_bytes: %v", store.ErrBadURL, store.RedactURL(u), err)
 			}
 			opts.MaxBytes = n
 			if n == 0 {
@@ -72,7 +72,7 @@ func ParseURL(u *url.URL) (*Options, error) {
 			}
 		default:
 			return nil, fmt.Errorf("%w: %q: unknown parameter %q; mem accepts max_entries and max_bytes; %s",
-				store.ErrBadURL, u.Redacted(), name, urlHelp)
+				store.ErrBadURL, store.RedactURL(u), name, urlHelp)
 		}
 	}
 	return opts, nil

@@ -40,7 +40,7 @@ type config struct {
 func parseURL(u *url.URL) (config, error) {
 	var c config
 	bad := func(format string, args ...any) (config, error) {
-		return config{}, fmt.Errorf("%w: %s: %s", store.ErrBadURL, u.Redacted(), store.Redact(fmt.Sprintf(format, args...)))
+		return config{}, store.BadURL(u, format, args...)
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if scheme != "mongodb" && scheme != "mongodb+srv" {
@@ -118,7 +118,7 @@ func open(ctx context.Context, u *url.URL) (store.Store, error) {
 	}
 	client, err := mongo.Connect(options.Client().ApplyURI(c.uri))
 	if err != nil {
-		return nil, fmt.Errorf("mongostore: %s: %s", u.Redacted(), store.Redact(err.Error()))
+		return nil, fmt.Errorf("mongostore: %s: %s", store.RedactURL(u), store.Redact(err.Error()))
 	}
 	s, err := New(client.Database(c.database).Collection(c.collection), &c.opts)
 	if err != nil {

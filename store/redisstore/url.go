@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -85,29 +86,47 @@ func open(_ context.Context, u *url.URL) (store.Store, error) {
 
 // badURL returns an error matching store.ErrBadURL, without credentials.
 func badURL(u *url.URL, format string, args ...any) error {
-	msg := store.Redact(fmt.Sprintf(format, args...))
-	if u != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			msg = strings.ReplaceAll(msg, p, "xxxxx")
-		}
-		if p := u.Query().Get(paramSentinelPass); p != "" {
-			msg = strings.ReplaceAll(msg, p, "xxxxx")
-		}
-		return fmt.Errorf("%w: %s: %s", store.ErrBadURL, redacted(u), msg)
-	}
-	return fmt.Errorf("%w: %s", store.ErrBadURL, msg)
+	return store.BadURL(u, format, args...)
 }
 
-// redacted is u.Redacted that also hides the Sentinel password parameter.
-func redacted(u *url.URL) string {
-	q := u.Query()
-	if _, ok := q[paramSentinelPass]; !ok {
-		return u.Redacted()
+// intParams are go-redis's integer parameters and the values accepted for each: go-redis
+// takes any integer and a negative or huge pool size panics when the client is made.
+var intParams = map[string]struct {
+	min, max int
+	what     string
+}{
+	"db":                         {0, 1 << 20, "a database number (the server's databases setting bounds it, 16 by default)"},
+	"protocol":                   {2, 3, "2 (RESP2) or 3 (RESP3)"},
+	"max_retries":                {-1, 1000, "-1 (no retries) or a count"},
+	"pool_size":                  {1, 10000, "connections per node (the default is 10 per CPU)"},
+	"min_idle_conns":             {0, 10000, "a count of connections"},
+	"max_idle_conns":             {0, 10000, "a count of connections"},
+	"max_active_conns":           {0, 10000, "a count of connections (0: no limit)"},
+	"max_concurrent_dials":       {0, 10000, "a count of dials"},
+	"pipeline_pool_size":         {-1, 10000, "-1 (no pipeline pool) or a count of connections"},
+	"pipeline_read_buffer_size":  {0, 64 << 20, "bytes"},
+	"pipeline_write_buffer_size": {0, 64 << 20, "bytes"},
+	"max_redirects":              {-1, 1000, "-1 (no redirects) or a count"},
+	"dialer_retries":             {0, 1000, "a count"},
+	"failing_timeout_seconds":    {0, 86400, "seconds"},
+}
+
+// checkIntParams rejects an integer parameter outside the range go-redis can use,
+// naming it and the range.
+func checkIntParams(u *url.URL, q url.Values) error {
+	for name, vs := range q {
+		r, ok := intParams[name]
+		if !ok {
+			continue
+		}
+		for _, v := range vs {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < r.min || n > r.max {
+				return badURL(u, "%s=%q is not an integer from %d to %d (%s)", name, v, r.min, r.max, r.what)
+			}
+		}
 	}
-	q.Set(paramSentinelPass, "xxxxx")
-	c := *u
-	c.RawQuery = q.Encode()
-	return c.Redacted()
+	return nil
 }
 
 // parseURL turns a store URL into client options without connecting.
@@ -127,6 +146,9 @@ func parseURL(u *url.URL) (*config, error) {
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return nil, badURL(u, "query: %v", err)
+	}
+	if err := checkIntParams(u, q); err != nil {
+		return nil, err
 	}
 	cfg := &config{prefix: DefaultPrefix}
 	if vs, ok := q[paramPrefix]; ok {
@@ -161,6 +183,9 @@ func parseURL(u *url.URL) (*config, error) {
 		o, err := redis.ParseURL(inner.String())
 		if err != nil {
 			return nil, goRedisError(u, err, paramPrefix)
+		}
+		if o.DB < 0 || o.DB > intParams["db"].max {
+			return nil, badURL(u, "database number %d in the path is not from 0 to %d", o.DB, intParams["db"].max)
 		}
 		cfg.single = o
 	case "cluster":
@@ -216,6 +241,9 @@ func parseURL(u *url.URL) (*config, error) {
 		o, err := redis.ParseURL(inner.String())
 		if err != nil {
 			return nil, goRedisError(u, err, paramPrefix, paramMaster, paramAddr, paramSentinelUser, paramSentinelPass)
+		}
+		if o.DB < 0 || o.DB > intParams["db"].max {
+			return nil, badURL(u, "database number %d in the path is not from 0 to %d", o.DB, intParams["db"].max)
 		}
 		copyToFailover(so, o)
 		cfg.sentinel = so

@@ -37,7 +37,7 @@ type urlConfig struct {
 // parseURL checks a store URL and extracts its settings without any I/O. Its errors
 // match store.ErrBadURL and never carry the secret key.
 func parseURL(u *url.URL) (urlConfig, error) {
-	red := redactURL(u)
+	red := store.RedactURL(u)
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", store.ErrBadURL, red, fmt.Sprintf(format, args...))
 	}
@@ -146,7 +146,7 @@ func OpenURL(ctx context.Context, u *url.URL) (store.Store, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("s3store: open %s: AWS configuration: %w", redactURL(u), err)
+		return nil, fmt.Errorf("s3store: open %s: AWS configuration: %w", store.RedactURL(u), err)
 	}
 	// Freeze the SDK's default HTTP client (with AWS_CA_BUNDLE and the like applied) into
 	// a plain one whose idle connections Close can release.
@@ -174,38 +174,4 @@ func OpenURL(ctx context.Context, u *url.URL) (store.Store, error) {
 	}
 	s.closeFn = closeFn
 	return store.Adapt(s), nil
-}
-
-// redactURL returns u for messages, with the secret key and any credentials inside
-// query parameters (such as an endpoint URL) replaced by "xxxxx".
-func redactURL(u *url.URL) string {
-	c := *u
-	if c.User != nil {
-		if _, ok := c.User.Password(); ok {
-			c.User = url.UserPassword(c.User.Username(), "xxxxx")
-		}
-	}
-	if strings.ContainsAny(c.RawQuery, "@%") {
-		q, err := url.ParseQuery(c.RawQuery)
-		if err != nil {
-			c.RawQuery = "query-not-shown"
-		} else {
-			for name, vals := range q {
-				for i, v := range vals {
-					if strings.Contains(v, "@") {
-						if vu, err := url.Parse(v); err == nil && vu.User != nil {
-							vals[i] = vu.Redacted()
-						}
-						if strings.Contains(vals[i], "@") && strings.Contains(vals[i], ":") && !strings.Contains(vals[i], "xxxxx") {
-							vals[i] = "xxxxx"
-						}
-					}
-				}
-				q[name] = vals
-			}
-			c.RawQuery = q.Encode()
-		}
-	}
-	c.Fragment, c.RawFragment = "", ""
-	return c.String()
 }

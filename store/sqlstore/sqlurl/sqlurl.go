@@ -34,7 +34,6 @@ package sqlurl
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -96,7 +95,7 @@ type Config struct {
 }
 
 func badURL(u *url.URL, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", store.ErrBadURL, u.Redacted(), fmt.Sprintf(format, args...))
+	return store.BadURL(u, format, args...)
 }
 
 // Parse reads a postgres, postgresql, mysql or sqlite URL. It never connects.
