@@ -7,8 +7,10 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ErrBadURL reports a store URL that cannot be opened: malformed, an unknown scheme,
@@ -49,10 +51,32 @@ func Schemes() []string {
 	return s
 }
 
+// ErrUnreachable reports a store whose server did not answer when Open checked it.
+var ErrUnreachable = errors.New("store: server does not answer")
+
+// A Pinger is a store that can check that its server answers. Open calls Ping
+// before it returns a store, unless the URL says lazy=1.
+type Pinger interface {
+	// Ping returns nil once the server has answered a request that needs the
+	// configured database, bucket and credentials to work.
+	Ping(ctx context.Context) error
+}
+
+// OpenCheckTimeout bounds how long Open waits for a server to answer.
+const OpenCheckTimeout = 3 * time.Second
+
+// lazyParam is the query parameter that skips Open's check.
+const lazyParam = "lazy"
+
 // Open opens the store a URL names, such as file:///var/cache/cachier, mem://,
 // redis://localhost:6379/0 or postgres://localhost/app. The store's package must be
 // imported (for its init) for its schemes to be known. Errors about the URL itself
-// match ErrBadURL; the URL's password never appears in an error.
+// match ErrBadURL; the URL's credentials never appear in an error.
+//
+// Open checks that the server answers (see Pinger), within OpenCheckTimeout or ctx's
+// deadline if that is sooner; an error matching ErrUnreachable names the server and
+// says what to check. The parameter lazy=1, accepted by every scheme, skips the check
+// and connects on first use, as the drivers' own constructors do.
 func Open(ctx context.Context, rawURL string) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -68,11 +92,69 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 		return nil, fmt.Errorf("%w: unknown scheme %q in %q; known: %s (import the store's package to register more)",
 			ErrBadURL, Redact(u.Scheme), RedactURL(u), strings.Join(Schemes(), ", "))
 	}
+	lazy, err := takeLazy(u)
+	if err != nil {
+		return nil, err
+	}
 	st, err := open(ctx, u)
 	if err != nil {
 		return nil, err
 	}
+	if !lazy {
+		if err := Ping(ctx, st, u); err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+	}
 	return Adapt(st), nil
+}
+
+// Ping checks that st's server answers, if st is a Pinger, within OpenCheckTimeout.
+// Its error matches ErrUnreachable (and the cause), names u without credentials
+// and says what to check.
+func Ping(ctx context.Context, st Driver, u *url.URL) error {
+	p, ok := st.(Pinger)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, OpenCheckTimeout)
+	defer cancel()
+	err := p.Ping(ctx)
+	if err == nil {
+		return nil
+	}
+	where := "the server"
+	if u != nil {
+		where = RedactURL(u)
+		if u.Host != "" {
+			where = fmt.Sprintf("%s (host %s)", where, Redact(u.Host))
+		}
+	}
+	return fmt.Errorf("%w: %s: %s; check that the server runs and is reachable from here, and the address, port, credentials and database in the URL (or add %s=1 to connect on first use)",
+		ErrUnreachable, where, Redact(err.Error()), lazyParam)
+}
+
+// takeLazy removes the lazy parameter from u's query and returns its value.
+func takeLazy(u *url.URL) (bool, error) {
+	if !strings.Contains(u.RawQuery, lazyParam) {
+		return false, nil
+	}
+	var keep []string
+	lazy, seen := false, false
+	for part := range strings.SplitSeq(u.RawQuery, "&") {
+		name, val, _ := strings.Cut(part, "=")
+		if name != lazyParam {
+			keep = append(keep, part)
+			continue
+		}
+		b, err := strconv.ParseBool(val)
+		if err != nil || seen {
+			return false, BadURL(u, "%s=%q: give it once, as 1 (connect on first use) or 0 (check the server at Open, the default)", lazyParam, val)
+		}
+		lazy, seen = b, true
+	}
+	u.RawQuery = strings.Join(keep, "&")
+	return lazy, nil
 }
 
 // userinfo matches "user:password@" after anything that starts a URL, even one that

@@ -142,3 +142,19 @@ func open(ctx context.Context, u *url.URL) (store.Store, error) {
 	s.owned = true
 	return s, nil
 }
+
+// Ping checks that every server answers, within the client's timeout (the timeout
+// parameter, 500ms by default) or ctx. store.Open calls it unless the URL says lazy=1.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.c.Ping() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -74,7 +74,7 @@ func TestParseURLErrors(t *testing.T) {
 }
 
 func TestOpen(t *testing.T) {
-	s, err := store.Open(context.Background(), "memcache://127.0.0.1:1?prefix=x")
+	s, err := store.Open(context.Background(), "memcache://127.0.0.1:1?prefix=x&lazy=1")
 	if err != nil {
 		t.Fatal(err)
 	}

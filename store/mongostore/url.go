@@ -128,3 +128,14 @@ func open(ctx context.Context, u *url.URL) (store.Store, error) {
 	s.client = client
 	return s, nil
 }
+
+// Ping checks that the server answers. store.Open calls it unless the URL says
+// lazy=1. A store made by New over a collection pings through the collection's
+// client.
+func (s *Store) Ping(ctx context.Context) error {
+	c := s.client
+	if c == nil {
+		c = s.coll.Database().Client()
+	}
+	return c.Ping(ctx, nil)
+}

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -34,6 +35,28 @@ const (
 
 func init() {
 	store.Register(open, SchemeRedis, SchemeRedisTLS, SchemeCluster, SchemeClusterTLS, SchemeSentinel, SchemeSentinelTLS)
+	// go-redis logs through one process-wide logger, which writes "failed to dial"
+	// and the like to stderr: send it to slog at debug level instead.
+	redis.SetLogger(slogLogger{})
+}
+
+// slogLogger passes go-redis's log lines to slog.Default at debug level, with any
+// credential redacted.
+type slogLogger struct{}
+
+func (slogLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().Log(ctx, slog.LevelDebug, "redisstore: go-redis: "+store.Redact(fmt.Sprintf(format, v...)))
+}
+
+// Ping checks that the server answers, with the URL's credentials and database
+// selected (a database number the server does not have fails here). store.Open calls
+// it unless the URL says lazy=1.
+func (s *Store) Ping(ctx context.Context) error {
+	err := s.client.Ping(ctx).Err()
+	if err != nil && strings.Contains(err.Error(), "DB index is out of range") {
+		return fmt.Errorf("the database number is larger than the server's databases setting (16 by default): %w", err)
+	}
+	return err
 }
 
 // config is a parsed store URL: exactly one of the client options is set.

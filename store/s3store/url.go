@@ -166,6 +166,9 @@ func OpenURL(ctx context.Context, u *url.URL) (store.Store, error) {
 			o.BaseEndpoint = aws.String(c.endpoint)
 		}
 		o.UsePathStyle = c.pathStyle
+		// Not "Response has no supported checksum" on stderr for every read from a
+		// server (MinIO, older S3 clones) that sends no checksum.
+		o.DisableLogOutputChecksumValidationSkipped = true
 	})
 	s, err := New(client, c.bucket, &Options{Prefix: c.prefix})
 	if err != nil {
@@ -175,3 +178,7 @@ func OpenURL(ctx context.Context, u *url.URL) (store.Store, error) {
 	s.closeFn = closeFn
 	return store.Adapt(s), nil
 }
+
+// Ping checks that the server answers and the bucket exists or can be created with
+// the store's credentials. store.Open calls it unless the URL says lazy=1.
+func (s *Store) Ping(ctx context.Context) error { return s.prepare(ctx) }

@@ -69,7 +69,7 @@ func TestOpenRegistered(t *testing.T) {
 	if !errors.Is(err, store.ErrBadURL) || strings.Contains(err.Error(), testSecret) {
 		t.Errorf("store.Open with an unknown parameter: %v; want store.ErrBadURL without the secret", err)
 	}
-	s, err := store.Open(context.Background(), "s3://AKID:"+testSecret+"@bucket/app?endpoint=http://127.0.0.1:1&region=us-east-1&path_style=true")
+	s, err := store.Open(context.Background(), "s3://AKID:"+testSecret+"@bucket/app?endpoint=http://127.0.0.1:1&region=us-east-1&path_style=true&lazy=1")
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
