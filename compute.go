@@ -468,6 +468,10 @@ func (f *Func[A, R]) seal(ctx context.Context, s *settings, k store.Key, arg A, 
 	}
 	if s.sizeLimit > 0 && len(payload) > s.sizeLimit {
 		f.stats.sizeRejections.Add(1)
+		if f.sizeWarned.CompareAndSwap(false, true) {
+			f.logger(s).Warn("cachier: a result larger than EntrySizeLimit is returned but not stored; later ones are only counted (Stats)",
+				"ns", f.ns, "size", len(payload), "limit", s.sizeLimit)
+		}
 		if s.verbose {
 			f.trace(s, "cachier: result larger than EntrySizeLimit not stored", "key", k.String(), "size", len(payload), "limit", s.sizeLimit)
 		}

@@ -43,6 +43,7 @@ type Func[A, R any] struct {
 	refreshing  flight.Group[R]           // NextTime: one background refresh per key per process
 	backoff     backoffs                  // keys whose last background refresh failed
 	lastCleanup atomic.Pointer[time.Time] // by the Func's clock; nil before the first
+	sizeWarned  atomic.Bool               // an oversize result was logged (once per function)
 	life        lifecycle                 // work Close waits for, leases it releases
 }
 
@@ -101,6 +102,9 @@ func WrapPure[A, R any](fn func(A) R, opts ...Option) (*Func[A, R], error) {
 func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Option) (*Func[A, R], error) {
 	s := defaultSettings()
 	if err := applyAll(&s, inWrap, opts); err != nil {
+		return nil, err
+	}
+	if err := checkCleanup(s, opts); err != nil {
 		return nil, err
 	}
 	f := &Func[A, R]{fn: fn, wrapOpts: append([]Option(nil), opts...)}
@@ -693,4 +697,19 @@ func (d *digestMemo) put(arg any, id string) {
 		d.n.Store(1)
 	}
 	d.m.Store(arg, id)
+}
+
+// checkCleanup rejects CleanupStale without a StaleAfter to measure staleness by,
+// counting the defaults set with SetDefaults.
+func checkCleanup(s settings, opts []Option) error {
+	if s.cleanupEvery <= 0 || s.staleAfter > 0 {
+		return nil
+	}
+	if d := defaults.opts.Load(); d != nil {
+		c := defaultSettings()
+		if applyAll(&c, inDefaults, *d) == nil && applyAll(&c, inWrap, opts) == nil && c.staleAfter > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: CleanupStale needs StaleAfter: it deletes entries older than the stale limit, and there is none", ErrOption)
 }

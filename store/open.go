@@ -205,25 +205,37 @@ func RedactURL(u *url.URL) string {
 			c.User = url.UserPassword(c.User.Username(), "xxxxx")
 		}
 	}
-	if q, err := url.ParseQuery(c.RawQuery); err == nil && c.RawQuery != "" {
-		changed := false
-		for name, vals := range q {
-			for i, v := range vals {
-				if r := Redact(v); IsSecretParam(name) || r != v {
-					if !IsSecretParam(name) {
-						vals[i] = r
-					} else {
-						vals[i] = "xxxxx"
-					}
-					changed = true
-				}
-			}
+	c.RawQuery = redactQuery(c.RawQuery)
+	c.Opaque = Redact(c.Opaque)
+	return Redact(c.String())
+}
+
+// redactQuery hides the values of credential-bearing parameters in a raw query, and
+// any value that holds "user:password@" once unescaped (an endpoint URL with
+// credentials), keeping the rest as written.
+func redactQuery(raw string) string {
+	if raw == "" {
+		return raw
+	}
+	parts := strings.Split(raw, "&")
+	for i, part := range parts {
+		name, val, ok := strings.Cut(part, "=")
+		n, err := url.QueryUnescape(name)
+		if err != nil {
+			n = name
 		}
-		if changed {
-			c.RawQuery = q.Encode()
+		v, err := url.QueryUnescape(val)
+		if err != nil {
+			v = val
+		}
+		switch {
+		case ok && IsSecretParam(n):
+			parts[i] = name + "=xxxxx"
+		case Redact(v) != v || Redact(val) != val:
+			parts[i] = name + "=xxxxx"
 		}
 	}
-	return Redact(c.String())
+	return Redact(strings.Join(parts, "&"))
 }
 
 // secrets returns the credentials u carries, in the forms a message may show them.

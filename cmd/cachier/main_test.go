@@ -601,10 +601,10 @@ func TestErrors(t *testing.T) {
 		{"rm command nothing matched", []string{"rm", "--command", "--", "echo", "x"}, exitFailure, []string{"nothing matched"}},
 		{"bad key-file", []string{"run", "--key-file", "nothing-here/*.go", "--", "true"}, exitUsage, []string{"matches no file"}},
 		{"unreachable gc", []string{"gc", "--older-than=1h", "--store", "redis://user:secret@127.0.0.1:1/0"}, exitStore, []string{"refused"}},
-		{"memcached cannot list", []string{"ls", "--store", "memcache://127.0.0.1:1"}, exitUnsupported, []string{"not supported by the store", "memcache://127.0.0.1:1"}},
-		{"memcached cannot stats", []string{"stats", "--store", "memcache://127.0.0.1:1"}, exitUnsupported, []string{"not supported"}},
+		{"memcached cannot list", []string{"ls", "--store", "memcache://127.0.0.1:1?lazy=1"}, exitUnsupported, []string{"not supported by the store", "memcache://127.0.0.1:1"}},
+		{"memcached cannot stats", []string{"stats", "--store", "memcache://127.0.0.1:1?lazy=1"}, exitUnsupported, []string{"not supported"}},
 		{"invalidate nothing", []string{"invalidate"}, exitUsage, []string{"--tag T or --prefix P"}},
-		{"invalidate on memcached", []string{"invalidate", "--tag", "t", "--store", "memcache://127.0.0.1:1"}, exitStore, []string{"127.0.0.1:1"}},
+		{"invalidate on memcached", []string{"invalidate", "--tag", "t", "--store", "memcache://127.0.0.1:1?lazy=1"}, exitStore, []string{"127.0.0.1:1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -91,7 +91,10 @@ func check(t reflect.Type, p Purpose, path string, seen map[reflect.Type]bool) e
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if !f.IsExported() {
-				return fmt.Errorf("%s.%s is unexported, so it cannot be encoded and two different values could share a key or lose data; export it, give %s a MarshalBinary method, or use cachier.WithKey", path, f.Name, t)
+				if p == ForValue {
+					return fmt.Errorf("%s.%s is unexported, so it cannot be encoded and a cached result would lose it; export it, give %s MarshalBinary and UnmarshalBinary methods, or cache with a Codec of your own (cachier.WithCodec)", path, f.Name, t)
+				}
+				return fmt.Errorf("%s.%s is unexported, so it cannot be encoded and two different values could share a key; export it, give %s a MarshalBinary method, or use cachier.WithKey", path, f.Name, t)
 			}
 			if f.Tag.Get("cbor") == "-" || (f.Tag.Get("cbor") == "" && f.Tag.Get("json") == "-") {
 				if p == ForKey {
@@ -105,10 +108,19 @@ func check(t reflect.Type, p Purpose, path string, seen map[reflect.Type]bool) e
 		}
 		return nil
 	case reflect.Interface:
-		return fmt.Errorf("%s is an interface (%s): its dynamic value cannot be checked or decoded faithfully; use a concrete type or cachier.WithKey", path, t)
+		return fmt.Errorf("%s is an interface (%s): its dynamic value cannot be checked or decoded faithfully; %s", path, t, fix(p, "use a concrete type"))
 	default: // func, chan, unsafe.Pointer, uintptr, complex
-		return fmt.Errorf("%s has kind %s, which cannot be encoded faithfully; remove it or use cachier.WithKey", path, t.Kind())
+		return fmt.Errorf("%s has kind %s, which cannot be encoded faithfully; %s", path, t.Kind(), fix(p, "remove it"))
 	}
+}
+
+// fix says what to do about a type that cannot be encoded: an argument can be keyed
+// with WithKey instead; a result cannot, so it needs another type or a Codec.
+func fix(p Purpose, first string) string {
+	if p == ForValue {
+		return "a cached result must round-trip through the codec: return a concrete type that encodes (the function's error is returned, never cached), or cache with a Codec of your own (cachier.WithCodec)"
+	}
+	return first + " or use cachier.WithKey"
 }
 
 func elemSuffix(t reflect.Type) string {

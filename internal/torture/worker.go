@@ -168,7 +168,9 @@ func runWorker() error {
 		return err
 	}
 	defer w.log.Close()
-	st, err := store.Open(ctx, os.Getenv(envURL))
+	// lazy=1: a worker started while the server is down (the harness kills it)
+	// must run and fail open, not fail at Open's connection check.
+	st, err := store.Open(ctx, withLazy(os.Getenv(envURL)))
 	if err != nil {
 		return err
 	}
@@ -335,4 +337,12 @@ func (w *worker) op(ctx context.Context, f *cachier.Func[int, Value]) error {
 		}
 	}
 	return nil
+}
+
+// withLazy adds lazy=1 to a store URL, so that store.Open does not check the server.
+func withLazy(u string) string {
+	if strings.Contains(u, "?") {
+		return u + "&lazy=1"
+	}
+	return u + "?lazy=1"
 }
