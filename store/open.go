@@ -80,10 +80,17 @@ const lazyParam = "lazy"
 func Open(ctx context.Context, rawURL string) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrBadURL, Redact(err.Error()))
+		// url.Error quotes the URL cut where it stopped reading, which may split a
+		// password: quote the whole URL, redacted, instead.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		msg := quoted.ReplaceAllString(err.Error(), "(a part of it)")
+		return nil, fmt.Errorf("%w: %s does not parse: %s", ErrBadURL, Redact(strconv.Quote(rawURL)), Redact(msg))
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w: %q has no scheme; use one of %s", ErrBadURL, Redact(rawURL), strings.Join(Schemes(), ", "))
+		return nil, fmt.Errorf("%w: %s has no scheme; use one of %s", ErrBadURL, Redact(strconv.Quote(rawURL)), strings.Join(Schemes(), ", "))
 	}
 	openersMu.RLock()
 	open, ok := openers[strings.ToLower(u.Scheme)]
@@ -156,6 +163,9 @@ func takeLazy(u *url.URL) (bool, error) {
 	u.RawQuery = strings.Join(keep, "&")
 	return lazy, nil
 }
+
+// quoted matches a Go-quoted string in an error message.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
 // userinfo matches "user:password@" after anything that starts a URL, even one that
 // does not parse or whose scheme is missing or mistyped: "scheme://", "//",

@@ -82,3 +82,17 @@ func TestRedactMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenNeverLeaks: Open's errors for URLs that do not parse, or lack or mistype
+// their scheme, hide the password (issue 10 finding 9).
+func TestOpenNeverLeaks(t *testing.T) {
+	for _, u := range []string{
+		"redis://u:pw1234/x@h/0", "redis://u:pw1234 space@h/0", "00:pw1234#x@h", "redis//u:pw1234@h",
+		"redis:/u:pw1234@h", "redis:u:pw1234@h", "//u:pw1234@h", "nosuch://u:pw1234@h/?password=pw1234",
+	} {
+		_, err := store.Open(context.Background(), u)
+		if err == nil || strings.Contains(err.Error(), "pw1234") || strings.Contains(err.Error(), "space") {
+			t.Errorf("Open(%q) = %v; want an error without the password", u, err)
+		}
+	}
+}
