@@ -37,8 +37,9 @@ type ran[R any] struct {
 // breaker is open): in-process callers still share one run.
 func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A, direct bool) (R, Outcome, error) {
 	start := s.clock.Now()
-	cctx, cancel := newComputeContext(ctx, s)
+	cctx, arm, cancel := newComputeContext(ctx, s)
 	work := func() (ran[R], error) {
+		arm()
 		defer cancel(nil)
 		if !f.life.begin() { // closed meanwhile: the store is not ours to use any more
 			return computed(f.runDirect(cctx, s, arg))
@@ -122,7 +123,8 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 // computeAlone runs fn for a caller that stopped waiting for another computation of
 // k, and stores its result (without a lease: the other computation holds it).
 func (f *Func[A, R]) computeAlone(ctx context.Context, s *settings, k store.Key, arg A, direct bool) (R, error) {
-	cctx, cancel := newComputeContext(ctx, s)
+	cctx, arm, cancel := newComputeContext(ctx, s)
+	arm()
 	defer cancel(nil)
 	if direct || !f.life.begin() {
 		return f.runDirect(cctx, s, arg)
@@ -522,7 +524,8 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 			f.release(ctx, s, lease) // refreshed by someone else meanwhile, or the store failed
 			return v, nil
 		}
-		cctx, cancel := newComputeContext(ctx, s)
+		cctx, arm, cancel := newComputeContext(ctx, s)
+		arm()
 		defer cancel(nil)
 		v, err = f.runAndStore(cctx, s, k, arg, &lease)
 		// The backoff is recorded before the outcome is counted, so whoever sees the

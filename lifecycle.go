@@ -174,23 +174,30 @@ func (f *Func[A, R]) Close(ctx context.Context) error {
 // newComputeContext returns the context fn runs under: the caller's values without its
 // cancellation (a leaving caller must not cancel the shared work), with the deadline
 // of ComputeTimeout, by the Func's clock, and cancellable for CancelWhenAbandoned.
-// cancel(nil) releases it without cancelling what already ran.
-func newComputeContext(ctx context.Context, s *settings) (context.Context, func(error)) {
+// arm starts the deadline, when the run starts; cancel(nil) releases the context
+// without cancelling it.
+func newComputeContext(ctx context.Context, s *settings) (cctx context.Context, arm func(), cancel func(error)) {
 	base := context.WithoutCancel(ctx)
 	if s.computeTimeout <= 0 && !s.cancelAbandoned {
-		return base, func(error) {}
+		return base, func() {}, func(error) {}
 	}
 	c := &computeCtx{values: base, done: make(chan struct{})}
-	if s.computeTimeout > 0 {
-		clk := s.clock
-		c.deadline, c.hasDeadline = clk.Now().Add(s.computeTimeout), true
-		c.timer = clk.AfterFunc(s.computeTimeout, func() { c.cancel(context.DeadlineExceeded) })
-	}
-	return c, func(err error) {
-		if err == nil {
-			if c.timer != nil {
-				c.timer.Stop()
+	arm = func() {}
+	if d := s.computeTimeout; d > 0 {
+		arm = func() {
+			clk := s.clock
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.err != nil || c.timer != nil {
+				return
 			}
+			c.deadline, c.hasDeadline = clk.Now().Add(d), true
+			c.timer = clk.AfterFunc(d, func() { c.cancel(context.DeadlineExceeded) })
+		}
+	}
+	return c, arm, func(err error) {
+		if err == nil {
+			c.stop()
 			return
 		}
 		c.cancel(err)
@@ -200,19 +207,24 @@ func newComputeContext(ctx context.Context, s *settings) (context.Context, func(
 // computeCtx is fn's context under ComputeTimeout or CancelWhenAbandoned. Its
 // deadline runs on the Func's clock, so a test moves it with a fake clock.
 type computeCtx struct {
-	values      context.Context
+	values context.Context
+	done   chan struct{}
+
+	mu          sync.Mutex
 	deadline    time.Time
 	hasDeadline bool
-	done        chan struct{}
 	timer       clock.Timer
-
-	mu  sync.Mutex
-	err error
+	err         error
 }
 
-func (c *computeCtx) Deadline() (time.Time, bool) { return c.deadline, c.hasDeadline }
-func (c *computeCtx) Done() <-chan struct{}       { return c.done }
-func (c *computeCtx) Value(key any) any           { return c.values.Value(key) }
+func (c *computeCtx) Deadline() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadline, c.hasDeadline
+}
+
+func (c *computeCtx) Done() <-chan struct{} { return c.done }
+func (c *computeCtx) Value(key any) any     { return c.values.Value(key) }
 
 func (c *computeCtx) Err() error {
 	c.mu.Lock()
@@ -229,7 +241,15 @@ func (c *computeCtx) cancel(err error) {
 		close(c.done)
 	}
 	c.mu.Unlock()
-	if c.timer != nil {
-		c.timer.Stop()
+	c.stop()
+}
+
+// stop stops the deadline's timer, if armed.
+func (c *computeCtx) stop() {
+	c.mu.Lock()
+	t := c.timer
+	c.mu.Unlock()
+	if t != nil {
+		t.Stop()
 	}
 }

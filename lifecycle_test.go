@@ -21,7 +21,7 @@ import (
 	"github.com/cachier-go/cachier/store/memstore"
 )
 
-var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+var t0 = future // a fake clock later than any real one, so no store thinks an entry expired
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -312,4 +312,231 @@ func TestClearBeingCalculatedFreesThisProcess(t *testing.T) {
 			t.Fatalf("after ClearBeingCalculated = %d, %v; want a computation of its own", v, err)
 		}
 	})
+}
+
+// Close waits for a NextTime refresh under way, which then stores its result.
+func TestCloseWaitsForTheBackgroundRefresh(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
+		clk := clock.NewFake(t0)
+		st := newStore(t)
+		release := make(chan struct{})
+		var n atomic.Int64
+		fn := func(_ context.Context, x int) (int, error) {
+			if n.Add(1) > 1 {
+				<-release
+			}
+			return int(n.Load()), nil
+		}
+		opts := []cachier.Option{cachier.Name("lifecycle/closerefresh"), cachier.WithStore(st), cachier.WithClock(clk),
+			cachier.StaleAfter(time.Minute), cachier.NextTime(true)}
+		f, _ := cachier.Wrap(fn, opts...)
+		ctx := context.Background()
+		f.Call(ctx, 1)
+		clk.Advance(2 * time.Minute)
+		if v, _ := f.Call(ctx, 1); v != 1 {
+			t.Fatalf("stale hit = %d", v)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- f.Close(ctx) }()
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned (%v) while the refresh was still running", err)
+		default:
+		}
+		close(release)
+		if err := recv(t, "Close", closed); err != nil {
+			t.Fatal(err)
+		}
+		if s := f.Stats(); s.Refreshes != 1 {
+			t.Fatalf("after Close: %+v, want the refresh stored", s)
+		}
+		// Another Func on the store (as the next process would) reads the refresh.
+		g, _ := cachier.Wrap(func(context.Context, int) (int, error) { return -1, nil }, opts...)
+		if v, _ := g.Call(ctx, 1); v != 2 {
+			t.Fatalf("after Close the next reader got %d, want the refreshed 2", v)
+		}
+	})
+}
+
+// Close that gives up on ctx releases the leases its computations hold, so another
+// process need not wait for them to expire; later calls run fn without the store.
+func TestCloseReleasesLeasesAndThenRunsDirectly(t *testing.T) {
+	st := newFileStore(t)
+	stuck := make(chan struct{})
+	defer close(stuck)
+	started := make(chan struct{})
+	var n atomic.Int64
+	fn := func(_ context.Context, x int) (int, error) {
+		if n.Add(1) == 1 {
+			close(started)
+			<-stuck
+		}
+		return 8, nil
+	}
+	opts := []cachier.Option{cachier.Name("lifecycle/closelease"), cachier.WithStore(st), cachier.LeaseTTL(time.Hour)}
+	f, _ := cachier.Wrap(fn, opts...)
+	ctx := context.Background()
+	go f.Call(ctx, 1)
+	<-started
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := f.Close(gone); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close with a done context = %v, want context.Canceled", err)
+	}
+	for l, err := range st.Leases(ctx, f.Namespace()) {
+		t.Fatalf("lease left after Close: %+v, %v", l, err)
+	}
+	// Another process's caller computes at once instead of waiting an hour.
+	g, _ := cachier.Wrap(func(context.Context, int) (int, error) { return 9, nil }, opts...)
+	got := make(chan int, 1)
+	go func() { v, _ := g.Call(ctx, 1); got <- v }()
+	if v := recv(t, "the other caller", got); v != 9 {
+		t.Fatalf("other caller = %d", v)
+	}
+	// After Close: fn runs directly, and management says the Func is closed.
+	before := f.Stats()
+	if v, err := f.Call(ctx, 2); v != 8 || err != nil {
+		t.Fatalf("Call after Close = %d, %v", v, err)
+	}
+	if s := f.Stats().Sub(before); s.SkippedCalls != 1 || s.Computations != 1 {
+		t.Fatalf("Call after Close: %+v, want fn run directly", s)
+	}
+	if err := f.Invalidate(ctx, 2); !errors.Is(err, cachier.ErrClosed) {
+		t.Fatalf("Invalidate after Close = %v, want ErrClosed", err)
+	}
+}
+
+type valueKey struct{}
+
+// ComputeTimeout: fn's context carries the deadline, by the Func's clock, and the
+// caller's values; a caller that joined the run gets ErrComputeTimeout once the run
+// overstays.
+func TestComputeTimeout(t *testing.T) {
+	clk := clock.NewFake(t0)
+	type seen struct {
+		deadline time.Time
+		value    any
+		err      error
+	}
+	seenc := make(chan seen, 1)
+	stuck := make(chan struct{})
+	defer close(stuck)
+	fn := func(ctx context.Context, x int) (int, error) {
+		dl, _ := ctx.Deadline()
+		if x == 1 { // respects its context
+			<-ctx.Done()
+			seenc <- seen{dl, ctx.Value(valueKey{}), ctx.Err()}
+			return 0, ctx.Err()
+		}
+		<-stuck // ignores it
+		return 0, nil
+	}
+	f, _ := cachier.Wrap(fn, cachier.Name("lifecycle/computetimeout"), cachier.WithStore(memstore.New(nil)),
+		cachier.WithClock(clk), cachier.ComputeTimeout(time.Second))
+	ctx := context.WithValue(context.Background(), valueKey{}, "v")
+	errc := make(chan error, 1)
+	go func() { _, err := f.Call(ctx, 1); errc <- err }()
+	blockUntil(t, clk, 1)
+	clk.Advance(time.Second)
+	got := recv(t, "fn's view of its context", seenc)
+	if !got.deadline.Equal(t0.Add(time.Second)) || got.value != "v" || got.err != context.DeadlineExceeded {
+		t.Fatalf("fn saw deadline %v, value %v, err %v; want %v, the caller's value, DeadlineExceeded", got.deadline, got.value, got.err, t0.Add(time.Second))
+	}
+	if err := recv(t, "the caller's error", errc); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("caller = %v", err)
+	}
+	// A run that ignores its deadline: the caller that joined it stops waiting.
+	go f.Call(ctx, 2)
+	blockUntil(t, clk, 1) // the leader's deadline
+	go func() { _, err := f.Call(ctx, 2); errc <- err }()
+	blockUntil(t, clk, 2) // and the joined caller's
+	clk.Advance(time.Second)
+	if err := recv(t, "the joined caller's error", errc); !errors.Is(err, cachier.ErrComputeTimeout) {
+		t.Fatalf("joined caller = %v, want ErrComputeTimeout", err)
+	}
+}
+
+// Past ComputeTimeout the lease is no longer renewed: a caller in another process
+// takes over once it runs out, even though fn still hangs.
+func TestComputeTimeoutStopsRenewingTheLease(t *testing.T) {
+	clk := clock.NewFake(t0)
+	st := newFileStore(t)
+	stuck := make(chan struct{})
+	defer close(stuck)
+	started := make(chan struct{})
+	fn := func(_ context.Context, x int) (int, error) {
+		close(started)
+		<-stuck // ignores its deadline
+		return 0, nil
+	}
+	a, _ := cachier.Wrap(fn, cachier.Name("lifecycle/deadlinelease"), cachier.WithStore(st), cachier.WithClock(clk),
+		cachier.ComputeTimeout(time.Minute), cachier.LeaseTTL(300*time.Millisecond), cachier.WithLogger(quietLogger()))
+	b, _ := cachier.Wrap(func(context.Context, int) (int, error) { return 3, nil }, cachier.Name("lifecycle/deadlinelease"),
+		cachier.WithStore(st), cachier.LeaseTTL(300*time.Millisecond))
+	ctx := context.Background()
+	go a.Call(ctx, 1)
+	<-started
+	got := make(chan int, 1)
+	go func() { v, _ := b.Call(ctx, 1); got <- v }()
+	clk.Advance(time.Minute) // a's deadline: its renewals stop
+	if v := recv(t, "the other process's takeover", got); v != 3 {
+		t.Fatalf("other process = %d", v)
+	}
+	if b.Stats().LeaseTakeovers != 1 {
+		t.Fatalf("stats %+v, want a takeover", b.Stats())
+	}
+}
+
+// CancelWhenAbandoned cancels fn once every caller waiting for it has left, and not
+// before.
+func TestCancelWhenAbandoned(t *testing.T) {
+	clk := clock.NewFake(t0)
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	fnErr := make(chan error, 1)
+	fn := func(ctx context.Context, x int) (int, error) {
+		started <- struct{}{}
+		wait := release
+		if x == 2 {
+			wait = nil // only its context ends this one
+		}
+		select {
+		case <-wait:
+			return 1, nil
+		case <-ctx.Done():
+			fnErr <- ctx.Err()
+			return 0, ctx.Err()
+		}
+	}
+	// WaitForCalcTimeout arms a timer (never fired) when a caller joins the run.
+	f, _ := cachier.Wrap(fn, cachier.Name("lifecycle/abandoned"), cachier.WithStore(memstore.New(nil)),
+		cachier.CancelWhenAbandoned(true), cachier.WithClock(clk), cachier.WaitForCalcTimeout(time.Hour))
+	call := func(ctx context.Context, x int) <-chan error {
+		c := make(chan error, 1)
+		go func() { _, err := f.Call(ctx, x); c <- err }()
+		return c
+	}
+	// Two callers; one leaves: fn goes on for the other.
+	ctxA, cancelA := context.WithCancel(context.Background())
+	a := call(ctxA, 1)
+	<-started
+	b := call(context.Background(), 1)
+	blockUntil(t, clk, 1) // b joined
+	cancelA()
+	if err := recv(t, "a", a); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a = %v", err)
+	}
+	close(release)
+	if err := recv(t, "b", b); err != nil {
+		t.Fatalf("b = %v: fn was cancelled while b still waited", err)
+	}
+	// One caller, who leaves: fn's context is cancelled.
+	ctxC, cancelC := context.WithCancel(context.Background())
+	c := call(ctxC, 2)
+	<-started
+	cancelC()
+	<-c
+	if err := recv(t, "fn's cancellation", fnErr); err != context.Canceled {
+		t.Fatalf("fn's context = %v, want context.Canceled", err)
+	}
 }

@@ -40,3 +40,9 @@ func TestInvalidationOnMemStore(t *testing.T) {
 func TestFileStoreRefreshOnceAcrossProcesses(t *testing.T) {
 	proctest.RefreshOnce(t, "file://"+t.TempDir(), 4, 16)
 }
+
+// A short-lived process with NextTime closes its Func and store on the way out: its
+// background refresh is stored, and no lease is left behind.
+func TestFileStoreCloseKeepsTheRefreshAcrossProcesses(t *testing.T) {
+	proctest.CloseAfterRefresh(t, "file://"+t.TempDir())
+}

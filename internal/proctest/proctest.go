@@ -73,6 +73,8 @@ func work(role string) error {
 		return refreshWorker(ctx, st, dir, me)
 	case "batch":
 		return batchWorker(ctx, st, dir, me)
+	case "closerefresh":
+		return closeRefreshWorker(ctx, st, dir, me)
 	case "invalidate":
 		fmt.Println("ready")
 		return cachier.InvalidateTags(ctx, st, os.Getenv(envName)+"/tag")
