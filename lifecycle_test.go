@@ -18,6 +18,7 @@ import (
 	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/filestore"
 	"github.com/cachier-go/cachier/store/memstore"
 )
 
@@ -460,7 +461,11 @@ func TestComputeTimeout(t *testing.T) {
 // takes over once it runs out, even though fn still hangs.
 func TestComputeTimeoutStopsRenewingTheLease(t *testing.T) {
 	clk := clock.NewFake(t0)
-	st := newFileStore(t)
+	st, err := filestore.New(&filestore.Options{Dir: t.TempDir(), Clock: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	stuck := make(chan struct{})
 	defer close(stuck)
 	started := make(chan struct{})
@@ -469,22 +474,33 @@ func TestComputeTimeoutStopsRenewingTheLease(t *testing.T) {
 		<-stuck // ignores its deadline
 		return 0, nil
 	}
-	a, _ := cachier.Wrap(fn, cachier.Name("lifecycle/deadlinelease"), cachier.WithStore(st), cachier.WithClock(clk),
-		cachier.ComputeTimeout(time.Minute), cachier.LeaseTTL(300*time.Millisecond), cachier.WithLogger(quietLogger()))
-	b, _ := cachier.Wrap(func(context.Context, int) (int, error) { return 3, nil }, cachier.Name("lifecycle/deadlinelease"),
-		cachier.WithStore(st), cachier.LeaseTTL(300*time.Millisecond))
+	opts := []cachier.Option{cachier.Name("lifecycle/deadlinelease"), cachier.WithStore(st), cachier.WithClock(clk),
+		cachier.LeaseTTL(30 * time.Second), cachier.WithLogger(quietLogger())}
+	a, _ := cachier.Wrap(fn, append(opts, cachier.ComputeTimeout(15*time.Second))...)
+	b, _ := cachier.Wrap(func(context.Context, int) (int, error) { return 3, nil }, opts...)
 	ctx := context.Background()
 	go a.Call(ctx, 1)
 	<-started
+	blockUntil(t, clk, 2) // a's deadline (15s) and its first renewal (10s)
+	clk.Advance(10 * time.Second)
+	blockUntil(t, clk, 2) // renewed once, before the deadline: expires at 40s
+	clk.Advance(10 * time.Second)
 	got := make(chan int, 1)
 	go func() { v, _ := b.Call(ctx, 1); got <- v }()
-	clk.Advance(time.Minute) // a's deadline: its renewals stop
-	if v := recv(t, "the other process's takeover", got); v != 3 {
-		t.Fatalf("other process = %d", v)
+	// Move the clock on in small steps until b takes the lease over; while a renewed
+	// it, b would wait for ever.
+	for range 20000 {
+		select {
+		case v := <-got:
+			if v != 3 || b.Stats().LeaseTakeovers != 1 {
+				t.Fatalf("other process = %d, stats %+v; want 3 after a takeover", v, b.Stats())
+			}
+			return
+		case <-time.After(time.Millisecond): // let the waiters run; the clock is fake
+			clk.Advance(100 * time.Millisecond)
+		}
 	}
-	if b.Stats().LeaseTakeovers != 1 {
-		t.Fatalf("stats %+v, want a takeover", b.Stats())
-	}
+	t.Fatalf("b never took the lease over (clock at %v)", clk.Now().Sub(t0))
 }
 
 // CancelWhenAbandoned cancels fn once every caller waiting for it has left, and not

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 )
 
@@ -71,7 +72,7 @@ func CloseAfterRefresh(t *testing.T, url string) {
 	defer st.Close()
 	opts := []cachier.Option{cachier.Name(name), cachier.WithStore(st)}
 	f, err := cachier.Wrap(func(context.Context, int) (string, error) { return "computed-by-the-parent", nil },
-		append(opts, cachier.WithClock(pastClock{}))...)
+		append(opts, cachier.WithClock(pastClock{clock.Real()}))...)
 	if err != nil {
 		t.Fatal(err)
 	}
