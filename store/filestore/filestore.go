@@ -329,7 +329,7 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 		return fmt.Errorf("filestore: set %s: %w: %d bytes, at most %d", k, store.ErrTooLarge, len(e.Value), MaxValueSize)
 	}
 	dir, name := s.paths(k)
-	data := encodeRecord(magicEntry, e.StoredAt, k.ID, e.Value)
+	data := encodeRecordExp(magicEntry, e.StoredAt, e.ExpiresAt, k.ID, e.Value)
 	if err := s.writeKeyFile(k, dir, name, data); err != nil {
 		return fmt.Errorf("filestore: set %s: %w", k, err)
 	}
@@ -462,7 +462,7 @@ func readHeadAt(dfd int, name, path string, magic [4]byte) (header, string, erro
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return header{}, "", &fs.PathError{Op: "open", Path: path, Err: errNotRegular}
 	}
-	buf := make([]byte, headerSize+store.MaxIDLen)
+	buf := make([]byte, headerSize+extExpiry+store.MaxIDLen)
 	n, err := readFull(fd, buf)
 	if err != nil {
 		return header{}, "", &fs.PathError{Op: "read", Path: path, Err: err}
@@ -471,10 +471,10 @@ func readHeadAt(dfd int, name, path string, magic [4]byte) (header, string, erro
 	if err != nil {
 		return h, "", err
 	}
-	if uint64(st.Size) != h.size() || n < headerSize+int(h.idLen) {
+	if uint64(st.Size) != h.size() || n < h.idStart()+int(h.idLen) {
 		return h, "", fmt.Errorf("%w: %d bytes, header says %d", errFormat, st.Size, h.size())
 	}
-	return h, string(buf[headerSize : headerSize+int(h.idLen)]), nil
+	return h, string(buf[h.idStart() : h.idStart()+int(h.idLen)]), nil
 }
 
 // DeleteBefore removes the entries of the namespace stored before t, reading only each
@@ -484,6 +484,18 @@ func readHeadAt(dfd int, name, path string, magic [4]byte) (header, string, erro
 // An entry replaced by a concurrent Set between the header read and the removal is
 // removed too; that costs a miss, never a wrong value.
 func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
+	return s.deleteWhere(ctx, namespace, func(h header) bool { return h.t.Before(t) })
+}
+
+// DeleteExpired implements store.ExpiryCleaner: it removes the entries of the
+// namespace whose ExpiresAt is at or before now, reading only each file's header, as
+// DeleteBefore does.
+func (s *Store) DeleteExpired(ctx context.Context, namespace string, now time.Time) (int, error) {
+	return s.deleteWhere(ctx, namespace, func(h header) bool { return !h.exp.IsZero() && !now.Before(h.exp) })
+}
+
+// deleteWhere removes the entries of the namespace whose header drop accepts.
+func (s *Store) deleteWhere(ctx context.Context, namespace string, drop func(header) bool) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -511,7 +523,7 @@ func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time)
 				path := s.abs(dir + "/" + n)
 				h, _, err := readHeadAt(dfd, n, path, magicEntry)
 				switch {
-				case err == nil && !h.t.Before(t):
+				case err == nil && !drop(h):
 					continue
 				case err == nil:
 					if err := unlinkAt(dfd, n); err == nil {
@@ -558,7 +570,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 			s.log.Warn("filestore: skipping misplaced file", "path", path, "id", id)
 			return store.Info{}, false, nil
 		}
-		return store.Info{Key: store.Key{Namespace: namespace, ID: id}, Size: int64(h.payloadLen), StoredAt: h.t}, true, nil
+		return store.Info{Key: store.Key{Namespace: namespace, ID: id}, Size: int64(h.payloadLen), StoredAt: h.t, ExpiresAt: h.exp}, true, nil
 	})
 }
 

@@ -16,14 +16,17 @@ import (
 //	offset size  field
 //	0      4     magic: "CGFE" for an entry, "CGFL" for a lease
 //	4      1     format version (1)
-//	5      3     reserved, zero
+//	5      1     flags: 1 = an expiry follows the header (entries with ExpiresAt)
+//	6      2     reserved, zero
 //	8      8     time, seconds since the Unix epoch (int64, big endian):
 //	             StoredAt for an entry, ExpiresAt for a lease
 //	16     4     time, nanoseconds within the second (uint32, < 1e9)
 //	20     4     length of the key's ID in bytes (uint32)
 //	24     8     length of the payload in bytes (uint64)
 //	32     4     CRC-32C (Castagnoli) of bytes 0..32 followed by everything after 36
-//	36     -     the ID, then the payload
+//	36     8     with flag 1 only: ExpiresAt, nanoseconds since the Unix epoch (int64,
+//	             big endian)
+//	36/44  -     the ID, then the payload
 //
 // The length fields must account for the whole file exactly, so a truncated or
 // extended file is rejected before the checksum is even computed. The time lives in the
@@ -56,25 +59,49 @@ var errFormat = errors.New("bad record")
 type header struct {
 	magic      [4]byte
 	t          time.Time
+	exp        time.Time // ExpiresAt, or zero
+	ext        uint32    // bytes between the header and the ID: 8 with an expiry
 	idLen      uint32
 	payloadLen uint64
 	crc        uint32
 }
 
+// Header flags (byte 5).
+const (
+	flagExpiry = 1 // an 8-byte ExpiresAt follows the header
+	extExpiry  = 8
+)
+
 // size is the length of the whole record the header describes.
-func (h header) size() uint64 { return headerSize + uint64(h.idLen) + h.payloadLen }
+func (h header) size() uint64 { return headerSize + uint64(h.ext) + uint64(h.idLen) + h.payloadLen }
+
+// idStart is the offset of the ID in the record.
+func (h header) idStart() int { return headerSize + int(h.ext) }
 
 // encodeRecord returns a complete record. It never fails: callers bound id and payload.
 func encodeRecord(magic [4]byte, t time.Time, id string, payload []byte) []byte {
-	buf := make([]byte, headerSize+len(id)+len(payload))
+	return encodeRecordExp(magic, t, time.Time{}, id, payload)
+}
+
+// encodeRecordExp is encodeRecord with an expiry (none when exp is zero).
+func encodeRecordExp(magic [4]byte, t, exp time.Time, id string, payload []byte) []byte {
+	ext := 0
+	if !exp.IsZero() {
+		ext = extExpiry
+	}
+	buf := make([]byte, headerSize+ext+len(id)+len(payload))
 	copy(buf[0:4], magic[:])
 	buf[4] = formatVersion
 	binary.BigEndian.PutUint64(buf[8:16], uint64(t.Unix()))
 	binary.BigEndian.PutUint32(buf[16:20], uint32(t.Nanosecond()))
 	binary.BigEndian.PutUint32(buf[20:24], uint32(len(id)))
 	binary.BigEndian.PutUint64(buf[24:32], uint64(len(payload)))
-	copy(buf[headerSize:], id)
-	copy(buf[headerSize+len(id):], payload)
+	if ext > 0 {
+		buf[5] = flagExpiry
+		binary.BigEndian.PutUint64(buf[headerSize:], uint64(exp.UnixNano()))
+	}
+	copy(buf[headerSize+ext:], id)
+	copy(buf[headerSize+ext+len(id):], payload)
 	binary.BigEndian.PutUint32(buf[32:36], checksum(buf))
 	return buf
 }
@@ -99,7 +126,7 @@ func decodeHeader(b []byte, magic [4]byte) (header, error) {
 	if b[4] != formatVersion {
 		return h, fmt.Errorf("%w: format version %d, want %d", errFormat, b[4], formatVersion)
 	}
-	if b[5]|b[6]|b[7] != 0 {
+	if b[5]&^flagExpiry != 0 || b[6]|b[7] != 0 {
 		return h, fmt.Errorf("%w: reserved header bytes are not zero", errFormat)
 	}
 	sec := int64(binary.BigEndian.Uint64(b[8:16]))
@@ -111,6 +138,19 @@ func decodeHeader(b []byte, magic [4]byte) (header, error) {
 	h.idLen = binary.BigEndian.Uint32(b[20:24])
 	h.payloadLen = binary.BigEndian.Uint64(b[24:32])
 	h.crc = binary.BigEndian.Uint32(b[32:36])
+	if b[5]&flagExpiry != 0 {
+		if magic != magicEntry {
+			return h, fmt.Errorf("%w: expiry flag on a record that is not an entry", errFormat)
+		}
+		if len(b) < headerSize+extExpiry {
+			return h, fmt.Errorf("%w: %d bytes is shorter than the header and its expiry", errFormat, len(b))
+		}
+		ns := int64(binary.BigEndian.Uint64(b[headerSize:]))
+		if ns == 0 {
+			return h, fmt.Errorf("%w: zero expiry under the expiry flag", errFormat)
+		}
+		h.exp, h.ext = time.Unix(0, ns), extExpiry
+	}
 	if h.idLen == 0 || h.idLen > store.MaxIDLen {
 		return h, fmt.Errorf("%w: id length %d", errFormat, h.idLen)
 	}
@@ -133,8 +173,8 @@ func decodeRecord(rec []byte, magic [4]byte) (t time.Time, id string, payload []
 	if sum := checksum(rec); sum != h.crc {
 		return t, "", nil, fmt.Errorf("%w: checksum %08x, header says %08x", errFormat, sum, h.crc)
 	}
-	idEnd := headerSize + int(h.idLen)
-	return h.t, string(rec[headerSize:idEnd]), rec[idEnd:], nil
+	idEnd := h.idStart() + int(h.idLen)
+	return h.t, string(rec[h.idStart():idEnd]), rec[idEnd:], nil
 }
 
 // decodeEntry decodes an entry file. It is pure and total: any input either decodes
@@ -145,7 +185,8 @@ func decodeEntry(rec []byte) (id string, e store.Entry, err error) {
 	if err != nil {
 		return "", store.Entry{}, err
 	}
-	return id, store.Entry{Value: payload, StoredAt: t}, nil
+	h, _ := decodeHeader(rec, magicEntry) // checked by decodeRecord
+	return id, store.Entry{Value: payload, StoredAt: t, ExpiresAt: h.exp}, nil
 }
 
 // encodeOwner lays a lease owner out as the payload of a lease record:

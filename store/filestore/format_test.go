@@ -92,10 +92,12 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(encodeRecord(magicLease, time.Unix(1, 0), "k", encodeOwner(store.Owner{Host: "h", PID: 9, Token: "t"})), uint(3))
 	f.Add([]byte("CGFE\x01\x00\x00\x00"), uint(1))
 	f.Add([]byte{}, uint(0))
+	f.Add(encodeRecordExp(magicEntry, time.Unix(1700000000, 123), time.Unix(1700000060, 5), "k", []byte("v")), uint(2))
+	f.Add(encodeRecordExp(magicLease, time.Unix(1700000000, 123), time.Unix(1700000060, 5), "k", []byte("v")), uint(2))
 	f.Fuzz(func(t *testing.T, rec []byte, flip uint) {
 		id, e, err := decodeEntry(rec)
 		if err == nil {
-			again := encodeRecord(magicEntry, e.StoredAt, id, e.Value)
+			again := encodeRecordExp(magicEntry, e.StoredAt, e.ExpiresAt, id, e.Value)
 			if !bytes.Equal(again, rec) {
 				t.Fatalf("accepted a record that does not re-encode to itself:\n in  %x\n out %x", rec, again)
 			}
@@ -173,4 +175,23 @@ func FuzzNSDirName(f *testing.F) {
 			}
 		}
 	})
+}
+
+// An entry's ExpiresAt round-trips to the nanosecond; an entry without one keeps the
+// old layout byte for byte, and only entries may carry the expiry flag.
+func TestEntryExpiryRoundTrip(t *testing.T) {
+	at, exp := time.Unix(1700000000, 123), time.Unix(1700003600, 456)
+	id, e, err := decodeEntry(encodeRecordExp(magicEntry, at, exp, "k", []byte("v")))
+	if err != nil || id != "k" || string(e.Value) != "v" || !e.StoredAt.Equal(at) || !e.ExpiresAt.Equal(exp) {
+		t.Fatalf("decode = %q, %+v, %v", id, e, err)
+	}
+	if !bytes.Equal(encodeRecordExp(magicEntry, at, time.Time{}, "k", []byte("v")), encodeRecord(magicEntry, at, "k", []byte("v"))) {
+		t.Fatal("an entry without expiry changed layout")
+	}
+	if _, e, err := decodeEntry(encodeRecord(magicEntry, at, "k", nil)); err != nil || !e.ExpiresAt.IsZero() {
+		t.Fatalf("no expiry: %+v, %v", e, err)
+	}
+	if _, err := decodeLease(encodeRecordExp(magicLease, at, exp, "k", encodeOwner(store.Owner{Host: "h", PID: 1, Token: "t"})), "ns"); err == nil {
+		t.Fatal("a lease record with the expiry flag was accepted")
+	}
 }
