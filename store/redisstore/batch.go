@@ -1,6 +1,8 @@
 package redisstore
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
@@ -74,7 +76,11 @@ func (s *Store) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) (
 				errs[i] = fmt.Errorf("redisstore: %s: value of %d bytes is larger than %d: %w", k, len(es[i].Value), s.maxValue, store.ErrTooLarge)
 				continue
 			}
-			cmds[i] = p.Set(ctx, s.keys.key(k, kindValue), encodeRecord(es[i]), 0)
+			if exp := es[i].ExpiresAt; !exp.IsZero() {
+				cmds[i] = p.SetArgs(ctx, s.keys.key(k, kindValue), encodeRecord(es[i]), redis.SetArgs{ExpireAt: time.UnixMilli(max(exp.UnixMilli(), 1))})
+			} else {
+				cmds[i] = p.Set(ctx, s.keys.key(k, kindValue), encodeRecord(es[i]), 0)
+			}
 			p.Publish(ctx, s.keys.key(k, kindChannel), "v")
 		}
 		return nil

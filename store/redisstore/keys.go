@@ -198,9 +198,16 @@ const (
 	recMagic   = 'c'
 	recVersion = 1
 	headerLen  = 10
+	// A record of an entry with ExpiresAt: version 2, and the expiry stamp after
+	// StoredAt's. The engine expires the key at the same time (PXAT).
+	recVersionExp = 2
+	headerLenExp  = 18
 )
 
-var recHead = string([]byte{recMagic, recVersion})
+var (
+	recHead    = string([]byte{recMagic, recVersion})
+	recHeadExp = string([]byte{recMagic, recVersionExp})
+)
 
 // Bounds of time.Time.UnixNano.
 var (
@@ -233,6 +240,13 @@ func stampBytes(t time.Time) []byte {
 
 // encodeRecord returns the header and value as one record.
 func encodeRecord(e store.Entry) []byte {
+	if !e.ExpiresAt.IsZero() {
+		b := make([]byte, headerLenExp, headerLenExp+len(e.Value))
+		b[0], b[1] = recMagic, recVersionExp
+		binary.BigEndian.PutUint64(b[2:], stamp(e.StoredAt))
+		binary.BigEndian.PutUint64(b[10:], stamp(e.ExpiresAt))
+		return append(b, e.Value...)
+	}
 	b := make([]byte, headerLen, headerLen+len(e.Value))
 	b[0], b[1] = recMagic, recVersion
 	binary.BigEndian.PutUint64(b[2:], stamp(e.StoredAt))
@@ -241,18 +255,31 @@ func encodeRecord(e store.Entry) []byte {
 
 // decodeRecord parses a record; the returned Value aliases b.
 func decodeRecord(b []byte) (store.Entry, error) {
-	at, err := decodeHeader(b)
+	h, err := decodeHeader(b)
 	if err != nil {
 		return store.Entry{}, err
 	}
-	return store.Entry{Value: b[headerLen:], StoredAt: at}, nil
+	return store.Entry{Value: b[h.len:], StoredAt: h.at, ExpiresAt: h.exp}, nil
 }
 
-func decodeHeader(b []byte) (time.Time, error) {
-	if len(b) < headerLen || b[0] != recMagic || b[1] != recVersion {
-		return time.Time{}, ErrCorrupt
+// recHeader is the parsed head of a record.
+type recHeader struct {
+	at, exp time.Time
+	len     int // bytes before the value
+}
+
+func decodeHeader(b []byte) (recHeader, error) {
+	switch {
+	case len(b) >= headerLen && b[0] == recMagic && b[1] == recVersion:
+		return recHeader{at: unstamp(binary.BigEndian.Uint64(b[2:10])), len: headerLen}, nil
+	case len(b) >= headerLenExp && b[0] == recMagic && b[1] == recVersionExp:
+		exp := unstamp(binary.BigEndian.Uint64(b[10:18]))
+		if exp.IsZero() {
+			return recHeader{}, ErrCorrupt
+		}
+		return recHeader{at: unstamp(binary.BigEndian.Uint64(b[2:10])), exp: exp, len: headerLenExp}, nil
 	}
-	return unstamp(binary.BigEndian.Uint64(b[2:headerLen])), nil
+	return recHeader{}, ErrCorrupt
 }
 
 // A lease record identifies the owner, deterministically, so that the renew and

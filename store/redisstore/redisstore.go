@@ -134,8 +134,12 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	pxat := "" // no expiry: SET also takes any old one off
+	if !e.ExpiresAt.IsZero() {
+		pxat = strconv.FormatInt(max(e.ExpiresAt.UnixMilli(), 1), 10)
+	}
 	return setScript.Run(ctx, s.client, []string{s.keys.key(k, kindValue)},
-		encodeRecord(e), s.keys.key(k, kindChannel)).Err()
+		encodeRecord(e), s.keys.key(k, kindChannel), pxat).Err()
 }
 
 // Delete removes the entry for k and wakes its watchers.
@@ -199,7 +203,7 @@ func channelOf(name string) string { return name[:len(name)-1] + string(kindChan
 func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
 	cutoff := stampBytes(t)
 	return s.evalAll(ctx, namespace, kindValue, func(p redis.Pipeliner, name string) {
-		deleteBeforeScript.Eval(ctx, p, []string{name}, cutoff, channelOf(name), recHead)
+		deleteBeforeScript.Eval(ctx, p, []string{name}, cutoff, channelOf(name), recHead, recHeadExp)
 	})
 }
 
@@ -221,7 +225,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 			names = unseen(seen, names)
 			cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, name := range names {
-					p.GetRange(ctx, name, 0, headerLen-1)
+					p.GetRange(ctx, name, 0, headerLenExp-1)
 					p.StrLen(ctx, name)
 				}
 				return nil
@@ -243,7 +247,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 					continue // removed since SCAN saw it
 				}
 				info := store.Info{Key: k, Size: size - headerLen}
-				at, err := decodeHeader(head)
+				h, err := decodeHeader(head)
 				if err != nil {
 					info.Size = size
 					if !yield(info, fmt.Errorf("redisstore: entry %s: %w", k, err)) {
@@ -251,7 +255,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 					}
 					continue
 				}
-				info.StoredAt = at
+				info.Size, info.StoredAt, info.ExpiresAt = size-int64(h.len), h.at, h.exp
 				if !yield(info, nil) {
 					return errStop
 				}

@@ -61,6 +61,17 @@ func (h harness) MakeStore(context.Context, *testing.T) (store.Driver, error) {
 
 func (harness) Close() {}
 
+// NativeTTL makes the storetest.NativeTTLHarness: the entry key's PTTL.
+func (harness) NativeTTL(ctx context.Context, d store.Driver, k store.Key) (time.Duration, error) {
+	return nativeTTL(ctx, d, k)
+}
+
+// nativeTTL is the PTTL of k's entry key; no expiry comes back as a negative duration.
+func nativeTTL(ctx context.Context, d store.Driver, k store.Key) (time.Duration, error) {
+	s := store.Unwrap(d).(*Store)
+	return s.client.PTTL(ctx, s.keys.key(k, kindValue)).Result()
+}
+
 func TestConformance(t *testing.T) {
 	c := singleClient(t)
 	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return harness{c} }, storetest.Capabilities{})
@@ -599,6 +610,11 @@ func (h urlHarness) MakeStore(ctx context.Context, _ *testing.T) (store.Driver, 
 }
 
 func (urlHarness) Close() {}
+
+// NativeTTL makes the storetest.NativeTTLHarness.
+func (urlHarness) NativeTTL(ctx context.Context, d store.Driver, k store.Key) (time.Duration, error) {
+	return nativeTTL(ctx, d, k)
+}
 
 // BenchmarkInterleaved alternates Store.Get and the raw GET of the same record (and
 // of the same missing key) in one loop, so that both see the same machine load, and

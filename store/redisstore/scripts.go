@@ -9,9 +9,14 @@ import "github.com/redis/go-redis/v9"
 //	l          the lease was released
 //	t<ms>      the lease was acquired or renewed and expires in ms milliseconds
 var (
-	// KEYS[1] value key; ARGV[1] record, ARGV[2] channel.
+	// KEYS[1] value key; ARGV[1] record, ARGV[2] channel, ARGV[3] the expiry in Unix
+	// milliseconds (PXAT), or empty for none.
 	setScript = redis.NewScript(`
-redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
 redis.call('PUBLISH', ARGV[2], 'v')
 return 1
 `)
@@ -23,15 +28,15 @@ if n > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return n
 `)
 
-	// KEYS[1] value key; ARGV[1] 8-byte cutoff stamp, ARGV[2] channel, ARGV[3] the
-	// 2-byte record head. A record whose stamp is below the cutoff, or that is not a
+	// KEYS[1] value key; ARGV[1] 8-byte cutoff stamp, ARGV[2] channel, ARGV[3] and
+	// ARGV[4] the 2-byte record heads (without and with an expiry). A record whose stamp is below the cutoff, or that is not a
 	// record at all (garbage under the prefix), is removed. Bytes are compared one by
 	// one: Lua numbers cannot hold 64-bit stamps and string comparison follows locale.
 	deleteBeforeScript = redis.NewScript(`
 local h = redis.call('GETRANGE', KEYS[1], 0, 9)
 if h == '' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local old = true
-if #h == 10 and string.sub(h, 1, 2) == ARGV[3] then
+if #h == 10 and (string.sub(h, 1, 2) == ARGV[3] or string.sub(h, 1, 2) == ARGV[4]) then
   old = false
   local c = ARGV[1]
   for i = 1, 8 do
