@@ -16,7 +16,9 @@ import (
 // portable layer's walk.
 type listingOnly struct{ m *memstore.Store }
 
-func (l listingOnly) Get(ctx context.Context, k store.Key) (store.Entry, error) { return l.m.Get(ctx, k) }
+func (l listingOnly) Get(ctx context.Context, k store.Key) (store.Entry, error) {
+	return l.m.Get(ctx, k)
+}
 func (l listingOnly) Set(ctx context.Context, k store.Key, e store.Entry) error {
 	return l.m.Set(ctx, k, e)
 }
@@ -26,7 +28,7 @@ func (l listingOnly) Entries(ctx context.Context, ns string) iter.Seq2[store.Inf
 	return l.m.Entries(ctx, ns)
 }
 func (l listingOnly) Namespaces(ctx context.Context) ([]string, error) { return l.m.Namespaces(ctx) }
-func (l listingOnly) Clear(ctx context.Context, ns string) error        { return l.m.Clear(ctx, ns) }
+func (l listingOnly) Clear(ctx context.Context, ns string) error       { return l.m.Clear(ctx, ns) }
 func (l listingOnly) DeleteBefore(ctx context.Context, ns string, t time.Time) (int, error) {
 	return l.m.DeleteBefore(ctx, ns, t)
 }

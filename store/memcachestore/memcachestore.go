@@ -307,7 +307,7 @@ func decodeFor(k store.Key, b []byte) (store.Entry, uint64, error) {
 		return store.Entry{}, 0, corrupt(k, fmt.Errorf("record belongs to %s/%s", r.ns, r.id))
 	}
 	// The item's buffer is ours alone; the caller may keep the value without a copy.
-	return store.Entry{Value: r.value, StoredAt: r.storedAt}, r.gen, nil
+	return store.Entry{Value: r.value, StoredAt: r.storedAt, ExpiresAt: r.expiresAt}, r.gen, nil
 }
 
 func (s *Store) cachedGen(key string) (uint64, bool) {
@@ -372,8 +372,8 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	rec := appendEntry(make([]byte, 0, entrySize(k.Namespace, k.ID, e.Value)), gen, e.StoredAt, k.Namespace, k.ID, e.Value)
-	if err := s.c.Set(&memcache.Item{Key: ek, Value: rec}); err != nil {
+	rec := appendEntryExp(make([]byte, 0, entrySize(k.Namespace, k.ID, e.Value)+8), gen, e.StoredAt, e.ExpiresAt, k.Namespace, k.ID, e.Value)
+	if err := s.c.Set(&memcache.Item{Key: ek, Value: rec, Expiration: entryExpiration(e.ExpiresAt, s.now())}); err != nil {
 		if isTooLarge(err) {
 			return fmt.Errorf("%w: %s: %w", store.ErrTooLarge, k, err)
 		}

@@ -1,10 +1,13 @@
 package memcachestore
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +40,38 @@ func (h harness) MakeStore(ctx context.Context, t *testing.T) (store.Driver, err
 }
 
 func (harness) Close() {}
+
+// NativeTTL makes the storetest.NativeTTLHarness: the remaining TTL memcached reports
+// for k's item, read with the meta command "mg <key> t" (-1 is none).
+func (h harness) NativeTTL(ctx context.Context, d store.Driver, k store.Key) (time.Duration, error) {
+	key := store.Unwrap(d).(*Store).itemKey('e', k)
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", h.addr)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "mg %s t\r\n", key); err != nil {
+		return 0, err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range strings.Fields(line) {
+		if rest, ok := strings.CutPrefix(f, "t"); ok && strings.HasPrefix(line, "HD") {
+			secs, err := strconv.Atoi(rest)
+			if err != nil {
+				return 0, fmt.Errorf("mg %s: %q", key, line)
+			}
+			if secs < 0 {
+				return -1, nil
+			}
+			return time.Duration(secs) * time.Second, nil
+		}
+	}
+	return 0, fmt.Errorf("mg %s: %q", key, strings.TrimSpace(line))
+}
 
 func TestConformance(t *testing.T) {
 	srv := testserver.Memcached(t)
@@ -292,9 +327,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(appendEntry(nil, 7, time.Unix(1, 2), "ns", "id", []byte("value")))
 	f.Add(appendLease(nil, leaseRecord{gen: 1, expiresAt: time.Unix(3, 4), pid: 5, ns: "ns", id: "id", host: "h", token: "t"}))
 	f.Add([]byte(entryMagic))
+	f.Add(appendEntryExp(nil, 7, time.Unix(1, 2), time.Unix(60, 3), "ns", "id", []byte("value")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, err := decodeEntry(b); err == nil {
-			if again := appendEntry(nil, r.gen, r.storedAt, r.ns, r.id, r.value); !bytes.Equal(again, b) {
+			if again := appendEntryExp(nil, r.gen, r.storedAt, r.expiresAt, r.ns, r.id, r.value); !bytes.Equal(again, b) {
 				t.Errorf("entry %x re-encodes to %x", b, again)
 			}
 		}

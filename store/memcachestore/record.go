@@ -12,9 +12,12 @@ import (
 // except the checksum field itself.
 //
 //	entry: "cmE1" gen:u64 storedAt:i64 nsLen:u16 idLen:u16 crc:u32 ns id value
+//	entry with ExpiresAt:
+//	       "cmE2" gen:u64 storedAt:i64 expiresAt:i64 nsLen:u16 idLen:u16 crc:u32 ns id value
 //	lease: "cmL1" gen:u64 expiresAt:i64 pid:i64 nsLen:u16 idLen:u16 hostLen:u16 tokenLen:u16 crc:u32 ns id host token
 const (
 	entryMagic  = "cmE1"
+	entryMagic2 = "cmE2" // with ExpiresAt
 	leaseMagic  = "cmL1"
 	entryHeader = 4 + 8 + 8 + 2 + 2 + 4
 	leaseHeader = 4 + 8 + 8 + 8 + 2 + 2 + 2 + 2 + 4
@@ -49,10 +52,11 @@ func decodeTime(n int64) time.Time {
 
 // entryRecord is a decoded entry. Value aliases the record bytes.
 type entryRecord struct {
-	gen      uint64
-	storedAt time.Time
-	ns, id   string
-	value    []byte
+	gen       uint64
+	storedAt  time.Time
+	expiresAt time.Time
+	ns, id    string
+	value     []byte
 }
 
 func entrySize(ns, id string, value []byte) int {
@@ -60,10 +64,23 @@ func entrySize(ns, id string, value []byte) int {
 }
 
 func appendEntry(dst []byte, gen uint64, storedAt time.Time, ns, id string, value []byte) []byte {
+	return appendEntryExp(dst, gen, storedAt, time.Time{}, ns, id, value)
+}
+
+// appendEntryExp is appendEntry with an expiry ("cmE2"), or without one ("cmE1", the
+// same bytes as before expiries existed) when expiresAt is zero.
+func appendEntryExp(dst []byte, gen uint64, storedAt, expiresAt time.Time, ns, id string, value []byte) []byte {
 	start := len(dst)
-	dst = append(dst, entryMagic...)
+	if expiresAt.IsZero() {
+		dst = append(dst, entryMagic...)
+	} else {
+		dst = append(dst, entryMagic2...)
+	}
 	dst = binary.BigEndian.AppendUint64(dst, gen)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(encodeTime(storedAt)))
+	if !expiresAt.IsZero() {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(encodeTime(expiresAt)))
+	}
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ns)))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(id)))
 	crcAt := len(dst)
@@ -86,18 +103,31 @@ func decodeEntry(b []byte) (entryRecord, error) {
 	if len(b) < entryHeader {
 		return r, errShort
 	}
-	if string(b[:4]) != entryMagic {
+	ext := 0 // the expiry field of "cmE2"
+	switch string(b[:4]) {
+	case entryMagic:
+	case entryMagic2:
+		ext = 8
+		if len(b) < entryHeader+ext {
+			return r, errShort
+		}
+	default:
 		return r, errMagic
 	}
-	const crcAt = entryHeader - 4
+	crcAt := entryHeader + ext - 4
 	if binary.BigEndian.Uint32(b[crcAt:]) != checksum(b, crcAt) {
 		return r, errChecksum
 	}
 	r.gen = binary.BigEndian.Uint64(b[4:])
 	r.storedAt = decodeTime(int64(binary.BigEndian.Uint64(b[12:])))
-	nsLen := int(binary.BigEndian.Uint16(b[20:]))
-	idLen := int(binary.BigEndian.Uint16(b[22:]))
-	rest := b[entryHeader:]
+	if ext > 0 {
+		if r.expiresAt = decodeTime(int64(binary.BigEndian.Uint64(b[20:]))); r.expiresAt.IsZero() {
+			return r, errLength
+		}
+	}
+	nsLen := int(binary.BigEndian.Uint16(b[20+ext:]))
+	idLen := int(binary.BigEndian.Uint16(b[22+ext:]))
+	rest := b[entryHeader+ext:]
 	if nsLen+idLen > len(rest) {
 		return r, errLength
 	}
