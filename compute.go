@@ -390,12 +390,19 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 	if !ok {
 		return err
 	}
+	var seq uint64
+	if f.localOn(s) {
+		seq = f.local.sync.seq.Load()
+	}
 	if ls, isLive := s.store.(store.LiveStore); isLive {
 		err = ls.SetLive(ctx, k, e, any(v))
 	} else {
 		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
 		err = s.store.Set(opCtx, k, e)
 		cancel()
+	}
+	if f.localOn(s) {
+		f.wroteLocal(ctx, s, k, arg, v, e, seq, err)
 	}
 	return f.stored(ctx, s, k, e, err)
 }

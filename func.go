@@ -32,9 +32,10 @@ type Func[A, R any] struct {
 	raw      rawKind
 	nillable bool
 
-	digests *digestMemo  // nil unless A is keys.Memoizable
-	hot     *hotLevel[R] // the typed first level; nil unless A is keys.Memoizable
-	breaker breaker      // open for a moment after a store failure
+	digests *digestMemo   // nil unless A is keys.Memoizable
+	hot     *hotLevel[R]  // the typed first level; nil unless A is keys.Memoizable
+	local   *localTier[R] // LocalTier, or nil
+	breaker breaker       // open for a moment after a store failure
 	tags    tagging[A, R]
 
 	resolved    atomic.Pointer[resolvedSettings]
@@ -55,6 +56,8 @@ type resolvedSettings struct {
 	// entries come from src (see fastpath.go).
 	hot bool
 	src tier.Source
+	// local: Calls without options may be answered by the local tier (localtier.go).
+	local bool
 }
 
 type rawKind uint8
@@ -135,6 +138,13 @@ func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Op
 			f.hot = &hotLevel[R]{}
 		}
 	}
+	if s.tier.bound != 0 && !s.tier.on {
+		return nil, fmt.Errorf("%w: LocalTierBound needs LocalTier", ErrOption)
+	}
+	if s.tier.on {
+		f.local = newLocalTier[R](f.ns, s.tier)
+		stopWithFunc(f, f.local.sync)
+	}
 	if f.tags, err = newTagging[A, R](&s, f.ns); err != nil {
 		return nil, err
 	}
@@ -206,8 +216,10 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 		}
 		r.s.gen = gen
 		r.src, _ = store.Unwrap(r.s.store).(tier.Source)
-		r.hot = r.err == nil && f.hot != nil && r.src != nil && r.s.observer == nil &&
-			!r.s.skip && !r.s.overwrite && !r.s.verbose && r.s.expiry.refreshAhead == 0
+		plain := r.err == nil && r.s.observer == nil && !r.s.skip && !r.s.overwrite && !r.s.verbose &&
+			r.s.expiry.refreshAhead == 0
+		r.hot = plain && f.hot != nil && r.src != nil
+		r.local = plain && f.digests != nil && f.localOn(&r.s)
 		f.resolved.Store(r)
 	}
 	if r.err != nil {
@@ -282,9 +294,16 @@ func (f *Func[A, R]) id(arg A) (string, error) {
 // If ctx is done while the call waits for a computation, Call returns ctx.Err(); the
 // computation goes on for the others and is stored.
 func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error) {
-	if len(opts) == 0 && f.hot != nil {
-		if v, ok := f.hotCall(arg); ok {
-			return v, nil
+	if len(opts) == 0 {
+		if f.hot != nil {
+			if v, ok := f.hotCall(arg); ok {
+				return v, nil
+			}
+		}
+		if f.local != nil {
+			if v, ok := f.localCall(arg); ok {
+				return v, nil
+			}
 		}
 	}
 	s, err := f.settings(opts)
@@ -397,6 +416,14 @@ func (f *Func[A, R]) Invalidate(ctx context.Context, arg A) error {
 	if err := s.store.Delete(ctx, k); err != nil {
 		return fmt.Errorf("cachier: invalidate %s: %w", k, err)
 	}
+	var self *tierSync
+	if f.local != nil {
+		f.local.forget(f.tierKey(arg, k))
+		self = f.local.sync
+	}
+	if err := changedNS(ctx, s, f.ns, self); err != nil {
+		return err
+	}
 	return f.invalidateDependents(ctx, s)
 }
 
@@ -415,6 +442,14 @@ func (f *Func[A, R]) Clear(ctx context.Context) error {
 	defer cancel()
 	if err := s.store.Clear(ctx, f.ns); err != nil {
 		return fmt.Errorf("cachier: clear %s: %w", f.ns, err)
+	}
+	var self *tierSync
+	if f.local != nil {
+		f.local.sync.dropAll()
+		self = f.local.sync
+	}
+	if err := changedNS(ctx, s, f.ns, self); err != nil {
+		return err
 	}
 	return f.invalidateDependents(ctx, s)
 }
@@ -512,7 +547,16 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 		known  map[string]uint64 // counter values read together with the entry
 		ticket *tier.Ticket      // with a tier.Source: the entry's life, for the first level
 		epoch  uint64            // and its counter epoch, read before the entry
+		lkey   any               // with a local tier: the key there
+		seq    uint64            // and its fill sequence, read before the entry
 	)
+	if f.localOn(s) {
+		lkey = f.tierKey(arg, k)
+		if h, ok := f.lookupLocal(ctx, s, lkey); ok {
+			return h, true, nil
+		}
+		seq = f.local.sync.seq.Load()
+	}
 	ls, isLive := s.store.(store.LiveStore)
 	vg, isVG := s.store.(store.VersionedGetter)
 	src, isSrc := store.Unwrap(s.store).(tier.Source)
@@ -582,6 +626,9 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 	if ticket != nil {
 		f.hot.put(arg, &hotEntry[R]{v: h.v, times: h.foundTimes, gen: s.gen,
 			life: ticket, deps: len(meta.Deps) > 0, epoch: epoch})
+	}
+	if lkey != nil {
+		f.fillLocal(s, lkey, &h, seq, len(meta.Deps) > 0, len(e.Value))
 	}
 	return h, true, nil
 }

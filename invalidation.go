@@ -282,7 +282,7 @@ func bump(ctx context.Context, st store.Driver, timeout time.Duration, names ...
 			return fmt.Errorf("cachier: bump %q: %w", n, err)
 		}
 	}
-	return nil
+	return changedCounters(ctx, store.Adapt(st), timeout)
 }
 
 // InvalidateTags drops every entry carrying any of the tags, of every function using

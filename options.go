@@ -80,7 +80,8 @@ type settings struct {
 
 	batch batchSettings // WrapBatch only (batch.go)
 
-	gen uint64 // the SetDefaults generation these settings were resolved under
+	gen  uint64       // the SetDefaults generation these settings were resolved under
+	tier tierSettings // LocalTier (Wrap only)
 }
 
 func defaultSettings() settings {

@@ -15,6 +15,7 @@ type Stats struct {
 	Hits           uint64        // fresh results served from the store
 	Misses         uint64        // calls that found no usable result
 	StaleHits      uint64        // stale results served at once (NextTime)
+	LocalHits      uint64        // of Hits, those the local tier answered (LocalTier)
 	Refreshes      uint64        // background refreshes that stored a new result
 	RefreshErrors  uint64        // background refreshes that failed (the stale result stays)
 	Computations   uint64        // times fn ran
@@ -65,6 +66,7 @@ func (s Stats) Sub(prev Stats) Stats {
 		Hits:           s.Hits - prev.Hits,
 		Misses:         s.Misses - prev.Misses,
 		StaleHits:      s.StaleHits - prev.StaleHits,
+		LocalHits:      s.LocalHits - prev.LocalHits,
 		Refreshes:      s.Refreshes - prev.Refreshes,
 		RefreshErrors:  s.RefreshErrors - prev.RefreshErrors,
 		Computations:   s.Computations - prev.Computations,
@@ -143,6 +145,7 @@ func bucketOf(d time.Duration) int {
 
 type counters struct {
 	hits                                                               stripedCounter // every hit, on every core
+	localHits                                                          stripedCounter // hits from the local tier
 	misses, staleHits, refreshes, refreshErrors, computations          atomic.Uint64
 	waits, waitNanos, waitTimeouts, leaseTakeovers, storeErrors        atomic.Uint64
 	decodeErrors, sizeRejections, nilsNotCached, skipped, computeNanos atomic.Uint64
@@ -187,6 +190,7 @@ func (c *counters) snapshot() Stats {
 		Hits:           c.hits.Load(),
 		Misses:         c.misses.Load(),
 		StaleHits:      c.staleHits.Load(),
+		LocalHits:      c.localHits.Load(),
 		Refreshes:      c.refreshes.Load(),
 		RefreshErrors:  c.refreshErrors.Load(),
 		Computations:   c.computations.Load(),

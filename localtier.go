@@ -1,0 +1,545 @@
+package cachier
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"weak"
+
+	"github.com/cachier-go/cachier/internal/envelope"
+	"github.com/cachier-go/cachier/store"
+)
+
+// The local tier.
+//
+// LocalTier keeps a function's decoded results in this process, in front of any store,
+// bounded by entries and bytes. A local hit makes no store round trip and decodes
+// nothing; a local miss takes the usual path (the store, then the cross-process lease).
+//
+// # Coherence
+//
+// Every process that writes or invalidates a namespace also writes a small marker
+// record in the same store (namespace markerNS, ID "ns:" + the namespace): a random
+// value, new at each change. Every bump of a version counter (tags, prefixes,
+// DependsOn) writes one more marker, shared by all namespaces ("counters"). A process
+// with a local tier reconciles by reading both markers (one batched read):
+//
+//   - when a marker moved, it drops every local copy filled before the read ended
+//     (for the counters marker: every copy that depends on a counter);
+//   - reconciling starts when the store notifies a change of a marker (Redis pub/sub,
+//     PostgreSQL LISTEN/NOTIFY, fsnotify: see store.Notifier), and at the latest half a
+//     bound after the last one started, on the next call;
+//   - a local copy is served only within the bound after the start of the last
+//     reconcile that succeeded. A lost notification, a dropped connection or a store
+//     that cannot be read therefore never leaves a copy served for longer than the
+//     bound after a change: past it, calls read the store.
+//
+// The granularity is the namespace: a change of one key drops the namespace's local
+// copies in every process, the writer's older ones included. The local tier suits
+// results that are read far more often than they are written.
+//
+// Every process writing the namespace must use the local tier too (the same Wrap
+// options do that), so that its writes move the marker; Invalidate, Clear and every
+// counter bump move the markers in every process, with or without a local tier.
+
+// markerNS is the namespace of the coherence markers.
+const markerNS = "cachier~tier"
+
+// Default and smallest bound on how long a local copy may be served after a change
+// that was not notified.
+const (
+	defaultTierBound = time.Second
+	minTierBound     = time.Millisecond
+)
+
+func nsMarker(ns string) store.Key { return store.Key{Namespace: markerNS, ID: "ns:" + ns} }
+
+var countersMarker = store.Key{Namespace: markerNS, ID: "counters"}
+
+// tierSettings configures a Func's local tier (Wrap only).
+type tierSettings struct {
+	on         bool
+	maxEntries int
+	maxBytes   int64
+	bound      time.Duration
+}
+
+// LocalTier keeps up to maxEntries decoded results, whose encodings total at most
+// maxBytes, in this process in front of the store (zero or less: no bound of that
+// kind, but at least one bound must be set). A local hit makes no store round trip and
+// decodes nothing; a miss takes the usual path, including the cross-process lease. A
+// write, Overwrite, Refresh, Invalidate, Clear or a tag, prefix or dependency
+// invalidation in any process drops the copies in every other process within the
+// store's notification latency where it notifies (Redis, PostgreSQL, files), and
+// within LocalTierBound everywhere, even when notifications are lost. See the README
+// for when to use it. On an in-process store (memstore), which already keeps decoded
+// values, it does nothing. Only accepted by Wrap.
+func LocalTier(maxEntries int, maxBytes int64) Option {
+	return opt("LocalTier", inWrap, func(s *settings) error {
+		if maxEntries <= 0 && maxBytes <= 0 {
+			return errors.New("set maxEntries or maxBytes (or both) to bound the local tier")
+		}
+		s.tier.on = true
+		s.tier.maxEntries, s.tier.maxBytes = max(maxEntries, 0), max(maxBytes, 0)
+		return nil
+	})
+}
+
+// LocalTierBound sets how long, at most, a local copy may be served after another
+// process changed its entry when no notification arrives (default one second): the
+// local tier polls the store's change markers every half bound while it is used, and
+// stops serving copies when it could not confirm them for a whole bound. It needs
+// LocalTier. Only accepted by Wrap.
+func LocalTierBound(d time.Duration) Option {
+	return opt("LocalTierBound", inWrap, func(s *settings) error {
+		if d < minTierBound {
+			return fmt.Errorf("bound %v is shorter than %v", d, minTierBound)
+		}
+		s.tier.bound = d
+		return nil
+	})
+}
+
+// localTier is a Func's local tier: decoded results by argument (or key ID).
+type localTier[R any] struct {
+	m          sync.Map // tier key -> *localEntry[R]
+	mu         sync.Mutex
+	n, bytes   atomic.Int64
+	maxEntries int64
+	maxBytes   int64
+	sync       *tierSync
+}
+
+type localEntry[R any] struct {
+	v     R
+	times foundTimes
+	gen   uint64 // the settings generation it was filled under
+	seq   uint64 // the tier's fill sequence when its read (or write) began
+	deps  bool   // it depends on version counters
+	size  int64
+}
+
+func newLocalTier[R any](ns string, ts tierSettings) *localTier[R] {
+	bound := ts.bound
+	if bound == 0 {
+		bound = defaultTierBound
+	}
+	return &localTier[R]{
+		maxEntries: int64(ts.maxEntries),
+		maxBytes:   ts.maxBytes,
+		sync:       &tierSync{ns: ns, bound: bound},
+	}
+}
+
+// tierKey is the key of arg in the local tier: the argument itself when its Go
+// equality matches its encoding, else its key's ID.
+func (f *Func[A, R]) tierKey(arg A, k store.Key) any {
+	if f.digests != nil {
+		return arg
+	}
+	return k.ID
+}
+
+// localOn reports whether the local tier serves under s: not on an in-process store.
+func (f *Func[A, R]) localOn(s *settings) bool {
+	return f.local != nil && store.Scope(s.store) != store.LeasesNone
+}
+
+// get returns the local copy of key if it may be served at now.
+func (t *localTier[R]) get(s *settings, key any, now time.Time) (*localEntry[R], bool) {
+	x, ok := t.m.Load(key)
+	if !ok {
+		return nil, false
+	}
+	e := x.(*localEntry[R])
+	if e.gen != s.gen || !t.sync.valid(e.seq, e.deps) {
+		t.drop(key, e)
+		return nil, false
+	}
+	if !t.sync.fresh(now) {
+		return nil, false
+	}
+	return e, true
+}
+
+// lookupLocal answers lookup from the local tier, and starts a reconcile when one is
+// due.
+func (f *Func[A, R]) lookupLocal(ctx context.Context, s *settings, key any) (found[R], bool) {
+	now := s.clock.Now()
+	f.local.sync.maybePoll(s, now)
+	e, ok := f.local.get(s, key, now)
+	if !ok {
+		return found[R]{}, false
+	}
+	return found[R]{v: e.v, foundTimes: e.times}, true
+}
+
+// localCall answers a Call without options from the local tier, or reports false.
+func (f *Func[A, R]) localCall(arg A) (R, bool) {
+	var zero R
+	r := f.resolved.Load()
+	if r == nil || !r.local || r.gen != defaults.gen.Load() || disabled.Load() || f.breaker.openUntil.Load() != 0 {
+		return zero, false
+	}
+	s := &r.s
+	now := s.clock.Now()
+	f.local.sync.maybePoll(s, now)
+	e, ok := f.local.get(s, arg, now)
+	if !ok {
+		return zero, false
+	}
+	limit := s.effectiveLimit(e.times.ttl)
+	if limit < 0 || (limit > 0 && now.Sub(e.times.storedAt) >= limit) || s.expired(&e.times, now) {
+		return zero, false // stale or expired: the usual path decides
+	}
+	if s.cleanupEvery > 0 {
+		f.maybeCleanup(s)
+	}
+	f.stats.hits.Add(1)
+	f.stats.localHits.Add(1)
+	return e.v, true
+}
+
+// put keeps a copy, evicting others to stay within the bounds.
+func (t *localTier[R]) put(key any, e *localEntry[R]) {
+	if t.maxBytes > 0 && e.size > t.maxBytes {
+		t.forget(key)
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, loaded := t.m.Swap(key, e); loaded {
+		o := old.(*localEntry[R])
+		t.bytes.Add(e.size - o.size)
+	} else {
+		t.n.Add(1)
+		t.bytes.Add(e.size)
+	}
+	if t.over() {
+		t.m.Range(func(k, v any) bool {
+			if k != key && t.m.CompareAndDelete(k, v) {
+				t.n.Add(-1)
+				t.bytes.Add(-v.(*localEntry[R]).size)
+			}
+			return t.over()
+		})
+	}
+}
+
+func (t *localTier[R]) over() bool {
+	return (t.maxEntries > 0 && t.n.Load() > t.maxEntries) || (t.maxBytes > 0 && t.bytes.Load() > t.maxBytes)
+}
+
+func (t *localTier[R]) drop(key any, e *localEntry[R]) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m.CompareAndDelete(key, e) {
+		t.n.Add(-1)
+		t.bytes.Add(-e.size)
+	}
+}
+
+func (t *localTier[R]) forget(key any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, ok := t.m.LoadAndDelete(key); ok {
+		t.n.Add(-1)
+		t.bytes.Add(-old.(*localEntry[R]).size)
+	}
+}
+
+// fill keeps what lookup read from the store, if the tier is on.
+func (f *Func[A, R]) fillLocal(s *settings, key any, h *found[R], seq uint64, deps bool, size int) {
+	f.local.put(key, &localEntry[R]{v: h.v, times: h.foundTimes, gen: s.gen, seq: seq, deps: deps, size: int64(size)})
+	f.local.sync.start(s)
+}
+
+// tierSync is the coherence state of one local tier. It holds no reference to its
+// Func, so that the Func can be collected and stop its watcher.
+type tierSync struct {
+	ns    string
+	bound time.Duration
+
+	seq    atomic.Uint64 // fill sequence
+	wmAll  atomic.Uint64 // copies filled with seq < wmAll are dead
+	wmDeps atomic.Uint64 // copies with dependencies filled with seq < wmDeps are dead
+	until  atomic.Int64  // unix nanos: copies may be served before this
+	last   atomic.Int64  // unix nanos: when the last reconcile started
+	busy   atomic.Bool   // a reconcile runs
+	again  atomic.Bool   // reconcile once more after the running one
+
+	mu               sync.Mutex
+	primed           bool
+	seenNS, seenCtrs []byte
+	st               store.Store
+	clk              Clock
+	onReconcile      func() // for tests: called after each reconcile
+	started          bool
+	stop             context.CancelFunc
+}
+
+func (t *tierSync) valid(seq uint64, deps bool) bool {
+	return seq >= t.wmAll.Load() && (!deps || seq >= t.wmDeps.Load())
+}
+
+func (t *tierSync) fresh(now time.Time) bool { return now.UnixNano() < t.until.Load() }
+
+// dropAll kills every copy filled so far.
+func (t *tierSync) dropAll() { storeMax(&t.wmAll, t.seq.Add(1)) }
+
+// dropDeps kills every copy filled so far that depends on a counter.
+func (t *tierSync) dropDeps() { storeMax(&t.wmDeps, t.seq.Add(1)) }
+
+// start registers the tier with its store and starts watching the markers, once.
+func (t *tierSync) start(s *settings) {
+	t.mu.Lock()
+	if t.started {
+		t.mu.Unlock()
+		return
+	}
+	t.started, t.st, t.clk = true, s.store, s.clock
+	ctx, cancel := context.WithCancel(context.Background())
+	t.stop = cancel
+	t.mu.Unlock()
+	register(s.store, t)
+	if n, ok := s.store.(store.Notifier); ok {
+		go t.watch(ctx, n)
+	}
+	t.kick()
+}
+
+// maybePoll starts a reconcile when the last one started half a bound ago or more.
+func (t *tierSync) maybePoll(s *settings, now time.Time) {
+	if now.UnixNano()-t.last.Load() >= int64(t.bound/2) && !t.busy.Load() {
+		t.mu.Lock()
+		started := t.started
+		t.mu.Unlock()
+		if started {
+			t.kick()
+		}
+	}
+}
+
+// kick runs a reconcile in the background, or one more after the running one.
+func (t *tierSync) kick() {
+	t.again.Store(true)
+	if !t.busy.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		for {
+			t.again.Store(false)
+			t.reconcile()
+			t.busy.Store(false)
+			if !t.again.Load() || !t.busy.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
+}
+
+// reconcile reads the markers and drops the copies a moved marker covers. Copies are
+// served up to a bound after the start of the last reconcile that succeeded.
+func (t *tierSync) reconcile() {
+	t.mu.Lock()
+	st, clk := t.st, t.clk
+	t.mu.Unlock()
+	start := clk.Now()
+	t.last.Store(start.UnixNano())
+	ctx, cancel := context.WithTimeout(context.Background(), t.bound)
+	defer cancel()
+	es, errs, err := store.GetMany(ctx, st, []store.Key{nsMarker(t.ns), countersMarker})
+	if err == nil {
+		for _, e := range errs {
+			if e != nil && !errors.Is(e, store.ErrNotFound) {
+				err = e
+			}
+		}
+	}
+	if err != nil {
+		// Copies stop being served at the bound; the next call tries again.
+		if t.onReconcile != nil {
+			t.onReconcile()
+		}
+		return
+	}
+	end := t.seq.Add(1) // every copy filled before the read ended is covered
+	t.mu.Lock()
+	if !t.primed || !bytes.Equal(es[0].Value, t.seenNS) {
+		storeMax(&t.wmAll, end)
+	}
+	if !t.primed || !bytes.Equal(es[1].Value, t.seenCtrs) {
+		storeMax(&t.wmDeps, end)
+	}
+	t.primed, t.seenNS, t.seenCtrs = true, bytes.Clone(es[0].Value), bytes.Clone(es[1].Value)
+	t.mu.Unlock()
+	storeMax64(&t.until, start.Add(t.bound).UnixNano())
+	if t.onReconcile != nil {
+		t.onReconcile()
+	}
+}
+
+// watch reconciles whenever the store notifies a change of a marker.
+func (t *tierSync) watch(ctx context.Context, n store.Notifier) {
+	var chans [2]<-chan struct{}
+	for i, k := range []store.Key{nsMarker(t.ns), countersMarker} {
+		ch, stop, err := n.Watch(ctx, k)
+		if err != nil {
+			return // polling alone keeps the bound
+		}
+		defer stop()
+		chans[i] = ch
+	}
+	t.kick() // changes before the watches were confirmed
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-chans[0]:
+		case <-chans[1]:
+		}
+		t.kick()
+	}
+}
+
+func storeMax64(m *atomic.Int64, v int64) {
+	for {
+		old := m.Load()
+		if v <= old || m.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// Markers.
+
+// markersOn reports whether changes on st must move the markers: every store but the
+// in-process ones, which no other process sees.
+func markersOn(st store.Store) bool { return store.Scope(st) != store.LeasesNone }
+
+// moveMarker writes a new value to the marker k, so that local tiers elsewhere drop
+// their copies.
+func moveMarker(ctx context.Context, st store.Store, timeout time.Duration, k store.Key) error {
+	var b [8]byte
+	v := store.NewVersion()
+	for i := range b {
+		b[i] = byte(v >> (8 * i))
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := st.Set(ctx, k, store.Entry{Value: b[:], StoredAt: time.Now()}); err != nil {
+		return fmt.Errorf("cachier: tell local tiers (%s): %w", k, err)
+	}
+	return nil
+}
+
+// changedNS moves the namespace's marker after a write or an invalidation, and drops
+// the copies of the other local tiers of this process on the same store and namespace.
+func changedNS(ctx context.Context, s *settings, ns string, self *tierSync) error {
+	if !markersOn(s.store) {
+		return nil
+	}
+	forEachTier(s.store, func(t *tierSync) {
+		if t != self && t.ns == ns {
+			t.dropAll()
+		}
+	})
+	return moveMarker(ctx, s.store, s.storeTimeout, nsMarker(ns))
+}
+
+// changedCounters moves the counters marker after a bump, and drops the copies with
+// dependencies of every local tier of this process on the store.
+func changedCounters(ctx context.Context, st store.Store, timeout time.Duration) error {
+	if !markersOn(st) {
+		return nil
+	}
+	forEachTier(st, func(t *tierSync) { t.dropDeps() })
+	return moveMarker(ctx, st, timeout, countersMarker)
+}
+
+// The tiers of this process, by store, so that a change made through one Func or by a
+// package-level invalidation reaches the others at once.
+var tiers struct {
+	mu sync.Mutex
+	m  map[any][]weak.Pointer[tierSync]
+}
+
+func tierStoreKey(st store.Store) (any, bool) {
+	d := store.Unwrap(st)
+	if d == nil || !reflect.TypeOf(d).Comparable() {
+		return nil, false
+	}
+	return d, true
+}
+
+func register(st store.Store, t *tierSync) {
+	k, ok := tierStoreKey(st)
+	if !ok {
+		return
+	}
+	tiers.mu.Lock()
+	defer tiers.mu.Unlock()
+	if tiers.m == nil {
+		tiers.m = map[any][]weak.Pointer[tierSync]{}
+	}
+	live := tiers.m[k][:0]
+	for _, w := range tiers.m[k] {
+		if w.Value() != nil {
+			live = append(live, w)
+		}
+	}
+	tiers.m[k] = append(live, weak.Make(t))
+}
+
+func forEachTier(st store.Store, fn func(*tierSync)) {
+	k, ok := tierStoreKey(st)
+	if !ok {
+		return
+	}
+	tiers.mu.Lock()
+	ws := append([]weak.Pointer[tierSync](nil), tiers.m[k]...)
+	tiers.mu.Unlock()
+	for _, w := range ws {
+		if t := w.Value(); t != nil {
+			fn(t)
+		}
+	}
+}
+
+// stopWithFunc stops t's watcher once f is collected.
+func stopWithFunc[A, R any](f *Func[A, R], t *tierSync) {
+	runtime.AddCleanup(f, func(t *tierSync) {
+		t.mu.Lock()
+		stop := t.stop
+		t.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+	}, t)
+}
+
+// wroteLocal keeps the value just written (err == nil) as the local copy, and moves
+// the namespace's marker so that other processes drop theirs.
+func (f *Func[A, R]) wroteLocal(ctx context.Context, s *settings, k store.Key, arg A, v R, e store.Entry, seq uint64, err error) {
+	key := f.tierKey(arg, k)
+	if err != nil {
+		f.local.forget(key)
+		return
+	}
+	meta, merr := envelope.Peek(e.Value)
+	if merr != nil {
+		f.local.forget(key)
+		return
+	}
+	h := found[R]{v: v, foundTimes: foundTimes{storedAt: e.StoredAt, expiresAt: e.ExpiresAt, ttl: meta.TTL}}
+	f.fillLocal(s, key, &h, seq, len(meta.Deps) > 0, len(e.Value))
+	if err := changedNS(ctx, s, f.ns, f.local.sync); err != nil {
+		_ = f.storeFailed(ctx, s, "mark", k, err)
+	}
+}

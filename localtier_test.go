@@ -1,0 +1,280 @@
+package cachier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cachier-go/cachier/clock"
+	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/filestore"
+)
+
+// plainDriver hides every capability of a driver but the required four (so it gives
+// no notifications), and can make reads of the coherence markers fail.
+type plainDriver struct {
+	d          store.Driver
+	failMarker *atomic.Bool
+}
+
+func (p plainDriver) Get(ctx context.Context, k store.Key) (store.Entry, error) {
+	if k.Namespace == markerNS && p.failMarker.Load() {
+		return store.Entry{}, errors.New("plainDriver: marker read fails")
+	}
+	return p.d.Get(ctx, k)
+}
+func (p plainDriver) Set(ctx context.Context, k store.Key, e store.Entry) error {
+	return p.d.Set(ctx, k, e)
+}
+func (p plainDriver) Delete(ctx context.Context, k store.Key) error { return p.d.Delete(ctx, k) }
+func (p plainDriver) Close() error                                  { return nil }
+
+// The capabilities it keeps: counters and listing.
+func (p plainDriver) Versions(ctx context.Context, names []string) ([]uint64, error) {
+	return p.d.(store.Versioner).Versions(ctx, names)
+}
+func (p plainDriver) Bump(ctx context.Context, name string) (uint64, error) {
+	return p.d.(store.Versioner).Bump(ctx, name)
+}
+func (p plainDriver) Entries(ctx context.Context, ns string) iter.Seq2[store.Info, error] {
+	return p.d.(store.Lister).Entries(ctx, ns)
+}
+func (p plainDriver) Namespaces(ctx context.Context) ([]string, error) {
+	return p.d.(store.Lister).Namespaces(ctx)
+}
+func (p plainDriver) Clear(ctx context.Context, ns string) error {
+	return p.d.(store.Lister).Clear(ctx, ns)
+}
+func (p plainDriver) DeleteBefore(ctx context.Context, ns string, t time.Time) (int, error) {
+	return p.d.(store.Lister).DeleteBefore(ctx, ns, t)
+}
+
+// twoProcesses returns two stores over one directory that share nothing in this
+// process (as two processes would), neither of which notifies.
+func twoProcesses(t *testing.T) (a, b store.Store, failA *atomic.Bool) {
+	t.Helper()
+	dir := t.TempDir()
+	open := func() store.Driver {
+		fs, err := filestore.New(&filestore.Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fs.Close() })
+		return fs
+	}
+	failA = new(atomic.Bool)
+	return store.Adapt(plainDriver{open(), failA}), store.Adapt(plainDriver{open(), new(atomic.Bool)}), failA
+}
+
+// reconciled returns a function that waits for the tier's next reconcile to end.
+func reconciled(t *testing.T, ts *tierSync) func() {
+	done := make(chan struct{}, 64)
+	ts.onReconcile = func() { done <- struct{}{} }
+	return func() {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(time.Minute): // a deadlock guard, not a timing assertion
+			t.Fatal("no reconcile")
+		}
+	}
+}
+
+func tierCall(t *testing.T, f *Func[int, string], x int) string {
+	t.Helper()
+	v, err := f.Call(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestLocalTierPollingBound: with no notifications, a change in another process is
+// seen once the tier reconciles, half a bound after the last reconcile, and a copy is
+// never served past the bound.
+func TestLocalTierPollingBound(t *testing.T) {
+	const bound = time.Second
+	clk := clock.NewFake(time.Now())
+	stA, stB, _ := twoProcesses(t)
+	var ca, cb counted
+	fa, err := Wrap(ca.fn, Name("tier/poll"), WithStore(stA), WithClock(clk), LocalTier(100, 0), LocalTierBound(bound))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, _ := Wrap(cb.fn, Name("tier/poll"), WithStore(stB), WithClock(clk), LocalTier(100, 0), LocalTierBound(bound))
+	wait := reconciled(t, fa.local.sync)
+
+	v1 := tierCall(t, fa, 1) // computed, kept locally, first reconcile started
+	wait()
+	if v := tierCall(t, fa, 1); v != v1 {
+		t.Fatalf("got %q, want %q", v, v1)
+	}
+	// The first reconcile saw fa's own marker for the first time: it dropped the copy.
+	if v := tierCall(t, fa, 1); v != v1 || fa.Stats().LocalHits == 0 {
+		t.Fatalf("got %q with %d local hits, want %q from the local tier", v, fa.Stats().LocalHits, v1)
+	}
+	hits := fa.Stats().LocalHits
+
+	v2 := "precached by b"
+	if err := fb.Precache(context.Background(), 1, v2); err != nil {
+		t.Fatal(err)
+	}
+	// Within half a bound nothing is polled: the local copy is still served.
+	clk.Advance(bound/2 - time.Millisecond)
+	if v := tierCall(t, fa, 1); v != v1 {
+		t.Fatalf("got %q before the poll was due, want the local %q", v, v1)
+	}
+	clk.Advance(time.Millisecond)
+	tierCall(t, fa, 1) // due: starts the poll
+	wait()
+	if v := tierCall(t, fa, 1); v != v2 {
+		t.Fatalf("after the poll got %q, want b's %q", v, v2)
+	}
+	if fa.Stats().LocalHits <= hits {
+		t.Fatal("no local hits counted")
+	}
+}
+
+// TestLocalTierBoundHoldsWithoutReconcile: when the markers cannot be read, copies
+// stop being served a bound after the last reconcile, and calls read the store.
+func TestLocalTierBoundHoldsWithoutReconcile(t *testing.T) {
+	const bound = time.Second
+	clk := clock.NewFake(time.Now())
+	stA, stB, failA := twoProcesses(t)
+	var ca, cb counted
+	fa, _ := Wrap(ca.fn, Name("tier/bound"), WithStore(stA), WithClock(clk), LocalTier(100, 0), LocalTierBound(bound))
+	fb, _ := Wrap(cb.fn, Name("tier/bound"), WithStore(stB), WithClock(clk), LocalTier(100, 0), LocalTierBound(bound))
+	wait := reconciled(t, fa.local.sync)
+	v1 := tierCall(t, fa, 1)
+	wait()
+	tierCall(t, fa, 1)
+	if v := tierCall(t, fa, 1); v != v1 || fa.Stats().LocalHits == 0 {
+		t.Fatal("the local tier does not serve")
+	}
+	failA.Store(true) // notifications and polls are lost from now on
+	if err := fb.Invalidate(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(bound / 2)
+	tierCall(t, fa, 1) // starts a poll, which fails
+	wait()
+	clk.Advance(bound/2 - time.Millisecond)
+	if v := tierCall(t, fa, 1); v != v1 {
+		t.Fatalf("got %q within the bound, want the local %q", v, v1)
+	}
+	clk.Advance(time.Millisecond)
+	if v := tierCall(t, fa, 1); v == v1 {
+		t.Fatalf("a bound after the last reconcile, the local tier still served %q", v)
+	}
+}
+
+// TestLocalTierSameProcess: changes made in this process, through the Func or through
+// the store, reach the local tier at once.
+func TestLocalTierSameProcess(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		opts   []Option
+		mutate func(t *testing.T, f, g *Func[int, string], st store.Store)
+	}{
+		{"Invalidate", nil, func(t *testing.T, f, _ *Func[int, string], _ store.Store) { must(t, f.Invalidate(ctx, 1)) }},
+		{"Clear", nil, func(t *testing.T, f, _ *Func[int, string], _ store.Store) { must(t, f.Clear(ctx)) }},
+		{"Refresh", nil, func(t *testing.T, f, _ *Func[int, string], _ store.Store) {
+			_, err := f.Refresh(ctx, 1)
+			must(t, err)
+		}},
+		{"Overwrite", nil, func(t *testing.T, f, _ *Func[int, string], _ store.Store) {
+			_, err := f.Call(ctx, 1, Overwrite())
+			must(t, err)
+		}},
+		{"Precache", nil, func(t *testing.T, f, _ *Func[int, string], _ store.Store) { must(t, f.Precache(ctx, 1, "pre")) }},
+		{"another Func's Invalidate", nil, func(t *testing.T, _, g *Func[int, string], _ store.Store) { must(t, g.Invalidate(ctx, 1)) }},
+		{"another Func's Refresh", nil, func(t *testing.T, _, g *Func[int, string], _ store.Store) {
+			_, err := g.Refresh(ctx, 1)
+			must(t, err)
+		}},
+		{"InvalidateTags", []Option{Tags("tt")}, func(t *testing.T, _, _ *Func[int, string], st store.Store) {
+			must(t, InvalidateTags(ctx, st, "tt"))
+		}},
+		{"InvalidatePrefix", []Option{Prefix(func(int) string { return "pp" })}, func(t *testing.T, _, _ *Func[int, string], st store.Store) {
+			must(t, InvalidatePrefix(ctx, st, "pp"))
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clock.NewFake(time.Now())
+			fs, err := filestore.New(&filestore.Options{Dir: t.TempDir()})
+			must(t, err)
+			defer fs.Close()
+			st := store.Adapt(plainDriver{fs, new(atomic.Bool)})
+			var cf counted
+			opts := append([]Option{Name("tier/same/" + tc.name), WithStore(st), WithClock(clk), LocalTier(100, 0), LocalTierBound(time.Hour)}, tc.opts...)
+			f, err := Wrap(cf.fn, opts...)
+			must(t, err)
+			g, err := Wrap(func(context.Context, int) (string, error) { return "from g", nil }, opts...)
+			must(t, err)
+			wait := reconciled(t, f.local.sync)
+			v1 := tierCall(t, f, 1)
+			wait()
+			tierCall(t, f, 1)
+			if v := tierCall(t, f, 1); v != v1 || f.Stats().LocalHits == 0 {
+				t.Fatal("the local tier does not serve")
+			}
+			tc.mutate(t, f, g, st)
+			if v := tierCall(t, f, 1); v == v1 {
+				t.Fatalf("after %s the local tier served the old %q", tc.name, v)
+			}
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLocalTierBounds: the tier holds at most maxEntries copies and maxBytes of their
+// encodings.
+func TestLocalTierBounds(t *testing.T) {
+	fs, err := filestore.New(&filestore.Options{Dir: t.TempDir()})
+	must(t, err)
+	defer fs.Close()
+	var c counted
+	f, err := Wrap(c.fn, Name("tier/bounds"), WithStore(fs), LocalTier(5, 0))
+	must(t, err)
+	g, err := Wrap(c.fn, Name("tier/bytes"), WithStore(fs), LocalTier(0, 200))
+	must(t, err)
+	for i := range 50 {
+		tierCall(t, f, i)
+		tierCall(t, g, i)
+	}
+	if n := f.local.n.Load(); n > 5 {
+		t.Fatalf("%d entries, bound 5", n)
+	}
+	if b := g.local.bytes.Load(); b > 200 || b == 0 {
+		t.Fatalf("%d bytes, bound 200", b)
+	}
+}
+
+func TestLocalTierOptions(t *testing.T) {
+	var c counted
+	for _, opts := range [][]Option{
+		{LocalTier(0, 0)},
+		{LocalTierBound(time.Second)},
+		{LocalTier(1, 0), LocalTierBound(0)},
+	} {
+		if _, err := Wrap(c.fn, append(opts, Name("tier/opts"))...); !errors.Is(err, ErrOption) {
+			t.Errorf("Wrap(%v) = %v, want ErrOption", opts, err)
+		}
+	}
+	if _, err := (&Func[int, string]{}).settings([]Option{LocalTier(1, 0)}); err == nil {
+		t.Error("LocalTier accepted by Call")
+	}
+	_ = fmt.Sprint
+}
