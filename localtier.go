@@ -184,7 +184,7 @@ func (f *Func[A, R]) lookupLocal(ctx context.Context, s *settings, key any) (fou
 func (f *Func[A, R]) localCall(arg A) (R, bool) {
 	var zero R
 	r := f.resolved.Load()
-	if r == nil || !r.local || r.gen != defaults.gen.Load() || disabled.Load() || f.breaker.openUntil.Load() != 0 {
+	if r == nil || !r.local || r.gen != defaults.gen.Load() || disabled.Load() || f.breaker.opened.Load() != nil {
 		return zero, false
 	}
 	s := &r.s
