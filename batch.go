@@ -417,18 +417,15 @@ func (b *Batch[A, R]) direct(ctx context.Context, s *settings, args []A, counter
 func (b *Batch[A, R]) items(args []A) ([]batchItem[A], error) {
 	items := make([]batchItem[A], 0, len(args))
 	byID := make(map[string]int, len(args))
-	seen := make(map[A]struct{}, len(args))
 	for _, a := range args {
-		if _, dup := seen[a]; dup {
-			continue
-		}
-		seen[a] = struct{}{}
-		k, err := b.f.Key(a)
+		k, err := b.f.Key(a) // memoized for hot arguments
 		if err != nil {
 			return nil, err
 		}
 		if i, ok := byID[k.ID]; ok {
-			items[i].aliases = append(items[i].aliases, a)
+			if !slices.Contains(items[i].aliases, a) {
+				items[i].aliases = append(items[i].aliases, a)
+			}
 			continue
 		}
 		byID[k.ID] = len(items)

@@ -19,6 +19,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/cachier-go/cachier/internal/testserver"
+	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/memcachestore"
 	"github.com/cachier-go/cachier/store/mongostore"
 	"github.com/cachier-go/cachier/store/s3store"
@@ -202,7 +203,7 @@ func s3Subjects(t *testing.T) []subject {
 	}
 	t.Cleanup(func() { st.Close() })
 	name := func(k string) *string { return aws.String(prefix + "raw/" + k) }
-	return storeSubjects(t, "", "s3", st, rawOps{
+	return storeSubjects(t, "", "s3", store.Adapt(st), rawOps{
 		impl: "raw GetObject / PutObject", note: "aws-sdk-go-v2",
 		set: func(ctx context.Context, k string) error {
 			_, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: name(k), Body: bytes.NewReader(payload)})

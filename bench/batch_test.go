@@ -1,0 +1,196 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/memstore"
+	"github.com/cachier-go/cachier/store/redisstore"
+	"github.com/maypok86/otter/v2"
+	"github.com/viccon/sturdyc"
+)
+
+// Batch sections: 100 arguments per call, all cached, 90% cached (10 new arguments
+// per call) and cold (100 new ones), through cachier's WrapBatch, through 100 single
+// calls of the same function wrapped with Wrap, through the peers' batch loads
+// (sturdyc's GetOrFetchBatch, otter's BulkGet, in memory only) and, on Redis, one
+// MGET of 100 keys holding values of the same size: the floor of any warm batch.
+
+const batchSize = 100
+
+func batchReports(ctx context.Context, ns []int) (map[int]report, error) {
+	out := make(map[int]report, len(ns))
+	for _, n := range ns {
+		out[n], _ = makeReport(ctx, n)
+	}
+	return out, nil
+}
+
+// batchKey hands out arguments never used before, for the cold part of a batch.
+func batchKeys(warm int) []int {
+	args := make([]int, 0, batchSize)
+	for i := range warm {
+		args = append(args, i)
+	}
+	for len(args) < batchSize {
+		args = append(args, int(missKey.Add(1))+2_000_000_000)
+	}
+	return args
+}
+
+type batchImpl struct {
+	name string
+	base bool
+	note string
+	get  func(ctx context.Context, args []int) (int, error) // how many results
+}
+
+func batchMemorySubjects(t *testing.T) []subject {
+	addNote("Batch rows: one call for 100 arguments; \"90% cached\" asks for 90 cached arguments and 10 new ones, \"cold\" for 100 new ones. The batch function returns at once. On Redis, the MGET row reads 100 keys holding values of the size cachier stores, in one command: the floor of a warm batch.")
+	return batchSubjects(t, "batch memory", store.Adapt(memstore.New(nil)), nil)
+}
+
+func batchRedisSubjects(t *testing.T) []subject {
+	c := redisClient(t)
+	st, err := redisstore.New(c, &redisstore.Options{Prefix: "bench-batch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	mget := batchImpl{name: "raw MGET", note: "go-redis, 100 keys, one round trip"}
+	return batchSubjects(t, "batch redis", store.Adapt(st), func(b *cachier.Batch[int, report]) batchImpl {
+		// The raw keys hold the bytes cachier keeps for the same arguments.
+		keys := make([]string, batchSize)
+		for i := range batchSize {
+			k, err := b.Key(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := st.Get(ctx, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys[i] = "bench-batch-raw:" + strconv.Itoa(i)
+			if err := c.Set(ctx, keys[i], e.Value, time.Hour).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mget.get = func(ctx context.Context, _ []int) (int, error) {
+			vs, err := c.MGet(ctx, keys...).Result()
+			return len(vs), err
+		}
+		return mget
+	})
+}
+
+func batchSubjects(t *testing.T, section string, st store.Store, raw func(*cachier.Batch[int, report]) batchImpl) []subject {
+	t.Helper()
+	ctx := context.Background()
+	name := "bench/" + section + "/" + randHex(4)
+	b, err := cachier.WrapBatch(batchReports, cachier.Name(name+"/batch"), cachier.WithStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := cachier.Wrap(makeReport, cachier.Name(name+"/single"), cachier.WithStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := batchKeys(batchSize)
+	if _, err := b.Call(ctx, warm); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range warm {
+		if _, err := f.Call(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	impls := []batchImpl{
+		{name: "cachier WrapBatch", base: true, get: func(ctx context.Context, args []int) (int, error) {
+			m, err := b.Call(ctx, args)
+			return len(m), err
+		}},
+		{name: "cachier, 100 single calls", note: "Wrap, one Call per argument", get: func(ctx context.Context, args []int) (int, error) {
+			for _, a := range args {
+				if _, err := f.Call(ctx, a); err != nil {
+					return 0, err
+				}
+			}
+			return len(args), nil
+		}},
+	}
+	if raw != nil {
+		impls = append(impls, raw(b))
+	} else {
+		sc := sturdyc.New[report](10_000_000, 16, time.Hour, 10)
+		keyFn := sc.BatchKeyFn("r")
+		fetch := func(ctx context.Context, ids []string) (map[string]report, error) {
+			out := make(map[string]report, len(ids))
+			for _, id := range ids {
+				n, _ := strconv.Atoi(id)
+				out[id], _ = makeReport(ctx, n)
+			}
+			return out, nil
+		}
+		oc, err := otter.New(&otter.Options[int, report]{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bulk := otter.BulkLoaderFunc[int, report](batchReports)
+		ids := func(args []int) []string {
+			s := make([]string, len(args))
+			for i, a := range args {
+				s[i] = strconv.Itoa(a)
+			}
+			return s
+		}
+		impls = append(impls,
+			batchImpl{name: "github.com/viccon/sturdyc", note: "GetOrFetchBatch, string ids", get: func(ctx context.Context, args []int) (int, error) {
+				m, err := sc.GetOrFetchBatch(ctx, ids(args), keyFn, fetch)
+				return len(m), err
+			}},
+			batchImpl{name: "github.com/maypok86/otter/v2", note: "BulkGet with a BulkLoader", get: func(ctx context.Context, args []int) (int, error) {
+				m, err := oc.BulkGet(ctx, args, bulk)
+				return len(m), err
+			}},
+		)
+		for _, im := range impls[2:] {
+			if _, err := im.get(ctx, warm); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var subs []subject
+	for _, op := range []struct {
+		name string
+		warm int
+	}{{"batch of 100, all cached", batchSize}, {"batch of 100, 90% cached", 90}, {"batch of 100, cold", 0}} {
+		for _, im := range impls {
+			if im.name == "raw MGET" && op.warm != batchSize {
+				continue
+			}
+			get := im.get
+			subs = append(subs, subject{op: op.name, impl: im.name, base: im.base, note: im.note, run: func(tb *testing.B) {
+				tb.ReportAllocs()
+				for tb.Loop() {
+					tb.StopTimer()
+					args := batchKeys(op.warm)
+					tb.StartTimer()
+					n, err := get(ctx, args)
+					if err != nil {
+						must(tb, "batch", err)
+					}
+					if n != batchSize {
+						must(tb, "batch", fmt.Errorf("%d results, want %d", n, batchSize))
+					}
+				}
+			}})
+		}
+	}
+	return subs
+}
