@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"math"
 	"slices"
 	"strconv"
@@ -54,6 +55,9 @@ const (
 	fToken     = "token"
 	fExpiresAt = "expires_at"
 	fClaimNS   = "claim_ns"
+	// fExpireAt is an entry's ExpiresAt, a BSON date (milliseconds) so that the TTL
+	// index on it lets the server remove the entry; absent when it never expires.
+	fExpireAt = "expire_at"
 )
 
 // Options configure a Store. The zero value (or nil) uses the defaults.
@@ -77,6 +81,7 @@ type Store struct {
 	client                 *mongo.Client // set when the store owns its client (opened from a URL)
 
 	indexed atomic.Bool
+	noTTL   atomic.Bool // the server refused the TTL index
 	indexMu sync.Mutex
 }
 
@@ -201,6 +206,21 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	// The TTL index: the server deletes an entry once its expire_at has passed (its
+	// monitor runs about once a minute; reads past it are misses before that). A
+	// server without TTL indexes (FerretDB) still works: expired entries are misses
+	// and cleanup (DeleteExpired) removes them.
+	if _, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: fExpireAt, Value: 1}},
+		Options: options.Index().SetName("cachier_expire_at").SetExpireAfterSeconds(0),
+	}); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		s.noTTL.Store(true)
+		slog.Warn("mongostore: the server cannot make a TTL index, so expired entries stay until cleanup removes them",
+			"collection", s.coll.Name(), "err", err)
+	}
 	s.indexed.Store(true)
 	return nil
 }
@@ -256,8 +276,16 @@ func decodeEntry(k store.Key, raw bson.Raw) (store.Entry, error) {
 	if !ok || sub != bson.TypeBinaryGeneric {
 		return store.Entry{}, corrupt(k, "%s is a %s, not generic binary", fValue, v.Type)
 	}
+	var exp time.Time
+	if v, err := raw.LookupErr(fExpireAt); err == nil {
+		dt, ok := v.DateTimeOK()
+		if !ok {
+			return store.Entry{}, corrupt(k, "%s is a %s, not a date", fExpireAt, v.Type)
+		}
+		exp = time.UnixMilli(dt)
+	}
 	// The driver may reuse the reply's buffer: the caller gets its own copy.
-	return store.Entry{Value: append([]byte{}, data...), StoredAt: fromNanos(at)}, nil
+	return store.Entry{Value: append([]byte{}, data...), StoredAt: fromNanos(at), ExpiresAt: exp}, nil
 }
 
 // Set stores e under k with one ReplaceOne (upsert).
@@ -283,6 +311,9 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 		{Key: fStoredAt, Value: nanos(e.StoredAt)},
 		{Key: fSize, Value: int64(len(e.Value))},
 		{Key: fValue, Value: bson.Binary{Subtype: bson.TypeBinaryGeneric, Data: value}},
+	}
+	if !e.ExpiresAt.IsZero() {
+		doc = append(doc, bson.E{Key: fExpireAt, Value: bson.DateTime(e.ExpiresAt.UnixMilli())})
 	}
 	_, err := s.coll.ReplaceOne(ctx, bson.D{{Key: fID, Value: id}}, doc, options.Replace().SetUpsert(true))
 	if err != nil && isTooLarge(err) {
@@ -346,7 +377,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 			return
 		}
 		cur, err := s.coll.Find(ctx, bson.D{{Key: fNS, Value: namespace}},
-			options.Find().SetProjection(bson.D{{Key: fKeyID, Value: 1}, {Key: fStoredAt, Value: 1}, {Key: fSize, Value: 1}}))
+			options.Find().SetProjection(bson.D{{Key: fKeyID, Value: 1}, {Key: fStoredAt, Value: 1}, {Key: fSize, Value: 1}, {Key: fExpireAt, Value: 1}}))
 		if err != nil {
 			yield(store.Info{}, err)
 			return
@@ -354,9 +385,10 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 		defer cur.Close(context.WithoutCancel(ctx))
 		for cur.Next(ctx) {
 			var d struct {
-				ID       string `bson:"id"`
-				StoredAt int64  `bson:"stored_at"`
-				Size     int64  `bson:"size"`
+				ID       string    `bson:"id"`
+				StoredAt int64     `bson:"stored_at"`
+				Size     int64     `bson:"size"`
+				ExpireAt time.Time `bson:"expire_at"`
 			}
 			var info store.Info
 			if err := cur.Decode(&d); err != nil {
@@ -367,6 +399,9 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 				continue
 			}
 			info = store.Info{Key: store.Key{Namespace: namespace, ID: d.ID}, Size: d.Size, StoredAt: fromNanos(d.StoredAt)}
+			if !d.ExpireAt.IsZero() && d.ExpireAt.Unix() != 0 {
+				info.ExpiresAt = d.ExpireAt
+			}
 			if !yield(info, nil) {
 				return
 			}

@@ -44,6 +44,25 @@ func (h harness) MakeStore(ctx context.Context, t *testing.T) (store.Driver, err
 
 func (harness) Close() {}
 
+// NativeTTL makes the storetest.NativeTTLHarness: how long until the TTL index's
+// field says the server may remove the entry, or -1 when the document has none.
+func (harness) NativeTTL(ctx context.Context, d store.Driver, k store.Key) (time.Duration, error) {
+	s := store.Unwrap(d).(*Store)
+	raw, err := s.coll.FindOne(ctx, bson.D{{Key: fID, Value: docID(k)}}).Raw()
+	if err != nil {
+		return 0, err
+	}
+	v, err := raw.LookupErr(fExpireAt)
+	if err != nil {
+		return -1, nil
+	}
+	dt, ok := v.DateTimeOK()
+	if !ok {
+		return 0, fmt.Errorf("%s is a %s", fExpireAt, v.Type)
+	}
+	return time.Until(time.UnixMilli(dt)), nil
+}
+
 func TestConformance(t *testing.T) {
 	client := connect(t)
 	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return harness{client} },
@@ -368,4 +387,36 @@ func TestVersionsDocuments(t *testing.T) {
 	if _, err := s.Bump(ctx, ""); !errors.Is(err, store.ErrInvalidKey) {
 		t.Errorf("Bump of an empty name: %v; want ErrInvalidKey", err)
 	}
+}
+
+// The entries collection has a TTL index on expire_at, so the server itself removes
+// expired entries.
+func TestTTLIndex(t *testing.T) {
+	c := connect(t)
+	ctx := context.Background()
+	s, err := New(c.Database("cachier_test").Collection("ttl_"+fmt.Sprint(time.Now().UnixNano())), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := store.Key{Namespace: "ns", ID: "k"}
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.ExpiresNatively() {
+		// FerretDB refuses TTL indexes: the store must say so, and still expire.
+		if _, err := store.Adapt(s).Get(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	specs, err := s.coll.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range specs {
+		if sp.Name == "cachier_expire_at" && sp.ExpireAfterSeconds != nil && *sp.ExpireAfterSeconds == 0 {
+			return
+		}
+	}
+	t.Fatalf("no TTL index on %s among %+v", fExpireAt, specs)
 }
