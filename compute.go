@@ -153,6 +153,10 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 		// process, and an in-process store is seen by no other: no lease to take.
 		return computed(f.runAndStore(ctx, s, k, arg, nil))
 	}
+	if s.verbose && store.Scope(s.store) == store.LeasesProcess && !f.scopeNoted.Swap(true) {
+		f.trace(s, "cachier: the store has no atomic primitive (store.Swapper): single flight per process only",
+			"store", fmt.Sprintf("%T", store.Unwrap(s.store)))
+	}
 	for {
 		lease, err := f.acquire(ctx, s, k, owner)
 		var held *store.HeldError

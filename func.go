@@ -36,7 +36,9 @@ type Func[A, R any] struct {
 	hot     *hotLevel[R]  // the typed first level; nil unless A is keys.Memoizable
 	local   *localTier[R] // LocalTier, or nil
 	breaker breaker       // open for a moment after a store failure
-	tags    tagging[A, R]
+	// scopeNoted is set once Verbose has said that single flight is per process only.
+	scopeNoted atomic.Bool
+	tags       tagging[A, R]
 
 	resolved    atomic.Pointer[resolvedSettings]
 	stats       counters
@@ -190,7 +192,13 @@ func runtimeName(fn any) (string, error) {
 func (f *Func[A, R]) Namespace() string { return f.ns }
 
 // Stats returns what the function did since it was wrapped.
-func (f *Func[A, R]) Stats() Stats { return f.stats.snapshot() }
+func (f *Func[A, R]) Stats() Stats {
+	st := f.stats.snapshot()
+	if s, err := f.settings(nil); err == nil {
+		st.SingleFlight = store.Scope(s.store).String()
+	}
+	return st
+}
 
 // settings resolves defaults, Wrap options and Call options, in that order. The
 // result of the first two is cached until SetDefaults changes the defaults.

@@ -43,6 +43,12 @@ type Stats struct {
 	// RefreshesBackedOff counts calls that started no background refresh because the
 	// key's last one failed moments ago (RefreshBackoff).
 	RefreshesBackedOff uint64
+
+	// SingleFlight says how far the single flight reaches on the function's store
+	// (store.Scope): "shared across processes"; "single flight per process only" for a
+	// store whose driver has no atomic primitive (store.Swapper), where each process
+	// sharing it computes a missing key once; or "in-process store: no leases needed".
+	SingleFlight string
 }
 
 // Calls returns the number of calls the Stats account for: hits, stale hits, misses
@@ -63,6 +69,7 @@ func (s Stats) HitRatio() float64 {
 // reporting per interval. The maxima are not differences: they are s's.
 func (s Stats) Sub(prev Stats) Stats {
 	d := Stats{
+		SingleFlight:   s.SingleFlight,
 		Hits:           s.Hits - prev.Hits,
 		Misses:         s.Misses - prev.Misses,
 		StaleHits:      s.StaleHits - prev.StaleHits,

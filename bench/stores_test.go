@@ -25,8 +25,9 @@ type rawOps struct {
 // storeSubjects returns the hit and miss subjects of cachier on st against each of
 // the raw or peer operations, all on the same server. op is prefixed to the
 // operation names (an engine name for the SQL section).
-func storeSubjects(t *testing.T, op, name string, st store.Store, peers ...rawOps) []subject {
+func storeSubjects(t *testing.T, op, name string, d store.Driver, peers ...rawOps) []subject {
 	t.Helper()
+	st := store.Adapt(d)
 	ctx := context.Background()
 	f, err := cachier.Wrap(makePayload, cachier.Name("bench/"+name), cachier.WithStore(st))
 	if err != nil {
