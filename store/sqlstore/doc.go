@@ -82,6 +82,15 @@
 // SetMaxOpenConns(1). Entries and Leases read a page at a time and close each page's
 // rows before yielding, so a loop body may call the store even on one connection.
 //
+// # Connection pools
+//
+// Give the *sql.DB room to keep its connections: database/sql keeps only two idle
+// ones by default, so a burst of concurrent calls (a stampede's lookups) opens a
+// connection per caller and closes all but two right after, and each new PostgreSQL
+// connection is a forked backend. On one PostgreSQL, 4 processes x 64 callers of a
+// 100 ms function took 2.5 s that way and 0.14 s with SetMaxOpenConns and
+// SetMaxIdleConns at 4 per core, which is what sqlurl's opener sets.
+//
 // # Errors
 //
 // A missing entry is an error matching store.ErrNotFound. A row the store cannot read
