@@ -317,7 +317,7 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R,
 				misses = append(misses, i)
 				continue
 			}
-			if limit == 0 || (limit > 0 && now.Sub(h.storedAt) < limit) {
+			if limit == 0 || (limit > 0 && s.age(now, h.storedAt) < limit) {
 				f.stats.hits.Add(1)
 				slots[i] = slot[R]{v: h.v, found: !missing[i], how: howHit}
 				continue
@@ -575,7 +575,7 @@ func (b *Batch[A, R]) acceptMany(ctx context.Context, s *settings, items []batch
 			ok = true
 		case !s.overwrite:
 			limit := s.effectiveLimit(h.ttl)
-			ok = !s.expired(&h.foundTimes, now) && (limit == 0 || (limit > 0 && now.Sub(h.storedAt) < limit))
+			ok = !s.expired(&h.foundTimes, now) && (limit == 0 || (limit > 0 && s.age(now, h.storedAt) < limit))
 		}
 		if !ok {
 			rest = append(rest, i)

@@ -54,7 +54,27 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 	if s.cancelAbandoned {
 		abandoned = func() { cancel(context.Canceled) }
 	}
-	c, leader := f.inflight.Join(k.ID, work, abandoned)
+	var (
+		c      *flight.Call[ran[R]]
+		leader bool
+	)
+	if s.overwrite {
+		// A refresh answers with a run that begins now: it joins none under way, and
+		// callers after it join its run, not the older one.
+		// It waits for the run it replaces to end, so that an older result never
+		// lands after its own, as it waits for another process's lease.
+		c, leader = f.inflight.Replace(k.ID, func(prev *flight.Call[ran[R]]) (ran[R], error) {
+			for _, done := range []<-chan struct{}{callDone(prev), callDone(f.refreshing.Current(k.ID))} {
+				select {
+				case <-done:
+				case <-cctx.Done():
+				}
+			}
+			return work()
+		}, abandoned), true
+	} else {
+		c, leader = f.inflight.Join(k.ID, work, abandoned)
+	}
 	defer c.Leave()
 	var waitLimit, deadline <-chan time.Time
 	if !leader {
@@ -138,7 +158,18 @@ func (f *Func[A, R]) computeAlone(ctx context.Context, s *settings, k store.Key,
 // result; it computes without the lease when the store cannot give one.
 func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A) (ran[R], error) {
 	var zero ran[R]
-	// A result stored after now answers this call, whatever its age.
+	// The invalidation epoch before anything else: a result computed before a later
+	// Invalidate or Clear is never accepted (see invalidation.go).
+	ep, err := f.readEpoch(ctx, s)
+	if err != nil {
+		if err := f.storeFailed(ctx, s, "versions", k, err); err != nil {
+			return zero, err
+		}
+	}
+	// A result stored after now answers this call, whatever its age, unless it asked
+	// for a new one (Overwrite, Refresh): that answer must come from a computation
+	// that began after it was asked for, so it accepts no stored result at all. It
+	// waits for whoever holds the lease to finish, then computes under the lease.
 	notBefore := s.clock.Now()
 	owner := newOwner()
 	var (
@@ -150,7 +181,12 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 	)
 	if pl, ok := s.store.(store.ProcessLocal); ok && pl.ProcessLocal() {
 		// The single flight already makes this the only computation of k in the
-		// process, and an in-process store is seen by no other: no lease to take.
+		// process, and an in-process store is seen by no other: no lease to take. A
+		// run that ended between this caller's lookup and its flight may have stored
+		// the result already.
+		if v, ok := f.accept(ctx, s, k, arg, notBefore, ep); ok {
+			return ran[R]{v: v}, nil
+		}
 		return computed(f.runAndStore(ctx, s, k, arg, nil))
 	}
 	if s.verbose && store.Scope(s.store) == store.LeasesProcess && !f.scopeNoted.Swap(true) {
@@ -173,7 +209,7 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 				}
 			}
 			// A result may have landed between our lookup and the lease.
-			if v, ok := f.accept(ctx, s, k, arg, notBefore); ok {
+			if v, ok := f.accept(ctx, s, k, arg, notBefore, ep); ok {
 				f.release(ctx, s, lease)
 				return ran[R]{v: v}, nil
 			}
@@ -204,7 +240,7 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 				}
 			}
 		}
-		if v, ok := f.accept(ctx, s, k, arg, notBefore); ok {
+		if v, ok := f.accept(ctx, s, k, arg, notBefore, ep); ok {
 			f.endWait(s, k, waitStart, "result arrived")
 			return ran[R]{v: v}, nil
 		}
@@ -227,6 +263,20 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 	}
 }
 
+// errInvalidatedMeanwhile marks a written entry deleted again because its function was
+// invalidated while it was computed.
+var errInvalidatedMeanwhile = errors.New("cachier: invalidated while computing")
+
+// callDone is c.Done(), or a closed channel for no run.
+func callDone[V any](c *flight.Call[V]) <-chan struct{} {
+	if c == nil {
+		return closedChan
+	}
+	return c.Done()
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // publicPanic is the *PanicError for a panic that flight caught, with its stack.
 func publicPanic(fp *flight.PanicError) *PanicError {
 	return &PanicError{Value: fp.Value, Stack: fp.Stack}
@@ -243,23 +293,34 @@ func (f *Func[A, R]) endWait(s *settings, k store.Key, start time.Time, why stri
 }
 
 // accept returns the stored result if it may answer a call that began computing at
-// notBefore: stored after then (by another caller), or, without Overwrite, still
-// fresh. An entry stored at the very instant, or in the same millisecond on a store
-// that keeps milliseconds, is not taken: recomputing is safe, serving a result older
-// than an Overwrite is not.
-func (f *Func[A, R]) accept(ctx context.Context, s *settings, k store.Key, arg A, notBefore time.Time) (R, bool) {
-	v, ok, _ := f.acceptOrErr(ctx, s, k, arg, notBefore)
+// notBefore under the invalidation epoch ep: computed under ep (not before an
+// invalidation the call follows), and stored after notBefore (by another caller) or,
+// without Overwrite, still fresh. An explicit Overwrite or Refresh accepts nothing
+// (computeShared does not ask). An entry stored at the very instant, or in the same
+// millisecond on a store that keeps milliseconds, is not taken: recomputing is safe,
+// serving a result older than the call is not.
+func (f *Func[A, R]) accept(ctx context.Context, s *settings, k store.Key, arg A, notBefore time.Time, ep epoch) (R, bool) {
+	if s.overwrite {
+		var zero R
+		return zero, false
+	}
+	v, ok, _ := f.acceptOrErr(ctx, s, k, arg, notBefore, ep)
 	return v, ok
 }
 
 // acceptOrErr is accept that also returns the store's error, which lookup returns
-// only under FailOnStoreError.
-func (f *Func[A, R]) acceptOrErr(ctx context.Context, s *settings, k store.Key, arg A, notBefore time.Time) (R, bool, error) {
+// only under FailOnStoreError. Under Overwrite (a background refresh ahead of the
+// stale limit) it takes only a result stored after notBefore.
+func (f *Func[A, R]) acceptOrErr(ctx context.Context, s *settings, k store.Key, arg A, notBefore time.Time, ep epoch) (R, bool, error) {
 	h, found, err := f.lookup(ctx, s, k, arg)
 	if err != nil || !found {
 		return h.v, false, err
 	}
-	if h.storedAt.After(notBefore) {
+	if ep.ok && h.hasEpoch && h.epoch != ep.v {
+		return h.v, false, nil // computed before an Invalidate or Clear this call follows
+	}
+	// A stamp further ahead than the skew bound says nothing about when it was stored.
+	if h.storedAt.After(notBefore) && !h.storedAt.After(s.clock.Now().Add(s.maxSkew)) {
 		return h.v, true, nil
 	}
 	if s.overwrite {
@@ -273,7 +334,7 @@ func (f *Func[A, R]) acceptOrErr(ctx context.Context, s *settings, k store.Key, 
 	if s.expired(&h.foundTimes, now) {
 		return h.v, false, nil
 	}
-	return h.v, limit == 0 || (limit > 0 && now.Sub(h.storedAt) < limit), nil
+	return h.v, limit == 0 || (limit > 0 && s.age(now, h.storedAt) < limit), nil
 }
 
 func (f *Func[A, R]) acquire(ctx context.Context, s *settings, k store.Key, o store.Owner) (store.Lease, error) {
@@ -303,16 +364,18 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 		defer f.releaseHeld(sctx, s, h)
 	}
 	// The counters are read before computing: an invalidation while fn runs then
-	// leaves the new entry already stale, rather than hiding it.
-	var before []envelope.Dep
-	if f.tags.needsVersions() {
-		var err error
-		if before, err = deps(sctx, s, f.counterNames(arg)); err != nil {
-			if err := f.storeFailed(sctx, s, "versions", k, err); err != nil {
-				return *new(R), err
-			}
+	// leaves the new entry already stale, rather than hiding it. They include the
+	// function's invalidation epoch, which save checks again once the entry is
+	// written. Without the tags' counters the result is returned but not stored (it
+	// would escape their invalidation); without the epoch alone it is stored as
+	// before epochs existed, since the store failing to read is no invalidation.
+	before, err := deps(sctx, s, f.writeCounters(s, arg))
+	if err != nil {
+		if err := f.storeFailed(sctx, s, "versions", k, err); err != nil {
+			return *new(R), err
 		}
 	}
+	storable := err == nil || !f.tags.needsVersions()
 	f.stats.computations.Add(1)
 	start := s.clock.Now()
 	v, err := f.fn(ctx, arg)
@@ -322,6 +385,9 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 			f.trace(s, "cachier: function failed; nothing stored", "key", k.String(), "err", err)
 		}
 		return v, err
+	}
+	if !storable {
+		return v, nil
 	}
 	if err := f.save(sctx, s, k, arg, v, before); err != nil && s.failClosed {
 		return v, err
@@ -398,12 +464,39 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 	if f.localOn(s) {
 		seq = f.local.sync.seq.Load()
 	}
+	e0, checked := f.recordedEpoch(before)
+	if checked {
+		// The last check and the write, as one step for Invalidate and Clear in this
+		// process: either they run first and the check sees their bump, or they
+		// delete what was written.
+		f.invMu.RLock()
+		if !f.epochStill(ctx, s, k, e0) {
+			f.invMu.RUnlock()
+			return nil
+		}
+	}
 	if ls, isLive := s.store.(store.LiveStore); isLive {
 		err = ls.SetLive(ctx, k, e, any(v))
 	} else {
 		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
 		err = s.store.Set(opCtx, k, e)
 		cancel()
+	}
+	if checked {
+		f.invMu.RUnlock()
+		// Another process may have bumped and deleted between the check and the
+		// write: check once more, and delete what was written if it did.
+		if pl, local := s.store.(store.ProcessLocal); err == nil && !(local && pl.ProcessLocal()) && !f.epochStill(ctx, s, k, e0) {
+			opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+			defer cancel()
+			if derr := s.store.Delete(opCtx, k); derr != nil {
+				_ = f.storeFailed(ctx, s, "delete", k, derr)
+			}
+			if f.localOn(s) {
+				f.wroteLocal(ctx, s, k, arg, v, e, seq, errInvalidatedMeanwhile)
+			}
+			return nil
+		}
 	}
 	if f.localOn(s) {
 		f.wroteLocal(ctx, s, k, arg, v, e, seq, err)
@@ -531,7 +624,12 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 		// and computing blind would only repeat a refresh that may have landed.
 		strict := *s
 		strict.failClosed = true
-		if v, ok, err := f.acceptOrErr(ctx, &strict, k, arg, start); ok || err != nil {
+		ep, err := f.readEpoch(ctx, &strict)
+		if err != nil {
+			f.release(ctx, s, lease)
+			return v, f.storeFailed(ctx, s, "versions", k, err)
+		}
+		if v, ok, err := f.acceptOrErr(ctx, &strict, k, arg, start, ep); ok || err != nil {
 			f.release(ctx, s, lease) // refreshed by someone else meanwhile, or the store failed
 			return v, nil
 		}

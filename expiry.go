@@ -160,7 +160,7 @@ func (s *settings) expired(h *foundTimes, now time.Time) bool {
 		return true
 	}
 	d := s.expiryAge(h.ttl)
-	return d > 0 && now.Sub(h.storedAt) >= d
+	return d > 0 && s.age(now, h.storedAt) >= d
 }
 
 // serve decides what a call does with an entry it found: a fresh hit (maybe starting a
@@ -174,7 +174,7 @@ func (f *Func[A, R]) serve(ctx context.Context, s *settings, k store.Key, arg A,
 	)
 	if limit != 0 || s.verbose || s.mayExpire(&h.foundTimes) { // reading the clock is a third of a memory hit
 		now = s.clock.Now()
-		age = now.Sub(h.storedAt)
+		age = s.age(now, h.storedAt)
 	}
 	expired := !now.IsZero() && s.expired(&h.foundTimes, now)
 	fresh := limit == 0 || (limit > 0 && age < limit)

@@ -105,7 +105,7 @@ func (f *Func[A, R]) hotCall(arg A) (R, bool) {
 	if limit := s.effectiveLimit(e.times.ttl); limit != 0 || s.mayExpire(&e.times) {
 		// Stale or expired: the usual path decides (NextTime, recompute).
 		now := s.clock.Now()
-		if limit < 0 || (limit > 0 && now.Sub(e.times.storedAt) >= limit) || s.expired(&e.times, now) {
+		if limit < 0 || (limit > 0 && s.age(now, e.times.storedAt) >= limit) || s.expired(&e.times, now) {
 			return zero, false
 		}
 	}

@@ -48,6 +48,9 @@ type Func[A, R any] struct {
 	lastCleanup atomic.Pointer[time.Time] // by the Func's clock; nil before the first
 	sizeWarned  atomic.Bool               // an oversize result was logged (once per function)
 	life        lifecycle                 // work Close waits for, leases it releases
+	// invMu orders, within the process, an invalidation's bump and delete against a
+	// computation's last epoch check and its write (see invalidation.go).
+	invMu sync.RWMutex
 }
 
 type resolvedSettings struct {
@@ -404,11 +407,9 @@ func (f *Func[A, R]) Precache(ctx context.Context, arg A, value R) error {
 	if err != nil {
 		return err
 	}
-	var before []envelope.Dep
-	if f.tags.needsVersions() {
-		if before, err = deps(ctx, s, f.counterNames(arg)); err != nil {
-			return fmt.Errorf("cachier: precache %s: %w", k, err)
-		}
+	before, err := deps(ctx, s, f.writeCounters(s, arg))
+	if err != nil {
+		return fmt.Errorf("cachier: precache %s: %w", k, err)
 	}
 	return f.save(ctx, s, k, arg, value, before)
 }
@@ -419,20 +420,25 @@ func (f *Func[A, R]) Invalidate(ctx context.Context, arg A) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	// The epoch first, then the entry: a computation under way then either sees the
+	// bump and deletes what it stores, or stored before the delete (invalidation.go).
+	// Callers from now on start their own computation instead of joining one under way.
+	f.invMu.Lock()
+	defer f.invMu.Unlock()
+	bumpErr := f.bumpEpoch(ctx, s)
+	f.inflight.Forget(k.ID)
+	f.refreshing.Forget(k.ID)
+	dctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
 	defer cancel()
-	if err := s.store.Delete(ctx, k); err != nil {
-		return fmt.Errorf("cachier: invalidate %s: %w", k, err)
+	if err := s.store.Delete(dctx, k); err != nil {
+		return errors.Join(fmt.Errorf("cachier: invalidate %s: %w", k, err), bumpErr)
 	}
 	var self *tierSync
 	if f.local != nil {
 		f.local.forget(f.tierKey(arg, k))
 		self = f.local.sync
 	}
-	if err := changedNS(ctx, s, f.ns, self); err != nil {
-		return err
-	}
-	return f.invalidateDependents(ctx, s)
+	return errors.Join(bumpErr, changedNS(ctx, s, f.ns, self))
 }
 
 // Clear removes every result of the function (cachier's clear_cache).
@@ -446,20 +452,23 @@ func (f *Func[A, R]) Clear(ctx context.Context) error {
 	}
 	// Clearing may walk many entries, but a store that stopped answering must not
 	// hold the caller forever.
+	// The epoch first, then the entries: see Invalidate.
+	f.invMu.Lock()
+	defer f.invMu.Unlock()
+	bumpErr := f.bumpEpoch(ctx, s)
+	f.inflight.ForgetAll()
+	f.refreshing.ForgetAll()
 	ctx, cancel := context.WithTimeout(ctx, 10*s.storeTimeout)
 	defer cancel()
 	if err := s.store.Clear(ctx, f.ns); err != nil {
-		return fmt.Errorf("cachier: clear %s: %w", f.ns, err)
+		return errors.Join(fmt.Errorf("cachier: clear %s: %w", f.ns, err), bumpErr)
 	}
 	var self *tierSync
 	if f.local != nil {
 		f.local.sync.dropAll()
 		self = f.local.sync
 	}
-	if err := changedNS(ctx, s, f.ns, self); err != nil {
-		return err
-	}
-	return f.invalidateDependents(ctx, s)
+	return errors.Join(bumpErr, changedNS(ctx, s, f.ns, self))
 }
 
 // ClearBeingCalculated releases every calculation lease of the function, whoever
@@ -529,6 +538,9 @@ type found[R any] struct {
 	// that the re-check under the lease does not count it twice.
 	corrupt error  // damaged or undecodable
 	movedBy string // the counter that invalidated it
+
+	epoch    uint64 // the function's invalidation epoch when it was computed,
+	hasEpoch bool   // if the entry recorded one
 }
 
 // report logs and counts why a present entry was a miss.
@@ -620,6 +632,7 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 		h.corrupt = err
 		return h, false, nil
 	}
+	h.epoch, h.hasEpoch = f.recordedEpoch(meta.Deps)
 	if len(meta.Deps) > 0 {
 		moved, err := f.movedDep(ctx, s, meta.Deps, known)
 		if err != nil {
@@ -633,10 +646,10 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 	h.storedAt, h.ttl, h.expiresAt = e.StoredAt, meta.TTL, e.ExpiresAt
 	if ticket != nil {
 		f.hot.put(arg, &hotEntry[R]{v: h.v, times: h.foundTimes, gen: s.gen,
-			life: ticket, deps: len(meta.Deps) > 0, epoch: epoch})
+			life: ticket, deps: f.hasDeps(meta.Deps), epoch: epoch})
 	}
 	if lkey != nil {
-		f.fillLocal(s, lkey, &h, seq, len(meta.Deps) > 0, len(e.Value))
+		f.fillLocal(s, lkey, &h, seq, f.hasDeps(meta.Deps), len(e.Value))
 	}
 	return h, true, nil
 }

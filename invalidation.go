@@ -18,6 +18,47 @@ import (
 // is a miss once any of them has moved. Invalidating bumps a counter; the entries
 // themselves stay until they are overwritten or cleaned up.
 
+// # Invalidating during a computation
+//
+// Invalidate(arg) and Clear must not let a computation that began before them store a
+// result that is then served as fresh: fn may have read the data before it changed.
+// Every function has an invalidation epoch, the version counter "ns:<namespace>"
+// (which its dependents record too). The protocol needs no compare-and-swap:
+//
+//   - Invalidate and Clear bump the epoch FIRST, then delete.
+//   - A computing writer W reads the epoch (E0) before fn runs and records it in its
+//     entry. Once fn returns, W reads the epoch again (E1) and writes only if E1 ==
+//     E0; after writing it reads it a third time (E2) and deletes what it wrote if
+//     E2 != E0. In one process the E1 check and the write are one step against
+//     Invalidate and Clear (a lock), so E2 is only needed on a shared store.
+//   - A caller that waits for another computation (or re-checks under the lease)
+//     read the epoch (Ew) when it began, and accepts an entry only if the entry
+//     recorded Ew. Overwrite and Refresh accept no stored entry at all.
+//   - In the process, callers after Invalidate or Clear do not join a computation
+//     that began before: its single flight is forgotten.
+//
+// Why it holds, for an invalidation I (bump B, then delete D) and a writer W (read E0,
+// compute, read E1, write S, read E2), all on a linearizable store, with the data
+// changed before I began:
+//
+//   - E0 read after B: fn began after the data changed; its result is good.
+//   - E0 read before B and E1 read after B: bumps never repeat a value, so E1 != E0
+//     and W writes nothing.
+//   - E1 read before B, S after D: E2 is read after S, so after B; E2 != E0 and W
+//     deletes its entry.
+//   - E1 read before B, S before D: D deletes the entry.
+//   - A waiter that began after I returned read Ew after B, so Ew != E0 for any W
+//     whose E0 was read before B: it never accepts W's entry; it waits for W's lease
+//     and computes itself.
+//
+// What remains, on a store shared between processes: when another process's B and D
+// both fall between W's E1 read and its write S, a caller that does not wait may read
+// W's entry during the one round trip from S to W's delete. Two writers racing may
+// also delete each other's entries. Both cost at most a miss later, and no result
+// outlives the invalidation. The price is up to three epoch reads per computation
+// (one with the tags' counters when there are tags). A store without version counters
+// (no store.Versioner) keeps the old behaviour.
+
 // ErrNoVersions reports tags, prefixes or dependencies on a store that does not keep
 // version counters (it does not implement store.Versioner).
 var ErrNoVersions = errors.New("cachier: the store keeps no version counters (store.Versioner); tags, prefixes and DependsOn need them")
@@ -210,6 +251,75 @@ func (f *Func[A, R]) counterNames(arg A) []string {
 	return append(names, t.parentDeps...)
 }
 
+// epoch is a function's invalidation epoch as one caller read it: ok is false when
+// the store keeps no counters.
+type epoch struct {
+	v  uint64
+	ok bool
+}
+
+// readEpoch reads the function's invalidation epoch.
+func (f *Func[A, R]) readEpoch(ctx context.Context, s *settings) (epoch, error) {
+	if _, ok := s.store.(store.Versioner); !ok {
+		return epoch{}, nil
+	}
+	vs, err := versions(ctx, s, []string{namespaceCounter(f.ns)})
+	if err != nil {
+		return epoch{}, err
+	}
+	return epoch{v: vs[0], ok: true}, nil
+}
+
+// writeCounters returns the counters a computation reads before it runs, to record
+// them in its entry: counterNames, and the function's invalidation epoch when the
+// store keeps counters.
+func (f *Func[A, R]) writeCounters(s *settings, arg A) []string {
+	names := f.counterNames(arg)
+	if _, ok := s.store.(store.Versioner); ok {
+		names = append(names, namespaceCounter(f.ns))
+	}
+	return names
+}
+
+// hasDeps reports whether an entry depends on counters other than the function's own
+// epoch, which only a waiter checks.
+func (f *Func[A, R]) hasDeps(ds []envelope.Dep) bool {
+	own := namespaceCounter(f.ns)
+	for _, d := range ds {
+		if d.Name != own {
+			return true
+		}
+	}
+	return false
+}
+
+// recordedEpoch returns the invalidation epoch recorded in an entry's dependencies.
+func (f *Func[A, R]) recordedEpoch(ds []envelope.Dep) (uint64, bool) {
+	own := namespaceCounter(f.ns)
+	for _, d := range ds {
+		if d.Name == own {
+			return d.Version, true
+		}
+	}
+	return 0, false
+}
+
+// epochStill reports whether the function's invalidation epoch still reads e0, so
+// that the entry for k computed under e0 may be stored. When it moved (an Invalidate
+// or Clear ran since the computation began) or cannot be read, it counts and logs why
+// the entry is not kept.
+func (f *Func[A, R]) epochStill(ctx context.Context, s *settings, k store.Key, e0 uint64) bool {
+	now, err := f.readEpoch(ctx, s)
+	if err == nil && now.v == e0 {
+		return true
+	}
+	f.stats.invalidated.Add(1)
+	if s.verbose {
+		f.trace(s, "cachier: invalidated while computing; the result is returned, not kept", "key", k.String())
+	}
+	return false
+}
+
 // versions reads the current values of names.
 func versions(ctx context.Context, s *settings, names []string) ([]uint64, error) {
 	v, ok := s.store.(store.Versioner)
@@ -240,8 +350,14 @@ func deps(ctx context.Context, s *settings, names []string) ([]envelope.Dep, err
 // stale reports the first dependency of an entry whose counter has moved, using the
 // values read together with the entry where there are some.
 func (f *Func[A, R]) movedDep(ctx context.Context, s *settings, ds []envelope.Dep, known map[string]uint64) (string, error) {
+	// The function's own epoch is not a dependency: Invalidate(arg) moves it, and it
+	// must not drop the other keys. Only a caller that waited checks it (accept).
+	own := namespaceCounter(f.ns)
 	var missing []string
 	for _, d := range ds {
+		if d.Name == own {
+			continue
+		}
 		if _, ok := known[d.Name]; !ok {
 			missing = append(missing, d.Name)
 		}
@@ -259,7 +375,7 @@ func (f *Func[A, R]) movedDep(ctx context.Context, s *settings, ds []envelope.De
 		}
 	}
 	for _, d := range ds {
-		if known[d.Name] != d.Version {
+		if d.Name != own && known[d.Name] != d.Version {
 			return d.Name, nil
 		}
 	}
@@ -331,9 +447,10 @@ func (f *Func[A, R]) InvalidatePrefix(ctx context.Context, arg A) error {
 	return bump(ctx, s.store, s.storeTimeout, prefixCounter(f.tags.prefix(arg)))
 }
 
-// invalidateDependents bumps the function's own counter, which its dependents'
-// entries record. Stores without counters have no dependents to tell.
-func (f *Func[A, R]) invalidateDependents(ctx context.Context, s *settings) error {
+// bumpEpoch bumps the function's own counter: its invalidation epoch, which its
+// computations under way check, and which its dependents' entries record. Stores
+// without counters have neither.
+func (f *Func[A, R]) bumpEpoch(ctx context.Context, s *settings) error {
 	if _, ok := s.store.(store.Versioner); !ok {
 		return nil
 	}

@@ -538,7 +538,7 @@ func (f *Func[A, R]) wroteLocal(ctx context.Context, s *settings, k store.Key, a
 		return
 	}
 	h := found[R]{v: v, foundTimes: foundTimes{storedAt: e.StoredAt, expiresAt: e.ExpiresAt, ttl: meta.TTL}}
-	f.fillLocal(s, key, &h, seq, len(meta.Deps) > 0, len(e.Value))
+	f.fillLocal(s, key, &h, seq, f.hasDeps(meta.Deps), len(e.Value))
 	if err := changedNS(ctx, s, f.ns, f.local.sync); err != nil {
 		_ = f.storeFailed(ctx, s, "mark", k, err)
 	}

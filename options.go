@@ -57,6 +57,7 @@ type settings struct {
 	logger       *slog.Logger
 	clock        Clock
 	leaseTTL     time.Duration
+	maxSkew      time.Duration // how far ahead another writer's clock may run
 	storeTimeout time.Duration
 	failClosed   bool
 	observer     Observer
@@ -88,6 +89,7 @@ func defaultSettings() settings {
 	return settings{
 		codec:        CBOR,
 		leaseTTL:     30 * time.Second,
+		maxSkew:      DefaultMaxClockSkew,
 		storeTimeout: 10 * time.Second,
 		clock:        clock.Real(),
 	}
@@ -301,6 +303,52 @@ func WithClock(c Clock) Option {
 		return nil
 	})
 }
+
+// DefaultMaxClockSkew is MaxClockSkew's default.
+const DefaultMaxClockSkew = time.Second
+
+// MaxClockSkew states how far the clocks of the processes and machines sharing a store
+// may disagree (default [DefaultMaxClockSkew]). An entry's age is measured from the
+// time its writer stamped on it, by the writer's clock; cachier trusts that stamp only
+// within this bound:
+//
+//   - a stamp up to MaxClockSkew in the future counts as age 0 (just stored);
+//   - a stamp further in the future says nothing about the entry's age, so the entry
+//     counts as infinitely old: stale (NextTime serves it while it refreshes, unless
+//     MaxStale bounds it), expired when an expiry applies, and never a fresh hit.
+//
+// So MaxAge(500*time.Millisecond) never serves an entry that a clock 10s ahead
+// stamped a second ago. A waiter takes another caller's result as "stored after I
+// began" only when its stamp is within the bound, and Refresh never takes a stored
+// result at all. Durations measured in one process (waits, backoffs, intervals) use
+// the local monotonic clock and need no bound. Zero trusts no stamp in the future.
+func MaxClockSkew(d time.Duration) Option {
+	return opt("MaxClockSkew", everywhere, func(s *settings) error {
+		if d < 0 {
+			return fmt.Errorf("negative duration %v", d)
+		}
+		s.maxSkew = d
+		return nil
+	})
+}
+
+// age returns how old an entry stamped storedAt is at now, by the rules of
+// MaxClockSkew: 0 for a stamp in the future within the bound, and a practically
+// infinite age for one beyond it.
+func (s *settings) age(now, storedAt time.Time) time.Duration {
+	d := now.Sub(storedAt)
+	switch {
+	case d >= 0:
+		return d
+	case -d <= s.maxSkew:
+		return 0
+	default:
+		return unknownAge
+	}
+}
+
+// unknownAge is the age of an entry whose stamp is too far in the future to trust.
+const unknownAge = time.Duration(1<<63 - 1)
 
 // LeaseTTL sets how long a calculation lease lasts without renewal (default 30s).
 // The holder renews it every third of that while it computes, so it bounds how long a

@@ -95,6 +95,39 @@ func (g *Group[V]) Join(key string, fn func() (V, error), abandoned func()) (c *
 	return c, !ok
 }
 
+// Replace starts a new run of fn for key, which later callers of Join join, even if a
+// run for key is in flight: that one finishes for the callers that joined it, and no
+// one else. The caller leads the new run and must call Leave as with Join. It serves a
+// caller that needs a run which began after it asked (a refresh). fn receives the run
+// it replaced (nil if none), to wait for it if it must.
+func (g *Group[V]) Replace(key string, fn func(prev *Call[V]) (V, error), abandoned func()) *Call[V] {
+	g.mu.Lock()
+	if g.calls == nil {
+		g.calls = map[string]*Call[V]{}
+	}
+	prev := g.calls[key]
+	c := &Call[V]{done: make(chan struct{}), abandoned: abandoned, waiters: 1}
+	g.calls[key] = c
+	go g.run(key, c, func() (V, error) { return fn(prev) })
+	g.mu.Unlock()
+	return c
+}
+
+// Current returns the run for key in flight, or nil.
+func (g *Group[V]) Current(key string) *Call[V] {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.calls[key]
+}
+
+// Forget detaches the run for key, if one is in flight: it finishes for the callers
+// that joined it, and the next caller of key starts a new run.
+func (g *Group[V]) Forget(key string) {
+	g.mu.Lock()
+	delete(g.calls, key)
+	g.mu.Unlock()
+}
+
 // Do runs fn for key unless a run for key is already in flight, and waits for the
 // result or for ctx. leader reports whether this caller started the run.
 func (g *Group[V]) Do(ctx context.Context, key string, fn func() (V, error)) (v V, err error, leader bool) {

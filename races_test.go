@@ -1,0 +1,229 @@
+package cachier_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/clock"
+)
+
+// source is data a cached function reads: the first read can be held until the test
+// lets it go, so that the data changes while a computation that read it runs.
+type source struct {
+	data    atomic.Int64
+	runs    atomic.Int64
+	started chan struct{} // receives when the held run has read the data
+	release chan struct{} // closed to let the held run return
+}
+
+func newSource(v int64) *source {
+	s := &source{started: make(chan struct{}, 1), release: make(chan struct{})}
+	s.data.Store(v)
+	return s
+}
+
+// fn reads the data; the first run holds until release.
+func (s *source) fn(_ context.Context, _ int) (int64, error) {
+	v := s.data.Load()
+	if s.runs.Add(1) == 1 {
+		s.started <- struct{}{}
+		<-s.release
+	}
+	return v, nil
+}
+
+// Finding 1: Invalidate or Clear while a computation that read the old data runs
+// must not leave its result fresh, in this process or (file store) any other; and a
+// caller after the invalidation does not join that computation.
+func TestInvalidateDuringComputationLeavesNoOldResult(t *testing.T) {
+	for _, how := range []string{"Invalidate", "Clear"} {
+		t.Run(how, func(t *testing.T) {
+			stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
+				src := newSource(1)
+				f, err := cachier.Wrap(src.fn, cachier.Name("races/inv-"+how), cachier.WithStore(newStore(t)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				old := make(chan int64, 1)
+				go func() { v, _ := f.Call(ctx, 7); old <- v }()
+				<-src.started // it read 1
+				src.data.Store(2)
+				var err2 error
+				if how == "Invalidate" {
+					err2 = f.Invalidate(ctx, 7)
+				} else {
+					err2 = f.Clear(ctx)
+				}
+				if err2 != nil {
+					t.Fatal(err2)
+				}
+				after := make(chan int64, 1)
+				go func() { v, _ := f.Call(ctx, 7); after <- v }()
+				close(src.release)
+				if v := <-old; v != 1 {
+					t.Fatalf("the call before %s got %d, want 1", how, v)
+				}
+				if v := <-after; v != 2 {
+					t.Fatalf("a call after %s got %d from the computation that began before it", how, v)
+				}
+				for range 3 {
+					if v, err := f.Call(ctx, 7); v != 2 || err != nil {
+						t.Fatalf("after %s: %d, %v; the old result was stored as fresh", how, v, err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// Finding 2: Refresh answers with a computation that began after it was asked for:
+// it joins no computation under way in the process, and takes no result that one
+// stores.
+func TestRefreshDoesNotJoinAnEarlierComputation(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
+		src := newSource(1)
+		f, err := cachier.Wrap(src.fn, cachier.Name("races/refresh"), cachier.WithStore(newStore(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		old := make(chan int64, 1)
+		go func() { v, _ := f.Call(ctx, 7); old <- v }()
+		<-src.started
+		src.data.Store(2)
+		refreshed := make(chan int64, 1)
+		go func() { v, _ := f.Refresh(ctx, 7); refreshed <- v }()
+		waitFor(t, "Refresh to miss", func() bool { return f.Stats().Misses == 2 })
+		close(src.release)
+		if v := <-old; v != 1 {
+			t.Fatalf("the call before Refresh got %d, want 1", v)
+		}
+		if v := <-refreshed; v != 2 {
+			t.Fatalf("Refresh returned %d, computed before it was asked for", v)
+		}
+		if v, _ := f.Call(ctx, 7); v != 2 {
+			t.Fatalf("after Refresh: %d", v)
+		}
+	})
+}
+
+// Finding 2: Refresh is not satisfied by a NextTime background refresh already under
+// way: that one read the data before Refresh was asked for.
+func TestRefreshDoesNotTakeABackgroundRefresh(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
+		clk := newClock()
+		src := newSource(1)
+		src.runs.Store(-1) // the first run (the cold miss) is not held; the second is
+		f, err := cachier.Wrap(src.fn, cachier.Name("races/bg"), cachier.WithStore(newStore(t)), cachier.WithClock(clk),
+			cachier.StaleAfter(time.Minute), cachier.NextTime(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if v, _ := f.Call(ctx, 7); v != 1 {
+			t.Fatalf("cold call: %d", v)
+		}
+		src.data.Store(2)
+		src.runs.Store(0)
+		clk.Advance(2 * time.Minute)
+		if v, _ := f.Call(ctx, 7); v != 1 { // stale: served, refresh starts and reads 2 ...
+			t.Fatalf("stale call: %d", v)
+		}
+		<-src.started
+		src.data.Store(3) // ... and the data changes again before it ends
+		refreshed := make(chan int64, 1)
+		go func() { v, _ := f.Refresh(ctx, 7); refreshed <- v }()
+		waitFor(t, "Refresh to miss", func() bool { return f.Stats().Misses == 2 })
+		clk.Advance(time.Second) // the background refresh stores after Refresh began
+		close(src.release)
+		if v := <-refreshed; v != 3 {
+			t.Fatalf("Refresh returned %d from the background refresh that began before it", v)
+		}
+		waitFor(t, "the background refresh to end", func() bool { return f.Stats().Refreshes+f.Stats().RefreshErrors == 1 })
+		if v, _ := f.Call(ctx, 7); v != 3 {
+			t.Fatalf("after Refresh: %d; the older background refresh overwrote it", v)
+		}
+	})
+}
+
+// Finding 4: an entry's stamp is trusted only within MaxClockSkew. A writer whose
+// clock runs 10s ahead stamps entries 10s in the future: they are not fresh for a
+// reader with MaxAge(500ms) a second later; a stamp within the bound counts as age 0.
+func TestClockSkewBound(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
+		st := newStore(t)
+		base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		var runs atomic.Int64
+		fn := func(_ context.Context, x int) (int64, error) { return runs.Add(1), nil }
+		wrap := func(c *clock.Fake) *cachier.Func[int, int64] {
+			f, err := cachier.Wrap(fn, cachier.Name("races/skew"), cachier.WithStore(st), cachier.WithClock(c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		ctx := context.Background()
+		reader := clock.NewFake(base)
+		r := wrap(reader)
+		for _, tc := range []struct {
+			ahead time.Duration
+			hit   bool
+		}{
+			{ahead: 10 * time.Second, hit: false}, // beyond the bound: age unknown
+			{ahead: 800 * time.Millisecond, hit: true},
+		} {
+			writer := clock.NewFake(reader.Now().Add(tc.ahead))
+			w := wrap(writer)
+			if _, err := w.Refresh(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			reader.Advance(100 * time.Millisecond)
+			before := r.Stats().Hits
+			r.Call(ctx, 1, cachier.MaxAge(500*time.Millisecond))
+			if hit := r.Stats().Hits > before; hit != tc.hit {
+				t.Fatalf("writer %v ahead: hit = %v, want %v", tc.ahead, hit, tc.hit)
+			}
+		}
+		// With a bound of zero, no future stamp is trusted.
+		writer := clock.NewFake(reader.Now().Add(100 * time.Millisecond))
+		if _, err := wrap(writer).Refresh(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		before := r.Stats().Hits
+		r.Call(ctx, 1, cachier.MaxClockSkew(0), cachier.MaxAge(time.Hour))
+		if r.Stats().Hits != before {
+			t.Fatal("MaxClockSkew(0) trusted a stamp in the future")
+		}
+	})
+}
+
+// Finding 4: a Refresh computes even when the computation it waited for, in another
+// process (here another Func on the same file store), stamped its entry 10s ahead.
+func TestRefreshComputesWhateverTheWriterClock(t *testing.T) {
+	st := newFileStore(t)
+	src := newSource(1)
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var readerRuns atomic.Int64
+	w, _ := cachier.Wrap(src.fn, cachier.Name("races/skew-refresh"), cachier.WithStore(st), cachier.WithClock(clock.NewFake(base.Add(10*time.Second))))
+	r, _ := cachier.Wrap(func(ctx context.Context, x int) (int64, error) { readerRuns.Add(1); return src.fn(ctx, x) },
+		cachier.Name("races/skew-refresh"), cachier.WithStore(st), cachier.WithClock(clock.NewFake(base)))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go w.Call(ctx, 1)
+	<-src.started
+	src.data.Store(2)
+	refreshed := make(chan int64, 1)
+	go func() { v, _ := r.Refresh(ctx, 1); refreshed <- v }()
+	waitFor(t, "Refresh to wait for the lease", func() bool { return r.Stats().Waits == 1 })
+	close(src.release)
+	if v := <-refreshed; v != 2 || readerRuns.Load() != 1 {
+		t.Fatalf("Refresh returned %d after %d computations, want 2 from its own", v, readerRuns.Load())
+	}
+}
