@@ -67,6 +67,11 @@ func detectDialect(db *sql.DB) (Dialect, error) {
 // queries holds every statement of one store, written for its dialect and tables.
 type queries struct {
 	createEntries, createLeases, createVersions string
+	// addExpiresAt adds the entries' expires_at column (NULL: never) to a table made
+	// before it existed; "duplicate column" errors mean it is there already.
+	addExpiresAt string
+	// deleteExpired removes a namespace's entries whose expires_at has passed.
+	deleteExpired string
 
 	get, set, del, clear, deleteBefore string
 	// getFrom is get after its select list, for GetVersioned to add counters to.
@@ -181,15 +186,24 @@ func buildQueries(d Dialect, entriesTable, leasesTable, versionsTable string) qu
 	version INTEGER NOT NULL) WITHOUT ROWID`
 	}
 
+	switch d {
+	case Postgres:
+		q.addExpiresAt = `ALTER TABLE ` + e + ` ADD COLUMN IF NOT EXISTS expires_at BIGINT`
+	case MySQL:
+		q.addExpiresAt = `ALTER TABLE ` + e + ` ADD COLUMN expires_at BIGINT NULL`
+	default:
+		q.addExpiresAt = `ALTER TABLE ` + e + ` ADD COLUMN expires_at INTEGER`
+	}
 	q.getFrom = ` FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2)
-	q.get = `SELECT stored_at, value` + q.getFrom
-	ins := `INSERT INTO ` + e + ` (namespace, id, stored_at, value) VALUES (` + p(1) + `, ` + p(2) + `, ` + p(3) + `, ` + p(4) + `)`
+	q.get = `SELECT stored_at, value, expires_at` + q.getFrom
+	ins := `INSERT INTO ` + e + ` (namespace, id, stored_at, value, expires_at) VALUES (` + p(1) + `, ` + p(2) + `, ` + p(3) + `, ` + p(4) + `, ` + p(5) + `)`
 	switch d {
 	case MySQL:
-		q.set = ins + ` ON DUPLICATE KEY UPDATE stored_at = VALUES(stored_at), value = VALUES(value)`
+		q.set = ins + ` ON DUPLICATE KEY UPDATE stored_at = VALUES(stored_at), value = VALUES(value), expires_at = VALUES(expires_at)`
 	default:
-		q.set = ins + ` ON CONFLICT (namespace, id) DO UPDATE SET stored_at = excluded.stored_at, value = excluded.value`
+		q.set = ins + ` ON CONFLICT (namespace, id) DO UPDATE SET stored_at = excluded.stored_at, value = excluded.value, expires_at = excluded.expires_at`
 	}
+	q.deleteExpired = `DELETE FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND expires_at IS NOT NULL AND expires_at <= ` + p(2)
 	q.del = `DELETE FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2)
 	q.clear = `DELETE FROM ` + e + ` WHERE namespace = ` + p(1)
 	q.deleteBefore = `DELETE FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND stored_at < ` + p(2)
@@ -197,7 +211,7 @@ func buildQueries(d Dialect, entriesTable, leasesTable, versionsTable string) qu
 	if d == Postgres {
 		length = "octet_length(value)"
 	}
-	q.entriesPage = `SELECT id, ` + length + `, stored_at FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id > ` + p(2) +
+	q.entriesPage = `SELECT id, ` + length + `, stored_at, expires_at FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id > ` + p(2) +
 		` ORDER BY id LIMIT ` + fmt.Sprint(pageSize)
 	q.namespaces = `SELECT namespace FROM ` + e + ` UNION SELECT namespace FROM ` + l + ` WHERE expires_at > ` + now
 	q.fingerprint = `SELECT (SELECT stored_at FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2) + `),
@@ -244,7 +258,7 @@ func buildQueries(d Dialect, entriesTable, leasesTable, versionsTable string) qu
 	if d == Postgres {
 		// Writes that waiters care about notify in the same statement, so the
 		// notification is sent exactly when the change commits.
-		q.set = `WITH w AS (` + q.set + `) SELECT pg_notify($5, $6)`
+		q.set = `WITH w AS (` + q.set + `) SELECT pg_notify($6, $7)`
 		q.del = `WITH w AS (` + q.del + ` RETURNING 1) SELECT pg_notify($3, $4) FROM (SELECT 1 FROM w LIMIT 1) x`
 		q.clear = `WITH w AS (` + q.clear + ` RETURNING 1) SELECT pg_notify($2, $3) FROM (SELECT 1 FROM w LIMIT 1) x`
 		q.deleteBefore = `WITH w AS (` + q.deleteBefore + ` RETURNING 1), c AS (SELECT count(*) AS n FROM w)

@@ -226,10 +226,10 @@ func (s *Store) init(ctx context.Context) (*stmts, error) {
 	if s.bgCtx.Err() != nil {
 		return nil, errClosed
 	}
-	for _, ddl := range []string{s.q.createEntries, s.q.createLeases, s.q.createVersions} {
+	for _, ddl := range []string{s.q.createEntries, s.q.addExpiresAt, s.q.createLeases, s.q.createVersions} {
 		for attempt := 0; ; attempt++ {
 			_, err := s.exec(ctx, ddl)
-			if err == nil {
+			if err == nil || ddl == s.q.addExpiresAt && isDuplicateColumn(err) {
 				break
 			}
 			if !isCreateRace(err) || attempt >= 5 {
@@ -353,9 +353,9 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 			}
 			return store.Entry{}, fmt.Errorf("%w: %s", store.ErrNotFound, k)
 		}
-		var at sql.NullInt64
+		var at, exp sql.NullInt64
 		var v sql.Null[[]byte]
-		if err := rows.Scan(&at, &v); err != nil {
+		if err := rows.Scan(&at, &v, &exp); err != nil {
 			return store.Entry{}, corrupt(k, err)
 		}
 		if !at.Valid || !v.Valid {
@@ -364,7 +364,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 		if v.V == nil {
 			v.V = []byte{}
 		}
-		return store.Entry{Value: v.V, StoredAt: fromMicros(at.Int64)}, rows.Close()
+		return store.Entry{Value: v.V, StoredAt: fromMicros(at.Int64), ExpiresAt: fromNullMicros(exp)}, rows.Close()
 	})
 }
 
@@ -382,7 +382,7 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 	if v == nil {
 		v = []byte{} // NOT NULL: an empty value is still a value
 	}
-	args := []any{k.Namespace, k.ID, micros(e.StoredAt), v}
+	args := []any{k.Namespace, k.ID, micros(e.StoredAt), v, nullMicros(e.ExpiresAt)}
 	if s.dialect == Postgres {
 		args = append(args, s.channel, keyPayload(k))
 	}
@@ -529,11 +529,11 @@ func pages[T any](ctx context.Context, s *Store, namespace, query string,
 func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
 	return pages(ctx, s, namespace, s.q.entriesPage, func(r *sql.Rows) (store.Info, string, error) {
 		var id string
-		var size, at sql.NullInt64
-		if err := r.Scan(&id, &size, &at); err != nil {
+		var size, at, exp sql.NullInt64
+		if err := r.Scan(&id, &size, &at, &exp); err != nil {
 			return store.Info{}, "", corrupt(store.Key{Namespace: namespace, ID: id}, err)
 		}
-		return store.Info{Key: store.Key{Namespace: namespace, ID: id}, Size: size.Int64, StoredAt: fromMicros(at.Int64)}, id, nil
+		return store.Info{Key: store.Key{Namespace: namespace, ID: id}, Size: size.Int64, StoredAt: fromMicros(at.Int64), ExpiresAt: fromNullMicros(exp)}, id, nil
 	})
 }
 

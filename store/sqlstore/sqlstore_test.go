@@ -342,3 +342,35 @@ func TestAcquireRace(t *testing.T) {
 		})
 	}
 }
+
+// A table made before entries had an expiry gets the expires_at column on first use,
+// and its old rows read as never expiring.
+func TestOldTableGainsExpiresAt(t *testing.T) {
+	db := openSQLite(t)
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE cachier_entries (
+	namespace TEXT NOT NULL, id TEXT NOT NULL, stored_at INTEGER NOT NULL, value BLOB NOT NULL,
+	PRIMARY KEY (namespace, id))`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO cachier_entries VALUES ('ns', 'old', 1, x'01')`); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a second store finds the column there
+		s, err := sqlstore.New(db, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exp := time.UnixMicro(time.Now().Add(time.Hour).UnixMicro())
+		k := store.Key{Namespace: "ns", ID: "new"}
+		if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now(), ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := s.Get(ctx, k); err != nil || !e.ExpiresAt.Equal(exp) {
+			t.Fatalf("Get = %+v, %v; want ExpiresAt %v", e, err, exp)
+		}
+		if e, err := s.Get(ctx, store.Key{Namespace: "ns", ID: "old"}); err != nil || !e.ExpiresAt.IsZero() {
+			t.Fatalf("old row = %+v, %v; want no expiry", e, err)
+		}
+	}
+}

@@ -142,11 +142,11 @@ func (s *Store) GetVersioned(ctx context.Context, k store.Key, names []string) (
 			}
 			return result{}, fmt.Errorf("%w: %s", store.ErrNotFound, k)
 		}
-		var at sql.NullInt64
+		var at, exp sql.NullInt64
 		var v sql.Null[[]byte]
 		vs := make([]sql.NullInt64, len(names))
-		dest := make([]any, 2, 2+len(names))
-		dest[0], dest[1] = &at, &v
+		dest := make([]any, 3, 3+len(names))
+		dest[0], dest[1], dest[2] = &at, &v, &exp
 		for i := range vs {
 			dest = append(dest, &vs[i])
 		}
@@ -159,7 +159,7 @@ func (s *Store) GetVersioned(ctx context.Context, k store.Key, names []string) (
 		if v.V == nil {
 			v.V = []byte{}
 		}
-		return result{store.Entry{Value: v.V, StoredAt: fromMicros(at.Int64)}, fromNulls(vs)}, rows.Close()
+		return result{store.Entry{Value: v.V, StoredAt: fromMicros(at.Int64), ExpiresAt: fromNullMicros(exp)}, fromNulls(vs)}, rows.Close()
 	})
 	if err != nil {
 		return store.Entry{}, nil, err
@@ -200,7 +200,7 @@ func (s *Store) countersQuery(withEntry bool, n int) string {
 	b.WriteString("SELECT ")
 	first := 1
 	if withEntry {
-		b.WriteString("stored_at, value, ")
+		b.WriteString("stored_at, value, expires_at, ")
 		first = 3
 	}
 	for i := range n {
