@@ -55,6 +55,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(encodeEntry(store.Entry{Value: []byte("v"), StoredAt: time.Now()}))
 	f.Add([]byte{})
 	f.Add([]byte(entryMagic))
+	f.Add(encodeEntry(store.Entry{Value: []byte("v"), StoredAt: time.Unix(1, 2), ExpiresAt: time.Unix(60, 3)}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, why := decodeEntry(b)
 		if why != "" {

@@ -464,7 +464,7 @@ func (s *Store) readHeader(ctx context.Context, o listed) (header, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: &s.bucket,
 		Key:    &o.name,
-		Range:  aws.String(fmt.Sprintf("bytes=0-%d", headerLen-1)),
+		Range:  aws.String(fmt.Sprintf("bytes=0-%d", headerLen2-1)), // a version 1 object answers with 36
 	}, noChecksumValidation)
 	if err != nil {
 		if isNotFound(err) {
@@ -475,7 +475,7 @@ func (s *Store) readHeader(ctx context.Context, o listed) (header, error) {
 		}
 		return header{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
 	}
-	b, err := readBody(out, headerLen)
+	b, err := readBody(out, headerLen2)
 	if errors.Is(err, errTooBig) {
 		return header{}, corrupt(o.name, "the server ignored the byte range")
 	}
@@ -483,7 +483,7 @@ func (s *Store) readHeader(ctx context.Context, o listed) (header, error) {
 		return header{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
 	}
 	h, why := decodeHeader(b)
-	if why == "" && o.size >= 0 && h.size != o.size-headerLen {
+	if why == "" && o.size >= 0 && h.size != o.size-h.len {
 		why = fmt.Sprintf("object of %d bytes, header says %d-byte value", o.size, h.size)
 	}
 	if why != "" {
@@ -630,7 +630,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 				if skip[i] {
 					continue
 				}
-				info := store.Info{Key: store.Key{Namespace: namespace, ID: o.id}, Size: hs[i].size, StoredAt: hs[i].storedAt}
+				info := store.Info{Key: store.Key{Namespace: namespace, ID: o.id}, Size: hs[i].size, StoredAt: hs[i].storedAt, ExpiresAt: hs[i].expiresAt}
 				if !yield(info, nil) {
 					return
 				}
