@@ -69,6 +69,7 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 		{"LiveStore", testLiveStore, p.live},
 		{"Versions", testVersions, true},
 		{"GetVersioned", testGetVersioned, true},
+		{"Expiry", testExpiry, true},
 	}
 	// Tests of capabilities the store does not have are not run at all, rather than
 	// skipped, so that a skip always means something is missing (a server, say).
