@@ -46,3 +46,9 @@ func TestFileStoreRefreshOnceAcrossProcesses(t *testing.T) {
 func TestFileStoreCloseKeepsTheRefreshAcrossProcesses(t *testing.T) {
 	proctest.CloseAfterRefresh(t, "file://"+t.TempDir())
 }
+
+// A change in one process reaches another process's local tier through fsnotify,
+// long before its polling bound.
+func TestFileStoreLocalTierAcrossProcesses(t *testing.T) {
+	proctest.LocalTierAcrossProcesses(t, "file://"+t.TempDir(), 4, nil)
+}

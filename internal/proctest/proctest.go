@@ -75,6 +75,8 @@ func work(role string) error {
 		return batchWorker(ctx, st, dir, me)
 	case "closerefresh":
 		return closeRefreshWorker(ctx, st, dir, me)
+	case "tierreader":
+		return tierReader(ctx, st, me)
 	case "invalidate":
 		fmt.Println("ready")
 		return cachier.InvalidateTags(ctx, st, os.Getenv(envName)+"/tag")

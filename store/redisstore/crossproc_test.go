@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -55,4 +56,24 @@ func TestInvalidationThroughCachier(t *testing.T) {
 
 func TestRefreshOnceAcrossProcesses(t *testing.T) {
 	proctest.RefreshOnce(t, testserver.Redis(t).URL, 4, 16)
+}
+
+// TestLocalTierAcrossProcesses: changes reach another process's local tier through
+// pub/sub, also when its pub/sub connection is killed just before each change.
+func TestLocalTierAcrossProcesses(t *testing.T) {
+	srv := testserver.Redis(t)
+	t.Run("notified", func(t *testing.T) { proctest.LocalTierAcrossProcesses(t, srv.URL, 4, nil) })
+	t.Run("connection killed", func(t *testing.T) {
+		client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+		t.Cleanup(func() { client.Close() })
+		proctest.LocalTierAcrossProcesses(t, srv.URL, 4, func(t testing.TB) {
+			n, err := client.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				t.Fatal("no pub/sub connection to kill")
+			}
+		})
+	})
 }

@@ -1,0 +1,38 @@
+package sqlurl
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/cachier-go/cachier/internal/proctest"
+	"github.com/cachier-go/cachier/internal/testserver"
+)
+
+// TestLocalTierAcrossProcessesOnPostgres: changes reach another process's local tier
+// through LISTEN/NOTIFY, also when its LISTEN connection is terminated just before
+// each change.
+func TestLocalTierAcrossProcessesOnPostgres(t *testing.T) {
+	url := testserver.Postgres(t).URL
+	t.Run("notified", func(t *testing.T) { proctest.LocalTierAcrossProcesses(t, url, 4, nil) })
+	t.Run("connection killed", func(t *testing.T) {
+		db, err := sql.Open("pgx", url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		proctest.LocalTierAcrossProcesses(t, url, 4, func(t testing.TB) {
+			var n int
+			err := db.QueryRowContext(context.Background(),
+				`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()`).Scan(&n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				t.Fatal("no LISTEN connection to terminate")
+			}
+		})
+	})
+}
