@@ -290,7 +290,7 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R,
 		f.maybeCleanup(s)
 	}
 	slots := make([]slot[R], len(items))
-	var misses, stale []int
+	var misses, stale, ahead []int // ahead: fresh hits due for a refresh ahead (RefreshAhead)
 	if s.overwrite {
 		misses = indexes(len(items))
 	} else {
@@ -317,15 +317,26 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R,
 				misses = append(misses, i)
 				continue
 			}
-			if limit == 0 || (limit > 0 && s.age(now, h.storedAt) < limit) {
+			if age := s.age(now, h.storedAt); limit == 0 || (limit > 0 && age < limit) {
 				f.stats.hits.Add(1)
 				slots[i] = slot[R]{v: h.v, found: !missing[i], how: howHit}
+				if s.expiry.refreshAhead > 0 && limit > 0 && age >= refreshPoint(items[i].k, h.storedAt, limit, s.expiry.refreshAhead) {
+					if f.backoff.allow(items[i].k.ID, now) {
+						ahead = append(ahead, i)
+					} else {
+						f.stats.refreshesBackedOff.Add(1)
+					}
+				}
 				continue
 			}
 			if s.nextTime {
 				f.stats.staleHits.Add(1)
 				slots[i] = slot[R]{v: h.v, found: !missing[i], how: howStale}
-				stale = append(stale, i)
+				if f.backoff.allow(items[i].k.ID, now) {
+					stale = append(stale, i)
+				} else {
+					f.stats.refreshesBackedOff.Add(1) // the last refresh failed moments ago
+				}
 				continue
 			}
 			misses = append(misses, i)
@@ -333,6 +344,11 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R,
 	}
 	if len(stale) > 0 {
 		b.refreshLater(ctx, s, items, stale)
+	}
+	if len(ahead) > 0 {
+		early := *s
+		early.overwrite = true // a fresh entry does not stop this refresh, a newer one does
+		b.refreshLater(ctx, &early, items, ahead)
 	}
 	f.stats.misses.Add(uint64(len(misses)))
 	var start time.Time
@@ -1119,7 +1135,9 @@ func (b *Batch[A, R]) refreshBatch(ctx context.Context, s *settings, items []bat
 	pe := b.runAndStore(ctx, s, items, rest, leases, slots)
 	var failed int
 	var firstErr error
+	now := s.clock.Now()
 	for _, i := range rest {
+		f.backoff.done(items[i].k.ID, now, slots[i].err, s) // a failed key backs off
 		if slots[i].err != nil {
 			failed++
 			firstErr = cmp.Or(firstErr, slots[i].err)

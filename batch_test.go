@@ -32,6 +32,7 @@ type batchRecorder struct {
 func (r *batchRecorder) fn(ctx context.Context, args []int) (map[int]string, error) {
 	r.mu.Lock()
 	r.calls = append(r.calls, slices.Clone(args))
+	fail := r.fail
 	r.mu.Unlock()
 	if r.began != nil {
 		r.began <- slices.Clone(args)
@@ -39,8 +40,8 @@ func (r *batchRecorder) fn(ctx context.Context, args []int) (map[int]string, err
 	if r.gate != nil && (r.gated == nil || r.gated(args)) {
 		<-r.gate
 	}
-	if r.fail != nil {
-		return nil, r.fail
+	if fail != nil {
+		return nil, fail
 	}
 	out := make(map[int]string, len(args))
 	for _, a := range args {
@@ -650,5 +651,49 @@ func TestBatchSkipAndRefresh(t *testing.T) {
 	}
 	if st := b.Stats(); st.SkippedCalls != 3 {
 		t.Fatalf("SkippedCalls = %d, want 3 (per key)", st.SkippedCalls)
+	}
+}
+
+// RefreshAhead: fresh hits near their stale limit are refreshed in one background
+// call; a refresh that fails backs off per key instead of running on every call.
+func TestBatchRefreshAheadAndBackoff(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	r := &batchRecorder{}
+	b := mustBatch(t, r, cachier.WithStore(newFileStore(t)), cachier.WithClock(clk),
+		cachier.StaleAfter(time.Minute), cachier.NextTime(true), cachier.RefreshAhead(30*time.Second))
+	if _, err := b.Call(ctx, span(1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute - time.Nanosecond) // still fresh, past every refresh point
+	r.began = make(chan []int, 4)
+	got, err := b.Call(ctx, span(1, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantResults(t, got, span(1, 4))
+	if args := <-r.began; !sameSet(args, span(1, 4)) {
+		t.Fatalf("refresh ahead computed %v, want 1..4 in one call", args)
+	}
+	awaitCond(t, func() bool { return b.Stats().Refreshes == 4 })
+	if st := b.Stats(); st.Hits != 4 || st.StaleHits != 0 {
+		t.Fatalf("hits=%d stale=%d, want 4 fresh hits", st.Hits, st.StaleHits)
+	}
+
+	// Stale now, and the upstream fails: one failed refresh, then backoff.
+	clk.Advance(2 * time.Minute)
+	r.mu.Lock()
+	r.fail = errors.New("upstream down")
+	r.mu.Unlock()
+	if _, err := b.Call(ctx, span(1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	<-r.began
+	awaitCond(t, func() bool { return b.Stats().RefreshErrors == 4 })
+	if _, err := b.Call(ctx, span(1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.RefreshesBackedOff != 4 || r.ncalls() != 3 {
+		t.Fatalf("after a failed refresh: backed off %d, calls %d; want 4 and no new call", st.RefreshesBackedOff, r.ncalls())
 	}
 }
