@@ -52,3 +52,17 @@ func TestFileStoreCloseKeepsTheRefreshAcrossProcesses(t *testing.T) {
 func TestFileStoreLocalTierAcrossProcesses(t *testing.T) {
 	proctest.LocalTierAcrossProcesses(t, "file://"+t.TempDir(), 4, nil)
 }
+
+// Finding 1 across processes: a worker computing from old data when this process
+// invalidates (or clears) leaves nothing this process is served afterwards.
+func TestFileStoreInvalidateDuringComputationAcrossProcesses(t *testing.T) {
+	t.Run("Invalidate", func(t *testing.T) { proctest.InvalidateDuringComputation(t, "file://"+t.TempDir(), false) })
+	t.Run("Clear", func(t *testing.T) { proctest.InvalidateDuringComputation(t, "file://"+t.TempDir(), true) })
+}
+
+// Finding 2 and 4 across processes: Refresh answers with its own computation, not the
+// worker's older one, whatever the worker's clock says.
+func TestFileStoreRefreshAcrossProcesses(t *testing.T) {
+	t.Run("same clock", func(t *testing.T) { proctest.RefreshWhileAnotherComputes(t, "file://"+t.TempDir(), "") })
+	t.Run("writer 10s ahead", func(t *testing.T) { proctest.RefreshWhileAnotherComputes(t, "file://"+t.TempDir(), "10s") })
+}

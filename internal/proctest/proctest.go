@@ -77,6 +77,8 @@ func work(role string) error {
 		return closeRefreshWorker(ctx, st, dir, me)
 	case "tierreader":
 		return tierReader(ctx, st, me)
+	case "holdcompute":
+		return holdWorker(ctx, st, dir, me)
 	case "invalidate":
 		fmt.Println("ready")
 		return cachier.InvalidateTags(ctx, st, os.Getenv(envName)+"/tag")
