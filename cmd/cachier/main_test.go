@@ -56,7 +56,7 @@ func removeStaleBinDirs() {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		if processGone(pid) {
 			_ = os.RemoveAll(d)
 		}
 	}
@@ -335,7 +335,7 @@ func TestNextTime(t *testing.T) {
 		// The refresher is not our child: wait for it to be gone before the
 		// temporary directories are removed.
 		defer eventually(t, "the background refresh to exit", func() bool {
-			return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+			return processGone(pid)
 		})
 		eventually(t, "the background refresh to execute the command", func() bool { return e.count("counter") >= 2 })
 		eventually(t, "the refreshed output to be recorded", func() bool {

@@ -259,7 +259,7 @@ func setupPostgres(s *Server) error {
 		return err
 	}
 	// PostgreSQL refuses to run as root: run it as the postgres user, owning its dir.
-	var cred *syscall.Credential
+	var cred *credential
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -267,7 +267,7 @@ func setupPostgres(s *Server) error {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		cred = &credential{Uid: uint32(uid), Gid: uint32(gid)}
 		if err := os.Chown(s.dir, uid, gid); err != nil {
 			return err
 		}

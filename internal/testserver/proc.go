@@ -30,9 +30,9 @@ type node struct {
 	path    string
 	args    []string
 	env     []string
-	dir     string              // working directory
-	cred    *syscall.Credential // run as another user (PostgreSQL refuses root)
-	stopSig syscall.Signal      // graceful stop signal (SIGTERM unless set)
+	dir     string         // working directory
+	cred    *credential    // run as another user (PostgreSQL refuses root)
+	stopSig syscall.Signal // graceful stop signal (SIGTERM unless set)
 	logPath string
 	ready   func(ctx context.Context) error // a real protocol check
 
@@ -143,7 +143,7 @@ func (n *node) stop(grace time.Duration) error {
 		if sig == 0 {
 			sig = syscall.SIGTERM
 		}
-		_ = syscall.Kill(pid, sig)
+		_ = kill(pid, sig)
 		select {
 		case <-done:
 			killGroup(pid) // stray children, if any
@@ -152,7 +152,7 @@ func (n *node) stop(grace time.Duration) error {
 		}
 	}
 	killGroup(pid)
-	_ = syscall.Kill(pid, syscall.SIGKILL)
+	_ = kill(pid, syscall.SIGKILL)
 	select {
 	case <-done:
 		return nil
@@ -265,7 +265,7 @@ func stopAll() {
 	reg.Lock()
 	for pid := range reg.pids { // anything left: should not happen
 		killGroup(pid)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		_ = kill(pid, syscall.SIGKILL)
 	}
 	root := reg.root
 	reg.Unlock()
@@ -315,7 +315,7 @@ func removeStaleRoots() {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		if err := kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 			_ = os.RemoveAll(d)
 		}
 	}
@@ -448,7 +448,7 @@ func sibling(path, name string) (string, error) {
 
 // runCmd runs a set-up command (initdb, mariadb-install-db) to completion, with its
 // output in the log.
-func runCmd(ctx context.Context, logPath string, cred *syscall.Credential, dir, path string, args ...string) error {
+func runCmd(ctx context.Context, logPath string, cred *credential, dir, path string, args ...string) error {
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err

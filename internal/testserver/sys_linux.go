@@ -14,3 +14,9 @@ func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 
 // killGroup SIGKILLs the process group led by pid.
 func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
+
+// credential is the user and group a server runs as.
+type credential = syscall.Credential
+
+// kill sends sig to pid (0 only checks that it exists).
+func kill(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // initData fills the data directory data with init (initdb, mariadb-install-db) once
@@ -17,7 +16,7 @@ import (
 // the server binary (path, size, time) and the init command, and later servers get a
 // copy, owned by cred's user. Initializing a database takes seconds; copying it takes
 // a fraction of one. When the template cannot be kept, init simply runs every time.
-func initData(data, binary string, cred *syscall.Credential, init func() error, initArgs ...string) error {
+func initData(data, binary string, cred *credential, init func() error, initArgs ...string) error {
 	fi, err := os.Stat(binary)
 	if err != nil {
 		return err
@@ -54,7 +53,7 @@ func initData(data, binary string, cred *syscall.Credential, init func() error, 
 
 // copyTree copies the directory src to dst (regular files, directories and symlinks,
 // with their permissions), owned by cred's user when cred is set.
-func copyTree(src, dst string, cred *syscall.Credential) error {
+func copyTree(src, dst string, cred *credential) error {
 	chown := func(p string) error {
 		if cred == nil {
 			return nil

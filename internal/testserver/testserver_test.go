@@ -328,9 +328,9 @@ func TestNoServerLeftBehind(t *testing.T) {
 				t.Fatalf("child printed no server (%v)", err)
 			}
 			deadline := time.Now().Add(10 * time.Second)
-			for syscall.Kill(pid, 0) == nil || isZombie(pid) {
+			for testserver.Kill(pid, 0) == nil || isZombie(pid) {
 				if time.Now().After(deadline) {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
+					_ = testserver.Kill(pid, syscall.SIGKILL)
 					t.Fatalf("redis-server %d outlived its test binary (%s)", pid, mode)
 				}
 				time.Sleep(50 * time.Millisecond)
@@ -360,7 +360,7 @@ func TestHelperServer(t *testing.T) {
 	fmt.Printf("SERVER %d %s\n", pid, dir)
 	os.Stdout.Sync()
 	if mode == "kill" {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		_ = testserver.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(time.Minute)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
+	unix "github.com/cachier-go/cachier/store/filestore/internal/fsys"
 )
 
 // Resolving paths beneath the root

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
+	unix "github.com/cachier-go/cachier/store/filestore/internal/fsys"
 
 	"github.com/cachier-go/cachier/store"
 )

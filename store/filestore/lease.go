@@ -8,7 +8,7 @@ import (
 	"iter"
 	"time"
 
-	"golang.org/x/sys/unix"
+	unix "github.com/cachier-go/cachier/store/filestore/internal/fsys"
 
 	"github.com/cachier-go/cachier/store"
 )

@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 
-	"golang.org/x/sys/unix"
+	unix "github.com/cachier-go/cachier/store/filestore/internal/fsys"
 )
 
 // The hot paths (Get and Set) call the system directly instead of going through

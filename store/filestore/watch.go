@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
+	unix "github.com/cachier-go/cachier/store/filestore/internal/fsys"
 	"github.com/fsnotify/fsnotify"
-	"golang.org/x/sys/unix"
 
 	"github.com/cachier-go/cachier/store"
 )
