@@ -166,6 +166,11 @@ func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Op
 		if err := keys.Check(rt, keys.ForValue); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUncacheable, err)
 		}
+		if idOf(s.codec) == envelope.Gob {
+			if err := checkGob(rt); err != nil {
+				return nil, fmt.Errorf("%w: Gob: %w", ErrUncacheable, err)
+			}
+		}
 	}
 	switch rt.Kind() {
 	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
@@ -221,6 +226,11 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 		}
 		if _, ok := r.s.store.(store.Versioner); r.err == nil && !ok && f.tags.needsVersions() {
 			r.err = fmt.Errorf("%w: %T", ErrNoVersions, r.s.store)
+		}
+		if r.err == nil && f.raw == notRaw && idOf(r.s.codec) == envelope.Gob {
+			if err := checkGob(reflect.TypeFor[R]()); err != nil { // Gob from SetDefaults
+				r.err = fmt.Errorf("%w: Gob: %w", ErrUncacheable, err)
+			}
 		}
 		if r.err == nil {
 			r.err = r.s.checkExpiry()
