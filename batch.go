@@ -521,7 +521,7 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 				metas[j], derr = envelope.Peek(es[j].Value)
 			}
 		} else {
-			h.v, metas[j], derr = f.decode(s.codec, es[j].Value)
+			h.v, metas[j], derr = f.decode(s, es[j].Value)
 		}
 		switch {
 		case errors.Is(derr, errMissingRecord):

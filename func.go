@@ -635,7 +635,7 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 				return h, false, nil
 			}
 		}
-	} else if h.v, meta, err = f.decode(s.codec, e.Value); err != nil {
+	} else if h.v, meta, err = f.decode(s, e.Value); err != nil {
 		if errors.Is(err, errMissingRecord) {
 			return h, false, nil // a Batch's "not found" record: a miss for a Func
 		}
@@ -664,8 +664,9 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 	return h, true, nil
 }
 
-func (f *Func[A, R]) decode(codec Codec, b []byte) (R, envelope.Meta, error) {
+func (f *Func[A, R]) decode(s *settings, b []byte) (R, envelope.Meta, error) {
 	var v R
+	codec := s.codec
 	c, meta, payload, err := envelope.Open(b)
 	if err != nil {
 		return v, meta, err
@@ -675,6 +676,10 @@ func (f *Func[A, R]) decode(codec Codec, b []byte) (R, envelope.Meta, error) {
 	}
 	if meta.Flags&envelope.Nil != 0 {
 		return v, meta, nil
+	}
+	if s.sizeLimit > 0 && len(payload) > s.sizeLimit {
+		// Not written by a Func with this limit: do not let it allocate more.
+		return v, meta, fmt.Errorf("entry of %d bytes is larger than EntrySizeLimit (%d)", len(payload), s.sizeLimit)
 	}
 	switch f.raw {
 	case rawBytes:
@@ -693,6 +698,11 @@ func (f *Func[A, R]) decode(codec Codec, b []byte) (R, envelope.Meta, error) {
 	}
 	if want := idOf(codec); c != want {
 		return v, meta, fmt.Errorf("entry has codec %d, want %d", c, want)
+	}
+	if c == envelope.CBOR {
+		if err := checkCBORBudget(payload, reflect.TypeFor[R]()); err != nil {
+			return v, meta, fmt.Errorf("decode %T: %w", v, err)
+		}
 	}
 	if err := codec.Unmarshal(payload, &v); err != nil {
 		return v, meta, fmt.Errorf("decode %T: %w", v, err)

@@ -175,7 +175,7 @@ var userinfo = regexp.MustCompile(`((?:^|[^A-Za-z0-9+.\-])(?:[A-Za-z][A-Za-z0-9+
 
 // quotedUserinfo matches a quoted string that holds a URL's userinfo, for a password
 // with white space in it ("redis://u:pass word@h", as url.Parse quotes it).
-var quotedUserinfo = regexp.MustCompile(`("(?:[A-Za-z][A-Za-z0-9+.\-]*:)?/{0,3}[^\s/?#@:"]*:)(?:[^"\\]|\\.)*@`)
+var quotedUserinfo = regexp.MustCompile(`("(?:[A-Za-z][A-Za-z0-9+.\-]*:)?/{0,3}[^/?#@:"]*:)(?:[^"\\]|\\.)*@`)
 
 // secretParam matches a query parameter that carries a credential in some scheme,
 // and its value: password, sslpassword, sentinel_password, secret_key,
