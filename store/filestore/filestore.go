@@ -62,6 +62,12 @@ type Options struct {
 	// another user owns. Such a directory lets them plant entries, so it is refused
 	// by default.
 	AllowSharedDir bool
+	// MaxBytes caps the total size of the entry files under the root, and MaxEntries
+	// their number, across every namespace and every process sharing the directory:
+	// past a cap, the least recently used entries are evicted (see Sweep). Zero means
+	// no cap, the default.
+	MaxBytes   int64
+	MaxEntries int
 }
 
 // Store keeps entries and leases in files under one root directory. It is safe for
@@ -78,6 +84,8 @@ type Store struct {
 
 	watch     watchState
 	forcePoll bool // test hook: use polling instead of fsnotify
+
+	caps *caps // eviction (MaxBytes, MaxEntries); nil without a cap
 }
 
 // nsInfo caches the directory name of a namespace.
@@ -131,7 +139,13 @@ func New(opts *Options) (*Store, error) {
 		}
 	}
 	probeOpenat2(rd.fd)
+	c, err := newCaps(o)
+	if err != nil {
+		rd.close()
+		return nil, err
+	}
 	s := &Store{
+		caps:         c,
 		root:         rd,
 		fsync:        o.Fsync,
 		clock:        o.Clock,
@@ -313,6 +327,9 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 		// Only a file copied from elsewhere or a 128-bit hash collision gets here.
 		return store.Entry{}, s.corrupt(s.abs(rel), fmt.Errorf("file holds id %q, want %q", id, k.ID))
 	}
+	if s.caps != nil {
+		s.touch(dir, name) // recency, for eviction
+	}
 	return e, nil
 }
 
@@ -332,6 +349,9 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 	data := encodeRecordExp(magicEntry, e.StoredAt, e.ExpiresAt, k.ID, e.Value)
 	if err := s.writeKeyFile(k, dir, name, data); err != nil {
 		return fmt.Errorf("filestore: set %s: %w", k, err)
+	}
+	if s.caps != nil {
+		s.afterSet(dir, name, len(data))
 	}
 	return nil
 }

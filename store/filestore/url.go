@@ -15,7 +15,7 @@ func init() { store.Register(openURL, "file") }
 
 // urlHelp says what a file URL may hold; every URL error repeats it.
 const urlHelp = "want file:///absolute/path or file:// (the default directory), " +
-	"with optional parameters fsync=1, poll=<duration>, allow_shared_dir=1"
+	"with optional parameters fsync=1, poll=<duration>, allow_shared_dir=1, max_bytes=<size>, max_entries=<n>"
 
 // openURL opens a Store from a file URL:
 //
@@ -24,7 +24,8 @@ const urlHelp = "want file:///absolute/path or file:// (the default directory), 
 //	file:///var/cache/app?fsync=1   with Options.Fsync
 //
 // Parameters: fsync (bool), poll (a time.Duration, Options.PollInterval),
-// allow_shared_dir (bool). Anything else, a host other than localhost, or a relative
+// allow_shared_dir (bool), max_bytes (a size such as 512MiB, Options.MaxBytes) and
+// max_entries (a count, Options.MaxEntries). Anything else, a host other than localhost, or a relative
 // path is an error matching store.ErrBadURL.
 func openURL(_ context.Context, u *url.URL) (store.Store, error) {
 	bad := func(format string, args ...any) error {
@@ -69,6 +70,18 @@ func openURL(_ context.Context, u *url.URL) (store.Store, error) {
 			} else {
 				o.AllowSharedDir = b
 			}
+		case "max_bytes":
+			n, err := parseSize(v)
+			if err != nil {
+				return nil, bad("max_bytes: %v", err)
+			}
+			o.MaxBytes = n
+		case "max_entries":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return nil, bad("max_entries=%q is not a count >= 0", v)
+			}
+			o.MaxEntries = n
 		case "poll":
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {

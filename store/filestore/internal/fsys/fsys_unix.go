@@ -60,3 +60,10 @@ var (
 	Renameat    = unix.Renameat
 	Flock       = unix.Flock
 )
+
+// SetMtimeAt sets the modification (and access) time of name in dirfd to ns
+// nanoseconds since the Unix epoch, without following a symlink.
+func SetMtimeAt(dirfd int, name string, ns int64) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(ns), unix.NsecToTimespec(ns)}
+	return unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
+}

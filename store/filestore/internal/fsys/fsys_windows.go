@@ -293,6 +293,18 @@ func openatLink(dirfd int, name string, access uint32) (int, error) {
 	return int(h), nil
 }
 
+// SetMtimeAt sets the modification time of name in dirfd to ns nanoseconds since the
+// Unix epoch, without following a reparse point.
+func SetMtimeAt(dirfd int, name string, ns int64) error {
+	fd, err := openatLink(dirfd, name, windows.FILE_WRITE_ATTRIBUTES)
+	if err != nil {
+		return err
+	}
+	defer Close(fd)
+	ft := windows.NsecToFiletime(ns)
+	return mapErr(windows.SetFileTime(windows.Handle(fd), nil, &ft, &ft))
+}
+
 // Fsync flushes fd to stable storage. Directories cannot be flushed on Windows,
 // and need not be: a rename is durable once it returns on NTFS's journal.
 func Fsync(fd int) error {
