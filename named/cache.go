@@ -8,6 +8,7 @@ import (
 	"iter"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,9 @@ type Cache[K comparable, V any] struct {
 	loader    func(context.Context, string) (map[K]V, error)
 	saver     func(context.Context, string, map[K]V) error
 	validator func(map[K]V) error
+	// beforeSave and afterLoad are the BeforeSave and AfterLoad hooks, or nil.
+	beforeSave func(context.Context, string, map[K]V) (map[K]V, error)
+	afterLoad  func(context.Context, string, map[K]V) (map[K]V, error)
 
 	ioMu   sync.Mutex   // one save or delete of the saved map at a time
 	loadMu sync.Mutex   // one load or version check at a time
@@ -50,6 +54,12 @@ type Cache[K comparable, V any] struct {
 	checks time.Time // last version check
 	dirty  int       // unsaved changes
 	saved  time.Time // last save or load
+
+	// adopted are the counters, beyond the declared ones, that the loaded saved map
+	// recorded (ancestors this process did not declare with DependsOn), with their
+	// values: they are checked like the declared ones. Guarded by loadMu.
+	adopted     []string
+	adoptedVers []uint64
 
 	st counters
 }
@@ -113,6 +123,10 @@ func Register[K comparable, V any](m *Manager, name string, opts ...Option) (*Ca
 	c.saver, err = hook[func(context.Context, string, map[K]V) error]("Saver", cfg.saver)
 	errs = append(errs, err)
 	c.validator, err = hook[func(map[K]V) error]("Validator", cfg.validator)
+	errs = append(errs, err)
+	c.beforeSave, err = hook[func(context.Context, string, map[K]V) (map[K]V, error)]("BeforeSave", cfg.beforeSave)
+	errs = append(errs, err)
+	c.afterLoad, err = hook[func(context.Context, string, map[K]V) (map[K]V, error)]("AfterLoad", cfg.afterLoad)
 	errs = append(errs, err)
 	if !cfg.persistent && (c.loader != nil || c.saver != nil) {
 		errs = append(errs, fmt.Errorf("%w: Loader or Saver on a cache that is not Persistent", ErrOption))
@@ -182,7 +196,7 @@ func (c *Cache[K, V]) refresh(ctx context.Context, now time.Time, force bool) er
 	if ok && !force {
 		return nil // another goroutine did it while we waited
 	}
-	names := c.m.counters(c.name)
+	names := append(c.m.counters(c.name), c.adopted...)
 	var vers []uint64
 	if c.m.ver != nil {
 		c.st.checks.Add(1)
@@ -216,7 +230,14 @@ func (c *Cache[K, V]) refresh(ctx context.Context, now time.Time, force bool) er
 		c.st.invalidations.Add(1)
 		c.logger().Info("named: invalidated by another process; reloading")
 	}
+	declared := len(c.m.counters(c.name))
+	names, vers = names[:min(declared, len(names))], vers[:min(declared, len(vers))]
+	c.adopted, c.adoptedVers = nil, nil
 	data, built, err := c.load(ctx, names, vers)
+	if len(c.adopted) > 0 && len(vers) == len(names) {
+		names = append(slices.Clip(names), c.adopted...)
+		vers = append(slices.Clip(vers), c.adoptedVers...)
+	}
 	c.mu.Lock()
 	c.data, c.loaded = data, true
 	c.gen++
@@ -263,6 +284,17 @@ func (c *Cache[K, V]) load(ctx context.Context, names []string, vers []uint64) (
 		data, err := c.read(ctx, names, vers)
 		if err != nil {
 			note(err)
+		}
+		if data != nil && c.afterLoad != nil {
+			if data, err = c.afterLoad(ctx, c.name, data); err != nil {
+				c.st.loadErrs.Add(1)
+				err = fmt.Errorf("named: %q: AfterLoad: %w", c.name, err)
+				c.logger().Warn("named: AfterLoad failed; the saved map counts as missing", "err", err)
+				note(err)
+				data = nil
+			} else if data == nil {
+				data = make(map[K]V)
+			}
 		}
 		if data != nil && c.validator != nil {
 			if err := c.validator(data); err != nil {
@@ -320,6 +352,12 @@ func (c *Cache[K, V]) read(ctx context.Context, names []string, vers []uint64) (
 		return nil, err
 	default:
 		rec, err = decodeRecord(e.Value)
+		if err == nil && c.loader == nil && rec.kind == kindMarker && c.saver != nil {
+			// This cache's own Saver keeps the map, and there is no Loader to read
+			// it back: nothing to load, and nothing wrong.
+			c.logger().Debug("named: the map is kept by the Saver and there is no Loader; starting without it")
+			return nil, nil
+		}
 		if err == nil && c.loader == nil && rec.kind != kindData {
 			err = fmt.Errorf("%w: a marker where a map was expected (a custom Saver saved it)", errCorrupt)
 		}
@@ -341,6 +379,29 @@ func (c *Cache[K, V]) read(ctx context.Context, names []string, vers []uint64) (
 		c.st.stale.Add(1)
 		c.logger().Debug("named: saved map predates an invalidation; not loaded")
 		return nil, nil
+	}
+	if haveRec && c.m.ver != nil {
+		// The record may name ancestors this process did not declare (a reader
+		// without DependsOn): check them too, and keep checking them.
+		extra := undeclared(rec.basis, names)
+		if len(extra) > 0 {
+			evers, verr := c.m.ver.Versions(ctx, extra)
+			if verr == nil && len(evers) != len(extra) {
+				verr = fmt.Errorf("store returned %d versions for %d counters", len(evers), len(extra))
+			}
+			if verr != nil {
+				c.st.loadErrs.Add(1)
+				verr = fmt.Errorf("named: %q: read versions of the saved map's ancestors: %w", c.name, verr)
+				c.logger().Warn("named: cannot check the saved map's ancestors; treated as missing", "err", verr)
+				return nil, verr
+			}
+			if stale(rec.basis, extra, evers) {
+				c.st.stale.Add(1)
+				c.logger().Debug("named: saved map predates an invalidation of an undeclared ancestor; not loaded")
+				return nil, nil
+			}
+			c.adopted, c.adoptedVers = extra, evers
+		}
 	}
 	if c.loader != nil {
 		if !haveRec && vers == nil && c.m.ver != nil {
@@ -556,6 +617,28 @@ func (c *Cache[K, V]) drop(ctx context.Context, deleteSaved bool) error {
 	return errors.Join(errs...)
 }
 
+// DeleteSaved deletes the cache's saved copy (in the store, and through its Deleter
+// if it has one) and keeps its contents in memory (cacheman's
+// delete_saved_cache_content). The map is saved again at the next save that finds
+// unsaved changes, or at once by [Cache.Save].
+func (c *Cache[K, V]) DeleteSaved(ctx context.Context) error {
+	if !c.cfg.persistent {
+		return nil
+	}
+	c.ioMu.Lock()
+	defer c.ioMu.Unlock()
+	var errs []error
+	if err := c.m.st.Delete(ctx, c.key); err != nil && !errors.Is(err, store.ErrNotFound) {
+		errs = append(errs, fmt.Errorf("named: %q: delete saved map: %w", c.name, err))
+	}
+	if c.cfg.deleter != nil {
+		if err := c.cfg.deleter(ctx, c.name); err != nil {
+			errs = append(errs, fmt.Errorf("named: %q: deleter: %w", c.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Save writes the cache now, whether or not it changed, through the store or its
 // Saver, loading it first if it is not loaded yet (as cacheman's save does). A cache
 // that is not persistent has nothing to save.
@@ -604,6 +687,12 @@ func (c *Cache[K, V]) save(ctx context.Context, force bool) error {
 func (c *Cache[K, V]) write(ctx context.Context, snap map[K]V, names []string, basis []uint64) error {
 	if len(names) > envelope.MaxDeps {
 		return fmt.Errorf("%d ancestors: more than the %d a saved map can record", len(names)-1, envelope.MaxDeps-1)
+	}
+	if c.beforeSave != nil {
+		var err error
+		if snap, err = c.beforeSave(ctx, c.name, snap); err != nil {
+			return fmt.Errorf("BeforeSave: %w", err)
+		}
 	}
 	var b []byte
 	if c.saver != nil {

@@ -398,3 +398,65 @@ func (m *Manager) Close(ctx context.Context) error {
 func (m *Manager) ioCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), m.ioLimit)
 }
+
+// ErrHasDependents reports a Deregister of a cache that registered caches depend on.
+var ErrHasDependents = errors.New("named: cache has registered dependents")
+
+// ErrNotRegistered reports a name that no cache of the manager has.
+var ErrNotRegistered = errors.New("named: no such cache")
+
+// Deregister removes the cache name from m (cacheman's deregister_cache), without
+// saving it or touching what was saved: call [Cache.Save] first to keep unsaved
+// changes. With withDependents, the registered caches that depend on it, directly
+// or not, are removed too; without, a cache that has registered dependents is refused
+// with an error matching [ErrHasDependents]. It returns the names removed, the cache's
+// first. A name not registered is an error matching [ErrNotRegistered].
+//
+// A removed cache is no longer saved by the manager (Save, SaveDue, autosync,
+// Close) nor found by [Lookup], and its name can be registered again. A *Cache the
+// caller still holds keeps its map in memory and is usable, but is no longer synced.
+func (m *Manager) Deregister(name string, withDependents bool) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.caches[name]; !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNotRegistered, name)
+	}
+	// Every registered cache that has name as an ancestor.
+	children := make(map[string][]string)
+	for c, ps := range m.parents {
+		for _, p := range ps {
+			children[p] = append(children[p], c)
+		}
+	}
+	removed := []string{name}
+	seen := map[string]bool{name: true}
+	for i := 0; i < len(removed); i++ {
+		kids := children[removed[i]]
+		slices.Sort(kids)
+		for _, k := range kids {
+			if !seen[k] && m.caches[k] != nil {
+				seen[k] = true
+				removed = append(removed, k)
+			}
+		}
+	}
+	if len(removed) > 1 && !withDependents {
+		return nil, fmt.Errorf("%w: %q has %s; deregister them first or pass withDependents", ErrHasDependents, name, strings.Join(removed[1:], ", "))
+	}
+	for _, n := range removed {
+		delete(m.caches, n)
+		delete(m.parents, n)
+	}
+	return removed, nil
+}
+
+// DeregisterAll removes every cache from m (cacheman's deregister_all_caches), as
+// Deregister does, and returns their names, sorted. The manager stays open.
+func (m *Manager) DeregisterAll() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	names := slices.Sorted(maps.Keys(m.caches))
+	clear(m.caches)
+	clear(m.parents)
+	return names
+}

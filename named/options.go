@@ -32,6 +32,8 @@ type config struct {
 	saver      any // func(context.Context, string, map[K]V) error
 	deleter    func(context.Context, string) error
 	validator  any // func(map[K]V) error
+	beforeSave any // func(context.Context, string, map[K]V) (map[K]V, error)
+	afterLoad  any // func(context.Context, string, map[K]V) (map[K]V, error)
 }
 
 func defaultConfig() config {
@@ -169,4 +171,34 @@ func hook[F any](name string, h any) (F, error) {
 		return f, fmt.Errorf("%w: %s is a %T, the cache needs a %T", ErrOption, name, h, f)
 	}
 	return f, nil
+}
+
+// BeforeSave runs fn on a copy of the map before every save, whether the store or a
+// Saver keeps it (cacheman's pre-processor): what fn returns is what is saved, and the
+// in-memory map is left as it is. Use it to drop or trim entries, or to encrypt or
+// redact values, without replacing the whole Saver. An error fails the save (the
+// changes stay unsaved). K and V must be the cache's types.
+func BeforeSave[K comparable, V any](fn func(ctx context.Context, name string, m map[K]V) (map[K]V, error)) Option {
+	return Option{"BeforeSave", func(c *config) error {
+		if fn == nil {
+			return fmt.Errorf("%w: BeforeSave: nil function", ErrOption)
+		}
+		c.beforeSave = fn
+		return nil
+	}}
+}
+
+// AfterLoad runs fn on every map loaded from the store or the Loader, before the
+// Validator (cacheman's post-processor): what fn returns becomes the cache's map. It
+// is the counterpart of [BeforeSave]. An error makes the saved map count as missing
+// (logged and counted in Stats.LoadErrors): the cache then starts from its Builder,
+// or empty. K and V must be the cache's types.
+func AfterLoad[K comparable, V any](fn func(ctx context.Context, name string, m map[K]V) (map[K]V, error)) Option {
+	return Option{"AfterLoad", func(c *config) error {
+		if fn == nil {
+			return fmt.Errorf("%w: AfterLoad: nil function", ErrOption)
+		}
+		c.afterLoad = fn
+		return nil
+	}}
 }

@@ -3,6 +3,7 @@ package named
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/internal/envelope"
@@ -115,4 +116,17 @@ func codecID(c cachier.Codec) envelope.Codec {
 		return envelope.Gob
 	}
 	return envelope.Custom
+}
+
+// undeclared returns, sorted, the counters a record's basis names that are not in
+// names: ancestors recorded by a process that declared them.
+func undeclared(basis map[string]uint64, names []string) []string {
+	var out []string
+	for n := range basis {
+		if !slices.Contains(names, n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
