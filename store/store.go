@@ -73,7 +73,12 @@
 //     itself.
 //   - [Batcher] (GetMany, SetMany): one round trip for many keys; without it,
 //     concurrent single calls ([GetMany], [SetMany]).
-//   - [Expirer]: the engine drops entries past Entry.ExpiresAt by itself.
+//   - Expiry needs nothing but keeping Entry.ExpiresAt: the portable layer makes a read
+//     past it a miss on every read path (by its clock), hides it from listing, and has
+//     DeleteBefore remove it. [Expirer]: the engine also drops such entries by itself
+//     (storetest then checks the engine's TTL through a [storetest.NativeTTLHarness]).
+//     [ExpiryCleaner] (DeleteExpired): cleanup in one pass of the engine; without it,
+//     a walk of Entries by [Info.ExpiresAt].
 //   - [ReadOrAcquirer], [WriteAndReleaser]: a miss in two round trips (read-or-lease,
 //     then write-and-release) where the engine can run a script or a transaction;
 //     without them each is two calls.

@@ -42,6 +42,16 @@
 // fan-out directories with reference counts, and falls back to polling where
 // notifications are unavailable.
 //
+// # Expiry and size caps
+//
+// An entry's ExpiresAt is kept in its header (a flag and 8 bytes; entries without one
+// keep the older layout), and DeleteExpired removes expired entries reading headers
+// only. Options.MaxBytes and Options.MaxEntries (max_bytes and max_entries in a URL)
+// cap the store across every process that shares the directory: the least recently
+// used entries are evicted, recency being the entry file's mtime, stamped by Set and by
+// a Get that hits. See [Store.Sweep] for how and when, and [Store.Usage] and
+// [Store.Limits] for what a store holds and allows. Leases are never evicted.
+//
 // # Security
 //
 // The root must belong to the current user and not be writable by group or others,
