@@ -78,7 +78,7 @@ func TestOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, ok := s.(*Store)
+	ms, ok := store.Unwrap(s).(*Store)
 	if !ok || !ms.owned || ms.prefix != "x" {
 		t.Errorf("Open = %#v; want an owned *Store with prefix x", s)
 	}

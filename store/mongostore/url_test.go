@@ -74,7 +74,7 @@ func TestOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, ok := s.(*Store)
+	ms, ok := store.Unwrap(s).(*Store)
 	if !ok || ms.client == nil || ms.coll.Name() != "opened" || ms.leases.Name() != "opened_leases" {
 		t.Fatalf("Open = %#v; want an owning *Store on collection opened", s)
 	}

@@ -122,8 +122,8 @@ func TestOpenURLCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	if _, ok := s.(*Store).Client().(*redis.ClusterClient); !ok {
-		t.Fatalf("%s opened a %T, want *redis.ClusterClient", u, s.(*Store).Client())
+	if _, ok := store.Unwrap(s).(*Store).Client().(*redis.ClusterClient); !ok {
+		t.Fatalf("%s opened a %T, want *redis.ClusterClient", u, store.Unwrap(s).(*Store).Client())
 	}
 	k := store.Key{Namespace: storetest.Namespace(t), ID: "k"}
 	ctx := context.Background()
