@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -173,5 +176,69 @@ func TestCapsFromURL(t *testing.T) {
 	}
 	if _, err := filestore.New(&filestore.Options{Dir: t.TempDir(), MaxBytes: -1}); err == nil {
 		t.Error("a negative MaxBytes was accepted")
+	}
+}
+
+// evictWorker is a process that writes n entries under a cap of c entries and reads
+// the other workers' entries back as it goes: arg is "name|n|c". A read that finds a
+// damaged entry, or another value than was written, fails the worker.
+func evictWorker(dir, arg string) error {
+	parts := strings.Split(arg, "|")
+	if len(parts) != 3 {
+		return fmt.Errorf("evict worker: bad arg %q", arg)
+	}
+	n, _ := strconv.Atoi(parts[1])
+	c, _ := strconv.Atoi(parts[2])
+	s, err := filestore.New(&filestore.Options{Dir: dir, MaxEntries: c})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for i := range n {
+		id := fmt.Sprint(parts[0], "-", i)
+		if err := s.Set(ctx, evictKey(id), store.Entry{Value: []byte(id), StoredAt: time.Now()}); err != nil {
+			return err
+		}
+		for _, other := range []string{"a", "b", "c"} {
+			oid := fmt.Sprint(other, "-", i)
+			e, err := s.Get(ctx, evictKey(oid))
+			switch {
+			case err == nil && string(e.Value) != oid:
+				return fmt.Errorf("Get(%s) = %q", oid, e.Value)
+			case err != nil && !errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrCorrupt):
+				return fmt.Errorf("Get(%s): %w", oid, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Three processes writing and reading under one cap keep the directory within it
+// between them, never read a damaged entry, and never remove a lease.
+func TestEvictionAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	const capEntries = 30
+	ctx := context.Background()
+	parent := newStore(t, &filestore.Options{Dir: dir, MaxEntries: capEntries})
+	st := store.Adapt(parent)
+	if _, err := st.Acquire(ctx, evictKey("held"), store.Owner{Host: "h", PID: 1, Token: "mine"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var cmds []*exec.Cmd
+	for _, name := range []string{"a", "b", "c"} {
+		cmd, _ := worker(t, "evict", dir, name+"|150|"+strconv.Itoa(capEntries))
+		cmds = append(cmds, cmd)
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("worker %d: %v", i, err)
+		}
+	}
+	if n, _, err := parent.Usage(ctx); err != nil || n > capEntries+3 {
+		t.Fatalf("%d entries after the workers, %v; want at most the cap (%d) and one entry per process of slack", n, err, capEntries)
+	}
+	if _, err := st.Acquire(ctx, evictKey("held"), store.Owner{Host: "h", PID: 2, Token: "other"}, time.Hour); !errors.Is(err, store.ErrLeaseHeld) {
+		t.Fatalf("the lease did not survive the workers' sweeps: %v", err)
 	}
 }

@@ -84,6 +84,8 @@ func TestHelperProcess(t *testing.T) {
 		err = writer(s)
 	case "set":
 		err = s.Set(context.Background(), workerKey, store.Entry{Value: []byte(arg), StoredAt: time.Now()})
+	case "evict":
+		err = evictWorker(os.Getenv(envDir), arg)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
