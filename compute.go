@@ -184,8 +184,8 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 		// process, and an in-process store is seen by no other: no lease to take. A
 		// run that ended between this caller's lookup and its flight may have stored
 		// the result already.
-		if v, ok := f.accept(ctx, s, k, arg, notBefore, ep); ok {
-			return ran[R]{v: v}, nil
+		if v, ok, cerr := f.accept(ctx, s, k, arg, notBefore, ep); ok {
+			return ran[R]{v: v}, cerr
 		}
 		return computed(f.runAndStore(ctx, s, k, arg, nil))
 	}
@@ -209,9 +209,9 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 				}
 			}
 			// A result may have landed between our lookup and the lease.
-			if v, ok := f.accept(ctx, s, k, arg, notBefore, ep); ok {
+			if v, ok, cerr := f.accept(ctx, s, k, arg, notBefore, ep); ok {
 				f.release(ctx, s, lease)
-				return ran[R]{v: v}, nil
+				return ran[R]{v: v}, cerr
 			}
 			return computed(f.runAndStore(ctx, s, k, arg, &lease))
 		case errors.As(err, &held) || errors.Is(err, store.ErrLeaseHeld):
@@ -240,9 +240,9 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 				}
 			}
 		}
-		if v, ok := f.accept(ctx, s, k, arg, notBefore, ep); ok {
+		if v, ok, cerr := f.accept(ctx, s, k, arg, notBefore, ep); ok {
 			f.endWait(s, k, waitStart, "result arrived")
-			return ran[R]{v: v}, nil
+			return ran[R]{v: v}, cerr
 		}
 		if s.waitTimeout > 0 && s.clock.Now().Sub(waitStart) >= s.waitTimeout {
 			f.endWait(s, k, waitStart, "timed out")
@@ -298,26 +298,41 @@ func (f *Func[A, R]) endWait(s *settings, k store.Key, start time.Time, why stri
 // without Overwrite, still fresh. An explicit Overwrite or Refresh accepts nothing
 // (computeShared does not ask). An entry stored at the very instant, or in the same
 // millisecond on a store that keeps milliseconds, is not taken: recomputing is safe,
-// serving a result older than the call is not.
-func (f *Func[A, R]) accept(ctx context.Context, s *settings, k store.Key, arg A, notBefore time.Time, ep epoch) (R, bool) {
+// serving a result older than the call is not. A remembered error (CacheErrors)
+// answers like a value, as the error cerr.
+func (f *Func[A, R]) accept(ctx context.Context, s *settings, k store.Key, arg A, notBefore time.Time, ep epoch) (v R, ok bool, cerr error) {
 	if s.overwrite {
 		var zero R
-		return zero, false
+		return zero, false, nil
 	}
-	v, ok, _ := f.acceptOrErr(ctx, s, k, arg, notBefore, ep)
-	return v, ok
+	v, ok, err := f.acceptOrErr(ctx, s, k, arg, notBefore, ep)
+	if !ok {
+		return v, false, nil
+	}
+	return v, true, err
 }
 
 // acceptOrErr is accept that also returns the store's error, which lookup returns
-// only under FailOnStoreError. Under Overwrite (a background refresh ahead of the
-// stale limit) it takes only a result stored after notBefore.
+// only under FailOnStoreError; when ok, its error is a remembered one. Under
+// Overwrite (a background refresh ahead of the stale limit) it takes only a result
+// stored after notBefore.
 func (f *Func[A, R]) acceptOrErr(ctx context.Context, s *settings, k store.Key, arg A, notBefore time.Time, ep epoch) (R, bool, error) {
 	h, found, err := f.lookup(ctx, s, k, arg)
-	if err != nil || !found {
+	if err != nil {
 		return h.v, false, err
 	}
 	if ep.ok && h.hasEpoch && h.epoch != ep.v {
 		return h.v, false, nil // computed before an Invalidate or Clear this call follows
+	}
+	if h.failed != nil {
+		var zero R
+		if h.storedAt.After(notBefore) || (!s.overwrite && f.failureAnswers(s, &h)) {
+			return zero, true, h.failed
+		}
+		return zero, false, nil
+	}
+	if !found {
+		return h.v, false, nil
 	}
 	// A stamp further ahead than the skew bound says nothing about when it was stored.
 	if h.storedAt.After(notBefore) && !h.storedAt.After(s.clock.Now().Add(s.maxSkew)) {
@@ -381,7 +396,9 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 	v, err := f.fn(ctx, arg)
 	f.stats.observeCompute(s.clock.Now().Sub(start), err)
 	if err != nil {
-		if s.verbose {
+		if r := s.errRuleFor(err); r != nil {
+			f.saveFailure(sctx, s, k, err, r, before)
+		} else if s.verbose {
 			f.trace(s, "cachier: function failed; nothing stored", "key", k.String(), "err", err)
 		}
 		return v, err
@@ -636,7 +653,10 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 		cctx, arm, cancel := newComputeContext(ctx, s)
 		arm()
 		defer cancel(nil)
-		v, err = f.runAndStore(cctx, s, k, arg, &lease)
+		// A failed refresh keeps the stale value: it never stores an error over it.
+		rs := *s
+		rs.errRules = nil
+		v, err = f.runAndStore(cctx, &rs, k, arg, &lease)
 		// The backoff is recorded before the outcome is counted, so whoever sees the
 		// count also sees the backoff.
 		f.backoff.done(k.ID, s.clock.Now(), err, s)

@@ -393,6 +393,12 @@ func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A, key *store.Ke
 			if v, out, served := f.serve(ctx, s, k, arg, &h); served {
 				return v, out, nil
 			}
+		} else if f.failureAnswers(s, &h) {
+			f.stats.hits.Add(1)
+			if s.verbose {
+				f.trace(s, "cachier: hit: a remembered error", "key", k.String(), "err", h.failed.Message)
+			}
+			return zero, Outcome{Result: ResultHit}, h.failed
 		} else if h.corrupt != nil || h.movedBy != "" {
 			f.report(s, k, &h)
 		} else if s.verbose {
@@ -551,6 +557,8 @@ type found[R any] struct {
 
 	epoch    uint64 // the function's invalidation epoch when it was computed,
 	hasEpoch bool   // if the entry recorded one
+
+	failed *CachedError // a remembered error (CacheErrors): never a value
 }
 
 // report logs and counts why a present entry was a miss.
@@ -636,11 +644,19 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 			}
 		}
 	} else if h.v, meta, err = f.decode(s, e.Value); err != nil {
-		if errors.Is(err, errMissingRecord) {
+		var fr *failedRecord
+		switch {
+		case errors.Is(err, errMissingRecord):
 			return h, false, nil // a Batch's "not found" record: a miss for a Func
+		case errors.As(err, &fr):
+			// A remembered error: not found as a value, whoever reads it, but
+			// Call and the waiters answer with it while it is fresh.
+			h.failed = fr.err
+			h.failed.StoredAt = e.StoredAt
+		default:
+			h.corrupt = err
+			return h, false, nil
 		}
-		h.corrupt = err
-		return h, false, nil
 	}
 	h.epoch, h.hasEpoch = f.recordedEpoch(meta.Deps)
 	if len(meta.Deps) > 0 {
@@ -654,6 +670,9 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 		}
 	}
 	h.storedAt, h.ttl, h.expiresAt = e.StoredAt, meta.TTL, e.ExpiresAt
+	if h.failed != nil {
+		return h, false, nil
+	}
 	if ticket != nil {
 		f.hot.put(arg, &hotEntry[R]{v: h.v, times: h.foundTimes, gen: s.gen,
 			life: ticket, deps: f.hasDeps(meta.Deps), epoch: epoch})
@@ -673,6 +692,9 @@ func (f *Func[A, R]) decode(s *settings, b []byte) (R, envelope.Meta, error) {
 	}
 	if meta.Flags&envelope.Missing != 0 {
 		return v, meta, errMissingRecord
+	}
+	if meta.Flags&envelope.Failed != 0 {
+		return v, meta, openFailure(payload)
 	}
 	if meta.Flags&envelope.Nil != 0 {
 		return v, meta, nil

@@ -63,6 +63,7 @@ type settings struct {
 	observer     Observer
 	expiry       expirySettings
 
+	errRules        []errRule     // CacheErrors, CacheNotFound
 	computeTimeout  time.Duration // 0: fn runs as long as it takes
 	cancelAbandoned bool
 

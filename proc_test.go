@@ -66,3 +66,8 @@ func TestFileStoreRefreshAcrossProcesses(t *testing.T) {
 	t.Run("same clock", func(t *testing.T) { proctest.RefreshWhileAnotherComputes(t, "file://"+t.TempDir(), "") })
 	t.Run("writer 10s ahead", func(t *testing.T) { proctest.RefreshWhileAnotherComputes(t, "file://"+t.TempDir(), "10s") })
 }
+
+// CacheErrors: an error one process got is remembered for the next, as the error.
+func TestFileStoreErrorRememberedAcrossProcesses(t *testing.T) {
+	proctest.ErrorRemembered(t, "file://"+t.TempDir())
+}

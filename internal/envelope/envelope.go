@@ -39,8 +39,12 @@ const (
 	// Missing marks a "not found" record: the function was asked for the argument
 	// and returned no result for it (a batch's CacheMissing); the payload is empty.
 	Missing
+	// Failed marks an error the function returned, remembered on purpose
+	// (cachier.CacheErrors, CacheNotFound); the payload is the error record, which
+	// package cachier encodes and decodes. It is never a value.
+	Failed
 
-	knownFlags = Nil | hasTTL | hasDeps | Missing
+	knownFlags = Nil | hasTTL | hasDeps | Missing | Failed
 )
 
 // Codec identifies how the payload was encoded.

@@ -79,6 +79,8 @@ func work(role string) error {
 		return tierReader(ctx, st, me)
 	case "holdcompute":
 		return holdWorker(ctx, st, dir, me)
+	case "errcall":
+		return errCallWorker(ctx, st, dir, me)
 	case "invalidate":
 		fmt.Println("ready")
 		return cachier.InvalidateTags(ctx, st, os.Getenv(envName)+"/tag")
