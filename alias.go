@@ -109,4 +109,3 @@ func StoreAlias(alias string) Option {
 		return nil
 	})
 }
-
