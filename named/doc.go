@@ -81,4 +81,15 @@
 // every process agrees on. If the store cannot be read when a cache is first used, the
 // cache starts empty (or from its Builder); [Cache.Load] loads eagerly and returns the
 // error.
+//
+// # Hooks, removal and undeclared ancestors
+//
+// [BeforeSave] and [AfterLoad] transform the map on its way to and from the store or
+// the Saver and Loader (cacheman's pre- and post-processors). [Cache.DeleteSaved]
+// deletes the saved copy and keeps the map in memory (cacheman's
+// delete_saved_cache_content). [Manager.Deregister] removes a cache, alone or with its
+// registered dependents, and [Manager.DeregisterAll] every cache (cacheman's
+// deregister_cache and deregister_all_caches). A saved map records the counters of
+// the ancestors it was built under, and a process that loads it checks them too, and
+// keeps checking them, whether or not it declared them with [DependsOn].
 package named
