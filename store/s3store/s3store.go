@@ -282,8 +282,10 @@ func (s *Store) get(ctx context.Context, k store.Key) (store.Entry, *string, err
 		return store.Entry{}, out.ETag, corrupt(name, err.Error())
 	case err != nil:
 		return store.Entry{}, nil, s.fail("get", k, err)
-	case len(b) == 0: // a record deleted by Swap
+	case bytes.Equal(b, tombstone): // a record deleted by Swap
 		return store.Entry{}, out.ETag, fmt.Errorf("s3store: get %q: %w", k.String(), store.ErrNotFound)
+	case len(b) == 0: // truncated: damage, not a deletion
+		return store.Entry{}, out.ETag, corrupt(name, "empty object")
 	}
 	e, why := decodeEntry(b)
 	if why != "" {
@@ -292,13 +294,18 @@ func (s *Store) get(ctx context.Context, k store.Key) (store.Entry, *string, err
 	return e, out.ETag, nil
 }
 
+// tombstone is the body Swap writes to delete a record: one byte no entry starts with
+// alone. An empty object is damage (a truncated write), a miss that is counted.
+var tombstone = []byte{0}
+
 // Swap implements store.Swapper with S3's conditional writes, which S3 applies
 // atomically: creating is a PutObject with If-None-Match: *, swapping a PutObject with
 // If-Match on the ETag of the object whose value was compared, so that of two callers
 // swapping the same record (two processes taking over one dead holder's lease) exactly
-// one succeeds. Deleting writes an empty object with If-Match, because not every server
-// honours If-Match on DELETE (MinIO does not); Get reads an empty object, like a corrupt
-// one, as absent, and Swap replaces either as it would create.
+// one succeeds. Deleting writes a one-byte tombstone with If-Match, because not every
+// server honours If-Match on DELETE (MinIO does not); Get reads a tombstone as absent
+// (and an empty or corrupt object as a corrupt miss), and Swap replaces any of them as
+// it would create.
 func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.Entry) (bool, error) {
 	cur, etag, err := s.get(ctx, k)
 	present := err == nil
@@ -311,7 +318,7 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 	if next == nil && etag == nil {
 		return true, nil // nothing there, nothing to delete
 	}
-	var body []byte
+	body := tombstone
 	if next != nil {
 		body = encodeEntry(*next)
 	}
@@ -507,7 +514,7 @@ func (s *Store) headers(ctx context.Context, page []listed) (hs []header, skip [
 	corruptOnes = make([]bool, len(page))
 	errs := make([]error, len(page))
 	each(len(page), func(i int) {
-		if page[i].size == 0 { // a record deleted by Swap: absent, and DeleteBefore's
+		if page[i].size <= int64(len(tombstone)) { // deleted by Swap, or empty: absent, and DeleteBefore's
 			skip[i], corruptOnes[i] = true, true
 			return
 		}

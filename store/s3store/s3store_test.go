@@ -190,10 +190,15 @@ func TestCorruptEntries(t *testing.T) {
 			t.Errorf("Get of a %s object = %q, %v; want an error matching store.ErrNotFound and ErrCorrupt", id, e.Value, err)
 		}
 	}
-	// An empty object is a record that Swap deleted: a plain miss.
-	putRaw(t, client, s.Prefix()+ns+"/e/empty", nil)
+	// A one-byte tombstone is a record that Swap deleted: a plain miss. An empty
+	// object is damage: a corrupt miss.
+	putRaw(t, client, s.Prefix()+ns+"/e/empty", []byte{0})
 	if e, err := s.Get(ctx, store.Key{Namespace: ns, ID: "empty"}); !errors.Is(err, store.ErrNotFound) || errors.Is(err, s3store.ErrCorrupt) {
-		t.Errorf("Get of an empty object = %q, %v; want a plain store.ErrNotFound", e.Value, err)
+		t.Errorf("Get of a tombstone = %q, %v; want a plain store.ErrNotFound", e.Value, err)
+	}
+	putRaw(t, client, s.Prefix()+ns+"/e/zero-length", nil)
+	if e, err := s.Get(ctx, store.Key{Namespace: ns, ID: "zero-length"}); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, s3store.ErrCorrupt) {
+		t.Errorf("Get of an empty object = %q, %v; want store.ErrNotFound and ErrCorrupt", e.Value, err)
 	}
 	// Listing skips them; DeleteBefore removes them (they can never be read).
 	for info, err := range s.Entries(ctx, ns) {
@@ -205,8 +210,8 @@ func TestCorruptEntries(t *testing.T) {
 		}
 	}
 	n, err := s.DeleteBefore(ctx, ns, time.Now().Add(-time.Hour))
-	if err != nil || n != len(damaged)+1 {
-		t.Errorf("DeleteBefore = %d, %v; want %d corrupt and empty objects removed", n, err, len(damaged)+1)
+	if err != nil || n != len(damaged)+2 {
+		t.Errorf("DeleteBefore = %d, %v; want %d corrupt, empty and tombstone objects removed", n, err, len(damaged)+2)
 	}
 	if _, err := s.Get(ctx, good); err != nil {
 		t.Errorf("the good entry: %v", err)
