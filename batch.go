@@ -570,8 +570,9 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 }
 
 // acceptMany reads the entries of items[idx] and answers, in slots, those that may
-// answer a call that began computing at notBefore (see accept). It returns the indexes
-// still unanswered.
+// answer a call that began computing at notBefore (see accept), marking them as. It
+// returns the indexes still unanswered. Under Overwrite a call accepts no stored
+// result; a background refresh (as == howStale) accepts one stored after it began.
 func (b *Batch[A, R]) acceptMany(ctx context.Context, s *settings, items []batchItem[A], idx []int, notBefore time.Time, slots []slot[R], as how) ([]int, error) {
 	if len(idx) == 0 {
 		return nil, nil
@@ -587,6 +588,9 @@ func (b *Batch[A, R]) acceptMany(ctx context.Context, s *settings, items []batch
 		ok := false
 		switch {
 		case h.storedAt.IsZero():
+		case s.overwrite && as != howStale:
+			// Refresh and Overwrite accept no stored result: theirs must come from a
+			// computation that began after they were asked for.
 		case h.storedAt.After(notBefore):
 			ok = true
 		case !s.overwrite:
@@ -626,6 +630,13 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 	)
 	for _, i := range idx {
 		p := &promise[R]{done: make(chan struct{})}
+		if s.overwrite {
+			// Refresh and Overwrite answer with a computation begun after they were
+			// asked for: they join no flight already under way.
+			owned = append(owned, i)
+			promises[i] = p
+			continue
+		}
 		started := f.inflight.Start(items[i].k.ID, func() (ran[R], error) {
 			<-p.done
 			if p.sl.err != nil {
@@ -682,7 +693,9 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 			// Wait for the flights to end, so that no call that starts after this one
 			// returns can join them and get their results for its own.
 			for _, i := range owned {
-				f.inflight.Do(shared, items[i].k.ID, func() (ran[R], error) { return ran[R]{}, nil })
+				if !s.overwrite {
+					f.inflight.Do(shared, items[i].k.ID, func() (ran[R], error) { return ran[R]{}, nil })
+				}
 			}
 		}()
 	}
@@ -899,15 +912,18 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		}()
 	}
 	// The counters are read before computing, all in one read: an invalidation while
-	// the function runs leaves the new entries already stale.
+	// the function runs leaves the new entries already stale. They include the
+	// function's invalidation epoch, checked again around the write (as Func's save
+	// does). Without the tags' counters the results are returned but not stored.
 	before := make([][]envelope.Dep, len(idx))
-	if f.tags.needsVersions() {
-		perKey := make([][]string, len(idx))
-		var names []string
-		for j, i := range idx {
-			perKey[j] = f.counterNames(items[i].arg)
-			names = append(names, perKey[j]...)
-		}
+	storable := true
+	perKey := make([][]string, len(idx))
+	var names []string
+	for j, i := range idx {
+		perKey[j] = f.writeCounters(s, items[i].arg)
+		names = append(names, perKey[j]...)
+	}
+	if len(names) > 0 {
 		slices.Sort(names)
 		names = slices.Compact(names)
 		ds, err := deps(ctx, s, names)
@@ -918,6 +934,7 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 				}
 				return nil
 			}
+			storable = !f.tags.needsVersions()
 		} else {
 			byName := make(map[string]envelope.Dep, len(ds))
 			for _, d := range ds {
@@ -958,6 +975,14 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		vs     []any
 		writes []int
 	)
+	if !storable {
+		for j, i := range idx {
+			v, ok := m[items[i].arg]
+			slots[i] = slot[R]{v: v, found: ok, how: howComputed}
+			_ = j
+		}
+		return nil
+	}
 	for j, i := range idx {
 		it := &items[i]
 		v, ok := m[it.arg]
@@ -990,26 +1015,41 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	if len(writes) == 0 {
 		return nil
 	}
-	var errs []error
-	if ls, ok := s.store.(store.LiveStore); ok {
-		errs = make([]error, len(ks))
-		for j := range ks {
-			errs[j] = ls.SetLive(ctx, ks[j], es[j], vs[j])
+	// The epoch is the function's, the same for every key: one check before the
+	// write, as one step with Invalidate and Clear in this process, and one after it
+	// for those of other processes, which deletes what was written if it moved.
+	e0, checked := f.recordedEpoch(before[slices.Index(idx, writes[0])])
+	if checked {
+		f.invMu.RLock()
+		if !f.epochStill(ctx, s, ks[0], e0) {
+			f.invMu.RUnlock()
+			f.stats.invalidated.Add(uint64(len(ks) - 1)) // per key; epochStill counted one
+			return nil
 		}
-	} else {
-		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
-		errs, err = store.SetMany(opCtx, s.store, ks, es)
-		cancel()
-		if err != nil {
-			f.stats.storeErrors.Add(uint64(len(ks) - 1)) // one per key
-			err = f.storeFailed(ctx, s, "set", store.Key{Namespace: f.ns, ID: fmt.Sprintf("(%d keys)", len(ks))}, err)
-			if err != nil {
-				for _, i := range writes {
-					slots[i].err = err
+	}
+	errs, werr := b.write(ctx, s, ks, es, vs)
+	if checked {
+		f.invMu.RUnlock()
+		if werr == nil && !processLocal(s.store) && !f.epochStill(ctx, s, ks[0], e0) {
+			f.stats.invalidated.Add(uint64(len(ks) - 1))
+			for _, k := range ks {
+				opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+				if derr := s.store.Delete(opCtx, k); derr != nil {
+					_ = f.storeFailed(ctx, s, "delete", k, derr)
 				}
+				cancel()
 			}
 			return nil
 		}
+	}
+	if werr != nil {
+		f.stats.storeErrors.Add(uint64(len(ks) - 1)) // one per key
+		if err := f.storeFailed(ctx, s, "set", store.Key{Namespace: f.ns, ID: fmt.Sprintf("(%d keys)", len(ks))}, werr); err != nil {
+			for _, i := range writes {
+				slots[i].err = err
+			}
+		}
+		return nil
 	}
 	for j, i := range writes {
 		if err := f.stored(ctx, s, ks[j], es[j], errs[j]); err != nil {
@@ -1017,6 +1057,20 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		}
 	}
 	return nil
+}
+
+// write stores es under ks in one batched write (SetLive on an in-process store).
+func (b *Batch[A, R]) write(ctx context.Context, s *settings, ks []store.Key, es []store.Entry, vs []any) ([]error, error) {
+	if ls, ok := s.store.(store.LiveStore); ok {
+		errs := make([]error, len(ks))
+		for j := range ks {
+			errs[j] = ls.SetLive(ctx, ks[j], es[j], vs[j])
+		}
+		return errs, nil
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	defer cancel()
+	return store.SetMany(opCtx, s.store, ks, es)
 }
 
 // run calls the batch function, catching a panic into *pe.
@@ -1122,7 +1176,7 @@ func (b *Batch[A, R]) refreshBatch(ctx context.Context, s *settings, items []bat
 	// A refresh that cannot read the store gives up: nobody waits for its result.
 	strict := *s
 	strict.failClosed = true
-	rest, err := b.acceptMany(ctx, &strict, items, mine, start, slots, howWaited)
+	rest, err := b.acceptMany(ctx, &strict, items, mine, start, slots, howStale) // a newer entry stops a refresh
 	for _, i := range mine {
 		if err != nil || !slices.Contains(rest, i) {
 			f.release(ctx, s, leases[i])

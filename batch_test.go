@@ -14,6 +14,7 @@ import (
 	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/filestore"
 )
 
 // batchRecorder is a batch function that records the arguments of each of its calls. It
@@ -331,16 +332,12 @@ func TestBatchFunctionErrorFailsItsKeysOnly(t *testing.T) {
 
 // partialStore fails SetMany for the keys whose ID is in bad.
 type partialStore struct {
-	store.Store
+	*filestore.Store
 	bad map[string]bool
 }
 
 func (p *partialStore) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []error, error) {
-	es, errs := make([]store.Entry, len(ks)), make([]error, len(ks))
-	for i, k := range ks {
-		es[i], errs[i] = p.Get(ctx, k)
-	}
-	return es, errs, nil
+	return store.GetMany(ctx, p.Store, ks)
 }
 
 func (p *partialStore) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) ([]error, error) {
@@ -359,7 +356,7 @@ func (p *partialStore) SetMany(ctx context.Context, ks []store.Key, es []store.E
 // counted; the call does not fail.
 func TestBatchStoreFailingForSomeKeys(t *testing.T) {
 	ctx := context.Background()
-	logger, _ := testLogger()
+	logger, logs := testLogger()
 	ps := &partialStore{Store: newFileStore(t), bad: map[string]bool{}}
 	r := &batchRecorder{}
 	clk := clock.NewFake(time.Date(2100, 1, 2, 3, 4, 5, 0, time.UTC)) // later than real time: see newClock
@@ -372,7 +369,7 @@ func TestBatchStoreFailingForSomeKeys(t *testing.T) {
 	}
 	wantResults(t, got, span(1, 3))
 	if n := b.Stats().StoreErrors; n != 1 {
-		t.Fatalf("StoreErrors = %d, want 1", n)
+		t.Fatalf("StoreErrors = %d, want 1; log:\n%s", n, logs)
 	}
 	clk.Advance(time.Minute) // past the breaker's backoff: the store is tried again
 	if _, err := b.Call(ctx, span(1, 3)); err != nil {
@@ -696,4 +693,44 @@ func TestBatchRefreshAheadAndBackoff(t *testing.T) {
 	if st := b.Stats(); st.RefreshesBackedOff != 4 || r.ncalls() != 3 {
 		t.Fatalf("after a failed refresh: backed off %d, calls %d; want 4 and no new call", st.RefreshesBackedOff, r.ncalls())
 	}
+}
+
+// An Invalidate while a batch computes leaves none of its results stored: they are
+// returned, and the next call computes them again. Refresh joins no computation
+// already under way.
+func TestBatchInvalidateDuringComputationAndRefresh(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
+		ctx := context.Background()
+		r := &batchRecorder{gate: make(chan struct{}), began: make(chan []int, 4)}
+		b := mustBatch(t, r, cachier.WithStore(newStore(t)))
+		done := make(chan map[int]string)
+		go func() {
+			m, err := b.Call(ctx, []int{1, 2})
+			if err != nil {
+				t.Error(err)
+			}
+			done <- m
+		}()
+		<-r.began
+		if err := b.Invalidate(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		close(r.gate)
+		wantResults(t, <-done, []int{1, 2})
+		r.gate = nil
+		if _, err := b.Call(ctx, []int{1, 2}); err != nil {
+			t.Fatal(err)
+		}
+		<-r.began
+		if r.ncalls() != 2 || !sameSet(r.calls[1], []int{1, 2}) {
+			t.Fatalf("calls = %v; want 1 and 2 computed again after the invalidation", r.calls)
+		}
+		if _, err := b.Refresh(ctx, []int{1, 2}); err != nil {
+			t.Fatal(err)
+		}
+		<-r.began
+		if r.ncalls() != 3 {
+			t.Fatalf("calls = %v; want Refresh to compute", r.calls)
+		}
+	})
 }
