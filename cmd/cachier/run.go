@@ -345,6 +345,15 @@ func (c *runConfig) key(m *Main, wd string) (runArgs, []byte, error) {
 	return a, in, nil
 }
 
+// keepFor is how long the store keeps a recorded run: --prune-after, or, with pruning
+// off, a century.
+func (c *runConfig) keepFor() time.Duration {
+	if c.pruneAfter > 0 {
+		return c.pruneAfter
+	}
+	return 100 * 365 * 24 * time.Hour
+}
+
 // options are the per-call options. Every staleness decision is the library's:
 // StaleAfter and MaxAge go to Call and Peek as options.
 func (c *runConfig) options() []cachier.Option {
@@ -434,6 +443,9 @@ func (c *runConfig) run(ctx context.Context, m *Main) error {
 		// fails before CMD ran (run CMD live, warn once) from one that fails after
 		// (CMD's output stands; warn that it was not recorded).
 		cachier.FailOnStoreError(true),
+		// A recorded run is kept until pruning drops it, whatever --stale-after this
+		// invocation gives: the next one may give another, or --next-time.
+		cachier.ExpireAfter(c.keepFor()),
 	)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
