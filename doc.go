@@ -56,6 +56,18 @@
 //     returned and the failure is logged and counted in [Stats], unless
 //     [FailOnStoreError] asks otherwise.
 //
+// # Batches
+//
+// [WrapBatch] memoizes a function that computes many arguments in one call,
+// func(ctx, []A) (map[A]R, error), keeping one entry per argument, shared with a
+// [Wrap] of the same name. [Batch.Call] reads every argument's entry in one batched
+// store read ([store.GetMany]), computes the missing ones in one call of the function
+// under per-key leases taken in key order (never waiting while it holds one, so
+// batches cannot deadlock), writes them in one batched write, and waits for the keys
+// other processes compute. [CacheMissing] remembers arguments the function leaves
+// out; [RefreshCoalesce] gathers background refreshes into batches. See [Batch.Call]
+// for partial failures.
+//
 // # Leases, not flags
 //
 // Python's cachier marks an entry "being calculated" and a crash leaves the mark
