@@ -8,8 +8,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store/memstore"
+	"github.com/cachier-go/cachier/store/redisstore"
 )
 
 // The benchmarks come in pairs measured in the same run, so ratios can be read off:
@@ -58,6 +62,39 @@ func BenchmarkMemoryHitParallel(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkLocalTierHitRedis is a hit of the local tier in front of Redis: no round
+// trip, no decoding. Compare it with BenchmarkMemoryHit (target: at most 1.5x).
+func BenchmarkLocalTierHitRedis(b *testing.B) {
+	c := redis.NewClient(&redis.Options{Addr: testserver.Redis(b).Addr})
+	b.Cleanup(func() { c.Close() })
+	st, err := redisstore.New(c, &redisstore.Options{Prefix: "bench-tier"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	f, err := cachier.Wrap(benchFn, cachier.Name("bench/tier"), cachier.WithStore(st), cachier.LocalTier(1000, 0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for f.Stats().LocalHits == 0 { // the tier serves once its first reconcile is done
+		if _, err := f.Call(ctx, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := f.Call(ctx, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if s := f.Stats(); s.Hits != s.LocalHits+1 && s.Hits-s.LocalHits > uint64(b.N)/100 {
+		b.Fatalf("%d hits, %d of them local", s.Hits, s.LocalHits)
+	}
 }
 
 // BenchmarkHandWrittenMemo is the floor for BenchmarkMemoryHit.

@@ -86,10 +86,9 @@ func (h *hotLevel[R]) drop(arg any, e *hotEntry[R]) {
 }
 
 // hotCall answers a Call without options from the first level, or reports false.
-func (f *Func[A, R]) hotCall(arg A) (R, bool) {
+func (f *Func[A, R]) hotCall(r *resolvedSettings, arg A) (R, bool) {
 	var zero R
-	r := f.resolved.Load()
-	if r == nil || !r.hot || r.gen != defaults.gen.Load() || disabled.Load() || f.breaker.opened.Load() != nil {
+	if r.gen != defaults.gen.Load() || disabled.Load() || f.breaker.opened.Load() != nil {
 		return zero, false
 	}
 	x, ok := f.hot.m.Load(arg)

@@ -316,14 +316,16 @@ func (f *Func[A, R]) id(arg A) (string, error) {
 // computation goes on for the others and is stored.
 func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error) {
 	if len(opts) == 0 {
-		if f.hot != nil {
-			if v, ok := f.hotCall(arg); ok {
-				return v, nil
-			}
-		}
-		if f.local != nil {
-			if v, ok := f.localCall(arg); ok {
-				return v, nil
+		if r := f.resolved.Load(); r != nil {
+			switch {
+			case r.hot:
+				if v, ok := f.hotCall(r, arg); ok {
+					return v, nil
+				}
+			case r.local:
+				if v, ok := f.localCall(r, arg); ok {
+					return v, nil
+				}
 			}
 		}
 	}
@@ -590,7 +592,7 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 	)
 	if f.localOn(s) {
 		lkey = f.tierKey(arg, k)
-		if h, ok := f.lookupLocal(ctx, s, lkey); ok {
+		if h, ok := f.lookupLocal(s, lkey); ok {
 			return h, true, nil
 		}
 		seq = f.local.sync.seq.Load()

@@ -12,6 +12,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/internal/envelope"
 	"github.com/cachier-go/cachier/store"
 )
@@ -151,8 +152,8 @@ func (f *Func[A, R]) localOn(s *settings) bool {
 	return f.local != nil && store.Scope(s.store) != store.LeasesNone
 }
 
-// get returns the local copy of key if it may be served at now.
-func (t *localTier[R]) get(s *settings, key any, now time.Time) (*localEntry[R], bool) {
+// get returns the local copy of key if it may be served now.
+func (t *localTier[R]) get(s *settings, key any) (*localEntry[R], bool) {
 	x, ok := t.m.Load(key)
 	if !ok {
 		return nil, false
@@ -162,18 +163,15 @@ func (t *localTier[R]) get(s *settings, key any, now time.Time) (*localEntry[R],
 		t.drop(key, e)
 		return nil, false
 	}
-	if !t.sync.fresh(now) {
+	if !t.sync.serving.Load() {
 		return nil, false
 	}
 	return e, true
 }
 
-// lookupLocal answers lookup from the local tier, and starts a reconcile when one is
-// due.
-func (f *Func[A, R]) lookupLocal(ctx context.Context, s *settings, key any) (found[R], bool) {
-	now := s.clock.Now()
-	f.local.sync.maybePoll(s, now)
-	e, ok := f.local.get(s, key, now)
+// lookupLocal answers lookup from the local tier.
+func (f *Func[A, R]) lookupLocal(s *settings, key any) (found[R], bool) {
+	e, ok := f.local.get(s, key)
 	if !ok {
 		return found[R]{}, false
 	}
@@ -181,28 +179,26 @@ func (f *Func[A, R]) lookupLocal(ctx context.Context, s *settings, key any) (fou
 }
 
 // localCall answers a Call without options from the local tier, or reports false.
-func (f *Func[A, R]) localCall(arg A) (R, bool) {
+func (f *Func[A, R]) localCall(r *resolvedSettings, arg A) (R, bool) {
 	var zero R
-	r := f.resolved.Load()
-	if r == nil || !r.local || r.gen != defaults.gen.Load() || disabled.Load() || f.breaker.opened.Load() != nil {
+	if r.gen != defaults.gen.Load() || disabled.Load() || f.breaker.opened.Load() != nil {
 		return zero, false
 	}
 	s := &r.s
-	now := s.clock.Now()
-	f.local.sync.maybePoll(s, now)
-	e, ok := f.local.get(s, arg, now)
+	e, ok := f.local.get(s, arg)
 	if !ok {
 		return zero, false
 	}
-	limit := s.effectiveLimit(e.times.ttl)
-	if limit < 0 || (limit > 0 && now.Sub(e.times.storedAt) >= limit) || s.expired(&e.times, now) {
-		return zero, false // stale or expired: the usual path decides
+	if limit := s.effectiveLimit(e.times.ttl); limit != 0 || s.mayExpire(&e.times) {
+		now := s.clock.Now() // only entries that can go stale pay for the clock
+		if limit < 0 || (limit > 0 && now.Sub(e.times.storedAt) >= limit) || s.expired(&e.times, now) {
+			return zero, false // stale or expired: the usual path decides
+		}
 	}
 	if s.cleanupEvery > 0 {
 		f.maybeCleanup(s)
 	}
-	f.stats.hits.Add(1)
-	f.stats.localHits.Add(1)
+	f.stats.localHits.Add(1) // counted in Hits too, by the snapshot
 	return e.v, true
 }
 
@@ -270,9 +266,11 @@ type tierSync struct {
 	wmAll  atomic.Uint64 // copies filled with seq < wmAll are dead
 	wmDeps atomic.Uint64 // copies with dependencies filled with seq < wmDeps are dead
 	until  atomic.Int64  // unix nanos: copies may be served before this
-	last   atomic.Int64  // unix nanos: when the last reconcile started
-	busy   atomic.Bool   // a reconcile runs
-	again  atomic.Bool   // reconcile once more after the running one
+	// serving is until > now, kept by a timer so that a local hit reads no clock.
+	serving atomic.Bool
+	last    atomic.Int64 // unix nanos: when the last reconcile started
+	busy    atomic.Bool  // a reconcile runs
+	again   atomic.Bool  // reconcile once more after the running one
 
 	mu               sync.Mutex
 	primed           bool
@@ -280,6 +278,9 @@ type tierSync struct {
 	st               store.Store
 	clk              Clock
 	onReconcile      func() // for tests: called after each reconcile
+	onExpire         func() // for tests: called after each deadline
+	timers           clock.Clock
+	tick, deadline   clock.Timer
 	started          bool
 	stop             context.CancelFunc
 }
@@ -287,8 +288,6 @@ type tierSync struct {
 func (t *tierSync) valid(seq uint64, deps bool) bool {
 	return seq >= t.wmAll.Load() && (!deps || seq >= t.wmDeps.Load())
 }
-
-func (t *tierSync) fresh(now time.Time) bool { return now.UnixNano() < t.until.Load() }
 
 // dropAll kills every copy filled so far.
 func (t *tierSync) dropAll() { storeMax(&t.wmAll, t.seq.Add(1)) }
@@ -305,7 +304,27 @@ func (t *tierSync) start(s *settings) {
 	}
 	t.started, t.st, t.clk = true, s.store, s.clock
 	ctx, cancel := context.WithCancel(context.Background())
-	t.stop = cancel
+	tm := s.clock
+	t.timers = tm
+	// Poll every half bound, whether or not the store notifies: the safety net.
+	t.tick = tm.AfterFunc(t.bound/2, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		t.kick()
+		t.mu.Lock()
+		t.tick.Reset(t.bound / 2)
+		t.mu.Unlock()
+	})
+	t.stop = func() {
+		cancel()
+		t.mu.Lock()
+		t.tick.Stop()
+		if t.deadline != nil {
+			t.deadline.Stop()
+		}
+		t.mu.Unlock()
+	}
 	t.mu.Unlock()
 	register(s.store, t)
 	if n, ok := s.store.(store.Notifier); ok {
@@ -314,15 +333,21 @@ func (t *tierSync) start(s *settings) {
 	t.kick()
 }
 
-// maybePoll starts a reconcile when the last one started half a bound ago or more.
-func (t *tierSync) maybePoll(s *settings, now time.Time) {
-	if now.UnixNano()-t.last.Load() >= int64(t.bound/2) && !t.busy.Load() {
+// expire stops serving copies once the bound since the last successful reconcile
+// has passed; the deadline timer calls it.
+func (t *tierSync) expire() {
+	t.mu.Lock()
+	clk := t.clk
+	t.mu.Unlock()
+	if left := time.Duration(t.until.Load() - clk.Now().UnixNano()); left > 0 {
 		t.mu.Lock()
-		started := t.started
+		t.deadline.Reset(left)
 		t.mu.Unlock()
-		if started {
-			t.kick()
-		}
+	} else {
+		t.serving.Store(false)
+	}
+	if t.onExpire != nil {
+		t.onExpire()
 	}
 }
 
@@ -380,6 +405,14 @@ func (t *tierSync) reconcile() {
 	t.primed, t.seenNS, t.seenCtrs = true, bytes.Clone(es[0].Value), bytes.Clone(es[1].Value)
 	t.mu.Unlock()
 	storeMax64(&t.until, start.Add(t.bound).UnixNano())
+	t.serving.Store(true)
+	t.mu.Lock()
+	if left := time.Duration(t.until.Load() - clk.Now().UnixNano()); t.deadline == nil {
+		t.deadline = t.timers.AfterFunc(left, t.expire)
+	} else {
+		t.deadline.Reset(left)
+	}
+	t.mu.Unlock()
 	if t.onReconcile != nil {
 		t.onReconcile()
 	}

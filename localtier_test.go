@@ -149,6 +149,8 @@ func TestLocalTierBoundHoldsWithoutReconcile(t *testing.T) {
 	fa, _ := Wrap(ca.fn, Name("tier/bound"), WithStore(stA), WithClock(clk), LocalTier(100, 0), LocalTierBound(bound))
 	fb, _ := Wrap(cb.fn, Name("tier/bound"), WithStore(stB), WithClock(clk), LocalTier(100, 0), LocalTierBound(bound))
 	wait := reconciled(t, fa.local.sync)
+	expired := make(chan struct{}, 64)
+	fa.local.sync.onExpire = func() { expired <- struct{}{} }
 	v1 := tierCall(t, fa, 1)
 	wait()
 	tierCall(t, fa, 1)
@@ -167,6 +169,7 @@ func TestLocalTierBoundHoldsWithoutReconcile(t *testing.T) {
 		t.Fatalf("got %q within the bound, want the local %q", v, v1)
 	}
 	clk.Advance(time.Millisecond)
+	<-expired // the deadline timer ran
 	if v := tierCall(t, fa, 1); v == v1 {
 		t.Fatalf("a bound after the last reconcile, the local tier still served %q", v)
 	}

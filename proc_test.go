@@ -1,17 +1,17 @@
 package cachier_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/cachier-go/cachier/internal/proctest"
+	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/memstore"
 )
 
 func TestMain(m *testing.M) {
 	proctest.MaybeWorker()
-	os.Exit(m.Run())
+	testserver.Main(m) // runs the tests, stops the servers they started, and exits
 }
 
 // 4 processes x 16 goroutines ask for one cold key on one file store: exactly one

@@ -194,7 +194,7 @@ func storeMax(m *atomic.Uint64, v uint64) {
 
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		Hits:           c.hits.Load(),
+		Hits:           c.hits.Load() + c.localHits.Load(),
 		Misses:         c.misses.Load(),
 		StaleHits:      c.staleHits.Load(),
 		LocalHits:      c.localHits.Load(),
