@@ -1,0 +1,66 @@
+package memcachestore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+var _ store.Batcher = (*Store)(nil)
+
+// GetMany reads the entries of ks, with their namespaces' generation counters, in
+// one GetMulti (one round trip per memcached server). See store.Batcher for the
+// results.
+func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	names := make([]string, 0, len(ks)+1)
+	eks, gks := make([]string, len(ks)), map[string]string{}
+	for i, k := range ks {
+		if err := k.Validate(); err != nil {
+			return nil, nil, err
+		}
+		eks[i] = s.itemKey('e', k)
+		names = append(names, eks[i])
+		if _, ok := gks[k.Namespace]; !ok {
+			gks[k.Namespace] = s.genKey('g', k.Namespace)
+			names = append(names, gks[k.Namespace])
+		}
+	}
+	if len(ks) == 0 {
+		return nil, nil, nil
+	}
+	clears := s.clearCount()
+	items, err := s.c.GetMulti(names)
+	if err != nil {
+		return nil, nil, err
+	}
+	es, errs := make([]store.Entry, len(ks)), make([]error, len(ks))
+	for i, k := range ks {
+		es[i], errs[i] = s.entryOf(k, gks[k.Namespace], eks[i], items, clears)
+	}
+	return es, errs, nil
+}
+
+// SetMany stores es[i] under ks[i], up to 16 at once (memcached's text protocol has
+// no multi-set). Each entry is stored atomically; errs[i] reports ks[i]'s failure.
+func (s *Store) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) ([]error, error) {
+	if len(ks) != len(es) {
+		return nil, fmt.Errorf("memcachestore: SetMany of %d keys and %d entries; pass one entry per key", len(ks), len(es))
+	}
+	errs := make([]error, len(ks))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range ks {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = s.Set(ctx, ks[i], es[i])
+		})
+	}
+	wg.Wait()
+	return errs, ctx.Err()
+}
