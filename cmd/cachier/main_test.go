@@ -596,6 +596,8 @@ func TestErrors(t *testing.T) {
 		{"unlock flag after namespace", []string{"unlock", "ns", "--store", "redis://:secret@127.0.0.1:1/0"}, exitStore, []string{"127.0.0.1:1"}},
 		{"ls flag after namespace", []string{"ls", "ns", "--store", "redis://:secret@127.0.0.1:1/0"}, exitStore, []string{"127.0.0.1:1"}},
 		{"gc flag after namespace", []string{"gc", "ns", "--older-than", "1d", "--store", "redis://:secret@127.0.0.1:1/0"}, exitStore, []string{"127.0.0.1:1"}},
+		{"next-time with stdin", []string{"run", "--next-time", "--stale-after=1h", "--stdin", "--", "true"}, exitUsage, []string{"--stdin"}},
+		{"warm with stdin", []string{"run", "--warm", "--stdin", "--", "true"}, exitUsage, []string{"--stdin"}},
 		{"clear nothing matched", []string{"clear", "nope"}, exitFailure, []string{"nothing matched nope"}},
 		{"rm nothing matched", []string{"rm", "abcdef"}, exitFailure, []string{"nothing matched"}},
 		{"rm command nothing matched", []string{"rm", "--command", "--", "echo", "x"}, exitFailure, []string{"nothing matched"}},

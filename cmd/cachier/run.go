@@ -145,6 +145,8 @@ func (c *runConfig) validate() error {
 		return errors.New("--next-time needs --stale-after (or --max-age): without one, recorded runs never go stale")
 	case c.warm && (c.skip || c.nextTime):
 		return errors.New("--warm records CMD in the background; it cannot be combined with --skip or --next-time")
+	case c.nextTime && c.stdin:
+		return errors.New("--next-time refreshes in a background process, which has no standard input to key on; it cannot be combined with --stdin")
 	case c.warm && c.stdin:
 		return errors.New("--warm runs CMD in the background, detached from standard input; it cannot be combined with --stdin")
 	case c.pruneAfter < 0:
