@@ -650,11 +650,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // and both Funcs, moved a third of the TTL at a time, ten times: three TTLs and more.
 func TestLongComputationKeepsItsLease(t *testing.T) {
 	clk := newClock()
-	st, err := filestore.New(&filestore.Options{Dir: t.TempDir(), Clock: clk.Now})
+	fst, err := filestore.New(&filestore.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { fst.Close() })
+	st := store.Adapt(fst, store.WithClock(clk)) // leases expire by the fake clock
 	var n atomic.Int64
 	started := make(chan struct{}, 2)
 	release := make(chan struct{})

@@ -24,7 +24,7 @@ func DefaultStore() (store.Store, error) {
 			defaultStore.err = fmt.Errorf("cachier: open the default file store: %w; pass WithStore", err)
 			return
 		}
-		defaultStore.st = st
+		defaultStore.st = store.Adapt(st)
 	})
 	return defaultStore.st, defaultStore.err
 }

@@ -44,14 +44,14 @@ func testLogger() (*slog.Logger, *syncBuffer) {
 	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})), &b
 }
 
-func newFileStore(t testing.TB) *filestore.Store {
+func newFileStore(t testing.TB) store.Store {
 	t.Helper()
 	st, err := filestore.New(&filestore.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return st
+	return store.Adapt(st)
 }
 
 // stores runs a test on each store that needs no server.

@@ -461,11 +461,12 @@ func TestComputeTimeout(t *testing.T) {
 // takes over once it runs out, even though fn still hangs.
 func TestComputeTimeoutStopsRenewingTheLease(t *testing.T) {
 	clk := clock.NewFake(t0)
-	st, err := filestore.New(&filestore.Options{Dir: t.TempDir(), Clock: clk.Now})
+	fst, err := filestore.New(&filestore.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer fst.Close()
+	st := store.Adapt(fst, store.WithClock(clk)) // leases expire by the fake clock
 	stuck := make(chan struct{})
 	defer close(stuck)
 	started := make(chan struct{})

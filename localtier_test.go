@@ -33,13 +33,8 @@ func (p plainDriver) Set(ctx context.Context, k store.Key, e store.Entry) error 
 func (p plainDriver) Delete(ctx context.Context, k store.Key) error { return p.d.Delete(ctx, k) }
 func (p plainDriver) Close() error                                  { return nil }
 
-// The capabilities it keeps: counters and listing.
-func (p plainDriver) Versions(ctx context.Context, names []string) ([]uint64, error) {
-	return p.d.(store.Versioner).Versions(ctx, names)
-}
-func (p plainDriver) Bump(ctx context.Context, name string) (uint64, error) {
-	return p.d.(store.Versioner).Bump(ctx, name)
-}
+// The capability it keeps: listing. Counters are the portable layer's, over Get and
+// Set.
 func (p plainDriver) Entries(ctx context.Context, ns string) iter.Seq2[store.Info, error] {
 	return p.d.(store.Lister).Entries(ctx, ns)
 }

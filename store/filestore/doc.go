@@ -30,17 +30,18 @@
 //
 // # Leases
 //
-// A calculation lease is a small file beside its entry, changed only under a flock
-// held for the read-check-write; see lease.go for why this shape. The kernel drops a
-// flock when its holder dies, so a killed process never leaves a lock held, and its
-// lease expires on time for the next caller to take over. Expiry is measured with
-// [Options.Clock].
+// The store is a store.Swapper, and package store keeps calculation leases (and version
+// counters) over it as records in namespaces of their own ("\x01"+namespace, and
+// "\x01"), in the same file format as entries. [Store.Swap] is a read-compare-write
+// done under a flock on the fan-out directory's lock file; see swap.go for why this
+// shape. The kernel drops a flock when its holder dies, so a killed process never
+// leaves a lock held, and its lease expires on time for the next caller to take over.
 //
 // # Notifications
 //
 // Store implements store.Notifier with one fsnotify watcher per Store, watching
-// fan-out directories with reference counts, and falls back to polling where
-// notifications are unavailable.
+// fan-out directories with reference counts. Where notifications are unavailable,
+// Watch reports errors.ErrUnsupported and cachier polls with its own backoff.
 //
 // # Expiry and size caps
 //
@@ -64,7 +65,7 @@
 // Close; every file and directory is then reached by a relative path resolved beneath
 // it that fails on a symlink in any component, not only the last. A symlink planted in
 // place of a namespace directory, its .namespace file, a fan-out directory, an entry,
-// a lease, a lock file, or the .versions directory, its fan-outs or a counter file is
+// a lease or counter record, or a lock file is
 // refused wherever it points, inside the root or out: Get reads it as a damaged entry
 // (a miss), a lease or counter behind it counts as damaged, Set, Delete, Acquire,
 // Bump and the rest fail (a link in the last component is replaced or removed itself,

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cachier-go/cachier/store"
 	unix "github.com/cachier-go/cachier/store/filestore/internal/fsys"
 )
 
@@ -163,6 +164,9 @@ func (s *Store) scanEntries(ctx context.Context) ([]entryFile, error) {
 	}
 	var files []entryFile
 	for _, ns := range nss {
+		if strings.HasPrefix(ns, store.InternalPrefix) {
+			continue // package store's leases and counters: never evicted
+		}
 		dirs, err := s.fanouts(ns)
 		if err != nil {
 			return files, err

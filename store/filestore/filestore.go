@@ -25,9 +25,12 @@ import (
 // still count the corruption apart from ordinary misses.
 var ErrCorrupt = store.ErrCorrupt
 
-// Compile-time checks of the interfaces Store implements.
+// Compile-time checks of the capabilities Store declares. Leases and counters are
+// package store's, kept over Swap and Get/Set (see store.Adapt).
 var (
-	_ store.Store    = (*Store)(nil)
+	_ store.Driver   = (*Store)(nil)
+	_ store.Lister   = (*Store)(nil)
+	_ store.Swapper  = (*Store)(nil)
 	_ store.Notifier = (*Store)(nil)
 	_ store.Locator  = (*Store)(nil)
 )
@@ -37,8 +40,10 @@ var (
 // file for far less.
 const tempMaxAge = time.Minute
 
-// DefaultPollInterval is the longest wait between two checks of a watched key when
-// file-system notifications are unavailable.
+// DefaultPollInterval is kept for compatibility. Waiters poll in cachier now, with its
+// own backoff, when notifications are unavailable.
+//
+// Deprecated: Options.PollInterval is ignored.
 const DefaultPollInterval = 250 * time.Millisecond
 
 // Options configures a Store. A nil *Options, like the zero Options, means defaults.
@@ -46,17 +51,21 @@ type Options struct {
 	// Dir is the root directory. Empty means DefaultDir(). It is created (mode 0700)
 	// if missing.
 	Dir string
-	// Fsync makes Set (and lease changes) fsync the file and its directory before
+	// Fsync makes Set (and record swaps) fsync the file and its directory before
 	// returning, so that an entry survives a power loss, at a large cost in speed.
 	// Without it an entry survives any crash of the process, but not of the machine.
 	Fsync bool
-	// Clock tells the time for lease expiry. Nil means time.Now.
+	// Clock tells the time of the recency stamps that MaxEntries and MaxBytes evict
+	// by. Nil means time.Now. (Leases expire by the clock of package store's
+	// portable layer: store.WithClock.)
 	Clock func() time.Time
 	// Logger receives reports of corrupt files and other trouble the caller does not
 	// see as an error. Nil discards them (cachier logs the errors it is returned).
 	Logger *slog.Logger
-	// PollInterval is the longest wait between two checks of a watched key when
-	// file-system notifications cannot be used. Zero means DefaultPollInterval.
+	// PollInterval is ignored: without file-system notifications, Watch reports
+	// errors.ErrUnsupported and cachier polls with its own backoff.
+	//
+	// Deprecated: it has no effect.
 	PollInterval time.Duration
 	// AllowSharedDir allows a root directory that other users can write to or that
 	// another user owns. Such a directory lets them plant entries, so it is refused
@@ -73,12 +82,11 @@ type Options struct {
 // Store keeps entries and leases in files under one root directory. It is safe for
 // concurrent use by goroutines and by processes sharing the directory.
 type Store struct {
-	root         *rootDir
-	fsync        bool
-	syncs        atomic.Int64 // fsync calls made, for the tests
-	clock        func() time.Time
-	log          *slog.Logger
-	pollInterval time.Duration
+	root  *rootDir
+	fsync bool
+	syncs atomic.Int64 // fsync calls made, for the tests
+	log   *slog.Logger
+	clock func() time.Time
 
 	nsDirs sync.Map // namespace -> nsInfo, memoizing nsDirName
 
@@ -145,21 +153,17 @@ func New(opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		caps:         c,
-		root:         rd,
-		fsync:        o.Fsync,
-		clock:        o.Clock,
-		log:          o.Logger,
-		pollInterval: o.PollInterval,
+		caps:  c,
+		root:  rd,
+		fsync: o.Fsync,
+		log:   o.Logger,
+		clock: o.Clock,
 	}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.pollInterval <= 0 {
-		s.pollInterval = DefaultPollInterval
 	}
 	return s, nil
 }
@@ -187,10 +191,10 @@ func checkPrivate(fd int, root string) error {
 // Root returns the root directory.
 func (s *Store) Root() string { return s.root.path }
 
+func (s *Store) now() time.Time { return s.clock() }
+
 // Dir returns the directory that holds the namespace's entries (store.Locator).
 func (s *Store) Dir(namespace string) string { return s.abs(s.ns(namespace).dir) }
-
-func (s *Store) now() time.Time { return s.clock() }
 
 // ns returns the directory of a namespace.
 func (s *Store) ns(namespace string) nsInfo {
@@ -299,12 +303,6 @@ func (s *Store) corrupt(path string, cause error) error {
 // a damaged one matches both store.ErrNotFound and ErrCorrupt. The entry's Value is a
 // fresh slice the caller owns.
 func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
-	if err := ctx.Err(); err != nil {
-		return store.Entry{}, err
-	}
-	if err := k.Validate(); err != nil {
-		return store.Entry{}, err
-	}
 	dir, name := s.paths(k)
 	rel := dir + "/" + name
 	data, err := s.readRecord(rel)
@@ -336,12 +334,6 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 // Set stores e under k, atomically replacing any previous entry. Values over
 // MaxValueSize fail with an error matching store.ErrTooLarge.
 func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := k.Validate(); err != nil {
-		return err
-	}
 	if len(e.Value) > MaxValueSize {
 		return fmt.Errorf("filestore: set %s: %w: %d bytes, at most %d", k, store.ErrTooLarge, len(e.Value), MaxValueSize)
 	}
@@ -358,12 +350,6 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 
 // Delete removes the entry for k; a missing entry is not an error.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := k.Validate(); err != nil {
-		return err
-	}
 	dir, name := s.paths(k)
 	err := s.inDir(dir, false, func(dfd int) error {
 		if err := unlinkAt(dfd, name); err != nil {
@@ -433,9 +419,6 @@ func (s *Store) inFanout(dir string, fn func(dfd int, names []string) error) err
 // a minute. Leases are left alone. A cancelled ctx stops it part way.
 func (s *Store) Clear(ctx context.Context, namespace string) error {
 	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := store.ValidateNamespace(namespace); err != nil {
 		return err
 	}
 	dirs, err := s.fanouts(namespace)
@@ -517,9 +500,6 @@ func (s *Store) DeleteExpired(ctx context.Context, namespace string, now time.Ti
 // deleteWhere removes the entries of the namespace whose header drop accepts.
 func (s *Store) deleteWhere(ctx context.Context, namespace string, drop func(header) bool) (int, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	if err := store.ValidateNamespace(namespace); err != nil {
 		return 0, err
 	}
 	dirs, err := s.fanouts(namespace)
@@ -605,10 +585,6 @@ func listFiles[T any](ctx context.Context, s *Store, namespace, what string, mat
 			yield(zero, err)
 			return
 		}
-		if err := store.ValidateNamespace(namespace); err != nil {
-			yield(zero, err)
-			return
-		}
 		dirs, err := s.fanouts(namespace)
 		if err != nil {
 			yield(zero, fmt.Errorf("filestore: %s of %q: %w", what, namespace, err))
@@ -681,7 +657,7 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 				continue // not a namespace directory of ours
 			}
 			ns = string(b)
-			if want, _ := nsDirName(ns); want != name || store.ValidateNamespace(ns) != nil {
+			if want, _ := nsDirName(ns); want != name || !storedNamespace(ns) {
 				s.log.Warn("filestore: namespace file does not match its directory", "dir", name)
 				continue
 			}
@@ -707,7 +683,7 @@ func (s *Store) hasFiles(namespace string) (bool, error) {
 	for _, dir := range dirs {
 		err := s.inFanout(dir, func(_ int, names []string) error {
 			for _, n := range names {
-				if isEntryName(n) || isLeaseName(n) {
+				if isEntryName(n) {
 					has = true
 					return nil
 				}
@@ -738,4 +714,13 @@ func (s *Store) Close() error {
 	err := s.watch.close()
 	s.root.close()
 	return err
+}
+
+// storedNamespace reports whether ns is a namespace this store may hold: one within
+// the contract, or one of package store's own ("\x01" and "\x01"+namespace).
+func storedNamespace(ns string) bool {
+	if rest, ok := strings.CutPrefix(ns, store.InternalPrefix); ok {
+		return rest == "" || store.ValidateNamespace(rest) == nil
+	}
+	return store.ValidateNamespace(ns) == nil
 }

@@ -31,7 +31,7 @@ func newStore(t testing.TB, o *filestore.Options) *filestore.Store {
 	return s
 }
 
-func mustSet(t testing.TB, s store.Store, k store.Key, v string) {
+func mustSet(t testing.TB, s store.Driver, k store.Key, v string) {
 	t.Helper()
 	if err := s.Set(context.Background(), k, store.Entry{Value: []byte(v), StoredAt: time.Now()}); err != nil {
 		t.Fatal(err)
@@ -135,13 +135,14 @@ func TestKeysStayInside(t *testing.T) {
 	parent := t.TempDir()
 	root := filepath.Join(parent, "root")
 	s := newStore(t, &filestore.Options{Dir: root})
+	st := store.Adapt(s)
 	hostile := []string{"..", "../..", "../../x", "/etc/passwd", ".", ".lock", ".namespace", ".tmp-1",
 		"a/../../b", strings.Repeat("../", 66), strings.Repeat("ü", 100), "x.lease", "~", "%2E%2E"}
 	for _, ns := range hostile {
 		for _, id := range hostile {
 			k := store.Key{Namespace: ns, ID: id}
 			mustSet(t, s, k, ns+"|"+id)
-			if _, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: "t"}, time.Hour); err != nil {
+			if _, err := st.Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: "t"}, time.Hour); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -159,7 +160,7 @@ func TestKeysStayInside(t *testing.T) {
 	if err != nil || len(des) != 1 || des[0].Name() != "root" {
 		t.Fatalf("files appeared beside the root: %v %v", des, err)
 	}
-	got, err := s.Namespaces(ctx)
+	got, err := st.Namespaces(ctx)
 	if err != nil || len(got) != len(hostile) {
 		t.Fatalf("Namespaces = %q, %v; want the %d hostile namespaces", got, err, len(hostile))
 	}
@@ -352,61 +353,22 @@ func TestLocator(t *testing.T) {
 	}
 }
 
-// TestLeaseClock checks expiry and takeover with an injected clock, and that a
-// takeover or ReleaseAll makes the old holder's Renew fail with ErrLeaseLost while its
-// Release does nothing.
-func TestLeaseClock(t *testing.T) {
-	ctx := context.Background()
-	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	s := newStore(t, &filestore.Options{Clock: clock})
-	k := store.Key{Namespace: "ns", ID: "k"}
-	a, b := store.Owner{Host: "h", PID: 1, Token: "a"}, store.Owner{Host: "h", PID: 2, Token: "b"}
-	la, err := s.Acquire(ctx, k, a, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held *store.HeldError
-	if _, err := s.Acquire(ctx, k, b, time.Minute); !errors.As(err, &held) || held.Holder.Owner != a {
-		t.Fatalf("Acquire by b while a holds = %v; want HeldError naming a", err)
-	}
-	now = now.Add(time.Minute) // exactly at expiry: expired
-	lb, err := s.Acquire(ctx, k, b, time.Minute)
-	if err != nil {
-		t.Fatalf("takeover after expiry: %v", err)
-	}
-	if _, err := s.Renew(ctx, la, time.Minute); !errors.Is(err, store.ErrLeaseLost) {
-		t.Fatalf("Renew by the old holder = %v; want ErrLeaseLost", err)
-	}
-	if err := s.Release(ctx, la); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Acquire(ctx, k, a, time.Minute); !errors.Is(err, store.ErrLeaseHeld) {
-		t.Fatalf("Release by a non-owner released b's lease: Acquire = %v", err)
-	}
-	if n, err := s.ReleaseAll(ctx, "ns"); err != nil || n != 1 {
-		t.Fatalf("ReleaseAll = %d, %v", n, err)
-	}
-	if _, err := s.Renew(ctx, lb, time.Minute); !errors.Is(err, store.ErrLeaseLost) {
-		t.Fatalf("Renew after ReleaseAll = %v; want ErrLeaseLost", err)
-	}
-}
-
-// TestCorruptLease checks that a damaged lease file never blocks a key.
+// TestCorruptLease checks that a damaged lease record never blocks a key.
 func TestCorruptLease(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, nil)
+	st := store.Adapt(s)
 	k := store.Key{Namespace: "ns", ID: "k"}
-	if _, err := s.Acquire(ctx, k, store.Owner{Token: "a"}, time.Hour); err != nil {
+	if _, err := st.Acquire(ctx, k, store.Owner{Token: "a"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filestore.LeasePath(s, k), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for l, err := range s.Leases(ctx, "ns") {
+	for l, err := range st.Leases(ctx, "ns") {
 		t.Fatalf("Leases listed %v, %v from a corrupt file", l, err)
 	}
-	if _, err := s.Acquire(ctx, k, store.Owner{Token: "b"}, time.Hour); err != nil {
+	if _, err := st.Acquire(ctx, k, store.Owner{Token: "b"}, time.Hour); err != nil {
 		t.Fatalf("Acquire over a corrupt lease: %v", err)
 	}
 }
@@ -432,13 +394,17 @@ func drain(ch <-chan struct{}) {
 	}
 }
 
-func testWatch(t *testing.T, poll bool) {
+// TestWatch: a watcher of a key, through the portable layer, wakes for every change
+// of the entry and of its lease record, made by another Store on the same directory
+// (another process would do the same).
+func TestWatch(t *testing.T) {
 	ctx := context.Background()
-	s := newStore(t, &filestore.Options{PollInterval: 20 * time.Millisecond})
-	filestore.SetForcePolling(s, poll)
+	dir := t.TempDir()
+	w := store.Adapt(newStore(t, &filestore.Options{Dir: dir}))
+	s := store.Adapt(newStore(t, &filestore.Options{Dir: dir})) // the writer: no local wake-ups
 	k := store.Key{Namespace: "ns", ID: "k"}
 	other := store.Key{Namespace: "ns", ID: "other"}
-	ch, stop, err := s.Watch(ctx, k)
+	ch, stop, err := w.(store.Notifier).Watch(ctx, k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,26 +435,12 @@ func testWatch(t *testing.T, poll bool) {
 	stop() // idempotent
 }
 
-func TestWatch(t *testing.T)        { testWatch(t, false) }
-func TestWatchPolling(t *testing.T) { testWatch(t, true) }
-
-// TestWatchLeaseExpiry checks that a waiter is woken when the lease it sees expires,
-// although no file changes then.
-func TestWatchLeaseExpiry(t *testing.T) {
-	ctx := context.Background()
+// Without file notifications, Watch says so, and the caller polls.
+func TestWatchUnsupportedWithoutNotifications(t *testing.T) {
 	s := newStore(t, nil)
-	k := store.Key{Namespace: "ns", ID: "k"}
-	if _, err := s.Acquire(ctx, k, store.Owner{Token: "dead"}, 50*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	ch, stop, err := s.Watch(ctx, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	waitWake(t, ch, "the lease expired")
-	if _, err := s.Acquire(ctx, k, store.Owner{Token: "next"}, time.Minute); err != nil {
-		t.Fatalf("after the expiry wake-up, Acquire = %v", err)
+	filestore.SetForcePolling(s, true)
+	if _, _, err := s.Watch(context.Background(), store.Key{Namespace: "ns", ID: "k"}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Watch without notifications = %v, want errors.ErrUnsupported", err)
 	}
 }
 
@@ -535,7 +487,7 @@ func TestWatchContext(t *testing.T) {
 	}
 	cancel()
 	stop()
-	if _, _, err := s.Watch(ctx, store.Key{Namespace: "ns", ID: "k"}); !errors.Is(err, context.Canceled) {
+	if _, _, err := store.Adapt(s).(store.Notifier).Watch(ctx, store.Key{Namespace: "ns", ID: "k"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Watch with a cancelled ctx = %v", err)
 	}
 	s.Close()
@@ -545,37 +497,37 @@ func TestWatchContext(t *testing.T) {
 }
 
 // TestCorruptVersion checks that a damaged counter never reads as 0 (which would make
-// entries recorded before any bump valid again) nor as its old value.
+// entries recorded before any bump valid again) nor as its old value: it is an error
+// matching ErrCorrupt until a Bump rewrites it.
 func TestCorruptVersion(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, nil)
-	v1, err := s.Bump(ctx, "tag:x")
+	st := store.Adapt(s)
+	v := st.(store.Versioner)
+	v1, err := v.Bump(ctx, "tag:x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob(filepath.Join(s.Root(), ".versions", "*", "*"))
-	if err != nil || len(files) != 1 {
-		t.Fatalf("counter files: %v, %v", files, err)
-	}
-	b, err := os.ReadFile(files[0])
+	file := filestore.EntryPath(s, store.Key{Namespace: store.InternalPrefix, ID: "tag:x"})
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b[len(b)-1] ^= 1
-	if err := os.WriteFile(files[0], b, 0o600); err != nil {
+	if err := os.WriteFile(file, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Versions(ctx, []string{"tag:x", "tag:never"})
+	if got, err := v.Versions(ctx, []string{"tag:x", "tag:never"}); !errors.Is(err, filestore.ErrCorrupt) {
+		t.Fatalf("Versions after damage = %v, %v (was %d); want an error matching ErrCorrupt", got, err, v1)
+	}
+	v2, err := v.Bump(ctx, "tag:x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[0] == 0 || got[0] == v1 || got[1] != 0 {
-		t.Fatalf("Versions after damage = %v (was %d); want a fresh non-zero value and 0", got, v1)
+	if again, err := v.Versions(ctx, []string{"tag:x"}); err != nil || again[0] != v2 {
+		t.Fatalf("Versions once repaired = %v, %v; want %d", again, err, v2)
 	}
-	if again, err := s.Versions(ctx, []string{"tag:x"}); err != nil || again[0] != got[0] {
-		t.Fatalf("Versions once repaired = %v, %v; want %d", again, err, got[0])
-	}
-	if ns, err := s.Namespaces(ctx); err != nil || len(ns) != 0 {
+	if ns, err := st.Namespaces(ctx); err != nil || len(ns) != 0 {
 		t.Fatalf("counters showed up as namespaces: %q, %v", ns, err)
 	}
 }

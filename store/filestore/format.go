@@ -40,7 +40,6 @@ const (
 
 var (
 	magicEntry = [4]byte{'C', 'G', 'F', 'E'}
-	magicLease = [4]byte{'C', 'G', 'F', 'L'}
 
 	castagnoli = crc32.MakeTable(crc32.Castagnoli)
 )
@@ -187,57 +186,4 @@ func decodeEntry(rec []byte) (id string, e store.Entry, err error) {
 	}
 	h, _ := decodeHeader(rec, magicEntry) // checked by decodeRecord
 	return id, store.Entry{Value: payload, StoredAt: t, ExpiresAt: h.exp}, nil
-}
-
-// encodeOwner lays a lease owner out as the payload of a lease record:
-// uvarint host length, host, varint pid, uvarint token length, token.
-func encodeOwner(o store.Owner) []byte {
-	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(o.Host)+len(o.Token))
-	b = binary.AppendUvarint(b, uint64(len(o.Host)))
-	b = append(b, o.Host...)
-	b = binary.AppendVarint(b, int64(o.PID))
-	b = binary.AppendUvarint(b, uint64(len(o.Token)))
-	b = append(b, o.Token...)
-	return b
-}
-
-// decodeOwner is the inverse of encodeOwner; it rejects trailing bytes.
-func decodeOwner(b []byte) (store.Owner, error) {
-	var o store.Owner
-	str := func() (string, bool) {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return "", false
-		}
-		s := string(b[k : k+int(n)])
-		b = b[k+int(n):]
-		return s, true
-	}
-	host, ok := str()
-	if !ok {
-		return o, fmt.Errorf("%w: lease owner host", errFormat)
-	}
-	pid, k := binary.Varint(b)
-	if k <= 0 || int64(int(pid)) != pid {
-		return o, fmt.Errorf("%w: lease owner pid", errFormat)
-	}
-	b = b[k:]
-	token, ok := str()
-	if !ok || len(b) != 0 {
-		return o, fmt.Errorf("%w: lease owner token", errFormat)
-	}
-	return store.Owner{Host: host, PID: int(pid), Token: token}, nil
-}
-
-// decodeLease decodes a lease file into the lease it records for namespace ns.
-func decodeLease(rec []byte, ns string) (store.Lease, error) {
-	t, id, payload, err := decodeRecord(rec, magicLease)
-	if err != nil {
-		return store.Lease{}, err
-	}
-	o, err := decodeOwner(payload)
-	if err != nil {
-		return store.Lease{}, err
-	}
-	return store.Lease{Key: store.Key{Namespace: ns, ID: id}, Owner: o, ExpiresAt: t}, nil
 }

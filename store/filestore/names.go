@@ -9,8 +9,7 @@ import (
 // On-disk layout, under the root directory:
 //
 //	<root>/<namespace dir>/<fan-out>/<entry>          an entry
-//	<root>/<namespace dir>/<fan-out>/<entry>.lease    its calculation lease
-//	<root>/<namespace dir>/<fan-out>/.lock            flock'd while a lease changes
+//	<root>/<namespace dir>/<fan-out>/.lock            flock'd while Swap changes a record
 //	<root>/<namespace dir>/<fan-out>/.tmp-*           a file being written
 //	<root>/<namespace dir>/.namespace                 the namespace, when the dir name is hashed
 //
@@ -21,7 +20,6 @@ import (
 // outside its directory: IDs only ever appear hashed.
 const (
 	entryNameLen = 32
-	leaseSuffix  = ".lease"
 	lockName     = ".lock"
 	tmpPrefix    = ".tmp-"
 	metaName     = ".namespace"
@@ -45,12 +43,6 @@ func isHex(s string) bool {
 
 // isEntryName reports whether a file name in a fan-out directory is an entry.
 func isEntryName(s string) bool { return len(s) == entryNameLen && isHex(s) }
-
-// isLeaseName reports whether a file name in a fan-out directory is a lease.
-func isLeaseName(s string) bool {
-	e, ok := strings.CutSuffix(s, leaseSuffix)
-	return ok && isEntryName(e)
-}
 
 // isFanoutName reports whether a directory name in a namespace directory is a fan-out.
 func isFanoutName(s string) bool { return len(s) == 2 && isHex(s) }

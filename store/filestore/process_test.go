@@ -99,7 +99,8 @@ func TestHelperProcess(t *testing.T) {
 // contend takes the shared lease n times. While holding it, it appends
 // "start <token>" and "end <token>" lines to a log; if two processes ever held the
 // lease at once, their lines would interleave.
-func contend(s *filestore.Store, arg string) error {
+func contend(d *filestore.Store, arg string) error {
+	s := store.Adapt(d)
 	ctx := context.Background()
 	logPath, nStr, _ := strings.Cut(arg, "|")
 	n, _ := strconv.Atoi(nStr)
@@ -116,7 +117,7 @@ func contend(s *filestore.Store, arg string) error {
 		o := store.Owner{Host: host, PID: os.Getpid(), Token: fmt.Sprintf("%d-%d", os.Getpid(), i)}
 		var l store.Lease
 		for {
-			ch, stop, err := s.Watch(ctx, workerKey)
+			ch, stop, err := s.(store.Notifier).Watch(ctx, workerKey)
 			if err != nil {
 				return err
 			}
@@ -160,7 +161,8 @@ func contend(s *filestore.Store, arg string) error {
 
 // hold takes the shared lease for the given TTL, says so with its expiry, and blocks
 // until it is killed.
-func hold(s *filestore.Store, ttl string) error {
+func hold(drv *filestore.Store, ttl string) error {
+	s := store.Adapt(drv)
 	d, err := time.ParseDuration(ttl)
 	if err != nil {
 		return err
@@ -269,11 +271,12 @@ func TestProcessKilledHoldingLease(t *testing.T) {
 	_ = cmd.Wait()
 
 	s := newStore(t, &filestore.Options{Dir: dir})
+	st := store.Adapt(s)
 	me := store.Owner{Host: "parent", PID: os.Getpid(), Token: "survivor"}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		attempt := time.Now()
-		l, err := s.Acquire(ctx, workerKey, me, time.Minute)
+		l, err := st.Acquire(ctx, workerKey, me, time.Minute)
 		if err == nil {
 			// Taking over before the dead holder's expiry would be a bug.
 			if attempt.Before(expiry) {
@@ -373,11 +376,10 @@ func TestProcessKilledWriting(t *testing.T) {
 // TestProcessWakesWatcher checks that a Set by another process wakes a waiter here,
 // with notifications and with the polling fallback.
 func TestProcessWakesWatcher(t *testing.T) {
-	for _, poll := range []bool{false, true} {
+	for _, poll := range []bool{false} { // without notifications, cachier polls: no Watch
 		t.Run(fmt.Sprintf("poll=%v", poll), func(t *testing.T) {
 			dir := t.TempDir()
-			s := newStore(t, &filestore.Options{Dir: dir, PollInterval: 50 * time.Millisecond})
-			filestore.SetForcePolling(s, poll)
+			s := newStore(t, &filestore.Options{Dir: dir})
 			ch, stop, err := s.Watch(context.Background(), workerKey)
 			if err != nil {
 				t.Fatal(err)

@@ -96,5 +96,5 @@ func openURL(_ context.Context, u *url.URL) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return store.Adapt(s), nil
 }

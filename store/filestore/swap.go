@@ -1,0 +1,108 @@
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	unix "github.com/cachier-go/cachier/store/filestore/internal/fsys"
+
+	"github.com/cachier-go/cachier/store"
+)
+
+// Swap
+//
+// The store is a store.Swapper, and package store keeps calculation leases over it as
+// records in namespaces of their own. Swap is a read-compare-write of one file done
+// while holding an exclusive flock on its fan-out directory's ".lock" file, so two
+// processes can never both see the same record and both replace it (two takers of one
+// expired lease). The lock is held only for that short critical section, and the
+// kernel drops a flock when the process holding it dies, so a SIGKILL cannot leave it
+// held. One lock per fan-out directory (not per key) keeps the number of lock files
+// bounded (256 per namespace), and they are never removed, because removing a lock
+// file while another process waits on it would let two processes hold "the" lock.
+//
+// The lock file is opened afresh for every operation: flock belongs to the open file
+// description, so two goroutines of one process sharing a descriptor would not exclude
+// each other.
+
+// Swap replaces the entry of k by next if its value is old (old nil: if there is none;
+// next nil: delete it), under the fan-out directory's lock. A damaged file counts as
+// none, so that a torn or foreign file can never block a key.
+func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.Entry) (bool, error) {
+	dir, name := s.paths(k)
+	swapped := false
+	err := s.withLock(ctx, k.Namespace, dir, func() error {
+		cur, err := s.Get(ctx, k)
+		present := err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if present != (old != nil) || (present && !bytes.Equal(cur.Value, old)) {
+			return nil
+		}
+		if next == nil {
+			if err := s.inDir(dir, false, func(dfd int) error { return unlinkAt(dfd, name) }); err != nil && !isNotExist(err) {
+				return err
+			}
+		} else if err := s.writeFile(dir, name, encodeRecordExp(magicEntry, next.StoredAt, next.ExpiresAt, k.ID, next.Value)); err != nil {
+			return err
+		}
+		swapped = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("filestore: swap %s: %w", k, err)
+	}
+	return swapped, nil
+}
+
+// withLock runs fn while holding the fan-out directory's lock, creating the
+// directories first if needed. It waits for the lock politely, honouring ctx.
+func (s *Store) withLock(ctx context.Context, namespace, dir string, fn func() error) error {
+	rel := dir + "/" + lockName
+	path := s.abs(rel)
+	open := func() (int, error) { return s.openFile(rel, unix.O_RDWR|unix.O_CREAT, 0o600) }
+	fd, err := open()
+	if err != nil && isNotExist(err) {
+		if err := s.ensureDirs(namespace, dir); err != nil {
+			return err
+		}
+		fd, err = open()
+	}
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd) // closing the descriptor releases the lock too
+	if err := flock(ctx, fd); err != nil {
+		return &fs.PathError{Op: "flock", Path: path, Err: err}
+	}
+	defer unix.Flock(fd, unix.LOCK_UN)
+	return fn()
+}
+
+// flock takes an exclusive lock on fd. It tries without blocking and then retries with
+// a short backoff, so that a cancelled ctx is honoured even if the holder is stopped.
+func flock(ctx context.Context, fd int) error {
+	wait := 20 * time.Microsecond
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Millisecond)
+	}
+}
