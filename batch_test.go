@@ -357,7 +357,7 @@ func (p *partialStore) SetMany(ctx context.Context, ks []store.Key, es []store.E
 func TestBatchStoreFailingForSomeKeys(t *testing.T) {
 	ctx := context.Background()
 	logger, logs := testLogger()
-	ps := &partialStore{Store: newFileStore(t), bad: map[string]bool{}}
+	ps := &partialStore{Store: newFileDriver(t), bad: map[string]bool{}}
 	r := &batchRecorder{}
 	clk := clock.NewFake(time.Date(2100, 1, 2, 3, 4, 5, 0, time.UTC)) // later than real time: see newClock
 	b := mustBatch(t, r, cachier.WithStore(ps), cachier.WithLogger(logger), cachier.WithClock(clk))

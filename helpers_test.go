@@ -44,14 +44,17 @@ func testLogger() (*slog.Logger, *syncBuffer) {
 	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})), &b
 }
 
-func newFileStore(t testing.TB) store.Store {
+func newFileStore(t testing.TB) store.Store { return store.Adapt(newFileDriver(t)) }
+
+// newFileDriver is a file store driver, for tests that wrap its methods.
+func newFileDriver(t testing.TB) *filestore.Store {
 	t.Helper()
 	st, err := filestore.New(&filestore.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return store.Adapt(st)
+	return st
 }
 
 // stores runs a test on each store that needs no server.
