@@ -723,8 +723,13 @@ func (f *Func[A, R]) decode(s *settings, b []byte) (R, envelope.Meta, error) {
 	if want := idOf(codec); c != want {
 		return v, meta, fmt.Errorf("entry has codec %d, want %d", c, want)
 	}
-	if c == envelope.CBOR {
+	switch c {
+	case envelope.CBOR:
 		if err := checkCBORBudget(payload, reflect.TypeFor[R]()); err != nil {
+			return v, meta, fmt.Errorf("decode %T: %w", v, err)
+		}
+	case envelope.JSON:
+		if err := checkJSONBudget(payload, reflect.TypeFor[R]()); err != nil {
 			return v, meta, fmt.Errorf("decode %T: %w", v, err)
 		}
 	}
