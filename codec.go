@@ -25,11 +25,16 @@ type codecID interface{ id() envelope.Codec }
 
 // Built-in codecs.
 var (
-	// CBOR (RFC 8949) is the default: compact, fast, and typed.
+	// CBOR (RFC 8949) is the default: compact, fast, and typed. A hit decodes at
+	// most 256 levels deep and, checked by a scan before decoding, allocates at most
+	// DecodeExpansion times the entry's size (plus 1 MiB); a larger entry is a miss.
 	CBOR Codec = cborCodec{}
-	// JSON is readable by any tool that inspects the store.
+	// JSON is readable by any tool that inspects the store. It is bounded like CBOR
+	// (nesting 10,000 levels).
 	JSON Codec = jsonCodec{}
-	// Gob is Go's own format.
+	// Gob is Go's own format. It cannot be bounded before it decodes, so Wrap accepts
+	// it only for result types that are not recursive and whose elements allocate
+	// at most GobMaxExpansion bytes per encoded byte.
 	Gob Codec = gobCodec{}
 )
 
