@@ -174,8 +174,10 @@ var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 var userinfo = regexp.MustCompile(`((?:^|[^A-Za-z0-9+.\-])(?:[A-Za-z][A-Za-z0-9+.\-]*:)?/{0,3}[^\s/?#@:"'=&]*:)(?:[^\s"'/][^\s"']*)?@`)
 
 // quotedUserinfo matches a quoted string that holds a URL's userinfo, for a password
-// with white space in it ("redis://u:pass word@h", as url.Parse quotes it).
-var quotedUserinfo = regexp.MustCompile(`("(?:[A-Za-z][A-Za-z0-9+.\-]*:)?/{0,3}[^/?#@:"]*:)(?:[^"\\]|\\.)*@`)
+// with white space in it ("redis://u:pass word@h", as url.Parse quotes it): from the
+// first ':' after the scheme to the last '@' in the string, whatever the user name
+// holds.
+var quotedUserinfo = regexp.MustCompile(`("(?:[A-Za-z][A-Za-z0-9+.\-]*:)?/{0,3}[^:"]*:)(?:[^"\\]|\\.)*@`)
 
 // secretParam matches a query parameter that carries a credential in some scheme,
 // and its value: password, sslpassword, sentinel_password, secret_key,
