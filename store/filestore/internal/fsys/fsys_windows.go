@@ -400,8 +400,11 @@ func Renameat(olddirfd int, oldname string, newdirfd int, newname string) error 
 	if err == nil {
 		return nil
 	}
-	info.Flags = 1 // ReplaceIfExists = TRUE
-	return mapErr(windows.SetFileInformationByHandle(h, windows.FileRenameInfo, (*byte)(unsafe.Pointer(info)), uint32(size)))
+	// Without FileRenameInfoEx (before Windows 10 1607, and under wine): the native
+	// call, which takes the same layout with a BOOLEAN ReplaceIfExists.
+	info.Flags = 1
+	var iosb windows.IO_STATUS_BLOCK
+	return mapErr(windows.NtSetInformationFile(h, &iosb, (*byte)(unsafe.Pointer(info)), uint32(size), windows.FileRenameInformation))
 }
 
 // lockOffsetHigh places the lock of Flock far past any file's end, so that it never
