@@ -71,3 +71,9 @@ func TestFileStoreRefreshAcrossProcesses(t *testing.T) {
 func TestFileStoreErrorRememberedAcrossProcesses(t *testing.T) {
 	proctest.ErrorRemembered(t, "file://"+t.TempDir())
 }
+
+// BenchmarkFileStoreLocalTierCoherence: from a change in one process to a miss in
+// another process's local tier, over fsnotify.
+func BenchmarkFileStoreLocalTierCoherence(b *testing.B) {
+	proctest.ReportCoherence(b, "file://"+b.TempDir(), 40, nil)
+}

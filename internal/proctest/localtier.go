@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -210,4 +211,20 @@ func LocalTierAcrossProcesses(t testing.TB, url string, rounds int, kill func(te
 		}
 	}
 	return lat
+}
+
+// ReportCoherence runs rounds changes through LocalTierAcrossProcesses and reports the
+// p50 and p99 of the time from a change in one process to the first call in the other
+// that returned the new result.
+func ReportCoherence(b *testing.B, url string, rounds int, kill func(testing.TB)) {
+	b.Helper()
+	var lat []time.Duration
+	for b.Loop() {
+		lat = append(lat, LocalTierAcrossProcesses(b, url, rounds, kill)...)
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+	b.ReportMetric(0, "ns/op")
 }
