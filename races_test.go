@@ -64,6 +64,7 @@ func TestInvalidateDuringComputationLeavesNoOldResult(t *testing.T) {
 				}
 				after := make(chan int64, 1)
 				go func() { v, _ := f.Call(ctx, 7); after <- v }()
+				waitFor(t, "the call after "+how+" to miss", func() bool { return f.Stats().Misses == 2 })
 				close(src.release)
 				if v := <-old; v != 1 {
 					t.Fatalf("the call before %s got %d, want 1", how, v)
