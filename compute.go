@@ -385,6 +385,9 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 	// would escape their invalidation); without the epoch alone it is stored as
 	// before epochs existed, since the store failing to read is no invalidation.
 	before, err := deps(sctx, s, f.writeCounters(s, arg))
+	if noCounters(err) && !f.tags.needsVersions() {
+		before, err = nil, nil // a store that cannot keep the epoch: as without counters
+	}
 	if err != nil {
 		if err := f.storeFailed(sctx, s, "versions", k, err); err != nil {
 			return *new(R), err

@@ -264,10 +264,20 @@ func (f *Func[A, R]) readEpoch(ctx context.Context, s *settings) (epoch, error) 
 		return epoch{}, nil
 	}
 	vs, err := versions(ctx, s, []string{namespaceCounter(f.ns)})
-	if err != nil {
+	switch {
+	case noCounters(err):
+		return epoch{}, nil // a store that cannot keep this counter: no epoch, as without counters
+	case err != nil:
 		return epoch{}, err
 	}
 	return epoch{v: vs[0], ok: true}, nil
+}
+
+// noCounters reports an error saying that the store cannot keep counters at all (a
+// wrapper that hides the store's own counters from the portable layer), as opposed to
+// failing now.
+func noCounters(err error) bool {
+	return errors.Is(err, store.ErrInvalidKey) || errors.Is(err, errors.ErrUnsupported)
 }
 
 // writeCounters returns the counters a computation reads before it runs, to record

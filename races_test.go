@@ -2,12 +2,15 @@ package cachier_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/clock"
+	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/filestore"
 )
 
 // source is data a cached function reads: the first read can be held until the test
@@ -226,5 +229,56 @@ func TestRefreshComputesWhateverTheWriterClock(t *testing.T) {
 	close(src.release)
 	if v := <-refreshed; v != 2 || readerRuns.Load() != 1 {
 		t.Fatalf("Refresh returned %d after %d computations, want 2 from its own", v, readerRuns.Load())
+	}
+}
+
+// gatedSets is a store whose first write of an entry of namespace ns waits for the
+// test: another process's invalidation can then land between a computation's last
+// epoch check and its write.
+type gatedSets struct {
+	*filestore.Store
+	ns      string
+	once    sync.Once
+	setting chan struct{}
+	proceed chan struct{}
+}
+
+func (g *gatedSets) Set(ctx context.Context, k store.Key, e store.Entry) error {
+	if k.Namespace == g.ns {
+		g.once.Do(func() {
+			close(g.setting)
+			<-g.proceed
+		})
+	}
+	return g.Store.Set(ctx, k, e)
+}
+
+// Finding 1, the narrowest case: another process (here another Func, which shares no
+// lock with this one) invalidates after the computation's last check and before its
+// write. The writer checks again after writing, and deletes what it wrote.
+func TestInvalidateBetweenCheckAndWrite(t *testing.T) {
+	const name = "races/sliver"
+	st := &gatedSets{Store: newFileStore(t), ns: name, setting: make(chan struct{}), proceed: make(chan struct{})}
+	var data atomic.Int64
+	data.Store(1)
+	fn := func(context.Context, int) (int64, error) { return data.Load(), nil }
+	a, _ := cachier.Wrap(fn, cachier.Name(name), cachier.WithStore(st))
+	b, _ := cachier.Wrap(fn, cachier.Name(name), cachier.WithStore(st))
+	ctx := context.Background()
+	got := make(chan int64, 1)
+	go func() { v, _ := a.Call(ctx, 7); got <- v }()
+	<-st.setting // a computed 1, checked the epoch, and is writing
+	data.Store(2)
+	if err := b.Invalidate(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	close(st.proceed)
+	if v := <-got; v != 1 {
+		t.Fatalf("a got %d", v)
+	}
+	for range 3 {
+		if v, err := b.Call(ctx, 7); v != 2 || err != nil {
+			t.Fatalf("after Invalidate: %d, %v; the result written after it was kept", v, err)
+		}
 	}
 }
