@@ -258,7 +258,7 @@ func (g *gatedSets) Set(ctx context.Context, k store.Key, e store.Entry) error {
 // write. The writer checks again after writing, and deletes what it wrote.
 func TestInvalidateBetweenCheckAndWrite(t *testing.T) {
 	const name = "races/sliver"
-	st := &gatedSets{Store: newFileStore(t), ns: name, setting: make(chan struct{}), proceed: make(chan struct{})}
+	st := &gatedSets{Store: newFileDriver(t), ns: name, setting: make(chan struct{}), proceed: make(chan struct{})}
 	var data atomic.Int64
 	data.Store(1)
 	fn := func(context.Context, int) (int64, error) { return data.Load(), nil }
