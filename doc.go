@@ -68,6 +68,21 @@
 // out; [RefreshCoalesce] gathers background refreshes into batches. See [Batch.Call]
 // for partial failures.
 //
+// # Memory-speed hits
+//
+// For an argument type whose Go equality matches its encoding and no WithKey, a Call
+// without per-call options on the memory store is answered by a typed first level: a
+// lock-free map from the argument to the decoded result, dropped exactly when the
+// store's entry is (memstore kills a ticket the first level holds). [LocalTier] keeps
+// decoded results in process in front of any other store, coherent across processes:
+// every write and invalidation moves a small marker record in the store, and a tier
+// drops its copies when a marker moves, on the store's notification (Redis pub/sub,
+// PostgreSQL LISTEN/NOTIFY, fsnotify) or at a poll every half [LocalTierBound]; it
+// serves no copy past the bound after its last successful poll, so lost notifications
+// never leave a copy stale for longer. Hits from the local tier count in
+// Stats.LocalHits as well as Stats.Hits; the hit counter is striped over cache lines,
+// so hits on many cores do not contend.
+//
 // # Leases, not flags
 //
 // Python's cachier marks an entry "being calculated" and a crash leaves the mark
