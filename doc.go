@@ -35,6 +35,7 @@
 //     NextTime): a miss, on every store. Every write carries the expiry
 //     (store.Entry.ExpiresAt), and stores with native expiry drop the entry themselves.
 //  4. Fresh (younger than min(StaleAfter, MaxAge)) and not [Overwrite]: return it.
+//     The age is measured from the writer's stamp, trusted within [MaxClockSkew].
 //     With [RefreshAhead], a hit near the end of the fresh period also starts one
 //     background refresh.
 //  5. Stale with [NextTime]: return it, and start one background refresh for the key
@@ -82,6 +83,21 @@
 // never leave a copy stale for longer. Hits from the local tier count in
 // Stats.LocalHits as well as Stats.Hits; the hit counter is striped over cache lines,
 // so hits on many cores do not contend.
+//
+// # Refresh and invalidation during a computation
+//
+// [Func.Refresh] (and [Overwrite]) answers with a computation that began after it was
+// asked for: it joins no computation under way in the process, waits for whoever holds
+// the calculation lease (another process, a [NextTime] background refresh) to finish,
+// and then computes itself; it never takes a result stored meanwhile.
+//
+// [Func.Invalidate] and [Func.Clear] during a computation leave no old result: they bump
+// the function's invalidation epoch before deleting, and a computation stores its result
+// only if the epoch it read before it began has not moved (checked before writing and,
+// on stores shared between processes, again after, deleting what it wrote). Callers
+// after the invalidation neither join nor accept a computation that began before it.
+// The interleavings are argued in invalidation.go. It costs up to three counter reads
+// per computation; a store without version counters keeps the older behaviour.
 //
 // # Leases, not flags
 //
