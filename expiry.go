@@ -183,7 +183,8 @@ func (f *Func[A, R]) serve(ctx context.Context, s *settings, k store.Key, arg A,
 		if s.verbose {
 			f.trace(s, "cachier: hit", "key", k.String(), "age", age)
 		}
-		if s.expiry.refreshAhead > 0 && limit > 0 && age >= refreshPoint(k, h.storedAt, limit, s.expiry.refreshAhead) {
+		if s.expiry.refreshAhead > 0 && limit > 0 && age >= limit-s.expiry.refreshAhead && // in the window at all
+			age >= refreshPoint(k, h.storedAt, limit, s.expiry.refreshAhead) {
 			f.refreshAheadOf(ctx, s, k, arg, now)
 		}
 		return h.v, Outcome{Result: ResultHit}, true

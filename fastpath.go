@@ -29,7 +29,7 @@ import (
 //   - it is fresh and unexpired by the same rules as a store hit (StaleAfter,
 //     StaleAfterFunc, ExpireAfter, the entry's ExpiresAt).
 //
-// Anything else (a stale or expired entry, NextTime, RefreshAhead, Disable, SkipCache,
+// Anything else (a stale or expired entry, NextTime, RefreshAhead's window, Disable, SkipCache,
 // Overwrite, Verbose, an Observer, per-call options, an open breaker) takes the usual path, which decides
 // exactly as before. So the first level is dropped exactly when the store's entry is.
 
@@ -104,8 +104,12 @@ func (f *Func[A, R]) hotCall(r *resolvedSettings, arg A) (R, bool) {
 	if limit := s.effectiveLimit(e.times.ttl); limit != 0 || s.mayExpire(&e.times) {
 		// Stale or expired: the usual path decides (NextTime, recompute).
 		now := s.clock.Now()
-		if limit < 0 || (limit > 0 && s.age(now, e.times.storedAt) >= limit) || s.expired(&e.times, now) {
+		age := s.age(now, e.times.storedAt)
+		if limit < 0 || (limit > 0 && age >= limit) || s.expired(&e.times, now) {
 			return zero, false
+		}
+		if s.expiry.refreshAhead > 0 && limit > 0 && age >= limit-s.expiry.refreshAhead {
+			return zero, false // in RefreshAhead's window: the usual path may start a refresh
 		}
 	}
 	if s.cleanupEvery > 0 {

@@ -237,10 +237,9 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 		}
 		r.s.gen = gen
 		r.src, _ = store.Unwrap(r.s.store).(tier.Source)
-		plain := r.err == nil && r.s.observer == nil && !r.s.skip && !r.s.overwrite && !r.s.verbose &&
-			r.s.expiry.refreshAhead == 0
-		r.hot = plain && f.hot != nil && r.src != nil
-		r.local = plain && f.digests != nil && f.localOn(&r.s)
+		plain := r.err == nil && r.s.observer == nil && !r.s.skip && !r.s.overwrite && !r.s.verbose
+		r.hot = plain && f.hot != nil && r.src != nil // it leaves RefreshAhead's window to the usual path
+		r.local = plain && r.s.expiry.refreshAhead == 0 && f.digests != nil && f.localOn(&r.s)
 		f.resolved.Store(r)
 	}
 	if r.err != nil {
