@@ -627,6 +627,7 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 	var (
 		owned, joined []int
 		promises      = make(map[int]*promise[R], len(idx))
+		calls         = make(map[int]*flight.Call[ran[R]], len(idx)) // the flights joined or started
 	)
 	for _, i := range idx {
 		p := &promise[R]{done: make(chan struct{})}
@@ -637,7 +638,9 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 			promises[i] = p
 			continue
 		}
-		started := f.inflight.Start(items[i].k.ID, func() (ran[R], error) {
+		// Joining or starting is one step: a flight that ends meanwhile cannot make
+		// this key's computation start twice.
+		c, started := f.inflight.Join(items[i].k.ID, func() (ran[R], error) {
 			<-p.done
 			if p.sl.err != nil {
 				return ran[R]{}, p.sl.err
@@ -646,7 +649,8 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 				return ran[R]{}, ErrNoResult
 			}
 			return ran[R]{v: p.sl.v, ran: p.sl.how == howComputed}, nil
-		})
+		}, nil)
+		calls[i] = c
 		if started {
 			owned = append(owned, i)
 			promises[i] = p
@@ -693,8 +697,9 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 			// Wait for the flights to end, so that no call that starts after this one
 			// returns can join them and get their results for its own.
 			for _, i := range owned {
-				if !s.overwrite {
-					f.inflight.Do(shared, items[i].k.ID, func() (ran[R], error) { return ran[R]{}, nil })
+				if c := calls[i]; c != nil {
+					<-c.Done()
+					c.Leave()
 				}
 			}
 		}()
@@ -704,29 +709,13 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 		go func() {
 			defer wg.Done()
 			start := s.clock.Now()
-			r, err, leader := f.inflight.Do(shared, items[i].k.ID, func() (ran[R], error) {
-				// The flight ended before we joined it: compute this key alone.
-				own := make([]slot[R], len(items))
-				if pe := b.computeOwned(shared, s, items, []int{i}, own); pe != nil {
-					panic(pe) // flight keeps it, with the stack of the panic
-				}
-				sl := own[i]
-				switch {
-				case sl.err != nil:
-					return ran[R]{}, sl.err
-				case !sl.found:
-					return ran[R]{ran: sl.how == howComputed}, ErrNoResult
-				}
-				return ran[R]{v: sl.v, ran: sl.how == howComputed}, nil
-			})
+			c := calls[i]
+			<-c.Done() // the caller leaves on ctx below; the wait goes on for the flight
+			c.Leave()
+			r, err := c.Result()
 			sl := slot[R]{v: r.v, found: err == nil, how: howWaited}
-			switch {
-			case leader && r.ran:
-				sl.how = howComputed
-			case !leader:
-				f.stats.waits.Add(1)
-				f.stats.observeWait(s.clock.Now().Sub(start))
-			}
+			f.stats.waits.Add(1)
+			f.stats.observeWait(s.clock.Now().Sub(start))
 			var pe *flight.PanicError
 			switch {
 			case err == nil, errors.Is(err, ErrNoResult):
