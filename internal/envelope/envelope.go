@@ -170,7 +170,9 @@ func parseMeta(body []byte) (Meta, []byte, error) {
 	}
 	if m.Flags&hasDeps != 0 {
 		n, k := binary.Uvarint(rest)
-		if k <= 0 || n == 0 || n > MaxDeps {
+		// Each dependency takes at least 9 bytes (a length and a version), so a
+		// count the bytes cannot hold is refused before anything is allocated.
+		if k <= 0 || n == 0 || n > MaxDeps || n > uint64(len(rest)-k)/9 {
 			return m, nil, fmt.Errorf("%w: bad dependency count", ErrCorrupt)
 		}
 		rest = rest[k:]

@@ -2,8 +2,11 @@ package envelope
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -51,4 +54,25 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("Open accepted %x, which is not Seal of its parts", b)
 		}
 	})
+}
+
+// TestOpenAllocBounded: a frame that claims many dependencies but holds few bytes is
+// refused before Open allocates room for them.
+func TestOpenAllocBounded(t *testing.T) {
+	frame := Seal(CBOR, Meta{Deps: []Dep{{"a", 1}}}, nil)
+	body := frame[:len(frame)-4]
+	body[4] = 0x80 // the dependency count, as a 2-byte uvarint: 1024
+	body = append(body[:5:5], append([]byte{0x08}, body[5:]...)...)
+	frame = binary.BigEndian.AppendUint32(body, crc32.Checksum(body, castagnoli))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 100 {
+		if _, _, _, err := Open(frame); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Open = %v, want ErrCorrupt", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / 100; per > 1024 {
+		t.Errorf("Open of a %d-byte frame allocated %d bytes", len(frame), per)
+	}
 }
