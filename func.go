@@ -122,6 +122,7 @@ func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Op
 		if name, err = runtimeName(named); err != nil {
 			return nil, err
 		}
+		name = qualifyMain(name)
 	}
 	f.ns = name
 	if s.version != "" {
@@ -175,6 +176,9 @@ func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Op
 	switch rt.Kind() {
 	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
 		f.nillable = true
+	}
+	if err := claimNamespace(f.ns, reflect.TypeFor[A](), rt); err != nil {
+		return nil, err
 	}
 	return f, nil
 }

@@ -47,7 +47,7 @@ func TestTagsFromResultDropEveryListWithTheBook(t *testing.T) {
 			}
 			return out, nil
 		}
-		f, err := cachier.Wrap(fn, cachier.Name("favourites"), cachier.WithStore(st),
+		f, err := cachier.Wrap(fn, cachier.Name("favourite-books"), cachier.WithStore(st),
 			cachier.ResultTags(func(_ string, bs []Book) []string {
 				var tags []string
 				for _, b := range bs {

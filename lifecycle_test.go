@@ -557,3 +557,29 @@ func TestCancelWhenAbandoned(t *testing.T) {
 		t.Fatalf("fn's context = %v, want context.Canceled", err)
 	}
 }
+
+// Two functions of different types cannot share a namespace in one process by
+// accident; the same types can, on purpose.
+func TestNamespaceTypesMustAgree(t *testing.T) {
+	st := memstore.New(nil)
+	ints := func(_ context.Context, x int) (int, error) { return x, nil }
+	strs := func(_ context.Context, x string) (int, error) { return len(x), nil }
+	texts := func(_ context.Context, x int) (string, error) { return "", nil }
+	if _, err := cachier.Wrap(ints, cachier.Name("lifecycle/shared"), cachier.WithStore(st)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cachier.Wrap(ints, cachier.Name("lifecycle/shared"), cachier.WithStore(st)); err != nil {
+		t.Fatalf("the same types under one name: %v", err)
+	}
+	for _, err := range []error{
+		func() error { _, err := cachier.Wrap(strs, cachier.Name("lifecycle/shared"), cachier.WithStore(st)); return err }(),
+		func() error { _, err := cachier.Wrap(texts, cachier.Name("lifecycle/shared"), cachier.WithStore(st)); return err }(),
+	} {
+		if !errors.Is(err, cachier.ErrOption) {
+			t.Fatalf("other types under one name: %v, want ErrOption", err)
+		}
+	}
+	if _, err := cachier.Wrap(strs, cachier.Name("lifecycle/shared"), cachier.Version("2"), cachier.WithStore(st)); err != nil {
+		t.Fatalf("another Version is another namespace: %v", err)
+	}
+}
