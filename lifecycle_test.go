@@ -572,8 +572,14 @@ func TestNamespaceTypesMustAgree(t *testing.T) {
 		t.Fatalf("the same types under one name: %v", err)
 	}
 	for _, err := range []error{
-		func() error { _, err := cachier.Wrap(strs, cachier.Name("lifecycle/shared"), cachier.WithStore(st)); return err }(),
-		func() error { _, err := cachier.Wrap(texts, cachier.Name("lifecycle/shared"), cachier.WithStore(st)); return err }(),
+		func() error {
+			_, err := cachier.Wrap(strs, cachier.Name("lifecycle/shared"), cachier.WithStore(st))
+			return err
+		}(),
+		func() error {
+			_, err := cachier.Wrap(texts, cachier.Name("lifecycle/shared"), cachier.WithStore(st))
+			return err
+		}(),
 	} {
 		if !errors.Is(err, cachier.ErrOption) {
 			t.Fatalf("other types under one name: %v, want ErrOption", err)
