@@ -20,7 +20,7 @@ var (
 	flagRounds  = flag.Int("bench.rounds", 5, "rounds per subject; the table shows medians")
 	flagOut     = flag.String("bench.out", "RESULTS.md", "file that receives the markdown table (besides stdout)")
 	flagMillion = flag.Bool("bench.million", false, "also measure the filestore hit at 1M entries (populating takes minutes on 2 cores)")
-	flagOnly    = flag.String("bench.only", "", "comma-separated sections to run (memory,file,redis,sql,mongodb,memcached,s3,tags,batch-memory,batch-redis,stampede); empty: all")
+	flagOnly    = flag.String("bench.only", "", "comma-separated sections to run (memory,file,redis,sql,mongodb,memcached,s3,tags,batch-memory,batch-redis,local-tier,stampede); empty: all")
 )
 
 func TestMain(m *testing.M) {
@@ -56,6 +56,7 @@ var sections = []section{
 	{"tags", tagsSubjects},
 	{"batch-memory", batchMemorySubjects},
 	{"batch-redis", batchRedisSubjects},
+	{"local-tier", localTierSubjects},
 }
 
 // failures records why a subject's benchmark failed: testing.Benchmark only returns
