@@ -30,7 +30,9 @@ import (
 //     twentieth under the caps, so that the next sweep is not due at once. Sweeps run
 //     inside Set, in the process that wrote, once that process has written a twentieth
 //     of a cap since its last sweep; the store can therefore exceed a cap by about a
-//     twentieth per writing process until the next sweep.
+//     twentieth per writing process, and by what other processes write while one
+//     sweeps, until the next sweep. A process that finds another sweeping sweeps again
+//     at its next Set.
 //   - One process sweeps at a time: the sweeper holds an exclusive flock on the root's
 //     .evict.lock, and a process that finds it held skips its sweep.
 //   - Eviction is unlink, which is safe against readers and writers in other
