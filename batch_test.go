@@ -507,8 +507,8 @@ func TestBatchRefreshCoalescing(t *testing.T) {
 		advance bool
 	}{
 		{name: "per call"},
-		{name: "window", opts: []cachier.Option{cachier.RefreshCoalesce(10 * time.Second, 0)}, advance: true},
-		{name: "full batch", opts: []cachier.Option{cachier.RefreshCoalesce(10 * time.Second, 4)}},
+		{name: "window", opts: []cachier.Option{cachier.RefreshCoalesce(10*time.Second, 0)}, advance: true},
+		{name: "full batch", opts: []cachier.Option{cachier.RefreshCoalesce(10*time.Second, 4)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
