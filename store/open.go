@@ -218,8 +218,21 @@ func RedactURL(u *url.URL) string {
 		}
 	}
 	c.RawQuery = redactQuery(c.RawQuery)
-	c.Opaque = Redact(c.Opaque)
+	c.Opaque = redactLoose(c.Opaque) // redis:u:pw@h
+	if p := redactLoose(c.Path); p != c.Path {
+		c.Path, c.RawPath = p, "" // redis:/u:pw@h
+	}
 	return Redact(c.String())
+}
+
+// redactLoose hides "user:password@" in a part of a URL that holds nothing else
+// worth keeping around it, from the first ':' to the last '@', whatever is between.
+func redactLoose(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	r := quotedUserinfo.ReplaceAllString(`"`+s+`"`, "${1}xxxxx@")
+	return Redact(r[1 : len(r)-1])
 }
 
 // redactQuery hides the values of credential-bearing parameters in a raw query, and
