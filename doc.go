@@ -46,8 +46,11 @@
 //     store's calculation lease, so one process computes and the others wait for its
 //     result: woken by the store's notifications where it has them, polling with
 //     backoff where it has not. A waiter computes itself when the holder's lease runs
-//     out (the holder died) or after [WaitForCalcTimeout].
-//  7. fn's errors are returned and never cached. A panic in fn reaches the caller
+//     out (the holder died) or after [WaitForCalcTimeout], in the holder's process as
+//     in any other. [ComputeTimeout] gives fn a deadline; [CancelWhenAbandoned]
+//     cancels fn when every caller waiting for it has left.
+//  7. fn's errors are returned and, by default, never cached ([CacheErrors] and
+//     [CacheNotFound] remember matching ones for their own TTL). A panic in fn reaches the caller
 //     that ran it as a [*PanicError] carrying the stack of the panic; the lease is
 //     released and waiters get the same *PanicError as an error ([ErrPanicked]).
 //  8. nil results are not stored unless [AllowNil]; results over [EntrySizeLimit] are
@@ -55,7 +58,29 @@
 //  9. A caller whose ctx ends stops waiting; the computation goes on for the others.
 //  10. A failing store (down, slow, corrupt entry) never fails the call: fn's result is
 //     returned and the failure is logged and counted in [Stats], unless
-//     [FailOnStoreError] asks otherwise.
+//     [FailOnStoreError] asks otherwise. A store that cannot be reached (a timeout, a
+//     refused or dropped connection, a closed client) is then skipped for a short
+//     backoff; an error that belongs to one key or one value, or a failed write, is
+//     that key's miss and never turns the cache off for the others. Callers of one key
+//     in one process share one run of fn whatever the store's state.
+//
+// # Namespaces
+//
+// A function's namespace is its qualified Go name ("example.com/shop.fetchPrice"). A
+// function of package main is named after its program instead of "main": its main
+// package path from the build information, else the executable's name, so that two
+// programs that each wrap a main.transform do not read each other's results. Wrapping
+// two functions of different argument or result types under one namespace in one
+// process is an error. To share results on purpose (two programs, or two wrappings of
+// one function), give both the same [Name] (and [Version]) and the same types.
+//
+// # Closing
+//
+// [Func.Close] waits for a function's background refreshes, cleanups and computations
+// in flight, or for its ctx, and then releases every calculation lease it still holds.
+// A service closes its functions after it stops taking requests and before it closes
+// their store. After Close, calls run fn directly and touch no store, and the
+// management methods return [ErrClosed].
 //
 // # Batches
 //
@@ -104,7 +129,9 @@
 // Python's cachier marks an entry "being calculated" and a crash leaves the mark
 // forever. Here a calculation lease has an owner and an expiry ([LeaseTTL]); the
 // holder renews it while it computes, and when a holder dies its lease runs out and
-// another caller takes over. [Func.ClearBeingCalculated] releases them at once.
+// another caller takes over. [Func.ClearBeingCalculated] releases them at once, and
+// the next caller in this process starts its own computation rather than joining the
+// one under way.
 //
 // # Options
 //

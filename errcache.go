@@ -97,8 +97,8 @@ type errRule struct {
 // CacheErrors remembers the errors of fn that match reports true for, for ttl, in
 // the store: until then a Call with the same argument, in any process sharing the
 // store, returns a *CachedError (matching ErrCached and the registered sentinel, see
-// RegisterError) without running fn. bkt caches failures by default; sturdyc and otter
-// do not. Off by default: errors are returned and never stored. A remembered error
+// RegisterError) without running fn. bkt caches failures by default; here it is
+// opt-in. Off by default: errors are returned and never stored. A remembered error
 // is never served stale (NextTime), and a failed background refresh never replaces a
 // stale value with one.
 func CacheErrors(match func(error) bool, ttl time.Duration) Option {

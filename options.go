@@ -388,9 +388,8 @@ func WithObserver(o Observer) Option {
 	return opt("WithObserver", inWrap|inDefaults, func(s *settings) error { s.observer = o; return nil })
 }
 
-// ComputeTimeout bounds one run of fn (sturdyc and otter leave this to fn; bkt has
-// none). fn's context gets the deadline, by the Func's clock, and keeps the caller's
-// values. Past it the calculation lease is no longer renewed, so that waiters in other
+// ComputeTimeout bounds one run of fn. fn's context gets the deadline, by the Func's
+// clock, and keeps the caller's values. Past it the calculation lease is no longer renewed, so that waiters in other
 // processes take over once it runs out, and callers in this process that waited for
 // the run get [ErrComputeTimeout]. What fn returns after its deadline is still
 // returned to the caller that ran it, and a success is stored. Zero, the default,
