@@ -120,7 +120,7 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 // Its error matches ErrUnreachable (and the cause), names u without credentials
 // and says what to check.
 func Ping(ctx context.Context, st Driver, u *url.URL) error {
-	p, ok := st.(Pinger)
+	p, ok := Unwrap(st).(Pinger)
 	if !ok {
 		return nil
 	}

@@ -18,15 +18,9 @@ const maxIn = 500
 // GetMany reads the entries of ks with one find of {_id: {$in: [...]}} per 500
 // keys. See store.Batcher for the results.
 func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []error, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
 	at := make(map[string][]int, len(ks)) // document ID -> positions in ks
 	ids := make([]string, 0, len(ks))
 	for i, k := range ks {
-		if err := k.Validate(); err != nil {
-			return nil, nil, err
-		}
 		id := docID(k)
 		if _, ok := at[id]; !ok {
 			ids = append(ids, id)

@@ -39,57 +39,51 @@ const docOverhead = 256
 // MaxCollectionNameLen is the longest collection name New accepts.
 const MaxCollectionNameLen = 120
 
-// takeoverRetries bounds Acquire's insert / read / take-over loop under contention.
-const takeoverRetries = 8
-
 // Field names.
 const (
-	fID        = "_id"
-	fNS        = "ns"
-	fKeyID     = "id"
-	fStoredAt  = "stored_at"
-	fSize      = "size"
-	fValue     = "value"
-	fHost      = "host"
-	fPID       = "pid"
-	fToken     = "token"
-	fExpiresAt = "expires_at"
-	fClaimNS   = "claim_ns"
+	fID       = "_id"
+	fNS       = "ns"
+	fKeyID    = "id"
+	fStoredAt = "stored_at"
+	fSize     = "size"
+	fValue    = "value"
 	// fExpireAt is an entry's ExpiresAt, a BSON date (milliseconds) so that the TTL
 	// index on it lets the server remove the entry; absent when it never expires.
 	fExpireAt = "expire_at"
+	// fClaimUntil is a swap claim's expiry, int64 Unix nanoseconds by Options.Clock.
+	fClaimUntil = "claim_until"
 )
 
 // Options configure a Store. The zero value (or nil) uses the defaults.
 type Options struct {
-	// LeaseCollection names the collection of calculation leases, in the entry
-	// collection's database. Default: the entry collection's name + "_leases".
-	LeaseCollection string
-	// VersionCollection names the collection of version counters (store.Versioner),
-	// in the entry collection's database. Default: the entry collection's name +
-	// "_versions".
-	VersionCollection string
-	// Clock returns the current time, for lease expiry. Default time.Now. Hosts that
-	// share a store are assumed to agree on the time to well within a lease's TTL.
+	// Clock returns the current time, by which a swap claim left behind by a process
+	// that died mid-swap expires (see Swap). Default time.Now. Lease expiry is the
+	// portable layer's (store.WithClock).
 	Clock func() time.Time
 }
 
-// Store is a store.Store on a MongoDB collection. It is safe for concurrent use.
+// Store is a store.Driver on a MongoDB collection, with the Swapper, Lister, Batcher
+// and Expirer capabilities. It is safe for concurrent use.
 type Store struct {
-	coll, leases, versions *mongo.Collection
-	now                    func() time.Time
-	client                 *mongo.Client // set when the store owns its client (opened from a URL)
+	coll   *mongo.Collection
+	now    func() time.Time
+	client *mongo.Client // set when the store owns its client (opened from a URL)
 
 	indexed atomic.Bool
 	noTTL   atomic.Bool // the server refused the TTL index
 	indexMu sync.Mutex
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Driver  = (*Store)(nil)
+	_ store.Swapper = (*Store)(nil)
+	_ store.Lister  = (*Store)(nil)
+)
 
-// New returns a store keeping entries in coll and leases in a sibling collection.
-// Collections and indexes are created on first use. The client behind coll stays the
-// caller's: Close does not disconnect it.
+// New returns a driver keeping entries, and the portable layer's lease and counter
+// records, in coll. The collection and its indexes are created on first use. The
+// client behind coll stays the caller's: Close does not disconnect it. Use it through
+// store.Adapt (cachier does so itself).
 func New(coll *mongo.Collection, opts *Options) (*Store, error) {
 	if coll == nil {
 		return nil, errors.New("mongostore: nil collection")
@@ -101,34 +95,10 @@ func New(coll *mongo.Collection, opts *Options) (*Store, error) {
 	if err := ValidateCollectionName(coll.Name()); err != nil {
 		return nil, err
 	}
-	if o.LeaseCollection == "" {
-		o.LeaseCollection = coll.Name() + "_leases"
-	}
-	if o.VersionCollection == "" {
-		o.VersionCollection = coll.Name() + "_versions"
-	}
-	for _, name := range []string{o.LeaseCollection, o.VersionCollection} {
-		if err := ValidateCollectionName(name); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case o.LeaseCollection == coll.Name():
-		return nil, fmt.Errorf("mongostore: lease collection %q is the entry collection", o.LeaseCollection)
-	case o.VersionCollection == coll.Name():
-		return nil, fmt.Errorf("mongostore: version collection %q is the entry collection", o.VersionCollection)
-	case o.VersionCollection == o.LeaseCollection:
-		return nil, fmt.Errorf("mongostore: version collection %q is the lease collection", o.VersionCollection)
-	}
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	return &Store{
-		coll:     coll,
-		leases:   coll.Database().Collection(o.LeaseCollection),
-		versions: coll.Database().Collection(o.VersionCollection),
-		now:      o.Clock,
-	}, nil
+	return &Store{coll: coll, now: o.Clock}, nil
 }
 
 // ValidateCollectionName accepts names of ASCII letters, digits, '_', '-' and '.', at
@@ -200,12 +170,6 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if _, err := s.leases.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: fNS, Value: 1}, {Key: fExpiresAt, Value: 1}},
-		Options: options.Index().SetName("cachier_ns_expires_at"),
-	}); err != nil {
-		return err
-	}
 	// The TTL index: the server deletes an entry once its expire_at has passed (its
 	// monitor runs about once a minute; reads past it are misses before that). A
 	// server without TTL indexes (FerretDB) still works: expired entries are misses
@@ -233,9 +197,6 @@ func corrupt(k store.Key, format string, args ...any) error {
 
 // Get returns the entry of k with one FindOne by _id.
 func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
-	if err := k.Validate(); err != nil {
-		return store.Entry{}, err
-	}
 	raw, err := s.coll.FindOne(ctx, bson.D{{Key: fID, Value: docID(k)}}).Raw()
 	if err != nil {
 		if errors.Is(err, mongo.ErrNoDocuments) {
@@ -290,22 +251,38 @@ func decodeEntry(k store.Key, raw bson.Raw) (store.Entry, error) {
 
 // Set stores e under k with one ReplaceOne (upsert).
 func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
-	if err := k.Validate(); err != nil {
+	doc, err := s.entryDoc(ctx, k, e)
+	if err != nil {
 		return err
 	}
+	// Concurrent upserts of a new _id can both try to insert it: the loser gets a
+	// duplicate key error, and its retry replaces the document the winner inserted.
+	for range upsertRetries {
+		_, err = s.coll.ReplaceOne(ctx, bson.D{{Key: fID, Value: docID(k)}}, doc, options.Replace().SetUpsert(true))
+		if !mongo.IsDuplicateKeyError(err) {
+			break
+		}
+	}
+	return tooLarge(k, err)
+}
+
+// upsertRetries bounds Set's retries of an upsert that lost an insert race.
+const upsertRetries = 5
+
+// entryDoc returns the document of e under k, once the indexes exist.
+func (s *Store) entryDoc(ctx context.Context, k store.Key, e store.Entry) (bson.D, error) {
 	if n := len(e.Value) + 2*len(k.Namespace) + 2*len(k.ID) + docOverhead; n > MaxDocumentSize {
-		return fmt.Errorf("%w: %s: value of %d bytes does not fit a %d-byte document", store.ErrTooLarge, k, len(e.Value), MaxDocumentSize)
+		return nil, fmt.Errorf("%w: %s: value of %d bytes does not fit a %d-byte document", store.ErrTooLarge, k, len(e.Value), MaxDocumentSize)
 	}
 	if err := s.ensureIndexes(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	id := docID(k)
 	value := e.Value
 	if value == nil {
 		value = []byte{} // a nil slice would be stored as BSON null
 	}
 	doc := bson.D{
-		{Key: fID, Value: id},
+		{Key: fID, Value: docID(k)},
 		{Key: fNS, Value: k.Namespace},
 		{Key: fKeyID, Value: k.ID},
 		{Key: fStoredAt, Value: nanos(e.StoredAt)},
@@ -315,7 +292,10 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 	if !e.ExpiresAt.IsZero() {
 		doc = append(doc, bson.E{Key: fExpireAt, Value: bson.DateTime(e.ExpiresAt.UnixMilli())})
 	}
-	_, err := s.coll.ReplaceOne(ctx, bson.D{{Key: fID, Value: id}}, doc, options.Replace().SetUpsert(true))
+	return doc, nil
+}
+
+func tooLarge(k store.Key, err error) error {
 	if err != nil && isTooLarge(err) {
 		return fmt.Errorf("%w: %s: %w", store.ErrTooLarge, k, err)
 	}
@@ -333,27 +313,18 @@ func isTooLarge(err error) bool {
 
 // Delete removes the entry of k.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
 	_, err := s.coll.DeleteOne(ctx, bson.D{{Key: fID, Value: docID(k)}})
 	return err
 }
 
 // Clear removes every entry of the namespace with one DeleteMany.
 func (s *Store) Clear(ctx context.Context, namespace string) error {
-	if err := store.ValidateNamespace(namespace); err != nil {
-		return err
-	}
 	_, err := s.coll.DeleteMany(ctx, bson.D{{Key: fNS, Value: namespace}})
 	return err
 }
 
 // DeleteBefore removes the entries of the namespace stored before t.
 func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
-	if err := store.ValidateNamespace(namespace); err != nil {
-		return 0, err
-	}
 	res, err := s.coll.DeleteMany(ctx, bson.D{
 		{Key: fNS, Value: namespace},
 		{Key: fStoredAt, Value: bson.D{{Key: "$lt", Value: nanos(t)}}},
@@ -368,14 +339,6 @@ func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time)
 // cannot be read yields an error matching ErrCorrupt, and the listing goes on.
 func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
 	return func(yield func(store.Info, error) bool) {
-		if err := ctx.Err(); err != nil {
-			yield(store.Info{}, err)
-			return
-		}
-		if err := store.ValidateNamespace(namespace); err != nil {
-			yield(store.Info{}, err)
-			return
-		}
 		cur, err := s.coll.Find(ctx, bson.D{{Key: fNS, Value: namespace}},
 			options.Find().SetProjection(bson.D{{Key: fKeyID, Value: 1}, {Key: fStoredAt, Value: 1}, {Key: fSize, Value: 1}, {Key: fExpireAt, Value: 1}}))
 		if err != nil {
@@ -412,276 +375,115 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 	}
 }
 
-// Namespaces lists the namespaces that have entries or leases.
+// Namespaces lists the namespaces that have entries (the portable layer's lease and
+// counter namespaces among them).
 func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
-	var all []string
-	for _, c := range []*mongo.Collection{s.coll, s.leases} {
-		var nss []string
-		filter := bson.D{{Key: fNS, Value: bson.D{{Key: "$type", Value: "string"}}}}
-		if err := c.Distinct(ctx, fNS, filter).Decode(&nss); err != nil {
-			return nil, err
-		}
-		all = append(all, nss...)
+	var nss []string
+	filter := bson.D{{Key: fNS, Value: bson.D{{Key: "$type", Value: "string"}}}}
+	if err := s.coll.Distinct(ctx, fNS, filter).Decode(&nss); err != nil {
+		return nil, err
 	}
-	slices.Sort(all)
-	return slices.Compact(all), nil
+	slices.Sort(nss)
+	return nss, nil
 }
 
-// leaseDoc is a lease document.
-type leaseDoc struct {
-	ID        string `bson:"_id"`
-	NS        string `bson:"ns"`
-	KeyID     string `bson:"id"`
-	Host      string `bson:"host"`
-	PID       int64  `bson:"pid"`
-	Token     string `bson:"token"`
-	ExpiresAt int64  `bson:"expires_at"`
-}
-
-func (d leaseDoc) lease() store.Lease {
-	return store.Lease{
-		Key:       store.Key{Namespace: d.NS, ID: d.KeyID},
-		Owner:     store.Owner{Host: d.Host, PID: int(d.PID), Token: d.Token},
-		ExpiresAt: fromNanos(d.ExpiresAt),
-	}
-}
-
-func validateLease(k store.Key, o store.Owner, ttl time.Duration) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
-	switch {
-	case ttl <= 0:
-		return fmt.Errorf("mongostore: lease ttl %s is not positive", ttl)
-	case o.Token == "":
-		return errors.New("mongostore: lease owner has an empty token")
-	}
-	return nil
-}
-
-// Acquire takes the lease on k with an InsertOne, or takes over an expired lease with
-// an UpdateOne filtered on the expired holder's token and expiry.
-func (s *Store) Acquire(ctx context.Context, k store.Key, o store.Owner, ttl time.Duration) (store.Lease, error) {
-	if err := validateLease(k, o, ttl); err != nil {
-		return store.Lease{}, err
-	}
-	if err := s.ensureIndexes(ctx); err != nil {
-		return store.Lease{}, err
-	}
-	id := docID(k)
-	for range takeoverRetries {
-		now := s.now()
-		d := leaseDoc{ID: id, NS: k.Namespace, KeyID: k.ID, Host: o.Host, PID: int64(o.PID), Token: o.Token, ExpiresAt: nanos(now.Add(ttl))}
-		_, err := s.leases.InsertOne(ctx, d)
-		if err == nil {
-			return d.lease(), nil
-		}
-		if !mongo.IsDuplicateKeyError(err) {
-			return store.Lease{}, err
-		}
-		raw, err := s.leases.FindOne(ctx, bson.D{{Key: fID, Value: id}}).Raw()
-		switch {
-		case errors.Is(err, mongo.ErrNoDocuments):
-			continue // released meanwhile: insert again
-		case err != nil:
-			return store.Lease{}, err
-		}
-		holder, live, filter := judgeLease(raw, id, nanos(now))
-		if live {
-			holder.Key = k
-			return store.Lease{}, &store.HeldError{Holder: holder}
-		}
-		// Expired (or unreadable): take it over, unless someone renewed, released or
-		// took it first. The filter matches exactly the document we judged; the claim
-		// makes sure only one caller tries, even on servers whose filtered updates are
-		// not atomic.
-		claim, err := s.claim(ctx, k, raw, now)
-		if err != nil {
-			return store.Lease{}, err
-		}
-		res, err := s.leases.ReplaceOne(ctx, filter, d)
-		// The claim can go now: the version it claims is gone, or was never there.
-		_, derr := s.leases.DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: fID, Value: claim}})
-		if err != nil {
-			return store.Lease{}, err
-		}
-		if derr != nil {
-			return store.Lease{}, derr
-		}
-		if res.MatchedCount == 1 {
-			return d.lease(), nil
-		}
-	}
-	return store.Lease{}, &store.HeldError{Holder: store.Lease{Key: k}}
-}
-
-// claimTTL is how long a takeover claim blocks other takers; only a taker that dies
-// between claiming and replacing leaves one behind.
+// claimTTL is how long a swap claim blocks other swaps of the same value; only a
+// process that dies between claiming and swapping leaves one behind.
 const claimTTL = 30 * time.Second
 
-// maxClaims bounds the chain of claims on one lease version (each left by a taker
-// that died).
+// maxClaims bounds the chain of claims on one value (each left by a swapper that died).
 const maxClaims = 8
 
-// claim inserts the one takeover claim on the lease version raw, so that of all the
-// callers who found that version expired, exactly one replaces it: the unique _id
-// decides, which is atomic on every server, unlike a filtered update on FerretDB v1.
-// A claim left by a taker that died expires after claimTTL, and the next claim in the
-// chain (another unique _id) is taken instead of deleting it. Claims carry no "ns",
-// so they are never listed as leases; ReleaseAll removes any left behind.
-// It returns the claim's _id, or a *store.HeldError if another caller holds it.
-func (s *Store) claim(ctx context.Context, k store.Key, raw bson.Raw, now time.Time) (string, error) {
-	sum := sha256.Sum256(raw)
-	base := "claim:" + hex.EncodeToString(sum[:16]) + ":"
+// Swap implements store.Swapper. Create-if-absent is an InsertOne: the unique _id
+// makes exactly one of any number of concurrent callers win. A compare-and-swap (or a
+// delete) first inserts a claim whose _id is derived from k and old, so that of all
+// the callers swapping from the same value exactly one proceeds, and then replaces (or
+// deletes) the document with a filter on its value, and drops the claim. The claim is
+// needed because FerretDB v1 evaluates a filtered update as a read and a write: with
+// the filter alone, every one of eight callers racing to take over one expired lease
+// "won" it there. A unique insert is atomic on every server.
+func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.Entry) (bool, error) {
+	id := docID(k)
+	if old == nil {
+		if next == nil {
+			n, err := s.coll.CountDocuments(ctx, bson.D{{Key: fID, Value: id}})
+			return n == 0, err
+		}
+		doc, err := s.entryDoc(ctx, k, *next)
+		if err != nil {
+			return false, err
+		}
+		if _, err := s.coll.InsertOne(ctx, doc); err != nil {
+			if mongo.IsDuplicateKeyError(err) {
+				return false, nil
+			}
+			return false, tooLarge(k, err)
+		}
+		return true, nil
+	}
+	var doc bson.D
+	if next != nil {
+		var err error
+		if doc, err = s.entryDoc(ctx, k, *next); err != nil {
+			return false, err
+		}
+	}
+	claim, err := s.claim(ctx, id, old)
+	if err != nil || claim == "" {
+		return false, err
+	}
+	// The claim goes once the swap is done: the value it claims is gone, or was
+	// never there. If deleting it fails, it expires after claimTTL.
+	defer s.coll.DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: fID, Value: claim}}) //nolint:errcheck
+	filter := bson.D{{Key: fID, Value: id}, {Key: fValue, Value: bson.Binary{Subtype: bson.TypeBinaryGeneric, Data: old}}}
+	if next == nil {
+		res, err := s.coll.DeleteOne(ctx, filter)
+		if err != nil {
+			return false, err
+		}
+		return res.DeletedCount == 1, nil
+	}
+	res, err := s.coll.ReplaceOne(ctx, filter, doc)
+	if err != nil {
+		return false, tooLarge(k, err)
+	}
+	return res.MatchedCount == 1, nil
+}
+
+// claim inserts the one swap claim on the value old of the document id and returns
+// its _id, or "" if another caller holds it. A claim left by a swapper that died
+// expires after claimTTL, and the next claim in the chain (another unique _id) is
+// taken instead of deleting it. Claims have no "ns", so no listing shows them.
+func (s *Store) claim(ctx context.Context, id string, old []byte) (string, error) {
+	h := sha256.New()
+	h.Write([]byte(id))
+	h.Write([]byte{0})
+	h.Write(old)
+	base := "claim:" + hex.EncodeToString(h.Sum(nil)[:16]) + ":"
+	now := s.now()
 	for n := range maxClaims {
-		id := base + strconv.Itoa(n)
-		_, err := s.leases.InsertOne(ctx, bson.D{
-			{Key: fID, Value: id},
-			{Key: fClaimNS, Value: k.Namespace},
-			{Key: fExpiresAt, Value: nanos(now.Add(claimTTL))},
-		})
+		cid := base + strconv.Itoa(n)
+		_, err := s.coll.InsertOne(ctx, bson.D{{Key: fID, Value: cid}, {Key: fClaimUntil, Value: nanos(now.Add(claimTTL))}})
 		if err == nil {
-			return id, nil
+			return cid, nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
 			return "", err
 		}
 		var c struct {
-			ExpiresAt int64 `bson:"expires_at"`
+			Until int64 `bson:"claim_until"`
 		}
-		err = s.leases.FindOne(ctx, bson.D{{Key: fID, Value: id}}).Decode(&c)
+		err = s.coll.FindOne(ctx, bson.D{{Key: fID, Value: cid}}).Decode(&c)
 		switch {
 		case errors.Is(err, mongo.ErrNoDocuments):
-			// Its taker finished (and the version it claimed is gone): so is ours.
-			return "", &store.HeldError{Holder: store.Lease{Key: k}}
+			return "", nil // its swapper finished: the value it claimed has changed
 		case err != nil:
 			return "", err
-		case c.ExpiresAt > nanos(now):
-			return "", &store.HeldError{Holder: store.Lease{Key: k}} // being taken over
+		case c.Until > nanos(now):
+			return "", nil // being swapped
 		}
 	}
-	return "", &store.HeldError{Holder: store.Lease{Key: k}}
-}
-
-// judgeLease reads the lease document raw leniently: whether it is live at now, its
-// holder, and a filter that matches exactly this version of it (its _id, token and
-// expiry as found, or their absence), for a conditional takeover.
-func judgeLease(raw bson.Raw, id string, now int64) (holder store.Lease, live bool, filter bson.D) {
-	filter = bson.D{{Key: fID, Value: id}}
-	exact := func(name string) bson.RawValue {
-		v, err := raw.LookupErr(name)
-		if err != nil {
-			filter = append(filter, bson.E{Key: name, Value: bson.D{{Key: "$exists", Value: false}}})
-			return bson.RawValue{}
-		}
-		filter = append(filter, bson.E{Key: name, Value: v})
-		return v
-	}
-	token, tokOK := exact(fToken).StringValueOK()
-	exp, expOK := exact(fExpiresAt).Int64OK()
-	str := func(name string) string {
-		v, _ := raw.Lookup(name).StringValueOK()
-		return v
-	}
-	pid, _ := raw.Lookup(fPID).Int64OK()
-	holder = store.Lease{
-		Owner:     store.Owner{Host: str(fHost), PID: int(pid), Token: token},
-		ExpiresAt: fromNanos(exp),
-	}
-	return holder, tokOK && token != "" && expOK && exp > now, filter
-}
-
-func lost(l store.Lease) error {
-	return fmt.Errorf("%w: %s by %s", store.ErrLeaseLost, l.Key, l.Owner)
-}
-
-// Renew extends l with one UpdateOne filtered on its token and an unexpired expiry.
-func (s *Store) Renew(ctx context.Context, l store.Lease, ttl time.Duration) (store.Lease, error) {
-	if err := validateLease(l.Key, l.Owner, ttl); err != nil {
-		return store.Lease{}, err
-	}
-	now := s.now()
-	exp := now.Add(ttl)
-	res, err := s.leases.UpdateOne(ctx,
-		bson.D{
-			{Key: fID, Value: docID(l.Key)},
-			{Key: fToken, Value: l.Owner.Token},
-			{Key: fExpiresAt, Value: bson.D{{Key: "$gt", Value: nanos(now)}}},
-		},
-		bson.D{{Key: "$set", Value: bson.D{{Key: fExpiresAt, Value: nanos(exp)}}}})
-	if err != nil {
-		return store.Lease{}, err
-	}
-	if res.MatchedCount == 0 {
-		return store.Lease{}, lost(l)
-	}
-	return store.Lease{Key: l.Key, Owner: l.Owner, ExpiresAt: fromNanos(nanos(exp))}, nil
-}
-
-// Release gives l up with one DeleteOne filtered on its token.
-func (s *Store) Release(ctx context.Context, l store.Lease) error {
-	if err := l.Key.Validate(); err != nil {
-		return err
-	}
-	if l.Owner.Token == "" {
-		return nil // nobody's token: nothing of ours to release
-	}
-	_, err := s.leases.DeleteOne(ctx, bson.D{{Key: fID, Value: docID(l.Key)}, {Key: fToken, Value: l.Owner.Token}})
-	return err
-}
-
-// Leases lists the unexpired leases of the namespace.
-func (s *Store) Leases(ctx context.Context, namespace string) iter.Seq2[store.Lease, error] {
-	return func(yield func(store.Lease, error) bool) {
-		if err := ctx.Err(); err != nil {
-			yield(store.Lease{}, err)
-			return
-		}
-		if err := store.ValidateNamespace(namespace); err != nil {
-			yield(store.Lease{}, err)
-			return
-		}
-		cur, err := s.leases.Find(ctx, bson.D{
-			{Key: fNS, Value: namespace},
-			{Key: fExpiresAt, Value: bson.D{{Key: "$gt", Value: nanos(s.now())}}},
-		})
-		if err != nil {
-			yield(store.Lease{}, err)
-			return
-		}
-		defer cur.Close(context.WithoutCancel(ctx))
-		for cur.Next(ctx) {
-			var d leaseDoc
-			if err := cur.Decode(&d); err != nil {
-				err = fmt.Errorf("%w: lease %v of %q: %w", ErrCorrupt, cur.Current.Lookup(fID), namespace, err)
-				if !yield(store.Lease{}, err) {
-					return
-				}
-				continue
-			}
-			if !yield(d.lease(), nil) {
-				return
-			}
-		}
-		if err := cur.Err(); err != nil {
-			yield(store.Lease{}, err)
-		}
-	}
-}
-
-// ReleaseAll removes every lease of the namespace with one DeleteMany.
-func (s *Store) ReleaseAll(ctx context.Context, namespace string) (int, error) {
-	if err := store.ValidateNamespace(namespace); err != nil {
-		return 0, err
-	}
-	res, err := s.leases.DeleteMany(ctx, bson.D{{Key: fNS, Value: namespace}})
-	if err != nil {
-		return 0, err
-	}
-	if _, err := s.leases.DeleteMany(ctx, bson.D{{Key: fClaimNS, Value: namespace}}); err != nil {
-		return 0, err
-	}
-	return int(res.DeletedCount), nil
+	return "", nil
 }
 
 // Close disconnects the client if the store was opened from a URL; a collection passed

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,8 +77,6 @@ func newStore(t testing.TB, opts *Options) (*Store, *mongo.Collection) {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		_ = coll.Drop(ctx)
-		_ = coll.Database().Collection(coll.Name() + "_leases").Drop(ctx)
-		_ = coll.Database().Collection(coll.Name() + "_versions").Drop(ctx)
 	})
 	s, err := New(coll, opts)
 	if err != nil {
@@ -141,62 +139,6 @@ func TestGarbledDocuments(t *testing.T) {
 	}
 }
 
-// TestGarbledLease checks that a lease document the store cannot read is taken over
-// rather than blocking the key forever.
-func TestGarbledLease(t *testing.T) {
-	s, coll := newStore(t, nil)
-	ctx := context.Background()
-	k := store.Key{Namespace: "ns", ID: "k"}
-	leases := coll.Database().Collection(coll.Name() + "_leases")
-	if _, err := leases.InsertOne(ctx, bson.D{{Key: "_id", Value: docID(k)}, {Key: fToken, Value: 42}}); err != nil {
-		t.Fatal(err)
-	}
-	l, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: "t"}, time.Minute)
-	if err != nil {
-		t.Fatalf("Acquire over a garbled lease: %v", err)
-	}
-	if _, err := s.Renew(ctx, l, time.Minute); err != nil {
-		t.Errorf("Renew: %v", err)
-	}
-}
-
-// TestInjectedClock takes over a lease by moving the store's clock, not by sleeping.
-func TestInjectedClock(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	s, _ := newStore(t, &Options{Clock: clock})
-	ctx := context.Background()
-	k := store.Key{Namespace: "ns", ID: "k"}
-	old, err := s.Acquire(ctx, k, store.Owner{Host: "a", PID: 1, Token: "a"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held *store.HeldError
-	if _, err := s.Acquire(ctx, k, store.Owner{Host: "b", PID: 2, Token: "b"}, time.Hour); !errors.As(err, &held) {
-		t.Fatalf("Acquire of a held lease: %v; want *store.HeldError", err)
-	}
-	if held.Holder.Owner != old.Owner || !held.Holder.ExpiresAt.Equal(old.ExpiresAt) || held.Holder.Key != k {
-		t.Errorf("HeldError holder = %+v, want %+v", held.Holder, old)
-	}
-	mu.Lock()
-	now = now.Add(time.Hour + time.Nanosecond)
-	mu.Unlock()
-	if _, err := s.Renew(ctx, old, time.Hour); !errors.Is(err, store.ErrLeaseLost) {
-		t.Errorf("Renew of an expired lease: %v; want ErrLeaseLost", err)
-	}
-	nl, err := s.Acquire(ctx, k, store.Owner{Host: "b", PID: 2, Token: "b"}, time.Hour)
-	if err != nil {
-		t.Fatalf("Acquire after expiry: %v", err)
-	}
-	if err := s.Release(ctx, old); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Renew(ctx, nl, time.Hour); err != nil {
-		t.Errorf("Renew by the new holder after the old one's Release: %v", err)
-	}
-}
-
 // TestConcurrentFirstUse has many stores (as many processes would) create the same
 // collection and indexes at once.
 func TestConcurrentFirstUse(t *testing.T) {
@@ -214,7 +156,7 @@ func TestConcurrentFirstUse(t *testing.T) {
 			if err := s.Set(ctx, store.Key{Namespace: "ns", ID: fmt.Sprint(i)}, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
 				errc <- err
 			}
-			if _, err := s.Acquire(ctx, store.Key{Namespace: "ns", ID: fmt.Sprint(i)}, store.Owner{Token: fmt.Sprint(i)}, time.Minute); err != nil {
+			if _, err := store.Adapt(s).Acquire(ctx, store.Key{Namespace: "ns", ID: fmt.Sprint(i)}, store.Owner{Token: fmt.Sprint(i)}, time.Minute); err != nil {
 				errc <- err
 			}
 		})
@@ -255,11 +197,6 @@ func TestNewRejects(t *testing.T) {
 		{"system.x", nil},
 		{"a b", nil},
 		{"a$b", nil},
-		{"ok", &Options{LeaseCollection: "ok"}},
-		{"ok", &Options{LeaseCollection: "bad name"}},
-		{"ok", &Options{VersionCollection: "ok"}},
-		{"ok", &Options{VersionCollection: "bad name"}},
-		{"ok", &Options{LeaseCollection: "x", VersionCollection: "x"}},
 	} {
 		if _, err := New(db.Collection(tc.coll), tc.opts); err == nil {
 			t.Errorf("New(%q, %+v): no error", tc.coll, tc.opts)
@@ -278,52 +215,9 @@ func TestDocID(t *testing.T) {
 	}
 }
 
-// TestConcurrentTakeover has many callers find the same lease expired at once: exactly
-// one may take it over. FerretDB v1 evaluates an update's filter and writes as two
-// steps, so without the takeover claim every one of them "wins" there.
-func TestConcurrentTakeover(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	s, _ := newStore(t, &Options{Clock: clock})
-	ctx := context.Background()
-	for round := range 10 {
-		k := store.Key{Namespace: "ns", ID: fmt.Sprint(round)}
-		if _, err := s.Acquire(ctx, k, store.Owner{Token: "old"}, time.Second); err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		now = now.Add(2 * time.Second)
-		mu.Unlock()
-		var (
-			wg   sync.WaitGroup
-			wins atomic.Int32
-			errc = make(chan error, 8)
-		)
-		for i := range 8 {
-			wg.Go(func() {
-				_, err := s.Acquire(ctx, k, store.Owner{Token: fmt.Sprint("new", i)}, time.Hour)
-				switch {
-				case err == nil:
-					wins.Add(1)
-				case !errors.Is(err, store.ErrLeaseHeld):
-					errc <- err
-				}
-			})
-		}
-		wg.Wait()
-		close(errc)
-		for err := range errc {
-			t.Errorf("round %d: Acquire: %v", round, err)
-		}
-		if w := wins.Load(); w != 1 {
-			t.Fatalf("round %d: %d of 8 callers took over one expired lease, want 1", round, w)
-		}
-	}
-}
-
-// TestAbandonedClaim checks that a taker that died between claiming and replacing
-// delays a takeover by at most the claim's TTL, and never blocks it.
+// TestAbandonedClaim checks that a swapper that died between claiming a value and
+// swapping it delays other swaps of that value by at most the claim's TTL, and never
+// blocks them; and that no listing shows a claim.
 func TestAbandonedClaim(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now()
@@ -332,60 +226,37 @@ func TestAbandonedClaim(t *testing.T) {
 	s, _ := newStore(t, &Options{Clock: clock})
 	ctx := context.Background()
 	k := store.Key{Namespace: "ns", ID: "k"}
-	if _, err := s.Acquire(ctx, k, store.Owner{Token: "old"}, time.Second); err != nil {
+	if ok, err := s.Swap(ctx, k, nil, &store.Entry{Value: []byte("a"), StoredAt: now}); err != nil || !ok {
+		t.Fatalf("Swap(nil -> a) = %v, %v; want true", ok, err)
+	}
+	if ok, err := s.Swap(ctx, k, nil, &store.Entry{Value: []byte("b"), StoredAt: now}); err != nil || ok {
+		t.Fatalf("Swap(nil -> b) over a = %v, %v; want false", ok, err)
+	}
+	if _, err := s.claim(ctx, docID(k), []byte("a")); err != nil { // and then "die"
 		t.Fatal(err)
 	}
-	advance(2 * time.Second)
-	raw, err := s.leases.FindOne(ctx, bson.D{{Key: "_id", Value: docID(k)}}).Raw()
-	if err != nil {
-		t.Fatal(err)
+	if ok, err := s.Swap(ctx, k, []byte("a"), &store.Entry{Value: []byte("b"), StoredAt: now}); err != nil || ok {
+		t.Fatalf("Swap(a -> b) during a fresh claim = %v, %v; want false", ok, err)
 	}
-	if _, err := s.claim(ctx, k, raw, clock()); err != nil { // and then "die"
-		t.Fatal(err)
-	}
-	if _, err := s.Acquire(ctx, k, store.Owner{Token: "b"}, time.Hour); !errors.Is(err, store.ErrLeaseHeld) {
-		t.Fatalf("Acquire during a fresh claim: %v; want ErrLeaseHeld", err)
-	}
-	advance(claimTTL + time.Second)
-	if _, err := s.Acquire(ctx, k, store.Owner{Token: "b"}, time.Hour); err != nil {
-		t.Fatalf("Acquire after the claim expired: %v", err)
-	}
-	// ReleaseAll sweeps claims; Namespaces and Leases never show them.
-	if n, err := s.ReleaseAll(ctx, "ns"); err != nil || n != 1 {
-		t.Errorf("ReleaseAll = %d, %v; want 1", n, err)
-	}
-	if n, err := s.leases.CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
-		t.Errorf("%d documents left in the lease collection after ReleaseAll (%v)", n, err)
-	}
-}
-
-// TestVersionsDocuments checks the counter documents: repeated names, a garbled
-// counter (an error, never a silent 0), and that counters are not namespaces.
-func TestVersionsDocuments(t *testing.T) {
-	s, coll := newStore(t, nil)
-	ctx := context.Background()
-	a, err := s.Bump(ctx, "tag:a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := s.Versions(ctx, []string{"tag:a", "tag:b", "tag:a"}); err != nil || got[0] != a || got[1] != 0 || got[2] != a {
-		t.Errorf("Versions = %v, %v; want [%d 0 %d]", got, err, a, a)
-	}
-	if err := s.Set(ctx, store.Key{Namespace: "ns", ID: "k"}, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if nss, err := s.Namespaces(ctx); err != nil || len(nss) != 1 || nss[0] != "ns" {
+	if nss, err := s.Namespaces(ctx); err != nil || !slices.Equal(nss, []string{"ns"}) {
 		t.Errorf("Namespaces = %q, %v; want [ns]", nss, err)
 	}
-	versions := coll.Database().Collection(coll.Name() + "_versions")
-	if _, err := versions.ReplaceOne(ctx, bson.D{{Key: "_id", Value: "tag:a"}}, bson.D{{Key: fVersion, Value: "x"}}); err != nil {
-		t.Fatal(err)
+	advance(claimTTL + time.Second)
+	if ok, err := s.Swap(ctx, k, []byte("a"), &store.Entry{Value: []byte("b"), StoredAt: now}); err != nil || !ok {
+		t.Fatalf("Swap(a -> b) after the claim expired = %v, %v; want true", ok, err)
 	}
-	if _, err := s.Versions(ctx, []string{"tag:a"}); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("Versions of a garbled counter: %v; want ErrCorrupt", err)
+	if ok, err := s.Swap(ctx, k, []byte("a"), nil); err != nil || ok {
+		t.Fatalf("Swap(a -> nil) over b = %v, %v; want false", ok, err)
 	}
-	if _, err := s.Bump(ctx, ""); !errors.Is(err, store.ErrInvalidKey) {
-		t.Errorf("Bump of an empty name: %v; want ErrInvalidKey", err)
+	if ok, err := s.Swap(ctx, k, []byte("b"), nil); err != nil || !ok {
+		t.Fatalf("Swap(b -> nil) = %v, %v; want true", ok, err)
+	}
+	if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get after Swap(b -> nil): %v; want ErrNotFound", err)
+	}
+	// Only the abandoned claim is left, and it is no entry.
+	if n, err := s.coll.CountDocuments(ctx, bson.D{}); err != nil || n != 1 {
+		t.Errorf("%d documents left, want 1 (the abandoned claim) (%v)", n, err)
 	}
 }
 

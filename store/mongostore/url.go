@@ -24,7 +24,11 @@ const DefaultCollection = "cachier"
 
 // ourParams are the query parameters this package reads; every other one must be a
 // MongoDB connection string option.
-var ourParams = []string{"collection", "lease_collection", "version_collection"}
+var ourParams = []string{"collection"}
+
+// goneParams named the lease and counter collections, which are gone: the portable
+// layer keeps its records in the entry collection.
+var goneParams = []string{"lease_collection", "version_collection"}
 
 // config is what a URL says, before anything is dialled.
 type config struct {
@@ -34,7 +38,7 @@ type config struct {
 	opts       Options
 }
 
-// parseURL reads mongodb://[user:pass@]host[:port][,host...]/db[?collection=..&lease_collection=..&version_collection=..&<driver options>]
+// parseURL reads mongodb://[user:pass@]host[:port][,host...]/db[?collection=..&<driver options>]
 // (or mongodb+srv://). It never dials and never resolves names. Errors match
 // store.ErrBadURL and never carry the password.
 func parseURL(u *url.URL) (config, error) {
@@ -59,6 +63,11 @@ func parseURL(u *url.URL) (config, error) {
 	if err != nil {
 		return bad("query: %v", err)
 	}
+	for _, name := range goneParams {
+		if q.Has(name) {
+			return bad("parameter %q is no longer used: leases and version counters live in the entry collection; remove it", name)
+		}
+	}
 	c.collection = DefaultCollection
 	for _, name := range ourParams {
 		vals, ok := q[name]
@@ -71,14 +80,7 @@ func parseURL(u *url.URL) (config, error) {
 		if err := ValidateCollectionName(vals[0]); err != nil {
 			return bad("%s: %v", name, err)
 		}
-		switch name {
-		case "collection":
-			c.collection = vals[0]
-		case "lease_collection":
-			c.opts.LeaseCollection = vals[0]
-		default:
-			c.opts.VersionCollection = vals[0]
-		}
+		c.collection = vals[0]
 		q.Del(name)
 	}
 	driverURL := *u
@@ -126,7 +128,7 @@ func open(ctx context.Context, u *url.URL) (store.Store, error) {
 		return nil, err
 	}
 	s.client = client
-	return s, nil
+	return store.Adapt(s), nil
 }
 
 // Ping checks that the server answers. store.Open calls it unless the URL says

@@ -14,11 +14,11 @@ import (
 
 func TestParseURL(t *testing.T) {
 	for _, tc := range []struct {
-		url, db, coll, leases, uri string
+		url, db, coll, uri string
 	}{
 		{url: "mongodb://127.0.0.1:27017/app", db: "app", coll: "cachier", uri: "mongodb://127.0.0.1:27017/app"},
-		{url: "mongodb://u:p@a:1,b:2/app?collection=memo&lease_collection=memo_l&authSource=admin",
-			db: "app", coll: "memo", leases: "memo_l", uri: "mongodb://u:p@a:1,b:2/app?authSource=admin"},
+		{url: "mongodb://u:p@a:1,b:2/app?collection=memo&authSource=admin",
+			db: "app", coll: "memo", uri: "mongodb://u:p@a:1,b:2/app?authSource=admin"},
 		{url: "mongodb+srv://cluster.example.com/app?retryWrites=true&w=majority",
 			db: "app", coll: "cachier", uri: "mongodb+srv://cluster.example.com/app?retryWrites=true&w=majority"},
 		{url: "MONGODB://h/app?replicaSet=rs0&collection=c", db: "app", coll: "c", uri: "mongodb://h/app?replicaSet=rs0"},
@@ -32,8 +32,8 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("parseURL(%q): %v", tc.url, err)
 			continue
 		}
-		if c.database != tc.db || c.collection != tc.coll || c.opts.LeaseCollection != tc.leases || c.uri != tc.uri {
-			t.Errorf("parseURL(%q) = %+v; want db %q coll %q leases %q uri %q", tc.url, c, tc.db, tc.coll, tc.leases, tc.uri)
+		if c.database != tc.db || c.collection != tc.coll || c.uri != tc.uri {
+			t.Errorf("parseURL(%q) = %+v; want db %q coll %q uri %q", tc.url, c, tc.db, tc.coll, tc.uri)
 		}
 	}
 }
@@ -48,12 +48,12 @@ func TestParseURLErrors(t *testing.T) {
 		{"mongodb://h", "no database"},
 		{"mongodb://h/", "no database"},
 		{"mongodb://user:hunter2@h", "no database"},
-		{"mongodb://user:hunter2@h/app?nope=1", `unknown parameter "nope"; accepted: collection, lease_collection, version_collection, and MongoDB connection string options`},
+		{"mongodb://user:hunter2@h/app?nope=1", `unknown parameter "nope"; accepted: collection, and MongoDB connection string options`},
 		{"mongodb://h/app#x", "fragment"},
 		{"mongodb://h/app?collection=a%20b", "collection"},
 		{"mongodb://h/app?collection=system.users", "reserved"},
-		{"mongodb://h/app?lease_collection=x$y", "lease_collection"},
-		{"mongodb://h/app?version_collection=a b", "version_collection"},
+		{"mongodb://h/app?lease_collection=l", `parameter "lease_collection" is no longer used`},
+		{"mongodb://h/app?version_collection=v", `parameter "version_collection" is no longer used`},
 		{"mongodb://h/app?collection=a&collection=b", "given 2 times"},
 		{"mongodb://h/app?a=%zz", "query"},
 		{"mongodb://h/app?connectTimeoutMS=soon", "connecttimeoutms"},
@@ -75,7 +75,7 @@ func TestOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	ms, ok := store.Unwrap(s).(*Store)
-	if !ok || ms.client == nil || ms.coll.Name() != "opened" || ms.leases.Name() != "opened_leases" {
+	if !ok || ms.client == nil || ms.coll.Name() != "opened" {
 		t.Fatalf("Open = %#v; want an owning *Store on collection opened", s)
 	}
 	k := store.Key{Namespace: "open", ID: "k"}
@@ -114,9 +114,6 @@ func FuzzParseURL(f *testing.F) {
 		}
 		if c.database == "" || ValidateCollectionName(c.collection) != nil {
 			t.Errorf("parseURL(%q) accepted %+v", raw, c)
-		}
-		if c.opts.LeaseCollection != "" && ValidateCollectionName(c.opts.LeaseCollection) != nil {
-			t.Errorf("parseURL(%q) accepted lease collection %q", raw, c.opts.LeaseCollection)
 		}
 	})
 }
