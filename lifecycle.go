@@ -155,6 +155,9 @@ func (f *Func[A, R]) Close(ctx context.Context) error {
 		return fmt.Errorf("%w: Close needs a context; pass context.Background() to wait without a limit", ErrOption)
 	}
 	idle := f.life.close()
+	if f.local != nil {
+		f.local.sync.shutdown() // its watcher and timers
+	}
 	var err error
 	select {
 	case <-idle:

@@ -545,16 +545,20 @@ func forEachTier(st store.Store, fn func(*tierSync)) {
 	}
 }
 
+// shutdown stops the tier's watcher and timers; it stops serving copies.
+func (t *tierSync) shutdown() {
+	t.serving.Store(false)
+	t.mu.Lock()
+	stop := t.stop
+	t.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
 // stopWithFunc stops t's watcher once f is collected.
 func stopWithFunc[A, R any](f *Func[A, R], t *tierSync) {
-	runtime.AddCleanup(f, func(t *tierSync) {
-		t.mu.Lock()
-		stop := t.stop
-		t.mu.Unlock()
-		if stop != nil {
-			stop()
-		}
-	}, t)
+	runtime.AddCleanup(f, func(t *tierSync) { t.shutdown() }, t)
 }
 
 // wroteLocal keeps the value just written (err == nil) as the local copy, and moves

@@ -260,6 +260,25 @@ func TestLocalTierBounds(t *testing.T) {
 	}
 }
 
+// TestLocalTierStopsWithClose: Close stops the tier's polling timer and deadline.
+func TestLocalTierStopsWithClose(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	stA, _, _ := twoProcesses(t)
+	var c counted
+	f, err := Wrap(c.fn, Name("tier/close"), WithStore(stA), WithClock(clk), LocalTier(10, 0))
+	must(t, err)
+	wait := reconciled(t, f.local.sync)
+	tierCall(t, f, 1)
+	wait()
+	if n := clk.Timers(); n != 2 {
+		t.Fatalf("%d timers while the tier runs, want 2 (poll and deadline)", n)
+	}
+	must(t, f.Close(context.Background()))
+	if n := clk.Timers(); n != 0 {
+		t.Fatalf("%d timers after Close, want 0", n)
+	}
+}
+
 func TestLocalTierOptions(t *testing.T) {
 	var c counted
 	for _, opts := range [][]Option{
