@@ -1,0 +1,75 @@
+package flight
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// The last caller to leave a run that has not ended calls its abandoned callback, once;
+// leaving after the run ended does not.
+func TestLeaveAbandons(t *testing.T) {
+	var g Group[int]
+	release := make(chan struct{})
+	abandoned := make(chan struct{}, 2)
+	fn := func() (int, error) { <-release; return 1, nil }
+	a, leader := g.Join("k", fn, func() { abandoned <- struct{}{} })
+	b, joined := g.Join("k", fn, nil)
+	if !leader || joined || a != b {
+		t.Fatalf("leader %v, second leader %v, same run %v", leader, joined, a == b)
+	}
+	a.Leave()
+	select {
+	case <-abandoned:
+		t.Fatal("abandoned while a caller still waited")
+	default:
+	}
+	b.Leave()
+	<-abandoned
+	close(release)
+	<-a.Done()
+	if v, err := a.Result(); v != 1 || err != nil {
+		t.Fatalf("result %d, %v", v, err)
+	}
+	c, _ := g.Join("k2", func() (int, error) { return 2, nil }, func() { abandoned <- struct{}{} })
+	<-c.Done()
+	c.Leave()
+	select {
+	case <-abandoned:
+		t.Fatal("a run that ended was abandoned")
+	default:
+	}
+}
+
+// After ForgetAll a new caller starts its own run; the forgotten one still ends for
+// its callers, and its end does not remove the new run.
+func TestForgetAll(t *testing.T) {
+	var g Group[int]
+	stuck := make(chan struct{})
+	old, _ := g.Join("k", func() (int, error) { <-stuck; return 1, nil }, nil)
+	g.ForgetAll()
+	release := make(chan struct{})
+	fresh, leader := g.Join("k", func() (int, error) { <-release; return 2, nil }, nil)
+	if !leader || fresh == old {
+		t.Fatal("a caller after ForgetAll joined the forgotten run")
+	}
+	close(stuck)
+	<-old.Done()
+	again, leader := g.Join("k", func() (int, error) { return 3, nil }, nil)
+	if leader || again != fresh {
+		t.Fatal("the forgotten run's end removed the new run")
+	}
+	close(release)
+	if v, err, _ := g.Do(context.Background(), "k", func() (int, error) { return 4, nil }); v != 2 && v != 4 || err != nil {
+		t.Fatalf("Do = %d, %v", v, err)
+	}
+}
+
+func TestPanicReachesEveryCaller(t *testing.T) {
+	var g Group[int]
+	_, err, _ := g.Do(context.Background(), "k", func() (int, error) { panic("boom") })
+	var pe *PanicError
+	if !errors.As(err, &pe) || pe.Value != "boom" {
+		t.Fatalf("err = %v", err)
+	}
+}
