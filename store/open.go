@@ -171,7 +171,7 @@ var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 // does not parse or whose scheme is missing or mistyped: "scheme://", "//",
 // "scheme:/", "scheme:", or the start of a word. The password runs to the last "@"
 // before white space, so one holding "@" or "/" is hidden whole.
-var userinfo = regexp.MustCompile(`((?:^|[^A-Za-z0-9+.\-])(?:[A-Za-z][A-Za-z0-9+.\-]*:)?/{0,3}[^\s/?#@:"'=&]*:)(?:[^\s"'/][^\s"']*)?@`)
+var userinfo = regexp.MustCompile(`((?:^|[^A-Za-z0-9+.\-])(?:[A-Za-z][A-Za-z0-9+.\-]*:)?/{0,3}[^\s/?#@:"'=&]*:)(?:(?:[^\s/]|/[^\s/])[^\s]*)?@`)
 
 // quotedUserinfo matches a quoted string that holds a URL's userinfo, for a password
 // with white space in it ("redis://u:pass word@h", as url.Parse quotes it): from the
