@@ -614,10 +614,14 @@ func isNil[R any](v R) bool {
 }
 
 // refreshInBackground starts at most one refresh of k in this process, and gives up
-// at once if another process holds the lease (it is refreshing or computing).
-func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k store.Key, arg A) {
+// at once if another process holds the lease (it is refreshing or computing). A
+// result stored after since (now, when since is zero) answers it.
+func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k store.Key, arg A, since time.Time) {
 	ctx = context.WithoutCancel(ctx)
-	start := s.clock.Now()
+	start := since
+	if start.IsZero() {
+		start = s.clock.Now()
+	}
 	if !f.life.begin() {
 		return // closed: no new background work
 	}

@@ -185,7 +185,7 @@ func (f *Func[A, R]) serve(ctx context.Context, s *settings, k store.Key, arg A,
 		}
 		if s.expiry.refreshAhead > 0 && limit > 0 && age >= limit-s.expiry.refreshAhead && // in the window at all
 			age >= refreshPoint(k, h.storedAt, limit, s.expiry.refreshAhead) {
-			f.refreshAheadOf(ctx, s, k, arg, now)
+			f.refreshAheadOf(ctx, s, k, arg, now, h.storedAt)
 		}
 		return h.v, Outcome{Result: ResultHit}, true
 	}
@@ -213,7 +213,7 @@ func (f *Func[A, R]) serve(ctx context.Context, s *settings, k store.Key, arg A,
 	if s.verbose {
 		f.trace(s, "cachier: stale hit, refreshing in the background", "key", k.String(), "age", age, "limit", limit)
 	}
-	f.refreshInBackground(ctx, s, k, arg)
+	f.refreshInBackground(ctx, s, k, arg, time.Time{})
 	return h.v, Outcome{Result: ResultStaleHit}, true
 }
 

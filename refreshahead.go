@@ -29,10 +29,12 @@ func refreshPoint(k store.Key, storedAt time.Time, limit, window time.Duration) 
 	return limit - time.Duration(u*float64(window))
 }
 
-// refreshAheadOf starts a background refresh of a fresh entry, unless the key's last
-// refresh failed moments ago. The refresh stores its result even though the entry is
-// still fresh: only a result stored after it began makes it give up.
-func (f *Func[A, R]) refreshAheadOf(ctx context.Context, s *settings, k store.Key, arg A, now time.Time) {
+// refreshAheadOf starts a background refresh of a fresh entry stored at storedAt,
+// unless the key's last refresh failed moments ago. The refresh stores its result even
+// though the entry is still fresh: only a result stored after the entry that triggered
+// it makes it give up. (Measured from the refresh's own start instead, a call that read
+// the old entry just before another refresh landed would compute a third time.)
+func (f *Func[A, R]) refreshAheadOf(ctx context.Context, s *settings, k store.Key, arg A, now, storedAt time.Time) {
 	if !f.backoff.allow(k.ID, now) {
 		f.stats.refreshesBackedOff.Add(1)
 		return
@@ -42,7 +44,7 @@ func (f *Func[A, R]) refreshAheadOf(ctx context.Context, s *settings, k store.Ke
 	}
 	early := *s
 	early.overwrite = true // a fresh entry does not stop this refresh, a newer one does
-	f.refreshInBackground(ctx, &early, k, arg)
+	f.refreshInBackground(ctx, &early, k, arg, storedAt)
 }
 
 // backoffs remembers, per key, the background refreshes that failed, so that a
