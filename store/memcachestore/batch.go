@@ -14,15 +14,12 @@ var _ store.Batcher = (*Store)(nil)
 // one GetMulti (one round trip per memcached server). See store.Batcher for the
 // results.
 func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []error, error) {
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil { // the memcache client takes no context
 		return nil, nil, err
 	}
 	names := make([]string, 0, len(ks)+1)
 	eks, gks := make([]string, len(ks)), map[string]string{}
 	for i, k := range ks {
-		if err := k.Validate(); err != nil {
-			return nil, nil, err
-		}
 		eks[i] = s.itemKey('e', k)
 		names = append(names, eks[i])
 		if _, ok := gks[k.Namespace]; !ok {

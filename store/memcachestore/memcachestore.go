@@ -1,6 +1,7 @@
 package memcachestore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,7 +43,7 @@ const itemOverhead = 96
 // values are read as absolute Unix times.
 const maxRelativeExpiration = 30 * 24 * 60 * 60
 
-// casRetries bounds the read-compare-swap loops of the lease methods under contention.
+// casRetries bounds the loop that reads or creates a generation counter.
 const casRetries = 16
 
 // Options configure a Store. The zero value (or nil) uses the defaults.
@@ -56,8 +56,9 @@ type Options struct {
 	// fit are refused with store.ErrTooLarge before they are sent. Default
 	// DefaultMaxItemSize.
 	MaxItemSize int
-	// Clock returns the current time, for lease expiry. Default time.Now. Hosts that
-	// share a store are assumed to agree on the time to well within a lease's TTL.
+	// Clock returns the current time, by which an entry's ExpiresAt becomes memcached's
+	// relative expiration. Default time.Now. Lease expiry is the portable layer's
+	// (store.WithClock).
 	Clock func() time.Time
 	// GenerationTTL lets Get trust a namespace's generation counter, as this Store
 	// last read it, for this long. Zero (the default) reads the counter on every Get,
@@ -68,7 +69,9 @@ type Options struct {
 	GenerationTTL time.Duration
 }
 
-// Store is a store.Store on memcached. It is safe for concurrent use.
+// Store is a store.Driver on memcached, with the Swapper, Lister (Clear only), Batcher
+// and Expirer capabilities. It is safe for concurrent use; use it through store.Adapt
+// (cachier does so itself).
 type Store struct {
 	c           *memcache.Client
 	prefix      string
@@ -87,7 +90,11 @@ type cachedGen struct {
 	until time.Time
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Driver  = (*Store)(nil)
+	_ store.Swapper = (*Store)(nil)
+	_ store.Lister  = (*Store)(nil)
+)
 
 // New returns a store on client, which stays the caller's: Close does not close it.
 func New(client *memcache.Client, opts *Options) (*Store, error) {
@@ -242,12 +249,6 @@ func truncate(b []byte) []byte {
 // Get returns the entry of k with one round trip: the namespace's generation counter
 // and the entry are fetched together.
 func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
-	if err := ctx.Err(); err != nil {
-		return store.Entry{}, err
-	}
-	if err := k.Validate(); err != nil {
-		return store.Entry{}, err
-	}
 	gk, ek := s.genKey('g', k.Namespace), s.itemKey('e', k)
 	if s.genTTL > 0 {
 		if gen, ok := s.cachedGen(gk); ok {
@@ -354,12 +355,6 @@ func (s *Store) forgetGen(key string) {
 
 // Set stores e under k in the namespace's current generation.
 func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := k.Validate(); err != nil {
-		return err
-	}
 	ek := s.itemKey('e', k)
 	if n := len(ek) + entrySize(k.Namespace, k.ID, e.Value) + itemOverhead; n > s.maxItemSize {
 		return fmt.Errorf("%w: %s: value of %d bytes does not fit memcached's item limit of %d bytes (at most %d)",
@@ -389,12 +384,6 @@ func isTooLarge(err error) bool {
 
 // Delete removes the entry of k.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := k.Validate(); err != nil {
-		return err
-	}
 	if err := s.c.Delete(s.itemKey('e', k)); err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
 		return err
 	}
@@ -404,9 +393,6 @@ func (s *Store) Delete(ctx context.Context, k store.Key) error {
 // Clear makes every entry of the namespace a miss by bumping its generation counter,
 // in O(1). memcached reclaims the old entries as it needs the memory.
 func (s *Store) Clear(ctx context.Context, namespace string) error {
-	if err := store.ValidateNamespace(namespace); err != nil {
-		return err
-	}
 	gk := s.genKey('g', namespace)
 	s.forgetGen(gk)
 	err := s.bump(ctx, gk)
@@ -446,209 +432,68 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 	return nil, unsupported("Namespaces")
 }
 
-// Leases yields one error matching errors.ErrUnsupported: memcached cannot list keys.
-func (s *Store) Leases(ctx context.Context, namespace string) iter.Seq2[store.Lease, error] {
-	return func(yield func(store.Lease, error) bool) {
-		if err := ctx.Err(); err != nil {
-			yield(store.Lease{}, err)
-			return
+// Swap implements store.Swapper with memcached's own atomic operations: add creates an
+// absent item, gets and cas replace the item only if nobody changed it since it was
+// read, and a cas to an item that expires at once deletes it. An item written under an
+// older generation of the namespace (before a Clear) counts as absent, and is replaced
+// with cas like any other. A lost race reports false; the portable layer reads again.
+func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.Entry) (bool, error) {
+	ek := s.itemKey('e', k)
+	if next != nil {
+		if n := len(ek) + entrySize(k.Namespace, k.ID, next.Value) + itemOverhead; n > s.maxItemSize {
+			return false, fmt.Errorf("%w: %s: value of %d bytes does not fit memcached's item limit of %d bytes", store.ErrTooLarge, k, len(next.Value), s.maxItemSize)
 		}
-		yield(store.Lease{}, unsupported("Leases"))
 	}
-}
-
-// expiration returns memcached's expiration for a lease of ttl: whole seconds, rounded
-// up, plus one so that the item outlives the record's precise expiry, at most 30 days.
-func expiration(ttl time.Duration) int32 {
-	secs := int64(math.Ceil(ttl.Seconds())) + 1
-	return int32(min(max(secs, 1), maxRelativeExpiration))
-}
-
-func validateLease(k store.Key, o store.Owner, ttl time.Duration) error {
-	if err := k.Validate(); err != nil {
-		return err
+	gen, err := s.generation(ctx, s.genKey('g', k.Namespace))
+	if err != nil {
+		return false, err
+	}
+	cur, err := s.c.Get(ek)
+	switch {
+	case errors.Is(err, memcache.ErrCacheMiss):
+		cur = nil
+	case err != nil:
+		return false, err
+	}
+	present := false
+	if cur != nil {
+		e, rgen, derr := decodeFor(k, cur.Value)
+		if derr == nil && rgen == gen {
+			present = true
+			if old == nil || !bytes.Equal(e.Value, old) {
+				return false, nil
+			}
+		}
+	}
+	if present != (old != nil) {
+		return false, nil
+	}
+	item := &memcache.Item{Key: ek, Expiration: -1} // a delete: expired at once
+	if next != nil {
+		item.Value = appendEntryExp(nil, gen, next.StoredAt, next.ExpiresAt, k.Namespace, k.ID, next.Value)
+		item.Expiration = entryExpiration(next.ExpiresAt, s.now())
 	}
 	switch {
-	case ttl <= 0:
-		return fmt.Errorf("memcachestore: lease ttl %s is not positive", ttl)
-	case o.Token == "":
-		return errors.New("memcachestore: lease owner has an empty token")
-	case len(o.Token) > math.MaxUint16 || len(o.Host) > math.MaxUint16:
-		return errors.New("memcachestore: lease owner host or token longer than 65535 bytes")
+	case cur == nil && next == nil:
+		return true, nil // nothing there, nothing to delete
+	case cur == nil:
+		err = s.c.Add(item)
+	default:
+		item.CasID = cur.CasID
+		if item.Value == nil {
+			item.Value = []byte{}
+		}
+		err = s.c.CompareAndSwap(item)
 	}
-	return nil
-}
-
-// live reports whether r is an unexpired lease on k granted under generation gen.
-func (s *Store) live(r leaseRecord, k store.Key, gen uint64, now time.Time) bool {
-	return r.token != "" && r.gen == gen && r.ns == k.Namespace && r.id == k.ID && now.Before(r.expiresAt)
-}
-
-// Acquire takes the lease on k with memcached add, or takes over an expired, released
-// or older-generation lease with compare-and-swap.
-func (s *Store) Acquire(ctx context.Context, k store.Key, o store.Owner, ttl time.Duration) (store.Lease, error) {
-	if err := ctx.Err(); err != nil {
-		return store.Lease{}, err
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, memcache.ErrNotStored), errors.Is(err, memcache.ErrCASConflict):
+		return false, nil // changed since we read it
+	case isTooLarge(err):
+		return false, fmt.Errorf("%w: %s: %w", store.ErrTooLarge, k, err)
 	}
-	if err := validateLease(k, o, ttl); err != nil {
-		return store.Lease{}, err
-	}
-	lk, gk := s.itemKey('l', k), s.genKey('h', k.Namespace)
-	for range casRetries {
-		if err := ctx.Err(); err != nil {
-			return store.Lease{}, err
-		}
-		items, err := s.c.GetMulti([]string{gk, lk})
-		if err != nil {
-			return store.Lease{}, err
-		}
-		var gen uint64
-		if git := items[gk]; git != nil {
-			g, ok := parseGen(git.Value)
-			if !ok {
-				return store.Lease{}, fmt.Errorf("%w: lease generation counter %s holds %q", ErrCorrupt, gk, truncate(git.Value))
-			}
-			gen = g
-		} else if gen, err = s.generation(ctx, gk); err != nil {
-			return store.Lease{}, err
-		}
-		now := s.now()
-		l := store.Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl)}
-		item := &memcache.Item{
-			Key:        lk,
-			Value:      appendLease(nil, leaseRecord{gen: gen, expiresAt: l.ExpiresAt, pid: int64(o.PID), ns: k.Namespace, id: k.ID, host: o.Host, token: o.Token}),
-			Expiration: expiration(ttl),
-		}
-		cur := items[lk]
-		if cur == nil {
-			err = s.c.Add(item)
-		} else {
-			r, derr := decodeLease(cur.Value)
-			if derr == nil && s.live(r, k, gen, now) {
-				return store.Lease{}, &store.HeldError{Holder: store.Lease{
-					Key:       k,
-					Owner:     store.Owner{Host: r.host, PID: int(r.pid), Token: r.token},
-					ExpiresAt: r.expiresAt,
-				}}
-			}
-			// Expired, released, granted before ReleaseAll, or garbage: take it over,
-			// unless someone else changes it first.
-			item.CasID = cur.CasID
-			err = s.c.CompareAndSwap(item)
-		}
-		switch {
-		case err == nil:
-			return l, nil
-		case errors.Is(err, memcache.ErrNotStored), errors.Is(err, memcache.ErrCASConflict):
-			continue // lost a race: look again
-		default:
-			return store.Lease{}, err
-		}
-	}
-	return store.Lease{}, &store.HeldError{Holder: store.Lease{Key: k}}
-}
-
-// Renew extends l if its owner still holds it, with compare-and-swap.
-func (s *Store) Renew(ctx context.Context, l store.Lease, ttl time.Duration) (store.Lease, error) {
-	if err := ctx.Err(); err != nil {
-		return store.Lease{}, err
-	}
-	k := l.Key
-	if err := validateLease(k, l.Owner, ttl); err != nil {
-		return store.Lease{}, err
-	}
-	lk, gk := s.itemKey('l', k), s.genKey('h', k.Namespace)
-	for range casRetries {
-		if err := ctx.Err(); err != nil {
-			return store.Lease{}, err
-		}
-		items, err := s.c.GetMulti([]string{gk, lk})
-		if err != nil {
-			return store.Lease{}, err
-		}
-		git, cur := items[gk], items[lk]
-		if git == nil || cur == nil {
-			return store.Lease{}, lost(l)
-		}
-		gen, ok := parseGen(git.Value)
-		if !ok {
-			return store.Lease{}, lost(l)
-		}
-		r, err := decodeLease(cur.Value)
-		now := s.now()
-		if err != nil || !s.live(r, k, gen, now) || r.token != l.Owner.Token {
-			return store.Lease{}, lost(l)
-		}
-		nl := store.Lease{Key: k, Owner: l.Owner, ExpiresAt: now.Add(ttl)}
-		r.expiresAt = nl.ExpiresAt
-		err = s.c.CompareAndSwap(&memcache.Item{
-			Key: lk, Value: appendLease(nil, r), Expiration: expiration(ttl), CasID: cur.CasID,
-		})
-		switch {
-		case err == nil:
-			return nl, nil
-		case errors.Is(err, memcache.ErrNotStored):
-			return store.Lease{}, lost(l)
-		case errors.Is(err, memcache.ErrCASConflict):
-			continue
-		default:
-			return store.Lease{}, err
-		}
-	}
-	return store.Lease{}, fmt.Errorf("memcachestore: renew %s: too much contention", k)
-}
-
-func lost(l store.Lease) error {
-	return fmt.Errorf("%w: %s by %s", store.ErrLeaseLost, l.Key, l.Owner)
-}
-
-// Release frees l if its owner still holds it, by swapping in a tombstone that
-// memcached expires at once.
-func (s *Store) Release(ctx context.Context, l store.Lease) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	k := l.Key
-	if err := k.Validate(); err != nil {
-		return err
-	}
-	lk := s.itemKey('l', k)
-	for range casRetries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		cur, err := s.c.Get(lk)
-		switch {
-		case errors.Is(err, memcache.ErrCacheMiss):
-			return nil
-		case err != nil:
-			return err
-		}
-		r, err := decodeLease(cur.Value)
-		if err != nil || r.token == "" || r.token != l.Owner.Token || r.ns != k.Namespace || r.id != k.ID {
-			return nil // not ours
-		}
-		tomb := leaseRecord{gen: r.gen, ns: k.Namespace, id: k.ID}
-		err = s.c.CompareAndSwap(&memcache.Item{Key: lk, Value: appendLease(nil, tomb), Expiration: -1, CasID: cur.CasID})
-		switch {
-		case err == nil, errors.Is(err, memcache.ErrNotStored):
-			return nil
-		case errors.Is(err, memcache.ErrCASConflict):
-			continue
-		default:
-			return err
-		}
-	}
-	return fmt.Errorf("memcachestore: release %s: too much contention", k)
-}
-
-// ReleaseAll frees every lease of the namespace by bumping its lease generation
-// counter. It returns 0: memcached cannot count the leases it frees.
-func (s *Store) ReleaseAll(ctx context.Context, namespace string) (int, error) {
-	if err := store.ValidateNamespace(namespace); err != nil {
-		return 0, err
-	}
-	return 0, s.bump(ctx, s.genKey('h', namespace))
+	return false, err
 }
 
 // Close closes the client if the store was opened from a URL; a client passed to New

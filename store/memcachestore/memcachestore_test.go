@@ -117,7 +117,6 @@ func TestForeignAndGarbledRecords(t *testing.T) {
 		"foreign":      []byte("some other program's bytes, long enough for a header"),
 		"flipped bit":  flipped,
 		"other key":    appendEntry(nil, gen, time.Now(), other.Namespace, other.ID, []byte("other value")),
-		"lease record": appendLease(nil, leaseRecord{gen: gen, ns: ns, id: "k", token: "t", expiresAt: time.Now()}),
 	}
 	for name, raw := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -233,60 +232,46 @@ func TestServerTooLarge(t *testing.T) {
 	}
 }
 
-// TestShortLeaseTakeoverBeforeEviction checks that a lease shorter than memcached's
-// one-second granularity expires on time, while its item is still in memcached, and
-// that exactly one of many callers takes it over.
-func TestShortLeaseTakeoverBeforeEviction(t *testing.T) {
+// TestSwap checks Swap's memcached operations: add for an absent key, cas against the
+// item read, a cas to an item expired at once for a delete, and an item written before
+// the namespace's last Clear counting as absent.
+func TestSwap(t *testing.T) {
 	s, c := newStore(t, nil)
 	ctx := context.Background()
 	k := store.Key{Namespace: storetest.Namespace(t), ID: "k"}
-	var now time.Time
-	s.now = func() time.Time { return now } // an injected clock: no sleeping
-	now = time.Now()
-	old, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: "old"}, 300*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now = now.Add(301 * time.Millisecond)
-	if _, err := c.Get(s.itemKey('l', k)); err != nil {
-		t.Fatalf("the lease item should still be in memcached: %v", err)
-	}
-	const n = 8
-	wins := make(chan store.Lease, n)
-	errc := make(chan error, n)
-	for i := range n {
-		go func() {
-			l, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 2, Token: fmt.Sprint("new", i)}, time.Minute)
-			if err != nil {
-				errc <- err
-				return
-			}
-			wins <- l
-		}()
-	}
-	var won []store.Lease
-	for range n {
-		select {
-		case l := <-wins:
-			won = append(won, l)
-		case err := <-errc:
-			if !errors.Is(err, store.ErrLeaseHeld) {
-				t.Errorf("Acquire: %v", err)
-			}
+	e := func(v string) *store.Entry { return &store.Entry{Value: []byte(v), StoredAt: time.Now()} }
+	swap := func(old []byte, next *store.Entry, want bool) {
+		t.Helper()
+		if ok, err := s.Swap(ctx, k, old, next); err != nil || ok != want {
+			t.Fatalf("Swap(%q -> %v) = %v, %v; want %v", old, next, ok, err, want)
 		}
 	}
-	if len(won) != 1 {
-		t.Fatalf("%d callers took over the expired lease, want 1", len(won))
+	swap(nil, e("a"), true)
+	swap(nil, e("b"), false)
+	swap([]byte("b"), e("c"), false)
+	swap([]byte("a"), e("b"), true)
+	if got, err := s.Get(ctx, k); err != nil || string(got.Value) != "b" {
+		t.Fatalf("Get = %q, %v; want b", got.Value, err)
 	}
-	if _, err := s.Renew(ctx, old, time.Minute); !errors.Is(err, store.ErrLeaseLost) {
-		t.Errorf("Renew by the old holder: %v; want ErrLeaseLost", err)
+	swap([]byte("a"), nil, false)
+	swap([]byte("b"), nil, true)
+	if _, err := c.Get(s.itemKey('e', k)); !errors.Is(err, memcache.ErrCacheMiss) {
+		t.Fatalf("item after Swap(b -> nil): %v; want a cache miss", err)
 	}
-	if _, err := s.Renew(ctx, won[0], time.Minute); err != nil {
-		t.Errorf("Renew by the new holder: %v", err)
+	swap(nil, nil, true)
+	swap(nil, e("a"), true)
+	if err := s.Clear(ctx, k.Namespace); err != nil {
+		t.Fatal(err)
+	}
+	swap([]byte("a"), e("b"), false) // the old generation's item is no entry
+	swap(nil, e("b"), true)          // and is replaced with cas
+	if got, err := s.Get(ctx, k); err != nil || string(got.Value) != "b" {
+		t.Fatalf("Get after Clear and Swap = %q, %v; want b", got.Value, err)
 	}
 }
 
 func TestExpiration(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
 	for _, tc := range []struct {
 		ttl  time.Duration
 		want int32
@@ -296,11 +281,16 @@ func TestExpiration(t *testing.T) {
 		{time.Second, 2},
 		{time.Second + 1, 3},
 		{time.Minute, 61},
-		{365 * 24 * time.Hour, maxRelativeExpiration},
+		{0, -1},
+		{-time.Second, -1},
+		{365 * 24 * time.Hour, int32(now.Add(365*24*time.Hour).Unix() + 1)},
 	} {
-		if got := expiration(tc.ttl); got != tc.want {
-			t.Errorf("expiration(%s) = %d, want %d", tc.ttl, got, tc.want)
+		if got := entryExpiration(now.Add(tc.ttl), now); got != tc.want {
+			t.Errorf("entryExpiration(now+%s) = %d, want %d", tc.ttl, got, tc.want)
 		}
+	}
+	if got := entryExpiration(time.Time{}, now); got != 0 {
+		t.Errorf("entryExpiration of no expiry = %d, want 0", got)
 	}
 }
 
@@ -325,18 +315,12 @@ func TestNewRejects(t *testing.T) {
 // and what they accept re-encodes to the same bytes.
 func FuzzDecode(f *testing.F) {
 	f.Add(appendEntry(nil, 7, time.Unix(1, 2), "ns", "id", []byte("value")))
-	f.Add(appendLease(nil, leaseRecord{gen: 1, expiresAt: time.Unix(3, 4), pid: 5, ns: "ns", id: "id", host: "h", token: "t"}))
 	f.Add([]byte(entryMagic))
 	f.Add(appendEntryExp(nil, 7, time.Unix(1, 2), time.Unix(60, 3), "ns", "id", []byte("value")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, err := decodeEntry(b); err == nil {
 			if again := appendEntryExp(nil, r.gen, r.storedAt, r.expiresAt, r.ns, r.id, r.value); !bytes.Equal(again, b) {
 				t.Errorf("entry %x re-encodes to %x", b, again)
-			}
-		}
-		if r, err := decodeLease(b); err == nil {
-			if again := appendLease(nil, r); !bytes.Equal(again, b) {
-				t.Errorf("lease %x re-encodes to %x", b, again)
 			}
 		}
 	})

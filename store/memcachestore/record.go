@@ -14,13 +14,10 @@ import (
 //	entry: "cmE1" gen:u64 storedAt:i64 nsLen:u16 idLen:u16 crc:u32 ns id value
 //	entry with ExpiresAt:
 //	       "cmE2" gen:u64 storedAt:i64 expiresAt:i64 nsLen:u16 idLen:u16 crc:u32 ns id value
-//	lease: "cmL1" gen:u64 expiresAt:i64 pid:i64 nsLen:u16 idLen:u16 hostLen:u16 tokenLen:u16 crc:u32 ns id host token
 const (
 	entryMagic  = "cmE1"
 	entryMagic2 = "cmE2" // with ExpiresAt
-	leaseMagic  = "cmL1"
 	entryHeader = 4 + 8 + 8 + 2 + 2 + 4
-	leaseHeader = 4 + 8 + 8 + 8 + 2 + 2 + 2 + 2 + 4
 	// zeroTime encodes the zero time.Time, which has no UnixNano.
 	zeroTime = math.MinInt64
 )
@@ -134,65 +131,5 @@ func decodeEntry(b []byte) (entryRecord, error) {
 	r.ns = string(rest[:nsLen])
 	r.id = string(rest[nsLen : nsLen+idLen])
 	r.value = rest[nsLen+idLen:]
-	return r, nil
-}
-
-// leaseRecord is a decoded lease. An empty token is a tombstone: the lease is free.
-type leaseRecord struct {
-	gen         uint64
-	expiresAt   time.Time
-	pid         int64
-	ns, id      string
-	host, token string
-}
-
-func appendLease(dst []byte, r leaseRecord) []byte {
-	start := len(dst)
-	dst = append(dst, leaseMagic...)
-	dst = binary.BigEndian.AppendUint64(dst, r.gen)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(encodeTime(r.expiresAt)))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(r.pid))
-	for _, s := range []string{r.ns, r.id, r.host, r.token} {
-		dst = binary.BigEndian.AppendUint16(dst, uint16(min(len(s), math.MaxUint16)))
-	}
-	crcAt := len(dst)
-	dst = append(dst, 0, 0, 0, 0)
-	for _, s := range []string{r.ns, r.id, r.host, r.token} {
-		dst = append(dst, s[:min(len(s), math.MaxUint16)]...)
-	}
-	binary.BigEndian.PutUint32(dst[crcAt:], checksum(dst[start:], crcAt-start))
-	return dst
-}
-
-func decodeLease(b []byte) (leaseRecord, error) {
-	var r leaseRecord
-	if len(b) < leaseHeader {
-		return r, errShort
-	}
-	if string(b[:4]) != leaseMagic {
-		return r, errMagic
-	}
-	const crcAt = leaseHeader - 4
-	if binary.BigEndian.Uint32(b[crcAt:]) != checksum(b, crcAt) {
-		return r, errChecksum
-	}
-	r.gen = binary.BigEndian.Uint64(b[4:])
-	r.expiresAt = decodeTime(int64(binary.BigEndian.Uint64(b[12:])))
-	r.pid = int64(binary.BigEndian.Uint64(b[20:]))
-	var lens [4]int
-	total := 0
-	for i := range lens {
-		lens[i] = int(binary.BigEndian.Uint16(b[28+2*i:]))
-		total += lens[i]
-	}
-	rest := b[leaseHeader:]
-	if total != len(rest) {
-		return r, errLength
-	}
-	var fields [4]string
-	for i, n := range lens {
-		fields[i], rest = string(rest[:n]), rest[n:]
-	}
-	r.ns, r.id, r.host, r.token = fields[0], fields[1], fields[2], fields[3]
 	return r, nil
 }

@@ -140,7 +140,7 @@ func open(ctx context.Context, u *url.URL) (store.Store, error) {
 		return nil, err
 	}
 	s.owned = true
-	return s, nil
+	return store.Adapt(s), nil
 }
 
 // Ping checks that every server answers, within the client's timeout (the timeout
