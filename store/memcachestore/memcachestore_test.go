@@ -111,12 +111,12 @@ func TestForeignAndGarbledRecords(t *testing.T) {
 	other := store.Key{Namespace: ns, ID: "other"}
 	gen, _ := parseGen(mustGet(t, c, s.genKey('g', ns)))
 	cases := map[string][]byte{
-		"empty":        {},
-		"short":        good.Value[:entryHeader-1],
-		"header only":  good.Value[:entryHeader],
-		"foreign":      []byte("some other program's bytes, long enough for a header"),
-		"flipped bit":  flipped,
-		"other key":    appendEntry(nil, gen, time.Now(), other.Namespace, other.ID, []byte("other value")),
+		"empty":       {},
+		"short":       good.Value[:entryHeader-1],
+		"header only": good.Value[:entryHeader],
+		"foreign":     []byte("some other program's bytes, long enough for a header"),
+		"flipped bit": flipped,
+		"other key":   appendEntry(nil, gen, time.Now(), other.Namespace, other.ID, []byte("other value")),
 	}
 	for name, raw := range cases {
 		t.Run(name, func(t *testing.T) {
