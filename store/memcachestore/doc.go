@@ -1,4 +1,4 @@
-// Package memcachestore keeps cachier entries and calculation leases in memcached,
+// Package memcachestore keeps cachier entries (and so calculation leases) in memcached,
 // through github.com/bradfitz/gomemcache.
 //
 // Application code should use package cachier and hand it a store made here:
@@ -46,22 +46,26 @@
 // written after a foreign Clear is still found, because a record whose generation
 // disagrees with the cached counter makes Get read the counter again).
 //
-// # Tags, prefixes and dependencies: store.Versioner
+// # Leases and version counters
 //
-// The counters of store.Versioner are items of their own, kind 'v':
-//
-//	<prefix>:v:<base64url(sha256(name))>   "cmV1" value:u64 nameLen:u16 crc:u32 name
-//
-// The record names its counter, so a foreign or colliding record is an error matching
-// ErrCorrupt, never a value. Counters are not namespaced, so no Clear or ReleaseAll
-// touches them. Versions is one GetMulti, and so is GetVersioned (store.VersionedGetter:
-// the namespace's generation, the entry and its counters together), so a hit on a
-// tagged entry costs one round trip. Bump is one set of a fresh random non-zero value
-// (not incr: an evicted counter that incr recreated could restart from a value entries
-// already hold).
+// The driver implements store.Swapper, and store.Adapt (which cachier applies) keeps
+// calculation leases and the counters of tags, prefixes and dependencies over it, as
+// entry records in namespaces that start with byte 0x01; the lease rule and the record
+// layout are package store's, the same on every engine. Swap is memcached add for a
+// key with no entry (atomic on the server: one of any number of concurrent callers
+// wins), gets and cas for a compare-and-swap (the item is replaced only if nobody
+// changed it since it was read), and a cas to an item that expires at once for a
+// delete. An item written before the namespace's last Clear is no entry, and is
+// replaced with cas. ReleaseAll is a Clear of the lease namespace: one generation
+// bump, which frees every lease in O(1) and reports 0, as memcached cannot count them.
+// GetVersioned reads the entry, its namespace's generation and the counter records in
+// one GetMulti (store.Batcher), so a hit on a tagged entry still costs one round trip.
+// Bump is one set of a fresh random non-zero value (not incr: an evicted counter that
+// incr recreated could restart from a value entries already hold).
 //
 // memcached can evict a counter like any other item (expiration 0 does not pin it),
-// and a missing counter reads as 0, as the contract says. What that means for
+// and so the generation item of the counters' namespace, which makes every counter
+// read as missing; a missing counter reads as 0, as the contract says. What that means for
 // invalidation:
 //
 //   - An entry stored after its tag was bumped recorded the bump's random non-zero
@@ -81,20 +85,6 @@
 // writes instead of evicting), bound how long a revived entry can be served with
 // cachier.StaleAfter, or keep tagged functions in a store that does not evict.
 //
-// # Leases
-//
-// Acquire is memcached add (atomic on the server) of a lease record with the owner and
-// the precise expiry in nanoseconds. memcached item expirations have a granularity of
-// one second, so the item's own expiration is rounded up and the record's expiry is
-// authoritative: a lease that has expired but is not yet evicted is taken over with
-// a compare-and-swap on the item's CAS id, so two callers can never both take it over.
-// Renew and Release read the record, check the owner's token, and write with
-// compare-and-swap; Release leaves a tombstone that expires at once. ReleaseAll bumps a
-// lease generation counter of the namespace, which frees every lease granted under the
-// old one. Expiry is judged by the clock of the process (Options.Clock): hosts sharing
-// a store are assumed to keep their clocks within a small fraction of a lease's TTL.
-// Lease items live at most 30 days (memcached's limit for relative expirations).
-//
 // There is no Notifier: waiters poll.
 //
 // # What memcached cannot do
@@ -108,8 +98,8 @@
 //
 // # Contexts
 //
-// gomemcache takes no context: each method checks its context before every round trip,
-// and the client's Timeout (memcache.Client.Timeout) bounds each round trip.
+// gomemcache takes no context: the portable layer checks the context before every
+// call, and the client's Timeout (memcache.Client.Timeout) bounds each round trip.
 //
 // # URLs
 //
