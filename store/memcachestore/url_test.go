@@ -119,3 +119,20 @@ func FuzzParseURL(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenUnreachable checks that store.Open pings the server through the portable
+// layer that Open returns, and fails at once when nothing listens there.
+func TestOpenUnreachable(t *testing.T) {
+	s, err := store.Open(context.Background(), "memcache://127.0.0.1:1?timeout=200ms")
+	if !errors.Is(err, store.ErrUnreachable) {
+		if s != nil {
+			_ = s.Close()
+		}
+		t.Fatalf("Open of a port where nothing listens: %v; want an error matching store.ErrUnreachable", err)
+	}
+	s, err = store.Open(context.Background(), "memcache://127.0.0.1:1?timeout=200ms&lazy=1")
+	if err != nil {
+		t.Fatalf("Open with lazy=1: %v; want no check", err)
+	}
+	_ = s.Close()
+}
