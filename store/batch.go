@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -42,8 +43,18 @@ func SetMany(ctx context.Context, s Driver, ks []Key, es []Entry) ([]error, erro
 	if b, ok := s.(Batcher); ok {
 		return b.SetMany(ctx, ks, es)
 	}
+	return SetEach(ctx, s, ks, es)
+}
+
+// SetEach stores es[i] under ks[i] with concurrent Sets, a bounded number at once. It
+// is SetMany's fallback, and the SetMany of a Batcher whose engine batches reads but
+// has no multi-write (memcached's text protocol, or one upsert per key on SQL).
+func SetEach(ctx context.Context, d Driver, ks []Key, es []Entry) ([]error, error) {
+	if len(ks) != len(es) {
+		return nil, fmt.Errorf("store: SetMany of %d keys and %d entries; pass one entry per key", len(ks), len(es))
+	}
 	errs := make([]error, len(ks))
-	each(len(ks), func(i int) { errs[i] = s.Set(ctx, ks[i], es[i]) })
+	each(len(ks), func(i int) { errs[i] = d.Set(ctx, ks[i], es[i]) })
 	return errs, ctx.Err()
 }
 

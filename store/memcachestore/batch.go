@@ -2,8 +2,6 @@ package memcachestore
 
 import (
 	"context"
-	"fmt"
-	"sync"
 
 	"github.com/cachier-go/cachier/store"
 )
@@ -45,19 +43,5 @@ func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []e
 // SetMany stores es[i] under ks[i], up to 16 at once (memcached's text protocol has
 // no multi-set). Each entry is stored atomically; errs[i] reports ks[i]'s failure.
 func (s *Store) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) ([]error, error) {
-	if len(ks) != len(es) {
-		return nil, fmt.Errorf("memcachestore: SetMany of %d keys and %d entries; pass one entry per key", len(ks), len(es))
-	}
-	errs := make([]error, len(ks))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i := range ks {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			errs[i] = s.Set(ctx, ks[i], es[i])
-		})
-	}
-	wg.Wait()
-	return errs, ctx.Err()
+	return store.SetEach(ctx, s, ks, es)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/cachier-go/cachier/store"
 )
@@ -115,19 +114,5 @@ func (s *Store) getIn(ctx context.Context, from, ns string, ks []store.Key, idx 
 // each key's watchers, which one statement per key keeps simple. Each entry is stored
 // atomically; errs[i] reports ks[i]'s failure.
 func (s *Store) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) ([]error, error) {
-	if len(ks) != len(es) {
-		return nil, fmt.Errorf("sqlstore: SetMany of %d keys and %d entries; pass one entry per key", len(ks), len(es))
-	}
-	errs := make([]error, len(ks))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i := range ks {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			errs[i] = s.Set(ctx, ks[i], es[i])
-		})
-	}
-	wg.Wait()
-	return errs, ctx.Err()
+	return store.SetEach(ctx, s, ks, es)
 }
