@@ -103,6 +103,98 @@ func (r *rootDir) close() {
 	}
 }
 
+// acquireRoot returns the current root directory and its descriptor, which stays open
+// until r.release. A root replaced by recoverRoot between the load and the acquire is
+// skipped for its successor; errClosed means the Store was closed.
+func (s *Store) acquireRoot() (r *rootDir, fd int, err error) {
+	for {
+		r = s.root.Load()
+		fd, err = r.acquire()
+		if err == nil || s.root.Load() == r {
+			return r, fd, err
+		}
+	}
+}
+
+// rootCheckEvery is how often, at most, a miss checks whether the root directory was
+// removed or replaced under the store (see recoverRoot).
+const rootCheckEvery = time.Second
+
+// recoverRoot re-creates the root directory if the one the store holds open was
+// removed or replaced at its path (rm -rf of the cache directory, perhaps followed by
+// another process re-creating it): it creates the path as New does, opens it, makes
+// New's ownership checks, and swaps the new descriptor in; the old one is closed when
+// its last user releases it. It reports whether a new root is in place, so that the
+// caller retries its operation once. Without force (a miss, which may be an ordinary
+// one) it looks at most once per rootCheckEvery of the store's clock; with force (a
+// write that found its directories missing and could not create them) it always looks.
+// The hit path never calls it.
+func (s *Store) recoverRoot(force bool) bool {
+	s.rootMu.Lock()
+	defer s.rootMu.Unlock()
+	if s.closed {
+		return false
+	}
+	if !force {
+		now := s.now()
+		if now.Before(s.nextRootCheck) {
+			return false
+		}
+		s.nextRootCheck = now.Add(rootCheckEvery)
+	}
+	old := s.root.Load()
+	oldfd, err := old.acquire()
+	if err != nil {
+		return false
+	}
+	var was unix.Stat_t
+	err = unix.Fstat(oldfd, &was)
+	old.release()
+	if err != nil {
+		return false
+	}
+	nr, err := openRootDir(s.rootPath)
+	if err != nil {
+		if !isNotExist(err) {
+			return false
+		}
+		if err := os.MkdirAll(s.rootPath, 0o700); err != nil {
+			s.log.Warn("filestore: re-create removed root", "root", s.rootPath, "err", err)
+			return false
+		}
+		if nr, err = openRootDir(s.rootPath); err != nil {
+			s.log.Warn("filestore: reopen re-created root", "root", s.rootPath, "err", err)
+			return false
+		}
+	}
+	var now unix.Stat_t
+	if err := unix.Fstat(nr.fd, &now); err != nil || (now.Dev == was.Dev && now.Ino == was.Ino) {
+		nr.close() // the same directory: it was not removed
+		return false
+	}
+	if !s.allowShared {
+		if err := checkPrivate(nr.fd, s.rootPath); err != nil {
+			s.log.Warn("filestore: refusing re-created root", "root", s.rootPath, "err", err)
+			nr.close()
+			return false
+		}
+	}
+	s.root.Store(nr)
+	old.close()
+	s.log.Info("filestore: root directory was removed or replaced; reopened it", "root", s.rootPath)
+	return true
+}
+
+// ensureDirsRecover is ensureDirs, re-creating the root first and trying once more
+// if the root itself has gone.
+func (s *Store) ensureDirsRecover(namespace, dir string) error {
+	err := s.ensureDirs(namespace, dir)
+	if err != nil && isNotExist(err) && s.recoverRoot(true) {
+		err = s.ensureDirs(namespace, dir)
+	}
+	return err
+}
+
 // joinRel joins relative path components with "/".
 func joinRel(dir, name string) string {
 	if dir == "" || dir == "." {
@@ -173,11 +265,11 @@ func openWalk(dirfd int, rel string, flags int, mode uint32) (int, error) {
 // listing and fsync (readable) or only as a base for *at calls (not readable, where
 // the system allows that).
 func (s *Store) openDir(rel string, readable bool) (int, error) {
-	rootfd, err := s.root.acquire()
+	r, rootfd, err := s.acquireRoot()
 	if err != nil {
 		return -1, err
 	}
-	defer s.root.release()
+	defer r.release()
 	if rel == "" {
 		rel = "."
 	}
@@ -204,21 +296,21 @@ func (s *Store) inDir(rel string, readable bool, fn func(dfd int) error) error {
 
 // openFile opens rel beneath the root.
 func (s *Store) openFile(rel string, flags int, mode uint32) (int, error) {
-	rootfd, err := s.root.acquire()
+	r, rootfd, err := s.acquireRoot()
 	if err != nil {
 		return -1, err
 	}
 	fd, err := openBeneath(rootfd, rel, flags, mode)
-	s.root.release()
+	r.release()
 	return fd, err
 }
 
 // abs returns the absolute path of rel, for messages.
 func (s *Store) abs(rel string) string {
 	if rel == "" || rel == "." {
-		return s.root.path
+		return s.rootPath
 	}
-	return s.root.path + "/" + rel
+	return s.rootPath + "/" + rel
 }
 
 // lstatAt returns the status of name in dfd, not following a symlink.

@@ -146,7 +146,7 @@ func (s *Store) afterSet(dir, name string, size int) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if _, err := s.Sweep(ctx); err != nil {
-			s.log.Warn("filestore: eviction sweep failed", "root", s.root.path, "err", err)
+			s.log.Warn("filestore: eviction sweep failed", "root", s.rootPath, "err", err)
 		}
 	}
 }

@@ -82,8 +82,14 @@ type Options struct {
 // Store keeps entries and leases in files under one root directory. It is safe for
 // concurrent use by goroutines and by processes sharing the directory.
 type Store struct {
-	root  *rootDir
-	fsync bool
+	root     atomic.Pointer[rootDir] // replaced by recoverRoot if the directory is removed
+	rootPath string                  // absolute
+	fsync    bool
+
+	rootMu        sync.Mutex // serializes recoverRoot and Close
+	closed        bool
+	nextRootCheck time.Time // when a miss may next look for a removed root
+	allowShared   bool
 	syncs atomic.Int64 // fsync calls made, for the tests
 	log   *slog.Logger
 	clock func() time.Time
@@ -153,12 +159,14 @@ func New(opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		caps:  c,
-		root:  rd,
-		fsync: o.Fsync,
-		log:   o.Logger,
-		clock: o.Clock,
+		caps:        c,
+		rootPath:    root,
+		fsync:       o.Fsync,
+		log:         o.Logger,
+		clock:       o.Clock,
+		allowShared: o.AllowSharedDir,
 	}
+	s.root.Store(rd)
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -189,7 +197,7 @@ func checkPrivate(fd int, root string) error {
 }
 
 // Root returns the root directory.
-func (s *Store) Root() string { return s.root.path }
+func (s *Store) Root() string { return s.rootPath }
 
 func (s *Store) now() time.Time { return s.clock() }
 
@@ -284,7 +292,7 @@ func (s *Store) sync(fd int) error {
 func (s *Store) writeKeyFile(k store.Key, dir, name string, data []byte) error {
 	err := s.writeFile(dir, name, data)
 	if err != nil && isNotExist(err) {
-		if err := s.ensureDirs(k.Namespace, dir); err != nil {
+		if err := s.ensureDirsRecover(k.Namespace, dir); err != nil {
 			return err
 		}
 		err = s.writeFile(dir, name, data)
@@ -306,6 +314,9 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	dir, name := s.paths(k)
 	rel := dir + "/" + name
 	data, err := s.readRecord(rel)
+	if err != nil && isNotExist(err) && s.recoverRoot(false) {
+		data, err = s.readRecord(rel) // the root was removed or replaced: read the new one
+	}
 	switch {
 	case err == nil:
 	case isNotExist(err):
@@ -635,7 +646,7 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 	}
 	var des []fs.DirEntry
 	err := s.inDir("", true, func(dfd int) (err error) {
-		des, err = readDirAt(dfd, s.root.path)
+		des, err = readDirAt(dfd, s.rootPath)
 		return err
 	})
 	if err != nil {
@@ -699,20 +710,23 @@ func (s *Store) hasFiles(namespace string) (bool, error) {
 
 // readMeta reads the .namespace file of the namespace directory dir, beneath the root.
 func (s *Store) readMeta(dir string) ([]byte, error) {
-	rootfd, err := s.root.acquire()
+	r, rootfd, err := s.acquireRoot()
 	if err != nil {
 		return nil, err
 	}
-	defer s.root.release()
+	defer r.release()
 	rel := dir + "/" + metaName
-	return readFileBeneath(rootfd, s.root.path, rel, store.MaxNamespaceLen)
+	return readFileBeneath(rootfd, s.rootPath, rel, store.MaxNamespaceLen)
 }
 
 // Close stops the file-system watcher, if one was started, and closes the root
 // directory; later calls fail. The files stay.
 func (s *Store) Close() error {
 	err := s.watch.close()
-	s.root.close()
+	s.rootMu.Lock()
+	s.closed = true
+	s.root.Load().close()
+	s.rootMu.Unlock()
 	return err
 }
 

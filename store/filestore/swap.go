@@ -68,7 +68,7 @@ func (s *Store) withLock(ctx context.Context, namespace, dir string, fn func() e
 	open := func() (int, error) { return s.openFile(rel, unix.O_RDWR|unix.O_CREAT, 0o600) }
 	fd, err := open()
 	if err != nil && isNotExist(err) {
-		if err := s.ensureDirs(namespace, dir); err != nil {
+		if err := s.ensureDirsRecover(namespace, dir); err != nil {
 			return err
 		}
 		fd, err = open()

@@ -30,12 +30,12 @@ var errNotRegular = errors.New("not a regular file")
 
 // readRecord reads a whole record file rel beneath the root.
 func (s *Store) readRecord(rel string) ([]byte, error) {
-	rootfd, err := s.root.acquire()
+	r, rootfd, err := s.acquireRoot()
 	if err != nil {
 		return nil, err
 	}
-	defer s.root.release()
-	return readRecordBeneath(rootfd, s.root.path, rel)
+	defer r.release()
+	return readRecordBeneath(rootfd, s.rootPath, rel)
 }
 
 // readRecordBeneath reads a whole file that holds one record, rel beneath dirfd
