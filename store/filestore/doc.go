@@ -62,7 +62,11 @@
 //
 // No operation follows a symlink below the root. New opens the root directory once
 // (its own path may go through symlinks) and the Store holds that descriptor until
-// Close; every file and directory is then reached by a relative path resolved beneath
+// Close. If the root is removed (rm -rf) or replaced under a running Store, a write
+// that finds its directories gone, or a miss (at most once a second of
+// [Options.Clock]), re-creates the root with the checks New makes and swaps in a new
+// descriptor, so the Store keeps caching and shares entries with processes that
+// opened the path since. Every file and directory is then reached by a relative path resolved beneath
 // it that fails on a symlink in any component, not only the last. A symlink planted in
 // place of a namespace directory, its .namespace file, a fan-out directory, an entry,
 // a lease or counter record, or a lock file is
