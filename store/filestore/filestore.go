@@ -90,9 +90,9 @@ type Store struct {
 	closed        bool
 	nextRootCheck time.Time // when a miss may next look for a removed root
 	allowShared   bool
-	syncs atomic.Int64 // fsync calls made, for the tests
-	log   *slog.Logger
-	clock func() time.Time
+	syncs         atomic.Int64 // fsync calls made, for the tests
+	log           *slog.Logger
+	clock         func() time.Time
 
 	nsDirs sync.Map // namespace -> nsInfo, memoizing nsDirName
 
