@@ -77,3 +77,22 @@ func TestFileStoreErrorRememberedAcrossProcesses(t *testing.T) {
 func BenchmarkFileStoreLocalTierCoherence(b *testing.B) {
 	proctest.ReportCoherence(b, "file://"+b.TempDir(), 40, nil)
 }
+
+// Finding 8 across processes: behind another process's stuck computation, a caller
+// with WaitForCalcTimeout stops waiting and computes itself.
+func TestFileStoreWaitForCalcTimeoutAcrossProcesses(t *testing.T) {
+	proctest.WaitLimitAcrossProcesses(t, "file://"+t.TempDir())
+}
+
+// Finding 11 across processes: one key's entry, replaced by a directory in a shared
+// file store, does not stop another process's hits on the healthy keys.
+func TestFileStoreOneBadKeyAcrossProcesses(t *testing.T) {
+	proctest.OneBadKeyAcrossProcesses(t, "file://"+t.TempDir())
+}
+
+// Finding 12 across processes: two processes whose store reads fail at the same time
+// each run fn once for 16 goroutines of one key. Processes cannot share a run without
+// a store; single flight holds within each.
+func TestFileStoreSingleFlightWhileDownAcrossProcesses(t *testing.T) {
+	proctest.SingleFlightWhileDownAcrossProcesses(t, "file://"+t.TempDir(), 2)
+}

@@ -81,6 +81,10 @@ func work(role string) error {
 		return holdWorker(ctx, st, dir, me)
 	case "errcall":
 		return errCallWorker(ctx, st, dir, me)
+	case "badkey":
+		return badKeyWorker(ctx, st, dir, me)
+	case "downflight":
+		return downFlightWorker(ctx, st, dir, me)
 	case "invalidate":
 		fmt.Println("ready")
 		return cachier.InvalidateTags(ctx, st, os.Getenv(envName)+"/tag")
