@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -24,14 +25,23 @@ func TestLocalTierAcrossProcessesOnPostgres(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 		proctest.LocalTierAcrossProcesses(t, url, 4, func(t testing.TB) {
-			var n int
-			err := db.QueryRowContext(context.Background(),
-				`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()`).Scan(&n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 0 {
-				t.Fatal("no LISTEN connection to terminate")
+			// The previous round's kill may still be reconnecting (with backoff): wait
+			// until a LISTEN connection is there again, then terminate it.
+			deadline := time.Now().Add(time.Minute)
+			for {
+				var n int
+				err := db.QueryRowContext(context.Background(),
+					`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()`).Scan(&n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n > 0 {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no LISTEN connection to terminate within a minute")
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 		})
 	})
