@@ -173,6 +173,12 @@ var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 // before white space, so one holding "@" or "/" is hidden whole.
 var userinfo = regexp.MustCompile(`((?:^|[^A-Za-z0-9+.\-])(?:[A-Za-z][A-Za-z0-9+.\-]*:)?/{0,3}[^\s/?#@:"'=&]*:)(?:(?:[^\s/]|/[^\s/])[^\s]*)?@`)
 
+// schemeUserinfo matches "anything://" and everything after it up to the last '@'
+// before white space. Whether "x://y@" is a scheme and a user name or a user name and a
+// password that starts with "//" cannot be told apart, so both are hidden: a user name
+// is lost from a message, never a password.
+var schemeUserinfo = regexp.MustCompile(`((?:^|[^A-Za-z0-9+.\-])[^\s/?#@:"'=&]*://)[^\s]*@`)
+
 // quotedUserinfo matches a quoted string that holds a URL's userinfo, for a password
 // with white space in it ("redis://u:pass word@h", as url.Parse quotes it): from the
 // first ':' after the scheme to the last '@' in the string, whatever the user name
@@ -201,6 +207,12 @@ func IsSecretParam(name string) bool { return secretNameRE.MatchString(name) }
 func Redact(s string) string {
 	s = quotedUserinfo.ReplaceAllString(s, "${1}xxxxx@")
 	s = userinfo.ReplaceAllString(s, "${1}xxxxx@")
+	s = schemeUserinfo.ReplaceAllStringFunc(s, func(m string) string {
+		if strings.HasSuffix(m, ":xxxxx@") {
+			return m // a password already hidden, user name kept
+		}
+		return schemeUserinfo.ReplaceAllString(m, "${1}xxxxx@")
+	})
 	return secretParam.ReplaceAllString(s, "${1}xxxxx")
 }
 
