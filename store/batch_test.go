@@ -3,47 +3,14 @@ package store_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 
 	"github.com/cachier-go/cachier/store"
 )
 
-// mapDriver is the smallest Driver: a map under a mutex.
-type mapDriver struct {
-	mu sync.Mutex
-	m  map[store.Key]store.Entry
-}
-
-func (d *mapDriver) Get(_ context.Context, k store.Key) (store.Entry, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	e, ok := d.m[k]
-	if !ok {
-		return store.Entry{}, store.ErrNotFound
-	}
-	return e, nil
-}
-
-func (d *mapDriver) Set(_ context.Context, k store.Key, e store.Entry) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.m[k] = e
-	return nil
-}
-
-func (d *mapDriver) Delete(_ context.Context, k store.Key) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.m, k)
-	return nil
-}
-
-func (d *mapDriver) Close() error { return nil }
-
 func TestGetManySetManyFallback(t *testing.T) {
 	ctx := context.Background()
-	d := &mapDriver{m: map[store.Key]store.Entry{}}
+	d := NewMapStore() // the example driver: the smallest Driver
 	ks := []store.Key{{Namespace: "ns", ID: "a"}, {Namespace: "ns", ID: "b"}, {Namespace: "ns", ID: "c"}}
 	errs, err := store.SetMany(ctx, d, ks[:2], []store.Entry{{Value: []byte("A")}, {Value: []byte("B")}})
 	if err != nil || errs[0] != nil || errs[1] != nil {
