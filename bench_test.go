@@ -84,6 +84,7 @@ func BenchmarkLocalTierHitRedis(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	before := f.Stats() // the warm-up's hits before the first reconcile are remote
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -92,8 +93,12 @@ func BenchmarkLocalTierHitRedis(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	if s := f.Stats(); s.Hits != s.LocalHits+1 && s.Hits-s.LocalHits > uint64(b.N)/100 {
-		b.Fatalf("%d hits, %d of them local", s.Hits, s.LocalHits)
+	// A timed hit may go remote when a reconcile lapses on a busy machine; more than
+	// one in a hundred means the tier is not serving.
+	s := f.Stats()
+	hits, local := s.Hits-before.Hits, s.LocalHits-before.LocalHits
+	if hits-local > 1+uint64(b.N)/100 {
+		b.Fatalf("%d timed hits, %d of them local", hits, local)
 	}
 }
 
