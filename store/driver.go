@@ -90,24 +90,38 @@ type Leaser interface {
 }
 
 // ReadOrAcquirer is an optional capability of drivers that can, in one round trip,
-// read an entry and create a record if it is absent (a Redis script, one SQL
-// transaction). The portable layer uses it for [Store.ReadOrAcquire], so that a miss
-// costs one round trip to learn "missing, and the lease is yours". Without it,
-// ReadOrAcquire is Get then Acquire.
+// read an entry and some records beside it and create a record if it is absent (a
+// Redis script, one SQL transaction). The portable layer uses it so that a miss learns
+// "missing, and the lease is yours" (and the counters the entry depends on) in one
+// round trip. Without it, that is a batched read, then the lease protocol over Swap.
 type ReadOrAcquirer interface {
-	// GetAndCreate returns the entry at k (getErr matches ErrNotFound if there is
-	// none) and, atomically with respect to other Swaps on rk, creates rec at rk if rk
-	// has no entry. cur is rk's value after the call; created reports whether rec was
-	// written. err reports a failure of the whole call.
-	GetAndCreate(ctx context.Context, k Key, rk Key, rec Entry) (e Entry, getErr error, cur []byte, created bool, err error)
+	// GetAndCreate reads k and every key of also, and creates rec at rk if rk has no
+	// entry, atomically with respect to Swaps on rk. See [GetAndCreateResult]. The
+	// error reports a failure of the whole call; a failure to read k alone is in
+	// the result's GetErr.
+	GetAndCreate(ctx context.Context, k Key, also []Key, rk Key, rec Entry) (GetAndCreateResult, error)
+}
+
+// GetAndCreateResult is what [ReadOrAcquirer.GetAndCreate] found.
+type GetAndCreateResult struct {
+	Entry  Entry    // the entry at k, when GetErr is nil
+	GetErr error    // matches ErrNotFound when k has no entry (or ErrCorrupt, ...)
+	Also   [][]byte // the value of each key of also, in order; nil for a missing one
+	Cur    []byte   // rk's value after the call (rec.Value when Created)
+	// Created reports whether rec was written; when false, Cur is the record that
+	// was already there.
+	Created bool
 }
 
 // WriteAndReleaser is an optional capability of drivers that can, in one round trip,
-// store an entry and delete a record if its value is still old (a Redis script, one
-// SQL transaction). The portable layer uses it for [Store.WriteAndRelease]; without
-// it, that is Set then Release.
+// store an entry, delete a record if its value is still old, and then read some
+// records (a Redis script, one SQL transaction). The portable layer uses it to store a
+// computed result, give up the lease and read the counters the writer must check
+// after its write, in one round trip. Without it, that is Set, the lease protocol
+// over Swap, and a batched read.
 type WriteAndReleaser interface {
-	// SetAndDelete stores e at k and deletes rk if rk's value is old, and reports
-	// whether it deleted rk.
-	SetAndDelete(ctx context.Context, k Key, e Entry, rk Key, old []byte) (deleted bool, err error)
+	// SetAndDelete stores e at k, then deletes rk if rk's value is old byte for
+	// byte, then reads every key of also (nil for a missing one), in that order and
+	// in one round trip. It reports whether it deleted rk.
+	SetAndDelete(ctx context.Context, k Key, e Entry, rk Key, old []byte, also []Key) (deleted bool, vals [][]byte, err error)
 }
