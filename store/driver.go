@@ -98,8 +98,20 @@ type ReadOrAcquirer interface {
 	// GetAndCreate reads k and every key of also, and creates rec at rk if rk has no
 	// entry, atomically with respect to Swaps on rk. See [GetAndCreateResult]. The
 	// error reports a failure of the whole call; a failure to read k alone is in
-	// the result's GetErr.
+	// the result's GetErr. The keys of also are records of the portable layer (see
+	// [CounterRecord]); rk is a lease record, kept like any other record.
 	GetAndCreate(ctx context.Context, k Key, also []Key, rk Key, rec Entry) (GetAndCreateResult, error)
+}
+
+// CounterRecord returns the record key of version counter name, {InternalPrefix,
+// name}, and the value that record holds when the counter is at v: 8 bytes,
+// little-endian. A driver without [Versioner] keeps counters as such records; a
+// driver that is a Versioner keeps them its own way, and must then answer a key of
+// also ([ReadOrAcquirer], [WriteAndReleaser]) whose namespace is exactly
+// InternalPrefix with the counter named by its ID, in this layout, or nil when the
+// counter was never bumped. Today the portable layer puts only counters in also.
+func CounterRecord(name string, v uint64) (Key, []byte) {
+	return counterKey(name), encodeCounter(v)
 }
 
 // GetAndCreateResult is what [ReadOrAcquirer.GetAndCreate] found.
@@ -121,7 +133,9 @@ type GetAndCreateResult struct {
 // over Swap, and a batched read.
 type WriteAndReleaser interface {
 	// SetAndDelete stores e at k, then deletes rk if rk's value is old byte for
-	// byte, then reads every key of also (nil for a missing one), in that order and
-	// in one round trip. It reports whether it deleted rk.
+	// byte, then reads every key of also (nil for a missing one; counters as
+	// [CounterRecord] says), in that order and in one round trip. It reports
+	// whether it deleted rk. When it returns an error, any of the three may or may
+	// not have happened.
 	SetAndDelete(ctx context.Context, k Key, e Entry, rk Key, old []byte, also []Key) (deleted bool, vals [][]byte, err error)
 }

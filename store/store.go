@@ -79,9 +79,14 @@
 //     (storetest then checks the engine's TTL through a [storetest.NativeTTLHarness]).
 //     [ExpiryCleaner] (DeleteExpired): cleanup in one pass of the engine; without it,
 //     a walk of Entries by [Info.ExpiresAt].
-//   - [ReadOrAcquirer], [WriteAndReleaser]: a miss in two round trips (read-or-lease,
-//     then write-and-release) where the engine can run a script or a transaction;
-//     without them each is two calls.
+//   - [ReadOrAcquirer], [WriteAndReleaser]: a miss in two round trips where the
+//     engine can run a script or a transaction. Every adapted Store is a [MissPath]:
+//     ReadOrAcquire (the entry, the counters the result depends on, and the lease)
+//     before computing, WriteAndRelease (the entry, the release, the counters again)
+//     after. Without the driver's capabilities ReadOrAcquire is one batched read and
+//     the lease swap, and WriteAndRelease is Set, Release and a read of the counters.
+//     A driver that is a [Versioner] answers the counter keys of these calls with its
+//     own counters ([CounterRecord]).
 //   - [Versioner], [VersionedGetter]: native counters, only where measurably faster.
 //     Without them counters are 8-byte records kept through Get and Set (read in one
 //     [Batcher] call with the entry when the driver batches).

@@ -70,6 +70,11 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 		{"Versions", testVersions, true},
 		{"GetVersioned", testGetVersioned, true},
 		{"Expiry", testExpiry, true},
+		{"ReadOrAcquire", testReadOrAcquire, true},
+		{"ConcurrentReadOrAcquire", testConcurrentReadOrAcquire, true},
+		{"WriteAndRelease", testWriteAndRelease, true},
+		{"GetAndCreate", testGetAndCreate, p.roa},
+		{"SetAndDelete", testSetAndDelete, p.war},
 	}
 	// Tests of capabilities the store does not have are not run at all, rather than
 	// skipped, so that a skip always means something is missing (a server, say).
@@ -95,7 +100,7 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 }
 
 // probe is what the driver under test declares of the optional capabilities.
-type probe struct{ notifier, live, lister, expirer bool }
+type probe struct{ notifier, live, lister, expirer, roa, war bool }
 
 func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 	t.Helper()
@@ -111,7 +116,9 @@ func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 		lister = true // a store of the first contract lists, or says ErrUnsupported itself
 	}
 	ex, expirer := d.(store.Expirer)
-	return probe{notifier: notifier, live: live, lister: lister, expirer: expirer && ex.ExpiresNatively()}
+	_, roa := d.(store.ReadOrAcquirer)
+	_, war := d.(store.WriteAndReleaser)
+	return probe{notifier: notifier, live: live, lister: lister, expirer: expirer && ex.ExpiresNatively(), roa: roa, war: war}
 }
 
 // env is what one test works with.

@@ -31,7 +31,10 @@
 // The tests of a capability run when the driver declares it: [store.Lister] (listing,
 // Clear, DeleteBefore; a driver without it must answer those with
 // errors.ErrUnsupported, which is tested instead), [store.Notifier] (wake-ups) and
-// [store.LiveStore] (decoded values kept beside the bytes). Leases over a
+// [store.LiveStore] (decoded values kept beside the bytes), [store.ReadOrAcquirer]
+// and [store.WriteAndReleaser] (GetAndCreate and SetAndDelete as the driver answers
+// them; the store.MissPath calls built on them run for every driver, over the
+// fallbacks when it has neither). Leases over a
 // [store.Swapper] run the same tests as leases kept in process, plus the concurrent
 // takeover that only an atomic primitive passes.
 //
