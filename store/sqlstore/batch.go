@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -19,14 +18,6 @@ const maxInList = 500
 // GetMany reads the entries of ks with one SELECT ... WHERE namespace = ? AND id IN
 // (...) per namespace (and per 500 keys). See store.Batcher for the results.
 func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []error, error) {
-	for _, k := range ks {
-		if err := k.Validate(); err != nil {
-			return nil, nil, err
-		}
-	}
-	if _, err := s.init(ctx); err != nil {
-		return nil, nil, err
-	}
 	es, errs := make([]store.Entry, len(ks)), make([]error, len(ks))
 	for i, k := range ks {
 		errs[i] = fmt.Errorf("%w: %s", store.ErrNotFound, k)
@@ -39,8 +30,7 @@ func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []e
 		}
 		byNS[k.Namespace] = append(byNS[k.Namespace], i)
 	}
-	// The entries table, as the single-key read names it.
-	from, _, _ := strings.Cut(s.q.getFrom, " WHERE ")
+	from := " FROM " + s.dialect.quote(s.table)
 	for _, ns := range order {
 		idx := byNS[ns]
 		for len(idx) > 0 {
@@ -70,41 +60,21 @@ func (s *Store) getIn(ctx context.Context, from, ns string, ks []store.Key, idx 
 		at[ks[i].ID] = append(at[ks[i].ID], i)
 	}
 	q.WriteString(")")
-	_, err := retry(ctx, s, func() (struct{}, error) {
-		rows, err := s.db.QueryContext(ctx, q.String(), args...)
-		if err != nil {
-			return struct{}{}, err
-		}
-		defer rows.Close()
+	_, err := read(ctx, s, q.String(), args, func(rows *sql.Rows) (struct{}, error) {
 		for rows.Next() {
 			var (
-				id       string
-				st, exp  sql.NullInt64
-				v        sql.Null[[]byte]
-				e        store.Entry
-				rowError error
+				id      string
+				st, exp sql.NullInt64
+				v       sql.Null[[]byte]
 			)
 			if err := rows.Scan(&id, &st, &v, &exp); err != nil {
 				return struct{}{}, err
 			}
-			switch {
-			case !st.Valid || !v.Valid:
-				rowError = errors.New("NULL column")
-			default:
-				if v.V == nil {
-					v.V = []byte{}
-				}
-				e = store.Entry{Value: v.V, StoredAt: fromMicros(st.Int64), ExpiresAt: fromNullMicros(exp)}
-			}
 			for _, i := range at[id] {
-				if rowError != nil {
-					es[i], errs[i] = store.Entry{}, corrupt(ks[i], rowError)
-					continue
-				}
-				es[i], errs[i] = e, nil
+				es[i], errs[i] = entry(ks[i], st, v, exp)
 			}
 		}
-		return struct{}{}, rows.Err()
+		return struct{}{}, nil
 	})
 	return err
 }

@@ -138,7 +138,6 @@ func BenchmarkWake(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer stop()
-	time.Sleep(50 * time.Millisecond) // let the watcher settle (its lease-timer query)
 	drain(ch)
 	for b.Loop() {
 		if err := writer.Set(ctx, k, store.Entry{Value: benchValue, StoredAt: time.Now()}); err != nil {

@@ -64,34 +64,38 @@ func detectDialect(db *sql.DB) (Dialect, error) {
 	return Detect, fmt.Errorf("sqlstore: cannot detect the SQL dialect of driver %s (%s); set Options.Dialect", name, t.PkgPath())
 }
 
-// queries holds every statement of one store, written for its dialect and tables.
+// queries holds every statement of one store, written for its dialect and table.
 type queries struct {
-	createEntries, createLeases, createVersions string
+	createEntries string
 	// addExpiresAt adds the entries' expires_at column (NULL: never) to a table made
 	// before it existed; "duplicate column" errors mean it is there already.
 	addExpiresAt string
+	// namespaceWidth (MySQL only) reads the width of the namespace column, and
+	// widenNamespace widens a table made when it held 200 bytes, not 201 (the
+	// portable layer's records have a one-byte prefix).
+	namespaceWidth, widenNamespace string
 	// deleteExpired removes a namespace's entries whose expires_at has passed.
 	deleteExpired string
 
 	get, set, del, clear, deleteBefore string
-	// getFrom is get after its select list, for GetVersioned to add counters to.
-	getFrom string
 	// entriesPage lists one page of a namespace's entries after a given id.
 	entriesPage string
 	namespaces  string
-	fingerprint string // entry stored_at, lease token, lease expired, for polling watchers
-	leaseTimer  string // lease expires_at and the server's now, for notified watchers
+	fingerprint string // what a polling watcher compares
 
-	acquire, holder, renew, renewCheck, release, leasesPage, releaseAll string
-
-	// Version counters. versionOf is a scalar subquery reading one counter, with its
-	// placeholder left as %s; Versions and GetVersioned put one per counter in a
-	// statement built for their number of counters.
-	bump, versionOf string
+	// Swap: create if absent, compare-and-swap, delete if the value is old. On
+	// PostgreSQL each returns a row exactly when it changed something (and notified).
+	create, replace, deleteIf string
+	// rawSet and rawCreate are set and create without PostgreSQL's notification,
+	// for statements that combine them.
+	rawSet, rawCreate string
+	// readRow is one row (tag, stored_at, value, expires_at) of a multi-key read; %d
+	// is the tag, the placeholders are the key's namespace and id.
+	readRow string
 }
 
 // nowMicros returns the SQL expression for the database server's clock in unix
-// microseconds: the one clock every lease is measured by.
+// microseconds.
 func (d Dialect) nowMicros() string {
 	switch d {
 	case Postgres:
@@ -118,11 +122,10 @@ func (d Dialect) ph(n int) string {
 	return "?"
 }
 
-// buildQueries writes the statements. Table names are validated before they get here
+// buildQueries writes the statements. The table name is validated before it gets here
 // and quoted; every value travels as a parameter.
-func buildQueries(d Dialect, entriesTable, leasesTable, versionsTable string) queries {
-	e, l, v := d.quote(entriesTable), d.quote(leasesTable), d.quote(versionsTable)
-	now := d.nowMicros()
+func buildQueries(d Dialect, entriesTable string) queries {
+	e := d.quote(entriesTable)
 	p := d.ph
 	var q queries
 
@@ -134,37 +137,21 @@ func buildQueries(d Dialect, entriesTable, leasesTable, versionsTable string) qu
 	stored_at BIGINT NOT NULL,
 	value BYTEA NOT NULL,
 	PRIMARY KEY (namespace, id))`
-		q.createLeases = `CREATE TABLE IF NOT EXISTS ` + l + ` (
-	namespace TEXT COLLATE "C" NOT NULL,
-	id TEXT COLLATE "C" NOT NULL,
-	host TEXT NOT NULL,
-	pid BIGINT NOT NULL,
-	token TEXT NOT NULL,
-	expires_at BIGINT NOT NULL,
-	PRIMARY KEY (namespace, id))`
-		q.createVersions = `CREATE TABLE IF NOT EXISTS ` + v + ` (
-	name TEXT COLLATE "C" NOT NULL PRIMARY KEY,
-	version BIGINT NOT NULL)`
+		q.addExpiresAt = `ALTER TABLE ` + e + ` ADD COLUMN IF NOT EXISTS expires_at BIGINT`
 	case MySQL:
 		// VARBINARY keys compare bytes ("A" != "a") and fit InnoDB's index limits:
-		// the contract caps them at 200 and 500 bytes, 700 in all.
+		// namespaces are at most 201 bytes (200, and the portable layer's prefix),
+		// ids 500.
 		q.createEntries = `CREATE TABLE IF NOT EXISTS ` + e + ` (
-	namespace VARBINARY(200) NOT NULL,
+	namespace VARBINARY(201) NOT NULL,
 	id VARBINARY(500) NOT NULL,
 	stored_at BIGINT NOT NULL,
 	value LONGBLOB NOT NULL,
 	PRIMARY KEY (namespace, id)) ENGINE=InnoDB`
-		q.createLeases = `CREATE TABLE IF NOT EXISTS ` + l + ` (
-	namespace VARBINARY(200) NOT NULL,
-	id VARBINARY(500) NOT NULL,
-	host BLOB NOT NULL,
-	pid BIGINT NOT NULL,
-	token BLOB NOT NULL,
-	expires_at BIGINT NOT NULL,
-	PRIMARY KEY (namespace, id)) ENGINE=InnoDB`
-		q.createVersions = `CREATE TABLE IF NOT EXISTS ` + v + ` (
-	name VARBINARY(500) NOT NULL PRIMARY KEY,
-	version BIGINT NOT NULL) ENGINE=InnoDB`
+		q.addExpiresAt = `ALTER TABLE ` + e + ` ADD COLUMN expires_at BIGINT NULL`
+		q.namespaceWidth = `SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS
+	WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'namespace'`
+		q.widenNamespace = `ALTER TABLE ` + e + ` MODIFY namespace VARBINARY(201) NOT NULL`
 	default:
 		// TEXT compares with SQLite's BINARY collation: bytes, case-sensitive.
 		q.createEntries = `CREATE TABLE IF NOT EXISTS ` + e + ` (
@@ -173,99 +160,55 @@ func buildQueries(d Dialect, entriesTable, leasesTable, versionsTable string) qu
 	stored_at INTEGER NOT NULL,
 	value BLOB NOT NULL,
 	PRIMARY KEY (namespace, id))`
-		q.createLeases = `CREATE TABLE IF NOT EXISTS ` + l + ` (
-	namespace TEXT NOT NULL,
-	id TEXT NOT NULL,
-	host TEXT NOT NULL,
-	pid INTEGER NOT NULL,
-	token TEXT NOT NULL,
-	expires_at INTEGER NOT NULL,
-	PRIMARY KEY (namespace, id))`
-		q.createVersions = `CREATE TABLE IF NOT EXISTS ` + v + ` (
-	name TEXT NOT NULL PRIMARY KEY,
-	version INTEGER NOT NULL) WITHOUT ROWID`
-	}
-
-	switch d {
-	case Postgres:
-		q.addExpiresAt = `ALTER TABLE ` + e + ` ADD COLUMN IF NOT EXISTS expires_at BIGINT`
-	case MySQL:
-		q.addExpiresAt = `ALTER TABLE ` + e + ` ADD COLUMN expires_at BIGINT NULL`
-	default:
 		q.addExpiresAt = `ALTER TABLE ` + e + ` ADD COLUMN expires_at INTEGER`
 	}
-	q.getFrom = ` FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2)
-	q.get = `SELECT stored_at, value, expires_at` + q.getFrom
+
+	key := ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2)
+	q.get = `SELECT stored_at, value, expires_at FROM ` + e + key
 	ins := `INSERT INTO ` + e + ` (namespace, id, stored_at, value, expires_at) VALUES (` + p(1) + `, ` + p(2) + `, ` + p(3) + `, ` + p(4) + `, ` + p(5) + `)`
 	switch d {
 	case MySQL:
 		q.set = ins + ` ON DUPLICATE KEY UPDATE stored_at = VALUES(stored_at), value = VALUES(value), expires_at = VALUES(expires_at)`
+		// Not INSERT IGNORE, which would also turn errors into warnings. An
+		// assignment that changes nothing leaves the affected-row count at 0.
+		q.create = ins + ` ON DUPLICATE KEY UPDATE id = id`
 	default:
 		q.set = ins + ` ON CONFLICT (namespace, id) DO UPDATE SET stored_at = excluded.stored_at, value = excluded.value, expires_at = excluded.expires_at`
+		q.create = ins + ` ON CONFLICT (namespace, id) DO NOTHING`
 	}
+	q.replace = `UPDATE ` + e + ` SET stored_at = ` + p(1) + `, value = ` + p(2) + `, expires_at = ` + p(3) +
+		` WHERE namespace = ` + p(4) + ` AND id = ` + p(5) + ` AND value = ` + p(6)
+	q.deleteIf = `DELETE FROM ` + e + key + ` AND value = ` + p(3)
 	q.deleteExpired = `DELETE FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND expires_at IS NOT NULL AND expires_at <= ` + p(2)
-	q.del = `DELETE FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2)
+	q.del = `DELETE FROM ` + e + key
 	q.clear = `DELETE FROM ` + e + ` WHERE namespace = ` + p(1)
 	q.deleteBefore = `DELETE FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND stored_at < ` + p(2)
-	length := "length(value)"
-	if d == Postgres {
-		length = "octet_length(value)"
-	}
-	q.entriesPage = `SELECT id, ` + length + `, stored_at, expires_at FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id > ` + p(2) +
+	q.entriesPage = `SELECT id, length(value), stored_at, expires_at FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id > ` + p(2) +
 		` ORDER BY id LIMIT ` + fmt.Sprint(pageSize)
-	q.namespaces = `SELECT namespace FROM ` + e + ` UNION SELECT namespace FROM ` + l + ` WHERE expires_at > ` + now
-	q.fingerprint = `SELECT (SELECT stored_at FROM ` + e + ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2) + `),
-	(SELECT token FROM ` + l + ` WHERE namespace = ` + p(3) + ` AND id = ` + p(4) + `),
-	(SELECT CASE WHEN expires_at > ` + now + ` THEN 1 ELSE 0 END FROM ` + l + ` WHERE namespace = ` + p(5) + ` AND id = ` + p(6) + `)`
-	q.leaseTimer = `SELECT expires_at - ` + now + ` FROM ` + l + ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2)
+	q.namespaces = `SELECT DISTINCT namespace FROM ` + e
+	// A polling watcher compares stored_at, expires_at and the size, and the value
+	// itself when it is small: the portable layer's lease records are, and two
+	// leases never have the same bytes.
+	q.fingerprint = `SELECT stored_at, expires_at, length(value), CASE WHEN length(value) <= 256 THEN value END FROM ` + e + key
+	// The placeholders are filled in by number later (PostgreSQL) or bound in order.
+	q.readRow = `SELECT %d, stored_at, value, expires_at FROM ` + e + ` WHERE namespace = %s AND id = %s`
 
-	// Leases. One atomic statement takes a free or expired lease; the server's clock
-	// decides what has expired.
-	lins := `INSERT INTO ` + l + ` (namespace, id, host, pid, token, expires_at) VALUES (` +
-		p(1) + `, ` + p(2) + `, ` + p(3) + `, ` + p(4) + `, ` + p(5) + `, ` + now + ` + ` + p(6) + `)`
-	switch d {
-	case MySQL:
-		// Assignments run left to right and later ones see earlier results, so
-		// expires_at, which every condition reads, is assigned last.
-		cond := `expires_at <= ` + now
-		set := func(col string) string { return col + ` = IF(` + cond + `, VALUES(` + col + `), ` + col + `)` }
-		q.acquire = lins + ` ON DUPLICATE KEY UPDATE ` + set("host") + `, ` + set("pid") + `, ` + set("token") + `, ` + set("expires_at")
-		q.renew = `UPDATE ` + l + ` SET expires_at = ` + now + ` + ? WHERE namespace = ? AND id = ? AND token = ?`
-		q.renewCheck = `SELECT expires_at FROM ` + l + ` WHERE namespace = ? AND id = ? AND token = ?`
-	default:
-		q.acquire = lins + ` ON CONFLICT (namespace, id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
-	token = excluded.token, expires_at = excluded.expires_at WHERE ` + l + `.expires_at <= ` + now + ` RETURNING expires_at`
-		q.renew = `UPDATE ` + l + ` SET expires_at = ` + now + ` + ` + p(1) + ` WHERE namespace = ` + p(2) + ` AND id = ` + p(3) +
-			` AND token = ` + p(4) + ` RETURNING expires_at`
-	}
-	q.holder = `SELECT host, pid, token, expires_at FROM ` + l + ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2)
-	q.release = `DELETE FROM ` + l + ` WHERE namespace = ` + p(1) + ` AND id = ` + p(2) + ` AND token = ` + p(3)
-	q.leasesPage = `SELECT id, host, pid, token, expires_at FROM ` + l + ` WHERE namespace = ` + p(1) + ` AND id > ` + p(2) +
-		` AND expires_at > ` + now + ` ORDER BY id LIMIT ` + fmt.Sprint(pageSize)
-	q.releaseAll = `DELETE FROM ` + l + ` WHERE namespace = ` + p(1)
-
-	// Counters hold a uint64 in a signed 64-bit column, bit for bit. Bump is a plain
-	// upsert of a fresh random value.
-	vins := `INSERT INTO ` + v + ` (name, version) VALUES (` + p(1) + `, ` + p(2) + `)`
-	switch d {
-	case MySQL:
-		q.bump = vins + ` ON DUPLICATE KEY UPDATE version = VALUES(version)`
-	default:
-		q.bump = vins + ` ON CONFLICT (name) DO UPDATE SET version = excluded.version`
-	}
-	q.versionOf = `(SELECT version FROM ` + v + ` WHERE name = %s)`
-
+	q.rawSet, q.rawCreate = q.set, q.create
 	if d == Postgres {
 		// Writes that waiters care about notify in the same statement, so the
-		// notification is sent exactly when the change commits.
+		// notification is sent exactly when the change commits. Statements that
+		// may change nothing return a row only when they did.
+		notifyIfAny := func(stmt string, ch, payload int) string {
+			return `WITH w AS (` + stmt + ` RETURNING 1) SELECT pg_notify(` + p(ch) + `, ` + p(payload) + `) FROM (SELECT 1 FROM w LIMIT 1) x`
+		}
 		q.set = `WITH w AS (` + q.set + `) SELECT pg_notify($6, $7)`
-		q.del = `WITH w AS (` + q.del + ` RETURNING 1) SELECT pg_notify($3, $4) FROM (SELECT 1 FROM w LIMIT 1) x`
-		q.clear = `WITH w AS (` + q.clear + ` RETURNING 1) SELECT pg_notify($2, $3) FROM (SELECT 1 FROM w LIMIT 1) x`
+		q.create = notifyIfAny(q.create, 6, 7)
+		q.replace = notifyIfAny(q.replace, 7, 8)
+		q.deleteIf = notifyIfAny(q.deleteIf, 4, 5)
+		q.del = notifyIfAny(q.del, 3, 4)
+		q.clear = notifyIfAny(q.clear, 2, 3)
 		q.deleteBefore = `WITH w AS (` + q.deleteBefore + ` RETURNING 1), c AS (SELECT count(*) AS n FROM w)
 	SELECT n, (SELECT pg_notify($3, $4) WHERE c.n > 0)::text FROM c`
-		q.release = `WITH w AS (` + q.release + ` RETURNING 1) SELECT pg_notify($4, $5) FROM (SELECT 1 FROM w LIMIT 1) x`
-		q.releaseAll = `WITH w AS (` + q.releaseAll + ` RETURNING 1), c AS (SELECT count(*) AS n FROM w)
-	SELECT n, (SELECT pg_notify($2, $3) WHERE c.n > 0)::text FROM c`
 	}
 	return q
 }

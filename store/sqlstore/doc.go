@@ -15,57 +15,66 @@
 //
 // # Schema
 //
-// Three tables, created on first use with CREATE TABLE IF NOT EXISTS (many processes
-// may do so at once: PostgreSQL's duplicate-catalog errors from that race are retried):
+// One table, created on first use with CREATE TABLE IF NOT EXISTS (many processes may
+// do so at once: PostgreSQL's duplicate-catalog errors from that race are retried):
 //
-//	cachier_entries  (namespace, id, stored_at, value)             PRIMARY KEY (namespace, id)
-//	cachier_leases   (namespace, id, host, pid, token, expires_at) PRIMARY KEY (namespace, id)
-//	cachier_versions (name, version)                               PRIMARY KEY (name)
+//	cachier_entries (namespace, id, stored_at, value, expires_at) PRIMARY KEY (namespace, id)
 //
-// The versions table holds the counters of store.Versioner (tags, prefixes and
-// dependencies); version is the counter's uint64 stored bit for bit in a signed 64-bit
-// column. No namespace operation touches it, so counters survive Clear, DeleteBefore
-// and ReleaseAll and are never listed by Namespaces. Bump is one upsert of a fresh
-// random value; Versions is one statement of scalar subqueries, one primary-key lookup
-// per counter; GetVersioned adds those subqueries to Get's SELECT, so a hit on a
-// tagged entry is still one round trip.
+// stored_at and expires_at are BIGINT unix microseconds (expires_at NULL: never);
+// value is BYTEA, LONGBLOB or BLOB. Keys compare as bytes, so "A" and "a" are
+// different keys: TEXT COLLATE "C" on PostgreSQL, VARBINARY on MySQL, TEXT (BINARY
+// collation) on SQLite. One layout serves every dialect: because store keys are at
+// most 200 + 500 bytes (201 for the portable layer's records, below), MySQL's
+// VARBINARY primary key is 701 bytes, within InnoDB's index limit (3072 bytes, and
+// even the old 767), so no hash column is needed and Get stays one primary-key lookup
+// with the key as stored. Table names are validated ([ValidateTableName]) and quoted;
+// every value travels as a parameter, in statements prepared once per store.
 //
-// stored_at and expires_at are BIGINT unix microseconds; value is BYTEA, LONGBLOB or
-// BLOB. Keys compare as bytes, so "A" and "a" are different keys: TEXT COLLATE "C" on
-// PostgreSQL, VARBINARY on MySQL, TEXT (BINARY collation) on SQLite. One layout serves
-// every dialect: because store keys are at most 200 + 500 bytes, MySQL's VARBINARY
-// primary key is 700 bytes, within InnoDB's index limit (3072 bytes, and even the old
-// 767; a counter name is VARBINARY(500)), so no hash column is needed and Get stays one primary-key lookup with the key
-// as stored. Table names are validated ([ValidateTableName]) and quoted; every value
-// travels as a parameter. Get and Set use prepared statements.
+// A table made by an earlier version gains expires_at (ALTER TABLE … ADD COLUMN) and,
+// on MySQL, a namespace column widened from 200 to 201 bytes, on first use. Earlier
+// versions also kept cachier_leases and cachier_versions tables; they are left as
+// they are, unused, and may be dropped. Counters kept there start again from "never
+// bumped", which makes entries recorded under a bumped counter misses (computed
+// again, never served stale); leases held there by processes of an earlier version
+// are not seen, so do not mix versions on one table while they compute.
 //
-// # Leases and the clock
+// # Leases and counters
 //
-// Acquire is one atomic upsert that writes the new owner only where no lease exists
-// or the existing one has expired: INSERT … ON CONFLICT DO UPDATE … WHERE expires_at
-// <= now RETURNING on PostgreSQL and SQLite, and on MySQL INSERT … ON DUPLICATE KEY
-// UPDATE col = IF(expires_at <= now, new, old) followed by reading the token back.
-// Renew and Release compare the token. Expiry is always judged by one clock, the
-// database server's (statement_timestamp(), UTC_TIMESTAMP(6), or SQLite's
-// unixepoch('subsec') on the machine holding the file), so clients on machines whose
-// clocks disagree still agree on who holds a lease. Lease.ExpiresAt is therefore the
-// server's time. A lease that expired but was not taken over may still be renewed by
-// its owner.
+// The Store is a store.Driver: store.Adapt (which cachier.WithStore and store.Open
+// apply) keeps calculation leases and version counters as records of the entries
+// table, in namespaces starting with store.InternalPrefix, with the lease rule and
+// record layout of package store, the same on every engine. Those namespaces are
+// never a user's: Entries and Clear of a namespace never reach its leases, and the
+// portable layer hides them from Namespaces. What the driver adds is the atomic
+// primitive, [Store.Swap], one statement each: create-if-absent is INSERT … ON
+// CONFLICT DO NOTHING (ON DUPLICATE KEY UPDATE id = id on MySQL), compare-and-swap
+// UPDATE … WHERE value = old, delete-if DELETE … WHERE value = old. A lease's expiry is
+// judged by the clock of the process that reads it (store.WithClock), as on every
+// engine.
+//
+// Two calls fold a miss's round trips together. [Store.GetAndCreate] reads the
+// entry, the records beside it (counters) and creates the lease record if absent;
+// [Store.SetAndDelete] stores the result, deletes the lease record if it is still
+// the caller's, and reads the counters. Each is one statement, one round trip, on
+// PostgreSQL (data-modifying WITH and a UNION ALL of primary-key reads); on MySQL
+// and SQLite, where no statement both writes and reads, GetAndCreate is two
+// statements and SetAndDelete up to three, sent one after the other.
 //
 // # Wake-ups
 //
-// Store implements store.Notifier. On PostgreSQL every write that a waiter cares about
-// (Set, Delete, Clear, DeleteBefore, Release, ReleaseAll) calls pg_notify in the same
-// statement, so the notification is sent when the change commits. With a Listener
-// (package pgnotify) the store keeps one dedicated connection listening on the
-// channel named after the entries table, multiplexing every key watched in the
-// process, and wakes watchers within milliseconds; a timer wakes them when the lease
-// they wait on expires; when that connection is lost, every watcher is woken (a
-// notification may have been missed) and it reconnects with backoff. Without a
-// Listener, and on MySQL and SQLite, each watcher polls the entry's stored_at and the
-// lease's owner and liveness, 1ms apart at first and doubling to
-// Options.PollInterval; changes made through the same Store wake this process's
-// watchers at once.
+// Store implements store.Notifier. On PostgreSQL every write that changes a row (Set,
+// Delete, Clear, DeleteBefore, a Swap that swapped, GetAndCreate that created,
+// SetAndDelete) calls pg_notify in the same statement, so the notification is sent
+// when the change commits. With a Listener (package pgnotify) the store keeps one
+// dedicated connection listening on the channel named after the entries table,
+// opened on first use so that it is listening before anyone waits, multiplexing every
+// key watched in the process, and wakes watchers within milliseconds; when that
+// connection is lost, every watcher is woken (a notification may have been missed) and
+// it reconnects with backoff. Without a Listener, and on MySQL and SQLite, each watcher
+// polls the row (stored_at, expires_at, size, and the value of a small record such as a
+// lease), 1ms apart at first and doubling to Options.PollInterval. The portable layer
+// wakes the watchers of changes made through it at once, and a waiter wakes itself when
+// the lease it waits on expires.
 //
 // # SQLite
 //
@@ -79,7 +88,7 @@
 // SQLITE_BUSY (1ms doubling to 50ms, until the context ends), so a database opened
 // without them works too, just slower under contention. sqlurl's sqlite:// opener sets
 // all three. An in-memory database is private to one connection: give it
-// SetMaxOpenConns(1). Entries and Leases read a page at a time and close each page's
+// SetMaxOpenConns(1). Entries reads a page at a time and closes each page's
 // rows before yielding, so a loop body may call the store even on one connection.
 //
 // # Connection pools

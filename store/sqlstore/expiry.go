@@ -36,18 +36,5 @@ func isDuplicateColumn(err error) bool {
 // DeleteExpired implements store.ExpiryCleaner with one DELETE on the expires_at
 // column.
 func (s *Store) DeleteExpired(ctx context.Context, namespace string, now time.Time) (int, error) {
-	if err := store.ValidateNamespace(namespace); err != nil {
-		return 0, err
-	}
-	if _, err := s.init(ctx); err != nil {
-		return 0, err
-	}
-	res, err := retry(ctx, s, func() (sql.Result, error) {
-		return s.db.ExecContext(ctx, s.q.deleteExpired, namespace, micros(now))
-	})
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	return s.changed(ctx, s.q.deleteExpired, namespace, micros(now))
 }

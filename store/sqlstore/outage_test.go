@@ -49,7 +49,7 @@ func TestPostgresOutage(t *testing.T) {
 			return s.Set(ctx, k, store.Entry{Value: []byte("during"), StoredAt: time.Now()})
 		},
 		"Acquire": func(ctx context.Context) error {
-			_, err := s.Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: "t"}, time.Minute)
+			_, err := store.Adapt(s).Acquire(ctx, k, store.Owner{Host: "h", PID: 1, Token: "t"}, time.Minute)
 			return err
 		},
 		"Namespaces": func(ctx context.Context) error { _, err := s.Namespaces(ctx); return err },

@@ -49,13 +49,13 @@ type Options struct {
 	// match ^[A-Za-z_][A-Za-z0-9_]{0,62}$. It is also the PostgreSQL notification
 	// channel.
 	Table string
-	// LeaseTable is the name of the leases table. The default is derived from Table:
-	// "cachier_entries" gives "cachier_leases", any other name gets "_leases" appended.
-	LeaseTable string
-	// VersionTable is the name of the table of version counters (store.Versioner).
-	// The default is derived from Table like LeaseTable's: "cachier_versions", or
-	// Table with "_versions" appended.
-	VersionTable string
+	// LeaseTable and VersionTable named the tables of leases and version counters
+	// when the store kept its own. Leases and counters are now records of the
+	// entries table, kept by the portable layer (store.Adapt); tables made by earlier
+	// versions are left as they are, unused.
+	//
+	// Deprecated: ignored.
+	LeaseTable, VersionTable string
 	// Logger receives reports of background trouble (a lost notification
 	// connection). Nil means slog.Default().
 	Logger *slog.Logger
@@ -72,10 +72,15 @@ type Options struct {
 	CloseDB bool
 }
 
-// Store is a store.Store on a *sql.DB. It is safe for concurrent use.
+// Store is a store.Driver on a *sql.DB, with the Swapper, ReadOrAcquirer,
+// WriteAndReleaser, Lister, Batcher, Notifier and ExpiryCleaner capabilities. Use it
+// through store.Adapt (cachier.WithStore and store.Open do so), which keeps the
+// calculation leases and version counters as records of the entries table. It is safe
+// for concurrent use.
 type Store struct {
 	db      *sql.DB
 	dialect Dialect
+	table   string
 	q       queries
 	log     *slog.Logger
 	poll    time.Duration
@@ -83,9 +88,9 @@ type Store struct {
 	channel string // PostgreSQL notification channel: the entries table name
 
 	schemaMu sync.Mutex
-	ready    atomic.Pointer[stmts] // set once the tables exist and statements are prepared
+	ready    atomic.Bool // the table exists and has its columns
 
-	vstmts versionStmts // prepared statements of Versions and GetVersioned
+	stmts stmtCache
 
 	hub hub
 	lis *listenerState // nil without notifications
@@ -97,19 +102,18 @@ type Store struct {
 	wg        sync.WaitGroup // background goroutines
 }
 
-// stmts are the statements on the hot path, prepared once the schema exists.
-type stmts struct {
-	get, set *sql.Stmt
-}
-
 var (
-	_ store.Store    = (*Store)(nil)
-	_ store.Notifier = (*Store)(nil)
+	_ store.Driver           = (*Store)(nil)
+	_ store.Lister           = (*Store)(nil)
+	_ store.Swapper          = (*Store)(nil)
+	_ store.ReadOrAcquirer   = (*Store)(nil)
+	_ store.WriteAndReleaser = (*Store)(nil)
+	_ store.Notifier         = (*Store)(nil)
 )
 
-// New returns a store keeping entries and leases in db. It does not touch the
-// database: tables are created on first use. Close does not close db unless
-// opts.CloseDB is set.
+// New returns a store keeping entries, leases and counters in one table of db. It does
+// not touch the database: the table is created on first use. Close does not close db
+// unless opts.CloseDB is set.
 func New(db *sql.DB, opts *Options) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: nil *sql.DB")
@@ -131,32 +135,8 @@ func New(db *sql.DB, opts *Options) (*Store, error) {
 	if o.Table == "" {
 		o.Table = DefaultTable
 	}
-	if o.LeaseTable == "" {
-		if base, ok := strings.CutSuffix(o.Table, "_entries"); ok && base != "" {
-			o.LeaseTable = base + "_leases"
-		} else {
-			o.LeaseTable = o.Table + "_leases"
-		}
-	}
-	if o.VersionTable == "" {
-		if base, ok := strings.CutSuffix(o.Table, "_entries"); ok && base != "" {
-			o.VersionTable = base + "_versions"
-		} else {
-			o.VersionTable = o.Table + "_versions"
-		}
-	}
-	for _, n := range []string{o.Table, o.LeaseTable, o.VersionTable} {
-		if err := ValidateTableName(n); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case strings.EqualFold(o.Table, o.LeaseTable):
-		return nil, fmt.Errorf("sqlstore: the entries and leases tables are both %q", o.Table)
-	case strings.EqualFold(o.Table, o.VersionTable):
-		return nil, fmt.Errorf("sqlstore: the entries and versions tables are both %q", o.Table)
-	case strings.EqualFold(o.LeaseTable, o.VersionTable):
-		return nil, fmt.Errorf("sqlstore: the leases and versions tables are both %q", o.LeaseTable)
+	if err := ValidateTableName(o.Table); err != nil {
+		return nil, err
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval
@@ -167,7 +147,8 @@ func New(db *sql.DB, opts *Options) (*Store, error) {
 	s := &Store{
 		db:      db,
 		dialect: d,
-		q:       buildQueries(d, o.Table, o.LeaseTable, o.VersionTable),
+		table:   o.Table,
+		q:       buildQueries(d, o.Table),
 		log:     o.Logger,
 		poll:    o.PollInterval,
 		closeDB: o.CloseDB,
@@ -196,10 +177,7 @@ func (s *Store) Close() error {
 		s.bgCancel()
 		s.bgMu.Unlock()
 		s.wg.Wait()
-		if st := s.ready.Load(); st != nil {
-			err = errors.Join(st.get.Close(), st.set.Close())
-		}
-		err = errors.Join(err, s.vstmts.close())
+		err = s.stmts.close()
 		if s.closeDB {
 			err = errors.Join(err, s.db.Close())
 		}
@@ -209,51 +187,106 @@ func (s *Store) Close() error {
 
 var errClosed = errors.New("sqlstore: store is closed")
 
-// init creates the tables (idempotently, tolerating other processes doing the same at
-// once) and prepares the hot statements. It is retried on the next call if it fails.
-func (s *Store) init(ctx context.Context) (*stmts, error) {
-	if st := s.ready.Load(); st != nil {
-		return st, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+// init creates the table (idempotently, tolerating other processes doing the same at
+// once), brings a table made by an earlier version up to date, and starts the
+// notification connection, so that it is listening before anyone waits. It is
+// retried on the next call if it fails.
+func (s *Store) init(ctx context.Context) error {
+	if s.ready.Load() {
+		return nil
 	}
 	s.schemaMu.Lock()
 	defer s.schemaMu.Unlock()
-	if st := s.ready.Load(); st != nil {
-		return st, nil
+	if s.ready.Load() {
+		return nil
 	}
 	if s.bgCtx.Err() != nil {
-		return nil, errClosed
+		return errClosed
 	}
-	for _, ddl := range []string{s.q.createEntries, s.q.addExpiresAt, s.q.createLeases, s.q.createVersions} {
+	for _, ddl := range []string{s.q.createEntries, s.q.addExpiresAt} {
 		for attempt := 0; ; attempt++ {
 			_, err := s.exec(ctx, ddl)
 			if err == nil || ddl == s.q.addExpiresAt && isDuplicateColumn(err) {
 				break
 			}
 			if !isCreateRace(err) || attempt >= 5 {
-				return nil, fmt.Errorf("sqlstore: create table: %w", err)
+				return fmt.Errorf("sqlstore: create table: %w", err)
 			}
 			// Another session created it between our check and our insert into the
 			// catalog; the next IF NOT EXISTS sees it.
 		}
 	}
-	prepare := func(query string) (*sql.Stmt, error) {
-		return retry(ctx, s, func() (*sql.Stmt, error) { return s.db.PrepareContext(ctx, query) })
+	if s.q.widenNamespace != "" {
+		var width sql.NullInt64
+		if err := s.db.QueryRowContext(ctx, s.q.namespaceWidth, s.table).Scan(&width); err != nil {
+			return fmt.Errorf("sqlstore: read the namespace column: %w", err)
+		}
+		if width.Valid && width.Int64 < store.MaxNamespaceLen+1 {
+			if _, err := s.exec(ctx, s.q.widenNamespace); err != nil {
+				return fmt.Errorf("sqlstore: widen the namespace column: %w", err)
+			}
+		}
 	}
-	get, err := prepare(s.q.get)
+	if s.lis != nil {
+		s.lis.startOnce.Do(func() { s.goBackground(s.runListener) })
+	}
+	s.ready.Store(true)
+	return nil
+}
+
+// stmtCache keeps the prepared statements of the store, one per query text, prepared
+// on first use and closed by Store.Close. Statements of more than maxStmtParams
+// parameters (reads of many keys at once, whose text differs with their number), and
+// any beyond maxStmts, are sent unprepared.
+type stmtCache struct {
+	mu     sync.Mutex
+	closed bool
+	m      map[string]*sql.Stmt
+}
+
+const (
+	maxStmts      = 64
+	maxStmtParams = 24
+)
+
+// stmt returns the prepared statement of query, or nil when it is not to be kept.
+func (s *Store) stmt(ctx context.Context, query string, params int) (*sql.Stmt, error) {
+	if params > maxStmtParams {
+		return nil, nil
+	}
+	c := &s.stmts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errClosed
+	}
+	if st := c.m[query]; st != nil {
+		return st, nil
+	}
+	if len(c.m) >= maxStmts {
+		return nil, nil
+	}
+	st, err := retry(ctx, s, func() (*sql.Stmt, error) { return s.db.PrepareContext(ctx, query) })
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: prepare: %w", err)
 	}
-	set, err := prepare(s.q.set)
-	if err != nil {
-		get.Close()
-		return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
 	}
-	st := &stmts{get: get, set: set}
-	s.ready.Store(st)
+	c.m[query] = st
 	return st, nil
+}
+
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	var err error
+	for _, st := range c.m {
+		err = errors.Join(err, st.Close())
+	}
+	c.m = nil
+	return err
 }
 
 // retryable reports whether a failed statement may simply be run again: SQLite's
@@ -291,8 +324,90 @@ func retry[T any](ctx context.Context, s *Store, f func() (T, error)) (T, error)
 	return v, err
 }
 
+// exec runs a statement unprepared (schema changes).
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	return retry(ctx, s, func() (sql.Result, error) { return s.db.ExecContext(ctx, query, args...) })
+}
+
+// run executes query with its prepared statement, creating the table first if needed,
+// and again while the engine says busy.
+func (s *Store) run(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := s.init(ctx); err != nil {
+		return nil, err
+	}
+	st, err := s.stmt(ctx, query, len(args))
+	if err != nil {
+		return nil, err
+	}
+	return retry(ctx, s, func() (sql.Result, error) {
+		if st == nil {
+			return s.db.ExecContext(ctx, query, args...)
+		}
+		return st.ExecContext(ctx, args...)
+	})
+}
+
+// read runs query like run and hands its rows to scan, which must read them all; the
+// whole read is retried while the engine says busy.
+func read[T any](ctx context.Context, s *Store, query string, args []any, scan func(*sql.Rows) (T, error)) (T, error) {
+	var zero T
+	if err := s.init(ctx); err != nil {
+		return zero, err
+	}
+	st, err := s.stmt(ctx, query, len(args))
+	if err != nil {
+		return zero, err
+	}
+	return retry(ctx, s, func() (T, error) {
+		var rows *sql.Rows
+		var err error
+		if st == nil {
+			rows, err = s.db.QueryContext(ctx, query, args...)
+		} else {
+			rows, err = st.QueryContext(ctx, args...)
+		}
+		if err != nil {
+			return zero, err
+		}
+		defer rows.Close()
+		v, err := scan(rows)
+		if err != nil {
+			return zero, err
+		}
+		if err := rows.Err(); err != nil {
+			return zero, err
+		}
+		return v, rows.Close()
+	})
+}
+
+// changed runs a statement that may change nothing and reports whether it changed a
+// row: on PostgreSQL such statements return a row (their notification) exactly when
+// they did, elsewhere the affected-row count says.
+func (s *Store) changed(ctx context.Context, query string, args ...any) (int, error) {
+	if s.dialect == Postgres {
+		return read(ctx, s, query, args, func(r *sql.Rows) (int, error) {
+			n := 0
+			for r.Next() {
+				n++
+			}
+			return n, nil
+		})
+	}
+	res, err := s.run(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// notifyArgs appends, on PostgreSQL, the channel and the payload of a change of k.
+func (s *Store) notifyArgs(args []any, k store.Key) []any {
+	if s.dialect == Postgres {
+		args = append(args, s.channel, keyPayload(k))
+	}
+	return args
 }
 
 // payloads of PostgreSQL notifications: one key, or a whole namespace.
@@ -332,389 +447,149 @@ func corrupt(k store.Key, err error) error {
 	return fmt.Errorf("%w: %w: %s: %v", store.ErrNotFound, ErrCorrupt, k, err)
 }
 
+// scanEntry reads stored_at, value and expires_at of the current row of k.
+func scanEntry(k store.Key, r *sql.Rows, extra ...any) (store.Entry, error) {
+	var at, exp sql.NullInt64
+	var v sql.Null[[]byte]
+	if err := r.Scan(append([]any{&at, &v, &exp}, extra...)...); err != nil {
+		return store.Entry{}, corrupt(k, err)
+	}
+	return entry(k, at, v, exp)
+}
+
+// entry checks the columns of a row of k and makes its Entry.
+func entry(k store.Key, at sql.NullInt64, v sql.Null[[]byte], exp sql.NullInt64) (store.Entry, error) {
+	if !at.Valid || !v.Valid {
+		return store.Entry{}, corrupt(k, errors.New("NULL column"))
+	}
+	if v.V == nil {
+		v.V = []byte{}
+	}
+	return store.Entry{Value: v.V, StoredAt: fromMicros(at.Int64), ExpiresAt: fromNullMicros(exp)}, nil
+}
+
 // Get reads the entry with one primary-key SELECT.
 func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
-	if err := k.Validate(); err != nil {
-		return store.Entry{}, err
-	}
-	st, err := s.init(ctx)
-	if err != nil {
-		return store.Entry{}, err
-	}
-	return retry(ctx, s, func() (store.Entry, error) {
-		rows, err := st.get.QueryContext(ctx, k.Namespace, k.ID)
-		if err != nil {
-			return store.Entry{}, err
-		}
-		defer rows.Close()
-		if !rows.Next() {
-			if err := rows.Err(); err != nil {
+	return read(ctx, s, s.q.get, []any{k.Namespace, k.ID}, func(r *sql.Rows) (store.Entry, error) {
+		if !r.Next() {
+			if err := r.Err(); err != nil {
 				return store.Entry{}, err
 			}
 			return store.Entry{}, fmt.Errorf("%w: %s", store.ErrNotFound, k)
 		}
-		var at, exp sql.NullInt64
-		var v sql.Null[[]byte]
-		if err := rows.Scan(&at, &v, &exp); err != nil {
-			return store.Entry{}, corrupt(k, err)
-		}
-		if !at.Valid || !v.Valid {
-			return store.Entry{}, corrupt(k, errors.New("NULL column"))
-		}
-		if v.V == nil {
-			v.V = []byte{}
-		}
-		return store.Entry{Value: v.V, StoredAt: fromMicros(at.Int64), ExpiresAt: fromNullMicros(exp)}, rows.Close()
+		return scanEntry(k, r)
 	})
+}
+
+// entryArgs are the parameters of an insert of e at k: namespace, id, stored_at, value
+// and expires_at.
+func entryArgs(k store.Key, e store.Entry) []any {
+	v := e.Value
+	if v == nil {
+		v = []byte{} // NOT NULL: an empty value is still a value
+	}
+	return []any{k.Namespace, k.ID, micros(e.StoredAt), v, nullMicros(e.ExpiresAt)}
+}
+
+// tooLarge wraps the error of writing a value larger than the engine accepts.
+func tooLarge(err error, e store.Entry) error {
+	if isTooLarge(err) {
+		return fmt.Errorf("%w: %d bytes: %w", store.ErrTooLarge, len(e.Value), err)
+	}
+	return err
 }
 
 // Set upserts the entry with one statement (and, on PostgreSQL, notifies watchers in
 // that statement).
 func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
-	st, err := s.init(ctx)
-	if err != nil {
-		return err
-	}
-	v := e.Value
-	if v == nil {
-		v = []byte{} // NOT NULL: an empty value is still a value
-	}
-	args := []any{k.Namespace, k.ID, micros(e.StoredAt), v, nullMicros(e.ExpiresAt)}
-	if s.dialect == Postgres {
-		args = append(args, s.channel, keyPayload(k))
-	}
-	_, err = retry(ctx, s, func() (sql.Result, error) { return st.set.ExecContext(ctx, args...) })
-	if err != nil {
-		if isTooLarge(err) {
-			return fmt.Errorf("%w: %d bytes: %w", store.ErrTooLarge, len(v), err)
-		}
-		return err
-	}
-	s.hub.kick(k, false)
-	return nil
+	_, err := s.run(ctx, s.q.set, s.notifyArgs(entryArgs(k, e), k)...)
+	return tooLarge(err, e)
 }
 
 // Delete removes the entry.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
-	if _, err := s.init(ctx); err != nil {
-		return err
-	}
-	args := []any{k.Namespace, k.ID}
-	if s.dialect == Postgres {
-		args = append(args, s.channel, keyPayload(k))
-	}
-	if _, err := s.exec(ctx, s.q.del, args...); err != nil {
-		return err
-	}
-	s.hub.kick(k, false)
-	return nil
+	_, err := s.changed(ctx, s.q.del, s.notifyArgs([]any{k.Namespace, k.ID}, k)...)
+	return err
 }
 
-// Clear removes every entry of the namespace.
+// Clear removes every entry of the namespace. Only that namespace: the portable
+// layer's leases of it are records of another one (store.InternalPrefix+namespace).
 func (s *Store) Clear(ctx context.Context, namespace string) error {
-	if err := store.ValidateNamespace(namespace); err != nil {
-		return err
-	}
-	if _, err := s.init(ctx); err != nil {
-		return err
-	}
 	args := []any{namespace}
 	if s.dialect == Postgres {
 		args = append(args, s.channel, nsPayload(namespace))
 	}
-	if _, err := s.exec(ctx, s.q.clear, args...); err != nil {
-		return err
-	}
-	s.hub.kick(store.Key{Namespace: namespace}, true)
-	return nil
-}
-
-// countAndNotify runs a PostgreSQL statement that returns (count, notify result), or
-// another dialect's DELETE, and returns the number of rows it removed.
-func (s *Store) countAndNotify(ctx context.Context, query string, args ...any) (int, error) {
-	if s.dialect == Postgres {
-		var n int64
-		var ignored sql.NullString
-		if err := s.db.QueryRowContext(ctx, query, args...).Scan(&n, &ignored); err != nil {
-			return 0, err
-		}
-		return int(n), nil
-	}
-	res, err := s.exec(ctx, query, args...)
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	_, err := s.changed(ctx, s.q.clear, args...)
+	return err
 }
 
 // DeleteBefore removes the namespace's entries stored before t.
 func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
-	if err := store.ValidateNamespace(namespace); err != nil {
-		return 0, err
-	}
-	if _, err := s.init(ctx); err != nil {
-		return 0, err
-	}
 	args := []any{namespace, micros(t)}
-	if s.dialect == Postgres {
-		args = append(args, s.channel, nsPayload(namespace))
+	if s.dialect != Postgres {
+		return s.changed(ctx, s.q.deleteBefore, args...)
 	}
-	n, err := s.countAndNotify(ctx, s.q.deleteBefore, args...)
-	if err != nil {
-		return 0, err
-	}
-	if n > 0 {
-		s.hub.kick(store.Key{Namespace: namespace}, true)
-	}
-	return n, nil
+	args = append(args, s.channel, nsPayload(namespace))
+	return read(ctx, s, s.q.deleteBefore, args, func(r *sql.Rows) (int, error) {
+		var n int64
+		var ignored sql.NullString
+		if !r.Next() {
+			return 0, errors.New("sqlstore: delete: no count")
+		}
+		err := r.Scan(&n, &ignored)
+		return int(n), err
+	})
 }
 
-// pages yields rows read a page at a time, keyed by id. Each page is read whole and its
-// rows closed before any is yielded.
-func pages[T any](ctx context.Context, s *Store, namespace, query string,
-	scan func(*sql.Rows) (T, string, error)) iter.Seq2[T, error] {
-	return func(yield func(T, error) bool) {
-		var zero T
-		if err := store.ValidateNamespace(namespace); err != nil {
-			yield(zero, err)
-			return
-		}
-		if _, err := s.init(ctx); err != nil {
-			yield(zero, err)
-			return
-		}
+// Entries lists the namespace's entries, in id order, a page at a time. Pages are read
+// whole and their rows closed before any is yielded, so that a caller may use the
+// store (even one with a single connection) inside the loop.
+func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
+	return func(yield func(store.Info, error) bool) {
 		after := ""
 		for {
-			page, err := retry(ctx, s, func() ([]T, error) {
-				rows, err := s.db.QueryContext(ctx, query, namespace, after)
-				if err != nil {
-					return nil, err
-				}
-				defer rows.Close()
-				var page []T
-				for rows.Next() {
-					v, id, err := scan(rows)
-					if err != nil {
-						return nil, err
+			page, err := read(ctx, s, s.q.entriesPage, []any{namespace, after}, func(r *sql.Rows) ([]store.Info, error) {
+				var page []store.Info
+				for r.Next() {
+					var id string
+					var size, at, exp sql.NullInt64
+					if err := r.Scan(&id, &size, &at, &exp); err != nil {
+						return nil, corrupt(store.Key{Namespace: namespace, ID: id}, err)
 					}
-					page = append(page, v)
-					after = id
+					page = append(page, store.Info{Key: store.Key{Namespace: namespace, ID: id}, Size: size.Int64,
+						StoredAt: fromMicros(at.Int64), ExpiresAt: fromNullMicros(exp)})
 				}
-				return page, rows.Err()
+				return page, nil
 			})
 			if err != nil {
-				yield(zero, err)
+				yield(store.Info{}, err)
 				return
 			}
-			for _, v := range page {
-				if !yield(v, nil) {
+			for _, info := range page {
+				if !yield(info, nil) {
 					return
 				}
 			}
 			if len(page) < pageSize {
 				return
 			}
+			after = page[len(page)-1].Key.ID
 		}
 	}
 }
 
-// Entries lists the namespace's entries, in id order, a page at a time.
-func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
-	return pages(ctx, s, namespace, s.q.entriesPage, func(r *sql.Rows) (store.Info, string, error) {
-		var id string
-		var size, at, exp sql.NullInt64
-		if err := r.Scan(&id, &size, &at, &exp); err != nil {
-			return store.Info{}, "", corrupt(store.Key{Namespace: namespace, ID: id}, err)
-		}
-		return store.Info{Key: store.Key{Namespace: namespace, ID: id}, Size: size.Int64, StoredAt: fromMicros(at.Int64), ExpiresAt: fromNullMicros(exp)}, id, nil
-	})
-}
-
-// Namespaces lists the namespaces with entries or unexpired leases.
+// Namespaces lists the namespaces that have rows, the portable layer's included (it
+// maps them to the namespaces they serve).
 func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
-	if _, err := s.init(ctx); err != nil {
-		return nil, err
-	}
-	return retry(ctx, s, func() ([]string, error) {
-		rows, err := s.db.QueryContext(ctx, s.q.namespaces)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
+	return read(ctx, s, s.q.namespaces, nil, func(r *sql.Rows) ([]string, error) {
 		var out []string
-		for rows.Next() {
+		for r.Next() {
 			var ns string
-			if err := rows.Scan(&ns); err != nil {
+			if err := r.Scan(&ns); err != nil {
 				return nil, err
 			}
 			out = append(out, ns)
 		}
-		return out, rows.Err()
+		return out, nil
 	})
-}
-
-// Acquire takes the lease with one atomic upsert that succeeds only where no lease
-// exists or the existing one has expired by the database server's clock.
-func (s *Store) Acquire(ctx context.Context, k store.Key, o store.Owner, ttl time.Duration) (store.Lease, error) {
-	if err := k.Validate(); err != nil {
-		return store.Lease{}, err
-	}
-	if ttl <= 0 {
-		return store.Lease{}, fmt.Errorf("sqlstore: acquire %s: ttl %s is not positive", k, ttl)
-	}
-	if _, err := s.init(ctx); err != nil {
-		return store.Lease{}, err
-	}
-	ttlUS := max(ttl.Microseconds(), 1)
-	for range 3 {
-		var exp int64
-		var won bool
-		var err error
-		if s.dialect == MySQL {
-			// No RETURNING: the upsert changed the row only if the lease was free or
-			// expired, and the token read back tells whose it is now.
-			if _, err = s.exec(ctx, s.q.acquire, k.Namespace, k.ID, o.Host, o.PID, o.Token, ttlUS); err != nil {
-				return store.Lease{}, err
-			}
-		} else {
-			exp, err = retry(ctx, s, func() (int64, error) {
-				var exp int64
-				err := s.db.QueryRowContext(ctx, s.q.acquire, k.Namespace, k.ID, o.Host, o.PID, o.Token, ttlUS).Scan(&exp)
-				return exp, err
-			})
-			switch {
-			case err == nil:
-				return store.Lease{Key: k, Owner: o, ExpiresAt: fromMicros(exp)}, nil
-			case !errors.Is(err, sql.ErrNoRows):
-				return store.Lease{}, err
-			}
-		}
-		holder, err := s.holder(ctx, k)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			continue // released between the two statements: try again
-		case err != nil:
-			return store.Lease{}, err
-		}
-		if s.dialect == MySQL && holder.Owner.Token == o.Token {
-			won = true
-		}
-		if won {
-			holder.Owner = o
-			return holder, nil
-		}
-		return store.Lease{}, &store.HeldError{Holder: holder}
-	}
-	return store.Lease{}, &store.HeldError{Holder: store.Lease{Key: k}}
-}
-
-// holder reads the current lease row of k.
-func (s *Store) holder(ctx context.Context, k store.Key) (store.Lease, error) {
-	return retry(ctx, s, func() (store.Lease, error) {
-		var l store.Lease
-		var pid, exp int64
-		err := s.db.QueryRowContext(ctx, s.q.holder, k.Namespace, k.ID).Scan(&l.Owner.Host, &pid, &l.Owner.Token, &exp)
-		if errors.Is(err, sql.ErrNoRows) {
-			return l, store.ErrNotFound
-		}
-		if err != nil {
-			return l, err
-		}
-		l.Key, l.Owner.PID, l.ExpiresAt = k, int(pid), fromMicros(exp)
-		return l, nil
-	})
-}
-
-// Renew extends the lease if l.Owner's token still holds it. A lease that expired but
-// was not taken over is still its owner's and is renewed.
-func (s *Store) Renew(ctx context.Context, l store.Lease, ttl time.Duration) (store.Lease, error) {
-	k := l.Key
-	if err := k.Validate(); err != nil {
-		return store.Lease{}, err
-	}
-	if ttl <= 0 {
-		return store.Lease{}, fmt.Errorf("sqlstore: renew %s: ttl %s is not positive", k, ttl)
-	}
-	if _, err := s.init(ctx); err != nil {
-		return store.Lease{}, err
-	}
-	ttlUS := max(ttl.Microseconds(), 1)
-	exp, err := retry(ctx, s, func() (int64, error) {
-		var exp int64
-		if s.dialect == MySQL {
-			if _, err := s.db.ExecContext(ctx, s.q.renew, ttlUS, k.Namespace, k.ID, l.Owner.Token); err != nil {
-				return 0, err
-			}
-			return exp, s.db.QueryRowContext(ctx, s.q.renewCheck, k.Namespace, k.ID, l.Owner.Token).Scan(&exp)
-		}
-		return exp, s.db.QueryRowContext(ctx, s.q.renew, ttlUS, k.Namespace, k.ID, l.Owner.Token).Scan(&exp)
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Lease{}, fmt.Errorf("%w: %s by %s", store.ErrLeaseLost, k, l.Owner)
-	}
-	if err != nil {
-		return store.Lease{}, err
-	}
-	return store.Lease{Key: k, Owner: l.Owner, ExpiresAt: fromMicros(exp)}, nil
-}
-
-// Release deletes the lease if l.Owner's token still holds it.
-func (s *Store) Release(ctx context.Context, l store.Lease) error {
-	k := l.Key
-	if err := k.Validate(); err != nil {
-		return err
-	}
-	if _, err := s.init(ctx); err != nil {
-		return err
-	}
-	args := []any{k.Namespace, k.ID, l.Owner.Token}
-	if s.dialect == Postgres {
-		args = append(args, s.channel, keyPayload(k))
-	}
-	if _, err := s.exec(ctx, s.q.release, args...); err != nil {
-		return err
-	}
-	s.hub.kick(k, false)
-	return nil
-}
-
-// Leases lists the namespace's unexpired leases, by the server's clock.
-func (s *Store) Leases(ctx context.Context, namespace string) iter.Seq2[store.Lease, error] {
-	return pages(ctx, s, namespace, s.q.leasesPage, func(r *sql.Rows) (store.Lease, string, error) {
-		var l store.Lease
-		var pid, exp int64
-		if err := r.Scan(&l.Key.ID, &l.Owner.Host, &pid, &l.Owner.Token, &exp); err != nil {
-			return l, "", err
-		}
-		l.Key.Namespace, l.Owner.PID, l.ExpiresAt = namespace, int(pid), fromMicros(exp)
-		return l, l.Key.ID, nil
-	})
-}
-
-// ReleaseAll deletes every lease row of the namespace, expired ones included, and
-// returns how many it deleted.
-func (s *Store) ReleaseAll(ctx context.Context, namespace string) (int, error) {
-	if err := store.ValidateNamespace(namespace); err != nil {
-		return 0, err
-	}
-	if _, err := s.init(ctx); err != nil {
-		return 0, err
-	}
-	args := []any{namespace}
-	if s.dialect == Postgres {
-		args = append(args, s.channel, nsPayload(namespace))
-	}
-	n, err := s.countAndNotify(ctx, s.q.releaseAll, args...)
-	if err != nil {
-		return 0, err
-	}
-	s.hub.kick(store.Key{Namespace: namespace}, true)
-	return n, nil
 }

@@ -79,11 +79,8 @@ func freshTable(t testing.TB, db *sql.DB, d sqlstore.Dialect) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		base := name[:len(name)-len("_entries")]
-		for _, tbl := range []string{name, base + "_leases", base + "_versions"} {
-			if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+tbl); err != nil {
-				t.Logf("drop %s: %v", tbl, err)
-			}
+		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+name); err != nil {
+			t.Logf("drop %s: %v", name, err)
 		}
 	})
 	return name
@@ -145,12 +142,6 @@ func TestBadOptions(t *testing.T) {
 		{"quote", sqlstore.Options{Table: `a"b`}},
 		{"leading digit", sqlstore.Options{Table: "1abc"}},
 		{"too long", sqlstore.Options{Table: "a234567890123456789012345678901234567890123456789012345678901234"}},
-		{"derived too long", sqlstore.Options{Table: "a23456789012345678901234567890123456789012345678901234567890"}},
-		{"same tables", sqlstore.Options{Table: "t", LeaseTable: "T"}},
-		{"bad lease table", sqlstore.Options{LeaseTable: "a-b"}},
-		{"same versions table", sqlstore.Options{Table: "t", VersionTable: "t"}},
-		{"versions table is leases", sqlstore.Options{LeaseTable: "x", VersionTable: "X"}},
-		{"bad versions table", sqlstore.Options{VersionTable: "a b"}},
 		{"dialect", sqlstore.Options{Dialect: 99}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -271,10 +262,11 @@ func TestSQLiteManyWriters(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		s, err := sqlstore.New(db, nil)
+		d, err := sqlstore.New(db, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		s := store.Adapt(d)
 		t.Cleanup(func() { s.Close() })
 		wg.Go(func() {
 			for i := range 50 {
@@ -310,10 +302,11 @@ func TestAcquireRace(t *testing.T) {
 		t.Run(e.name, func(t *testing.T) {
 			db := e.open(t)
 			table := freshTable(t, db, e.dialect)
-			s, err := sqlstore.New(db, &sqlstore.Options{Table: table})
+			d, err := sqlstore.New(db, &sqlstore.Options{Table: table})
 			if err != nil {
 				t.Fatal(err)
 			}
+			s := store.Adapt(d)
 			defer s.Close()
 			ctx := context.Background()
 			for round := range 5 {

@@ -198,47 +198,37 @@ func (s *Store) deliver(payload string) {
 	}
 }
 
-// fingerprint is what a polling watcher compares: the entry's stored_at, the lease's
-// token and whether the lease is live by the server's clock.
+// fingerprint is what a polling watcher compares: the row's stored_at, expires_at and
+// size, and its value when it is small (a lease record).
 type fingerprint struct {
-	at    sql.NullInt64
-	token sql.NullString
-	live  sql.NullInt64
+	found   bool
+	at, exp sql.NullInt64
+	size    sql.NullInt64
+	small   string
 }
 
 func (s *Store) fingerprint(ctx context.Context, k store.Key) (fingerprint, error) {
-	return retry(ctx, s, func() (fingerprint, error) {
+	return read(ctx, s, s.q.fingerprint, []any{k.Namespace, k.ID}, func(r *sql.Rows) (fingerprint, error) {
 		var f fingerprint
-		err := s.db.QueryRowContext(ctx, s.q.fingerprint, k.Namespace, k.ID, k.Namespace, k.ID, k.Namespace, k.ID).
-			Scan(&f.at, &f.token, &f.live)
+		if !r.Next() {
+			return f, nil
+		}
+		var small []byte
+		f.found = true
+		err := r.Scan(&f.at, &f.exp, &f.size, &small)
+		f.small = string(small)
 		return f, err
 	})
 }
 
-// leaseRemaining returns how long the lease on k has to live by the server's clock,
-// and false when there is no lease.
-func (s *Store) leaseRemaining(ctx context.Context, k store.Key) (time.Duration, bool, error) {
-	var us int64
-	err := s.db.QueryRowContext(ctx, s.q.leaseTimer, k.Namespace, k.ID).Scan(&us)
-	if err == sql.ErrNoRows {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	return time.Duration(us) * time.Microsecond, true, nil
-}
-
-// Watch implements store.Notifier. On PostgreSQL with a Listener, the store's one
-// listening connection wakes watchers within milliseconds of a commit, and a timer
-// wakes them when the lease they wait on expires. Otherwise each watcher polls the
-// entry and the lease, 1ms apart at first and doubling up to Options.PollInterval;
-// changes made through this Store wake watchers in this process at once.
+// Watch implements store.Notifier: it signals when the row of k may have changed. On
+// PostgreSQL with a Listener, the store's one listening connection wakes watchers
+// within milliseconds of a commit. Otherwise each watcher polls the row, 1ms apart at
+// first and doubling up to Options.PollInterval. The portable layer wakes watchers of
+// changes made through it at once, and a waiter wakes itself when the lease it waits
+// on expires: no timer here.
 func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func(), error) {
-	if err := k.Validate(); err != nil {
-		return nil, nil, err
-	}
-	if _, err := s.init(ctx); err != nil {
+	if err := s.init(ctx); err != nil {
 		return nil, nil, err
 	}
 	listen := s.listening(ctx)
@@ -286,12 +276,6 @@ func (s *Store) watchPolling(ctx context.Context, w *watcher, out chan struct{},
 		select {
 		case <-ctx.Done():
 			return
-		case <-w.kick:
-			// A change made here: wake now, and keep the baseline so the next poll
-			// cannot hide a concurrent change from elsewhere.
-			signal(out)
-			wait = time.Millisecond
-			t.Reset(wait)
 		case <-t.C:
 			f, err := s.fingerprint(ctx, w.key)
 			if err == nil && f != base {
@@ -306,36 +290,15 @@ func (s *Store) watchPolling(ctx context.Context, w *watcher, out chan struct{},
 	}
 }
 
+// watchNotified forwards the hub's kicks: notifications of k, and the losses of the
+// listening connection (a notification may have been missed).
 func (s *Store) watchNotified(ctx context.Context, w *watcher, out chan struct{}) {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	defer t.Stop()
-	expiredSent := false
 	for {
-		// Arm a timer for the expiry of the lease, if there is one.
-		d, ok, err := s.leaseRemaining(ctx, w.key)
-		t.Stop()
-		switch {
-		case err != nil:
-			if ctx.Err() != nil {
-				return
-			}
-			t.Reset(s.poll) // look again later
-		case ok && d <= 0:
-			if !expiredSent {
-				signal(out)
-				expiredSent = true
-			}
-		case ok:
-			expiredSent = false
-			t.Reset(d + time.Millisecond)
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.kick:
 			signal(out)
-		case <-t.C:
 		}
 	}
 }

@@ -18,8 +18,8 @@
 // Every scheme accepts:
 //
 //	table=NAME          entries table (default cachier_entries)
-//	lease_table=NAME    leases table (default derived from table)
-//	version_table=NAME  version counters table (default derived from table)
+//	lease_table=NAME    accepted and ignored (see sqlstore.Options.LeaseTable)
+//	version_table=NAME  accepted and ignored (see sqlstore.Options.VersionTable)
 //	poll_interval=DUR   longest poll interval of watchers without notifications (100ms)
 //
 // postgres also accepts listen=false (no LISTEN/NOTIFY connection; watchers poll) and
@@ -297,8 +297,9 @@ func parseSQLite(u *url.URL, q url.Values) (dsn string, memory bool, err error) 
 	return f.String(), false, nil
 }
 
-// Open opens the store a postgres, postgresql, mysql or sqlite URL names. The store
-// owns its *sql.DB and closes it in Close. Open checks the URL but does not connect:
+// Open opens the store a postgres, postgresql, mysql or sqlite URL names: a
+// *sqlstore.Store under store.Adapt (store.Unwrap returns it). The store owns its
+// *sql.DB and closes it in Close. Open checks the URL but does not connect:
 // the first operation does.
 func Open(ctx context.Context, u *url.URL) (store.Store, error) {
 	c, err := Parse(u)
@@ -344,5 +345,5 @@ func Open(ctx context.Context, u *url.URL) (store.Store, error) {
 		db.Close()
 		return nil, badURL(u, "%v", err)
 	}
-	return s, nil
+	return store.Adapt(s), nil
 }

@@ -164,7 +164,7 @@ func roundTrip(t *testing.T, raw string) {
 		t.Fatal(err)
 	}
 	defer func() {
-		if ss, ok := s.(*sqlstore.Store); ok && ss.Dialect() != sqlstore.SQLite {
+		if ss, ok := store.Unwrap(s).(*sqlstore.Store); ok && ss.Dialect() != sqlstore.SQLite {
 			// The server may be shared: leave nothing behind.
 			for _, tbl := range []string{"sqlurl_test_entries", "sqlurl_test_leases", "sqlurl_test_versions"} {
 				if _, err := ss.DB().ExecContext(ctx, "DROP TABLE IF EXISTS "+tbl); err != nil {
