@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -365,5 +366,31 @@ func TestOldTableGainsExpiresAt(t *testing.T) {
 		if e, err := s.Get(ctx, store.Key{Namespace: "ns", ID: "old"}); err != nil || !e.ExpiresAt.IsZero() {
 			t.Fatalf("old row = %+v, %v; want no expiry", e, err)
 		}
+	}
+}
+
+// A MySQL table made when namespaces were at most 200 bytes is widened on first use,
+// so that the portable layer's records of the longest namespace fit.
+func TestOldMySQLTableWidened(t *testing.T) {
+	e := engines[2]
+	db := e.open(t)
+	table := freshTable(t, db, e.dialect)
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, "CREATE TABLE "+table+` (namespace VARBINARY(200) NOT NULL, id VARBINARY(500) NOT NULL,
+	stored_at BIGINT NOT NULL, value LONGBLOB NOT NULL, PRIMARY KEY (namespace, id)) ENGINE=InnoDB`); err != nil {
+		t.Fatal(err)
+	}
+	d, err := sqlstore.New(db, &sqlstore.Options{Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.Adapt(d)
+	defer s.Close()
+	k := store.Key{Namespace: strings.Repeat("n", store.MaxNamespaceLen), ID: "k"}
+	if _, err := s.Acquire(ctx, k, store.Owner{Token: "t"}, time.Minute); err != nil {
+		t.Fatalf("Acquire in the longest namespace: %v", err)
+	}
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
 	}
 }
