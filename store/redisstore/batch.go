@@ -1,11 +1,10 @@
 package redisstore
 
 import (
-	"time"
-
 	"context"
 	"errors"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"github.com/redis/go-redis/v9"
@@ -13,22 +12,19 @@ import (
 	"github.com/cachier-go/cachier/store"
 )
 
-var _ store.Batcher = (*Store)(nil)
-
 // GetMany reads the entries of ks in one round trip: one MGET on a single server, and
 // on a cluster or ring a pipeline of GETs, which go-redis splits by slot and sends to
 // each node at once (an MGET across slots would fail with CROSSSLOT). See
 // store.Batcher for the results.
-func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []error, error) {
-	names := make([]string, len(ks))
-	for i, k := range ks {
-		if err := k.Validate(); err != nil {
-			return nil, nil, err
-		}
-		names[i] = s.keys.key(k, kindValue)
-	}
+func (s *driver) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []error, error) {
+	// A batch is also used bare (store.GetMany on the driver), so it checks the
+	// context itself: a pipeline would report a cancelled one per command.
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
+	}
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = s.keys.name(k)
 	}
 	if len(ks) == 0 {
 		return nil, nil, nil
@@ -60,14 +56,9 @@ func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []e
 // SetMany stores es[i] under ks[i] in one pipeline: a SET and a PUBLISH to the key's
 // watchers per entry, split by slot on a cluster. Each SET is atomic; the batch is
 // not. An entry over the size limit fails alone, with store.ErrTooLarge.
-func (s *Store) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) ([]error, error) {
+func (s *driver) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) ([]error, error) {
 	if len(ks) != len(es) {
 		return nil, fmt.Errorf("redisstore: SetMany of %d keys and %d entries; pass one entry per key", len(ks), len(es))
-	}
-	for _, k := range ks {
-		if err := k.Validate(); err != nil {
-			return nil, err
-		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -81,11 +72,11 @@ func (s *Store) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) (
 				continue
 			}
 			if exp := es[i].ExpiresAt; !exp.IsZero() {
-				cmds[i] = p.SetArgs(ctx, s.keys.key(k, kindValue), encodeRecord(es[i]), redis.SetArgs{ExpireAt: time.UnixMilli(max(exp.UnixMilli(), 1))})
+				cmds[i] = p.SetArgs(ctx, s.keys.name(k), encodeRecord(es[i]), redis.SetArgs{ExpireAt: time.UnixMilli(max(exp.UnixMilli(), 1))})
 			} else {
-				cmds[i] = p.Set(ctx, s.keys.key(k, kindValue), encodeRecord(es[i]), 0)
+				cmds[i] = p.Set(ctx, s.keys.name(k), encodeRecord(es[i]), 0)
 			}
-			p.Publish(ctx, s.keys.key(k, kindChannel), "v")
+			p.Publish(ctx, s.keys.channel(k), "v")
 		}
 		return nil
 	})
@@ -103,4 +94,35 @@ func (s *Store) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) (
 		}
 	}
 	return errs, nil
+}
+
+// getMany reads keys in one round trip: one MGET on a single server, where it is
+// one command, and otherwise (Cluster, Ring) a pipeline of GETs, since MGET fails
+// when its keys live on different slots or shards. A missing key reads as nil.
+func (s *driver) getMany(ctx context.Context, keys []string) ([]any, error) {
+	if c, ok := s.client.(*redis.Client); ok {
+		return c.MGet(ctx, keys...).Result()
+	}
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]any, len(keys))
+	for i, c := range cmds {
+		v, err := c.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = v
+		}
+	}
+	return out, nil
 }

@@ -2,8 +2,8 @@ package redisstore
 
 import "github.com/cachier-go/cachier/store"
 
-var _ store.Expirer = (*Store)(nil)
+var _ store.Expirer = (*driver)(nil)
 
 // ExpiresNatively implements store.Expirer: Set gives an entry with ExpiresAt a PXAT
 // on its key, so Redis drops it by itself (and Set without one takes it off).
-func (s *Store) ExpiresNatively() bool { return true }
+func (s *driver) ExpiresNatively() bool { return true }

@@ -25,12 +25,17 @@ const (
 
 // keyer builds and parses the store's key names:
 //
-//	<prefix>:{<namespace>:<id>}:v   the entry
-//	<prefix>:{<namespace>:<id>}:l   the calculation lease
-//	<prefix>:{<namespace>:<id>}:c   the pub/sub channel of both
+//	<prefix>:{<namespace>:<id>}:v   the entry of {namespace, id}
+//	<prefix>:{<namespace>:<id>}:l   the portable layer's lease record of that key
+//	<prefix>:{%01:<counter>}:v      the portable layer's record of a version counter
+//	<prefix>:{<namespace>:<id>}:c   the pub/sub channel of the entry and its lease
 //
 // with namespace and id escaped by escape, so that neither holds ':', '{', '}' or a
-// glob metacharacter.
+// glob metacharacter. The portable layer keeps the lease of {ns, id} as the record
+// {"\x01"+ns, id} (store.InternalPrefix); it is named with kind 'l' and the entry's
+// own hash tag, so that an entry, its lease and its channel share a Cluster slot, and
+// a watched key needs one subscription, not two. A counter {"\x01", name} is named
+// like any other record; its escaped namespace %01 starts no user namespace.
 type keyer struct {
 	prefix string // validated: no braces, no spaces, printable
 	glob   string // prefix with glob metacharacters escaped, for SCAN MATCH
@@ -58,9 +63,32 @@ func validatePrefix(p string) error {
 	return nil
 }
 
-// key returns the name of the record of the given kind for k. Its hash tag is the
-// escaped namespace and id, so the entry, the lease and the channel of one key share
-// a Cluster slot, and different keys spread over all slots.
+// kindOf returns the namespace that goes into the hash tag of the records of ns, and
+// their kind: a lease namespace ("\x01" and a user namespace) is its user namespace
+// with kind 'l'; every other namespace is itself, with kind 'v'.
+func kindOf(ns string) (string, byte) {
+	if user, ok := strings.CutPrefix(ns, store.InternalPrefix); ok && user != "" {
+		return user, kindLease
+	}
+	return ns, kindValue
+}
+
+// name returns the name of k's record. Its hash tag is the escaped namespace and id,
+// so the records of one key share a Cluster slot, and different keys spread over all
+// slots.
+func (kr keyer) name(k store.Key) string {
+	ns, kind := kindOf(k.Namespace)
+	return kr.key(store.Key{Namespace: ns, ID: k.ID}, kind)
+}
+
+// channel returns the pub/sub channel of k's record: the entry and the lease of one
+// key share it.
+func (kr keyer) channel(k store.Key) string {
+	ns, _ := kindOf(k.Namespace)
+	return kr.key(store.Key{Namespace: ns, ID: k.ID}, kindChannel)
+}
+
+// key returns the name of the record of the given kind for the (unmapped) key k.
 func (kr keyer) key(k store.Key, kind byte) string {
 	var b strings.Builder
 	b.Grow(len(kr.prefix) + len(k.Namespace) + len(k.ID) + 8)
@@ -74,33 +102,42 @@ func (kr keyer) key(k store.Key, kind byte) string {
 	return b.String()
 }
 
-// pattern returns a SCAN MATCH pattern for every record of the given kind in ns.
-func (kr keyer) pattern(ns string, kind byte) string {
+// pattern returns a SCAN MATCH pattern for every record of ns.
+func (kr keyer) pattern(ns string) string {
+	ns, kind := kindOf(ns)
 	return kr.glob + ":{" + escape(ns) + ":*}:" + string(kind)
 }
 
 // allPattern matches every record the store (with this prefix) writes.
 func (kr keyer) allPattern() string { return kr.glob + ":{*" }
 
-// parse recovers the key and kind from a record name, or reports false for a name
-// the store did not write.
-func (kr keyer) parse(name string) (store.Key, byte, bool) {
+// parse recovers the record's key (with the lease namespace for a lease record) from
+// a record name, or reports false for a channel or a name the store did not write.
+func (kr keyer) parse(name string) (store.Key, bool) {
 	rest, ok := strings.CutPrefix(name, kr.prefix+":{")
 	if !ok || len(rest) < 3 || rest[len(rest)-2] != ':' || rest[len(rest)-3] != '}' {
-		return store.Key{}, 0, false
+		return store.Key{}, false
 	}
 	kind := rest[len(rest)-1]
 	rest = rest[:len(rest)-3]
 	ens, eid, ok := strings.Cut(rest, ":")
 	if !ok {
-		return store.Key{}, 0, false
+		return store.Key{}, false
 	}
 	ns, err1 := unescape(ens)
 	id, err2 := unescape(eid)
 	if err1 != nil || err2 != nil {
-		return store.Key{}, 0, false
+		return store.Key{}, false
 	}
-	return store.Key{Namespace: ns, ID: id}, kind, true
+	internal := strings.HasPrefix(ns, store.InternalPrefix)
+	switch {
+	case kind == kindValue && (!internal || ns == store.InternalPrefix):
+	case kind == kindLease && !internal:
+		ns = store.InternalPrefix + ns
+	default:
+		return store.Key{}, false
+	}
+	return store.Key{Namespace: ns, ID: id}, true
 }
 
 // plain reports whether an ASCII byte stands for itself in an escaped name. Bytes
@@ -280,42 +317,4 @@ func decodeHeader(b []byte) (recHeader, error) {
 		return recHeader{at: unstamp(binary.BigEndian.Uint64(b[2:10])), exp: exp, len: headerLenExp}, nil
 	}
 	return recHeader{}, ErrCorrupt
-}
-
-// A lease record identifies the owner, deterministically, so that the renew and
-// release scripts compare it byte for byte:
-//
-//	'L' 0x01 uvarint(len(host)) host varint(pid) token
-const (
-	leaseMagic   = 'L'
-	leaseVersion = 1
-)
-
-func encodeOwner(o store.Owner) string {
-	b := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(o.Host)+len(o.Token))
-	b = append(b, leaseMagic, leaseVersion)
-	b = binary.AppendUvarint(b, uint64(len(o.Host)))
-	b = append(b, o.Host...)
-	b = binary.AppendVarint(b, int64(o.PID))
-	b = append(b, o.Token...)
-	return string(b)
-}
-
-func decodeOwner(s string) (store.Owner, error) {
-	if len(s) < 2 || s[0] != leaseMagic || s[1] != leaseVersion {
-		return store.Owner{}, ErrCorrupt
-	}
-	b := []byte(s[2:])
-	n, w := binary.Uvarint(b)
-	if w <= 0 || n > uint64(len(b)-w) {
-		return store.Owner{}, ErrCorrupt
-	}
-	b = b[w:]
-	host := string(b[:n])
-	b = b[n:]
-	pid, w := binary.Varint(b)
-	if w <= 0 || pid < math.MinInt32 || pid > math.MaxInt32 {
-		return store.Owner{}, ErrCorrupt
-	}
-	return store.Owner{Host: host, PID: int(pid), Token: string(b[w:])}, nil
 }

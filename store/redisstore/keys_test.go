@@ -45,8 +45,29 @@ func TestKeyLayout(t *testing.T) {
 	if got, want := kr.key(k, kindValue), "app:cache:{main.fetch/v2:%7Buser%7D%3A42}:v"; got != want {
 		t.Errorf("key = %q, want %q", got, want)
 	}
-	if got, want := kr.pattern("a*b", kindLease), `app:cache:{a%2Ab:*}:l`; got != want {
+	if got, want := kr.pattern("a*b"), `app:cache:{a%2Ab:*}:v`; got != want {
 		t.Errorf("pattern = %q, want %q", got, want)
+	}
+	// The portable layer's records: a lease shares its entry's hash tag and channel,
+	// a counter has its own, and neither is matched by a user namespace's pattern.
+	lk := store.Key{Namespace: store.InternalPrefix + k.Namespace, ID: k.ID}
+	if got, want := kr.name(lk), "app:cache:{main.fetch/v2:%7Buser%7D%3A42}:l"; got != want {
+		t.Errorf("lease record = %q, want %q", got, want)
+	}
+	if kr.channel(lk) != kr.channel(k) || kr.channel(k) != "app:cache:{main.fetch/v2:%7Buser%7D%3A42}:c" {
+		t.Errorf("channels of entry and lease = %q, %q; want one", kr.channel(k), kr.channel(lk))
+	}
+	if got, want := kr.pattern(lk.Namespace), `app:cache:{main.fetch/v2:*}:l`; got != want {
+		t.Errorf("lease pattern = %q, want %q", got, want)
+	}
+	ck := store.Key{Namespace: store.InternalPrefix, ID: "tag:{x}"}
+	if got, want := kr.name(ck), "app:cache:{%01:tag%3A%7Bx%7D}:v"; got != want {
+		t.Errorf("counter record = %q, want %q", got, want)
+	}
+	for _, rk := range []store.Key{k, lk, ck} {
+		if got, ok := kr.parse(kr.name(rk)); !ok || got != rk {
+			t.Errorf("parse(name(%+v)) = %+v, %v", rk, got, ok)
+		}
 	}
 	kr2, _ := newKeyer("p*[x]")
 	if got, want := kr2.allPattern(), `p\*\[x\]:{*`; got != want {
@@ -54,10 +75,11 @@ func TestKeyLayout(t *testing.T) {
 	}
 	for _, name := range []string{
 		"app:cache:{a:b}:x:v", "app:cache:{a}:v", "app:cache:{a:b:c}:v", "app:cache:{a:b}v",
-		"other:{a:b}:v", "app:cache:{a:%zz}:v", "app:cache:{a:b}:", "",
+		"other:{a:b}:v", "app:cache:{a:%zz}:v", "app:cache:{a:b}:", "", "app:cache:{a:b}:c",
+		"app:cache:{%01a:b}:v", "app:cache:{%01a:b}:l", "app:cache:{a:b}:x",
 	} {
-		if k, kind, ok := kr.parse(name); ok && kind == kindValue {
-			t.Errorf("parse(%q) = %+v, %c, true; want false", name, k, kind)
+		if k, ok := kr.parse(name); ok {
+			t.Errorf("parse(%q) = %+v, true; want false", name, k)
 		}
 	}
 }
@@ -119,25 +141,6 @@ func FuzzDecodeRecord(f *testing.F) {
 	})
 }
 
-func FuzzDecodeOwner(f *testing.F) {
-	f.Add(encodeOwner(store.Owner{Host: "h", PID: 42, Token: "t"}))
-	f.Add("L\x01")
-	f.Add("L\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")
-	f.Fuzz(func(t *testing.T, s string) {
-		o, err := decodeOwner(s)
-		if err != nil {
-			return
-		}
-		if got := encodeOwner(o); got != s {
-			// Varints have one canonical encoding each; anything else must not decode
-			// into an owner that encodes differently and so fails every comparison.
-			if o2, err := decodeOwner(got); err != nil || o2 != o {
-				t.Fatalf("owner %+v does not round-trip: %v", o, err)
-			}
-		}
-	})
-}
-
 func FuzzKeyRoundTrip(f *testing.F) {
 	for _, s := range []string{"a", "{a}", "a:b", "%", "}:v", "é", "\x7f", "*?[]"} {
 		f.Add(s, s)
@@ -148,23 +151,26 @@ func FuzzKeyRoundTrip(f *testing.F) {
 		if k.Validate() != nil {
 			return
 		}
-		for _, kind := range []byte{kindValue, kindLease, kindChannel} {
-			name := kr.key(k, kind)
+		for _, rk := range []store.Key{k, {Namespace: store.InternalPrefix + ns, ID: id}, {Namespace: store.InternalPrefix, ID: id}} {
+			name := kr.name(rk)
 			// One hash tag, and it holds the whole escaped key.
 			open, close := strings.IndexByte(name, '{'), strings.IndexByte(name, '}')
 			if strings.Count(name, "{") != 1 || strings.Count(name, "}") != 1 || open > close {
 				t.Fatalf("key %q has more than one hash tag", name)
 			}
-			got, gotKind, ok := kr.parse(name)
-			if !ok || got != k || gotKind != kind {
-				t.Fatalf("parse(key(%+v)) = %+v, %c, %v", k, got, gotKind, ok)
+			got, ok := kr.parse(name)
+			if !ok || got != rk {
+				t.Fatalf("parse(name(%+v)) = %+v, %v", rk, got, ok)
 			}
 			if !utf8.ValidString(name) {
 				t.Fatalf("key %q is not UTF-8", name)
 			}
 		}
+		if kr.channel(k) != kr.channel(store.Key{Namespace: store.InternalPrefix + ns, ID: id}) {
+			t.Fatalf("entry and lease of %+v have different channels", k)
+		}
 		// The namespace pattern's literal part has no glob metacharacter.
-		if lit := strings.TrimSuffix(kr.pattern(ns, kindValue), "*}:v"); strings.ContainsAny(lit, `*?[]\`) {
+		if lit := strings.TrimSuffix(kr.pattern(ns), "*}:v"); strings.ContainsAny(lit, `*?[]\`) {
 			t.Fatalf("pattern %q has a metacharacter in its literal part", lit)
 		}
 	})

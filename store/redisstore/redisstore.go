@@ -7,8 +7,10 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,8 +43,10 @@ type Options struct {
 	MaxValueSize int
 }
 
-// Store is a store.Store (and store.Notifier) on a go-redis client.
-type Store struct {
+// driver is the store.Driver on a go-redis client that every client gets: records,
+// Swap, listing, batches, notifications and native expiry. Store adds the multi-key
+// scripts where one primary holds every key.
+type driver struct {
 	client   redis.UniversalClient
 	owned    bool // opened from a URL: Close closes client
 	keys     keyer
@@ -54,15 +58,44 @@ type Store struct {
 	closed bool
 }
 
+// Store is the driver on one primary: a *redis.Client for a single server, or the
+// failover client of Sentinel. Besides the capabilities of every redisstore driver
+// (store.Swapper, store.Lister, store.Batcher, store.Notifier, store.Expirer) it is
+// a store.ReadOrAcquirer and a store.WriteAndReleaser: each is one script, so a miss
+// costs two round trips. Use it through store.Adapt (cachier does so itself).
+type Store struct{ *driver }
+
+// ShardedStore is the driver on a Redis Cluster or a Ring. The records of one key
+// share a slot, but an entry and the counters it depends on do not, and a script
+// may touch only one slot; so it has every capability of Store except the two
+// multi-key scripts, which the portable layer replaces with a batched read and Swap.
+type ShardedStore struct{ *driver }
+
 var (
-	_ store.Store    = (*Store)(nil)
-	_ store.Notifier = (*Store)(nil)
+	_ store.Swapper          = (*driver)(nil)
+	_ store.Lister           = (*driver)(nil)
+	_ store.Notifier         = (*driver)(nil)
+	_ store.Batcher          = (*driver)(nil)
+	_ store.ReadOrAcquirer   = (*Store)(nil)
+	_ store.WriteAndReleaser = (*Store)(nil)
 )
 
-// New returns a store that keeps its records in the server client talks to: a
-// *redis.Client (single node or Sentinel failover), a *redis.ClusterClient or a
-// *redis.Ring. The client stays the caller's: Close does not close it.
-func New(client redis.UniversalClient, opts *Options) (*Store, error) {
+// New returns a driver that keeps its records in the server client talks to: a
+// *Store for a *redis.Client (single node or Sentinel failover), a *ShardedStore for
+// a *redis.ClusterClient or a *redis.Ring. The client stays the caller's: Close does
+// not close it.
+func New(client redis.UniversalClient, opts *Options) (store.Driver, error) {
+	d, err := newDriver(client, opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, single := client.(*redis.Client); single {
+		return &Store{d}, nil
+	}
+	return &ShardedStore{d}, nil
+}
+
+func newDriver(client redis.UniversalClient, opts *Options) (*driver, error) {
 	if client == nil {
 		return nil, errors.New("redisstore: nil client")
 	}
@@ -86,28 +119,26 @@ func New(client redis.UniversalClient, opts *Options) (*Store, error) {
 	case o.MaxValueSize == 0 || o.MaxValueSize > maxValueSize:
 		o.MaxValueSize = maxValueSize
 	}
-	return &Store{client: client, keys: kr, log: o.Logger, maxValue: o.MaxValueSize}, nil
+	return &driver{client: client, keys: kr, log: o.Logger, maxValue: o.MaxValueSize}, nil
 }
 
 // Client returns the client the store uses.
-func (s *Store) Client() redis.UniversalClient { return s.client }
+func (s *driver) Client() redis.UniversalClient { return s.client }
 
 // Get returns the entry for k with one GET. A record that cannot be parsed is an
 // error matching both store.ErrNotFound and ErrCorrupt.
-func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
-	if err := k.Validate(); err != nil {
-		return store.Entry{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return store.Entry{}, err
-	}
-	b, err := s.client.Get(ctx, s.keys.key(k, kindValue)).Bytes()
-	switch {
-	case errors.Is(err, redis.Nil):
+func (s *driver) Get(ctx context.Context, k store.Key) (store.Entry, error) {
+	b, err := s.client.Get(ctx, s.keys.name(k)).Bytes()
+	if errors.Is(err, redis.Nil) {
 		return store.Entry{}, &notFoundError{k}
-	case err != nil:
+	} else if err != nil {
 		return store.Entry{}, err
 	}
+	return decodeEntry(k, b)
+}
+
+// decodeEntry parses k's record b; the entry's Value aliases b.
+func decodeEntry(k store.Key, b []byte) (store.Entry, error) {
 	e, err := decodeRecord(b)
 	if err != nil {
 		return store.Entry{}, fmt.Errorf("redisstore: entry %s: %w (%w)", k, err, store.ErrNotFound)
@@ -123,58 +154,75 @@ func (e *notFoundError) Error() string {
 }
 func (e *notFoundError) Unwrap() error { return store.ErrNotFound }
 
-// Set stores e under k and wakes the key's watchers, in one script.
-func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
+// record encodes e for k, refusing values over the size limit, and returns its PXAT
+// argument: the expiry in Unix milliseconds, or empty for none (SET then also takes
+// any old expiry off).
+func (s *driver) record(k store.Key, e store.Entry) ([]byte, string, error) {
 	if len(e.Value) > s.maxValue {
-		return fmt.Errorf("redisstore: %s: value of %d bytes is larger than %d: %w", k, len(e.Value), s.maxValue, store.ErrTooLarge)
+		return nil, "", fmt.Errorf("redisstore: %s: value of %d bytes is larger than %d: %w", k, len(e.Value), s.maxValue, store.ErrTooLarge)
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	pxat := "" // no expiry: SET also takes any old one off
+	pxat := ""
 	if !e.ExpiresAt.IsZero() {
 		pxat = strconv.FormatInt(max(e.ExpiresAt.UnixMilli(), 1), 10)
 	}
-	return setScript.Run(ctx, s.client, []string{s.keys.key(k, kindValue)},
-		encodeRecord(e), s.keys.key(k, kindChannel), pxat).Err()
+	return encodeRecord(e), pxat, nil
+}
+
+// Set stores e under k and wakes the key's watchers, in one script.
+func (s *driver) Set(ctx context.Context, k store.Key, e store.Entry) error {
+	rec, pxat, err := s.record(k, e)
+	if err != nil {
+		return err
+	}
+	return setScript.Run(ctx, s.client, []string{s.keys.name(k)}, rec, s.keys.channel(k), pxat).Err()
 }
 
 // Delete removes the entry for k and wakes its watchers.
-func (s *Store) Delete(ctx context.Context, k store.Key) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return delScript.Run(ctx, s.client, []string{s.keys.key(k, kindValue)}, s.keys.key(k, kindChannel), "v").Err()
+func (s *driver) Delete(ctx context.Context, k store.Key) error {
+	return delScript.Run(ctx, s.client, []string{s.keys.name(k)}, s.keys.channel(k)).Err()
 }
 
-// Clear removes every entry of the namespace, found with SCAN on every master.
-func (s *Store) Clear(ctx context.Context, namespace string) error {
-	_, err := s.removeAll(ctx, namespace, kindValue, "v")
+// Swap implements store.Swapper in one script: it compares the value of k's record
+// (after the record header) with old byte for byte, or checks that there is none
+// (old == nil; a record that cannot be parsed counts as none, as it does for Get),
+// then writes next with its expiry as Set does, or deletes k (next == nil), and wakes
+// k's watchers.
+func (s *driver) Swap(ctx context.Context, k store.Key, old []byte, next *store.Entry) (bool, error) {
+	var rec []byte
+	var pxat string
+	if next != nil {
+		var err error
+		if rec, pxat, err = s.record(k, *next); err != nil {
+			return false, err
+		}
+	}
+	n, err := swapScript.Run(ctx, s.client, []string{s.keys.name(k)},
+		flag(old != nil), old, rec, pxat, s.keys.channel(k)).Int()
+	return n == 1, err
+}
+
+// flag is a boolean script argument.
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// Clear removes every record of the namespace, found with SCAN on every master.
+func (s *driver) Clear(ctx context.Context, namespace string) error {
+	_, err := s.evalAll(ctx, namespace, func(p redis.Pipeliner, name string) {
+		delScript.Eval(ctx, p, []string{name}, channelOf(name))
+	})
 	return err
 }
 
-// removeAll runs delScript on every record of the given kind in ns.
-func (s *Store) removeAll(ctx context.Context, ns string, kind byte, payload string) (int, error) {
-	return s.evalAll(ctx, ns, kind, func(p redis.Pipeliner, name string) {
-		delScript.Eval(ctx, p, []string{name}, channelOf(name), payload)
-	})
-}
-
-// evalAll finds every record of the given kind in ns with SCAN on every master and,
-// one pipeline per batch, queues eval's script for each. It returns how many of the
-// scripts returned a positive number (removed their record).
-func (s *Store) evalAll(ctx context.Context, ns string, kind byte, eval func(p redis.Pipeliner, name string)) (int, error) {
-	if err := store.ValidateNamespace(ns); err != nil {
-		return 0, err
-	}
+// evalAll finds every record of ns with SCAN on every master and, one pipeline per
+// batch, queues eval's script for each. It returns how many of the scripts returned
+// a positive number (removed their record).
+func (s *driver) evalAll(ctx context.Context, ns string, eval func(p redis.Pipeliner, name string)) (int, error) {
 	n := 0
-	err := s.scan(ctx, s.keys.pattern(ns, kind), func(names []string) error {
+	err := s.scan(ctx, s.keys.pattern(ns), func(names []string) error {
 		cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, name := range names {
 				eval(p, name)
@@ -194,15 +242,15 @@ func (s *Store) evalAll(ctx context.Context, ns string, kind byte, eval func(p r
 	return n, err
 }
 
-// channelOf returns the channel of a value or lease key name.
+// channelOf returns the channel of a record name.
 func channelOf(name string) string { return name[:len(name)-1] + string(kindChannel) }
 
-// DeleteBefore removes the entries of the namespace stored before t. Each entry is
-// checked and removed by a script, so an entry set again meanwhile is kept. Records
+// DeleteBefore removes the records of the namespace stored before t. Each record is
+// checked and removed by a script, so a record set again meanwhile is kept. Records
 // under the namespace that cannot be parsed are removed too, and counted.
-func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
+func (s *driver) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
 	cutoff := stampBytes(t)
-	return s.evalAll(ctx, namespace, kindValue, func(p redis.Pipeliner, name string) {
+	return s.evalAll(ctx, namespace, func(p redis.Pipeliner, name string) {
 		deleteBeforeScript.Eval(ctx, p, []string{name}, cutoff, channelOf(name), recHead, recHeadExp)
 	})
 }
@@ -210,18 +258,15 @@ func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time)
 // errStop ends a scan early because the consumer of an iterator stopped.
 var errStop = errors.New("stop")
 
-// Entries lists the namespace's entries: SCAN on every master, then one pipeline of
+// Entries lists the namespace's records: SCAN on every master, then one pipeline of
 // GETRANGE (the header) and STRLEN per batch. A record that cannot be parsed is
 // yielded as its key and an error matching ErrCorrupt; the listing goes on if the
 // consumer does.
-func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
+func (s *driver) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
 	return func(yield func(store.Info, error) bool) {
-		if err := store.ValidateNamespace(namespace); err != nil {
-			yield(store.Info{}, err)
-			return
-		}
 		seen := map[string]struct{}{} // SCAN may return a key twice
-		err := s.scan(ctx, s.keys.pattern(namespace, kindValue), func(names []string) error {
+		internal := strings.HasPrefix(namespace, store.InternalPrefix)
+		err := s.scan(ctx, s.keys.pattern(namespace), func(names []string) error {
 			names = unseen(seen, names)
 			cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, name := range names {
@@ -234,7 +279,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 				return err
 			}
 			for i, name := range names {
-				k, _, ok := s.keys.parse(name)
+				k, ok := s.keys.parse(name)
 				if !ok {
 					continue
 				}
@@ -246,10 +291,18 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 				if len(head) == 0 {
 					continue // removed since SCAN saw it
 				}
-				info := store.Info{Key: k, Size: size - headerLen}
+				info := store.Info{Key: k, Size: size}
 				h, err := decodeHeader(head)
 				if err != nil {
-					info.Size = size
+					if internal {
+						// A lease record of an older release, or garbage: listed
+						// so that the portable layer's ReleaseAll removes it, not
+						// as an error that would stop it. Get reads it as a miss.
+						if !yield(info, nil) {
+							return errStop
+						}
+						continue
+					}
 					if !yield(info, fmt.Errorf("redisstore: entry %s: %w", k, err)) {
 						return errStop
 					}
@@ -279,14 +332,14 @@ func unseen(seen map[string]struct{}, names []string) []string {
 	return out
 }
 
-// Namespaces lists the namespaces that have entries or leases, sorted. It scans
-// every key under the prefix, so it costs time in proportion to the whole database;
-// it is meant for tools, not for calls.
-func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
+// Namespaces lists the namespaces that have records (the portable layer's too, under
+// store.InternalPrefix), sorted. It scans every key under the prefix, so it costs
+// time in proportion to the whole database; it is meant for tools, not for calls.
+func (s *driver) Namespaces(ctx context.Context) ([]string, error) {
 	set := map[string]struct{}{}
 	err := s.scan(ctx, s.keys.allPattern(), func(names []string) error {
 		for _, name := range names {
-			if k, kind, ok := s.keys.parse(name); ok && (kind == kindValue || kind == kindLease) {
+			if k, ok := s.keys.parse(name); ok {
 				set[k.Namespace] = struct{}{}
 			}
 		}
@@ -295,166 +348,13 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(set))
-	for ns := range set {
-		out = append(out, ns)
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
-// ttlMillis rounds ttl up to whole milliseconds, the unit of PX.
-func ttlMillis(ttl time.Duration) (string, error) {
-	if ttl <= 0 {
-		return "", fmt.Errorf("redisstore: lease ttl %s is not positive", ttl)
-	}
-	return strconv.FormatInt(int64((ttl+time.Millisecond-1)/time.Millisecond), 10), nil
-}
-
-// Acquire takes the lease with SET NX PX in a script that, when the lease is held,
-// returns the holder and its remaining time in the same round trip. The lease
-// expires by the server's clock, so clients' clocks need not agree.
-func (s *Store) Acquire(ctx context.Context, k store.Key, o store.Owner, ttl time.Duration) (store.Lease, error) {
-	if err := k.Validate(); err != nil {
-		return store.Lease{}, err
-	}
-	ms, err := ttlMillis(ttl)
-	if err != nil {
-		return store.Lease{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return store.Lease{}, err
-	}
-	start := time.Now()
-	res, err := acquireScript.Run(ctx, s.client, []string{s.keys.key(k, kindLease)},
-		encodeOwner(o), ms, s.keys.key(k, kindChannel)).Result()
-	if err != nil {
-		return store.Lease{}, err
-	}
-	if r, ok := res.([]any); ok {
-		holder := store.Lease{Key: k}
-		if len(r) > 0 {
-			if rec, ok := r[0].(string); ok {
-				holder.Owner, _ = decodeOwner(rec) // a garbled holder stays unnamed
-			}
-		}
-		if len(r) > 1 {
-			if pttl, ok := r[1].(int64); ok && pttl >= 0 {
-				holder.ExpiresAt = time.Now().Add(time.Duration(pttl) * time.Millisecond)
-			}
-		}
-		return store.Lease{}, &store.HeldError{Holder: holder}
-	}
-	return store.Lease{Key: k, Owner: o, ExpiresAt: start.Add(ttl)}, nil
-}
-
-// Renew extends the lease if the stored owner record is still l.Owner's.
-func (s *Store) Renew(ctx context.Context, l store.Lease, ttl time.Duration) (store.Lease, error) {
-	if err := l.Key.Validate(); err != nil {
-		return store.Lease{}, err
-	}
-	ms, err := ttlMillis(ttl)
-	if err != nil {
-		return store.Lease{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return store.Lease{}, err
-	}
-	start := time.Now()
-	n, err := renewScript.Run(ctx, s.client, []string{s.keys.key(l.Key, kindLease)},
-		encodeOwner(l.Owner), ms, s.keys.key(l.Key, kindChannel)).Int()
-	if err != nil {
-		return store.Lease{}, err
-	}
-	if n == 0 {
-		return store.Lease{}, fmt.Errorf("redisstore: renew %s by %s: %w", l.Key, l.Owner, store.ErrLeaseLost)
-	}
-	l.ExpiresAt = start.Add(ttl)
-	return l, nil
-}
-
-// Release removes the lease if it is still l.Owner's, and wakes the key's watchers.
-func (s *Store) Release(ctx context.Context, l store.Lease) error {
-	if err := l.Key.Validate(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return releaseScript.Run(ctx, s.client, []string{s.keys.key(l.Key, kindLease)},
-		encodeOwner(l.Owner), s.keys.key(l.Key, kindChannel)).Err()
-}
-
-// Leases lists the namespace's unexpired leases: SCAN on every master, then GET and
-// PTTL of each, pipelined.
-func (s *Store) Leases(ctx context.Context, namespace string) iter.Seq2[store.Lease, error] {
-	return func(yield func(store.Lease, error) bool) {
-		if err := store.ValidateNamespace(namespace); err != nil {
-			yield(store.Lease{}, err)
-			return
-		}
-		seen := map[string]struct{}{}
-		err := s.scan(ctx, s.keys.pattern(namespace, kindLease), func(names []string) error {
-			names = unseen(seen, names)
-			cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for _, name := range names {
-					p.Get(ctx, name)
-					p.PTTL(ctx, name)
-				}
-				return nil
-			})
-			if err != nil && !errors.Is(err, redis.Nil) {
-				return err
-			}
-			now := time.Now()
-			for i, name := range names {
-				k, _, ok := s.keys.parse(name)
-				if !ok {
-					continue
-				}
-				rec, err := cmds[2*i].(*redis.StringCmd).Result()
-				if errors.Is(err, redis.Nil) {
-					continue // expired or released since SCAN saw it
-				} else if err != nil {
-					return err
-				}
-				pttl, err := cmds[2*i+1].(*redis.DurationCmd).Result()
-				if err != nil {
-					return err
-				}
-				if pttl < 0 {
-					continue // gone (-2); or no expiry (-1), which the store never writes
-				}
-				l := store.Lease{Key: k, ExpiresAt: now.Add(pttl)}
-				o, err := decodeOwner(rec)
-				if err != nil {
-					err = fmt.Errorf("redisstore: lease %s: %w", k, err)
-				}
-				l.Owner = o
-				if !yield(l, err) {
-					return errStop
-				}
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errStop) {
-			yield(store.Lease{}, err)
-		}
-	}
-}
-
-// ReleaseAll removes every lease of the namespace and wakes their watchers.
-func (s *Store) ReleaseAll(ctx context.Context, namespace string) (int, error) {
-	return s.removeAll(ctx, namespace, kindLease, "l")
+	return slices.Sorted(maps.Keys(set)), nil
 }
 
 // scan calls fn with each batch of key names matching pattern, on every master of a
 // Cluster, every shard of a Ring, or the one server of any other client. It stops at
 // the first error fn returns.
-func (s *Store) scan(ctx context.Context, pattern string, fn func([]string) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+func (s *driver) scan(ctx context.Context, pattern string, fn func([]string) error) error {
 	var nodes []redis.Cmdable
 	var mu sync.Mutex
 	collect := func(_ context.Context, c *redis.Client) error {
@@ -498,7 +398,7 @@ func (s *Store) scan(ctx context.Context, pattern string, fn func([]string) erro
 
 // Close stops the notifier's subscription and, for a store opened from a URL, closes
 // its client. A client passed to New stays open. Close is idempotent.
-func (s *Store) Close() error {
+func (s *driver) Close() error {
 	s.hubMu.Lock()
 	if s.closed {
 		s.hubMu.Unlock()
@@ -514,6 +414,112 @@ func (s *Store) Close() error {
 		if c, ok := s.client.(io.Closer); ok {
 			return c.Close()
 		}
+	}
+	return nil
+}
+
+// GetAndCreate implements store.ReadOrAcquirer in one script: it reads k and every
+// key of also, and creates rec at rk unless rk holds a record (one that cannot be
+// parsed counts as none, as for Swap). A record of also that cannot be parsed fails
+// the whole call with an error matching ErrCorrupt, before rk is touched.
+func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error) {
+	var res store.GetAndCreateResult
+	b, pxat, err := s.record(rk, rec)
+	if err != nil {
+		return res, err
+	}
+	names := make([]string, 2+len(also))
+	names[0], names[1] = s.keys.name(k), s.keys.name(rk)
+	for i, a := range also {
+		names[2+i] = s.keys.name(a)
+	}
+	out, err := getAndCreateScript.Run(ctx, s.client, names, b, pxat, s.keys.channel(rk)).Slice()
+	if err != nil {
+		var i int
+		if _, scanErr := fmt.Sscanf(err.Error(), "CORRUPT %d", &i); scanErr == nil && i >= 1 && i <= len(also) {
+			return res, fmt.Errorf("redisstore: record %s: %w", also[i-1], ErrCorrupt)
+		}
+		return res, err
+	}
+	if len(out) != 3+len(also) {
+		return res, fmt.Errorf("redisstore: GetAndCreate script returned %d values, want %d", len(out), 3+len(also))
+	}
+	if raw, ok := out[0].(string); ok {
+		res.Entry, res.GetErr = decodeEntry(k, []byte(raw))
+	} else {
+		res.GetErr = &notFoundError{k}
+	}
+	if created, _ := out[1].(int64); created == 1 {
+		res.Created, res.Cur = true, rec.Value
+		if res.Cur == nil {
+			res.Cur = []byte{}
+		}
+	} else {
+		raw, _ := out[2].(string)
+		cur, err := decodeRecord([]byte(raw))
+		if err != nil { // the script parsed it; so must we
+			return res, fmt.Errorf("redisstore: record %s: %w", rk, err)
+		}
+		res.Cur = cur.Value
+	}
+	res.Also, err = values(also, out[3:])
+	return res, err
+}
+
+// SetAndDelete implements store.WriteAndReleaser in one script: it stores e at k as
+// Set does, then deletes rk if rk's value is old byte for byte (never when old is
+// nil), then reads every key of also. A record of also that cannot be parsed is an
+// error matching ErrCorrupt; e is stored, and rk deleted, all the same.
+func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk store.Key, old []byte, also []store.Key) (bool, [][]byte, error) {
+	b, pxat, err := s.record(k, e)
+	if err != nil {
+		return false, nil, err
+	}
+	names := make([]string, 2+len(also))
+	names[0], names[1] = s.keys.name(k), s.keys.name(rk)
+	for i, a := range also {
+		names[2+i] = s.keys.name(a)
+	}
+	out, err := setAndDeleteScript.Run(ctx, s.client, names, b, pxat,
+		flag(old != nil), old, s.keys.channel(k), s.keys.channel(rk)).Slice()
+	if err != nil {
+		return false, nil, err
+	}
+	if len(out) != 1+len(also) {
+		return false, nil, fmt.Errorf("redisstore: SetAndDelete script returned %d values, want %d", len(out), 1+len(also))
+	}
+	deleted, _ := out[0].(int64)
+	vals, err := values(also, out[1:])
+	return deleted == 1, vals, err
+}
+
+// values decodes the records a script read for keys: nil for a missing one.
+func values(keys []store.Key, raw []any) ([][]byte, error) {
+	vals := make([][]byte, len(keys))
+	for i, r := range raw {
+		str, ok := r.(string)
+		if !ok {
+			continue
+		}
+		e, err := decodeRecord([]byte(str))
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: record %s: %w", keys[i], err)
+		}
+		vals[i] = e.Value
+		if vals[i] == nil {
+			vals[i] = []byte{}
+		}
+	}
+	return vals, nil
+}
+
+// base returns the driver under d: a *Store or a *ShardedStore, adapted or not.
+func base(d store.Driver) *driver {
+	switch s := store.Unwrap(d).(type) {
+	case *Store:
+		return s.driver
+	case *ShardedStore:
+		return s.driver
 	}
 	return nil
 }

@@ -2,36 +2,113 @@ package redisstore
 
 import "github.com/redis/go-redis/v9"
 
-// The scripts touch only KEYS[1] (and publish on a channel that shares its hash tag),
-// so they run on Redis Cluster. Payloads published on a key's channel:
-//
-//	v          the entry changed (set, deleted, cleared)
-//	l          the lease was released
-//	t<ms>      the lease was acquired or renewed and expires in ms milliseconds
-var (
-	// KEYS[1] value key; ARGV[1] record, ARGV[2] channel, ARGV[3] the expiry in Unix
-	// milliseconds (PXAT), or empty for none.
-	setScript = redis.NewScript(`
-if ARGV[3] ~= '' then
-  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
+// Every script that changes a record publishes "v" on the record's channel, which its
+// key's watchers (and the watchers of its lease) share. The single-key scripts touch
+// only KEYS[1] and publish on a channel with its hash tag, so they run on a Cluster;
+// getAndCreateScript and setAndDeleteScript take several keys and run only where one
+// primary holds every key (see Store).
+
+// valueOf is the Lua function that returns the value of a record (the bytes after its
+// header, as decodeHeader reads it), or nil when there is no record or it cannot be
+// parsed: such a record is no entry, for Swap as for Get.
+const valueOf = `
+local function valueOf(r)
+  if not r then return nil end
+  if string.byte(r, 1) ~= 99 then return nil end
+  local v = string.byte(r, 2)
+  if v == 1 and #r >= 10 then return string.sub(r, 11) end
+  if v == 2 and #r >= 18 and string.sub(r, 11, 18) ~= string.rep('\0', 8) then
+    return string.sub(r, 19)
+  end
+  return nil
 end
+local function set(k, rec, pxat)
+  if pxat ~= '' then
+    redis.call('SET', k, rec, 'PXAT', pxat)
+  else
+    redis.call('SET', k, rec)
+  end
+end
+`
+
+var (
+	// KEYS[1] record; ARGV[1] record, ARGV[2] channel, ARGV[3] the expiry in Unix
+	// milliseconds (PXAT), or empty for none.
+	setScript = redis.NewScript(valueOf + `
+set(KEYS[1], ARGV[1], ARGV[3])
 redis.call('PUBLISH', ARGV[2], 'v')
 return 1
 `)
 
-	// KEYS[1] value or lease key; ARGV[1] channel, ARGV[2] payload.
+	// KEYS[1] record; ARGV[1] channel.
 	delScript = redis.NewScript(`
 local n = redis.call('UNLINK', KEYS[1])
-if n > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+if n > 0 then redis.call('PUBLISH', ARGV[1], 'v') end
 return n
 `)
 
-	// KEYS[1] value key; ARGV[1] 8-byte cutoff stamp, ARGV[2] channel, ARGV[3] and
-	// ARGV[4] the 2-byte record heads (without and with an expiry). A record whose stamp is below the cutoff, or that is not a
-	// record at all (garbage under the prefix), is removed. Bytes are compared one by
-	// one: Lua numbers cannot hold 64-bit stamps and string comparison follows locale.
+	// KEYS[1] record; ARGV[1] "1" if ARGV[2] is the value to compare with, "0" if the
+	// record must be absent; ARGV[3] the new record, or empty to delete; ARGV[4] its
+	// PXAT or empty; ARGV[5] channel. Returns 1 if it swapped.
+	swapScript = redis.NewScript(valueOf + `
+local cur = valueOf(redis.call('GET', KEYS[1]))
+if ARGV[1] == '0' then
+  if cur then return 0 end
+elseif cur ~= ARGV[2] then
+  return 0
+end
+if ARGV[3] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  set(KEYS[1], ARGV[3], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[5], 'v')
+return 1
+`)
+
+	// KEYS[1] entry, KEYS[2] record to create, KEYS[3...] records to read; ARGV[1]
+	// the record to create, ARGV[2] its PXAT or empty, ARGV[3] KEYS[2]'s channel.
+	// Returns {entry record, 1 if created, KEYS[2]'s record before the call, the
+	// records of KEYS[3...]}, false for a missing record; or an error naming the
+	// first unparsable record of KEYS[3...], before anything is created.
+	getAndCreateScript = redis.NewScript(valueOf + `
+local out = {redis.call('GET', KEYS[1]), 0, redis.call('GET', KEYS[2])}
+for i = 3, #KEYS do
+  local r = redis.call('GET', KEYS[i])
+  if r and not valueOf(r) then return redis.error_reply('CORRUPT ' .. (i - 2)) end
+  out[i + 1] = r
+end
+if not valueOf(out[3]) then
+  set(KEYS[2], ARGV[1], ARGV[2])
+  redis.call('PUBLISH', ARGV[3], 'v')
+  out[2] = 1
+end
+return out
+`)
+
+	// KEYS[1] entry, KEYS[2] record to delete, KEYS[3...] records to read; ARGV[1]
+	// the entry's record, ARGV[2] its PXAT or empty, ARGV[3] "1" if ARGV[4] is the
+	// value KEYS[2] must hold to be deleted; ARGV[5] and ARGV[6] the channels of
+	// KEYS[1] and KEYS[2]. Returns {1 if deleted, the records of KEYS[3...]}, false
+	// for a missing record.
+	setAndDeleteScript = redis.NewScript(valueOf + `
+set(KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[5], 'v')
+local out = {0}
+if ARGV[3] == '1' and valueOf(redis.call('GET', KEYS[2])) == ARGV[4] then
+  redis.call('DEL', KEYS[2])
+  if ARGV[6] ~= ARGV[5] then redis.call('PUBLISH', ARGV[6], 'v') end
+  out[1] = 1
+end
+for i = 3, #KEYS do out[i - 1] = redis.call('GET', KEYS[i]) end
+return out
+`)
+
+	// KEYS[1] entry; ARGV[1] 8-byte cutoff stamp, ARGV[2] channel, ARGV[3] and
+	// ARGV[4] the 2-byte record heads (without and with an expiry). A record whose
+	// stamp is below the cutoff, or that is not a record at all (garbage under the
+	// prefix), is removed. Bytes are compared one by one: Lua numbers cannot hold
+	// 64-bit stamps and string comparison follows locale.
 	deleteBeforeScript = redis.NewScript(`
 local h = redis.call('GETRANGE', KEYS[1], 0, 9)
 if h == '' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -50,36 +127,6 @@ end
 if old then
   redis.call('UNLINK', KEYS[1])
   redis.call('PUBLISH', ARGV[2], 'v')
-  return 1
-end
-return 0
-`)
-
-	// KEYS[1] lease key; ARGV[1] owner record, ARGV[2] ttl ms, ARGV[3] channel.
-	// Returns 1, or {holder record, pttl} when held.
-	acquireScript = redis.NewScript(`
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  redis.call('PUBLISH', ARGV[3], 't' .. ARGV[2])
-  return 1
-end
-return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
-`)
-
-	// KEYS[1] lease key; ARGV[1] owner record, ARGV[2] ttl ms, ARGV[3] channel.
-	renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('PUBLISH', ARGV[3], 't' .. ARGV[2])
-  return 1
-end
-return 0
-`)
-
-	// KEYS[1] lease key; ARGV[1] owner record, ARGV[2] channel.
-	releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], 'l')
   return 1
 end
 return 0

@@ -51,7 +51,7 @@ func (slogLogger) Printf(ctx context.Context, format string, v ...any) {
 // Ping checks that the server answers, with the URL's credentials and database
 // selected (a database number the server does not have fails here). store.Open calls
 // it unless the URL says lazy=1.
-func (s *Store) Ping(ctx context.Context) error {
+func (s *driver) Ping(ctx context.Context) error {
 	err := s.client.Ping(ctx).Err()
 	if err != nil && strings.Contains(err.Error(), "DB index is out of range") {
 		return fmt.Errorf("the database number is larger than the server's databases setting (16 by default): %w", err)
@@ -98,13 +98,13 @@ func open(_ context.Context, u *url.URL) (store.Store, error) {
 		cfg.single.ContextTimeoutEnabled = true
 		c = redis.NewClient(cfg.single)
 	}
-	s, err := New(c, &Options{Prefix: cfg.prefix})
+	d, err := New(c, &Options{Prefix: cfg.prefix})
 	if err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("%w: %s", store.ErrBadURL, err)
 	}
-	s.owned = true
-	return s, nil
+	base(d).owned = true
+	return store.Adapt(d), nil
 }
 
 // badURL returns an error matching store.ErrBadURL, without credentials.

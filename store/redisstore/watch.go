@@ -19,28 +19,21 @@ const (
 	idleTimeout = 30 * time.Second // no message for this long: ping the connection
 	minBackoff  = 50 * time.Millisecond
 	maxBackoff  = 2 * time.Second
-	pttlTimeout = 5 * time.Second
 	unsubWait   = 5 * time.Second
 	pingPrefix  = "cachier-redisstore:"
 )
 
-// Watch returns a channel that receives a value when k's entry is set, deleted or
-// cleared, or its lease is released or expires. Watch returns once the server has
-// confirmed the subscription, so no change after it returns is missed.
+// Watch implements store.Notifier: the channel receives a value when k's record is
+// set, swapped, deleted or cleared. The entry and the lease record of one key share a
+// pub/sub channel, so the portable layer's two watches of a key (the entry and its
+// lease) are one subscription. Watch returns once the server has confirmed the
+// subscription, so no change after it returns is missed. Lease expiry is not
+// notified: the portable layer's waiters know the holder's expiry.
 //
 // All watches of a Store share one pub/sub connection, subscribed once per watched
-// key. Lease expiry is not published by Redis: the store learns a lease's remaining
-// time when a key is first watched and from every Acquire and Renew, and wakes the
-// watchers when it runs out (by the server's clock, not this machine's). After the
-// connection is lost and re-established, every watcher is woken once, because
-// changes made meanwhile were not heard.
-func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func(), error) {
-	if err := k.Validate(); err != nil {
-		return nil, nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
+// channel. After the connection is lost and re-established, every watcher is woken
+// once, because changes made meanwhile were not heard.
+func (s *driver) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func(), error) {
 	h, err := s.getHub()
 	if err != nil {
 		return nil, nil, err
@@ -48,7 +41,7 @@ func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func()
 	return h.watch(ctx, k)
 }
 
-func (s *Store) getHub() (*hub, error) {
+func (s *driver) getHub() (*hub, error) {
 	s.hubMu.Lock()
 	defer s.hubMu.Unlock()
 	if s.closed {
@@ -62,7 +55,7 @@ func (s *Store) getHub() (*hub, error) {
 
 // hub multiplexes every watched key over one redis.PubSub.
 type hub struct {
-	s      *Store
+	s      *driver
 	ps     *redis.PubSub
 	ctx    context.Context // cancelled by close
 	cancel context.CancelFunc
@@ -79,12 +72,8 @@ type hub struct {
 // channel is one subscribed key and its watchers.
 type channel struct {
 	name     string
-	leaseKey string
 	watchers map[*watcher]struct{}
-	ready    chan struct{} // closed when subscribed and the lease timer is armed
-	isReady  bool
-	timer    *time.Timer // wakes the watchers when the lease expires
-	gen      uint64      // bumped by every lease message, to drop stale PTTL answers
+	ready    chan struct{} // closed when the server has confirmed the subscription
 }
 
 type watcher struct {
@@ -92,7 +81,7 @@ type watcher struct {
 	once sync.Once
 }
 
-func newHub(s *Store) *hub {
+func newHub(s *driver) *hub {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &hub{
 		s:       s,
@@ -108,7 +97,7 @@ func newHub(s *Store) *hub {
 }
 
 func (h *hub) watch(ctx context.Context, k store.Key) (<-chan struct{}, func(), error) {
-	name := h.s.keys.key(k, kindChannel)
+	name := h.s.keys.channel(k)
 	w := &watcher{c: make(chan struct{}, 1)}
 
 	h.mu.Lock()
@@ -118,12 +107,7 @@ func (h *hub) watch(ctx context.Context, k store.Key) (<-chan struct{}, func(), 
 	}
 	ch := h.chans[name]
 	if ch == nil {
-		ch = &channel{
-			name:     name,
-			leaseKey: h.s.keys.key(k, kindLease),
-			watchers: map[*watcher]struct{}{},
-			ready:    make(chan struct{}),
-		}
+		ch = &channel{name: name, watchers: map[*watcher]struct{}{}, ready: make(chan struct{})}
 		h.chans[name] = ch
 		ch.watchers[w] = struct{}{}
 		// Written under h.mu so that SUBSCRIBE, UNSUBSCRIBE and PING reach the
@@ -178,9 +162,6 @@ func (h *hub) removeLocked(w *watcher, ch *channel) {
 	}
 	delete(h.chans, ch.name)
 	delete(h.pending, ch)
-	if ch.timer != nil {
-		ch.timer.Stop()
-	}
 	if h.ctx.Err() != nil {
 		return
 	}
@@ -244,7 +225,7 @@ func (h *hub) loop() {
 		backoff = minBackoff
 		switch m := msg.(type) {
 		case *redis.Message:
-			h.message(m.Channel, m.Payload)
+			h.message(m.Channel)
 		case *redis.Pong:
 			h.pong(m.Payload)
 		}
@@ -272,41 +253,13 @@ func (h *hub) idlePing() {
 	h.idle = h.seq
 }
 
-func (h *hub) message(name, payload string) {
+// message wakes the watchers of a channel; every payload ("v") means a change.
+func (h *hub) message(name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ch := h.chans[name]
-	if ch == nil {
-		return
-	}
-	switch {
-	case payload == "l":
-		ch.gen++
-		if ch.timer != nil {
-			ch.timer.Stop()
-		}
-		ch.wakeLocked()
-	case strings.HasPrefix(payload, "t"):
-		ch.gen++
-		if ms, err := strconv.ParseInt(payload[1:], 10, 64); err == nil && ms >= 0 {
-			h.armLocked(ch, time.Duration(ms)*time.Millisecond)
-		}
-	default: // "v", or anything unknown: a spurious wake-up is allowed
+	if ch := h.chans[name]; ch != nil {
 		ch.wakeLocked()
 	}
-}
-
-// armLocked sets ch's lease timer to wake its watchers after d (plus a millisecond,
-// so that the lease has surely expired on the server when they look).
-func (h *hub) armLocked(ch *channel, d time.Duration) {
-	if ch.timer != nil {
-		ch.timer.Stop()
-	}
-	ch.timer = time.AfterFunc(d+time.Millisecond, func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		ch.wakeLocked()
-	})
 }
 
 func (h *hub) pong(payload string) {
@@ -323,50 +276,19 @@ func (h *hub) pong(payload string) {
 	if h.idle != 0 && seq >= h.idle {
 		h.idle = 0
 	}
-	var confirmed []*channel
 	for ch, s := range h.pending {
 		if s <= seq {
-			confirmed = append(confirmed, ch)
 			delete(h.pending, ch)
+			close(ch.ready)
 		}
 	}
 	if h.resync {
-		// Reconnected: messages sent meanwhile are lost. Wake everyone, and learn
-		// every lease's remaining time again.
+		// Reconnected: messages sent meanwhile are lost. Wake everyone.
 		h.resync = false
 		h.s.log.Info("redisstore: notifier reconnected")
 		for _, ch := range h.chans {
 			ch.wakeLocked()
-			if ch.isReady {
-				confirmed = append(confirmed, ch)
-			}
 		}
-	}
-	for _, ch := range confirmed {
-		go h.armFromServer(ch, ch.gen)
-	}
-}
-
-// armFromServer reads the remaining time of ch's lease, arms the timer, and marks
-// ch ready. If the server cannot say, it wakes the watchers instead (a spurious
-// wake-up is allowed; a missed expiry is not).
-func (h *hub) armFromServer(ch *channel, gen uint64) {
-	ctx, cancel := context.WithTimeout(h.ctx, pttlTimeout)
-	defer cancel()
-	pttl, err := h.s.client.PTTL(ctx, ch.leaseKey).Result()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	switch {
-	case err != nil:
-		ch.wakeLocked()
-	case ch.gen != gen:
-		// A lease message arrived meanwhile and is newer.
-	case pttl >= 0:
-		h.armLocked(ch, pttl)
-	}
-	if !ch.isReady {
-		ch.isReady = true
-		close(ch.ready)
 	}
 }
 
@@ -374,11 +296,6 @@ func (h *hub) armFromServer(ch *channel, gen uint64) {
 func (h *hub) close() {
 	h.mu.Lock()
 	h.cancel()
-	for _, ch := range h.chans {
-		if ch.timer != nil {
-			ch.timer.Stop()
-		}
-	}
 	ps := h.ps
 	h.mu.Unlock()
 	_ = ps.Close()
