@@ -66,7 +66,7 @@ func TestNetworkFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			networkFaults(t, "", st, p)
+			networkFaults(t, "", store.Adapt(st), p)
 			if *flagKnownBugs {
 				t.Run("store.Open", func(t *testing.T) { networkFaults(t, u, nil, p) })
 			}

@@ -93,11 +93,13 @@
 // # Costs
 //
 // A hit is one GET; a hit on a tagged entry one MGET. A miss on one primary is two
-// EVALSHAs (GetAndCreate, SetAndDelete); on a Cluster it is a pipelined read, then
-// GET and EVALSHA to take the lease, SET, GET and EVALSHA to give it up, and a read of
-// the counters. Set is one EVALSHA (SET and PUBLISH); Bump one EVALSHA too. Acquire,
-// Renew and Release, called alone, are a GET and an EVALSHA (Swap) each; when the
-// lease is held, Acquire costs the GET alone.
+// EVALSHAs (GetAndCreate, SetAndDelete). On a Cluster or Ring it is the portable
+// layer's fallback: a pipelined read of the entry, its lease record and its counters
+// and a Swap to take the lease, then a Set, a GET and a Swap to give it up, and a
+// pipelined read of the counters (six round trips). Set is one EVALSHA (SET and
+// PUBLISH); Bump one EVALSHA too. Acquire, Renew and Release, called alone, are a GET
+// and an EVALSHA (Swap) each; when another owner holds the lease, Acquire costs the
+// GET alone.
 //
 // # Notifications
 //
