@@ -19,6 +19,8 @@ import (
 //   - hit, miss: Get against a raw GET of the same record (of a missing key).
 //   - miss-cycle: what a miss costs through the Store's calls (Get that misses,
 //     Acquire, Set, Release) against a raw GET and SET.
+//   - miss-path: the same miss through store.MissPath (ReadOrAcquire, then
+//     WriteAndRelease), the two calls cachier makes for a miss.
 //   - miss-scripts: the same miss as the two scripts of store.ReadOrAcquirer and
 //     store.WriteAndReleaser (GetAndCreate, SetAndDelete) against a raw GET and SET.
 //
@@ -70,6 +72,25 @@ func BenchmarkGetVsRaw(b *testing.B) {
 				_ = s.Delete(ctx, miss)
 				_ = c.Del(ctx, rawMiss).Err()
 			}},
+	}
+	if mp, ok := s.(store.MissPath); ok {
+		ops = append(ops, op{name: "miss-path",
+			store: func() error {
+				c, err := mp.ReadOrAcquire(ctx, miss, nil, owner, time.Minute)
+				if err != nil {
+					return err
+				}
+				if err := errors.Join(wantMiss(c.Entry, c.Err), c.LeaseErr); err != nil {
+					return err
+				}
+				_, err = mp.WriteAndRelease(ctx, miss, entry(), c.Lease, nil)
+				return err
+			},
+			raw: rawMissCycle(ctx, c, rawMiss, value),
+			reset: func() {
+				_ = s.Delete(ctx, miss)
+				_ = c.Del(ctx, rawMiss).Err()
+			}})
 	}
 	if sd, ok := d.(*Store); ok {
 		lease := store.Key{Namespace: store.InternalPrefix + miss.Namespace, ID: miss.ID}
@@ -142,4 +163,16 @@ func wantNil(err error) error {
 		return errors.Join(errors.New("want redis.Nil"), err)
 	}
 	return nil
+}
+
+// BenchmarkVersioned is a hit on a tagged entry: Get, GetVersioned with 3 counters
+// (the entry and the counter records in one MGET), and Get then Versions; see
+// storetest.BenchmarkVersioned.
+func BenchmarkVersioned(b *testing.B) {
+	d, err := New(singleClient(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = d.Close() })
+	storetest.BenchmarkVersioned(b, d)
 }
