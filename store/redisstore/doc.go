@@ -35,9 +35,9 @@
 //     compare-and-swap.
 //   - store.ReadOrAcquirer and store.WriteAndReleaser, on one primary only (a
 //     *Store: a single server, or Sentinel's failover client): GetAndCreate and
-//     SetAndDelete are one script each, so a miss costs two round trips (read the
-//     entry and its counters and take the lease; store the result, give up the lease
-//     and read the counters again). On a Cluster or a Ring (a *ShardedStore) the
+//     SetAndDelete are one script each, so a miss through store.MissPath costs two
+//     round trips (read the entry and its counters and take the lease; store the
+//     result, give up the lease and read the counters again). On a Cluster or a Ring (a *ShardedStore) the
 //     counters live on other slots than the entry, and a script may touch one slot
 //     only, so the portable layer replaces them with a batched read and Swap.
 //   - store.Batcher: one MGET on one primary; on a Cluster or Ring a pipeline of GETs
@@ -92,11 +92,12 @@
 //
 // # Costs
 //
-// A hit is one GET; a hit on a tagged entry one MGET. A miss on one primary is two
-// EVALSHAs (GetAndCreate, SetAndDelete). On a Cluster or Ring it is the portable
+// A hit is one GET; a hit on a tagged entry one MGET. A miss through the portable
+// layer's store.MissPath (ReadOrAcquire, then WriteAndRelease) is two EVALSHAs on one
+// primary (GetAndCreate, SetAndDelete). On a Cluster or Ring it is the portable
 // layer's fallback: a pipelined read of the entry, its lease record and its counters
 // and a Swap to take the lease, then a Set, a GET and a Swap to give it up, and a
-// pipelined read of the counters (six round trips). Set is one EVALSHA (SET and
+// pipelined read of the counters (six round trips; five without counters). Set is one EVALSHA (SET and
 // PUBLISH); Bump one EVALSHA too. Acquire, Renew and Release, called alone, are a GET
 // and an EVALSHA (Swap) each; when another owner holds the lease, Acquire costs the
 // GET alone.
