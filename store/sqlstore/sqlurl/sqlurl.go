@@ -297,6 +297,11 @@ func parseSQLite(u *url.URL, q url.Values) (dsn string, memory bool, err error) 
 	return f.String(), false, nil
 }
 
+// warmConns is how many connections a store opened here opens on first use: enough
+// for the lookups of a burst (concurrent reads of one key share a SELECT), the
+// computation's lease and counters, and the PostgreSQL listener.
+const warmConns = 4
+
 // Open opens the store a postgres, postgresql, mysql or sqlite URL names: a
 // *sqlstore.Store under store.Adapt (store.Unwrap returns it). The store owns its
 // *sql.DB and closes it in Close. Open checks the URL but does not connect:
@@ -328,10 +333,12 @@ func Open(ctx context.Context, u *url.URL) (store.Store, error) {
 		// (a stampede's lookups) opens a connection per caller and closes all but two
 		// right after, and each new PostgreSQL connection is a forked backend. A
 		// bounded pool whose connections stay open costs a short wait for a connection
-		// instead (4 processes x 64 callers on one PostgreSQL: 2.5 s to 0.1x s).
+		// instead (4 processes x 64 callers on one PostgreSQL: 2.5 s to 0.1x s), and
+		// the store opens a few of them on first use, before a burst needs them.
 		n := max(4, 4*runtime.GOMAXPROCS(0))
 		db.SetMaxOpenConns(n)
 		db.SetMaxIdleConns(n)
+		c.Options.WarmConns = warmConns
 	}
 	if c.Memory {
 		// Every connection to :memory: is a database of its own: keep exactly one.
