@@ -34,7 +34,8 @@ type listenerState struct {
 // before it falls back to polling.
 const listenWait = 2 * time.Second
 
-// hub fans local changes and received notifications out to this process's watchers.
+// hub fans received notifications, and the losses of the listening connection, out to
+// this process's watchers.
 type hub struct {
 	n    atomic.Int64 // watchers, so that writes skip the lock when nobody watches
 	mu   sync.Mutex
@@ -43,7 +44,7 @@ type hub struct {
 
 type watcher struct {
 	key  store.Key
-	kick chan struct{} // capacity 1
+	kick chan struct{} // capacity 1: the channel Watch returned
 }
 
 func (h *hub) init() { h.byNS = map[string]map[*watcher]struct{}{} }
@@ -223,10 +224,11 @@ func (s *Store) fingerprint(ctx context.Context, k store.Key) (fingerprint, erro
 
 // Watch implements store.Notifier: it signals when the row of k may have changed. On
 // PostgreSQL with a Listener, the store's one listening connection wakes watchers
-// within milliseconds of a commit. Otherwise each watcher polls the row, 1ms apart at
-// first and doubling up to Options.PollInterval. The portable layer wakes watchers of
-// changes made through it at once, and a waiter wakes itself when the lease it waits
-// on expires: no timer here.
+// within milliseconds of a commit: the notification is sent straight to the channel
+// Watch returned. Otherwise each watcher polls the row, 1ms apart at first and
+// doubling up to Options.PollInterval. The portable layer wakes watchers of changes
+// made through it at once, and a waiter wakes itself when the lease it waits on
+// expires: no timer here.
 func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func(), error) {
 	if err := s.init(ctx); err != nil {
 		return nil, nil, err
@@ -235,40 +237,32 @@ func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func()
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
+	w := &watcher{key: k, kick: make(chan struct{}, 1)}
+	if listen {
+		s.hub.add(w)
+		var once sync.Once
+		stop := func() { once.Do(func() { s.hub.remove(w) }) }
+		stopWithCtx := context.AfterFunc(ctx, stop)
+		return w.kick, func() { stopWithCtx(); stop() }, nil
+	}
+	base, err := s.fingerprint(ctx, k)
+	if err != nil {
+		return nil, nil, err
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	stopOnClose := context.AfterFunc(s.bgCtx, cancel)
-	w := &watcher{key: k, kick: make(chan struct{}, 1)}
-	out := make(chan struct{}, 1)
-
-	var base fingerprint
-	if !listen {
-		var err error
-		if base, err = s.fingerprint(wctx, k); err != nil {
-			stopOnClose()
-			cancel()
-			return nil, nil, err
-		}
-	}
-	s.hub.add(w)
-	run := func() {
-		defer s.hub.remove(w)
+	if !s.goBackground(func() {
 		defer stopOnClose()
-		if listen {
-			s.watchNotified(wctx, w, out)
-		} else {
-			s.watchPolling(wctx, w, out, base)
-		}
-	}
-	if !s.goBackground(run) {
-		s.hub.remove(w)
+		s.watchPolling(wctx, k, w.kick, base)
+	}) {
 		stopOnClose()
 		cancel()
 		return nil, nil, errClosed
 	}
-	return out, cancel, nil
+	return w.kick, cancel, nil
 }
 
-func (s *Store) watchPolling(ctx context.Context, w *watcher, out chan struct{}, base fingerprint) {
+func (s *Store) watchPolling(ctx context.Context, k store.Key, out chan struct{}, base fingerprint) {
 	wait := time.Millisecond
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -277,7 +271,7 @@ func (s *Store) watchPolling(ctx context.Context, w *watcher, out chan struct{},
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			f, err := s.fingerprint(ctx, w.key)
+			f, err := s.fingerprint(ctx, k)
 			if err == nil && f != base {
 				signal(out)
 				base = f
@@ -286,19 +280,6 @@ func (s *Store) watchPolling(ctx context.Context, w *watcher, out chan struct{},
 				wait = min(2*wait, s.poll)
 			}
 			t.Reset(wait)
-		}
-	}
-}
-
-// watchNotified forwards the hub's kicks: notifications of k, and the losses of the
-// listening connection (a notification may have been missed).
-func (s *Store) watchNotified(ctx context.Context, w *watcher, out chan struct{}) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.kick:
-			signal(out)
 		}
 	}
 }
