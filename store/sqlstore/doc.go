@@ -100,6 +100,13 @@
 // 100 ms function took 2.5 s that way and 0.14 s with SetMaxOpenConns and
 // SetMaxIdleConns at 4 per core, which is what sqlurl's opener sets.
 //
+// Two things keep a burst off the pool's back. Concurrent Gets of one key share a
+// SELECT: while one is in flight, the Gets that arrive wait for it and share the next,
+// which begins after all of them arrived (so none is answered with a row older than
+// its call); a stampede's 64 lookups in a process are two round trips. And
+// Options.WarmConns opens connections on first use (sqlurl's opener: 4), so that the
+// first burst of a new process does not wait for backends to be forked.
+//
 // # Errors
 //
 // A missing entry is an error matching store.ErrNotFound. A row the store cannot read
