@@ -18,7 +18,6 @@ import (
 	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
-	"github.com/cachier-go/cachier/store/sqlstore"
 	_ "github.com/cachier-go/cachier/store/all"
 	gocache "github.com/eko/gocache/lib/v4/cache"
 	gocachestore "github.com/eko/gocache/lib/v4/store"
@@ -163,9 +162,6 @@ func cachierGet(ctx context.Context, fn func(context.Context, string) (string, e
 	if err != nil {
 		return nil, err
 	}
-	if d, ok := store.Unwrap(st).(*sqlstore.Store); ok && os.Getenv("LOCAL_TRACE") != "" {
-		st = store.Adapt(tr{d})
-	}
 	f, err := cachier.Wrap(fn, cachier.Name("bench/stampede"), cachier.WithStore(st))
 	if err != nil {
 		return nil, err
@@ -212,7 +208,6 @@ func stampedeWorker() int {
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
-	traceStart.Store(time.Now().UnixNano())
 	var (
 		wg     sync.WaitGroup
 		failed atomic.Int64
@@ -249,9 +244,6 @@ func runStampedes(t *testing.T, rep *Report) {
 		t.Fatal(err)
 	}
 	for _, impl := range stampedeImpls {
-		if f := os.Getenv("LOCAL_STAMPEDE_ONLY"); f != "" && !strings.Contains(impl.name, f) {
-			continue
-		}
 		res := StampedeResult{Impl: impl.name, Shared: impl.shared, Callers: stampedeProcs * stampedeGoroutines}
 		env := []string{envWorker + "=" + impl.name, envDir + "=" + dir}
 		// Servers: probe in a subtest, so a missing one skips only this row.
