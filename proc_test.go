@@ -75,7 +75,7 @@ func TestFileStoreErrorRememberedAcrossProcesses(t *testing.T) {
 // BenchmarkFileStoreLocalTierCoherence: from a change in one process to a miss in
 // another process's local tier, over fsnotify.
 func BenchmarkFileStoreLocalTierCoherence(b *testing.B) {
-	proctest.ReportCoherence(b, "file://"+b.TempDir(), 40, nil)
+	proctest.ReportCoherence(b, "file://"+b.TempDir(), nil)
 }
 
 // Finding 8 across processes: behind another process's stuck computation, a caller

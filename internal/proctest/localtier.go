@@ -33,7 +33,9 @@ func tierFunc(st store.Driver, name, me string) (*cachier.Func[int, string], err
 // tierReader is a worker that answers commands on stdin:
 //
 //	warm WANT   call until a local hit returns WANT; print "warm"
-//	await OLD   call until a call returns something else; print "saw VALUE UNIXNANO"
+//	await OLD   call until a call returns something else; print "saw VALUE MISS NEW", the
+//	            unix nanos when the first call missed the local tier and when the new
+//	            value was returned
 func tierReader(ctx context.Context, st store.Store, me string) error {
 	f, err := tierFunc(st, os.Getenv(envName), me)
 	if err != nil {
@@ -58,13 +60,22 @@ func tierReader(ctx context.Context, st store.Store, me string) error {
 			}
 			fmt.Println("warm")
 		case "await":
+			// The miss is the start of the first call the local tier did not answer:
+			// from then on the old copy is no longer served. The call that returns
+			// the new result may come later, after reading or computing it.
+			var miss int64
 			for {
+				at := time.Now()
+				before := f.Stats().LocalHits
 				v, err := f.Call(ctx, 1)
 				if err != nil {
 					return err
 				}
+				if miss == 0 && f.Stats().LocalHits == before {
+					miss = at.UnixNano()
+				}
 				if v != arg {
-					fmt.Println("saw", v, time.Now().UnixNano())
+					fmt.Println("saw", v, miss, time.Now().UnixNano())
 					break
 				}
 			}
@@ -144,9 +155,8 @@ func (w *tierWorker) send(t testing.TB, cmd string) {
 // before every change, to cut the other process's notification connection in the
 // middle (CLIENT KILL, pg_terminate_backend); the change must still arrive.
 //
-// It returns, for each change, the time from just before the change was made to the
-// other process's first call that returned the new result.
-func LocalTierAcrossProcesses(t testing.TB, url string, rounds int, kill func(testing.TB)) []time.Duration {
+// It returns the timings of each change.
+func LocalTierAcrossProcesses(t testing.TB, url string, rounds int, kill func(testing.TB)) []Coherence {
 	t.Helper()
 	ctx := context.Background()
 	name := "proctest/tier/" + randHex()
@@ -174,7 +184,7 @@ func LocalTierAcrossProcesses(t testing.TB, url string, rounds int, kill func(te
 		{"Refresh", func(int) error { _, err := f.Refresh(ctx, 1); return err }},
 		{"InvalidateTags", func(int) error { return cachier.InvalidateTags(ctx, st, name+"/tag") }},
 	}
-	var lat []time.Duration
+	var lat []Coherence
 	for i := 1; i <= rounds; i++ {
 		c := changes[(i-1)%len(changes)]
 		r.send(t, "warm "+current)
@@ -189,12 +199,14 @@ func LocalTierAcrossProcesses(t testing.TB, url string, rounds int, kill func(te
 		if err := c.do(i); err != nil {
 			t.Fatalf("round %d: %s: %v", i, c.what, err)
 		}
+		done := time.Since(start)
 		fields := strings.Fields(r.line(t))
-		if len(fields) != 3 || fields[0] != "saw" {
+		if len(fields) != 4 || fields[0] != "saw" {
 			t.Fatalf("round %d: reader said %q", i, fields)
 		}
-		ns, _ := strconv.ParseInt(fields[2], 10, 64)
-		lat = append(lat, time.Unix(0, ns).Sub(start))
+		miss, _ := strconv.ParseInt(fields[2], 10, 64)
+		seen, _ := strconv.ParseInt(fields[3], 10, 64)
+		lat = append(lat, Coherence{Change: done, Miss: time.Unix(0, miss).Sub(start), New: time.Unix(0, seen).Sub(start)})
 		current = fields[1]
 		if c.what == "Precache" && current != "v"+strconv.Itoa(i) {
 			t.Fatalf("round %d: after Precache the reader got %q", i, current)
@@ -213,18 +225,37 @@ func LocalTierAcrossProcesses(t testing.TB, url string, rounds int, kill func(te
 	return lat
 }
 
-// ReportCoherence runs rounds changes through LocalTierAcrossProcesses and reports the
-// p50 and p99 of the time from a change in one process to the first call in the other
-// that returned the new result.
-func ReportCoherence(b *testing.B, url string, rounds int, kill func(testing.TB)) {
+// Coherence is how one change made in one process reached another process's local
+// tier, each time from just before the change was made.
+type Coherence struct {
+	Change time.Duration // until the change returned in the writing process
+	Miss   time.Duration // until the reader's first call that its local tier did not answer
+	New    time.Duration // until the reader's first call that returned the new result
+}
+
+// ReportCoherence makes b.N changes (run it with -benchtime 200x or so) through
+// LocalTierAcrossProcesses and reports the p50 and p99 of the time from a change in one
+// process to the first call in the other that missed its local tier (miss-p50-µs,
+// miss-p99-µs: the coherence latency), to the first call that returned the new result
+// (new-p50-µs, new-p99-µs: the miss plus reading or computing the new result), and of
+// the change's own duration (change-p50-µs, change-p99-µs).
+func ReportCoherence(b *testing.B, url string, kill func(testing.TB)) {
 	b.Helper()
-	var lat []time.Duration
-	for b.Loop() {
-		lat = append(lat, LocalTierAcrossProcesses(b, url, rounds, kill)...)
+	b.ResetTimer()
+	lat := LocalTierAcrossProcesses(b, url, b.N, kill)
+	b.StopTimer()
+	report := func(name string, d func(Coherence) time.Duration) {
+		ds := make([]time.Duration, len(lat))
+		for i, c := range lat {
+			ds[i] = d(c)
+		}
+		slices.Sort(ds)
+		pct := func(p float64) float64 { return float64(ds[int(p*float64(len(ds)-1))].Microseconds()) }
+		b.ReportMetric(pct(0.50), name+"-p50-µs")
+		b.ReportMetric(pct(0.99), name+"-p99-µs")
 	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
-	b.ReportMetric(pct(0.50), "p50-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
+	report("miss", func(c Coherence) time.Duration { return c.Miss })
+	report("new", func(c Coherence) time.Duration { return c.New })
+	report("change", func(c Coherence) time.Duration { return c.Change })
 	b.ReportMetric(0, "ns/op")
 }

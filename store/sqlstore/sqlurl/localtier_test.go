@@ -50,5 +50,5 @@ func TestLocalTierAcrossProcessesOnPostgres(t *testing.T) {
 // BenchmarkLocalTierCoherenceOnPostgres: from a change in one process to a miss in
 // another process's local tier, over LISTEN/NOTIFY.
 func BenchmarkLocalTierCoherenceOnPostgres(b *testing.B) {
-	proctest.ReportCoherence(b, testserver.Postgres(b).URL, 40, nil)
+	proctest.ReportCoherence(b, testserver.Postgres(b).URL, nil)
 }
