@@ -237,8 +237,10 @@ type Coherence struct {
 // LocalTierAcrossProcesses and reports the p50 and p99 of the time from a change in one
 // process to the first call in the other that missed its local tier (miss-p50-µs,
 // miss-p99-µs: the coherence latency), to the first call that returned the new result
-// (new-p50-µs, new-p99-µs: the miss plus reading or computing the new result), and of
-// the change's own duration (change-p50-µs, change-p99-µs).
+// (new-p50-µs, new-p99-µs: the miss plus reading or computing the new result), from
+// the change's return to that miss (stale-p50-µs, stale-p99-µs: how long the old
+// result was still served after the change was made; 0 when the miss came first), and
+// of the change's own duration (change-p50-µs, change-p99-µs).
 func ReportCoherence(b *testing.B, url string, kill func(testing.TB)) {
 	b.Helper()
 	b.ResetTimer()
@@ -256,6 +258,7 @@ func ReportCoherence(b *testing.B, url string, kill func(testing.TB)) {
 	}
 	report("miss", func(c Coherence) time.Duration { return c.Miss })
 	report("new", func(c Coherence) time.Duration { return c.New })
+	report("stale", func(c Coherence) time.Duration { return max(c.Miss-c.Change, 0) })
 	report("change", func(c Coherence) time.Duration { return c.Change })
 	b.ReportMetric(0, "ns/op")
 }
