@@ -33,9 +33,10 @@ import (
 //
 //   - when a marker moved, it drops every local copy filled before the read ended
 //     (for the counters marker: every copy that depends on a counter);
-//   - reconciling starts when the store notifies a change of a marker (Redis pub/sub,
-//     PostgreSQL LISTEN/NOTIFY, fsnotify: see store.Notifier), and at the latest half a
-//     bound after the last one started, on the next call;
+//   - when the store notifies a change of a marker (Redis pub/sub, PostgreSQL
+//     LISTEN/NOTIFY, fsnotify, the SQL stores' polling watchers: see store.Notifier),
+//     the copies the marker covers are dropped at once, and a reconcile starts;
+//   - a reconcile also starts half a bound after the last one started, by a timer;
 //   - a local copy is served only within the bound after the start of the last
 //     reconcile that succeeded. A lost notification, a dropped connection or a store
 //     that cannot be read therefore never leaves a copy served for longer than the
@@ -279,6 +280,7 @@ type tierSync struct {
 	clk              Clock
 	onReconcile      func() // for tests: called after each reconcile
 	onExpire         func() // for tests: called after each deadline
+	onNotified       func() // for tests: called after each notification's drop
 	timers           clock.Clock
 	tick, deadline   clock.Timer
 	started          bool
@@ -431,11 +433,22 @@ func (t *tierSync) watch(ctx context.Context, n store.Notifier) {
 	}
 	t.kick() // changes before the watches were confirmed
 	for {
+		// A notification is sent once the change is in the store, so every copy filled
+		// before it arrived may be stale: drop them now rather than after the reconcile's
+		// round trip, which then only renews the bound (and drops again what was filled
+		// meanwhile, if the marker moved, since that cannot be told from a later change
+		// whose notification is lost). A spurious wake-up (a notifier reconnected) only
+		// costs misses.
 		select {
 		case <-ctx.Done():
 			return
 		case <-chans[0]:
+			t.dropAll()
 		case <-chans[1]:
+			t.dropDeps()
+		}
+		if t.onNotified != nil {
+			t.onNotified()
 		}
 		t.kick()
 	}

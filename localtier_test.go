@@ -295,3 +295,108 @@ func TestLocalTierOptions(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// notifyingDriver is a plainDriver that notifies when the test says so, and whose
+// marker reads can be held.
+type notifyingDriver struct {
+	plainDriver
+	watches chan watchReg                  // each Watch, for the test to notify
+	hold    *atomic.Pointer[chan struct{}] // when set, marker reads wait until it is closed
+}
+
+type watchReg struct {
+	k  store.Key
+	ch chan struct{}
+}
+
+func (n notifyingDriver) Get(ctx context.Context, k store.Key) (store.Entry, error) {
+	if g := n.hold.Load(); g != nil && k.Namespace == markerNS {
+		<-*g
+	}
+	return n.plainDriver.Get(ctx, k)
+}
+
+func (n notifyingDriver) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func(), error) {
+	ch := make(chan struct{}, 1)
+	n.watches <- watchReg{k, ch}
+	return ch, func() {}, nil
+}
+
+// TestLocalTierNotificationDropsAtOnce: a notification drops the copies it covers at
+// once, before the reconcile it starts has read the markers (one round trip, which
+// on a loaded PostgreSQL took milliseconds).
+func TestLocalTierNotificationDropsAtOnce(t *testing.T) {
+	const bound = time.Hour // polling never helps here
+	clk := clock.NewFake(time.Now())
+	dir := t.TempDir()
+	open := func() store.Driver {
+		fs, err := filestore.New(&filestore.Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fs.Close() })
+		return fs
+	}
+	nd := notifyingDriver{
+		plainDriver: plainDriver{open(), new(atomic.Bool)},
+		watches:     make(chan watchReg, 8),
+		hold:        new(atomic.Pointer[chan struct{}]),
+	}
+	stA, stB := store.Adapt(nd), store.Adapt(plainDriver{open(), new(atomic.Bool)})
+	var ca, cb counted
+	fa, _ := Wrap(ca.fn, Name("tier/notified"), WithStore(stA), WithClock(clk), LocalTier(100, 0), LocalTierBound(bound))
+	fb, _ := Wrap(cb.fn, Name("tier/notified"), WithStore(stB), WithClock(clk), LocalTier(100, 0), LocalTierBound(bound))
+	wait := reconciled(t, fa.local.sync)
+	notified := make(chan struct{}, 64)
+	fa.local.sync.onNotified = func() { notified <- struct{}{} }
+
+	v1 := tierCall(t, fa, 1)
+	notify := map[store.Key]chan struct{}{}
+	for range 2 {
+		select {
+		case r := <-nd.watches:
+			notify[r.k] = r.ch
+		case <-time.After(time.Minute): // a deadlock guard
+			t.Fatal("the tier did not watch its markers")
+		}
+	}
+	// Until a local hit: each miss forces one more reconcile (the first ones drop what
+	// they find unprimed).
+	for {
+		hits := fa.Stats().LocalHits
+		if v := tierCall(t, fa, 1); v != v1 {
+			t.Fatalf("got %q, want %q", v, v1)
+		}
+		if fa.Stats().LocalHits > hits {
+			break
+		}
+		clk.Advance(bound / 2)
+		wait()
+	}
+
+	gate := make(chan struct{})
+	nd.hold.Store(&gate)
+	v2 := "precached by b"
+	if err := fb.Precache(context.Background(), 1, v2); err != nil {
+		t.Fatal(err)
+	}
+	// Wake-ups for fa's own marker writes may still be handled late: wait for the drop
+	// that covers every copy filled so far.
+	ts := fa.local.sync
+	mark := ts.seq.Load()
+	notify[nsMarker("tier/notified")] <- struct{}{}
+	for ts.wmAll.Load() <= mark {
+		select {
+		case <-notified:
+		case <-time.After(time.Minute): // a deadlock guard
+			t.Fatal("the notification dropped nothing")
+		}
+	}
+	// No reconcile can have read the markers since the gate was set: the copy was
+	// dropped by the notification itself.
+	if v := tierCall(t, fa, 1); v != v2 {
+		t.Fatalf("notified while the reconcile was still reading, got %q, want %q", v, v2)
+	}
+	nd.hold.Store(nil)
+	close(gate)
+}
