@@ -128,8 +128,17 @@ const rootCheckEvery = time.Second
 // caller retries its operation once. Without force (a miss, which may be an ordinary
 // one) it looks at most once per rootCheckEvery of the store's clock; with force (a
 // write that found its directories missing and could not create them) it always looks.
-// The hit path never calls it.
+// The hit path never calls it. After a swap, the file-system watches are armed anew.
 func (s *Store) recoverRoot(force bool) bool {
+	if !s.swapRoot(force) {
+		return false
+	}
+	s.watch.rearm(s)
+	return true
+}
+
+// swapRoot is recoverRoot without the watches.
+func (s *Store) swapRoot(force bool) bool {
 	s.rootMu.Lock()
 	defer s.rootMu.Unlock()
 	if s.closed {

@@ -66,7 +66,8 @@
 // that finds its directories gone, or a miss (at most once a second of
 // [Options.Clock]), re-creates the root with the checks New makes and swaps in a new
 // descriptor, so the Store keeps caching and shares entries with processes that
-// opened the path since. Every file and directory is then reached by a relative path resolved beneath
+// opened the path since; its file-system watches (Watch) are armed again on the new
+// root, and their waiters woken, since changes made meanwhile went unreported. Every file and directory is then reached by a relative path resolved beneath
 // it that fails on a symlink in any component, not only the last. A symlink planted in
 // place of a namespace directory, its .namespace file, a fan-out directory, an entry,
 // a lease or counter record, or a lock file is

@@ -109,3 +109,42 @@ func TestRootRemovedFuncKeepsCaching(t *testing.T) {
 		t.Fatalf("%d computations for 1 then 30 calls of 2 after rm -rf, want 2", got)
 	}
 }
+
+// A watch survives the removal of the root: its waiter is woken when its directory
+// goes, again when the store has found the re-created root (on a miss) and watches
+// it anew, and then by changes another process makes there.
+func TestWatchRearmedAfterRootRemoved(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC))
+	dir := t.TempDir()
+	s := newStore(t, &filestore.Options{Dir: dir, Clock: clk.Now})
+	// k is never written before the removal, so that the removal of its directory is
+	// the only event that can wake its waiter then.
+	k := store.Key{Namespace: "ns", ID: "k"}
+	ch, stop, err := s.Watch(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	waitWake(t, ch, "the removal of the root")
+
+	// Another process re-creates the root and writes k: nothing watches it there yet.
+	other := newStore(t, &filestore.Options{Dir: dir})
+	mustSet(t, other, k, "1")
+	// s's next miss finds the new root, swaps it in and re-arms the watch, waking its
+	// waiter once for what it could not see.
+	if _, err := s.Get(ctx, store.Key{Namespace: "ns", ID: "absent"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get: %v, want ErrNotFound", err)
+	}
+	select {
+	case <-ch:
+	default:
+		t.Fatal("the waiter was not woken when the store re-armed the watch")
+	}
+	mustSet(t, other, k, "2")
+	waitWake(t, ch, "a Set by another process in the re-created root")
+}

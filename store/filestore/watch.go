@@ -24,7 +24,16 @@ import (
 // If the watcher cannot be created or a directory cannot be watched (the instance or
 // watch limits are reached, or the platform has no notifications), Watch returns an
 // error matching errors.ErrUnsupported and the caller polls, with the backoff cachier
-// owns. Lease expiry changes no file and is not notified: a waiter knows the holder's
+// owns.
+//
+// A watch is on a directory, so it ends when the directory is removed (rm -rf of the
+// root). Its waiters are woken then, since their files went with it, and the directory
+// is watched again as soon as it exists again: at once if it already does when the
+// removal is reported, else when the store re-creates or reopens its root (see
+// recoverRoot), which also re-arms every other watch, since a root replaced by
+// another directory leaves the old watches on the old one. Changes made while a
+// directory was not watched are not reported one by one: its waiters are woken once
+// more when the watch is back. Lease expiry changes no file and is not notified: a waiter knows the holder's
 // expiry and wakes itself.
 
 // errClosed reports a Watch on a closed Store.
@@ -41,8 +50,18 @@ type watchState struct {
 
 // dirWatch is one watched fan-out directory and its waiters, by entry name.
 type dirWatch struct {
-	refs int
-	subs map[string]map[*waiter]struct{}
+	ns, rel string // the namespace and the directory relative to the root, to re-create it
+	armed   bool   // the watcher watches the directory now
+	refs    int
+	subs    map[string]map[*waiter]struct{}
+}
+
+func (dw *dirWatch) wakeAll() {
+	for _, set := range dw.subs {
+		for w := range set {
+			w.wake()
+		}
+	}
 }
 
 // waiter is one Watch call.
@@ -80,7 +99,7 @@ func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func()
 	// another directory's events: waiters would wake for nothing, and what they then
 	// read goes through openBeneath like every other read.
 	w := &waiter{ch: make(chan struct{}, 1)}
-	cleanup, err := s.watch.add(s, s.abs(dir), name, w)
+	cleanup, err := s.watch.add(s, k.Namespace, dir, name, w)
 	if errors.Is(err, errClosed) {
 		return nil, nil, err
 	}
@@ -94,9 +113,11 @@ func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func()
 	return w.ch, func() { stopCtx(); release() }, nil
 }
 
-// add registers w for the entry name in dir on the shared watcher, creating the
-// watcher and the directory watch as needed, and returns the function that undoes it.
-func (ws *watchState) add(s *Store, dir, name string, w *waiter) (func(), error) {
+// add registers w for the entry name in the directory rel (of namespace ns) on the
+// shared watcher, creating the watcher and the directory watch as needed, and returns
+// the function that undoes it.
+func (ws *watchState) add(s *Store, ns, rel, name string, w *waiter) (func(), error) {
+	dir := s.abs(rel)
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.closed {
@@ -120,8 +141,12 @@ func (ws *watchState) add(s *Store, dir, name string, w *waiter) (func(), error)
 		if err := ws.w.Add(dir); err != nil {
 			return nil, err
 		}
-		dw = &dirWatch{subs: make(map[string]map[*waiter]struct{})}
+		dw = &dirWatch{ns: ns, rel: rel, armed: true, subs: make(map[string]map[*waiter]struct{})}
 		ws.dirs[dir] = dw
+	}
+	if !dw.armed && ws.w.Add(dir) == nil { // lost with the directory, which is back
+		dw.armed = true
+		dw.wakeAll()
 	}
 	dw.refs++
 	if dw.subs[name] == nil {
@@ -157,6 +182,9 @@ func (ws *watchState) dispatch(s *Store, fw *fsnotify.Watcher) {
 			if ev.Op&ops == 0 {
 				continue
 			}
+			if ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 && ws.lost(ev.Name) {
+				continue
+			}
 			dir, entry := filepath.Dir(ev.Name), filepath.Base(ev.Name)
 			if !isEntryName(entry) {
 				continue
@@ -177,14 +205,53 @@ func (ws *watchState) dispatch(s *Store, fw *fsnotify.Watcher) {
 			s.log.Warn("filestore: file notifications failed; waking every waiter", "err", err)
 			ws.mu.Lock()
 			for _, dw := range ws.dirs {
-				for _, set := range dw.subs {
-					for w := range set {
-						w.wake()
-					}
-				}
+				dw.wakeAll()
 			}
 			ws.mu.Unlock()
 		}
+	}
+}
+
+// lost handles the removal (or move) of path, and reports whether path is a watched
+// directory: its watch has ended, so its waiters are woken, and it is watched again at
+// once if the directory is already back.
+func (ws *watchState) lost(path string) bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	dw := ws.dirs[path]
+	if dw == nil {
+		return false
+	}
+	// A moved directory is still watched where it went: stop that (fsnotify has
+	// already dropped the watch of a removed one).
+	_ = ws.w.Remove(path)
+	dw.armed = ws.w.Add(path) == nil
+	dw.wakeAll()
+	return true
+}
+
+// rearm watches every watched directory anew, under the store's current root,
+// re-creating the directories that are missing, and wakes every waiter: changes made
+// while the old root was gone or in place were not all reported. recoverRoot calls
+// it after it swapped in a new root. A directory that cannot be watched is tried again
+// at the next rearm; its waiters rely on their own polling meanwhile.
+func (ws *watchState) rearm(s *Store) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.closed || ws.w == nil {
+		return
+	}
+	for dir, dw := range ws.dirs {
+		_ = ws.w.Remove(dir) // it may follow a directory that is no longer the root's
+		dw.armed = false
+		if err := s.ensureDirs(dw.ns, dw.rel); err != nil {
+			s.log.Warn("filestore: cannot re-create a watched directory", "dir", dir, "err", err)
+		} else if err := ws.w.Add(dir); err != nil {
+			s.log.Warn("filestore: cannot watch a re-created directory", "dir", dir, "err", err)
+		} else {
+			dw.armed = true
+		}
+		dw.wakeAll()
 	}
 }
 
