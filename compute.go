@@ -200,12 +200,14 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 		case err == nil:
 			if !waitStart.IsZero() {
 				f.endWait(s, k, waitStart, "lease free")
-				if lease.TakenOver || (!store.ReportsTakeovers(s.store) &&
-					!lastHeld.ExpiresAt.IsZero() && !s.clock.Now().Before(lastHeld.ExpiresAt)) {
-					f.stats.leaseTakeovers.Add(1)
-					if s.verbose {
-						f.trace(s, "cachier: took over an expired lease", "key", k.String(), "holder", lastHeld.Owner.String())
-					}
+			}
+			// A takeover counts whether or not this caller waited: on a busy machine a
+			// dead holder's lease may have run out before the first try.
+			if lease.TakenOver || (!store.ReportsTakeovers(s.store) && !waitStart.IsZero() &&
+				!lastHeld.ExpiresAt.IsZero() && !s.clock.Now().Before(lastHeld.ExpiresAt)) {
+				f.stats.leaseTakeovers.Add(1)
+				if s.verbose {
+					f.trace(s, "cachier: took over an expired lease", "key", k.String(), "holder", lastHeld.Owner.String())
 				}
 			}
 			// A result may have landed between our lookup and the lease.

@@ -589,3 +589,29 @@ func TestNamespaceTypesMustAgree(t *testing.T) {
 		t.Fatalf("another Version is another namespace: %v", err)
 	}
 }
+
+// A caller whose first try finds a dead holder's lease already run out takes it over
+// and counts the takeover, though it never waited (on a busy machine the dead holder's
+// lease may expire before the next process even starts).
+func TestTakeoverWithoutWaitingIsCounted(t *testing.T) {
+	clk := clock.NewFake(t0)
+	st := store.Adapt(newFileDriver(t), store.WithClock(clk))
+	k := store.Key{Namespace: "lifecycle/takeover", ID: "x"}
+	f, err := cachier.Wrap(func(context.Context, int) (int, error) { return 7, nil },
+		cachier.Name("lifecycle/takeover"), cachier.WithStore(st), cachier.WithClock(clk),
+		cachier.WithKey(func(int) (string, error) { return "x", nil }), cachier.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := store.Owner{Host: "gone", PID: 1, Token: "dead-holder-token"}
+	if _, err := st.Acquire(context.Background(), k, dead, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Second)
+	if v, err := f.Call(context.Background(), 1); err != nil || v != 7 {
+		t.Fatalf("Call = %v, %v", v, err)
+	}
+	if n := f.Stats().LeaseTakeovers; n != 1 {
+		t.Fatalf("LeaseTakeovers = %d, want 1", n)
+	}
+}
