@@ -104,7 +104,7 @@
 // SELECT: while one is in flight, the Gets that arrive wait for it and share the next,
 // which begins after all of them arrived (so none is answered with a row older than
 // its call); a stampede's 64 lookups in a process are two round trips. And
-// Options.WarmConns opens connections on first use (sqlurl's opener: 4), so that the
+// Options.WarmConns opens connections on first use (sqlurl's opener: 2), so that the
 // first burst of a new process does not wait for backends to be forked.
 //
 // # Errors
