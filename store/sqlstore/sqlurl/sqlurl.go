@@ -18,8 +18,8 @@
 // Every scheme accepts:
 //
 //	table=NAME          entries table (default cachier_entries)
-//	lease_table=NAME    accepted and ignored (see sqlstore.Options.LeaseTable)
-//	version_table=NAME  accepted and ignored (see sqlstore.Options.VersionTable)
+//	lease_table=NAME    checked as a table name, then ignored (see sqlstore.Options.LeaseTable)
+//	version_table=NAME  checked as a table name, then ignored (sqlstore.Options.VersionTable)
 //	poll_interval=DUR   longest poll interval of watchers without notifications (100ms)
 //
 // postgres also accepts listen=false (no LISTEN/NOTIFY connection; watchers poll) and
