@@ -47,12 +47,6 @@ func TestFileStoreCloseKeepsTheRefreshAcrossProcesses(t *testing.T) {
 	proctest.CloseAfterRefresh(t, "file://"+t.TempDir())
 }
 
-// A change in one process reaches another process's local tier through fsnotify,
-// long before its polling bound.
-func TestFileStoreLocalTierAcrossProcesses(t *testing.T) {
-	proctest.LocalTierAcrossProcesses(t, "file://"+t.TempDir(), 4, nil)
-}
-
 // Finding 1 across processes: a worker computing from old data when this process
 // invalidates (or clears) leaves nothing this process is served afterwards.
 func TestFileStoreInvalidateDuringComputationAcrossProcesses(t *testing.T) {
@@ -95,4 +89,12 @@ func TestFileStoreOneBadKeyAcrossProcesses(t *testing.T) {
 // a store; single flight holds within each.
 func TestFileStoreSingleFlightWhileDownAcrossProcesses(t *testing.T) {
 	proctest.SingleFlightWhileDownAcrossProcesses(t, "file://"+t.TempDir(), 2)
+}
+
+// The function-level behaviour with the local tier on: on the memory store (where it
+// does nothing) and on files, in one process and across processes, where a change
+// reaches the other process's local tier through fsnotify, long before its bound.
+func TestLocalTierMatrix(t *testing.T) {
+	t.Run("mem", func(t *testing.T) { proctest.LocalTierFuncs(t, store.Adapt(memstore.New(nil))) })
+	t.Run("file", func(t *testing.T) { proctest.LocalTierMatrix(t, "file://"+t.TempDir(), 0) })
 }

@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,17 +19,21 @@ import (
 	"github.com/cachier-go/cachier/store"
 )
 
-// tierReaderBound is the reader's LocalTierBound: far longer than any test, so that
-// only the store's notifications (or the wake-up after a notification connection came
-// back) can make the reader see a change.
-const tierReaderBound = time.Hour
+// tierNotifiedBound is the reader's LocalTierBound on a store that notifies: far
+// longer than any test, so that only the store's notifications (or the wake-up after a
+// notification connection came back) can make the reader see a change.
+const tierNotifiedBound = time.Hour
+
+// envTierBound passes the reader's LocalTierBound.
+const envTierBound = "CACHIER_PROCTEST_TIER_BOUND"
 
 // tierFunc wraps the function both sides of LocalTierAcrossProcesses use.
-func tierFunc(st store.Driver, name, me string) (*cachier.Func[int, string], error) {
+func tierFunc(st store.Driver, name, me string, bound time.Duration) (*cachier.Func[int, string], error) {
 	return cachier.Wrap(func(_ context.Context, x int) (string, error) {
 		return fmt.Sprintf("computed-by-%s-%d", me, time.Now().UnixNano()), nil
 	}, cachier.Name(name), cachier.WithStore(st), cachier.Tags(name+"/tag"),
-		cachier.LocalTier(1000, 0), cachier.LocalTierBound(tierReaderBound))
+		cachier.Prefix(func(int) string { return name + "/prefix" }),
+		cachier.LocalTier(1000, 0), cachier.LocalTierBound(bound))
 }
 
 // tierReader is a worker that answers commands on stdin:
@@ -37,7 +43,11 @@ func tierFunc(st store.Driver, name, me string) (*cachier.Func[int, string], err
 //	            unix nanos when the first call missed the local tier and when the new
 //	            value was returned
 func tierReader(ctx context.Context, st store.Store, me string) error {
-	f, err := tierFunc(st, os.Getenv(envName), me)
+	bound, err := time.ParseDuration(os.Getenv(envTierBound))
+	if err != nil {
+		return err
+	}
+	f, err := tierFunc(st, os.Getenv(envName), me, bound)
 	if err != nil {
 		return err
 	}
@@ -93,11 +103,11 @@ type tierWorker struct {
 	out   *bufio.Scanner
 }
 
-func startTierReader(t testing.TB, url, dir, name string) *tierWorker {
+func startTierReader(t testing.TB, url, dir, name string, bound time.Duration) *tierWorker {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envRole+"=tierreader", envURL+"="+url, envDir+"="+dir, envName+"="+name,
-		envGoroutines+"=1", envLeaseTTL+"=30s")
+		envGoroutines+"=1", envLeaseTTL+"=30s", envTierBound+"="+bound.String())
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -148,15 +158,32 @@ func (w *tierWorker) send(t testing.TB, cmd string) {
 	}
 }
 
-// LocalTierAcrossProcesses checks that a write, an Invalidate, a Refresh and a tag
-// invalidation made in this process reach the local tier of another process, on the
-// store at url, through the store's notifications: the other process's bound is an
-// hour, so polling cannot be what brings the change. If kill is not nil, it runs
-// before every change, to cut the other process's notification connection in the
-// middle (CLIENT KILL, pg_terminate_backend); the change must still arrive.
+// TierChanges is the number of kinds of change LocalTierAcrossProcesses makes, in
+// turn: pass it as rounds to make each once.
+const TierChanges = 6
+
+// LocalTierAcrossProcesses checks that a write (Precache), an Invalidate, a Refresh, a
+// tag invalidation, a Clear and a prefix invalidation made in this process reach the
+// local tier of another process, on the store at url, through the store's
+// notifications: the other process's bound is an hour, so polling cannot be what
+// brings the change. If kill is not nil, it runs before every change, to cut the
+// other process's notification connection in the middle (CLIENT KILL,
+// pg_terminate_backend); the change must still arrive.
 //
 // It returns the timings of each change.
 func LocalTierAcrossProcesses(t testing.TB, url string, rounds int, kill func(testing.TB)) []Coherence {
+	t.Helper()
+	return localTierAcrossProcesses(t, url, rounds, tierNotifiedBound, kill)
+}
+
+// LocalTierAcrossProcessesPolled is LocalTierAcrossProcesses for a store that gives no
+// notifications: the other process's bound is bound, and polling brings the changes.
+func LocalTierAcrossProcessesPolled(t testing.TB, url string, rounds int, bound time.Duration) []Coherence {
+	t.Helper()
+	return localTierAcrossProcesses(t, url, rounds, bound, nil)
+}
+
+func localTierAcrossProcesses(t testing.TB, url string, rounds int, bound time.Duration, kill func(testing.TB)) []Coherence {
 	t.Helper()
 	ctx := context.Background()
 	name := "proctest/tier/" + randHex()
@@ -165,11 +192,11 @@ func LocalTierAcrossProcesses(t testing.TB, url string, rounds int, kill func(te
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f, err := tierFunc(st, name, "parent")
+	f, err := tierFunc(st, name, "parent", bound)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := startTierReader(t, url, t.TempDir(), name)
+	r := startTierReader(t, url, t.TempDir(), name, bound)
 
 	current := "v0"
 	if err := f.Precache(ctx, 1, current); err != nil {
@@ -183,6 +210,8 @@ func LocalTierAcrossProcesses(t testing.TB, url string, rounds int, kill func(te
 		{"Invalidate", func(int) error { return f.Invalidate(ctx, 1) }},
 		{"Refresh", func(int) error { _, err := f.Refresh(ctx, 1); return err }},
 		{"InvalidateTags", func(int) error { return cachier.InvalidateTags(ctx, st, name+"/tag") }},
+		{"Clear", func(int) error { return f.Clear(ctx) }},
+		{"InvalidatePrefix", func(int) error { return cachier.InvalidatePrefix(ctx, st, name+"/prefix") }},
 	}
 	var lat []Coherence
 	for i := 1; i <= rounds; i++ {
@@ -261,4 +290,130 @@ func ReportCoherence(b *testing.B, url string, kill func(testing.TB)) {
 	report("stale", func(c Coherence) time.Duration { return max(c.Miss-c.Change, 0) })
 	report("change", func(c Coherence) time.Duration { return c.Change })
 	b.ReportMetric(0, "ns/op")
+}
+
+// LocalTierFuncs checks a function's behaviour with the local tier on, on st, in one
+// process, with two Funcs of the same name (as two parts of a program would have):
+// hits are computed once, then served from the local tier (on a store that is not in
+// process); and an Invalidate, a tag or prefix invalidation, a Clear, a Precache, a
+// Refresh or an Overwrite made through one Func or the package is seen by the other's
+// next call, at once.
+func LocalTierFuncs(t *testing.T, st store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	name := "proctest/tierfuncs/" + randHex()
+	var n atomic.Int64
+	wrap := func() *cachier.Func[int, string] {
+		t.Helper()
+		f, err := cachier.Wrap(func(_ context.Context, x int) (string, error) {
+			return fmt.Sprintf("%d#%d", x, n.Add(1)), nil
+		}, cachier.Name(name), cachier.WithStore(st), cachier.Tags(name+"/tag"),
+			cachier.Prefix(func(x int) string { return fmt.Sprintf("%s/parity:%d", name, x%2) }),
+			cachier.LocalTier(100, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a, b := wrap(), wrap()
+	call := func(f *cachier.Func[int, string], x int) string {
+		t.Helper()
+		v, err := f.Call(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	computed := func(what string, want int64) {
+		t.Helper()
+		if got := n.Load(); got != want {
+			t.Fatalf("%s: %d computations, want %d", what, got, want)
+		}
+	}
+	// same checks that a and b both return want for x.
+	same := func(what string, x int, want string) {
+		t.Helper()
+		if va, vb := call(a, x), call(b, x); va != want || vb != want {
+			t.Fatalf("%s: the Funcs returned %q and %q, want %q", what, va, vb, want)
+		}
+	}
+
+	v1, v2 := call(a, 1), call(a, 2)
+	same("warm", 1, v1)
+	same("warm", 2, v2)
+	computed("cold then warm", 2)
+	if store.Scope(st) != store.LeasesNone {
+		// The tier serves once its first reconcile (in the background) is done.
+		deadline := time.Now().Add(time.Minute) // a guard, not a timing assertion
+		for before := a.Stats().LocalHits; a.Stats().LocalHits == before; {
+			if v := call(a, 1); v != v1 {
+				t.Fatalf("warm call returned %q, want %q", v, v1)
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no local hit within a minute")
+			}
+			runtime.Gosched()
+		}
+	}
+	computed("local hits", 2)
+
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	changes := []struct {
+		what     string
+		do       func()
+		x        int    // the argument whose result changed
+		want     string // the new result, or "" for a new computation
+		computes int64  // computations it causes for x and 2
+	}{
+		{"Invalidate through the other Func", func() { must(b.Invalidate(ctx, 1)) }, 1, "", 1},
+		{"InvalidateTags", func() { must(cachier.InvalidateTags(ctx, st, name+"/tag")) }, 1, "", 2},
+		{"InvalidatePrefix", func() { must(cachier.InvalidatePrefix(ctx, st, name+"/parity:1")) }, 1, "", 1},
+		{"Clear through the other Func", func() { must(b.Clear(ctx)) }, 1, "", 2},
+		{"Precache through the other Func", func() { must(b.Precache(ctx, 1, "precached")) }, 1, "precached", 0},
+		{"Refresh through the other Func", func() { _, err := b.Refresh(ctx, 1); must(err) }, 1, "", 1},
+		{"Overwrite through the other Func", func() { _, err := b.Call(ctx, 1, cachier.Overwrite()); must(err) }, 1, "", 1},
+	}
+	for _, c := range changes {
+		old, before := call(a, 1), n.Load()
+		call(a, 2) // a copy that some changes keep
+		c.do()
+		got := call(a, c.x)
+		if got == old {
+			t.Fatalf("%s: a returned the old %q", c.what, old)
+		}
+		if c.want != "" && got != c.want {
+			t.Fatalf("%s: a returned %q, want %q", c.what, got, c.want)
+		}
+		same(c.what, c.x, got)
+		call(a, 2)
+		computed(c.what, before+c.computes)
+	}
+}
+
+// LocalTierMatrix runs the local tier's function-level checks on the store at url:
+// LocalTierFuncs in this process, then every kind of change across processes, through
+// the store's notifications (bound 0) or, for a store that gives none, by polling
+// within bound.
+func LocalTierMatrix(t *testing.T, url string, bound time.Duration) {
+	t.Helper()
+	t.Run("funcs", func(t *testing.T) {
+		st, err := store.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		LocalTierFuncs(t, st)
+	})
+	t.Run("processes", func(t *testing.T) {
+		if bound == 0 {
+			LocalTierAcrossProcesses(t, url, TierChanges, nil)
+		} else {
+			LocalTierAcrossProcessesPolled(t, url, TierChanges, bound)
+		}
+	})
 }

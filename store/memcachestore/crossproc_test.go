@@ -38,3 +38,9 @@ func TestInvalidationThroughCachier(t *testing.T) {
 	}
 	proctest.Invalidation(t, st)
 }
+
+// The function-level behaviour with the local tier on, in one process and across
+// processes (memcached does not notify: the other process polls).
+func TestLocalTierMatrix(t *testing.T) {
+	proctest.LocalTierMatrix(t, "memcache://"+testserver.Memcached(t).Addr, 200*time.Millisecond)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -51,4 +52,10 @@ func TestInvalidationThroughCachier(t *testing.T) {
 		t.Fatal(err)
 	}
 	proctest.Invalidation(t, st)
+}
+
+// The function-level behaviour with the local tier on, in one process and across
+// processes (the store does not notify: the other process polls).
+func TestLocalTierMatrix(t *testing.T) {
+	proctest.LocalTierMatrix(t, workerURL(t, testserver.FerretDB(t)), 200*time.Millisecond)
 }

@@ -62,11 +62,11 @@ func TestRefreshOnceAcrossProcesses(t *testing.T) {
 // pub/sub, also when its pub/sub connection is killed just before each change.
 func TestLocalTierAcrossProcesses(t *testing.T) {
 	srv := testserver.Redis(t)
-	t.Run("notified", func(t *testing.T) { proctest.LocalTierAcrossProcesses(t, srv.URL, 4, nil) })
+	t.Run("notified", func(t *testing.T) { proctest.LocalTierAcrossProcesses(t, srv.URL, proctest.TierChanges, nil) })
 	t.Run("connection killed", func(t *testing.T) {
 		client := redis.NewClient(&redis.Options{Addr: srv.Addr})
 		t.Cleanup(func() { client.Close() })
-		proctest.LocalTierAcrossProcesses(t, srv.URL, 4, func(t testing.TB) {
+		proctest.LocalTierAcrossProcesses(t, srv.URL, proctest.TierChanges, func(t testing.TB) {
 			n, err := client.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Result()
 			if err != nil {
 				t.Fatal(err)
@@ -82,4 +82,10 @@ func TestLocalTierAcrossProcesses(t *testing.T) {
 // process's local tier, over pub/sub (go test -run ^$ -bench LocalTierCoherence -benchtime 200x).
 func BenchmarkLocalTierCoherence(b *testing.B) {
 	proctest.ReportCoherence(b, testserver.Redis(b).URL, nil)
+}
+
+// The function-level behaviour with the local tier on, in one process and across
+// processes.
+func TestLocalTierMatrix(t *testing.T) {
+	proctest.LocalTierMatrix(t, testserver.Redis(t).URL, 0)
 }

@@ -3,6 +3,7 @@ package s3store_test
 import (
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -49,4 +50,10 @@ func TestOutageThroughCachier(t *testing.T) {
 		t.Fatal(err)
 	}
 	proctest.Outage(t, st, func() { srv.Stop(t) }, func() { srv.Start(t) })
+}
+
+// The function-level behaviour with the local tier on, in one process and across
+// processes (S3 does not notify: the other process polls).
+func TestLocalTierMatrix(t *testing.T) {
+	proctest.LocalTierMatrix(t, workerURL(testserver.MinIO(t)), 200*time.Millisecond)
 }

@@ -78,3 +78,12 @@ func TestRefreshOnceAcrossProcesses(t *testing.T) {
 		t.Run(name, func(t *testing.T) { proctest.RefreshOnce(t, u(t), 4, 16) })
 	}
 }
+
+// The function-level behaviour with the local tier on, in one process and across
+// processes: PostgreSQL notifies through LISTEN/NOTIFY, MariaDB and SQLite through the
+// store's polling watchers (every PollInterval at most).
+func TestLocalTierMatrix(t *testing.T) {
+	for name, u := range engines(t) {
+		t.Run(name, func(t *testing.T) { proctest.LocalTierMatrix(t, u(t), 0) })
+	}
+}

@@ -17,14 +17,14 @@ import (
 // each change.
 func TestLocalTierAcrossProcessesOnPostgres(t *testing.T) {
 	url := testserver.Postgres(t).URL
-	t.Run("notified", func(t *testing.T) { proctest.LocalTierAcrossProcesses(t, url, 4, nil) })
+	t.Run("notified", func(t *testing.T) { proctest.LocalTierAcrossProcesses(t, url, proctest.TierChanges, nil) })
 	t.Run("connection killed", func(t *testing.T) {
 		db, err := sql.Open("pgx", url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		proctest.LocalTierAcrossProcesses(t, url, 4, func(t testing.TB) {
+		proctest.LocalTierAcrossProcesses(t, url, proctest.TierChanges, func(t testing.TB) {
 			// The previous round's kill may still be reconnecting (with backoff): wait
 			// until a LISTEN connection is there again, then terminate it.
 			deadline := time.Now().Add(time.Minute)
