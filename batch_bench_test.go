@@ -1,0 +1,173 @@
+package cachier_test
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/internal/testserver"
+	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/memstore"
+	"github.com/cachier-go/cachier/store/redisstore"
+)
+
+// The batch benchmarks: one call for 100 arguments, all cached ("warm"), 90 cached
+// and 10 new ("warm90"), or 100 new ("cold"), through WrapBatch; the same arguments
+// through 100 single calls of a Func sharing the entries ("single100"); and, on
+// Redis, one MGET of 100 keys holding the bytes cachier stores ("mget"), the floor of
+// a warm batch, measured in the same run so that ratios can be read off. They are
+// the root-package twins of bench/'s batch sections, for profiling:
+//
+//	go test -run '^$' -bench Batch -benchmem -cpuprofile cpu.out .
+
+const benchBatchSize = 100
+
+var benchBatchNew atomic.Int64 // arguments never asked for before
+
+func benchBatchArgs(warm int) []int {
+	args := make([]int, 0, benchBatchSize)
+	for i := range warm {
+		args = append(args, i)
+	}
+	for len(args) < benchBatchSize {
+		args = append(args, int(benchBatchNew.Add(1))+1_000_000_000)
+	}
+	return args
+}
+
+var benchPayload = bytes.Repeat([]byte("x"), 256)
+
+func BenchmarkBatchMemory(b *testing.B) {
+	batchFn := func(_ context.Context, args []int) (map[int]Report, error) {
+		m := make(map[int]Report, len(args))
+		for _, a := range args {
+			m[a], _ = benchFn(context.Background(), a)
+		}
+		return m, nil
+	}
+	benchBatch(b, store.Adapt(memstore.New(nil)), batchFn, benchFn, nil)
+}
+
+func BenchmarkBatchRedis(b *testing.B) {
+	c := redis.NewClient(&redis.Options{Addr: testserver.Redis(b).Addr})
+	b.Cleanup(func() { c.Close() })
+	st, err := redisstore.New(c, &redisstore.Options{Prefix: "bench-batch-" + strconv.FormatInt(time.Now().UnixNano(), 36)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	batchFn := func(_ context.Context, args []int) (map[int][]byte, error) {
+		m := make(map[int][]byte, len(args))
+		for _, a := range args {
+			m[a] = benchPayload
+		}
+		return m, nil
+	}
+	one := func(context.Context, int) ([]byte, error) { return benchPayload, nil }
+	ps := store.Adapt(st)
+	benchBatch(b, ps, batchFn, one, func(b testing.TB, bt *cachier.Batch[int, []byte]) func() {
+		// The raw keys hold the bytes cachier keeps for the same arguments.
+		ctx := context.Background()
+		keys := make([]string, benchBatchSize)
+		for i := range benchBatchSize {
+			k, err := bt.Key(i)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e, err := ps.Get(ctx, k)
+			if err != nil {
+				b.Fatal(err)
+			}
+			keys[i] = "bench-batch-raw:" + strconv.Itoa(i)
+			if err := c.Set(ctx, keys[i], e.Value, time.Hour).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return func() {
+			vs, err := c.MGet(ctx, keys...).Result()
+			if err != nil || len(vs) != benchBatchSize {
+				b.Fatalf("MGET: %d values, %v", len(vs), err)
+			}
+		}
+	})
+}
+
+// benchBatch runs the batch benchmarks on st. With mget (which prepares one raw MGET
+// of the same 100 entries), every iteration also times one MGET, right after the
+// operation, and the benchmark reports the operation's time as a multiple of it
+// ("x-mget"): on a busy machine the ratio of neighbours is steadier than either time.
+func benchBatch[R any](b *testing.B, st store.Store, batchFn func(context.Context, []int) (map[int]R, error), one func(context.Context, int) (R, error), mget func(testing.TB, *cachier.Batch[int, R]) func()) {
+	name := "bench/batch/" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	bt, err := cachier.WrapBatch(batchFn, cachier.Name(name), cachier.WithStore(st))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := cachier.Wrap(one, cachier.Name(name), cachier.WithStore(st))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := bt.Call(ctx, benchBatchArgs(benchBatchSize)); err != nil {
+		b.Fatal(err)
+	}
+	var raw func()
+	if mget != nil {
+		raw = mget(b, bt)
+	}
+	run := func(b *testing.B, warm int, op func(args []int)) {
+		b.ReportAllocs()
+		var opTime, rawTime time.Duration
+		for b.Loop() {
+			b.StopTimer()
+			args := benchBatchArgs(warm)
+			b.StartTimer()
+			t0 := time.Now()
+			op(args)
+			opTime += time.Since(t0)
+			if raw != nil {
+				b.StopTimer()
+				t1 := time.Now()
+				raw()
+				rawTime += time.Since(t1)
+				b.StartTimer()
+			}
+		}
+		if raw != nil && rawTime > 0 {
+			b.ReportMetric(float64(rawTime.Nanoseconds())/float64(b.N), "mget-ns/op")
+			b.ReportMetric(float64(opTime)/float64(rawTime), "x-mget")
+		}
+	}
+	for _, c := range []struct {
+		name string
+		warm int
+	}{{"warm", benchBatchSize}, {"warm90", 90}, {"cold", 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			run(b, c.warm, func(args []int) {
+				m, err := bt.Call(ctx, args)
+				if err != nil || len(m) != benchBatchSize {
+					b.Fatalf("%d results, %v", len(m), err)
+				}
+			})
+		})
+	}
+	b.Run("single100", func(b *testing.B) {
+		run(b, benchBatchSize, func(args []int) {
+			for _, a := range args {
+				if _, err := f.Call(ctx, a); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	if raw != nil {
+		b.Run("mget", func(b *testing.B) {
+			run(b, benchBatchSize, func([]int) { raw() })
+		})
+	}
+}
