@@ -12,6 +12,7 @@ import (
 
 	"github.com/cachier-go/cachier/internal/envelope"
 	"github.com/cachier-go/cachier/internal/flight"
+	"github.com/cachier-go/cachier/internal/tier"
 	"github.com/cachier-go/cachier/store"
 )
 
@@ -128,6 +129,14 @@ func WrapBatch[A comparable, R any](fn func(context.Context, []A) (map[A]R, erro
 // Namespace returns the namespace of the entries.
 func (b *Batch[A, R]) Namespace() string { return b.f.Namespace() }
 
+// Close is Func.Close for a Batch: it waits for the batch's background refreshes and
+// for the computations in flight in this process to store their results, or for ctx
+// to be done, then releases every calculation lease the batch still holds, and stops
+// its local tier. After Close, Call and Refresh run the function directly and touch
+// no store; Precache, Invalidate, Clear and ClearBeingCalculated return ErrClosed.
+// Close never closes the store.
+func (b *Batch[A, R]) Close(ctx context.Context) error { return b.f.Close(ctx) }
+
 // Dependencies returns the version counters the entries depend on through DependsOn,
 // so that a Batch can be a Parent.
 func (b *Batch[A, R]) Dependencies() []string { return b.f.Dependencies() }
@@ -210,19 +219,29 @@ func (b *Batch[A, R]) CallOne(ctx context.Context, arg A, opts ...Option) (R, er
 //
 // Step by step:
 //
-//  1. Every argument's entry is read in one batched store read (store.GetMany: MGET
-//     on Redis, IN on SQL, $in on MongoDB, GetMulti on memcached, concurrent reads on
-//     files and S3), with the freshness, tag, prefix and dependency checks of a
-//     single call, per entry.
+//  1. An argument that the typed first level (memory store) or the local tier
+//     (LocalTier) answers costs no store read and no key derivation, under the same
+//     rules and for the same calls (without per-call options) as Func.Call; with
+//     options, the local tier still answers before the store. The other arguments'
+//     entries are read in one batched store read (store.GetMany: MGET on Redis, IN
+//     on SQL, $in on MongoDB, GetMulti on memcached, concurrent reads on files and
+//     S3), with the freshness, tag, prefix and dependency checks of a single call,
+//     per entry; the counters are read in one more round trip only when an entry
+//     depends on tags, prefixes or DependsOn.
 //  2. Stale entries are served at once under NextTime and refreshed in the background
 //     in batches (RefreshCoalesce).
 //  3. The others join this process's single flights for their keys (shared with
 //     single calls and other batches), or start them. For the keys it started, the
-//     call takes the store's calculation leases, one key at a time in key order,
-//     never waiting while it holds one, so that no two batches can deadlock. It
-//     computes the keys it got in one call of the function and writes the results in
-//     one batched write, then waits for the keys other processes hold, and computes
-//     any whose holder gave up or died.
+//     call takes the store's calculation leases in key order, never waiting while it
+//     holds one, so that no two batches can deadlock. No store has a batched lease
+//     acquisition yet, so they are taken one round trip per key; they are released
+//     several at a time. It computes the keys it got in one call of the function and
+//     writes the results in one batched write (moving the local tiers' marker once,
+//     as a single write does), then waits for the keys other processes hold, and
+//     computes any whose holder gave up or died. It follows the invalidation epoch
+//     as a single call does (see invalidation.go): a result computed before an
+//     Invalidate or Clear is not kept past it, nor taken by a call that began after
+//     it and waited for that computation.
 //
 // Partial failure. If the function fails, every argument it was asked for fails
 // with its error, which Call returns (errors.Is works) together with the map of the
@@ -236,15 +255,19 @@ func (b *Batch[A, R]) Call(ctx context.Context, args []A, opts ...Option) (map[A
 	if err != nil {
 		return nil, err
 	}
-	return b.call(ctx, s, args)
+	var first *resolvedSettings // the first levels answer calls without options only
+	if len(opts) == 0 {
+		first = b.f.resolved.Load()
+	}
+	return b.call(ctx, s, args, first)
 }
 
 // batchItem is one distinct key of a batch call: the first argument that maps to it
-// and every argument that does (a WithKey function may map several to one key).
+// and the other arguments that do (a WithKey function may map several to one key).
 type batchItem[A comparable] struct {
 	arg     A
 	k       store.Key
-	aliases []A
+	aliases []A // besides arg; nil for most keys
 }
 
 // how says how one key of a batch was answered.
@@ -266,21 +289,29 @@ type slot[R any] struct {
 	how   how
 }
 
-func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R, error) {
+func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A, first *resolvedSettings) (map[A]R, error) {
 	f := b.f
 	out := make(map[A]R, len(args))
 	if len(args) == 0 {
 		return out, nil
 	}
-	if s.skip || disabled.Load() {
-		return b.direct(ctx, s, args, &f.stats.skipped, "cachier: batch skipping the cache")
+	if first != nil && (first.hot || first.local) {
+		// The first levels a single call without options looks at (the typed first
+		// level on the memory store, else the local tier), under the same rules: a
+		// key they answer costs no key derivation and no store read.
+		if args = b.firstLevels(first, args, out); len(args) == 0 {
+			return out, nil
+		}
+	}
+	if s.skip || disabled.Load() || f.life.isClosed() {
+		return b.direct(ctx, s, args, out, &f.stats.skipped, "cachier: batch skipping the cache")
 	}
 	if f.breaker.open(s.clock) {
 		if s.failClosed {
 			f.stats.bypassed.Add(uint64(len(args)))
 			return nil, fmt.Errorf("%w: %s failed moments ago; not trying it again yet", ErrStore, f.ns)
 		}
-		return b.direct(ctx, s, args, &f.stats.bypassed, "cachier: store failed moments ago; calling the batch function directly")
+		return b.direct(ctx, s, args, out, &f.stats.bypassed, "cachier: store failed moments ago; calling the batch function directly")
 	}
 	items, err := b.items(args)
 	if err != nil {
@@ -298,7 +329,10 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R,
 		if err != nil {
 			return nil, err
 		}
-		var now time.Time
+		var (
+			now  time.Time
+			hits uint64
+		)
 		for i := range items {
 			h := &hs[i]
 			if h.storedAt.IsZero() {
@@ -318,7 +352,7 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R,
 				continue
 			}
 			if age := s.age(now, h.storedAt); limit == 0 || (limit > 0 && age < limit) {
-				f.stats.hits.Add(1)
+				hits++
 				slots[i] = slot[R]{v: h.v, found: !missing[i], how: howHit}
 				if s.expiry.refreshAhead > 0 && limit > 0 && age >= refreshPoint(items[i].k, h.storedAt, limit, s.expiry.refreshAhead) {
 					if f.backoff.allow(items[i].k.ID, now) {
@@ -341,6 +375,7 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R,
 			}
 			misses = append(misses, i)
 		}
+		f.stats.hits.Add(hits)
 	}
 	if len(stale) > 0 {
 		b.refreshLater(ctx, s, items, stale)
@@ -365,6 +400,7 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A) (map[A]R,
 				errs = append(errs, sl.err)
 			}
 		case sl.found:
+			out[it.arg] = sl.v
 			for _, a := range it.aliases {
 				out[a] = sl.v
 			}
@@ -397,8 +433,9 @@ func (b *Batch[A, R]) traceBatch(s *settings, nargs int, slots []slot[R], d time
 		"not_found", absent, "failed", failed, "took", d)
 }
 
-// direct runs the function on the distinct arguments without the store.
-func (b *Batch[A, R]) direct(ctx context.Context, s *settings, args []A, counter interface{ Add(uint64) uint64 }, msg string) (map[A]R, error) {
+// direct runs the function on the distinct arguments without the store, and adds
+// its results to out (which holds what the first levels answered).
+func (b *Batch[A, R]) direct(ctx context.Context, s *settings, args []A, out map[A]R, counter interface{ Add(uint64) uint64 }, msg string) (map[A]R, error) {
 	uniq := make([]A, 0, len(args))
 	seen := make(map[A]struct{}, len(args))
 	for _, a := range args {
@@ -418,15 +455,45 @@ func (b *Batch[A, R]) direct(ctx context.Context, s *settings, args []A, counter
 	f.stats.observeCompute(s.clock.Now().Sub(start), err)
 	if err != nil {
 		f.stats.computeErrors.Add(uint64(len(uniq) - 1))
-		return map[A]R{}, err
+		return out, err
 	}
-	out := make(map[A]R, len(uniq))
 	for _, a := range uniq {
 		if v, ok := m[a]; ok {
 			out[a] = v
 		}
 	}
 	return out, nil
+}
+
+// firstLevels answers into out the arguments that the typed first level or the local
+// tier answers, exactly as Func.Call would (hotCall, localCall), and returns the
+// others, in order.
+func (b *Batch[A, R]) firstLevels(r *resolvedSettings, args []A, out map[A]R) []A {
+	f := b.f
+	var rest []A
+	for i, a := range args {
+		if _, done := out[a]; done {
+			continue // repeated
+		}
+		var (
+			v  R
+			ok bool
+		)
+		if r.hot {
+			v, ok = f.hotCall(r, a)
+		} else {
+			v, ok = f.localCall(r, a)
+		}
+		if ok {
+			out[a] = v
+			continue
+		}
+		if rest == nil {
+			rest = make([]A, 0, len(args)-i)
+		}
+		rest = append(rest, a)
+	}
+	return rest
 }
 
 // items derives the keys of args and groups the arguments by key.
@@ -439,13 +506,13 @@ func (b *Batch[A, R]) items(args []A) ([]batchItem[A], error) {
 			return nil, err
 		}
 		if i, ok := byID[k.ID]; ok {
-			if !slices.Contains(items[i].aliases, a) {
-				items[i].aliases = append(items[i].aliases, a)
+			if it := &items[i]; it.arg != a && !slices.Contains(it.aliases, a) {
+				it.aliases = append(it.aliases, a)
 			}
 			continue
 		}
 		byID[k.ID] = len(items)
-		items = append(items, batchItem[A]{arg: a, k: k, aliases: []A{a}})
+		items = append(items, batchItem[A]{arg: a, k: k})
 	}
 	return items, nil
 }
@@ -459,43 +526,84 @@ func indexes(n int) []int {
 }
 
 // lookupMany reads and decodes the entries of items[idx] in one batched read, and
-// checks the version counters they depend on in one more. hs[j] answers items[idx[j]]
-// as lookup would: storedAt is zero for a miss (with corrupt or movedBy saying why a
-// present entry was one). missing[j] marks a "not found" record. The error is a
-// store error under FailOnStoreError.
+// checks the version counters they depend on in one more (only when some entry
+// depends on a counter besides the function's own epoch, which only a waiter checks).
+// hs[j] answers items[idx[j]] as lookup would, local tier included: storedAt is zero
+// for a miss (with corrupt or movedBy saying why a present entry was one). missing[j]
+// marks a "not found" record. The error is a store error under FailOnStoreError. Like
+// lookup, it fills the typed first level (on a tier.Source) and the local tier with
+// the hits it read.
 func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batchItem[A], idx []int) (hs []found[R], missing []bool, err error) {
 	f := b.f
 	n := len(idx)
 	hs, missing = make([]found[R], n), make([]bool, n)
-	ks := make([]store.Key, n)
-	for j, i := range idx {
-		ks[j] = items[i].k
+	// The local tier first, as lookup does: a copy it may serve costs no store read.
+	var (
+		read  []int // the positions j read from the store
+		lkeys []any
+		seq   uint64 // the tier's fill sequence, read before the entries
+	)
+	if f.localOn(s) {
+		lkeys = make([]any, n)
+		read = make([]int, 0, n)
+		for j, i := range idx {
+			lkeys[j] = f.tierKey(items[i].arg, items[i].k)
+			if h, ok := f.lookupLocal(s, lkeys[j]); ok {
+				hs[j] = h
+				continue
+			}
+			read = append(read, j)
+		}
+		if len(read) == 0 {
+			return hs, missing, nil
+		}
+		seq = f.local.sync.seq.Load()
+	} else {
+		read = indexes(n)
+	}
+	ks := make([]store.Key, len(read))
+	for r, j := range read {
+		ks[r] = items[idx[j]].k
 	}
 	var (
-		es    []store.Entry
-		errs  []error
-		lives []any
+		es      []store.Entry
+		errs    []error
+		lives   []any
+		tickets []*tier.Ticket // with a tier.Source: each entry's life, for the first level
+		cepoch  uint64         // and the store's counter epoch, read before the entries
 	)
-	if ls, ok := s.store.(store.LiveStore); ok {
+	src, isSrc := store.Unwrap(s.store).(tier.Source)
+	ls, isLive := s.store.(store.LiveStore)
+	switch {
+	case isSrc && f.hot != nil:
 		// In process: a loop of map reads beats any batching.
-		es, errs, lives = make([]store.Entry, n), make([]error, n), make([]any, n)
-		for j, k := range ks {
-			es[j], lives[j], errs[j] = ls.GetLive(ctx, k)
+		cepoch = src.CountersEpoch()
+		es, errs, lives, tickets = make([]store.Entry, len(ks)), make([]error, len(ks)), make([]any, len(ks)), make([]*tier.Ticket, len(ks))
+		for r, k := range ks {
+			es[r], lives[r], tickets[r], errs[r] = src.GetTicketed(ctx, k)
 		}
-	} else {
+	case isLive:
+		es, errs, lives = make([]store.Entry, len(ks)), make([]error, len(ks)), make([]any, len(ks))
+		for r, k := range ks {
+			es[r], lives[r], errs[r] = ls.GetLive(ctx, k)
+		}
+	default:
 		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
 		es, errs, err = store.GetMany(opCtx, s.store, ks)
 		cancel()
 		if err != nil {
-			f.stats.storeErrors.Add(uint64(n - 1)) // one per key; storeFailed counts the last
-			return hs, missing, f.storeFailed(ctx, s, "get", store.Key{Namespace: f.ns, ID: fmt.Sprintf("(%d keys)", n)}, err)
+			f.stats.storeErrors.Add(uint64(len(ks) - 1)) // one per key; storeFailed counts the last
+			return hs, missing, f.storeFailed(ctx, s, "get", store.Key{Namespace: f.ns, ID: fmt.Sprintf("(%d keys)", len(ks))}, err)
 		}
 	}
-	metas := make([]envelope.Meta, n)
-	var names []string
-	ok := true
-	for j := range ks {
-		switch e := errs[j]; {
+	var (
+		own   = namespaceCounter(f.ns) // the function's epoch: only waiters check it
+		deps  [][]envelope.Dep         // by r: the dependencies a hit must check, if any
+		names []string
+		ok    = true
+	)
+	for r, j := range read {
+		switch e := errs[r]; {
 		case e == nil:
 		case errors.Is(e, store.ErrCorrupt):
 			hs[j].corrupt = e
@@ -504,24 +612,28 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 			continue
 		default:
 			ok = false
-			if err := f.storeFailed(ctx, s, "get", ks[j], e); err != nil {
+			if err := f.storeFailed(ctx, s, "get", ks[r], e); err != nil {
 				return hs, missing, err
 			}
 			continue
 		}
 		h := &hs[j]
-		var live any
+		var (
+			live any
+			meta envelope.Meta
+			derr error
+		)
 		if lives != nil {
-			live = lives[j]
+			live = lives[r]
 		}
-		var derr error
 		if v, isR := live.(R); isR && live != nil {
 			h.v = v
 			if f.tags.hasMeta() {
-				metas[j], derr = envelope.Peek(es[j].Value)
+				meta, derr = envelope.Peek(es[r].Value)
 			}
 		} else {
-			h.v, metas[j], derr = f.decode(s, es[j].Value)
+			// Bytes from an in-process store are shared with it; others are ours.
+			h.v, meta, derr = f.decodeFrom(s, es[r].Value, lives != nil)
 		}
 		switch {
 		case errors.Is(derr, errMissingRecord):
@@ -530,40 +642,65 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 			h.corrupt = derr
 			continue
 		}
-		for _, d := range metas[j].Deps {
+		for _, d := range meta.Deps {
+			if d.Name == own {
+				h.epoch, h.hasEpoch = d.Version, true
+				continue
+			}
+			if deps == nil {
+				deps = make([][]envelope.Dep, len(read))
+			}
+			deps[r] = meta.Deps
 			names = append(names, d.Name)
 		}
-		h.storedAt, h.ttl, h.expiresAt = es[j].StoredAt, metas[j].TTL, es[j].ExpiresAt
+		h.storedAt, h.ttl, h.expiresAt = es[r].StoredAt, meta.TTL, es[r].ExpiresAt
 	}
 	if ok {
 		f.breaker.succeeded()
 	}
-	if len(names) == 0 {
-		return hs, missing, nil
-	}
-	// The counters of every entry, in one read.
-	slices.Sort(names)
-	names = slices.Compact(names)
-	vs, err := versions(ctx, s, names)
-	if err != nil {
-		for j := range hs {
-			if len(metas[j].Deps) > 0 {
-				hs[j] = found[R]{}
+	if len(names) > 0 {
+		// The counters of every entry, in one read.
+		slices.Sort(names)
+		names = slices.Compact(names)
+		vs, err := versions(ctx, s, names)
+		if err != nil {
+			for r, j := range read {
+				if deps[r] != nil {
+					hs[j] = found[R]{}
+				}
+			}
+			return hs, missing, f.storeFailed(ctx, s, "versions", ks[0], err)
+		}
+		known := make(map[string]uint64, len(names))
+		for i, name := range names {
+			known[name] = vs[i]
+		}
+		for r, j := range read {
+			if deps[r] == nil || hs[j].storedAt.IsZero() {
+				continue
+			}
+			moved, _ := f.movedDep(ctx, s, deps[r], known) // every name is known: no store call
+			if moved != "" {
+				hs[j] = found[R]{movedBy: moved}
 			}
 		}
-		return hs, missing, f.storeFailed(ctx, s, "versions", ks[0], err)
 	}
-	known := make(map[string]uint64, len(names))
-	for i, name := range names {
-		known[name] = vs[i]
+	// The hits read fill the first levels, as lookup's do.
+	if tickets == nil && lkeys == nil {
+		return hs, missing, nil
 	}
-	for j := range hs {
-		if len(metas[j].Deps) == 0 || hs[j].storedAt.IsZero() {
+	for r, j := range read {
+		h := &hs[j]
+		if h.storedAt.IsZero() || missing[j] {
 			continue
 		}
-		moved, _ := f.movedDep(ctx, s, metas[j].Deps, known) // every name is known: no store call
-		if moved != "" {
-			hs[j] = found[R]{movedBy: moved}
+		hasDeps := deps != nil && deps[r] != nil
+		if tickets != nil && tickets[r] != nil {
+			f.hot.put(items[idx[j]].arg, &hotEntry[R]{v: h.v, times: h.foundTimes, gen: s.gen,
+				life: tickets[r], deps: hasDeps, epoch: cepoch})
+		}
+		if lkeys != nil {
+			f.fillLocal(s, lkeys[j], h, seq, hasDeps, len(es[r].Value))
 		}
 	}
 	return hs, missing, nil
@@ -573,7 +710,11 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 // answer a call that began computing at notBefore (see accept), marking them as. It
 // returns the indexes still unanswered. Under Overwrite a call accepts no stored
 // result; a background refresh (as == howStale) accepts one stored after it began.
-func (b *Batch[A, R]) acceptMany(ctx context.Context, s *settings, items []batchItem[A], idx []int, notBefore time.Time, slots []slot[R], as how) ([]int, error) {
+//
+// ep is the invalidation epoch the call read when it began: as accept does, it takes
+// no entry computed under another epoch, which began before an Invalidate or Clear
+// that the call follows (see invalidation.go).
+func (b *Batch[A, R]) acceptMany(ctx context.Context, s *settings, items []batchItem[A], idx []int, notBefore time.Time, ep epoch, slots []slot[R], as how) ([]int, error) {
 	if len(idx) == 0 {
 		return nil, nil
 	}
@@ -588,6 +729,8 @@ func (b *Batch[A, R]) acceptMany(ctx context.Context, s *settings, items []batch
 		ok := false
 		switch {
 		case h.storedAt.IsZero():
+		case ep.ok && h.hasEpoch && h.epoch != ep.v:
+			// Computed before an invalidation this call follows.
 		case s.overwrite && as != howStale:
 			// Refresh and Overwrite accept no stored result: theirs must come from a
 			// computation that began after they were asked for.
@@ -678,6 +821,11 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 						pe = &flight.PanicError{Value: r, Stack: debug.Stack()}
 					}
 				}()
+				if !f.life.begin() { // closed meanwhile: the store is not ours to use any more
+					pe = b.runOnly(shared, s, items, owned, own)
+					return
+				}
+				defer f.life.end() // Close waits for this computation to store its results
 				pe = b.computeOwned(shared, s, items, owned, own)
 			}()
 			mu.Lock()
@@ -758,6 +906,17 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 		// in the process, and an in-process store is seen by no other.
 		return b.runAndStore(ctx, s, items, idx, nil, slots)
 	}
+	// The invalidation epoch before anything else, as computeShared reads it: a
+	// result computed before a later Invalidate or Clear is never accepted.
+	ep, err := f.readEpoch(ctx, s)
+	if err != nil {
+		if err := f.storeFailed(ctx, s, "versions", items[idx[0]].k, err); err != nil {
+			for _, i := range idx {
+				slots[i] = slot[R]{err: err}
+			}
+			return nil
+		}
+	}
 	notBefore := s.clock.Now()
 	owner := newOwner()
 	var (
@@ -800,7 +959,7 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 			}
 		}
 		// A result may have landed between the lookup and the lease.
-		rest, err := b.acceptMany(ctx, s, items, mine, notBefore, slots, howWaited)
+		rest, err := b.acceptMany(ctx, s, items, mine, notBefore, ep, slots, howWaited)
 		if err != nil {
 			for _, l := range leases {
 				f.release(ctx, s, l)
@@ -830,7 +989,7 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 				f.trace(s, "cachier: batch waiting for other computations", "ns", f.ns, "keys", len(held))
 			}
 		}
-		if remaining, err = b.acceptMany(ctx, s, items, held, notBefore, slots, howWaited); err != nil {
+		if remaining, err = b.acceptMany(ctx, s, items, held, notBefore, ep, slots, howWaited); err != nil {
 			for _, i := range remaining {
 				slots[i] = slot[R]{err: err}
 			}
@@ -894,11 +1053,7 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 			f.keepRenewing(ctx, s, h)
 			held = append(held, h)
 		}
-		defer func() {
-			for _, h := range held {
-				f.releaseHeld(ctx, s, h)
-			}
-		}()
+		defer releaseAll(held, func(h *heldLease) { f.releaseHeld(ctx, s, h) })
 	}
 	// The counters are read before computing, all in one read: an invalidation while
 	// the function runs leaves the new entries already stale. They include the
@@ -936,29 +1091,12 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 			}
 		}
 	}
-	args := make([]A, len(idx))
-	for j, i := range idx {
-		args[j] = items[i].arg
-	}
-	n := uint64(len(idx))
-	f.stats.computations.Add(n)
-	start := s.clock.Now()
-	m, err := b.run(ctx, args, &pe)
-	f.stats.observeCompute(s.clock.Now().Sub(start), err)
-	if pe != nil || err != nil {
-		f.stats.computeErrors.Add(n - 1) // per key; observeCompute counted one
-		if pe != nil {
-			err = publicPanic(pe)
-		}
-		if s.verbose {
-			f.trace(s, "cachier: batch function failed; nothing stored", "ns", f.ns, "keys", len(idx), "err", err)
-		}
-		for _, i := range idx {
-			slots[i] = slot[R]{err: err, how: howComputed}
-		}
+	m, pe := b.runFor(ctx, s, items, idx, slots)
+	if m == nil {
 		return pe
 	}
 	var (
+		err    error
 		ks     []store.Key
 		es     []store.Entry
 		vs     []any
@@ -1008,6 +1146,11 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	// write, as one step with Invalidate and Clear in this process, and one after it
 	// for those of other processes, which deletes what was written if it moved.
 	e0, checked := f.recordedEpoch(before[slices.Index(idx, writes[0])])
+	local := f.localOn(s)
+	var seq uint64 // the local tier's fill sequence, read before the write
+	if local {
+		seq = f.local.sync.seq.Load()
+	}
 	if checked {
 		f.invMu.RLock()
 		if !f.epochStill(ctx, s, ks[0], e0) {
@@ -1021,17 +1164,25 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		f.invMu.RUnlock()
 		if werr == nil && !processLocal(s.store) && !f.epochStill(ctx, s, ks[0], e0) {
 			f.stats.invalidated.Add(uint64(len(ks) - 1))
-			for _, k := range ks {
+			for j, k := range ks {
 				opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
 				if derr := s.store.Delete(opCtx, k); derr != nil {
 					_ = f.storeFailed(ctx, s, "delete", k, derr)
 				}
 				cancel()
+				if local {
+					f.local.forget(f.tierKey(items[writes[j]].arg, k))
+				}
 			}
 			return nil
 		}
 	}
 	if werr != nil {
+		if local {
+			for j, k := range ks {
+				f.local.forget(f.tierKey(items[writes[j]].arg, k))
+			}
+		}
 		f.stats.storeErrors.Add(uint64(len(ks) - 1)) // one per key
 		if err := f.storeFailed(ctx, s, "set", store.Key{Namespace: f.ns, ID: fmt.Sprintf("(%d keys)", len(ks))}, werr); err != nil {
 			for _, i := range writes {
@@ -1040,10 +1191,98 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		}
 		return nil
 	}
+	marked := false
 	for j, i := range writes {
+		if local {
+			// As Func's save: the value written becomes the local copy. A "not found"
+			// record is not kept locally (a copy is a value); it is read from the store.
+			v, _ := vs[j].(R)
+			werr := errs[j]
+			if werr == nil && !slots[i].found {
+				werr = errMissingRecord
+			}
+			f.keepLocal(s, ks[j], items[i].arg, v, es[j], seq, werr)
+			marked = marked || errs[j] == nil
+		}
 		if err := f.stored(ctx, s, ks[j], es[j], errs[j]); err != nil {
 			slots[i].err = err
 		}
+	}
+	if marked {
+		// One marker move for the whole batch tells the other processes' local tiers.
+		if err := changedNS(ctx, s, f.ns, f.local.sync); err != nil {
+			_ = f.storeFailed(ctx, s, "mark", ks[0], err)
+		}
+	}
+	return nil
+}
+
+// maxParallelReleases bounds the lease releases a batch sends at once. Releases,
+// unlike acquisitions, need no order: nobody waits while holding one.
+const maxParallelReleases = 16
+
+// releaseAll releases held, up to maxParallelReleases at a time, and returns once
+// all are released.
+func releaseAll(held []*heldLease, release func(*heldLease)) {
+	if len(held) == 1 {
+		release(held[0])
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallelReleases)
+	for _, h := range held {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			release(h)
+		}()
+	}
+	wg.Wait()
+}
+
+// runFor calls the function for items[idx], counting the computations. When it fails
+// or panics, it puts the error in their slots and returns a nil map (and the panic).
+func (b *Batch[A, R]) runFor(ctx context.Context, s *settings, items []batchItem[A], idx []int, slots []slot[R]) (map[A]R, *flight.PanicError) {
+	f := b.f
+	args := make([]A, len(idx))
+	for j, i := range idx {
+		args[j] = items[i].arg
+	}
+	n := uint64(len(idx))
+	f.stats.computations.Add(n)
+	start := s.clock.Now()
+	var pe *flight.PanicError
+	m, err := b.run(ctx, args, &pe)
+	f.stats.observeCompute(s.clock.Now().Sub(start), err)
+	if pe != nil || err != nil {
+		f.stats.computeErrors.Add(n - 1) // per key; observeCompute counted one
+		if pe != nil {
+			err = publicPanic(pe)
+		}
+		if s.verbose {
+			f.trace(s, "cachier: batch function failed; nothing stored", "ns", f.ns, "keys", len(idx), "err", err)
+		}
+		for _, i := range idx {
+			slots[i] = slot[R]{err: err, how: howComputed}
+		}
+		return nil, pe
+	}
+	if m == nil {
+		m = map[A]R{}
+	}
+	return m, nil
+}
+
+// runOnly computes items[idx] without the store: the Batch was closed meanwhile.
+func (b *Batch[A, R]) runOnly(ctx context.Context, s *settings, items []batchItem[A], idx []int, slots []slot[R]) *flight.PanicError {
+	m, pe := b.runFor(ctx, s, items, idx, slots)
+	if m == nil {
+		return pe
+	}
+	for _, i := range idx {
+		v, ok := m[items[i].arg]
+		slots[i] = slot[R]{v: v, found: ok, how: howComputed}
 	}
 	return nil
 }
@@ -1135,6 +1374,10 @@ func (b *Batch[A, R]) refreshBatch(ctx context.Context, s *settings, items []bat
 		}
 		c.mu.Unlock()
 	}()
+	if !f.life.begin() {
+		return // closed: no new background work
+	}
+	defer f.life.end()
 	slices.SortFunc(items, func(x, y batchItem[A]) int { return cmp.Compare(x.k.ID, y.k.ID) })
 	start := s.clock.Now()
 	slots := make([]slot[R], len(items))
@@ -1165,7 +1408,13 @@ func (b *Batch[A, R]) refreshBatch(ctx context.Context, s *settings, items []bat
 	// A refresh that cannot read the store gives up: nobody waits for its result.
 	strict := *s
 	strict.failClosed = true
-	rest, err := b.acceptMany(ctx, &strict, items, mine, start, slots, howStale) // a newer entry stops a refresh
+	ep, err := f.readEpoch(ctx, &strict)
+	var rest []int
+	if err == nil {
+		rest, err = b.acceptMany(ctx, &strict, items, mine, start, ep, slots, howStale) // a newer entry stops a refresh
+	} else {
+		_ = f.storeFailed(ctx, s, "versions", items[0].k, err)
+	}
 	for _, i := range mine {
 		if err != nil || !slices.Contains(rest, i) {
 			f.release(ctx, s, leases[i])

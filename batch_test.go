@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -731,4 +732,163 @@ func TestBatchInvalidateDuringComputationAndRefresh(t *testing.T) {
 			t.Fatalf("calls = %v; want Refresh to compute", r.calls)
 		}
 	})
+}
+
+// windowStore is a file store on which the first write of an entry of namespace ns
+// waits for the test, and the delete of an entry of ns that follows it waits until
+// some caller has read an entry of ns after the write: the window in which a
+// computation that began before an invalidation has written its result and not yet
+// deleted it again.
+type windowStore struct {
+	*filestore.Store
+	ns       string
+	setOnce  sync.Once
+	setting  chan struct{} // closed when the write begins
+	proceed  chan struct{} // closed by the test to let it go on
+	written  atomic.Bool
+	readOnce sync.Once
+	read     chan struct{} // closed at the first read of ns after the write
+}
+
+func (w *windowStore) Set(ctx context.Context, k store.Key, e store.Entry) error {
+	if k.Namespace != w.ns {
+		return w.Store.Set(ctx, k, e)
+	}
+	w.setOnce.Do(func() {
+		close(w.setting)
+		<-w.proceed
+	})
+	err := w.Store.Set(ctx, k, e)
+	w.written.Store(true)
+	return err
+}
+
+func (w *windowStore) Get(ctx context.Context, k store.Key) (store.Entry, error) {
+	e, err := w.Store.Get(ctx, k)
+	if k.Namespace == w.ns && w.written.Load() {
+		w.readOnce.Do(func() { close(w.read) })
+	}
+	return e, err
+}
+
+func (w *windowStore) Delete(ctx context.Context, k store.Key) error {
+	if k.Namespace == w.ns && w.written.Load() {
+		select {
+		case <-w.read:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return w.Store.Delete(ctx, k)
+}
+
+// A batch that waits for another process's computation (here another Batch, which
+// shares no lock with it) and began after an Invalidate never takes the result of a
+// computation that began before it: that one read the old data. The other process
+// checked the epoch before the Invalidate and writes after it; the waiter reads the
+// entry before the writer's last check deletes it again, and must refuse it because
+// it was computed under the old invalidation epoch.
+func TestBatchWaiterRefusesAResultFromBeforeAnInvalidate(t *testing.T) {
+	const name = "batch/waiter-epoch"
+	ws := &windowStore{Store: newFileDriver(t), ns: name, setting: make(chan struct{}), proceed: make(chan struct{}), read: make(chan struct{})}
+	st := store.Adapt(ws)
+	var data atomic.Int64
+	data.Store(1)
+	fn := func(_ context.Context, args []int) (map[int]int64, error) {
+		m := map[int]int64{}
+		for _, a := range args {
+			m[a] = data.Load()
+		}
+		return m, nil
+	}
+	a, err := cachier.WrapBatch(fn, cachier.Name(name), cachier.WithStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cachier.WrapBatch(fn, cachier.Name(name), cachier.WithStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	gotA := make(chan map[int]int64, 1)
+	go func() { m, _ := a.Call(ctx, []int{7}); gotA <- m }()
+	<-ws.setting // a computed 1 under the lease, checked the epoch, and is writing
+	data.Store(2)
+	if err := c.Invalidate(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	gotC := make(chan map[int]int64, 1)
+	go func() {
+		m, err := c.Call(ctx, []int{7})
+		if err != nil {
+			t.Error(err)
+		}
+		gotC <- m
+	}()
+	waitFor(t, "the batch after Invalidate to wait for the lease", func() bool { return c.Stats().Waits == 1 })
+	close(ws.proceed)
+	if m := <-gotA; m[7] != 1 {
+		t.Fatalf("the batch before Invalidate got %v, want 1", m)
+	}
+	if m := <-gotC; m[7] != 2 {
+		t.Fatalf("the batch after Invalidate got %v from the computation that began before it, want 2", m)
+	}
+	for _, b := range []*cachier.Batch[int, int64]{a, c} {
+		if m, err := b.Call(ctx, []int{7}); m[7] != 2 || err != nil {
+			t.Fatalf("after Invalidate: %v, %v; the old result was kept", m, err)
+		}
+	}
+}
+
+// Close waits for a batch computing in this process to store its results; after it,
+// calls run the function directly and store nothing, and Invalidate returns ErrClosed.
+func TestBatchClose(t *testing.T) {
+	st := newFileStore(t)
+	r := &batchRecorder{gate: make(chan struct{}), began: make(chan []int, 4)}
+	b := mustBatch(t, r, cachier.WithStore(st), cachier.Name("batch/close"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	called := make(chan error, 1)
+	go func() { _, err := b.Call(ctx, []int{1, 2}); called <- err }()
+	<-r.began
+	// A Close that gives up at once reports the computation it did not wait for.
+	// (Tried a few times: without a computation to wait for, Close picks between
+	// "idle" and "ctx done" at random.)
+	gone, giveUp := context.WithCancel(ctx)
+	giveUp()
+	for range 8 {
+		if err := b.Close(gone); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Close during a computation, with a done context: %v, want it to report giving up", err)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close(ctx) }()
+	close(r.gate)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-called; err != nil {
+		t.Fatal(err)
+	}
+	// What the batch computed before Close was stored by the time Close returned.
+	other := mustBatch(t, &batchRecorder{}, cachier.WithStore(st), cachier.Name("batch/close"))
+	if _, err := other.Call(ctx, []int{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if st := other.Stats(); st.Hits != 2 {
+		t.Fatalf("after Close: %d of 2 results stored", st.Hits)
+	}
+	r.began, r.gate = nil, nil
+	m, err := b.Call(ctx, []int{3})
+	if err != nil || m[3] != "v3" {
+		t.Fatalf("after Close: %v, %v", m, err)
+	}
+	k, _ := b.Key(3)
+	if _, err := st.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a call after Close touched the store: %v", err)
+	}
+	if err := b.Invalidate(ctx, 1); !errors.Is(err, cachier.ErrClosed) {
+		t.Fatalf("Invalidate after Close: %v, want ErrClosed", err)
+	}
 }

@@ -689,6 +689,12 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 }
 
 func (f *Func[A, R]) decode(s *settings, b []byte) (R, envelope.Meta, error) {
+	return f.decodeFrom(s, b, true)
+}
+
+// decodeFrom is decode of bytes that the store may still share (shared: a raw []byte
+// result is copied out of them) or that are the caller's own.
+func (f *Func[A, R]) decodeFrom(s *settings, b []byte, shared bool) (R, envelope.Meta, error) {
 	var v R
 	codec := s.codec
 	c, meta, payload, err := envelope.Open(b)
@@ -714,7 +720,10 @@ func (f *Func[A, R]) decode(s *settings, b []byte) (R, envelope.Meta, error) {
 			return v, meta, fmt.Errorf("entry has codec %d, want raw", c)
 		}
 		// The payload may alias a store's own bytes (memstore's GetLive shares them).
-		*any(&v).(*[]byte) = bytes.Clone(payload)
+		if shared {
+			payload = bytes.Clone(payload)
+		}
+		*any(&v).(*[]byte) = payload
 		return v, meta, nil
 	case rawString:
 		if c != envelope.Raw {

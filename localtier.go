@@ -577,19 +577,29 @@ func stopWithFunc[A, R any](f *Func[A, R], t *tierSync) {
 // wroteLocal keeps the value just written (err == nil) as the local copy, and moves
 // the namespace's marker so that other processes drop theirs.
 func (f *Func[A, R]) wroteLocal(ctx context.Context, s *settings, k store.Key, arg A, v R, e store.Entry, seq uint64, err error) {
+	if !f.keepLocal(s, k, arg, v, e, seq, err) {
+		return
+	}
+	if err := changedNS(ctx, s, f.ns, f.local.sync); err != nil {
+		_ = f.storeFailed(ctx, s, "mark", k, err)
+	}
+}
+
+// keepLocal is wroteLocal without moving the marker, which a batch moves once for all
+// its writes: it keeps the value written as the local copy, or forgets the copy when
+// the write failed (err != nil). It reports whether it kept it.
+func (f *Func[A, R]) keepLocal(s *settings, k store.Key, arg A, v R, e store.Entry, seq uint64, err error) bool {
 	key := f.tierKey(arg, k)
 	if err != nil {
 		f.local.forget(key)
-		return
+		return false
 	}
 	meta, merr := envelope.Peek(e.Value)
 	if merr != nil {
 		f.local.forget(key)
-		return
+		return false
 	}
 	h := found[R]{v: v, foundTimes: foundTimes{storedAt: e.StoredAt, expiresAt: e.ExpiresAt, ttl: meta.TTL}}
 	f.fillLocal(s, key, &h, seq, f.hasDeps(meta.Deps), len(e.Value))
-	if err := changedNS(ctx, s, f.ns, f.local.sync); err != nil {
-		_ = f.storeFailed(ctx, s, "mark", k, err)
-	}
+	return true
 }
