@@ -278,9 +278,10 @@ type tierSync struct {
 	seenNS, seenCtrs []byte
 	st               store.Store
 	clk              Clock
-	onReconcile      func() // for tests: called after each reconcile
-	onExpire         func() // for tests: called after each deadline
-	onNotified       func() // for tests: called after each notification's drop
+	onReconcile      func()        // for tests: called after each reconcile
+	onExpire         func()        // for tests: called after each deadline
+	onNotified       func()        // for tests: called after each notification's drop
+	retry            chan struct{} // the poll timer asks a watch that failed to start to try again
 	timers           clock.Clock
 	tick, deadline   clock.Timer
 	started          bool
@@ -305,6 +306,7 @@ func (t *tierSync) start(s *settings) {
 		return
 	}
 	t.started, t.st, t.clk = true, s.store, s.clock
+	t.retry = make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	tm := s.clock
 	t.timers = tm
@@ -314,6 +316,10 @@ func (t *tierSync) start(s *settings) {
 			return
 		}
 		t.kick()
+		select {
+		case t.retry <- struct{}{}: // a watch that could not start tries again
+		default:
+		}
 		t.mu.Lock()
 		t.tick.Reset(t.bound / 2)
 		t.mu.Unlock()
@@ -420,13 +426,31 @@ func (t *tierSync) reconcile() {
 	}
 }
 
-// watch reconciles whenever the store notifies a change of a marker.
+// watch drops copies and reconciles whenever the store notifies a change of a
+// marker. When the store cannot watch now (it is down, a file store's root is gone),
+// polling keeps the bound and watching is tried again at each poll; a store that
+// cannot watch at all (errors.ErrUnsupported) is only polled.
 func (t *tierSync) watch(ctx context.Context, n store.Notifier) {
+	for {
+		err := t.watchOnce(ctx, n)
+		if ctx.Err() != nil || errors.Is(err, errors.ErrUnsupported) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.retry:
+		}
+	}
+}
+
+// watchOnce watches both markers until ctx is done, or fails to start watching.
+func (t *tierSync) watchOnce(ctx context.Context, n store.Notifier) error {
 	var chans [2]<-chan struct{}
 	for i, k := range []store.Key{nsMarker(t.ns), countersMarker} {
 		ch, stop, err := n.Watch(ctx, k)
 		if err != nil {
-			return // polling alone keeps the bound
+			return err
 		}
 		defer stop()
 		chans[i] = ch
@@ -441,7 +465,7 @@ func (t *tierSync) watch(ctx context.Context, n store.Notifier) {
 		// costs misses.
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-chans[0]:
 			t.dropAll()
 		case <-chans[1]:

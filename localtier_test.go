@@ -302,6 +302,7 @@ type notifyingDriver struct {
 	plainDriver
 	watches chan watchReg                  // each Watch, for the test to notify
 	hold    *atomic.Pointer[chan struct{}] // when set, marker reads wait until it is closed
+	fails   *atomic.Int32                  // so many Watch calls fail first
 }
 
 type watchReg struct {
@@ -317,6 +318,9 @@ func (n notifyingDriver) Get(ctx context.Context, k store.Key) (store.Entry, err
 }
 
 func (n notifyingDriver) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func(), error) {
+	if n.fails != nil && n.fails.Add(-1) >= 0 {
+		return nil, nil, errors.New("notifyingDriver: cannot watch now")
+	}
 	ch := make(chan struct{}, 1)
 	n.watches <- watchReg{k, ch}
 	return ch, func() {}, nil
@@ -326,6 +330,18 @@ func (n notifyingDriver) Watch(ctx context.Context, k store.Key) (<-chan struct{
 // once, before the reconcile it starts has read the markers (one round trip, which
 // on a loaded PostgreSQL took milliseconds).
 func TestLocalTierNotificationDropsAtOnce(t *testing.T) {
+	testLocalTierNotified(t, 0)
+}
+
+// TestLocalTierWatchRetried: a watch that could not start (the store was down) is
+// tried again at the next poll, and notifications work from then on.
+func TestLocalTierWatchRetried(t *testing.T) {
+	testLocalTierNotified(t, 1)
+}
+
+// testLocalTierNotified checks that a notification drops a copy at once, after the
+// first fails calls to Watch failed.
+func testLocalTierNotified(t *testing.T, fails int32) {
 	const bound = time.Hour // polling never helps here
 	clk := clock.NewFake(time.Now())
 	dir := t.TempDir()
@@ -341,7 +357,9 @@ func TestLocalTierNotificationDropsAtOnce(t *testing.T) {
 		plainDriver: plainDriver{open(), new(atomic.Bool)},
 		watches:     make(chan watchReg, 8),
 		hold:        new(atomic.Pointer[chan struct{}]),
+		fails:       new(atomic.Int32),
 	}
+	nd.fails.Store(fails)
 	stA, stB := store.Adapt(nd), store.Adapt(plainDriver{open(), new(atomic.Bool)})
 	var ca, cb counted
 	fa, _ := Wrap(ca.fn, Name("tier/notified"), WithStore(stA), WithClock(clk), LocalTier(100, 0), LocalTierBound(bound))
@@ -351,6 +369,10 @@ func TestLocalTierNotificationDropsAtOnce(t *testing.T) {
 	fa.local.sync.onNotified = func() { notified <- struct{}{} }
 
 	v1 := tierCall(t, fa, 1)
+	if fails > 0 {
+		// Watching failed; only the next poll tries again.
+		clk.Advance(bound / 2)
+	}
 	notify := map[store.Key]chan struct{}{}
 	for range 2 {
 		select {
