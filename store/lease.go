@@ -65,6 +65,11 @@ func (p *portable) Acquire(ctx context.Context, k Key, o Owner, ttl time.Duratio
 		return p.acquireLocal(k, o, ttl)
 	}
 	rk := leaseKey(k)
+	// Most leases are taken where there is no record: try create-if-absent first,
+	// one round trip, and read the record only when that finds one.
+	if l, taken, err := p.swapLease(ctx, k, rk, nil, false, o, ttl); err != nil || taken {
+		return l, err
+	}
 	for range maxSwaps {
 		cur, found, err := p.readRecord(ctx, rk)
 		if err != nil {
@@ -154,6 +159,12 @@ func (p *portable) Release(ctx context.Context, l Lease) error {
 		return nil
 	}
 	rk := leaseKey(l.Key)
+	// The record is usually the very lease l (its encoding is deterministic): delete
+	// it by compare-and-swap in one round trip, and read it only when that fails
+	// (renewed under another expiry, taken over, or gone).
+	if ok, err := p.swapper.Swap(ctx, rk, encodeLease(l), nil); err != nil || ok {
+		return err
+	}
 	for range maxSwaps {
 		cur, found, err := p.readRecord(ctx, rk)
 		if err != nil || !found {
