@@ -71,6 +71,7 @@ func BenchmarkBatchRedis(b *testing.B) {
 	}
 	one := func(context.Context, int) ([]byte, error) { return benchPayload, nil }
 	ps := store.Adapt(st)
+	var storeKeys []store.Key
 	benchBatch(b, ps, batchFn, one, func(b testing.TB, bt *cachier.Batch[int, []byte]) func() {
 		// The raw keys hold the bytes cachier keeps for the same arguments.
 		ctx := context.Background()
@@ -84,6 +85,7 @@ func BenchmarkBatchRedis(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			storeKeys = append(storeKeys, k)
 			keys[i] = "bench-batch-raw:" + strconv.Itoa(i)
 			if err := c.Set(ctx, keys[i], e.Value, time.Hour).Err(); err != nil {
 				b.Fatal(err)
@@ -95,14 +97,27 @@ func BenchmarkBatchRedis(b *testing.B) {
 				b.Fatalf("MGET: %d values, %v", len(vs), err)
 			}
 		}
-	})
+	}, namedOp{"storeGetMany", func() {
+		// The store's own batched read of the same entries, without cachier: what
+		// the store layer adds to the MGET (key building, record decoding).
+		_, errs, err := store.GetMany(context.Background(), ps, storeKeys)
+		if err != nil || errs[0] != nil {
+			b.Fatalf("GetMany: %v %v", err, errs[0])
+		}
+	}})
+}
+
+// namedOp is one more operation for benchBatch to time against the MGET.
+type namedOp struct {
+	name string
+	op   func()
 }
 
 // benchBatch runs the batch benchmarks on st. With mget (which prepares one raw MGET
 // of the same 100 entries), every iteration also times one MGET, right after the
 // operation, and the benchmark reports the operation's time as a multiple of it
 // ("x-mget"): on a busy machine the ratio of neighbours is steadier than either time.
-func benchBatch[R any](b *testing.B, st store.Store, batchFn func(context.Context, []int) (map[int]R, error), one func(context.Context, int) (R, error), mget func(testing.TB, *cachier.Batch[int, R]) func()) {
+func benchBatch[R any](b *testing.B, st store.Store, batchFn func(context.Context, []int) (map[int]R, error), one func(context.Context, int) (R, error), mget func(testing.TB, *cachier.Batch[int, R]) func(), more ...namedOp) {
 	name := "bench/batch/" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	bt, err := cachier.WrapBatch(batchFn, cachier.Name(name), cachier.WithStore(st))
 	if err != nil {
@@ -170,4 +185,26 @@ func benchBatch[R any](b *testing.B, st store.Store, batchFn func(context.Contex
 			run(b, benchBatchSize, func([]int) { raw() })
 		})
 	}
+	for _, m := range more {
+		b.Run(m.name, func(b *testing.B) { run(b, benchBatchSize, func([]int) { m.op() }) })
+	}
+	// The same batch with the local tier: warm keys cost no store read.
+	lt, err := cachier.WrapBatch(batchFn, cachier.Name(name+"/tier"), cachier.WithStore(st), cachier.LocalTier(10_000, 0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	warmArgs := benchBatchArgs(benchBatchSize)
+	for range 3 { // computed; the tier's first reconcile drops what came before it; kept
+		if _, err := lt.Call(ctx, warmArgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("warm-localtier", func(b *testing.B) {
+		run(b, benchBatchSize, func(args []int) {
+			m, err := lt.Call(ctx, args)
+			if err != nil || len(m) != benchBatchSize {
+				b.Fatalf("%d results, %v", len(m), err)
+			}
+		})
+	})
 }
