@@ -10,6 +10,7 @@ import (
 	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/filestore"
+	"github.com/cachier-go/cachier/store/memstore"
 )
 
 // countingDriver is plainDriver (no notifications) that counts the reads of entries of
@@ -110,5 +111,40 @@ func TestBatchWriteMovesTheLocalTierMarker(t *testing.T) {
 	wait()
 	if v := tierCall(t, fa, 1); v != "from batch 1" {
 		t.Fatalf("after the batch's write and a poll, got %q, want the batch's result", v)
+	}
+}
+
+// On the memory store a warm batch is answered by the typed first level, which is
+// dropped exactly when the store's entry is: a Precache by another Func, or a tag
+// invalidation, reaches the next batch.
+func TestBatchTypedFirstLevel(t *testing.T) {
+	st := store.Adapt(memstore.New(nil))
+	ctx := context.Background()
+	b, err := WrapBatch(tierBatchFn("v"), Name("tier/batch-hot"), WithStore(st), Tags("t"))
+	must(t, err)
+	g, err := Wrap(func(context.Context, int) (string, error) { return "g", nil }, Name("tier/batch-hot"), WithStore(st), Tags("t"))
+	must(t, err)
+	get := func() map[int]string {
+		t.Helper()
+		m, err := b.Call(ctx, []int{1, 2})
+		must(t, err)
+		return m
+	}
+	get() // computed
+	get() // read, kept in the first level
+	if n := b.f.hot.n.Load(); n != 2 {
+		t.Fatalf("%d entries in the first level, want 2", n)
+	}
+	if m := get(); m[1] != "v1" || m[2] != "v2" {
+		t.Fatalf("warm: %v", m)
+	}
+	must(t, g.Precache(ctx, 1, "pre"))
+	if m := get(); m[1] != "pre" || m[2] != "v2" {
+		t.Fatalf("after another Func's Precache: %v", m)
+	}
+	before := b.Stats().Computations
+	must(t, InvalidateTags(ctx, st, "t"))
+	if m := get(); m[1] != "v1" || b.Stats().Computations != before+2 {
+		t.Fatalf("after InvalidateTags: %v, %d computations, want both computed again", m, b.Stats().Computations-before)
 	}
 }

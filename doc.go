@@ -86,13 +86,16 @@
 //
 // [WrapBatch] memoizes a function that computes many arguments in one call,
 // func(ctx, []A) (map[A]R, error), keeping one entry per argument, shared with a
-// [Wrap] of the same name. [Batch.Call] reads every argument's entry in one batched
-// store read ([store.GetMany]), computes the missing ones in one call of the function
-// under per-key leases taken in key order (never waiting while it holds one, so
-// batches cannot deadlock), writes them in one batched write, and waits for the keys
-// other processes compute. [CacheMissing] remembers arguments the function leaves
-// out; [RefreshCoalesce] gathers background refreshes into batches. See [Batch.Call]
-// for partial failures.
+// [Wrap] of the same name. [Batch.Call] answers what the typed first level or the
+// local tier holds (as [Func.Call] does, with no store read), reads every other
+// argument's entry in one batched store read ([store.GetMany]), computes the missing
+// ones in one call of the function under per-key leases taken in key order, one
+// round trip each (no store offers a batched acquisition yet; a batch never waits
+// while it holds one, so batches cannot deadlock), writes them in one batched write,
+// and waits for the keys other processes compute. It follows the invalidation epoch
+// and moves the local tiers' marker as single calls do. [CacheMissing] remembers
+// arguments the function leaves out; [RefreshCoalesce] gathers background refreshes
+// into batches; [Batch.Close] is [Func.Close]. See [Batch.Call] for partial failures.
 //
 // # Memory-speed hits
 //
