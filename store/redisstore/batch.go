@@ -22,13 +22,10 @@ func (s *driver) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	names := make([]string, len(ks))
-	for i, k := range ks {
-		names[i] = s.keys.name(k)
-	}
 	if len(ks) == 0 {
 		return nil, nil, nil
 	}
+	names := s.keys.names(ks)
 	vals, err := s.getMany(ctx, names)
 	if err != nil {
 		return nil, nil, err

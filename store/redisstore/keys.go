@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cachier-go/cachier/store"
 )
@@ -81,6 +82,40 @@ func (kr keyer) name(k store.Key) string {
 	return kr.key(store.Key{Namespace: ns, ID: k.ID}, kind)
 }
 
+// names returns the record names of ks, as name does, built into one buffer: a batch
+// costs one allocation for its names, not one per key. The buffer is sized for names
+// that need no escaping (cachier's IDs are digests); escapes grow it, which leaves the
+// names already made in the old array, never written again.
+func (kr keyer) names(ks []store.Key) []string {
+	size := 0
+	for _, k := range ks {
+		size += len(kr.prefix) + len(k.Namespace) + len(k.ID) + 6
+	}
+	buf := make([]byte, 0, size)
+	out := make([]string, len(ks))
+	var lastNS, lastEsc string // the keys of a batch usually share their namespace
+	for i, k := range ks {
+		ns, kind := kindOf(k.Namespace)
+		start := len(buf)
+		buf = append(buf, kr.prefix...)
+		buf = append(buf, ":{"...)
+		if ns == lastNS && i > 0 {
+			buf = append(buf, lastEsc...)
+		} else {
+			nsStart := len(buf)
+			buf = appendEscaped(buf, ns)
+			lastNS, lastEsc = ns, unsafe.String(unsafe.SliceData(buf[nsStart:]), len(buf)-nsStart)
+		}
+		buf = append(buf, ':')
+		buf = appendEscaped(buf, k.ID)
+		buf = append(buf, '}', ':', kind)
+		// buf[start:] is never written again: later appends go past it, or to a
+		// new array.
+		out[i] = unsafe.String(&buf[start], len(buf)-start)
+	}
+	return out
+}
+
 // channel returns the pub/sub channel of k's record: the entry and the lease of one
 // key share it.
 func (kr keyer) channel(k store.Key) string {
@@ -90,16 +125,16 @@ func (kr keyer) channel(k store.Key) string {
 
 // key returns the name of the record of the given kind for the (unmapped) key k.
 func (kr keyer) key(k store.Key, kind byte) string {
-	var b strings.Builder
-	b.Grow(len(kr.prefix) + len(k.Namespace) + len(k.ID) + 8)
-	b.WriteString(kr.prefix)
-	b.WriteString(":{")
-	appendEscaped(&b, k.Namespace)
-	b.WriteByte(':')
-	appendEscaped(&b, k.ID)
-	b.WriteString("}:")
-	b.WriteByte(kind)
-	return b.String()
+	b := make([]byte, 0, len(kr.prefix)+len(k.Namespace)+len(k.ID)+6)
+	b = append(b, kr.prefix...)
+	b = append(b, ":{"...)
+	b = appendEscaped(b, k.Namespace)
+	b = append(b, ':')
+	b = appendEscaped(b, k.ID)
+	b = append(b, '}', ':', kind)
+	// b is not written again; an escape that outgrew the estimate cost one more
+	// allocation in append.
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // pattern returns a SCAN MATCH pattern for every record of ns.
@@ -143,35 +178,33 @@ func (kr keyer) parse(name string) (store.Key, bool) {
 // plain reports whether an ASCII byte stands for itself in an escaped name. Bytes
 // of 0x80 and above (UTF-8 beyond ASCII) also stand for themselves: they cannot be
 // ':', '{', '}' or a glob metacharacter, and keys stay readable in redis-cli.
-func plain(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c >= 0x80:
-		return true
-	}
-	return strings.IndexByte("-._/~!$&'()+,;=@", c) >= 0
-}
+func plain(c byte) bool { return plainBytes[c] }
 
-func escape(s string) string {
-	var b strings.Builder
-	appendEscaped(&b, s)
-	return b.String()
-}
+// plainBytes is plain as a table: key building looks up every byte of every key.
+var plainBytes = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c >= 0x80 ||
+			strings.IndexByte("-._/~!$&'()+,;=@", byte(c)) >= 0
+	}
+	return t
+}()
+
+func escape(s string) string { return string(appendEscaped(nil, s)) }
 
 const hexDigits = "0123456789ABCDEF"
 
-// appendEscaped writes s with every byte that is not plain written as %XX.
-func appendEscaped(b *strings.Builder, s string) {
+// appendEscaped appends s to b with every byte that is not plain written as %XX; an
+// s that needs no escape is one copy.
+func appendEscaped(b []byte, s string) []byte {
 	start := 0
 	for i := range len(s) {
-		if c := s[i]; !plain(c) {
-			b.WriteString(s[start:i])
-			b.WriteByte('%')
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&15])
+		if c := s[i]; !plainBytes[c] {
+			b = append(b, s[start:i]...)
+			b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
 			start = i + 1
 		}
 	}
-	b.WriteString(s[start:])
+	return append(b, s[start:]...)
 }
 
 // unescape reverses escape. It accepts only what escape produces, so that every

@@ -84,6 +84,36 @@ func TestKeyLayout(t *testing.T) {
 	}
 }
 
+// names builds a batch's names into one buffer; each must be name's, also when a
+// later key's escapes outgrow the buffer and when namespaces alternate.
+func TestNames(t *testing.T) {
+	kr, err := newKeyer("app:cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := []store.Key{
+		{Namespace: "ns", ID: "plain"},
+		{Namespace: "ns", ID: "{a}:b"},
+		{Namespace: "ns", ID: strings.Repeat("%", 40)}, // 80 more bytes than sized for
+		{Namespace: store.InternalPrefix + "ns", ID: "lease"},
+		{Namespace: "other ns", ID: "x"},
+		{Namespace: "ns", ID: "again"},
+		{Namespace: store.InternalPrefix, ID: "tag:x"},
+		{Namespace: "other ns", ID: "y"},
+	}
+	for n := range len(ks) + 1 {
+		got := kr.names(ks[:n])
+		if len(got) != n {
+			t.Fatalf("names of %d keys: %d names", n, len(got))
+		}
+		for i, k := range ks[:n] {
+			if want := kr.name(k); got[i] != want {
+				t.Errorf("names(ks[:%d])[%d] = %q, want %q", n, i, got[i], want)
+			}
+		}
+	}
+}
+
 func TestValidatePrefix(t *testing.T) {
 	for _, p := range []string{"cachier", "app:cache", "a*b", "x-1.2/3"} {
 		if err := validatePrefix(p); err != nil {
@@ -164,6 +194,12 @@ func FuzzKeyRoundTrip(f *testing.F) {
 			}
 			if !utf8.ValidString(name) {
 				t.Fatalf("key %q is not UTF-8", name)
+			}
+		}
+		rks := []store.Key{k, {Namespace: store.InternalPrefix + ns, ID: id}, {Namespace: store.InternalPrefix, ID: id}, k}
+		for i, name := range kr.names(rks) {
+			if name != kr.name(rks[i]) {
+				t.Fatalf("names(%+v)[%d] = %q, want %q", rks, i, name, kr.name(rks[i]))
 			}
 		}
 		if kr.channel(k) != kr.channel(store.Key{Namespace: store.InternalPrefix + ns, ID: id}) {
