@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
@@ -37,10 +36,8 @@ func (s *driver) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []
 			errs[i] = &notFoundError{ks[i]}
 			continue
 		}
-		// The reply's string is referenced by nothing else once vals is dropped, so
-		// its bytes become the entry's without a copy (a warm batch of 100 entries
-		// copied 100 values only to drop the strings).
-		e, err := decodeRecord(unsafe.Slice(unsafe.StringData(str), len(str)))
+		// A warm batch of 100 entries copied 100 values only to drop the strings.
+		e, err := decodeRecord(replyBytes(str))
 		if err != nil {
 			errs[i] = fmt.Errorf("redisstore: entry %s: %w (%w)", ks[i], err, store.ErrNotFound)
 			continue

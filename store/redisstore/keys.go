@@ -323,6 +323,14 @@ func encodeRecord(e store.Entry) []byte {
 	return append(b, e.Value...)
 }
 
+// replyBytes returns the bytes of a string go-redis read from a reply, without a copy.
+// go-redis reads every bulk string into a new array of its own and keeps no reference
+// to it once the command is dropped, so the bytes become the record's alone: the
+// caller, who owns an entry's Value, may write to them without changing any string
+// still in use. It is what go-redis's own StringCmd.Bytes does for Get; the batch and
+// the scripts' replies, read as []any, need it spelled out.
+func replyBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
 // decodeRecord parses a record; the returned Value aliases b.
 func decodeRecord(b []byte) (store.Entry, error) {
 	h, err := decodeHeader(b)

@@ -445,7 +445,7 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 		return res, fmt.Errorf("redisstore: GetAndCreate script returned %d values, want %d", len(out), 3+len(also))
 	}
 	if raw, ok := out[0].(string); ok {
-		res.Entry, res.GetErr = decodeEntry(k, []byte(raw))
+		res.Entry, res.GetErr = decodeEntry(k, replyBytes(raw))
 	} else {
 		res.GetErr = &notFoundError{k}
 	}
@@ -456,7 +456,7 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 		}
 	} else {
 		raw, _ := out[2].(string)
-		cur, err := decodeRecord([]byte(raw))
+		cur, err := decodeRecord(replyBytes(raw))
 		if err != nil { // the script parsed it; so must we
 			return res, fmt.Errorf("redisstore: record %s: %w", rk, err)
 		}
@@ -501,7 +501,7 @@ func values(keys []store.Key, raw []any) ([][]byte, error) {
 		if !ok {
 			continue
 		}
-		e, err := decodeRecord([]byte(str))
+		e, err := decodeRecord(replyBytes(str))
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: record %s: %w", keys[i], err)
 		}
