@@ -150,54 +150,76 @@ func (f *Func[A, R]) computeAlone(ctx context.Context, s *settings, k store.Key,
 		return f.runDirect(cctx, s, arg)
 	}
 	defer f.life.end()
-	return f.runAndStore(cctx, s, k, arg, nil)
+	return f.runAndStore(cctx, s, k, arg, nil, nil)
 }
 
 // computeShared is the one computation of k in this process. It takes the store's
 // calculation lease, so that one process computes while the others wait for its
-// result; it computes without the lease when the store cannot give one.
+// result; it computes without the lease when the store cannot give one. Taking the
+// lease, looking at the entry once more and reading the counters the result will
+// depend on are one call (store.MissPath.ReadOrAcquire: one round trip on a store
+// that can), and so is each look of a caller that waits.
 func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A) (ran[R], error) {
 	var zero ran[R]
-	// The invalidation epoch before anything else: a result computed before a later
-	// Invalidate or Clear is never accepted (see invalidation.go).
-	ep, err := f.readEpoch(ctx, s)
-	if err != nil {
-		if err := f.storeFailed(ctx, s, "versions", k, err); err != nil {
-			return zero, err
-		}
-	}
+	// The invalidation generation before anything else: a result computed before a
+	// later Invalidate or Clear is never kept (see invalidation.go).
+	g0 := f.inv.gen.Load()
 	// A result stored after now answers this call, whatever its age, unless it asked
 	// for a new one (Overwrite, Refresh): that answer must come from a computation
 	// that began after it was asked for, so it accepts no stored result at all. It
 	// waits for whoever holds the lease to finish, then computes under the lease.
 	notBefore := s.clock.Now()
+	if processLocal(s.store) {
+		// The single flight already makes this the only computation of k in the
+		// process, and an in-process store is seen by no other: no lease to take, and
+		// the namespace's guard is the only invalidation check. A run that ended
+		// between this caller's lookup and its flight may have stored the result
+		// already.
+		if v, ok, cerr := f.accept(ctx, s, k, arg, notBefore, epoch{}); ok {
+			return ran[R]{v: v}, cerr
+		}
+		return computed(f.runAndStore(ctx, s, k, arg, nil, &preread{g0: g0, unread: true}))
+	}
+	mp, ok := s.store.(store.MissPath)
+	if !ok {
+		// Not an adapted store (a test double): read as before, without the lease.
+		return computed(f.runAndStore(ctx, s, k, arg, nil, &preread{g0: g0, unread: true}))
+	}
+	if s.verbose && store.Scope(s.store) == store.LeasesProcess && !f.scopeNoted.Swap(true) {
+		f.trace(s, "cachier: the store has no atomic primitive (store.Swapper): single flight per process only",
+			"store", fmt.Sprintf("%T", store.Unwrap(s.store)))
+	}
+	names := f.missCounters(s, arg)
+	_, versioned := s.store.(store.Versioner)
 	owner := newOwner()
 	var (
+		ep        epoch // the epoch as this call first read it, for accept
+		first     = true
 		waitStart time.Time
 		lastHeld  store.Lease
 		changed   <-chan struct{}
 		poll      = minPoll
 		pollMax   = maxPoll
 	)
-	if pl, ok := s.store.(store.ProcessLocal); ok && pl.ProcessLocal() {
-		// The single flight already makes this the only computation of k in the
-		// process, and an in-process store is seen by no other: no lease to take. A
-		// run that ended between this caller's lookup and its flight may have stored
-		// the result already.
-		if v, ok, cerr := f.accept(ctx, s, k, arg, notBefore, ep); ok {
-			return ran[R]{v: v}, cerr
-		}
-		return computed(f.runAndStore(ctx, s, k, arg, nil))
-	}
-	if s.verbose && store.Scope(s.store) == store.LeasesProcess && !f.scopeNoted.Swap(true) {
-		f.trace(s, "cachier: the store has no atomic primitive (store.Swapper): single flight per process only",
-			"store", fmt.Sprintf("%T", store.Unwrap(s.store)))
-	}
 	for {
-		lease, err := f.acquire(ctx, s, k, owner)
+		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+		c, err := mp.ReadOrAcquire(opCtx, k, names, owner, s.leaseTTL)
+		cancel()
+		if err != nil {
+			if err := f.storeFailed(ctx, s, "acquire", k, err); err != nil {
+				return zero, err
+			}
+			return computed(f.runAndStore(ctx, s, k, arg, nil, &preread{g0: g0, unread: true}))
+		}
+		pre := f.preread(ctx, s, k, g0, names, versioned, c)
+		if first {
+			first = false
+			ep = pre.epoch
+		}
 		var held *store.HeldError
-		switch {
+		switch err := c.LeaseErr; {
 		case err == nil:
+			lease := c.Lease
 			if !waitStart.IsZero() {
 				f.endWait(s, k, waitStart, "lease free")
 			}
@@ -211,11 +233,11 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 				}
 			}
 			// A result may have landed between our lookup and the lease.
-			if v, ok, cerr := f.accept(ctx, s, k, arg, notBefore, ep); ok {
+			if v, ok, cerr := f.acceptClaim(ctx, s, k, arg, &c, pre.known, notBefore, ep); ok {
 				f.release(ctx, s, lease)
 				return ran[R]{v: v}, cerr
 			}
-			return computed(f.runAndStore(ctx, s, k, arg, &lease))
+			return computed(f.runAndStore(ctx, s, k, arg, &lease, pre))
 		case errors.As(err, &held) || errors.Is(err, store.ErrLeaseHeld):
 			if held != nil {
 				lastHeld = held.Holder
@@ -224,7 +246,7 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 			if err := f.storeFailed(ctx, s, "acquire", k, err); err != nil {
 				return zero, err
 			}
-			return computed(f.runAndStore(ctx, s, k, arg, nil))
+			return computed(f.runAndStore(ctx, s, k, arg, nil, pre))
 		}
 
 		// Someone else computes: wait for their result.
@@ -242,14 +264,14 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 				}
 			}
 		}
-		if v, ok, cerr := f.accept(ctx, s, k, arg, notBefore, ep); ok {
+		if v, ok, cerr := f.acceptClaim(ctx, s, k, arg, &c, pre.known, notBefore, ep); ok {
 			f.endWait(s, k, waitStart, "result arrived")
 			return ran[R]{v: v}, cerr
 		}
 		if s.waitTimeout > 0 && s.clock.Now().Sub(waitStart) >= s.waitTimeout {
 			f.endWait(s, k, waitStart, "timed out")
 			f.stats.waitTimeouts.Add(1)
-			return computed(f.runAndStore(ctx, s, k, arg, nil))
+			return computed(f.runAndStore(ctx, s, k, arg, nil, &preread{g0: g0, unread: true}))
 		}
 		sleep := poll
 		if until := lastHeld.ExpiresAt.Sub(s.clock.Now()); until > 0 && until < sleep {
@@ -263,6 +285,63 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 		}
 		timer.Stop()
 	}
+}
+
+// preread is what a computation read before fn ran: the namespace's invalidation
+// generation in this process, and the counters its entry will record.
+type preread struct {
+	g0     uint64
+	unread bool           // the counters are not read yet: runAndStore reads them
+	before []envelope.Dep // the counters, when err is nil
+	err    error          // reading them failed
+	epoch  epoch          // the function's invalidation epoch among them
+	known  map[string]uint64
+}
+
+// preread pairs the counters a claim read with their names.
+func (f *Func[A, R]) preread(ctx context.Context, s *settings, k store.Key, g0 uint64, names []string, versioned bool, c store.Claim) *preread {
+	p := &preread{g0: g0}
+	switch {
+	case c.VersionsErr != nil:
+		p.err = c.VersionsErr
+		if noCounters(p.err) && !f.tags.needsVersions() {
+			p.err = nil // a store that cannot keep the epoch: as without counters
+		}
+		return p
+	case len(names) == 0:
+		return p
+	}
+	p.before = make([]envelope.Dep, len(names))
+	for i, n := range names {
+		p.before[i] = envelope.Dep{Name: n, Version: c.Versions[i]}
+		if n == f.epochName && versioned {
+			p.epoch = epoch{v: c.Versions[i], ok: true}
+		}
+	}
+	if f.tags.needsVersions() {
+		p.known = make(map[string]uint64, len(names))
+		for i, n := range names {
+			p.known[n] = c.Versions[i]
+		}
+	}
+	return p
+}
+
+// acceptClaim is accept for the entry a claim read.
+func (f *Func[A, R]) acceptClaim(ctx context.Context, s *settings, k store.Key, arg A, c *store.Claim, known map[string]uint64, notBefore time.Time, ep epoch) (R, bool, error) {
+	if s.overwrite {
+		var zero R
+		return zero, false, nil
+	}
+	h, found, err := f.examine(ctx, s, k, arg, read{e: c.Entry, err: c.Err, known: known})
+	if err != nil {
+		return h.v, false, nil
+	}
+	v, ok, err := f.acceptFound(s, &h, found, notBefore, ep)
+	if !ok {
+		return v, false, nil
+	}
+	return v, true, err
 }
 
 // errInvalidatedMeanwhile marks a written entry deleted again because its function was
@@ -323,12 +402,17 @@ func (f *Func[A, R]) acceptOrErr(ctx context.Context, s *settings, k store.Key, 
 	if err != nil {
 		return h.v, false, err
 	}
+	return f.acceptFound(s, &h, found, notBefore, ep)
+}
+
+// acceptFound is acceptOrErr for an entry already read and examined.
+func (f *Func[A, R]) acceptFound(s *settings, h *found[R], found bool, notBefore time.Time, ep epoch) (R, bool, error) {
 	if ep.ok && h.hasEpoch && h.epoch != ep.v {
 		return h.v, false, nil // computed before an Invalidate or Clear this call follows
 	}
 	if h.failed != nil {
 		var zero R
-		if h.storedAt.After(notBefore) || (!s.overwrite && f.failureAnswers(s, &h)) {
+		if h.storedAt.After(notBefore) || (!s.overwrite && f.failureAnswers(s, h)) {
 			return zero, true, h.failed
 		}
 		return zero, false, nil
@@ -371,24 +455,32 @@ func (f *Func[A, R]) release(ctx context.Context, s *settings, l store.Lease) {
 // runAndStore runs fn, renewing the lease (if any) while it runs, stores a
 // successful result, and then releases the lease, in that order, so that a waiter
 // woken by the release finds the result.
-func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, arg A, lease *store.Lease) (R, error) {
+func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, arg A, lease *store.Lease, pre *preread) (R, error) {
 	// fn's context may end (ComputeTimeout, CancelWhenAbandoned); storing what fn
 	// returned and releasing the lease must not.
 	sctx := context.WithoutCancel(ctx)
+	var h *heldLease
 	if lease != nil {
-		h := f.life.hold(s.store, *lease)
+		h = f.life.hold(s.store, *lease)
 		f.keepRenewing(ctx, s, h)
 		defer f.releaseHeld(sctx, s, h)
 	}
-	// The counters are read before computing: an invalidation while fn runs then
-	// leaves the new entry already stale, rather than hiding it. They include the
-	// function's invalidation epoch, which save checks again once the entry is
-	// written. Without the tags' counters the result is returned but not stored (it
-	// would escape their invalidation); without the epoch alone it is stored as
-	// before epochs existed, since the store failing to read is no invalidation.
-	before, err := deps(sctx, s, f.writeCounters(s, arg))
-	if noCounters(err) && !f.tags.needsVersions() {
-		before, err = nil, nil // a store that cannot keep the epoch: as without counters
+	if pre == nil {
+		pre = &preread{g0: f.inv.gen.Load(), unread: true}
+	}
+	// The counters are read before computing (by the caller's claim, or here): an
+	// invalidation while fn runs then leaves the new entry already stale, rather than
+	// hiding it. They include the function's invalidation epoch, which save checks
+	// again once the entry is written. Without the tags' counters the result is
+	// returned but not stored (it would escape their invalidation); without the epoch
+	// alone it is stored as before epochs existed, since the store failing to read is
+	// no invalidation.
+	before, err := pre.before, pre.err
+	if pre.unread {
+		before, err = deps(sctx, s, f.missCounters(s, arg))
+		if noCounters(err) && !f.tags.needsVersions() {
+			before, err = nil, nil // a store that cannot keep the epoch: as without counters
+		}
 	}
 	if err != nil {
 		if err := f.storeFailed(sctx, s, "versions", k, err); err != nil {
@@ -411,7 +503,7 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 	if !storable {
 		return v, nil
 	}
-	if err := f.save(sctx, s, k, arg, v, before); err != nil && s.failClosed {
+	if err := f.save(sctx, s, k, arg, v, before, pre.g0, h); err != nil && s.failClosed {
 		return v, err
 	}
 	return v, nil
@@ -475,9 +567,11 @@ func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, h *heldLease
 }
 
 // save encodes v and stores it with the dependencies read before it was computed
-// (before) and those of its result. It returns a store error only for Precache and
+// (before) and those of its result, unless the namespace's invalidation generation
+// moved since g0; with h, the lease it was computed under, the write also releases
+// it (store.MissPath.WriteAndRelease). It returns a store error only for Precache and
 // FailOnStoreError; otherwise failures are logged and counted.
-func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, v R, before []envelope.Dep) error {
+func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, v R, before []envelope.Dep, g0 uint64, h *heldLease) error {
 	e, ok, err := f.seal(ctx, s, k, arg, v, before)
 	if !ok {
 		return err
@@ -487,33 +581,66 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 		seq = f.local.sync.seq.Load()
 	}
 	e0, checked := f.recordedEpoch(before)
-	if checked {
-		// The last check and the write, as one step for Invalidate and Clear in this
-		// process: either they run first and the check sees their bump, or they
-		// delete what was written.
-		f.invMu.RLock()
-		if !f.epochStill(ctx, s, k, e0) {
-			f.invMu.RUnlock()
-			return nil
+	// The generation check and the write, as one step for Invalidate and Clear in
+	// this process: either they run first and the check sees the generation move, or
+	// they delete what was written.
+	f.invMu.RLock()
+	if f.inv.gen.Load() != g0 {
+		f.invMu.RUnlock()
+		f.invalidatedMeanwhile(s, k)
+		return nil
+	}
+	moved := false // the epoch read after the write is not the one the entry recorded
+	ls, isLive := s.store.(store.LiveStore)
+	mp, isMP := s.store.(store.MissPath)
+	switch {
+	case isLive && processLocal(s.store):
+		err = ls.SetLive(ctx, k, e, any(v))
+	case isMP && !isLive:
+		// The write, the release of the lease and the epoch after the write: one
+		// round trip on a store that can.
+		var l store.Lease
+		if h != nil {
+			l, _ = f.handOver(h)
+		}
+		var names []string
+		if checked {
+			names = []string{f.epochName}
+		}
+		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+		var vs []uint64
+		vs, err = mp.WriteAndRelease(opCtx, k, e, l, names)
+		cancel()
+		if err != nil && l.Owner.Token != "" {
+			f.release(ctx, s, l) // the write failed, perhaps before the release: try again
+		}
+		moved = err == nil && checked && (len(vs) != 1 || vs[0] != e0)
+	default:
+		if isLive {
+			err = ls.SetLive(ctx, k, e, any(v))
+		} else {
+			opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+			err = s.store.Set(opCtx, k, e)
+			cancel()
+		}
+		if err == nil && checked && !processLocal(s.store) {
+			now, rerr := f.readEpoch(ctx, s)
+			moved = rerr != nil || now.v != e0
 		}
 	}
-	if ls, isLive := s.store.(store.LiveStore); isLive {
-		err = ls.SetLive(ctx, k, e, any(v))
-	} else {
+	f.invMu.RUnlock()
+	// Another process may have bumped and deleted since the epoch was read before
+	// computing: delete what was written if it did. A write whose outcome is unknown
+	// (an error other than ErrTooLarge) is deleted too, as its epoch cannot be told.
+	if checked && (moved || (err != nil && !errors.Is(err, store.ErrTooLarge))) {
 		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
-		err = s.store.Set(opCtx, k, e)
+		derr := s.store.Delete(opCtx, k)
 		cancel()
-	}
-	if checked {
-		f.invMu.RUnlock()
-		// Another process may have bumped and deleted between the check and the
-		// write: check once more, and delete what was written if it did.
-		if pl, local := s.store.(store.ProcessLocal); err == nil && !(local && pl.ProcessLocal()) && !f.epochStill(ctx, s, k, e0) {
-			opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
-			defer cancel()
-			if derr := s.store.Delete(opCtx, k); derr != nil {
+		if moved {
+			if derr != nil {
 				_ = f.storeFailed(ctx, s, "delete", k, derr)
 			}
+			f.invalidatedMeanwhile(s, k)
 			if f.localOn(s) {
 				f.wroteLocal(ctx, s, k, arg, v, e, seq, errInvalidatedMeanwhile)
 			}
@@ -524,6 +651,15 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 		f.wroteLocal(ctx, s, k, arg, v, e, seq, err)
 	}
 	return f.stored(ctx, s, k, e, err)
+}
+
+// invalidatedMeanwhile counts and logs a result not kept because its function was
+// invalidated while it was computed.
+func (f *Func[A, R]) invalidatedMeanwhile(s *settings, k store.Key) {
+	f.stats.invalidated.Add(1)
+	if s.verbose {
+		f.trace(s, "cachier: invalidated while computing; the result is returned, not kept", "key", k.String())
+	}
 }
 
 // stored counts and logs the outcome err of writing e under k.
@@ -665,7 +801,7 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 		// A failed refresh keeps the stale value: it never stores an error over it.
 		rs := *s
 		rs.errRules = nil
-		v, err = f.runAndStore(cctx, &rs, k, arg, &lease)
+		v, err = f.runAndStore(cctx, &rs, k, arg, &lease, nil)
 		// The backoff is recorded before the outcome is counted, so whoever sees the
 		// count also sees the backoff.
 		f.backoff.done(k.ID, s.clock.Now(), err, s)

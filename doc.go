@@ -120,12 +120,15 @@
 // and then computes itself; it never takes a result stored meanwhile.
 //
 // [Func.Invalidate] and [Func.Clear] during a computation leave no old result: they bump
-// the function's invalidation epoch before deleting, and a computation stores its result
-// only if the epoch it read before it began has not moved (checked before writing and,
-// on stores shared between processes, again after, deleting what it wrote). Callers
-// after the invalidation neither join nor accept a computation that began before it.
-// The interleavings are argued in invalidation.go. It costs up to three counter reads
-// per computation; a store without version counters keeps the older behaviour.
+// the function's invalidation epoch before deleting. In the process, a computation does
+// not store its result if an invalidation of its namespace ran since it began (a
+// generation checked under a lock, with no round trip); on a store shared between
+// processes it also reads the epoch before it begins and again right after its write,
+// and deletes what it wrote if the epoch moved. Callers after the invalidation neither
+// join nor accept a computation that began before it. The interleavings are argued in
+// invalidation.go. The epoch reads ride on the miss's two store calls (the lease taken
+// with the entry re-checked, then the write with the lease released); a store without
+// version counters checks in the process only.
 //
 // # Leases, not flags
 //

@@ -48,9 +48,13 @@ type Func[A, R any] struct {
 	lastCleanup atomic.Pointer[time.Time] // by the Func's clock; nil before the first
 	sizeWarned  atomic.Bool               // an oversize result was logged (once per function)
 	life        lifecycle                 // work Close waits for, leases it releases
-	// invMu orders, within the process, an invalidation's bump and delete against a
-	// computation's last epoch check and its write (see invalidation.go).
-	invMu sync.RWMutex
+	// inv is the namespace's invalidation guard in this process, shared by every Func
+	// wrapped under it; invMu is its lock. It orders an invalidation's bump and delete
+	// against a computation's last check and its write (see invalidation.go).
+	inv   *nsGuard
+	invMu *sync.RWMutex
+	// epochName is the name of the function's invalidation epoch, "ns:<namespace>".
+	epochName string
 }
 
 type resolvedSettings struct {
@@ -128,6 +132,9 @@ func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Op
 	if s.version != "" {
 		f.ns += "@" + s.version
 	}
+	f.epochName = namespaceCounter(f.ns)
+	f.inv = guardOf(f.ns)
+	f.invMu = &f.inv.mu
 	if err := store.ValidateNamespace(f.ns); err != nil {
 		return nil, fmt.Errorf("%w: namespace %q: %w; shorten it with Name", ErrOption, f.ns, err)
 	}
@@ -428,11 +435,12 @@ func (f *Func[A, R]) Precache(ctx context.Context, arg A, value R) error {
 	if err != nil {
 		return err
 	}
-	before, err := deps(ctx, s, f.writeCounters(s, arg))
+	g0 := f.inv.gen.Load()
+	before, err := deps(ctx, s, f.missCounters(s, arg))
 	if err != nil {
 		return fmt.Errorf("cachier: precache %s: %w", k, err)
 	}
-	return f.save(ctx, s, k, arg, value, before)
+	return f.save(ctx, s, k, arg, value, before, g0, nil)
 }
 
 // Invalidate removes the result for arg, in every process sharing the store.
@@ -446,6 +454,7 @@ func (f *Func[A, R]) Invalidate(ctx context.Context, arg A) error {
 	// Callers from now on start their own computation instead of joining one under way.
 	f.invMu.Lock()
 	defer f.invMu.Unlock()
+	f.inv.gen.Add(1)
 	bumpErr := f.bumpEpoch(ctx, s)
 	f.inflight.Forget(k.ID)
 	f.refreshing.Forget(k.ID)
@@ -476,6 +485,7 @@ func (f *Func[A, R]) Clear(ctx context.Context) error {
 	// The epoch first, then the entries: see Invalidate.
 	f.invMu.Lock()
 	defer f.invMu.Unlock()
+	f.inv.gen.Add(1)
 	bumpErr := f.bumpEpoch(ctx, s)
 	f.inflight.ForgetAll()
 	f.refreshing.ForgetAll()
@@ -626,6 +636,25 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 		e, err = s.store.Get(opCtx, k)
 		cancel()
 	}
+	return f.examine(ctx, s, k, arg, read{e: e, live: live, err: err, known: known, ticket: ticket, epoch: epoch, lkey: lkey, seq: seq})
+}
+
+// read is what lookup (or a store.Claim) read of one entry, for examine.
+type read struct {
+	e      store.Entry
+	live   any
+	err    error
+	known  map[string]uint64 // counter values read together with the entry
+	ticket *tier.Ticket      // with a tier.Source: the entry's life, for the first level
+	epoch  uint64            // and its counter epoch, read before the entry
+	lkey   any               // with a local tier: the key there
+	seq    uint64            // and its fill sequence, read before the entry
+}
+
+// examine decodes what was read for k and checks the version counters it depends
+// on, as lookup describes.
+func (f *Func[A, R]) examine(ctx context.Context, s *settings, k store.Key, arg A, r read) (h found[R], ok bool, err error) {
+	e, live, err := r.e, r.live, r.err
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrCorrupt):
@@ -665,7 +694,7 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 	}
 	h.epoch, h.hasEpoch = f.recordedEpoch(meta.Deps)
 	if len(meta.Deps) > 0 {
-		moved, err := f.movedDep(ctx, s, meta.Deps, known)
+		moved, err := f.movedDep(ctx, s, meta.Deps, r.known)
 		if err != nil {
 			return h, false, f.storeFailed(ctx, s, "versions", k, err)
 		}
@@ -678,12 +707,12 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 	if h.failed != nil {
 		return h, false, nil
 	}
-	if ticket != nil {
+	if r.ticket != nil {
 		f.hot.put(arg, &hotEntry[R]{v: h.v, times: h.foundTimes, gen: s.gen,
-			life: ticket, deps: f.hasDeps(meta.Deps), epoch: epoch})
+			life: r.ticket, deps: f.hasDeps(meta.Deps), epoch: r.epoch})
 	}
-	if lkey != nil {
-		f.fillLocal(s, lkey, &h, seq, f.hasDeps(meta.Deps), len(e.Value))
+	if r.lkey != nil {
+		f.fillLocal(s, r.lkey, &h, r.seq, f.hasDeps(meta.Deps), len(e.Value))
 	}
 	return h, true, nil
 }

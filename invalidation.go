@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cachier-go/cachier/internal/envelope"
@@ -21,43 +23,74 @@ import (
 // # Invalidating during a computation
 //
 // Invalidate(arg) and Clear must not let a computation that began before them store a
-// result that is then served as fresh: fn may have read the data before it changed.
+// result that then outlives them: fn may have read the data before it changed.
 // Every function has an invalidation epoch, the version counter "ns:<namespace>"
-// (which its dependents record too). The protocol needs no compare-and-swap:
+// (which its dependents record too), and, in each process, an invalidation guard
+// per namespace (nsGuard: a generation and a lock, shared by every Func wrapped under
+// the namespace). The protocol needs no compare-and-swap:
 //
-//   - Invalidate and Clear bump the epoch FIRST, then delete.
-//   - A computing writer W reads the epoch (E0) before fn runs and records it in its
-//     entry. Once fn returns, W reads the epoch again (E1) and writes only if E1 ==
-//     E0; after writing it reads it a third time (E2) and deletes what it wrote if
-//     E2 != E0. In one process the E1 check and the write are one step against
-//     Invalidate and Clear (a lock), so E2 is only needed on a shared store.
+//   - Invalidate and Clear, under the guard's lock, move the generation, bump the
+//     epoch, then delete.
+//   - A computing writer W reads the generation (G0), then, in the one round trip that
+//     re-checks the entry and takes the lease (store.MissPath.ReadOrAcquire), the
+//     epoch (E0), before fn runs; it records E0 in its entry. Once fn returns, under
+//     the guard's read lock, it writes only if the generation still reads G0. The
+//     write, the release of the lease and a read of the epoch (E2) after the write are
+//     one round trip (store.MissPath.WriteAndRelease); W deletes what it wrote if E2
+//     != E0. On a store no other process sees (store.ProcessLocal) the generation is
+//     all there is to check: no epoch is read or recorded for it.
 //   - A caller that waits for another computation (or re-checks under the lease)
 //     read the epoch (Ew) when it began, and accepts an entry only if the entry
 //     recorded Ew. Overwrite and Refresh accept no stored entry at all.
 //   - In the process, callers after Invalidate or Clear do not join a computation
 //     that began before: its single flight is forgotten.
 //
-// Why it holds, for an invalidation I (bump B, then delete D) and a writer W (read E0,
-// compute, read E1, write S, read E2), all on a linearizable store, with the data
-// changed before I began:
+// Why it holds, for an invalidation I (generation move, bump B, delete D) and a writer
+// W (read G0, read E0, compute, write S, read E2), all on a linearizable store, with
+// the data changed before I began:
 //
 //   - E0 read after B: fn began after the data changed; its result is good.
-//   - E0 read before B and E1 read after B: bumps never repeat a value, so E1 != E0
-//     and W writes nothing.
-//   - E1 read before B, S after D: E2 is read after S, so after B; E2 != E0 and W
-//     deletes its entry.
-//   - E1 read before B, S before D: D deletes the entry.
+//   - I in W's process, G0 read before I: I holds the lock from before B to after
+//     D, and W checks the generation and writes S under the read lock. Either W
+//     checks after I, sees the generation moved and writes nothing; or S comes
+//     before I takes the lock, hence before D, and D deletes the entry. No reader in
+//     the process can see W's entry after I returned.
+//   - I in another process, E0 read before B: if S comes before D, D deletes the
+//     entry. If S comes after D, E2 is read after S, so after B; bumps never repeat
+//     a value, so E2 != E0 and W deletes its entry.
 //   - A waiter that began after I returned read Ew after B, so Ew != E0 for any W
 //     whose E0 was read before B: it never accepts W's entry; it waits for W's lease
 //     and computes itself.
+//   - Tags, prefixes and dependencies need no check at write time: their counters
+//     are read with E0, recorded in the entry, and checked by every reader, so an
+//     entry written after their bump is a miss from the start.
 //
-// What remains, on a store shared between processes: when another process's B and D
-// both fall between W's E1 read and its write S, a caller that does not wait may read
-// W's entry during the one round trip from S to W's delete. Two writers racing may
-// also delete each other's entries. Both cost at most a miss later, and no result
-// outlives the invalidation. The price is up to three epoch reads per computation
-// (one with the tags' counters when there are tags). A store without version counters
-// (no store.Versioner) keeps the old behaviour.
+// Dropping the check of the epoch before the write (E1, which the protocol read
+// before two-round-trip misses) changes none of these cases: the generation answers
+// it in the process, and E2 answers it across processes whenever D precedes S,
+// which is the only case E1 could see (B precedes E1 precedes S). What remains, on a
+// store shared between processes: when another process's B and D both fall between
+// W's E0 read and its write S, a caller that does not wait may read W's entry during
+// the time from S to W's delete (the end of the WriteAndRelease round trip and one
+// Delete). Two writers racing may also delete each other's entries. Both cost at
+// most a miss later, and no result outlives the invalidation. A store without
+// version counters (no store.Versioner) has only the generation: invalidations in
+// other processes are then not seen by computations under way.
+
+// nsGuard is a namespace's invalidation guard in this process (see above).
+type nsGuard struct {
+	mu  sync.RWMutex
+	gen atomic.Uint64
+}
+
+// guards holds the guard of every namespace wrapped in this process.
+var guards sync.Map // namespace -> *nsGuard
+
+// guardOf returns the namespace's guard, shared by every Func wrapped under it.
+func guardOf(ns string) *nsGuard {
+	g, _ := guards.LoadOrStore(ns, &nsGuard{})
+	return g.(*nsGuard)
+}
 
 // ErrNoVersions reports tags, prefixes or dependencies on a store that does not keep
 // version counters (it does not implement store.Versioner).
@@ -263,7 +296,7 @@ func (f *Func[A, R]) readEpoch(ctx context.Context, s *settings) (epoch, error) 
 	if _, ok := s.store.(store.Versioner); !ok {
 		return epoch{}, nil
 	}
-	vs, err := versions(ctx, s, []string{namespaceCounter(f.ns)})
+	vs, err := versions(ctx, s, []string{f.epochName})
 	switch {
 	case noCounters(err):
 		return epoch{}, nil // a store that cannot keep this counter: no epoch, as without counters
@@ -286,7 +319,19 @@ func noCounters(err error) bool {
 func (f *Func[A, R]) writeCounters(s *settings, arg A) []string {
 	names := f.counterNames(arg)
 	if _, ok := s.store.(store.Versioner); ok {
-		names = append(names, namespaceCounter(f.ns))
+		names = append(names, f.epochName)
+	}
+	return names
+}
+
+// missCounters returns the counters a computation of the miss path reads before it
+// runs: counterNames, and the function's invalidation epoch when the store keeps
+// counters and other processes may see it (on a store.ProcessLocal store the
+// namespace's guard is all there is to check, so no epoch is read or recorded).
+func (f *Func[A, R]) missCounters(s *settings, arg A) []string {
+	names := f.counterNames(arg)
+	if _, ok := s.store.(store.Versioner); ok && !processLocal(s.store) {
+		names = append(names, f.epochName)
 	}
 	return names
 }
@@ -294,7 +339,7 @@ func (f *Func[A, R]) writeCounters(s *settings, arg A) []string {
 // hasDeps reports whether an entry depends on counters other than the function's own
 // epoch, which only a waiter checks.
 func (f *Func[A, R]) hasDeps(ds []envelope.Dep) bool {
-	own := namespaceCounter(f.ns)
+	own := f.epochName
 	for _, d := range ds {
 		if d.Name != own {
 			return true
@@ -305,7 +350,7 @@ func (f *Func[A, R]) hasDeps(ds []envelope.Dep) bool {
 
 // recordedEpoch returns the invalidation epoch recorded in an entry's dependencies.
 func (f *Func[A, R]) recordedEpoch(ds []envelope.Dep) (uint64, bool) {
-	own := namespaceCounter(f.ns)
+	own := f.epochName
 	for _, d := range ds {
 		if d.Name == own {
 			return d.Version, true
@@ -362,7 +407,7 @@ func deps(ctx context.Context, s *settings, names []string) ([]envelope.Dep, err
 func (f *Func[A, R]) movedDep(ctx context.Context, s *settings, ds []envelope.Dep, known map[string]uint64) (string, error) {
 	// The function's own epoch is not a dependency: Invalidate(arg) moves it, and it
 	// must not drop the other keys. Only a caller that waited checks it (accept).
-	own := namespaceCounter(f.ns)
+	own := f.epochName
 	var missing []string
 	for _, d := range ds {
 		if d.Name == own {

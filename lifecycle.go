@@ -115,8 +115,21 @@ func (h *heldLease) renewed(l store.Lease) bool {
 }
 
 // releaseHeld stops renewing h and releases it, once, whoever asks first: its
-// computation when it ends, or Close when it gives up waiting for it.
+// computation when it ends (or its write, see handOver), or Close when it gives up
+// waiting for it.
 func (f *Func[A, R]) releaseHeld(ctx context.Context, s *settings, h *heldLease) {
+	l, ok := f.handOver(h)
+	if !ok {
+		return
+	}
+	rs := *s
+	rs.store = h.st
+	f.release(context.WithoutCancel(ctx), &rs, l)
+}
+
+// handOver stops renewing h and returns its lease as last renewed, for the caller to
+// release; ok is false when someone already did (releaseHeld, handOver).
+func (f *Func[A, R]) handOver(h *heldLease) (l store.Lease, ok bool) {
 	h.mu.Lock()
 	stop := h.stop
 	h.mu.Unlock()
@@ -126,17 +139,15 @@ func (f *Func[A, R]) releaseHeld(ctx context.Context, s *settings, h *heldLease)
 	h.mu.Lock()
 	if h.released {
 		h.mu.Unlock()
-		return
+		return store.Lease{}, false
 	}
 	h.released = true
-	l := h.l
+	l = h.l
 	h.mu.Unlock()
 	f.life.mu.Lock()
 	delete(f.life.held, h)
 	f.life.mu.Unlock()
-	rs := *s
-	rs.store = h.st
-	f.release(context.WithoutCancel(ctx), &rs, l)
+	return l, true
 }
 
 // Close waits for the function's background work (NextTime refreshes, CleanupStale

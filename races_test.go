@@ -253,9 +253,11 @@ func (g *gatedSets) Set(ctx context.Context, k store.Key, e store.Entry) error {
 	return g.Store.Set(ctx, k, e)
 }
 
-// Finding 1, the narrowest case: another process (here another Func, which shares no
-// lock with this one) invalidates after the computation's last check and before its
-// write. The writer checks again after writing, and deletes what it wrote.
+// Finding 1, the narrowest case: another process invalidates after the computation
+// read the epoch and before its write. The writer checks again after writing, and
+// deletes what it wrote. The other process is played by the store calls its
+// Invalidate makes (bump the epoch, then delete): Funcs of one namespace in one
+// process share a lock, which would order the two.
 func TestInvalidateBetweenCheckAndWrite(t *testing.T) {
 	const name = "races/sliver"
 	st := &gatedSets{Store: newFileDriver(t), ns: name, setting: make(chan struct{}), proceed: make(chan struct{})}
@@ -269,9 +271,7 @@ func TestInvalidateBetweenCheckAndWrite(t *testing.T) {
 	go func() { v, _ := a.Call(ctx, 7); got <- v }()
 	<-st.setting // a computed 1, checked the epoch, and is writing
 	data.Store(2)
-	if err := b.Invalidate(ctx, 7); err != nil {
-		t.Fatal(err)
-	}
+	invalidateElsewhere(t, st, a.Namespace(), 7, a.Key)
 	close(st.proceed)
 	if v := <-got; v != 1 {
 		t.Fatalf("a got %d", v)
@@ -280,5 +280,23 @@ func TestInvalidateBetweenCheckAndWrite(t *testing.T) {
 		if v, err := b.Call(ctx, 7); v != 2 || err != nil {
 			t.Fatalf("after Invalidate: %d, %v; the result written after it was kept", v, err)
 		}
+	}
+}
+
+// invalidateElsewhere does what another process's Invalidate(arg) does to the store:
+// bump the function's invalidation epoch, then delete the entry.
+func invalidateElsewhere[A any](t *testing.T, st store.Driver, ns string, arg A, key func(A) (store.Key, error)) {
+	t.Helper()
+	ctx := context.Background()
+	s := store.Adapt(st)
+	if _, err := s.(store.Versioner).Bump(ctx, "ns:"+ns); err != nil {
+		t.Fatal(err)
+	}
+	k, err := key(arg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, k); err != nil {
+		t.Fatal(err)
 	}
 }
