@@ -457,8 +457,12 @@ func (f *Func[A, R]) release(ctx context.Context, s *settings, l store.Lease) {
 // woken by the release finds the result.
 func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, arg A, lease *store.Lease, pre *preread) (R, error) {
 	// fn's context may end (ComputeTimeout, CancelWhenAbandoned); storing what fn
-	// returned and releasing the lease must not.
-	sctx := context.WithoutCancel(ctx)
+	// returned and releasing the lease must not. A context that cannot end (no Done
+	// channel) is used as it is.
+	sctx := ctx
+	if ctx.Done() != nil {
+		sctx = context.WithoutCancel(ctx)
+	}
 	var h *heldLease
 	if lease != nil {
 		h = f.life.hold(s.store, *lease)

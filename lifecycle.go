@@ -191,7 +191,10 @@ func (f *Func[A, R]) Close(ctx context.Context) error {
 // arm starts the deadline, when the run starts; cancel(nil) releases the context
 // without cancelling it.
 func newComputeContext(ctx context.Context, s *settings) (cctx context.Context, arm func(), cancel func(error)) {
-	base := context.WithoutCancel(ctx)
+	base := ctx
+	if ctx.Done() != nil { // a context that cannot end needs no detaching
+		base = context.WithoutCancel(ctx)
+	}
 	if s.computeTimeout <= 0 && !s.cancelAbandoned {
 		return base, func() {}, func(error) {}
 	}

@@ -22,7 +22,7 @@ func (s *Store) GetTicketed(ctx context.Context, k store.Key) (store.Entry, any,
 	it := sh.lookup(h, k)
 	sh.mu.RUnlock()
 	if it == nil {
-		return store.Entry{}, nil, nil, notFound(k)
+		return store.Entry{}, nil, nil, errLiveMiss
 	}
 	if !it.ref.Load() {
 		it.ref.Store(true)

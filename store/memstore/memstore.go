@@ -285,6 +285,11 @@ func (e *notFoundError) Unwrap() error { return store.ErrNotFound }
 
 func notFound(k store.Key) error { return &notFoundError{key: k} }
 
+// errLiveMiss is the miss of GetLive and GetTicketed, the reads of cachier's hot
+// path: it names no key (the caller knows it), so that a miss allocates nothing. Get
+// names the key.
+var errLiveMiss = fmt.Errorf("memstore: no entry: %w", store.ErrNotFound)
+
 // Len returns the number of entries.
 func (s *Store) Len() int { return int(s.entries.Load()) }
 
@@ -299,6 +304,9 @@ func (s *Store) Limits() (maxEntries int, maxBytes int64) { return int(s.maxEntr
 // Get returns a copy of the entry for k, or an error matching store.ErrNotFound.
 func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	e, _, err := s.GetLive(ctx, k)
+	if err == errLiveMiss {
+		return store.Entry{}, notFound(k)
+	}
 	if err != nil {
 		return store.Entry{}, err
 	}
@@ -307,8 +315,9 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 }
 
 // GetLive returns the entry for k and the live value attached by SetLive (nil after a
-// plain Set). It allocates nothing on a hit. The returned Value is the stored slice,
-// shared with every other reader: do not modify it.
+// plain Set). It allocates nothing, on a hit or a miss (whose error names no key).
+// The returned Value is the stored slice, shared with every other reader: do not
+// modify it.
 func (s *Store) GetLive(ctx context.Context, k store.Key) (store.Entry, any, error) {
 	if err := s.check(ctx); err != nil {
 		return store.Entry{}, nil, err
@@ -319,7 +328,7 @@ func (s *Store) GetLive(ctx context.Context, k store.Key) (store.Entry, any, err
 	it := sh.lookup(h, k)
 	sh.mu.RUnlock()
 	if it == nil {
-		return store.Entry{}, nil, notFound(k)
+		return store.Entry{}, nil, errLiveMiss
 	}
 	if !it.ref.Load() { // read first: a hot entry's cache line stays shared
 		it.ref.Store(true)
