@@ -585,9 +585,9 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 		seq = f.local.sync.seq.Load()
 	}
 	e0, checked := f.recordedEpoch(before)
-	// The generation check and the write, as one step for Invalidate and Clear in
-	// this process: either they run first and the check sees the generation move, or
-	// they delete what was written.
+	// The generation check and the write, as one step for this Func's Invalidate and
+	// Clear: either they run first and the check sees the generation move, or they
+	// delete what was written.
 	f.invMu.RLock()
 	if f.inv.gen.Load() != g0 {
 		f.invMu.RUnlock()

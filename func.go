@@ -48,9 +48,10 @@ type Func[A, R any] struct {
 	lastCleanup atomic.Pointer[time.Time] // by the Func's clock; nil before the first
 	sizeWarned  atomic.Bool               // an oversize result was logged (once per function)
 	life        lifecycle                 // work Close waits for, leases it releases
-	// inv is the namespace's invalidation guard in this process, shared by every Func
-	// wrapped under it; invMu is its lock. It orders an invalidation's bump and delete
-	// against a computation's last check and its write (see invalidation.go).
+	// inv is the namespace's invalidation generation in this process, shared by every
+	// Func wrapped under it. invMu, the Func's own, orders its invalidations' bump and
+	// delete against its computations' last check and their write (see
+	// invalidation.go).
 	inv   *nsGuard
 	invMu *sync.RWMutex
 	// epochName is the name of the function's invalidation epoch, "ns:<namespace>".
@@ -134,7 +135,7 @@ func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Op
 	}
 	f.epochName = namespaceCounter(f.ns)
 	f.inv = guardOf(f.ns)
-	f.invMu = &f.inv.mu
+	f.invMu = new(sync.RWMutex)
 	if err := store.ValidateNamespace(f.ns); err != nil {
 		return nil, fmt.Errorf("%w: namespace %q: %w; shorten it with Name", ErrOption, f.ns, err)
 	}

@@ -25,16 +25,17 @@ import (
 // Invalidate(arg) and Clear must not let a computation that began before them store a
 // result that then outlives them: fn may have read the data before it changed.
 // Every function has an invalidation epoch, the version counter "ns:<namespace>"
-// (which its dependents record too), and, in each process, an invalidation guard
-// per namespace (nsGuard: a generation and a lock, shared by every Func wrapped under
-// the namespace). The protocol needs no compare-and-swap:
+// (which its dependents record too), and, in each process, an invalidation
+// generation per namespace (nsGuard, shared by every Func wrapped under the
+// namespace). Each Func also has a lock (invMu). The protocol needs no
+// compare-and-swap:
 //
-//   - Invalidate and Clear, under the guard's lock, move the generation, bump the
+//   - Invalidate and Clear, under the Func's lock, move the generation, bump the
 //     epoch, then delete.
 //   - A computing writer W reads the generation (G0), then, in the one round trip that
 //     re-checks the entry and takes the lease (store.MissPath.ReadOrAcquire), the
 //     epoch (E0), before fn runs; it records E0 in its entry. Once fn returns, under
-//     the guard's read lock, it writes only if the generation still reads G0. The
+//     the Func's read lock, it writes only if the generation still reads G0. The
 //     write, the release of the lease and a read of the epoch (E2) after the write are
 //     one round trip (store.MissPath.WriteAndRelease); W deletes what it wrote if E2
 //     != E0. On a store no other process sees (store.ProcessLocal) the generation is
@@ -50,14 +51,17 @@ import (
 // the data changed before I began:
 //
 //   - E0 read after B: fn began after the data changed; its result is good.
-//   - I in W's process, G0 read before I: I holds the lock from before B to after
+//   - I through W's Func, G0 read before I: I holds the lock from before B to after
 //     D, and W checks the generation and writes S under the read lock. Either W
 //     checks after I, sees the generation moved and writes nothing; or S comes
 //     before I takes the lock, hence before D, and D deletes the entry. No reader in
 //     the process can see W's entry after I returned.
-//   - I in another process, E0 read before B: if S comes before D, D deletes the
-//     entry. If S comes after D, E2 is read after S, so after B; bumps never repeat
-//     a value, so E2 != E0 and W deletes its entry.
+//   - I in another process, or through another Func of the namespace in W's process
+//     (which takes its own lock: two Funcs of a namespace behave as two processes),
+//     E0 read before B: if W checks the generation after I moved it, W writes
+//     nothing. Otherwise, if S comes before D, D deletes the entry. If S comes after
+//     D, E2 is read after S, so after B; bumps never repeat a value, so E2 != E0
+//     and W deletes its entry.
 //   - A waiter that began after I returned read Ew after B, so Ew != E0 for any W
 //     whose E0 was read before B: it never accepts W's entry; it waits for W's lease
 //     and computes itself.
@@ -73,20 +77,22 @@ import (
 // W's E0 read and its write S, a caller that does not wait may read W's entry during
 // the time from S to W's delete (the end of the WriteAndRelease round trip and one
 // Delete). Two writers racing may also delete each other's entries. Both cost at
-// most a miss later, and no result outlives the invalidation. A store without
-// version counters (no store.Versioner) has only the generation: invalidations in
-// other processes are then not seen by computations under way.
+// most a miss later, and no result outlives the invalidation. On a
+// store.ProcessLocal store, which has no E2, an invalidation through another Func of
+// the namespace whose generation move, bump and delete all fall between W's check
+// and its write S leaves W's entry (as the check before the write always did there).
+// A store without version counters (no store.Versioner) has only the generation:
+// invalidations in other processes are then not seen by computations under way.
 
-// nsGuard is a namespace's invalidation guard in this process (see above).
+// nsGuard is a namespace's invalidation generation in this process (see above).
 type nsGuard struct {
-	mu  sync.RWMutex
 	gen atomic.Uint64
 }
 
-// guards holds the guard of every namespace wrapped in this process.
+// guards holds the generation of every namespace wrapped in this process.
 var guards sync.Map // namespace -> *nsGuard
 
-// guardOf returns the namespace's guard, shared by every Func wrapped under it.
+// guardOf returns the namespace's generation, shared by every Func wrapped under it.
 func guardOf(ns string) *nsGuard {
 	g, _ := guards.LoadOrStore(ns, &nsGuard{})
 	return g.(*nsGuard)
