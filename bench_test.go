@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -207,4 +208,49 @@ func BenchmarkMemoryMiss(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkMissVsRawRedis interleaves a cachier miss on Redis (a new key: look up,
+// compute at once, store, with the lease and the invalidation epoch) with a raw GET of
+// a missing key and a SET on the same server, and reports both and their ratio
+// (issue 11's target: at most 1.3). The raw pair encodes nothing; cachier's miss
+// encodes the result (CBOR) and derives its key.
+func BenchmarkMissVsRawRedis(b *testing.B) {
+	c := redis.NewClient(&redis.Options{Addr: testserver.Redis(b).Addr})
+	b.Cleanup(func() { c.Close() })
+	st, err := redisstore.New(c, &redisstore.Options{Prefix: "bench-miss"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	f, err := cachier.Wrap(benchFn, cachier.Name(fmt.Sprint("bench/miss-redis/", time.Now().UnixNano())), cachier.WithStore(st))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	value := make([]byte, 40) // about the size of benchFn's encoded entry
+	var cachierT, rawT time.Duration
+	run := time.Now().UnixNano() // fresh keys in every run on a shared server
+	i := int(run % 1e12)
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		t0 := time.Now()
+		if _, err := f.Call(ctx, i); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		k := fmt.Sprintf("bench-miss-raw:%d:%d", run, i)
+		if err := c.Get(ctx, k).Err(); err != redis.Nil {
+			b.Fatalf("raw GET: %v", err)
+		}
+		if err := c.Set(ctx, k, value, 0).Err(); err != nil {
+			b.Fatal(err)
+		}
+		rawT += time.Since(t1)
+		cachierT += t1.Sub(t0)
+	}
+	b.ReportMetric(float64(cachierT.Nanoseconds())/float64(b.N), "cachier-ns/op")
+	b.ReportMetric(float64(rawT.Nanoseconds())/float64(b.N), "raw-ns/op")
+	b.ReportMetric(float64(cachierT)/float64(rawT), "cachier/raw")
 }
