@@ -633,10 +633,24 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 		}
 	}
 	f.invMu.RUnlock()
+	filled := false
+	if f.localOn(s) && err == nil && !moved {
+		f.wroteLocal(ctx, s, k, arg, v, e, seq, nil)
+		filled = true
+	}
+	// An invalidation in this process that moved the generation after the check
+	// (through another Func of the namespace, which holds its own lock, or through
+	// this one once the lock was let go) may have deleted and dropped its local
+	// copies before this write or this fill: checked after both, a move means what
+	// was written goes too. A move after this check comes with a delete and a drop
+	// that follow the write and the fill.
+	if err == nil && f.inv.gen.Load() != g0 {
+		moved = true
+	}
 	// Another process may have bumped and deleted since the epoch was read before
 	// computing: delete what was written if it did. A write whose outcome is unknown
 	// (an error other than ErrTooLarge) is deleted too, as its epoch cannot be told.
-	if checked && (moved || (err != nil && !errors.Is(err, store.ErrTooLarge))) {
+	if moved || (checked && err != nil && !errors.Is(err, store.ErrTooLarge)) {
 		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
 		derr := s.store.Delete(opCtx, k)
 		cancel()
@@ -651,7 +665,7 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 			return nil
 		}
 	}
-	if f.localOn(s) {
+	if f.localOn(s) && !filled {
 		f.wroteLocal(ctx, s, k, arg, v, e, seq, err)
 	}
 	return f.stored(ctx, s, k, e, err)

@@ -77,10 +77,12 @@ import (
 // W's E0 read and its write S, a caller that does not wait may read W's entry during
 // the time from S to W's delete (the end of the WriteAndRelease round trip and one
 // Delete). Two writers racing may also delete each other's entries. Both cost at
-// most a miss later, and no result outlives the invalidation. On a
-// store.ProcessLocal store, which has no E2, an invalidation through another Func of
-// the namespace whose generation move, bump and delete all fall between W's check
-// and its write S leaves W's entry (as the check before the write always did there).
+// most a miss later, and no result outlives the invalidation. W also reads the
+// generation again after S and after it filled its own local copy: a move deletes
+// what it wrote and drops the copy. That covers, with no round trip, an invalidation
+// through another Func of the namespace (its own lock) that falls between W's check
+// and S on a store.ProcessLocal store, which has no E2, and one that dropped the
+// local copies between S and W's fill (TestInvalidateThroughAnotherFuncBetweenCheckAndWrite).
 // A store without version counters (no store.Versioner) has only the generation:
 // invalidations in other processes are then not seen by computations under way.
 

@@ -11,6 +11,7 @@ import (
 	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/filestore"
+	"github.com/cachier-go/cachier/store/memstore"
 )
 
 // source is data a cached function reads: the first read can be held until the test
@@ -298,5 +299,55 @@ func invalidateElsewhere[A any](t *testing.T, st store.Driver, ns string, arg A,
 	}
 	if err := s.Delete(ctx, k); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// gatedLive holds the first SetLive of its namespace on a memory store until the
+// test lets it go.
+type gatedLive struct {
+	*memstore.Store
+	ns      string
+	once    sync.Once
+	setting chan struct{}
+	proceed chan struct{}
+}
+
+func (g *gatedLive) SetLive(ctx context.Context, k store.Key, e store.Entry, v any) error {
+	if k.Namespace == g.ns {
+		g.once.Do(func() {
+			close(g.setting)
+			<-g.proceed
+		})
+	}
+	return g.Store.SetLive(ctx, k, e, v)
+}
+
+// On a memory store, another Func of the namespace (which takes its own lock)
+// invalidates between the writer's generation check and its write: the writer checks
+// the generation again after writing and deletes what it wrote.
+func TestInvalidateThroughAnotherFuncBetweenCheckAndWrite(t *testing.T) {
+	const name = "races/sliver-mem"
+	st := &gatedLive{Store: memstore.New(nil), ns: name, setting: make(chan struct{}), proceed: make(chan struct{})}
+	var data atomic.Int64
+	data.Store(1)
+	fn := func(context.Context, int) (int64, error) { return data.Load(), nil }
+	a, _ := cachier.Wrap(fn, cachier.Name(name), cachier.WithStore(st))
+	b, _ := cachier.Wrap(fn, cachier.Name(name), cachier.WithStore(st))
+	ctx := context.Background()
+	got := make(chan int64, 1)
+	go func() { v, _ := a.Call(ctx, 7); got <- v }()
+	<-st.setting // a computed 1, checked the generation, and is writing
+	data.Store(2)
+	if err := b.Invalidate(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	close(st.proceed)
+	if v := <-got; v != 1 {
+		t.Fatalf("a got %d", v)
+	}
+	for range 3 {
+		if v, err := b.Call(ctx, 7); v != 2 || err != nil {
+			t.Fatalf("after Invalidate: %d, %v; the result written after it was kept", v, err)
+		}
 	}
 }
