@@ -1151,6 +1151,7 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	if local {
 		seq = f.local.sync.seq.Load()
 	}
+	g0 := f.inv.gen.Load() // read again after the write and the local fill, below
 	if checked {
 		f.invMu.RLock()
 		if !f.epochStill(ctx, s, ks[0], e0) {
@@ -1162,7 +1163,9 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	errs, werr := b.write(ctx, s, ks, es, vs)
 	if checked {
 		f.invMu.RUnlock()
-		if werr == nil && !processLocal(s.store) && !f.epochStill(ctx, s, ks[0], e0) {
+		// On a store.ProcessLocal store the read is in memory; it catches another Func
+		// of the namespace, which invalidates under its own lock.
+		if werr == nil && !f.epochStill(ctx, s, ks[0], e0) {
 			f.stats.invalidated.Add(uint64(len(ks) - 1))
 			for j, k := range ks {
 				opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
@@ -1206,6 +1209,13 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		}
 		if err := f.stored(ctx, s, ks[j], es[j], errs[j]); err != nil {
 			slots[i].err = err
+		}
+	}
+	if local && f.inv.gen.Load() != g0 {
+		// An Invalidate or Clear in this process since the check may have dropped the
+		// local copies before they were filled above: drop them again.
+		for j, k := range ks {
+			f.local.forget(f.tierKey(items[writes[j]].arg, k))
 		}
 	}
 	if marked {
