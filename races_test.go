@@ -233,47 +233,67 @@ func TestRefreshComputesWhateverTheWriterClock(t *testing.T) {
 	}
 }
 
-// gatedSets is a store whose first write of an entry of namespace ns waits for the
-// test: another process's invalidation can then land between a computation's last
-// epoch check and its write.
-type gatedSets struct {
-	*filestore.Store
+// writeGate holds the first write of an entry of namespace ns until the test lets it
+// go: an invalidation can then land between a computation's last check and its write.
+type writeGate struct {
 	ns      string
 	once    sync.Once
-	setting chan struct{}
-	proceed chan struct{}
+	setting chan struct{} // closed when the held write begins
+	proceed chan struct{} // closed by the test to let it go on
 }
 
-func (g *gatedSets) Set(ctx context.Context, k store.Key, e store.Entry) error {
+func newWriteGate(ns string) *writeGate {
+	return &writeGate{ns: ns, setting: make(chan struct{}), proceed: make(chan struct{})}
+}
+
+func (g *writeGate) hold(k store.Key) {
 	if k.Namespace == g.ns {
 		g.once.Do(func() {
 			close(g.setting)
 			<-g.proceed
 		})
 	}
+}
+
+// gatedSets is a file store whose first write of the namespace waits for the test.
+type gatedSets struct {
+	*filestore.Store
+	*writeGate
+}
+
+func (g *gatedSets) Set(ctx context.Context, k store.Key, e store.Entry) error {
+	g.hold(k)
 	return g.Store.Set(ctx, k, e)
 }
 
-// Finding 1, the narrowest case: another process invalidates after the computation
-// read the epoch and before its write. The writer checks again after writing, and
-// deletes what it wrote. The other process is played by the store calls its
-// Invalidate makes (bump the epoch, then delete): Funcs of one namespace in one
-// process share a lock, which would order the two.
-func TestInvalidateBetweenCheckAndWrite(t *testing.T) {
-	const name = "races/sliver"
-	st := &gatedSets{Store: newFileDriver(t), ns: name, setting: make(chan struct{}), proceed: make(chan struct{})}
+// gatedLive is a memory store whose first write of the namespace waits for the test.
+type gatedLive struct {
+	*memstore.Store
+	*writeGate
+}
+
+func (g *gatedLive) SetLive(ctx context.Context, k store.Key, e store.Entry, v any) error {
+	g.hold(k)
+	return g.Store.SetLive(ctx, k, e, v)
+}
+
+// invalidateBetweenCheckAndWrite has Func a compute 1 and hold its write at g, lets
+// invalidate run, changing the data to 2, then lets the write go: Func b, of the same
+// namespace, must then get 2, never the 1 written after the invalidation.
+func invalidateBetweenCheckAndWrite(t *testing.T, st store.Driver, g *writeGate, invalidate func(a, b *cachier.Func[int, int64])) {
+	t.Helper()
 	var data atomic.Int64
 	data.Store(1)
 	fn := func(context.Context, int) (int64, error) { return data.Load(), nil }
-	a, _ := cachier.Wrap(fn, cachier.Name(name), cachier.WithStore(st))
-	b, _ := cachier.Wrap(fn, cachier.Name(name), cachier.WithStore(st))
+	a, _ := cachier.Wrap(fn, cachier.Name(g.ns), cachier.WithStore(st))
+	b, _ := cachier.Wrap(fn, cachier.Name(g.ns), cachier.WithStore(st))
 	ctx := context.Background()
 	got := make(chan int64, 1)
 	go func() { v, _ := a.Call(ctx, 7); got <- v }()
-	<-st.setting // a computed 1, checked the epoch, and is writing
+	<-g.setting // a computed 1, made its last check, and is writing
 	data.Store(2)
-	invalidateElsewhere(t, st, a.Namespace(), 7, a.Key)
-	close(st.proceed)
+	invalidate(a, b)
+	close(g.proceed)
 	if v := <-got; v != 1 {
 		t.Fatalf("a got %d", v)
 	}
@@ -282,6 +302,30 @@ func TestInvalidateBetweenCheckAndWrite(t *testing.T) {
 			t.Fatalf("after Invalidate: %d, %v; the result written after it was kept", v, err)
 		}
 	}
+}
+
+// Finding 1, the narrowest case: another process invalidates after the computation
+// read the epoch and before its write. The writer checks again after writing, and
+// deletes what it wrote. The other process is played by the store calls its
+// Invalidate makes (bump the epoch, then delete).
+func TestInvalidateBetweenCheckAndWrite(t *testing.T) {
+	g := newWriteGate("races/sliver")
+	st := &gatedSets{Store: newFileDriver(t), writeGate: g}
+	invalidateBetweenCheckAndWrite(t, st, g, func(a, _ *cachier.Func[int, int64]) {
+		invalidateElsewhere(t, st, a.Namespace(), 7, a.Key)
+	})
+}
+
+// On a memory store, another Func of the namespace (which takes its own lock)
+// invalidates between the writer's generation check and its write: the writer checks
+// the generation again after writing and deletes what it wrote.
+func TestInvalidateThroughAnotherFuncBetweenCheckAndWrite(t *testing.T) {
+	g := newWriteGate("races/sliver-mem")
+	invalidateBetweenCheckAndWrite(t, &gatedLive{Store: memstore.New(nil), writeGate: g}, g, func(_, b *cachier.Func[int, int64]) {
+		if err := b.Invalidate(context.Background(), 7); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // invalidateElsewhere does what another process's Invalidate(arg) does to the store:
@@ -299,55 +343,5 @@ func invalidateElsewhere[A any](t *testing.T, st store.Driver, ns string, arg A,
 	}
 	if err := s.Delete(ctx, k); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// gatedLive holds the first SetLive of its namespace on a memory store until the
-// test lets it go.
-type gatedLive struct {
-	*memstore.Store
-	ns      string
-	once    sync.Once
-	setting chan struct{}
-	proceed chan struct{}
-}
-
-func (g *gatedLive) SetLive(ctx context.Context, k store.Key, e store.Entry, v any) error {
-	if k.Namespace == g.ns {
-		g.once.Do(func() {
-			close(g.setting)
-			<-g.proceed
-		})
-	}
-	return g.Store.SetLive(ctx, k, e, v)
-}
-
-// On a memory store, another Func of the namespace (which takes its own lock)
-// invalidates between the writer's generation check and its write: the writer checks
-// the generation again after writing and deletes what it wrote.
-func TestInvalidateThroughAnotherFuncBetweenCheckAndWrite(t *testing.T) {
-	const name = "races/sliver-mem"
-	st := &gatedLive{Store: memstore.New(nil), ns: name, setting: make(chan struct{}), proceed: make(chan struct{})}
-	var data atomic.Int64
-	data.Store(1)
-	fn := func(context.Context, int) (int64, error) { return data.Load(), nil }
-	a, _ := cachier.Wrap(fn, cachier.Name(name), cachier.WithStore(st))
-	b, _ := cachier.Wrap(fn, cachier.Name(name), cachier.WithStore(st))
-	ctx := context.Background()
-	got := make(chan int64, 1)
-	go func() { v, _ := a.Call(ctx, 7); got <- v }()
-	<-st.setting // a computed 1, checked the generation, and is writing
-	data.Store(2)
-	if err := b.Invalidate(ctx, 7); err != nil {
-		t.Fatal(err)
-	}
-	close(st.proceed)
-	if v := <-got; v != 1 {
-		t.Fatalf("a got %d", v)
-	}
-	for range 3 {
-		if v, err := b.Call(ctx, 7); v != 2 || err != nil {
-			t.Fatalf("after Invalidate: %d, %v; the result written after it was kept", v, err)
-		}
 	}
 }
