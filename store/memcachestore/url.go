@@ -3,6 +3,7 @@ package memcachestore
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -20,9 +21,6 @@ func init() {
 
 // DefaultPort is memcached's port, used when a URL's host has none.
 const DefaultPort = "11211"
-
-// urlParams are the query parameters a memcache:// URL accepts.
-var urlParams = []string{"prefix", "timeout", "max_idle_conns", "max_item_size"}
 
 // config is what a URL says, before anything is dialled.
 type config struct {
@@ -79,42 +77,16 @@ func parseURL(u *url.URL) (config, error) {
 		}
 		c.addrs = append(c.addrs, net.JoinHostPort(host, port))
 	}
-	q, err := url.ParseQuery(u.RawQuery)
+	p, err := store.ReadParams(u, "prefix", "timeout", "max_idle_conns", "max_item_size")
 	if err != nil {
-		return bad("query: %v", err)
+		return config{}, err
 	}
-	for name, vals := range q {
-		if len(vals) != 1 {
-			return bad("parameter %q given %d times", name, len(vals))
-		}
-		v := vals[0]
-		switch name {
-		case "prefix":
-			if err := validatePrefix(v); err != nil {
-				return bad("%v", err)
-			}
-			c.opts.Prefix = v
-		case "timeout":
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return bad("timeout %q is not a positive duration such as 500ms", v)
-			}
-			c.timeout = d
-		case "max_idle_conns":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return bad("max_idle_conns %q is not a positive integer", v)
-			}
-			c.maxIdleConns = n
-		case "max_item_size":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 4096 {
-				return bad("max_item_size %q is not an integer of at least 4096", v)
-			}
-			c.opts.MaxItemSize = n
-		default:
-			return bad("unknown parameter %q; accepted: %s", name, strings.Join(urlParams, ", "))
-		}
+	p.Check("prefix", &c.opts.Prefix, validatePrefix)
+	p.Duration("timeout", &c.timeout)
+	p.Int("max_idle_conns", 1, math.MaxInt32, &c.maxIdleConns)
+	p.Int("max_item_size", 4096, math.MaxInt32, &c.opts.MaxItemSize)
+	if err := p.Err(); err != nil {
+		return config{}, err
 	}
 	return c, nil
 }

@@ -65,7 +65,7 @@ func TestParseURLErrors(t *testing.T) {
 		{"memcache://h?max_idle_conns=0", "max_idle_conns"},
 		{"memcache://h?max_item_size=10", "max_item_size"},
 		{"memcache://h?prefix=a&prefix=b", "given 2 times"},
-		{"memcache://h?db=1", "unknown parameter \"db\"; accepted: prefix, timeout, max_idle_conns, max_item_size"},
+		{"memcache://h?db=1", "unknown parameter \"db\"; accepted: max_idle_conns, max_item_size, prefix, timeout"},
 		{"memcache://h?a=%zz", "query"},
 	} {
 		_, err := parseURL(storetest.MustParseURL(t, tc.url))

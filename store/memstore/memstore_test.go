@@ -246,7 +246,7 @@ func TestOpenURL(t *testing.T) {
 	}
 	bad := []struct{ url, mention string }{
 		{"mem://?max_entry=5", "max_entries"},
-		{"mem://?max_entries=-1", ">= 0"},
+		{"mem://?max_entries=-1", "at least 0"},
 		{"mem://?max_entries=ten", "max_entries"},
 		{"mem://?max_entries=1&max_entries=2", "once"},
 		{"mem://?max_bytes=64XB", "KiB"},

@@ -59,30 +59,21 @@ func parseURL(u *url.URL) (config, error) {
 	if scheme == "mongodb+srv" && (u.Port() != "" || strings.Contains(u.Host, ",")) {
 		return bad("a mongodb+srv URL names one host without a port")
 	}
-	q, err := url.ParseQuery(u.RawQuery)
+	p, err := store.ReadParams(u)
 	if err != nil {
-		return bad("query: %v", err)
+		return config{}, err
 	}
 	for _, name := range goneParams {
-		if q.Has(name) {
+		if p.Has(name) {
 			return bad("parameter %q is no longer used: leases and version counters live in the entry collection; remove it", name)
 		}
 	}
 	c.collection = DefaultCollection
-	for _, name := range ourParams {
-		vals, ok := q[name]
-		if !ok {
-			continue
-		}
-		if len(vals) != 1 {
-			return bad("parameter %q given %d times", name, len(vals))
-		}
-		if err := ValidateCollectionName(vals[0]); err != nil {
-			return bad("%s: %v", name, err)
-		}
-		c.collection = vals[0]
-		q.Del(name)
+	p.Check("collection", &c.collection, ValidateCollectionName)
+	if err := p.Err(); err != nil {
+		return config{}, err
 	}
+	q := p.Rest()
 	driverURL := *u
 	driverURL.Scheme = scheme
 	driverURL.RawQuery = q.Encode()

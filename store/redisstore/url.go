@@ -166,23 +166,18 @@ func parseURL(u *url.URL) (*config, error) {
 	if u.Opaque != "" {
 		return nil, badURL(u, "want %s://host:port, not an opaque URL", scheme)
 	}
-	q, err := url.ParseQuery(u.RawQuery)
+	p, err := store.ReadParams(u)
 	if err != nil {
-		return nil, badURL(u, "query: %v", err)
-	}
-	if err := checkIntParams(u, q); err != nil {
 		return nil, err
 	}
 	cfg := &config{prefix: DefaultPrefix}
-	if vs, ok := q[paramPrefix]; ok {
-		if len(vs) != 1 {
-			return nil, badURL(u, "prefix given %d times", len(vs))
-		}
-		if err := validatePrefix(vs[0]); err != nil {
-			return nil, badURL(u, "%v", err)
-		}
-		cfg.prefix = vs[0]
-		delete(q, paramPrefix)
+	p.Check(paramPrefix, &cfg.prefix, validatePrefix)
+	q := p.Rest()
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkIntParams(u, q); err != nil {
+		return nil, err
 	}
 	hosts := []string{}
 	if u.Host != "" {

@@ -80,7 +80,7 @@ func TestParseURLErrors(t *testing.T) {
 		{"redis://h?nope=1", "accepted: prefix"},
 		{"redis://h?prefix=a%20b", "prefix"},
 		{"redis://h?prefix={x}", "prefix"},
-		{"redis://h?prefix=a&prefix=b", "prefix given 2 times"},
+		{"redis://h?prefix=a&prefix=b", `prefix" given 2 times`},
 		{"redis://h/notanumber", "database"},
 		{"redis://a:1,b:2", "several hosts"},
 		{"redis+cluster://a:1/0", "no database number"},

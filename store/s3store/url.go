@@ -2,10 +2,9 @@ package s3store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,9 +17,6 @@ import (
 )
 
 func init() { store.Register(OpenURL, "s3") }
-
-// urlParams are the query parameters OpenURL accepts.
-var urlParams = []string{"endpoint", "path_style", "profile", "region"}
 
 // urlConfig is what a store URL says, before any I/O.
 type urlConfig struct {
@@ -37,10 +33,7 @@ type urlConfig struct {
 // parseURL checks a store URL and extracts its settings without any I/O. Its errors
 // match store.ErrBadURL and never carry the secret key.
 func parseURL(u *url.URL) (urlConfig, error) {
-	red := store.RedactURL(u)
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s: %s", store.ErrBadURL, red, fmt.Sprintf(format, args...))
-	}
+	bad := func(format string, args ...any) error { return store.BadURL(u, format, args...) }
 	var c urlConfig
 	if !strings.EqualFold(u.Scheme, "s3") {
 		return c, bad("scheme must be s3")
@@ -61,7 +54,7 @@ func parseURL(u *url.URL) (urlConfig, error) {
 	if u.User != nil {
 		secret, ok := u.User.Password()
 		if u.User.Username() == "" || !ok || secret == "" {
-			return c, bad("credentials in the URL must be ACCESS_KEY:SECRET_KEY@bucket")
+			return c, bad("credentials in the URL must be the access key and the secret key, separated by a colon, before the bucket")
 		}
 		c.accessKey, c.secretKey = u.User.Username(), secret
 	}
@@ -72,49 +65,44 @@ func parseURL(u *url.URL) (urlConfig, error) {
 		}
 		c.prefix = prefix
 	}
-	q, err := url.ParseQuery(u.RawQuery)
+	p, err := store.ReadParams(u, "endpoint", "path_style", "profile", "region")
 	if err != nil {
-		return c, bad("query: %v", err)
+		return c, err
 	}
-	for name, vals := range q {
-		if !slices.Contains(urlParams, name) {
-			return c, bad("unknown parameter %q; accepted: %s", name, strings.Join(urlParams, ", "))
-		}
-		if len(vals) != 1 {
-			return c, bad("parameter %q given %d times", name, len(vals))
-		}
+	p.Check("endpoint", &c.endpoint, checkEndpoint)
+	p.Check("region", &c.region, checkRegion)
+	p.Bool("path_style", &c.pathStyle)
+	c.profile = p.String("profile")
+	if err := p.Err(); err != nil {
+		return urlConfig{}, err
 	}
-	if ep := q.Get("endpoint"); ep != "" {
-		e, err := url.Parse(ep)
-		switch {
-		case err != nil:
-			return c, bad("endpoint is not a URL")
-		case e.Scheme != "http" && e.Scheme != "https", e.Host == "":
-			return c, bad("endpoint must be http://host:port or https://host:port")
-		case e.User != nil:
-			return c, bad("endpoint must not carry credentials; put them before the bucket")
-		case e.RawQuery != "" || e.Fragment != "":
-			return c, bad("endpoint must not have a query or fragment")
-		}
-		c.endpoint = ep
-	}
-	if r := q.Get("region"); r != "" {
-		for i := 0; i < len(r); i++ {
-			if ch := r[i]; !('a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || ch == '-') {
-				return c, bad("region %q is not like us-east-1", r)
-			}
-		}
-		c.region = r
-	}
-	if ps := q.Get("path_style"); ps != "" {
-		v, err := strconv.ParseBool(ps)
-		if err != nil {
-			return c, bad("path_style must be true or false, not %q", ps)
-		}
-		c.pathStyle = v
-	}
-	c.profile = q.Get("profile")
 	return c, nil
+}
+
+// checkEndpoint says what is wrong with an endpoint= URL.
+func checkEndpoint(ep string) error {
+	e, err := url.Parse(ep)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case e.Scheme != "http" && e.Scheme != "https", e.Host == "":
+		return errors.New("must be http://host:port or https://host:port")
+	case e.User != nil:
+		return errors.New("must not carry credentials; put them before the bucket")
+	case e.RawQuery != "" || e.Fragment != "":
+		return errors.New("must not have a query or fragment")
+	}
+	return nil
+}
+
+// checkRegion says what is wrong with a region= name.
+func checkRegion(r string) error {
+	for i := range len(r) {
+		if ch := r[i]; !('a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || ch == '-') {
+			return fmt.Errorf("%q is not like us-east-1", r)
+		}
+	}
+	return nil
 }
 
 // OpenURL opens a store from a URL of the form

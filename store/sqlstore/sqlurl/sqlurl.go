@@ -34,6 +34,7 @@ package sqlurl
 import (
 	"context"
 	"database/sql"
+	"math"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -41,7 +42,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
@@ -102,88 +102,53 @@ func badURL(u *url.URL, format string, args ...any) error {
 // Parse reads a postgres, postgresql, mysql or sqlite URL. It never connects.
 // Errors match store.ErrBadURL and never contain the password.
 func Parse(u *url.URL) (*Config, error) {
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return nil, badURL(u, "bad query: %s", store.Redact(err.Error()))
-	}
 	c := &Config{Options: sqlstore.Options{CloseDB: true}}
 	scheme := strings.ToLower(u.Scheme)
 	var accepted []string
 	switch scheme {
 	case "postgres", "postgresql":
 		accepted = slices.Concat(commonParams, []string{"listen"}, PostgresParams)
+		c.Driver, c.Options.Dialect, c.Listen = "pgx", sqlstore.Postgres, true
 	case "mysql":
 		accepted = slices.Concat(commonParams, []string{"socket"}, MySQLParams)
+		c.Driver, c.Options.Dialect = "mysql", sqlstore.MySQL
 	case "sqlite":
 		accepted = slices.Concat(commonParams, sqliteParams)
+		c.Driver, c.Options.Dialect = "sqlite", sqlstore.SQLite
 	default:
 		return nil, badURL(u, "scheme %q is not postgres, postgresql, mysql or sqlite", u.Scheme)
 	}
-	for name, vals := range q {
-		if !slices.Contains(accepted, name) {
-			sorted := slices.Clone(accepted)
-			slices.Sort(sorted)
-			return nil, badURL(u, "unknown parameter %q; accepted: %s", name, strings.Join(sorted, ", "))
-		}
-		if len(vals) != 1 {
-			return nil, badURL(u, "parameter %q given %d times", name, len(vals))
-		}
+	p, err := store.ReadParams(u, accepted...)
+	if err != nil {
+		return nil, err
 	}
-	c.Options.Table = q.Get("table")
-	c.Options.LeaseTable = q.Get("lease_table")
-	c.Options.VersionTable = q.Get("version_table")
-	if v := q.Get("poll_interval"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return nil, badURL(u, "poll_interval %q is not a positive duration", v)
-		}
-		c.Options.PollInterval = d
-	}
-	for _, k := range commonParams {
-		q.Del(k)
-	}
-	for _, name := range []string{c.Options.Table, c.Options.LeaseTable, c.Options.VersionTable} {
-		if name == "" {
-			continue
-		}
-		if err := sqlstore.ValidateTableName(name); err != nil {
-			return nil, badURL(u, "%v", err)
-		}
-	}
-
+	p.Check("table", &c.Options.Table, sqlstore.ValidateTableName)
+	p.Check("lease_table", &c.Options.LeaseTable, sqlstore.ValidateTableName)
+	p.Check("version_table", &c.Options.VersionTable, sqlstore.ValidateTableName)
+	p.Duration("poll_interval", &c.Options.PollInterval)
+	p.Bool("listen", &c.Listen)
 	switch scheme {
-	case "postgres", "postgresql":
-		c.Driver, c.Options.Dialect, c.Listen = "pgx", sqlstore.Postgres, true
-		if v := q.Get("listen"); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return nil, badURL(u, "listen %q is not a boolean", v)
-			}
-			c.Listen = b
-		}
-		q.Del("listen")
+	case "mysql":
+		c.DSN, err = parseMySQL(u, p.String("socket"), p.Rest())
+	case "sqlite":
+		c.DSN, c.Memory, err = parseSQLite(u, p)
+	default:
 		d := *u
 		d.Scheme = "postgres"
-		d.RawQuery = q.Encode()
+		d.RawQuery = p.Rest().Encode()
 		d.Fragment, d.RawFragment = "", ""
 		c.DSN = d.String()
-	case "mysql":
-		cfg, err := parseMySQL(u, q)
-		if err != nil {
-			return nil, err
-		}
-		c.Driver, c.Options.Dialect, c.DSN = "mysql", sqlstore.MySQL, cfg
-	case "sqlite":
-		dsn, memory, err := parseSQLite(u, q)
-		if err != nil {
-			return nil, err
-		}
-		c.Driver, c.Options.Dialect, c.DSN, c.Memory = "sqlite", sqlstore.SQLite, dsn, memory
+	}
+	if err == nil {
+		err = p.Err()
+	}
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
-func parseMySQL(u *url.URL, q url.Values) (string, error) {
+func parseMySQL(u *url.URL, sock string, q url.Values) (string, error) {
 	if u.Opaque != "" {
 		return "", badURL(u, "want mysql://user:pass@host:port/db")
 	}
@@ -196,7 +161,7 @@ func parseMySQL(u *url.URL, q url.Values) (string, error) {
 	if strings.Contains(cfg.DBName, "/") {
 		return "", badURL(u, "database name %q contains a slash", cfg.DBName)
 	}
-	if sock := q.Get("socket"); sock != "" {
+	if sock != "" {
 		if u.Host != "" {
 			return "", badURL(u, "both a host and a socket")
 		}
@@ -211,7 +176,6 @@ func parseMySQL(u *url.URL, q url.Values) (string, error) {
 			cfg.Addr = net.JoinHostPort(host, "3306")
 		}
 	}
-	q.Del("socket")
 	dsn := cfg.FormatDSN()
 	if len(q) > 0 {
 		sep := "?"
@@ -227,7 +191,7 @@ func parseMySQL(u *url.URL, q url.Values) (string, error) {
 	return dsn, nil
 }
 
-func parseSQLite(u *url.URL, q url.Values) (dsn string, memory bool, err error) {
+func parseSQLite(u *url.URL, p *store.Params) (dsn string, memory bool, err error) {
 	path := u.Opaque
 	switch {
 	case path != "":
@@ -258,32 +222,14 @@ func parseSQLite(u *url.URL, q url.Values) (dsn string, memory bool, err error) 
 		return "", false, badURL(u, "path contains NUL")
 	}
 	memory = path == ":memory:"
+	busy, jm, sync := 10000, "WAL", "NORMAL"
+	p.Int("busy_timeout", 0, math.MaxInt32, &busy)
+	p.OneOf("journal_mode", &jm, "DELETE", "TRUNCATE", "PERSIST", "MEMORY", "WAL", "OFF")
+	p.OneOf("synchronous", &sync, "OFF", "NORMAL", "FULL", "EXTRA")
 	opts := url.Values{}
-	busy := q.Get("busy_timeout")
-	if busy == "" {
-		busy = "10000"
-	}
-	if n, err := strconv.ParseUint(busy, 10, 31); err != nil {
-		return "", false, badURL(u, "busy_timeout %q is not milliseconds", busy)
-	} else {
-		opts.Set("_busy_timeout", strconv.FormatUint(n, 10))
-	}
-	jm := strings.ToUpper(q.Get("journal_mode"))
-	if jm == "" {
-		jm = "WAL"
-	}
-	if !slices.Contains([]string{"DELETE", "TRUNCATE", "PERSIST", "MEMORY", "WAL", "OFF"}, jm) {
-		return "", false, badURL(u, "journal_mode %q is not DELETE, TRUNCATE, PERSIST, MEMORY, WAL or OFF", jm)
-	}
+	opts.Set("_busy_timeout", strconv.Itoa(busy))
 	if !memory {
 		opts.Set("_journal_mode", jm)
-	}
-	sync := strings.ToUpper(q.Get("synchronous"))
-	if sync == "" {
-		sync = "NORMAL"
-	}
-	if !slices.Contains([]string{"OFF", "NORMAL", "FULL", "EXTRA"}, sync) {
-		return "", false, badURL(u, "synchronous %q is not OFF, NORMAL, FULL or EXTRA", sync)
 	}
 	opts.Set("_synchronous", sync)
 	if memory {
