@@ -597,10 +597,11 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 		}
 	}
 	var (
-		own   = namespaceCounter(f.ns) // the function's epoch: only waiters check it
-		deps  [][]envelope.Dep         // by r: the dependencies a hit must check, if any
-		names []string
-		ok    = true
+		own    = namespaceCounter(f.ns) // the function's epoch: only waiters check it
+		deps   [][]envelope.Dep         // by r: the dependencies a hit must check, if any
+		names  []string
+		ok     = true
+		depBuf []envelope.Dep // one dependency per entry (the epoch), allocated once
 	)
 	for r, j := range read {
 		switch e := errs[r]; {
@@ -633,7 +634,10 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 			}
 		} else {
 			// Bytes from an in-process store are shared with it; others are ours.
-			h.v, meta, derr = f.decodeFrom(s, es[r].Value, lives != nil)
+			if depBuf == nil {
+				depBuf = make([]envelope.Dep, len(read))
+			}
+			h.v, meta, derr = f.decodeReuse(s, es[r].Value, lives != nil, depBuf[r:r:r+1], own)
 		}
 		switch {
 		case errors.Is(derr, errMissingRecord):

@@ -118,6 +118,15 @@ func metaSize(m Meta) int {
 // Open checks a framed value and returns its codec, metadata and payload. The
 // payload aliases b. Any error matches ErrCorrupt.
 func Open(b []byte) (Codec, Meta, []byte, error) {
+	return OpenReuse(b, nil, "")
+}
+
+// OpenReuse is Open for a caller that opens many frames at once (a batch of 100 hits):
+// the dependencies go into deps when they fit its capacity (one allocation for the
+// batch rather than one per frame), and a dependency named known gets that very
+// string rather than a copy of its name (a namespace's own invalidation epoch, which
+// nearly every entry carries).
+func OpenReuse(b []byte, deps []Dep, known string) (Codec, Meta, []byte, error) {
 	var m Meta
 	if len(b) < Overhead {
 		return 0, m, nil, fmt.Errorf("%w: %d bytes is shorter than the %d-byte frame", ErrCorrupt, len(b), Overhead)
@@ -132,7 +141,7 @@ func Open(b []byte) (Codec, Meta, []byte, error) {
 	if crc32.Checksum(body, castagnoli) != sum {
 		return 0, m, nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	m, rest, err := parseMeta(body)
+	m, rest, err := parseMetaReuse(body, deps, known)
 	if err != nil {
 		return 0, m, nil, err
 	}
@@ -152,6 +161,12 @@ func Peek(b []byte) (Meta, error) {
 // parseMeta reads the flags and metadata of a frame's body (without its checksum)
 // and returns the payload after them.
 func parseMeta(body []byte) (Meta, []byte, error) {
+	return parseMetaReuse(body, nil, "")
+}
+
+// parseMetaReuse is parseMeta appending the dependencies to deps[:0] when they fit,
+// and naming a dependency known with that string (see OpenReuse).
+func parseMetaReuse(body []byte, deps []Dep, known string) (Meta, []byte, error) {
 	var m Meta
 	m.Flags = Flags(body[3])
 	if m.Flags&^knownFlags != 0 {
@@ -176,14 +191,23 @@ func parseMeta(body []byte) (Meta, []byte, error) {
 			return m, nil, fmt.Errorf("%w: bad dependency count", ErrCorrupt)
 		}
 		rest = rest[k:]
-		m.Deps = make([]Dep, 0, n)
+		if uint64(cap(deps)) >= n {
+			m.Deps = deps[:0]
+		} else {
+			m.Deps = make([]Dep, 0, n)
+		}
 		for range n {
 			l, k := binary.Uvarint(rest)
 			if k <= 0 || l > maxDepName || uint64(len(rest)-k) < l+8 {
 				return m, nil, fmt.Errorf("%w: truncated dependency", ErrCorrupt)
 			}
 			rest = rest[k:]
-			name := string(rest[:l])
+			var name string
+			if string(rest[:l]) == known { // compared without a copy
+				name = known
+			} else {
+				name = string(rest[:l])
+			}
 			rest = rest[l:]
 			m.Deps = append(m.Deps, Dep{Name: name, Version: binary.BigEndian.Uint64(rest)})
 			rest = rest[8:]

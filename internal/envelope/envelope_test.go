@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"reflect"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 )
@@ -53,7 +54,30 @@ func FuzzOpen(f *testing.F) {
 		if !bytes.Equal(Seal(c, m, p), b) {
 			t.Fatalf("Open accepted %x, which is not Seal of its parts", b)
 		}
+		// Reusing a buffer and a known name changes nothing but where the parts live.
+		for _, buf := range [][]Dep{nil, make([]Dep, 0, 1), make([]Dep, 0, MaxDeps)} {
+			c2, m2, p2, err := OpenReuse(b, buf, "tag:a")
+			if err != nil || c2 != c || !bytes.Equal(p2, p) || m2.Flags != m.Flags || m2.TTL != m.TTL || !slices.Equal(m2.Deps, m.Deps) {
+				t.Fatalf("OpenReuse(%x, cap %d) = %v %+v %q %v; Open gave %v %+v %q", b, cap(buf), c2, m2, p2, err, c, m, p)
+			}
+		}
 	})
+}
+
+// TestOpenReuseAllocs: opening a frame whose one dependency is the known name, into a
+// buffer that holds it, allocates nothing, which is what a batch of hits relies on.
+func TestOpenReuseAllocs(t *testing.T) {
+	frame := Seal(Raw, Meta{Deps: []Dep{{"epoch:ns", 7}}}, []byte("v"))
+	buf := make([]Dep, 0, 1)
+	known := "epoch:ns"
+	if n := testing.AllocsPerRun(100, func() {
+		_, m, _, err := OpenReuse(frame, buf, known)
+		if err != nil || len(m.Deps) != 1 || m.Deps[0].Version != 7 {
+			t.Fatalf("OpenReuse = %+v, %v", m, err)
+		}
+	}); n != 0 {
+		t.Errorf("OpenReuse allocated %v times per frame, want 0", n)
+	}
 }
 
 // TestOpenAllocBounded: a frame that claims many dependencies but holds few bytes is
