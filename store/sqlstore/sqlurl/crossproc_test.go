@@ -16,7 +16,7 @@ import (
 // Cross-process guarantees through cachier, on each SQL engine: 4 processes x 16
 // goroutines compute a cold key once, and a SIGKILLed holder is taken over.
 
-func mysqlURL(t *testing.T) string {
+func mysqlURL(t testing.TB) string {
 	cfg, err := mysql.ParseDSN(testserver.MariaDB(t).URL)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +32,7 @@ func mysqlURL(t *testing.T) string {
 func engines(t *testing.T) map[string]func(t *testing.T) string {
 	return map[string]func(t *testing.T) string{
 		"postgres": func(t *testing.T) string { return testserver.Postgres(t).URL + "&table=proctest_entries" },
-		"mariadb":  mysqlURL,
+		"mariadb":  func(t *testing.T) string { return mysqlURL(t) },
 		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "cache.db") },
 	}
 }

@@ -3,6 +3,7 @@ package sqlurl
 import (
 	"context"
 	"database/sql"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -51,4 +52,21 @@ func TestLocalTierAcrossProcessesOnPostgres(t *testing.T) {
 // another process's local tier, over LISTEN/NOTIFY.
 func BenchmarkLocalTierCoherenceOnPostgres(b *testing.B) {
 	proctest.ReportCoherence(b, testserver.Postgres(b).URL, nil)
+}
+
+// BenchmarkLocalTierCoherencePolled: the same on MariaDB and SQLite, which cannot
+// notify: the store's polling watcher of each marker row reads it 1ms after the last
+// change it saw, then ever more slowly up to PollInterval (poll_interval, 100ms by
+// default) apart, so a change reaches another process within PollInterval and one
+// read. LocalTierBound (one second by default) holds even if that watcher fails.
+func BenchmarkLocalTierCoherencePolled(b *testing.B) {
+	for _, e := range []struct {
+		name string
+		url  func(testing.TB) string
+	}{
+		{"mariadb", mysqlURL},
+		{"sqlite", func(b testing.TB) string { return "sqlite://" + filepath.Join(b.TempDir(), "cache.db") }},
+	} {
+		b.Run(e.name, func(b *testing.B) { proctest.ReportCoherence(b, e.url(b), nil) })
+	}
 }
