@@ -103,6 +103,27 @@ type ReadOrAcquirer interface {
 	GetAndCreate(ctx context.Context, k Key, also []Key, rk Key, rec Entry) (GetAndCreateResult, error)
 }
 
+// GetOrCreator is an optional capability of a [ReadOrAcquirer]: the conditional
+// form of GetAndCreate, for a read that is a hit most of the time. The portable layer
+// uses it for [Claimer.ReadOrClaim], the first read of a call: a hit then costs one
+// round trip and writes nothing, and a miss learns "missing, and the lease is yours"
+// in that same round trip, so that a miss costs two round trips in all (this call,
+// then [WriteAndReleaser.SetAndDelete]). A driver implements it where the condition
+// fits in one round trip (a Redis script, one SQL statement); without it, ReadOrClaim
+// is the batched read and the lease protocol over Swap, and cachier keeps a plain Get
+// as its first read.
+type GetOrCreator interface {
+	// GetOrCreate is GetAndCreate that creates rec at rk only if k has no entry: no
+	// record, or one whose ExpiresAt is set and not after rec.StoredAt (the portable
+	// layer's now). When k has an entry it writes nothing, Created is false, and Cur
+	// is rk's value or nil (rk need not be read then). A driver may count as an entry any record it
+	// holds at k (one that reads as corrupt, say): the portable layer then reports
+	// the lease as not tried. When k has none it is GetAndCreate, atomically with
+	// respect to Swaps on rk and writes of k: rec is never created while k holds an
+	// entry written before the call.
+	GetOrCreate(ctx context.Context, k Key, also []Key, rk Key, rec Entry) (GetAndCreateResult, error)
+}
+
 // CounterRecord returns the record key of version counter name, {InternalPrefix,
 // name}, and the value that record holds when the counter is at v: 8 bytes,
 // little-endian. A driver without [Versioner] keeps counters as such records; a

@@ -47,6 +47,62 @@ type Claim struct {
 	LeaseErr error
 }
 
+// Claimer is the first read of a call, which every Store that [Adapt] returns
+// implements: ReadOrClaim reads the entry, and takes the calculation lease only when
+// there is none. When a call's first read is ReadOrClaim, a hit costs that one call
+// and a miss two (ReadOrClaim, then [MissPath.WriteAndRelease]), instead of a read,
+// then ReadOrAcquire, then WriteAndRelease. It is one round trip only on a driver
+// that is a [GetOrCreator] and keeps its leases over Swap (ClaimsNatively);
+// otherwise it costs what ReadOrAcquire does, and a plain Get is the better first
+// read.
+type Claimer interface {
+	// ReadOrClaim is ReadOrAcquire, except that it tries the lease only when k has
+	// no entry: when it did not try, LeaseErr is ErrNotClaimed and nothing was
+	// written. It may leave the lease untried when k holds a record that Claim.Err
+	// reports as expired or corrupt.
+	ReadOrClaim(ctx context.Context, k Key, counters []string, o Owner, ttl time.Duration) (c Claim, err error)
+	// ClaimsNatively reports whether ReadOrClaim is one round trip: the driver is a
+	// [GetOrCreator] whose leases the portable layer keeps over its [Swapper].
+	ClaimsNatively() bool
+}
+
+// ErrNotClaimed is Claim.LeaseErr of a [Claimer.ReadOrClaim] that found an entry and
+// so did not try the lease.
+var ErrNotClaimed = errors.New("store: lease not tried: the key has an entry")
+
+var _ Claimer = (*portable)(nil)
+
+// ClaimsNatively implements [Claimer].
+func (p *portable) ClaimsNatively() bool {
+	return p.roc != nil && p.roa != nil && p.swapper != nil && p.leaser == nil
+}
+
+// ReadOrClaim implements [Claimer].
+func (p *portable) ReadOrClaim(ctx context.Context, k Key, counters []string, o Owner, ttl time.Duration) (Claim, error) {
+	if err := p.checkLease(ctx, k, o, ttl); err != nil {
+		return Claim{}, err
+	}
+	if err := p.checkCounters(ctx, counters); err != nil {
+		return Claim{}, err
+	}
+	if p.ClaimsNatively() {
+		return p.claimWith(ctx, k, counters, o, ttl, true)
+	}
+	// The fallback: one batched read, then the lease only on a miss. The lease record
+	// is not read with the entry: a hit does not need it, and Acquire tries
+	// create-if-absent first.
+	c, err := p.readForClaim(ctx, k, counters, o, 0)
+	if err != nil {
+		return Claim{}, err
+	}
+	if c.Err == nil || !errors.Is(c.Err, ErrNotFound) {
+		c.LeaseErr = ErrNotClaimed
+		return c, nil
+	}
+	c.Lease, c.LeaseErr = p.Acquire(ctx, k, o, ttl)
+	return c, nil
+}
+
 var _ MissPath = (*portable)(nil)
 
 // ReadOrAcquire implements [MissPath].
@@ -149,6 +205,16 @@ func (p *portable) takeLease(ctx context.Context, k Key, cur []byte, found bool,
 // claimNative is ReadOrAcquire over the driver's GetAndCreate: one round trip when
 // the lease is free, and one swap more to take over an expired one.
 func (p *portable) claimNative(ctx context.Context, k Key, counters []string, o Owner, ttl time.Duration) (Claim, error) {
+	return p.claimWith(ctx, k, counters, o, ttl, false)
+}
+
+// claimWith is claimNative over GetAndCreate or, when ifMissing, GetOrCreate: then,
+// when the driver found a record at k and so created nothing, the lease is not tried.
+func (p *portable) claimWith(ctx context.Context, k Key, counters []string, o Owner, ttl time.Duration, ifMissing bool) (Claim, error) {
+	create := p.roa.GetAndCreate
+	if ifMissing {
+		create = p.roc.GetOrCreate
+	}
 	also := make([]Key, len(counters))
 	for i, n := range counters {
 		also[i] = counterKey(n)
@@ -156,7 +222,7 @@ func (p *portable) claimNative(ctx context.Context, k Key, counters []string, o 
 	now := p.clk.Now()
 	l := Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl)}
 	rk := leaseKey(k)
-	r, err := p.roa.GetAndCreate(ctx, k, also, rk, Entry{Value: encodeLease(l), StoredAt: now})
+	r, err := create(ctx, k, also, rk, Entry{Value: encodeLease(l), StoredAt: now})
 	if err != nil {
 		return Claim{}, err
 	}
@@ -171,6 +237,11 @@ func (p *portable) claimNative(ctx context.Context, k Key, counters []string, o 
 	c.Versions, c.VersionsErr = recordValues(counters, r.Also)
 	if r.Created {
 		c.Lease = l
+		return c, nil
+	}
+	if ifMissing && (r.GetErr == nil || !errors.Is(r.GetErr, ErrNotFound)) {
+		// A record at k, perhaps one that reads as expired or corrupt here.
+		c.LeaseErr = ErrNotClaimed
 		return c, nil
 	}
 	cur := r.Cur

@@ -55,6 +55,7 @@ func Adapt(d Driver, opts ...Option) Store {
 	p.versioner, _ = d.(Versioner)
 	p.vgetter, _ = d.(VersionedGetter)
 	p.roa, _ = d.(ReadOrAcquirer)
+	p.roc, _ = d.(GetOrCreator)
 	p.war, _ = d.(WriteAndReleaser)
 	if pl, ok := d.(ProcessLocal); ok {
 		p.local = pl.ProcessLocal()
@@ -137,6 +138,7 @@ type portable struct {
 	versioner Versioner
 	vgetter   VersionedGetter
 	roa       ReadOrAcquirer
+	roc       GetOrCreator
 	war       WriteAndReleaser
 	local     bool
 

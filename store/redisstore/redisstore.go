@@ -423,6 +423,18 @@ func (s *driver) Close() error {
 // parsed counts as none, as for Swap). A record of also that cannot be parsed fails
 // the whole call with an error matching ErrCorrupt, before rk is touched.
 func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error) {
+	return s.getAndCreate(ctx, k, also, rk, rec, false)
+}
+
+// GetOrCreate implements store.GetOrCreator with the script of GetAndCreate: when k
+// holds a record (Redis drops expired ones itself), it creates nothing and does not
+// read rk, so that a hit is one script of a few GETs and writes nothing.
+func (s *Store) GetOrCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error) {
+	return s.getAndCreate(ctx, k, also, rk, rec, true)
+}
+
+// getAndCreate is GetAndCreate, or GetOrCreate when ifMissing.
+func (s *Store) getAndCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry, ifMissing bool) (store.GetAndCreateResult, error) {
 	var res store.GetAndCreateResult
 	b, pxat, err := s.record(rk, rec)
 	if err != nil {
@@ -433,7 +445,7 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 	for i, a := range also {
 		names[2+i] = s.keys.name(a)
 	}
-	out, err := getAndCreateScript.Run(ctx, s.client, names, b, pxat, s.keys.channel(rk)).Slice()
+	out, err := getAndCreateScript.Run(ctx, s.client, names, b, pxat, s.keys.channel(rk), flag(ifMissing)).Slice()
 	if err != nil {
 		var i int
 		if _, scanErr := fmt.Sscanf(err.Error(), "CORRUPT %d", &i); scanErr == nil && i >= 1 && i <= len(also) {
@@ -454,8 +466,7 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 		if res.Cur == nil {
 			res.Cur = []byte{}
 		}
-	} else {
-		raw, _ := out[2].(string)
+	} else if raw, ok := out[2].(string); ok || !ifMissing {
 		cur, err := decodeRecord(replyBytes(raw))
 		if err != nil { // the script parsed it; so must we
 			return res, fmt.Errorf("redisstore: record %s: %w", rk, err)

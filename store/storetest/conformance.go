@@ -74,6 +74,8 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 		{"ConcurrentReadOrAcquire", testConcurrentReadOrAcquire, true},
 		{"WriteAndRelease", testWriteAndRelease, true},
 		{"GetAndCreate", testGetAndCreate, p.roa},
+		{"GetOrCreate", testGetOrCreate, p.roc},
+		{"ReadOrClaim", testReadOrClaim, true},
 		{"SetAndDelete", testSetAndDelete, p.war},
 	}
 	// Tests of capabilities the store does not have are not run at all, rather than
@@ -100,7 +102,7 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 }
 
 // probe is what the driver under test declares of the optional capabilities.
-type probe struct{ notifier, live, lister, expirer, roa, war bool }
+type probe struct{ notifier, live, lister, expirer, roa, roc, war bool }
 
 func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 	t.Helper()
@@ -117,8 +119,9 @@ func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 	}
 	ex, expirer := d.(store.Expirer)
 	_, roa := d.(store.ReadOrAcquirer)
+	_, roc := d.(store.GetOrCreator)
 	_, war := d.(store.WriteAndReleaser)
-	return probe{notifier: notifier, live: live, lister: lister, expirer: expirer && ex.ExpiresNatively(), roa: roa, war: war}
+	return probe{notifier: notifier, live: live, lister: lister, expirer: expirer && ex.ExpiresNatively(), roa: roa, roc: roc, war: war}
 }
 
 // env is what one test works with.

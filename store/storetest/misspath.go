@@ -432,3 +432,227 @@ func testSetAndDelete(e *env) {
 	}
 	e.wantValue(k, []byte("three"))
 }
+
+// testReadOrClaim runs for every driver: the first read of a call takes the lease on
+// a miss only, natively (a store.GetOrCreator) or over the fallback.
+func testReadOrClaim(e *env) {
+	cl, ok := e.s.(store.Claimer)
+	if !ok {
+		e.t.Fatalf("the adapted store %T is not a store.Claimer", e.s)
+	}
+	d := store.Unwrap(e.s)
+	_, roc := d.(store.GetOrCreator)
+	_, roa := d.(store.ReadOrAcquirer)
+	_, swapper := d.(store.Swapper)
+	_, leaser := d.(store.Leaser)
+	if want := roc && roa && swapper && !leaser; cl.ClaimsNatively() != want {
+		e.t.Errorf("ClaimsNatively() = %v, want %v (GetOrCreator %v, ReadOrAcquirer %v, Swapper %v, Leaser %v)",
+			cl.ClaimsNatively(), want, roc, roa, swapper, leaser)
+	}
+	ns := e.ns()
+	bumped := e.counterName("bumped")
+	v := e.bump(bumped)
+	a, b := owner("a"), owner("b")
+	at := time.UnixMilli(1_700_000_000_000)
+
+	// A hit: the entry and the counters, and no lease taken.
+	hit := store.Key{Namespace: ns, ID: "hit"}
+	e.set(hit, []byte("value"), at)
+	c, err := cl.ReadOrClaim(e.ctx, hit, []string{bumped}, a, longTTL)
+	if err != nil {
+		e.t.Fatalf("ReadOrClaim of a stored entry: %v", err)
+	}
+	if c.Err != nil || !bytes.Equal(c.Entry.Value, []byte("value")) || !c.Entry.StoredAt.Equal(at) {
+		e.t.Errorf("ReadOrClaim of a stored entry = %s at %v, %v; want \"value\" at %v", describe(c.Entry.Value), c.Entry.StoredAt, c.Err, at)
+	}
+	if !errors.Is(c.LeaseErr, store.ErrNotClaimed) {
+		e.t.Errorf("ReadOrClaim of a stored entry: LeaseErr = %v (lease %+v), want ErrNotClaimed", c.LeaseErr, c.Lease)
+	}
+	if c.VersionsErr != nil || len(c.Versions) != 1 || c.Versions[0] != v {
+		e.t.Errorf("ReadOrClaim: Versions = %v, %v; want [%d]", c.Versions, c.VersionsErr, v)
+	}
+	e.wantFree(hit, b) // a hit takes no lease
+
+	// A miss: not found, the counters, and the lease.
+	k := store.Key{Namespace: ns, ID: "miss"}
+	c, err = cl.ReadOrClaim(e.ctx, k, []string{bumped}, a, longTTL)
+	if err != nil {
+		e.t.Fatalf("ReadOrClaim of a missing key: %v", err)
+	}
+	if !errors.Is(c.Err, store.ErrNotFound) {
+		e.t.Errorf("ReadOrClaim of a missing key: Err = %v, want ErrNotFound", c.Err)
+	}
+	if c.VersionsErr != nil || len(c.Versions) != 1 || c.Versions[0] != v {
+		e.t.Errorf("ReadOrClaim: Versions = %v, %v; want [%d]", c.Versions, c.VersionsErr, v)
+	}
+	if c.LeaseErr != nil || c.Lease.Key != k || c.Lease.Owner != a {
+		e.t.Fatalf("ReadOrClaim of a missing key with a free lease: Lease %+v, %v; want owner %s", c.Lease, c.LeaseErr, a)
+	}
+	e.wantHeld(k, b)
+	e.wantMissing(k) // taking the lease writes no entry
+
+	// Another owner, on the same miss, learns that the lease is held.
+	c2, err := cl.ReadOrClaim(e.ctx, k, nil, b, longTTL)
+	if err != nil {
+		e.t.Fatalf("ReadOrClaim by another owner: %v", err)
+	}
+	if !errors.Is(c2.LeaseErr, store.ErrLeaseHeld) {
+		e.t.Errorf("ReadOrClaim of a held lease: LeaseErr = %v, want ErrLeaseHeld", c2.LeaseErr)
+	}
+	// Once the holder stored its result, a claim is a hit again and takes nothing.
+	if _, err := e.miss().WriteAndRelease(e.ctx, k, store.Entry{Value: []byte("result"), StoredAt: at}, c.Lease, nil); err != nil {
+		e.t.Fatalf("WriteAndRelease: %v", err)
+	}
+	c3, err := cl.ReadOrClaim(e.ctx, k, nil, b, longTTL)
+	if err != nil || c3.Err != nil || !bytes.Equal(c3.Entry.Value, []byte("result")) || !errors.Is(c3.LeaseErr, store.ErrNotClaimed) {
+		e.t.Errorf("ReadOrClaim after the result landed = %s, %v, lease %v, %v; want \"result\", ErrNotClaimed",
+			describe(c3.Entry.Value), c3.Err, c3.LeaseErr, err)
+	}
+	e.wantFree(k, a)
+
+	// Of many concurrent claims of one missing key, exactly one takes the lease.
+	race := store.Key{Namespace: ns, ID: "race"}
+	const n = 16
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		wins  atomic.Int32
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			c, err := cl.ReadOrClaim(e.ctx, race, nil, owner(fmt.Sprint("racer", i)), longTTL)
+			switch {
+			case err != nil:
+				e.t.Errorf("concurrent ReadOrClaim: %v", err)
+			case c.LeaseErr == nil:
+				wins.Add(1)
+			case !errors.Is(c.LeaseErr, store.ErrLeaseHeld):
+				e.t.Errorf("concurrent ReadOrClaim: LeaseErr = %v, want nil or ErrLeaseHeld", c.LeaseErr)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if w := wins.Load(); w != 1 {
+		e.t.Errorf("%d of %d concurrent ReadOrClaim calls took the lease, want exactly 1", w, n)
+	}
+
+	// An entry past its ExpiresAt is a miss; the lease may be taken or left untried.
+	if e.fake {
+		k2 := store.Key{Namespace: ns, ID: "expiring"}
+		now := e.clk.Now()
+		e.setExpiring(k2, []byte("x"), now, now.Add(time.Hour))
+		e.clk.Advance(2 * time.Hour)
+		c5, err := cl.ReadOrClaim(e.ctx, k2, nil, a, longTTL)
+		if err != nil || !errors.Is(c5.Err, store.ErrNotFound) {
+			e.t.Errorf("ReadOrClaim of an expired entry: %v, Err %v; want ErrNotFound", err, c5.Err)
+		}
+		if c5.LeaseErr != nil && !errors.Is(c5.LeaseErr, store.ErrNotClaimed) {
+			e.t.Errorf("ReadOrClaim of an expired entry: LeaseErr = %v, want nil or ErrNotClaimed", c5.LeaseErr)
+		}
+	}
+
+	// What breaks the contract is refused before it reaches the driver.
+	if _, err := cl.ReadOrClaim(e.ctx, store.Key{Namespace: ns}, nil, a, longTTL); !errors.Is(err, store.ErrInvalidKey) {
+		e.t.Errorf("ReadOrClaim of an empty ID: %v, want ErrInvalidKey", err)
+	}
+	if _, err := cl.ReadOrClaim(e.ctx, k, nil, store.Owner{}, longTTL); err == nil {
+		e.t.Errorf("ReadOrClaim without a token: no error")
+	}
+}
+
+// testGetOrCreate runs for a driver that declares store.GetOrCreator.
+func testGetOrCreate(e *env) {
+	drv := store.Unwrap(e.s)
+	d := drv.(store.GetOrCreator)
+	ns := e.ns()
+	k := store.Key{Namespace: ns, ID: "k"}
+	rk := store.Key{Namespace: store.InternalPrefix + ns, ID: "k"}
+	bumped := e.counterName("bumped")
+	v := e.bump(bumped)
+	ck, _ := store.CounterRecord(bumped, v)
+	at := time.UnixMilli(1_700_000_000_000)
+	rec := store.Entry{Value: []byte("cL1 record one"), StoredAt: at}
+
+	// k has an entry: nothing is created, the entry and the counters are read.
+	e.set(k, []byte("value"), at)
+	r, err := d.GetOrCreate(e.ctx, k, []store.Key{ck}, rk, rec)
+	if err != nil {
+		e.t.Fatalf("GetOrCreate: %v", err)
+	}
+	if r.Created || r.GetErr != nil || !bytes.Equal(r.Entry.Value, []byte("value")) || !r.Entry.StoredAt.Equal(at) {
+		e.t.Errorf("GetOrCreate of a stored entry: Created %v, entry %s at %v, %v; want not created, \"value\" at %v",
+			r.Created, describe(r.Entry.Value), r.Entry.StoredAt, r.GetErr, at)
+	}
+	if len(r.Also) != 1 || !bytes.Equal(r.Also[0], counterRecord(v)) {
+		e.t.Errorf("GetOrCreate: Also = %q, want [%q]", r.Also, counterRecord(v))
+	}
+	if got, err := drv.Get(e.ctx, rk); !errors.Is(err, store.ErrNotFound) {
+		e.t.Errorf("GetOrCreate of a stored entry wrote the record: %s, %v", describe(got.Value), err)
+	}
+
+	// k has no entry: GetAndCreate.
+	if err := drv.Delete(e.ctx, k); err != nil {
+		e.t.Fatalf("Delete: %v", err)
+	}
+	r, err = d.GetOrCreate(e.ctx, k, nil, rk, rec)
+	if err != nil {
+		e.t.Fatalf("GetOrCreate: %v", err)
+	}
+	if !errors.Is(r.GetErr, store.ErrNotFound) || !r.Created || !bytes.Equal(r.Cur, rec.Value) {
+		e.t.Errorf("GetOrCreate of a missing key and a free record: GetErr %v, Created %v, Cur %s; want ErrNotFound, true, %s",
+			r.GetErr, r.Created, describe(r.Cur), describe(rec.Value))
+	}
+	if got, err := drv.Get(e.ctx, rk); err != nil || !bytes.Equal(got.Value, rec.Value) {
+		e.t.Errorf("the created record reads %s, %v; want %s", describe(got.Value), err, describe(rec.Value))
+	}
+	// ... and a record already there is left alone, and reported.
+	r, err = d.GetOrCreate(e.ctx, k, nil, rk, store.Entry{Value: []byte("cL1 record two"), StoredAt: at})
+	if err != nil {
+		e.t.Fatalf("GetOrCreate: %v", err)
+	}
+	if r.Created || !bytes.Equal(r.Cur, rec.Value) {
+		e.t.Errorf("GetOrCreate of a taken record: Created %v, Cur %s; want false, %s", r.Created, describe(r.Cur), describe(rec.Value))
+	}
+	_ = drv.Delete(e.ctx, rk)
+
+	// An entry whose ExpiresAt is not after the record's stamp is no entry.
+	old := store.Key{Namespace: ns, ID: "expired"}
+	rkOld := store.Key{Namespace: store.InternalPrefix + ns, ID: "expired"}
+	e.setExpiring(old, []byte("old"), at, at.Add(time.Second))
+	r, err = d.GetOrCreate(e.ctx, old, nil, rkOld, store.Entry{Value: rec.Value, StoredAt: at.Add(2 * time.Second)})
+	if err != nil || !r.Created {
+		e.t.Errorf("GetOrCreate past the entry's ExpiresAt: Created %v, %v; want created", r.Created, err)
+	}
+	_ = drv.Delete(e.ctx, rkOld)
+
+	// Of many concurrent creators on a missing key, exactly one creates.
+	race := store.Key{Namespace: ns, ID: "race"}
+	rkRace := store.Key{Namespace: store.InternalPrefix + ns, ID: "race"}
+	const n = 16
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		wins  atomic.Int32
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			r, err := d.GetOrCreate(e.ctx, race, nil, rkRace, store.Entry{Value: fmt.Appendf(nil, "cL1 racer %d", i), StoredAt: at})
+			if err != nil {
+				e.t.Errorf("concurrent GetOrCreate: %v", err)
+				return
+			}
+			if r.Created {
+				wins.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if w := wins.Load(); w != 1 {
+		e.t.Errorf("%d of %d concurrent GetOrCreate calls created the record, want exactly 1", w, n)
+	}
+	_ = drv.Delete(e.ctx, rkRace)
+}
