@@ -90,3 +90,120 @@ func decodeCounter(name string, b []byte) (uint64, error) {
 	}
 	return binary.LittleEndian.Uint64(b), nil
 }
+
+// The one layout of an entry record, for drivers that keep an entry as one blob (an
+// S3 object, a memcached item):
+//
+//	"cE1" | flags | StoredAt | [ExpiresAt] | uvarint len(tag) | tag | value
+//
+// flags bit 0 says ExpiresAt follows StoredAt; no other bit may be set. A time is Unix
+// seconds (8 bytes) then nanoseconds within the second (4 bytes), little-endian, so
+// that every time.Time, the zero one too, survives. The tag
+// is the driver's own (memcached keeps the namespace generation and the key there),
+// and may be empty. There is no checksum: the value is a sealed envelope whose
+// CRC-32C covers it (package internal/envelope), and lease and counter records are
+// checked field by field when decoded. A header damaged past these checks gives at
+// worst a wrong StoredAt.
+const (
+	recordMagic = "cE1"
+	recordExp   = 1 << 0
+	// MaxRecordHeader is the longest record header with an empty tag: a driver
+	// that lists entries by reading headers alone reads this many bytes.
+	MaxRecordHeader = 3 + 1 + timeLen + timeLen + 1 // magic, flags, StoredAt, ExpiresAt, tag length
+	timeLen         = 8 + 4
+)
+
+// RecordHeader is the decoded header of an entry record.
+type RecordHeader struct {
+	StoredAt, ExpiresAt time.Time
+	Tag                 []byte // aliases the record
+	Len                 int    // bytes before the value
+}
+
+// RecordSize returns the length of the record of a value of n bytes with that tag.
+func RecordSize(n int, tag []byte, expires bool) int {
+	h := MaxRecordHeader - 1 + varintLen(len(tag)) + len(tag) + n
+	if !expires {
+		h -= timeLen
+	}
+	return h
+}
+
+func varintLen(n int) int { return len(binary.AppendUvarint(nil, uint64(n))) }
+
+// AppendRecord appends the record of e, with the driver's tag, to dst.
+func AppendRecord(dst []byte, e Entry, tag []byte) []byte {
+	dst = append(dst, recordMagic...)
+	var flags byte
+	if !e.ExpiresAt.IsZero() {
+		flags |= recordExp
+	}
+	dst = appendTime(append(dst, flags), e.StoredAt)
+	if flags&recordExp != 0 {
+		dst = appendTime(dst, e.ExpiresAt)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(tag)))
+	dst = append(dst, tag...)
+	return append(dst, e.Value...)
+}
+
+// DecodeRecordHeader decodes the header at the start of b, which may hold the whole
+// record or only its first bytes. Its errors match ErrCorrupt and say what is wrong.
+// A record of the layouts drivers wrote before this one (with a checksum of their
+// own) is such an error: read as a miss, and replaced by the next write.
+func DecodeRecordHeader(b []byte) (RecordHeader, error) {
+	var h RecordHeader
+	bad := func(what string) (RecordHeader, error) {
+		return RecordHeader{}, fmt.Errorf("%w: entry record: %s", ErrCorrupt, what)
+	}
+	p := len(recordMagic) + 1
+	if len(b) < p+timeLen+1 || string(b[:len(recordMagic)]) != recordMagic {
+		return bad("no entry record header")
+	}
+	flags := b[p-1]
+	if flags&^recordExp != 0 {
+		return bad("unknown flags")
+	}
+	var ok bool
+	if h.StoredAt, ok = decodeTime(b[p:]); !ok {
+		return bad("bad StoredAt")
+	}
+	p += timeLen
+	if flags&recordExp != 0 {
+		if len(b) < p+timeLen+1 {
+			return bad("short header")
+		}
+		if h.ExpiresAt, ok = decodeTime(b[p:]); !ok || h.ExpiresAt.IsZero() {
+			return bad("bad expiry")
+		}
+		p += timeLen
+	}
+	n, w := binary.Uvarint(b[p:])
+	if w <= 0 || n > uint64(len(b)-p-w) || w != varintLen(int(n)) {
+		return bad("bad tag length")
+	}
+	p += w
+	h.Tag, h.Len = b[p:p+int(n):p+int(n)], p+int(n)
+	return h, nil
+}
+
+// DecodeRecord decodes a whole entry record. The entry's value and the tag alias b.
+func DecodeRecord(b []byte) (Entry, []byte, error) {
+	h, err := DecodeRecordHeader(b)
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	return Entry{Value: b[h.Len:], StoredAt: h.StoredAt, ExpiresAt: h.ExpiresAt}, h.Tag, nil
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(t.Unix()))
+	return binary.LittleEndian.AppendUint32(dst, uint32(t.Nanosecond()))
+}
+
+// decodeTime decodes a time appendTime wrote; it refuses nanoseconds that are not
+// within a second, which no time.Time encodes to.
+func decodeTime(b []byte) (time.Time, bool) {
+	ns := binary.LittleEndian.Uint32(b[8:])
+	return time.Unix(int64(binary.LittleEndian.Uint64(b)), int64(ns)), ns < 1e9
+}

@@ -20,7 +20,7 @@
 //
 // Every object lives under Options.Prefix (default "cachier/"):
 //
-//	<prefix><namespace>/e/<id>   an entry: a 36-byte header (StoredAt, length, CRC-32C) and the value
+//	<prefix><namespace>/e/<id>   an entry: the portable entry record (store.AppendRecord): StoredAt, ExpiresAt and the value
 //	<prefix>%01<namespace>/e/<id>  the lease of that entry, a record of the portable layer
 //	<prefix>%01/e/<name>         a version counter, a record of the portable layer
 //
@@ -35,9 +35,13 @@
 //
 // The design keeps the hot path to one request: Get is one GetObject (StoredAt travels in
 // the object's header, so there is no metadata lookup) and Set is one PutObject, which
-// S3 applies atomically. A stored object that is truncated or garbled fails its
-// checksums and is reported as an error matching both store.ErrNotFound and
-// [ErrCorrupt], never returned as a value.
+// S3 applies atomically. An object whose header is not an entry record's is reported
+// as an error matching both store.ErrNotFound and [ErrCorrupt]; a truncated or garbled
+// value fails the checksum of the envelope it is, and is a miss too, never a value.
+//
+// Upgrading: objects written before the shared record layout (a "cS3E" header with a
+// CRC-32C of its own) read as corrupt misses and are replaced when their key is
+// computed again; Entries skips them and DeleteBefore removes them.
 //
 // Version counters (tags, prefixes, dependencies) cost one GET each to read and one PUT
 // to bump; the portable layer issues an entry's GET and its counters' GETs at once,
@@ -47,7 +51,7 @@
 //
 // S3 listings carry each object's name and size but not its header or user metadata,
 // and the contract needs StoredAt exactly. So Entries and DeleteBefore cost one
-// ListObjectsV2 per 1000 entries plus one ranged GET of the 36-byte header per entry
+// ListObjectsV2 per 1000 entries plus one ranged GET of the entry's header (at most 29 bytes) per entry
 // (16 in flight); Leases costs one GET per lease object. Clear and ReleaseAll cost one
 // ListObjectsV2 and one DeleteObjects per 1000 objects and read nothing. Namespaces
 // costs one delimited listing per 1000 namespaces.

@@ -471,7 +471,7 @@ func (s *Store) readHeader(ctx context.Context, o listed) (header, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: &s.bucket,
 		Key:    &o.name,
-		Range:  aws.String(fmt.Sprintf("bytes=0-%d", headerLen2-1)), // a version 1 object answers with 36
+		Range:  aws.String(fmt.Sprintf("bytes=0-%d", store.MaxRecordHeader-1)), // an entry without expiry answers with less
 	}, noChecksumValidation)
 	if err != nil {
 		if isNotFound(err) {
@@ -482,16 +482,16 @@ func (s *Store) readHeader(ctx context.Context, o listed) (header, error) {
 		}
 		return header{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
 	}
-	b, err := readBody(out, headerLen2)
+	b, err := readBody(out, store.MaxRecordHeader)
 	if errors.Is(err, errTooBig) {
 		return header{}, corrupt(o.name, "the server ignored the byte range")
 	}
 	if err != nil {
 		return header{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
 	}
-	h, why := decodeHeader(b)
-	if why == "" && o.size >= 0 && h.size != o.size-h.len {
-		why = fmt.Sprintf("object of %d bytes, header says %d-byte value", o.size, h.size)
+	h, why := decodeHeader(b, o.size)
+	if why == "" && h.size < 0 {
+		why = fmt.Sprintf("object of %d bytes, shorter than its header", o.size)
 	}
 	if why != "" {
 		return header{}, corrupt(o.name, why)
@@ -501,7 +501,7 @@ func (s *Store) readHeader(ctx context.Context, o listed) (header, error) {
 
 // noChecksumValidation turns off response checksum validation for ranged reads: S3's
 // full-object checksums cannot be checked on part of an object (the SDK would only log a
-// warning), and the entry header has its own checksum.
+// warning), and the value in the object has its own checksum.
 func noChecksumValidation(o *s3.Options) {
 	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 }
