@@ -72,6 +72,11 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 			}
 			return work()
 		}, abandoned), true
+	} else if ctx.Done() == nil {
+		// A caller whose context cannot end waits for the run to the end whichever
+		// goroutine runs it (waitLimit and deadline are a joiner's), so it leads on its
+		// own: no goroutine to start, and nothing else changes (see flight.JoinInline).
+		c, leader = f.inflight.JoinInline(k.ID, work, abandoned)
 	} else {
 		c, leader = f.inflight.Join(k.ID, work, abandoned)
 	}

@@ -3,7 +3,9 @@
 //
 // Unlike x/sync/singleflight's Do, the computation runs on its own goroutine: a caller
 // that gives up on its context leaves, and the shared computation runs on for the
-// others (groupcache would cancel it for everyone). A panic in the computation is
+// others (groupcache would cancel it for everyone). A caller that cannot give up (its
+// context cannot end) runs it on its own goroutine instead ([Group.JoinInline]),
+// which the others cannot tell apart. A panic in the computation is
 // caught and handed to every caller as a *PanicError; the caller that started the
 // flight re-panics with it, the others get it as an error and never hang.
 //
@@ -93,6 +95,33 @@ func (g *Group[V]) Join(key string, fn func() (V, error), abandoned func()) (c *
 	c.mu.Unlock()
 	g.mu.Unlock()
 	return c, !ok
+}
+
+// JoinInline is Join for a caller that would wait for the run to end anyway (its
+// context cannot end, and nothing else makes it stop waiting): when it leads, fn runs
+// on the caller's own goroutine, and JoinInline returns once the run has ended. The
+// run behaves as under Join for everyone else: callers that join it meanwhile wait
+// for it and may leave, a panic in fn is caught and handed to every caller as a
+// *PanicError, and Forget detaches it. It saves the goroutine and its start-up, the
+// larger part of a short computation's cost.
+func (g *Group[V]) JoinInline(key string, fn func() (V, error), abandoned func()) (c *Call[V], leader bool) {
+	g.mu.Lock()
+	if g.calls == nil {
+		g.calls = map[string]*Call[V]{}
+	}
+	c, ok := g.calls[key]
+	if ok {
+		c.mu.Lock()
+		c.waiters++
+		c.mu.Unlock()
+		g.mu.Unlock()
+		return c, false
+	}
+	c = &Call[V]{done: make(chan struct{}), abandoned: abandoned, waiters: 1}
+	g.calls[key] = c
+	g.mu.Unlock()
+	g.run(key, c, fn)
+	return c, true
 }
 
 // Replace starts a new run of fn for key, which later callers of Join join, even if a
