@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -499,24 +501,39 @@ func sentinel(t *testing.T, master string) string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, conf, "--sentinel")
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Sentinel logs "+monitor master m" once it listens and monitors m: wait for that
+	// line, not for a poll to succeed.
+	monitoring := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "+monitor master m ") {
+				close(monitoring)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, out) // keep the pipe drained until the process exits
+	}()
+	select {
+	case <-monitoring:
+	case <-time.After(eventually):
+		t.Fatalf("Sentinel on %s did not log that it monitors master m within %s", addr, eventually)
+	}
 	sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
 	defer sc.Close()
-	deadline := time.Now().Add(eventually)
-	for {
-		got, err := sc.GetMasterAddrByName(context.Background(), "m").Result()
-		if err == nil && len(got) == 2 {
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Sentinel on %s did not report master m within %s: %v", addr, eventually, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if got, err := sc.GetMasterAddrByName(context.Background(), "m").Result(); err != nil || len(got) != 2 {
+		t.Fatalf("Sentinel on %s, monitoring m, answers %v, %v for its address", addr, got, err)
 	}
+	return addr
 }
 
 // TestConformanceSentinel runs the suite through a failover client opened from a
