@@ -61,32 +61,31 @@
 // 0700 and files 0600.
 //
 // No operation follows a symlink below the root. New opens the root directory once
-// (its own path may go through symlinks) and the Store holds that descriptor until
+// as an [os.Root] (its own path may go through symlinks) and the Store holds it until
 // Close. If the root is removed (rm -rf) or replaced under a running Store, a write
 // that finds its directories gone, or a miss (at most once a second of
 // [Options.Clock]), re-creates the root with the checks New makes and swaps in a new
-// descriptor, so the Store keeps caching and shares entries with processes that
-// opened the path since; its file-system watches (Watch) are armed again on the new
-// root, and their waiters woken, since changes made meanwhile went unreported. Every file and directory is then reached by a relative path resolved beneath
-// it that fails on a symlink in any component, not only the last. A symlink planted in
-// place of a namespace directory, its .namespace file, a fan-out directory, an entry,
-// a lease or counter record, or a lock file is
-// refused wherever it points, inside the root or out: Get reads it as a damaged entry
-// (a miss), a lease or counter behind it counts as damaged, Set, Delete, Acquire,
-// Bump and the rest fail (a link in the last component is replaced or removed itself,
-// never followed), and Clear, DeleteBefore, Entries, Leases, ReleaseAll and
-// Namespaces skip it or fail, acting only on names relative to directories they have
-// opened. Nothing outside the root is ever read, written, created, renamed, locked or
-// removed through one.
+// one, so the Store keeps caching and shares entries with processes that opened the
+// path since; its file-system watches (Watch) are armed again on the new root, and
+// their waiters woken, since changes made meanwhile went unreported. Every file and
+// directory is then reached through that os.Root, which no symlink and no ".." can
+// lead out of on any system. os.Root does follow a symlink that stays inside the
+// root; the store refuses those too, opening directories one component at a time and
+// checking each time that what it opened is what lstat saw (see root.go). A symlink
+// planted in place of a namespace directory, its .namespace file, a fan-out
+// directory, an entry, a lease or counter record, or a lock file is refused wherever
+// it points, inside the root or out: Get reads it as a damaged entry (a miss), a
+// lease or counter behind it counts as damaged, Set, Delete, Acquire, Bump and the
+// rest fail (a link in the last component is replaced or removed itself, never
+// followed), and Clear, DeleteBefore, Entries, Leases, ReleaseAll and Namespaces skip
+// it or fail. Nothing outside the root is ever read, written, created, renamed,
+// locked or removed through one.
 //
-// On Linux a path is resolved by one openat2 call with RESOLVE_BENEATH,
-// RESOLVE_NO_SYMLINKS and RESOLVE_NO_MAGICLINKS, which costs what a plain open costs,
-// so a hit stays one open, fstat, read and close. Elsewhere (and on Linux before 5.6,
-// or where a sandbox filters openat2) the path is walked one component at a time with
-// openat and O_NOFOLLOW|O_DIRECTORY, each step relative to the directory opened
-// before it. The standard library's os.Root was measured and not chosen: it follows
-// symlinks that stay inside the root, even in the last component and with O_NOFOLLOW,
-// and it cost about twice a plain read of an entry; see beneath.go.
+// On Linux, Get resolves its path in one openat2 call with RESOLVE_BENEATH,
+// RESOLVE_NO_SYMLINKS and RESOLVE_NO_MAGICLINKS, which costs what a plain open
+// costs, so a hit stays one open, fstat, read and close. Elsewhere (and on Linux
+// before 5.6, or where a sandbox filters openat2) it takes the walk above, about
+// three system calls per directory more.
 //
 // The one path-based call left is fsnotify's watch on a fan-out directory, made after
 // checking that the directory is real: were it swapped for a symlink in between, the
@@ -94,6 +93,7 @@
 //
 // # Portability
 //
-// The package uses Unix system calls (flock, openat, O_NOFOLLOW, and openat2 on Linux)
-// and builds on Unix systems only.
+// The package builds and runs on every system with os.Root and a file lock: Unix
+// systems (flock) and Windows (LockFileEx on the lock file's handle). scripts/crosscheck
+// vets it for Windows, macOS and the BSDs.
 package filestore

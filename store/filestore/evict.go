@@ -2,10 +2,10 @@ package filestore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/cachier-go/cachier/store"
-	unix "github.com/cachier-go/cachier/store/filestore/internal/fsys"
 )
 
 // Bounded growth. With Options.MaxBytes or Options.MaxEntries set, the store evicts
@@ -114,8 +113,8 @@ func (s *Store) Limits() (maxEntries int, maxBytes int64) {
 // stamp sets the recency of the entry file name in dir (relative to the root) to the
 // store's clock.
 func (s *Store) stamp(dir, name string) {
-	ns := s.now().UnixNano()
-	_ = s.inDir(dir, false, func(dfd int) error { return unix.SetMtimeAt(dfd, name, ns) })
+	t := s.now()
+	_ = s.inDir(dir, func(d *os.Root) error { return d.Chtimes(name, t, t) })
 }
 
 // touch records a hit on the entry file: its recency is stamped unless this process
@@ -177,19 +176,16 @@ func (s *Store) scanEntries(ctx context.Context) ([]entryFile, error) {
 			if err := ctx.Err(); err != nil {
 				return files, err
 			}
-			err := s.inFanout(dir, func(dfd int, names []string) error {
+			err := s.inFanout(dir, func(d *os.Root, names []string) error {
 				for _, n := range names {
 					if !isEntryName(n) {
 						continue // leases, counters, temporary files: never evicted
 					}
-					var st unix.Stat_t
-					if err := unix.Fstatat(dfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-						continue // gone since the listing
+					fi, err := d.Lstat(n)
+					if err != nil || !fi.Mode().IsRegular() {
+						continue // gone since the listing, or not ours
 					}
-					if st.Mode&unix.S_IFMT != unix.S_IFREG {
-						continue
-					}
-					files = append(files, entryFile{dir: dir, name: n, size: st.Size, mtime: mtimeOf(&st)})
+					files = append(files, entryFile{dir: dir, name: n, size: fi.Size(), mtime: fi.ModTime().UnixNano()})
 				}
 				return nil
 			})
@@ -213,10 +209,10 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	c.sweepMu.Lock()
 	defer c.sweepMu.Unlock()
 	lock, err := s.tryEvictLock()
-	if err != nil || lock < 0 {
+	if err != nil || lock == nil {
 		return 0, err
 	}
-	defer unix.Close(lock) // releases the flock
+	defer lock.Close() // releases the lock
 	c.sweeps.Add(1)
 	c.written.Store(0)
 	c.sets.Store(0)
@@ -257,12 +253,6 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	return evicted, nil
 }
 
-// mtimeOf is a file's modification time in Unix nanoseconds.
-func mtimeOf(st *unix.Stat_t) int64 {
-	sec, nsec := st.Mtim.Unix()
-	return sec*1e9 + nsec
-}
-
 func cmpInt(a, b int64) int {
 	switch {
 	case a < b:
@@ -277,20 +267,16 @@ func cmpInt(a, b int64) int {
 // scan (its mtime or size changed), and reports whether it is gone.
 func (s *Store) evictIfUnused(f entryFile) (bool, error) {
 	gone := false
-	err := s.inDir(f.dir, false, func(dfd int) error {
-		var st unix.Stat_t
-		if err := unix.Fstatat(dfd, f.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				gone = true
-				return nil
-			}
-			return &fs.PathError{Op: "stat", Path: s.abs(f.dir + "/" + f.name), Err: err}
-		}
-		if mtimeOf(&st) != f.mtime || st.Size != f.size {
+	err := s.inDir(f.dir, func(d *os.Root) error {
+		fi, err := d.Lstat(f.name)
+		if err == nil && (fi.ModTime().UnixNano() != f.mtime || fi.Size() != f.size) {
 			return nil // used or replaced since the scan: keep it
 		}
-		if err := unlinkAt(dfd, f.name); err != nil && !isNotExist(err) {
-			return &fs.PathError{Op: "unlink", Path: s.abs(f.dir + "/" + f.name), Err: err}
+		if err == nil {
+			err = d.Remove(f.name)
+		}
+		if err != nil && !isNotExist(err) {
+			return err
 		}
 		gone = true
 		return nil
@@ -301,26 +287,27 @@ func (s *Store) evictIfUnused(f entryFile) (bool, error) {
 	return gone, err
 }
 
-// tryEvictLock takes the sweep lock without waiting: it returns the locked
-// descriptor, or -1 if another process holds it.
-func (s *Store) tryEvictLock() (int, error) {
-	fd := -1
-	err := s.inDir("", false, func(dfd int) error {
-		var err error
-		fd, err = openBeneath(dfd, evictLockName, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+// tryEvictLock takes the sweep lock without waiting: it returns the locked file, or
+// nil if another process holds it.
+func (s *Store) tryEvictLock() (*os.File, error) {
+	var f *os.File
+	err := s.inDir("", func(d *os.Root) (err error) {
+		f, err = openFile(d, evictLockName, os.O_RDWR|os.O_CREATE)
 		return err
 	})
-	if err != nil {
-		return -1, fmt.Errorf("filestore: eviction lock: %w", err)
-	}
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		unix.Close(fd)
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return -1, nil
+	busy := false
+	if err == nil {
+		if busy, err = tryLock(f); err != nil || busy {
+			f.Close()
 		}
-		return -1, fmt.Errorf("filestore: eviction lock: %w", err)
 	}
-	return fd, nil
+	if err != nil {
+		return nil, &fs.PathError{Op: "lock", Path: s.abs(evictLockName), Err: err}
+	}
+	if busy {
+		return nil, nil
+	}
+	return f, nil
 }
 
 // parseSize parses a byte count for the max_bytes URL parameter: a whole number with

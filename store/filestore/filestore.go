@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"iter"
 	"log/slog"
@@ -13,8 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	unix "github.com/cachier-go/cachier/store/filestore/internal/fsys"
 
 	"github.com/cachier-go/cachier/store"
 )
@@ -87,7 +86,6 @@ type Store struct {
 	fsync    bool
 
 	rootMu        sync.Mutex // serializes recoverRoot and Close
-	closed        bool
 	nextRootCheck time.Time // when a miss may next look for a removed root
 	allowShared   bool
 	syncs         atomic.Int64 // fsync calls made, for the tests
@@ -147,12 +145,11 @@ func New(opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("filestore: root: %w", err)
 	}
 	if !o.AllowSharedDir {
-		if err := checkPrivate(rd.fd, root); err != nil {
+		if err := checkPrivate(rd.r, root); err != nil {
 			rd.close()
 			return nil, err
 		}
 	}
-	probeOpenat2(rd.fd)
 	c, err := newCaps(o)
 	if err != nil {
 		rd.close()
@@ -174,26 +171,6 @@ func New(opts *Options) (*Store, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	return s, nil
-}
-
-// checkPrivate refuses a root (open as fd) that another user could write into.
-func checkPrivate(fd int, root string) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return &fs.PathError{Op: "fstat", Path: root, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return fmt.Errorf("filestore: root %s is not a directory", root)
-	}
-	if st.Mode&0o022 != 0 {
-		return fmt.Errorf("filestore: root %s is writable by group or others (mode %o); "+
-			"chmod go-w it or set Options.AllowSharedDir", root, st.Mode&0o777)
-	}
-	if uid := os.Getuid(); int(st.Uid) != uid {
-		return fmt.Errorf("filestore: root %s is owned by uid %d, not by this process (uid %d); "+
-			"set Options.AllowSharedDir to use it anyway", root, st.Uid, uid)
-	}
-	return nil
 }
 
 // Root returns the root directory.
@@ -243,50 +220,6 @@ func (s *Store) ensureDirs(namespace, dir string) error {
 	return nil
 }
 
-// writeFile atomically replaces the file name in directory dir (relative to the root)
-// with data: it writes a temporary file in the same directory and renames it over
-// name, so that a reader sees the old file or the new one, never a part. The caller
-// creates dir. A symlink in place of dir or one of its parents is an error; one in
-// place of name is replaced, never followed.
-func (s *Store) writeFile(dir, name string, data []byte) error {
-	path := s.abs(joinRel(dir, name))
-	dfd, err := s.openDir(dir, s.fsync)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(dfd)
-	fd, tmp, err := createTemp(dfd)
-	if err != nil {
-		return &fs.PathError{Op: "create", Path: s.abs(joinRel(dir, tmp)), Err: err}
-	}
-	err = writeFull(fd, data)
-	if err == nil && s.fsync {
-		err = s.sync(fd)
-	}
-	if cerr := unix.Close(fd); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = retryEINTR(func() error { return unix.Renameat(dfd, tmp, dfd, name) })
-	}
-	if err != nil {
-		_ = unlinkAt(dfd, tmp)
-		return &fs.PathError{Op: "write", Path: path, Err: err}
-	}
-	if s.fsync {
-		if err := s.sync(dfd); err != nil {
-			return &fs.PathError{Op: "fsync", Path: s.abs(dir), Err: err}
-		}
-	}
-	return nil
-}
-
-// sync is fsync(2), counted for the tests.
-func (s *Store) sync(fd int) error {
-	s.syncs.Add(1)
-	return unix.Fsync(fd)
-}
-
 // writeKeyFile writes the file name in k's fan-out directory dir, creating the
 // directories on first use.
 func (s *Store) writeKeyFile(k store.Key, dir, name string, data []byte) error {
@@ -321,7 +254,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	case err == nil:
 	case isNotExist(err):
 		return store.Entry{}, fmt.Errorf("filestore: %s: %w", k, store.ErrNotFound)
-	case isSymlinkErr(err), errors.Is(err, errNotRegular), errors.Is(err, errFormat):
+	case isRefused(err), errors.Is(err, errFormat):
 		// A symlink anywhere on the path (namespace or fan-out directory, or the
 		// entry itself) is refused, never followed, and reads as a damaged entry.
 		return store.Entry{}, s.corrupt(s.abs(rel), err)
@@ -362,12 +295,7 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 // Delete removes the entry for k; a missing entry is not an error.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
 	dir, name := s.paths(k)
-	err := s.inDir(dir, false, func(dfd int) error {
-		if err := unlinkAt(dfd, name); err != nil {
-			return &fs.PathError{Op: "unlink", Path: s.abs(dir + "/" + name), Err: err}
-		}
-		return nil
-	})
+	err := s.inDir(dir, func(d *os.Root) error { return d.Remove(name) })
 	if err != nil && !isNotExist(err) {
 		return fmt.Errorf("filestore: delete %s: %w", k, err)
 	}
@@ -380,8 +308,8 @@ func (s *Store) Delete(ctx context.Context, k store.Key) error {
 func (s *Store) fanouts(namespace string) ([]string, error) {
 	nsDir := s.ns(namespace).dir
 	var dirs []string
-	err := s.inDir(nsDir, true, func(dfd int) error {
-		des, err := readDirAt(dfd, s.abs(nsDir))
+	err := s.inDir(nsDir, func(d *os.Root) error {
+		des, err := readDir(d)
 		if err != nil {
 			return err
 		}
@@ -402,23 +330,20 @@ func (s *Store) fanouts(namespace string) ([]string, error) {
 	return dirs, nil
 }
 
-// inFanout runs fn with a readable descriptor of the fan-out directory dir (relative
-// to the root) and the names in it; a directory that has gone is empty. Everything fn
-// does to those names must be relative to dfd.
-func (s *Store) inFanout(dir string, fn func(dfd int, names []string) error) error {
-	err := s.inDir(dir, true, func(dfd int) error {
-		dup, err := unix.Dup(dfd)
-		if err != nil {
-			return &fs.PathError{Op: "dup", Path: s.abs(dir), Err: err}
-		}
-		unix.CloseOnExec(dup)
-		f := os.NewFile(uintptr(dup), s.abs(dir))
-		names, err := f.Readdirnames(-1)
-		f.Close()
+// inFanout runs fn with the fan-out directory dir (relative to the root) and the
+// names in it; a directory that has gone is empty. Everything fn does to those names
+// must go through d.
+func (s *Store) inFanout(dir string, fn func(d *os.Root, names []string) error) error {
+	err := s.inDir(dir, func(d *os.Root) error {
+		des, err := readDir(d)
 		if err != nil {
 			return err
 		}
-		return fn(dfd, names)
+		names := make([]string, len(des))
+		for i, de := range des {
+			names[i] = de.Name()
+		}
+		return fn(d, names)
 	})
 	if isNotExist(err) {
 		return nil
@@ -440,15 +365,15 @@ func (s *Store) Clear(ctx context.Context, namespace string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := s.inFanout(dir, func(dfd int, names []string) error {
+		err := s.inFanout(dir, func(d *os.Root, names []string) error {
 			for _, n := range names {
 				switch {
 				case isEntryName(n):
-					if err := unlinkAt(dfd, n); err != nil && !isNotExist(err) {
-						return &fs.PathError{Op: "unlink", Path: s.abs(dir + "/" + n), Err: err}
+					if err := d.Remove(n); err != nil && !isNotExist(err) {
+						return err
 					}
 				case strings.HasPrefix(n, tmpPrefix):
-					removeStaleTempAt(dfd, n)
+					removeStaleTemp(d, n)
 				}
 			}
 			return nil
@@ -460,33 +385,30 @@ func (s *Store) Clear(ctx context.Context, namespace string) error {
 	return nil
 }
 
-// readHeadAt reads the header and ID of the record file name in the directory dfd
-// (path names it in errors), and checks that the file's size matches the header. It
-// does not read the value or verify the checksum, and does not follow a symlink.
-func readHeadAt(dfd int, name, path string, magic [4]byte) (header, string, error) {
-	fd, err := openBeneath(dfd, name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+// readHead reads the header and ID of the record file name in d, and checks that the
+// file's size matches the header. It does not read the value or verify the checksum,
+// and does not follow a symlink.
+func readHead(d *os.Root, name string, magic [4]byte) (header, string, error) {
+	f, err := openFile(d, name, os.O_RDONLY)
 	if err != nil {
-		return header{}, "", &fs.PathError{Op: "open", Path: path, Err: err}
+		return header{}, "", err
 	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return header{}, "", &fs.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return header{}, "", &fs.PathError{Op: "open", Path: path, Err: errNotRegular}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return header{}, "", err
 	}
 	buf := make([]byte, headerSize+extExpiry+store.MaxIDLen)
-	n, err := readFull(fd, buf)
-	if err != nil {
-		return header{}, "", &fs.PathError{Op: "read", Path: path, Err: err}
+	n, err := io.ReadFull(f, buf)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return header{}, "", err
 	}
 	h, err := decodeHeader(buf[:n], magic)
 	if err != nil {
 		return h, "", err
 	}
-	if uint64(st.Size) != h.size() || n < h.idStart()+int(h.idLen) {
-		return h, "", fmt.Errorf("%w: %d bytes, header says %d", errFormat, st.Size, h.size())
+	if uint64(fi.Size()) != h.size() || n < h.idStart()+int(h.idLen) {
+		return h, "", fmt.Errorf("%w: %d bytes, header says %d", errFormat, fi.Size(), h.size())
 	}
 	return h, string(buf[h.idStart() : h.idStart()+int(h.idLen)]), nil
 }
@@ -519,33 +441,32 @@ func (s *Store) deleteWhere(ctx context.Context, namespace string, drop func(hea
 	}
 	removed := 0
 	for _, dir := range dirs {
-		err := s.inFanout(dir, func(dfd int, names []string) error {
+		err := s.inFanout(dir, func(d *os.Root, names []string) error {
 			for _, n := range names {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 				if strings.HasPrefix(n, tmpPrefix) {
-					removeStaleTempAt(dfd, n)
+					removeStaleTemp(d, n)
 					continue
 				}
 				if !isEntryName(n) {
 					continue
 				}
-				path := s.abs(dir + "/" + n)
-				h, _, err := readHeadAt(dfd, n, path, magicEntry)
+				h, _, err := readHead(d, n, magicEntry)
 				switch {
 				case err == nil && !drop(h):
 					continue
 				case err == nil:
-					if err := unlinkAt(dfd, n); err == nil {
+					if err := d.Remove(n); err == nil {
 						removed++
 					}
 				case isNotExist(err):
-				case errors.Is(err, errFormat), errors.Is(err, errNotRegular), isSymlinkErr(err):
-					s.log.Warn("filestore: removing corrupt file", "path", path, "err", err)
-					_ = unlinkAt(dfd, n)
+				case errors.Is(err, errFormat), isRefused(err):
+					s.log.Warn("filestore: removing corrupt file", "path", s.abs(dir+"/"+n), "err", err)
+					_ = d.Remove(n)
 				default:
-					return err
+					return &fs.PathError{Op: "read", Path: s.abs(dir + "/" + n), Err: err}
 				}
 			}
 			return nil
@@ -563,18 +484,18 @@ func (s *Store) deleteWhere(ctx context.Context, namespace string, drop func(hea
 // Entries lists the entries of the namespace from their headers, without reading
 // values. Files that are not valid entries are logged and skipped.
 func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
-	return listFiles(ctx, s, namespace, "entries", isEntryName, func(dfd int, dir, n string) (store.Info, bool, error) {
+	return listFiles(ctx, s, namespace, "entries", isEntryName, func(d *os.Root, dir, n string) (store.Info, bool, error) {
 		path := s.abs(dir + "/" + n)
-		h, id, err := readHeadAt(dfd, n, path, magicEntry)
+		h, id, err := readHead(d, n, magicEntry)
 		switch {
 		case err == nil:
 		case isNotExist(err):
 			return store.Info{}, false, nil
-		case errors.Is(err, errFormat), errors.Is(err, errNotRegular), isSymlinkErr(err):
+		case errors.Is(err, errFormat), isRefused(err):
 			s.log.Warn("filestore: skipping corrupt file", "path", path, "err", err)
 			return store.Info{}, false, nil
 		default:
-			return store.Info{}, false, err
+			return store.Info{}, false, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
 		if entryName(id) != n {
 			// A file moved here from elsewhere: Get would refuse it too.
@@ -589,7 +510,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 // of each file whose name match accepts; read returns false to skip a file, and an
 // error that is yielded before the walk goes on. what names the listing in errors.
 func listFiles[T any](ctx context.Context, s *Store, namespace, what string, match func(string) bool,
-	read func(dfd int, dir, name string) (T, bool, error)) iter.Seq2[T, error] {
+	read func(d *os.Root, dir, name string) (T, bool, error)) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
 		if err := ctx.Err(); err != nil {
@@ -603,7 +524,7 @@ func listFiles[T any](ctx context.Context, s *Store, namespace, what string, mat
 		}
 		stopped := false
 		for _, dir := range dirs {
-			err := s.inFanout(dir, func(dfd int, names []string) error {
+			err := s.inFanout(dir, func(d *os.Root, names []string) error {
 				for _, n := range names {
 					if err := ctx.Err(); err != nil {
 						stopped = true
@@ -613,7 +534,7 @@ func listFiles[T any](ctx context.Context, s *Store, namespace, what string, mat
 					if !match(n) {
 						continue
 					}
-					v, ok, err := read(dfd, dir, n)
+					v, ok, err := read(d, dir, n)
 					if err != nil {
 						if !yield(zero, fmt.Errorf("filestore: %s of %q: %w", what, namespace, err)) {
 							stopped = true
@@ -645,8 +566,8 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	var des []fs.DirEntry
-	err := s.inDir("", true, func(dfd int) (err error) {
-		des, err = readDirAt(dfd, s.rootPath)
+	err := s.inDir("", func(d *os.Root) (err error) {
+		des, err = readDir(d)
 		return err
 	})
 	if err != nil {
@@ -692,7 +613,7 @@ func (s *Store) hasFiles(namespace string) (bool, error) {
 	}
 	has := false
 	for _, dir := range dirs {
-		err := s.inFanout(dir, func(_ int, names []string) error {
+		err := s.inFanout(dir, func(_ *os.Root, names []string) error {
 			for _, n := range names {
 				if isEntryName(n) {
 					has = true
@@ -709,14 +630,12 @@ func (s *Store) hasFiles(namespace string) (bool, error) {
 }
 
 // readMeta reads the .namespace file of the namespace directory dir, beneath the root.
-func (s *Store) readMeta(dir string) ([]byte, error) {
-	r, rootfd, err := s.acquireRoot()
-	if err != nil {
-		return nil, err
-	}
-	defer r.release()
-	rel := dir + "/" + metaName
-	return readFileBeneath(rootfd, s.rootPath, rel, store.MaxNamespaceLen)
+func (s *Store) readMeta(dir string) (b []byte, err error) {
+	err = s.inDir(dir, func(d *os.Root) error {
+		b, err = readFile(d, metaName, store.MaxNamespaceLen)
+		return err
+	})
+	return b, err
 }
 
 // Close stops the file-system watcher, if one was started, and closes the root
@@ -724,8 +643,9 @@ func (s *Store) readMeta(dir string) ([]byte, error) {
 func (s *Store) Close() error {
 	err := s.watch.close()
 	s.rootMu.Lock()
-	s.closed = true
-	s.root.Load().close()
+	if rd := s.root.Swap(nil); rd != nil {
+		rd.close()
+	}
 	s.rootMu.Unlock()
 	return err
 }

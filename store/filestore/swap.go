@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"time"
-
-	unix "github.com/cachier-go/cachier/store/filestore/internal/fsys"
 
 	"github.com/cachier-go/cachier/store"
 )
@@ -45,7 +44,7 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 			return nil
 		}
 		if next == nil {
-			if err := s.inDir(dir, false, func(dfd int) error { return unlinkAt(dfd, name) }); err != nil && !isNotExist(err) {
+			if err := s.inDir(dir, func(d *os.Root) error { return d.Remove(name) }); err != nil && !isNotExist(err) {
 				return err
 			}
 		} else if err := s.writeFile(dir, name, encodeRecordExp(magicEntry, next.StoredAt, next.ExpiresAt, k.ID, next.Value)); err != nil {
@@ -63,37 +62,39 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 // withLock runs fn while holding the fan-out directory's lock, creating the
 // directories first if needed. It waits for the lock politely, honouring ctx.
 func (s *Store) withLock(ctx context.Context, namespace, dir string, fn func() error) error {
-	rel := dir + "/" + lockName
-	path := s.abs(rel)
-	open := func() (int, error) { return s.openFile(rel, unix.O_RDWR|unix.O_CREAT, 0o600) }
-	fd, err := open()
+	path := s.abs(dir + "/" + lockName)
+	open := func() (f *os.File, err error) {
+		err = s.inDir(dir, func(d *os.Root) error {
+			f, err = openFile(d, lockName, os.O_RDWR|os.O_CREATE)
+			return err
+		})
+		return f, err
+	}
+	f, err := open()
 	if err != nil && isNotExist(err) {
 		if err := s.ensureDirsRecover(namespace, dir); err != nil {
 			return err
 		}
-		fd, err = open()
+		f, err = open()
 	}
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer unix.Close(fd) // closing the descriptor releases the lock too
-	if err := flock(ctx, fd); err != nil {
-		return &fs.PathError{Op: "flock", Path: path, Err: err}
+	defer f.Close() // closing the file releases the lock too
+	if err := lock(ctx, f); err != nil {
+		return &fs.PathError{Op: "lock", Path: path, Err: err}
 	}
-	defer unix.Flock(fd, unix.LOCK_UN)
+	defer unlock(f)
 	return fn()
 }
 
-// flock takes an exclusive lock on fd. It tries without blocking and then retries with
+// lock takes an exclusive lock on f. It tries without blocking and then retries with
 // a short backoff, so that a cancelled ctx is honoured even if the holder is stopped.
-func flock(ctx context.Context, fd int) error {
+func lock(ctx context.Context, f *os.File) error {
 	wait := 20 * time.Microsecond
 	for {
-		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+		busy, err := tryLock(f)
+		if err != nil || !busy {
 			return err
 		}
 		t := time.NewTimer(wait)

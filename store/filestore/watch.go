@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sync"
 
-	unix "github.com/cachier-go/cachier/store/filestore/internal/fsys"
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/cachier-go/cachier/store"
@@ -35,9 +34,6 @@ import (
 // directory was not watched are not reported one by one: its waiters are woken once
 // more when the watch is back. Lease expiry changes no file and is not notified: a waiter knows the holder's
 // expiry and wakes itself.
-
-// errClosed reports a Watch on a closed Store.
-var errClosed = errors.New("filestore: store is closed")
 
 // watchState is the Store's shared watcher.
 type watchState struct {
@@ -91,13 +87,13 @@ func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func()
 		if err := s.ensureDirs(k.Namespace, dir); err != nil {
 			return nil, nil, fmt.Errorf("filestore: watch %s: %w", k, err)
 		}
-	} else if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+	} else if !st.IsDir() {
 		return nil, nil, fmt.Errorf("filestore: watch %s: %s: %w", k, s.abs(dir), errNotDir)
 	}
 	// The directory was just found to be a real one beneath the root; fsnotify watches
 	// it by path. Were it swapped for a symlink right now, the watch would only see
 	// another directory's events: waiters would wake for nothing, and what they then
-	// read goes through openBeneath like every other read.
+	// read goes through the store's root like every other read.
 	w := &waiter{ch: make(chan struct{}, 1)}
 	cleanup, err := s.watch.add(s, k.Namespace, dir, name, w)
 	if errors.Is(err, errClosed) {
