@@ -4,15 +4,11 @@ import (
 	"testing"
 
 	"github.com/cachier-go/cachier/internal/proctest"
-	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/memstore"
 )
 
-func TestMain(m *testing.M) {
-	proctest.MaybeWorker()
-	testserver.Main(m) // runs the tests, stops the servers they started, and exits
-}
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 // 4 processes x 16 goroutines ask for one cold key on one file store: exactly one
 // computation, and everyone gets its value.

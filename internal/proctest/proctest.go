@@ -1,10 +1,11 @@
 // Package proctest proves cachier's cross-process guarantees on any store that can be
 // opened from a URL, by re-executing the test binary as worker processes.
 //
-// A store package's tests call MaybeWorker first thing in TestMain, then use
+// A store package's tests make Main their TestMain (or call MaybeWorker first thing in
+// their own), then use
 // Stampede and KillTakeover with a URL of the store under test:
 //
-//	func TestMain(m *testing.M) { proctest.MaybeWorker(); os.Exit(m.Run()) }
+//	func TestMain(m *testing.M) { proctest.Main(m) }
 //	func TestStampede(t *testing.T) { proctest.Stampede(t, url, 4, 16) }
 //
 // Workers count their computations by appending to a file in a shared directory, so
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
 )
 
@@ -38,6 +40,14 @@ const (
 	envGoroutines = "CACHIER_PROCTEST_GOROUTINES"
 	envLeaseTTL   = "CACHIER_PROCTEST_LEASE_TTL"
 )
+
+// Main is the TestMain of a store package's tests: it runs the worker role named in
+// the environment (see MaybeWorker), or else the tests under testserver.Main, which
+// stops the servers they started.
+func Main(m *testing.M) {
+	MaybeWorker()
+	testserver.Main(m)
+}
 
 // MaybeWorker runs the worker role named in the environment and exits, or returns at
 // once in an ordinary test run.

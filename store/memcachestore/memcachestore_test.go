@@ -20,10 +20,7 @@ import (
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
-func TestMain(m *testing.M) {
-	proctest.MaybeWorker() // a re-executed worker of the cross-process tests
-	testserver.Main(m)
-}
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 // maxValueSize is what the conformance suite may rely on under memcached's default
 // 1 MiB item limit: room is left for the key, the record header, the longest namespace

@@ -93,29 +93,12 @@ func TestOpen(t *testing.T) {
 // FuzzParseURL checks that the parser never panics, and that whatever it accepts names
 // at least one address and a valid prefix. It never dials.
 func FuzzParseURL(f *testing.F) {
-	for _, s := range []string{
+	storetest.FuzzURL(f, []string{
 		"memcache://127.0.0.1:11211", "memcache://a:1,b:2?prefix=p", "memcache://[::1]", "memcache://h?timeout=1s",
 		"memcache://u:p@h", "memcache://h?max_item_size=4096&max_idle_conns=3",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, raw string) {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return
-		}
-		c, err := parseURL(u)
-		if err != nil {
-			if !errors.Is(err, store.ErrBadURL) {
-				t.Errorf("parseURL(%q) = %v, which does not match ErrBadURL", raw, err)
-			}
-			return
-		}
-		if len(c.addrs) == 0 {
-			t.Errorf("parseURL(%q) accepted no addresses", raw)
-		}
-		if err := validatePrefix(c.opts.Prefix); err != nil {
-			t.Errorf("parseURL(%q) accepted prefix: %v", raw, err)
+	}, parseURL, func(t *testing.T, raw string, c config) {
+		if len(c.addrs) == 0 || validatePrefix(c.opts.Prefix) != nil {
+			t.Errorf("parseURL(%q) accepted %+v: no address, or a bad prefix", raw, c)
 		}
 	})
 }

@@ -19,10 +19,7 @@ import (
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
-func TestMain(m *testing.M) {
-	proctest.MaybeWorker() // a re-executed worker of the cross-process tests
-	testserver.Main(m)
-}
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 // connect returns a client on the shared FerretDB, disconnected when the test ends.
 func connect(t testing.TB) *mongo.Client {

@@ -93,25 +93,11 @@ func TestOpen(t *testing.T) {
 // FuzzParseURL checks that the parser never panics, never dials or resolves, and that
 // whatever it accepts names a database and valid collections.
 func FuzzParseURL(f *testing.F) {
-	for _, s := range []string{
+	storetest.FuzzURL(f, []string{
 		"mongodb://127.0.0.1:27017/app", "mongodb://u:p@a:1,b:2/app?collection=c&authSource=admin",
 		"mongodb+srv://cluster.example.com/app?w=majority", "mongodb://h/app?lease_collection=l&collection=c",
 		"mongodb://h/app?tls=true&tlsInsecure=true", "mongodb://%2Ftmp%2Fmongo.sock/app",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, raw string) {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return
-		}
-		c, err := parseURL(u)
-		if err != nil {
-			if !errors.Is(err, store.ErrBadURL) {
-				t.Errorf("parseURL(%q) = %v, which does not match ErrBadURL", raw, err)
-			}
-			return
-		}
+	}, parseURL, func(t *testing.T, raw string, c config) {
 		if c.database == "" || ValidateCollectionName(c.collection) != nil {
 			t.Errorf("parseURL(%q) accepted %+v", raw, c)
 		}

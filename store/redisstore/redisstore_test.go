@@ -24,10 +24,7 @@ import (
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
-func TestMain(m *testing.M) {
-	proctest.MaybeWorker() // a re-executed worker of the cross-process tests
-	testserver.Main(m)
-}
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 // eventually bounds waits for eventual states; no test asserts on how fast they come.
 const eventually = 15 * time.Second

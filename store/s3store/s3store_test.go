@@ -27,10 +27,7 @@ import (
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
-func TestMain(m *testing.M) {
-	proctest.MaybeWorker() // a re-executed worker of the cross-process tests
-	testserver.Main(m)
-}
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 // testBucket is shared by the tests of one binary; each store gets its own prefix.
 const testBucket = "cachier-test"

@@ -38,3 +38,33 @@ func CheckBadURL(tb testing.TB, raw string, err error, want, secret string) bool
 	}
 	return ok
 }
+
+// FuzzURL is the fuzz target of a store's URL parser, seeded with seeds: the parser
+// never panics, every error matches store.ErrBadURL and shows no password of the URL
+// (unless the URL shows it elsewhere too), and accepted, if not nil, checks what it
+// accepted.
+func FuzzURL[C any](f *testing.F, seeds []string, parse func(*url.URL) (C, error), accepted func(t *testing.T, raw string, c C)) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return
+		}
+		c, err := parse(u)
+		if err != nil {
+			if !errors.Is(err, store.ErrBadURL) {
+				t.Fatalf("parsing %q: %v does not match store.ErrBadURL", raw, err)
+			}
+			if pw, ok := u.User.Password(); ok && len(pw) >= 4 && strings.Contains(err.Error(), pw) &&
+				!strings.Contains(strings.ReplaceAll(raw, u.User.String(), ""), pw) {
+				t.Fatalf("parsing %q: the error shows the password: %v", raw, err)
+			}
+			return
+		}
+		if accepted != nil {
+			accepted(t, raw, c)
+		}
+	})
+}
