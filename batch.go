@@ -936,8 +936,9 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 			soonest           time.Time
 		)
 		now := s.clock.Now()
-		for _, i := range remaining {
-			l, err := f.acquire(ctx, s, items[i].k, owner)
+		got, gotErrs := b.acquireMany(ctx, s, items, remaining, owner)
+		for j, i := range remaining {
+			l, err := got[j], gotErrs[j]
 			var he *store.HeldError
 			switch {
 			case err == nil:
@@ -965,20 +966,19 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 		// A result may have landed between the lookup and the lease.
 		rest, err := b.acceptMany(ctx, s, items, mine, notBefore, ep, slots, howWaited)
 		if err != nil {
-			for _, l := range leases {
-				f.release(ctx, s, l)
-			}
 			for _, i := range append(mine, blind...) {
 				slots[i] = slot[R]{err: err}
 			}
 			mine, blind, rest = nil, nil, nil
 		}
-		for _, i := range mine {
+		var done []store.Lease // answered meanwhile (or failed): not computed here
+		for i, l := range leases {
 			if !slices.Contains(rest, i) {
-				f.release(ctx, s, leases[i])
+				done = append(done, l)
 				delete(leases, i)
 			}
 		}
+		b.releaseMany(ctx, s, done)
 		if pe := b.runAndStore(ctx, s, items, append(rest, blind...), leases, slots); pe != nil {
 			return pe
 		}
@@ -1057,7 +1057,7 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 			f.keepRenewing(ctx, s, h)
 			held = append(held, h)
 		}
-		defer releaseAll(held, func(h *heldLease) { f.releaseHeld(ctx, s, h) })
+		defer b.releaseHeld(ctx, s, held)
 	}
 	// The counters are read before computing, all in one read: an invalidation while
 	// the function runs leaves the new entries already stale. They include the
@@ -1231,28 +1231,58 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	return nil
 }
 
-// maxParallelReleases bounds the lease releases a batch sends at once. Releases,
-// unlike acquisitions, need no order: nobody waits while holding one.
-const maxParallelReleases = 16
+// acquireMany takes the calculation leases of items[idx] for o, in the order of idx
+// (key order), in one round trip where the store can (store.AcquireMany). got[j] and
+// errs[j] answer items[idx[j]] as Func's acquire would.
+func (b *Batch[A, R]) acquireMany(ctx context.Context, s *settings, items []batchItem[A], idx []int, o store.Owner) (got []store.Lease, errs []error) {
+	ks := make([]store.Key, len(idx))
+	for j, i := range idx {
+		ks[j] = items[i].k
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	defer cancel()
+	got, errs, err := store.AcquireMany(opCtx, s.store, ks, o, s.leaseTTL)
+	if err != nil {
+		errs = make([]error, len(idx))
+		for j := range errs {
+			errs[j] = err
+		}
+		got = make([]store.Lease, len(idx))
+	}
+	return got, errs
+}
 
-// releaseAll releases held, up to maxParallelReleases at a time, and returns once
-// all are released.
-func releaseAll(held []*heldLease, release func(*heldLease)) {
-	if len(held) == 1 {
-		release(held[0])
+// releaseMany gives up ls in one round trip where the store can (store.ReleaseMany).
+// Releases, unlike acquisitions, need no order: nobody waits while holding one.
+func (b *Batch[A, R]) releaseMany(ctx context.Context, s *settings, ls []store.Lease) {
+	if len(ls) == 0 {
 		return
 	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxParallelReleases)
-	for _, h := range held {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			release(h)
-		}()
+	f := b.f
+	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.storeTimeout)
+	defer cancel()
+	errs, err := store.ReleaseMany(opCtx, s.store, ls)
+	if err != nil {
+		_ = f.storeFailed(ctx, s, "release", ls[0].Key, err)
+		return
 	}
-	wg.Wait()
+	for j, err := range errs {
+		if err != nil {
+			_ = f.storeFailed(ctx, s, "release", ls[j].Key, err)
+		}
+	}
+}
+
+// releaseHeld stops renewing the leases held while computing and releases those that
+// nobody (Close) released meanwhile, all at once.
+func (b *Batch[A, R]) releaseHeld(ctx context.Context, s *settings, held []*heldLease) {
+	ls := make([]store.Lease, 0, len(held))
+	for _, h := range held {
+		if l, ok := b.f.handOver(h); ok {
+			ls = append(ls, l)
+		}
+	}
+	b.releaseMany(ctx, s, ls)
 }
 
 // runFor calls the function for items[idx], counting the computations. When it fails
@@ -1401,12 +1431,17 @@ func (b *Batch[A, R]) refreshBatch(ctx context.Context, s *settings, items []bat
 	)
 	inProcess := processLocal(s.store)
 	owner := newOwner()
+	var got []store.Lease
+	var gotErrs []error
+	if !inProcess {
+		got, gotErrs = b.acquireMany(ctx, s, items, indexes(len(items)), owner)
+	}
 	for i, it := range items {
 		if inProcess {
 			mine = append(mine, i)
 			continue
 		}
-		l, err := f.acquire(ctx, s, it.k, owner)
+		l, err := got[i], gotErrs[i]
 		switch {
 		case errors.Is(err, store.ErrLeaseHeld):
 			if s.verbose {
@@ -1429,12 +1464,14 @@ func (b *Batch[A, R]) refreshBatch(ctx context.Context, s *settings, items []bat
 	} else {
 		_ = f.storeFailed(ctx, s, "versions", items[0].k, err)
 	}
+	var done []store.Lease
 	for _, i := range mine {
-		if err != nil || !slices.Contains(rest, i) {
-			f.release(ctx, s, leases[i])
+		if l, ok := leases[i]; ok && (err != nil || !slices.Contains(rest, i)) {
+			done = append(done, l)
 			delete(leases, i)
 		}
 	}
+	b.releaseMany(ctx, s, done)
 	if err != nil || len(rest) == 0 {
 		return
 	}

@@ -318,3 +318,121 @@ func (p *portable) releaseAllLocal(ns string) int {
 	}
 	return n
 }
+
+// ---- many leases at once ----
+
+var _ LeaseBatcher = (*portable)(nil)
+
+// AcquireMany implements LeaseBatcher. Over a SwapBatcher it creates every lease
+// record that is absent in one round trip, reads the records it found in one more and
+// decides each by the lease rule: a live lease of another owner is reported held at
+// once, and only a lease to take over (expired, or o's own) goes through Acquire's
+// read-and-swap, one key at a time. Other drivers take the leases one at a time, in
+// order.
+func (p *portable) AcquireMany(ctx context.Context, ks []Key, o Owner, ttl time.Duration) ([]Lease, []error, error) {
+	for _, k := range ks {
+		if err := p.checkLease(ctx, k, o, ttl); err != nil {
+			return nil, nil, err
+		}
+	}
+	ls, errs := make([]Lease, len(ks)), make([]error, len(ks))
+	sb, batched := p.d.(SwapBatcher)
+	if !batched || p.leaser != nil || p.swapper == nil || len(ks) < 2 {
+		for i, k := range ks {
+			ls[i], errs[i] = p.Acquire(ctx, k, o, ttl)
+		}
+		return ls, errs, nil
+	}
+	now := p.clk.Now()
+	rks, nexts := make([]Key, len(ks)), make([]*Entry, len(ks))
+	for i, k := range ks {
+		ls[i] = Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl)}
+		rks[i], nexts[i] = leaseKey(k), &Entry{Value: encodeLease(ls[i]), StoredAt: now}
+	}
+	var slow []int // keys for Acquire's own protocol
+	swapped, err := sb.SwapMany(ctx, rks, make([][]byte, len(ks)), nexts)
+	if err != nil {
+		// Some records may have been created: Acquire takes o's own lease again.
+		slow = indexes(len(ks))
+	} else {
+		var found []int
+		for i, ok := range swapped {
+			if !ok {
+				ls[i] = Lease{}
+				found = append(found, i)
+			}
+		}
+		if len(found) > 0 {
+			fks := make([]Key, len(found))
+			for j, i := range found {
+				fks[j] = rks[i]
+			}
+			es, gerrs, err := GetMany(ctx, p.d, fks)
+			now := p.clk.Now()
+			for j, i := range found {
+				if err != nil || gerrs[j] != nil {
+					slow = append(slow, i) // gone meanwhile, unreadable, or not read
+					continue
+				}
+				h, derr := decodeLease(ks[i], es[j].Value)
+				if derr != nil {
+					slow = append(slow, i)
+					continue
+				}
+				if held := decide(&h, o, now); held != nil {
+					errs[i] = held
+					continue
+				}
+				slow = append(slow, i) // expired, or o's own: taken over by compare-and-swap
+			}
+		}
+	}
+	for _, i := range slow {
+		ls[i], errs[i] = p.Acquire(ctx, ks[i], o, ttl)
+	}
+	return ls, errs, nil
+}
+
+// ReleaseMany implements LeaseBatcher. Over a SwapBatcher it deletes every lease
+// record that is still exactly the lease released, by compare-and-swap, in one round
+// trip, and releases the others (renewed under another expiry, taken over, gone) as
+// Release does; other drivers release one lease at a time, concurrently.
+func (p *portable) ReleaseMany(ctx context.Context, ls []Lease) ([]error, error) {
+	for _, l := range ls {
+		if err := p.check(ctx, l.Key); err != nil {
+			return nil, err
+		}
+		if err := checkOwner(l.Owner); err != nil {
+			return nil, err
+		}
+	}
+	errs := make([]error, len(ls))
+	sb, batched := p.d.(SwapBatcher)
+	if !batched || p.leaser != nil || p.swapper == nil || len(ls) < 2 {
+		each(len(ls), func(i int) { errs[i] = p.Release(ctx, ls[i]) })
+		return errs, ctx.Err()
+	}
+	rks, olds := make([]Key, len(ls)), make([][]byte, len(ls))
+	for i, l := range ls {
+		rks[i], olds[i] = leaseKey(l.Key), encodeLease(l)
+	}
+	swapped, err := sb.SwapMany(ctx, rks, olds, make([]*Entry, len(ls)))
+	var rest []int
+	for i, l := range ls {
+		if err != nil || !swapped[i] {
+			rest = append(rest, i)
+			continue
+		}
+		p.changed(l.Key)
+	}
+	each(len(rest), func(j int) { errs[rest[j]] = p.Release(ctx, ls[rest[j]]) })
+	return errs, ctx.Err()
+}
+
+func indexes(n int) []int {
+	is := make([]int, n)
+	for i := range is {
+		is[i] = i
+	}
+	return is
+}

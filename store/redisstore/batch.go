@@ -120,3 +120,64 @@ func (s *driver) getMany(ctx context.Context, keys []string) ([]any, error) {
 	}
 	return out, nil
 }
+
+// SwapMany implements store.SwapBatcher: Swap's script once per key, all in one
+// pipeline (one round trip on a single server; on a cluster or ring, go-redis splits
+// it by slot and sends to each node at once). Each swap is atomic; the batch is not.
+// A server that has not seen the script yet (NOSCRIPT) is given it, and the swaps it
+// refused are sent again.
+func (s *driver) SwapMany(ctx context.Context, ks []store.Key, olds [][]byte, nexts []*store.Entry) ([]bool, error) {
+	if len(ks) != len(olds) || len(ks) != len(nexts) {
+		return nil, fmt.Errorf("redisstore: SwapMany of %d keys, %d old values and %d entries; pass one of each per key", len(ks), len(olds), len(nexts))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	argv := make([][]any, len(ks))
+	for i, k := range ks {
+		var rec []byte
+		var pxat string
+		if nexts[i] != nil {
+			var err error
+			if rec, pxat, err = s.record(k, *nexts[i]); err != nil {
+				return nil, err
+			}
+		}
+		argv[i] = []any{flag(olds[i] != nil), olds[i], rec, pxat, s.keys.channel(k)}
+	}
+	swapped := make([]bool, len(ks))
+	idx := make([]int, len(ks))
+	for i := range idx {
+		idx[i] = i
+	}
+	for attempt := 0; ; attempt++ {
+		cmds := make([]*redis.Cmd, len(ks))
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range idx {
+				cmds[i] = swapScript.EvalSha(ctx, p, []string{s.keys.name(ks[i])}, argv[i]...)
+			}
+			return nil
+		})
+		var again []int
+		for _, i := range idx {
+			n, err := cmds[i].Int()
+			switch {
+			case err == nil:
+				swapped[i] = n == 1
+			case attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT"):
+				again = append(again, i)
+			default:
+				return nil, err
+			}
+		}
+		if len(again) == 0 {
+			return swapped, nil
+		}
+		if err := swapScript.Load(ctx, s.client).Err(); err != nil {
+			return nil, err
+		}
+		idx = again
+	}
+}
+
+var _ store.SwapBatcher = (*driver)(nil)

@@ -59,6 +59,7 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 		{"LeaseEmptyToken", testLeaseEmptyToken, true},
 		{"Leases", testLeases, listing},
 		{"ReleaseAll", testReleaseAll, true},
+		{"LeaseBatch", testLeaseBatch, true},
 		{"LeaseAndEntryIndependent", testLeaseAndEntryIndependent, true},
 		{"ConcurrentAcquire", testConcurrentAcquire, true},
 		{"ConcurrentTakeover", testConcurrentTakeover, true},
