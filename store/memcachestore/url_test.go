@@ -74,20 +74,11 @@ func TestParseURLErrors(t *testing.T) {
 }
 
 func TestOpen(t *testing.T) {
-	s, err := store.Open(context.Background(), "memcache://127.0.0.1:1?prefix=x&lazy=1")
-	if err != nil {
-		t.Fatal(err)
+	if _, ms := storetest.Opened[*Store](t, "memcache://127.0.0.1:1?prefix=x&lazy=1"); !ms.owned || ms.prefix != "x" {
+		t.Errorf("Open = %#v; want an owned *Store with prefix x", ms)
 	}
-	ms, ok := store.Unwrap(s).(*Store)
-	if !ok || !ms.owned || ms.prefix != "x" {
-		t.Errorf("Open = %#v; want an owned *Store with prefix x", s)
-	}
-	if err := s.Close(); err != nil {
-		t.Error(err)
-	}
-	if _, err := store.Open(context.Background(), "memcache://h?nope=1"); !errors.Is(err, store.ErrBadURL) {
-		t.Errorf("Open with an unknown parameter: %v; want ErrBadURL", err)
-	}
+	_, err := store.Open(context.Background(), "memcache://h?nope=1")
+	storetest.CheckBadURL(t, "memcache://h?nope=1", err, "nope", "")
 }
 
 // FuzzParseURL checks that the parser never panics, and that whatever it accepts names

@@ -70,24 +70,16 @@ func TestParseURLErrors(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	u := strings.TrimSuffix(testserver.FerretDB(t).URL, "/") + "/cachier_test?collection=opened"
-	s, err := store.Open(context.Background(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, ok := store.Unwrap(s).(*Store)
-	if !ok || ms.client == nil || ms.coll.Name() != "opened" {
-		t.Fatalf("Open = %#v; want an owning *Store on collection opened", s)
+	s, ms := storetest.Opened[*Store](t, u)
+	if ms.client == nil || ms.coll.Name() != "opened" {
+		t.Fatalf("Open = %#v; want an owning *Store on collection opened", ms)
 	}
 	k := store.Key{Namespace: "open", ID: "k"}
 	if _, err := s.Get(context.Background(), k); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get through an opened store: %v; want a miss", err)
 	}
-	if err := s.Close(); err != nil {
-		t.Error(err)
-	}
-	if _, err := store.Open(context.Background(), "mongodb://h/app?nope=1"); !errors.Is(err, store.ErrBadURL) {
-		t.Errorf("Open with an unknown parameter: %v; want ErrBadURL", err)
-	}
+	_, err := store.Open(context.Background(), "mongodb://h/app?nope=1")
+	storetest.CheckBadURL(t, "mongodb://h/app?nope=1", err, "nope", "")
 }
 
 // FuzzParseURL checks that the parser never panics, never dials or resolves, and that

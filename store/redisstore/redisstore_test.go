@@ -115,14 +115,7 @@ func TestOpenURLCluster(t *testing.T) {
 	for _, a := range srv.Addrs[1:] {
 		u += "&addr=" + a
 	}
-	s, err := store.Open(context.Background(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	if _, ok := store.Unwrap(s).(*ShardedStore); !ok {
-		t.Fatalf("%s opened a %T, want a *ShardedStore", u, store.Unwrap(s))
-	}
+	s, _ := storetest.Opened[*ShardedStore](t, u)
 	if _, ok := base(s).Client().(*redis.ClusterClient); !ok {
 		t.Fatalf("%s opened a %T, want *redis.ClusterClient", u, base(s).Client())
 	}

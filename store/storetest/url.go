@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"strings"
@@ -67,4 +68,25 @@ func FuzzURL[C any](f *testing.F, seeds []string, parse func(*url.URL) (C, error
 			accepted(t, raw, c)
 		}
 	})
+}
+
+// Opened opens raw with store.Open and returns the store and the driver under it as
+// a D, stopping the test if either fails. The store is closed when the test ends, and
+// an error from Close fails the test.
+func Opened[D any](tb testing.TB, raw string) (store.Store, D) {
+	tb.Helper()
+	s, err := store.Open(context.Background(), raw)
+	if err != nil {
+		tb.Fatalf("store.Open(%q): %v", store.Redact(raw), err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close of the store of %q: %v", store.Redact(raw), err)
+		}
+	})
+	d, ok := store.Unwrap(s).(D)
+	if !ok {
+		tb.Fatalf("store.Open(%q) opened a %T, want a %T", store.Redact(raw), store.Unwrap(s), d)
+	}
+	return s, d
 }
