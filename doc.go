@@ -106,9 +106,10 @@
 // decoded results in process in front of any other store, coherent across processes:
 // every write and invalidation moves a small marker record in the store, and a tier
 // drops its copies when a marker moves, on the store's notification (Redis pub/sub,
-// PostgreSQL LISTEN/NOTIFY, fsnotify) or at a poll every half [LocalTierBound]; it
-// serves no copy past the bound after its last successful poll, so lost notifications
-// never leave a copy stale for longer. Hits from the local tier count in
+// PostgreSQL LISTEN/NOTIFY, fsnotify; on MariaDB and SQLite the store's watcher, which
+// reads the marker at most PollInterval apart) or at a poll every half
+// [LocalTierBound]; it serves no copy past the bound after its last successful poll, so
+// lost notifications never leave a copy stale for longer. Hits from the local tier count in
 // Stats.LocalHits as well as Stats.Hits; the hit counter is striped over cache lines,
 // so hits on many cores do not contend.
 //
