@@ -55,5 +55,5 @@ func Example_open() {
 	fmt.Println(err)
 	// Output:
 	// true
-	// store: bad URL: "mem:?max_size=1": unknown parameter "max_size"; mem accepts max_entries and max_bytes; use mem:// (bounded to 256MiB) or mem://?max_entries=N&max_bytes=SIZE (SIZE in bytes, or with a suffix KB, MB, GB, KiB, MiB, GiB; max_bytes=0 for no bound)
+	// store: bad URL: mem:?max_size=1: unknown parameter "max_size"; accepted: max_bytes, max_entries; use mem:// (bounded to 256MiB) or mem://?max_entries=N&max_bytes=SIZE (SIZE in bytes, or with a suffix KB, MB, GB, KiB, MiB, GiB; max_bytes=0 for no bound)
 }

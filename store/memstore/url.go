@@ -35,17 +35,17 @@ func ParseURL(u *url.URL) (*Options, error) {
 	if u.Opaque != "" || u.Host != "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.Fragment != "" {
 		return nil, fmt.Errorf("%w: %q: mem takes no host, user, path or fragment; %s", store.ErrBadURL, store.RedactURL(u), urlHelp)
 	}
-	p, err := store.ReadParams(u, "max_entries", "max_bytes")
-	if err != nil {
-		return nil, err
-	}
 	opts := &Options{}
-	p.Int("max_entries", 0, math.MaxInt, &opts.MaxEntries)
-	p.Size("max_bytes", &opts.MaxBytes)
-	if p.Has("max_bytes") && opts.MaxBytes == 0 {
-		opts.MaxBytes = NoBound // as the URL help says: 0 means no bound
+	p, err := store.ReadParams(u, "max_entries", "max_bytes")
+	if err == nil {
+		p.Int("max_entries", 0, math.MaxInt, &opts.MaxEntries)
+		p.Size("max_bytes", &opts.MaxBytes)
+		if p.Has("max_bytes") && opts.MaxBytes == 0 {
+			opts.MaxBytes = NoBound // as the URL help says: 0 means no bound
+		}
+		err = p.Err()
 	}
-	if err := p.Err(); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("%w; %s", err, urlHelp)
 	}
 	return opts, nil

@@ -456,26 +456,13 @@ func testConcurrentTakeover(e *env) {
 		deadline := time.Now().Add(eventually)
 		for {
 			const n = 16
-			var (
-				wg    sync.WaitGroup
-				start = make(chan struct{})
-				wins  atomic.Int32
-			)
-			for i := range n {
-				wg.Go(func() {
-					<-start
-					_, err := e.s.Acquire(e.ctx, k, owner(fmt.Sprint("taker", round, i)), longTTL)
-					switch {
-					case err == nil:
-						wins.Add(1)
-					case !errors.Is(err, store.ErrLeaseHeld):
-						e.t.Errorf("concurrent takeover: %v", err)
-					}
-				})
-			}
-			close(start)
-			wg.Wait()
-			w := wins.Load()
+			w := race(n, func(i int) bool {
+				_, err := e.s.Acquire(e.ctx, k, owner(fmt.Sprint("taker", round, i)), longTTL)
+				if err != nil && !errors.Is(err, store.ErrLeaseHeld) {
+					e.t.Errorf("concurrent takeover: %v", err)
+				}
+				return err == nil
+			})
 			if w == 1 {
 				break
 			}
@@ -488,4 +475,26 @@ func testConcurrentTakeover(e *env) {
 			time.Sleep(pollEvery) // the store's clock may lag ours: not expired yet
 		}
 	}
+}
+
+// race runs f(0) to f(n-1) in n goroutines released at once, and returns how many
+// of them won (returned true): the one shape of every "exactly one of many
+// concurrent callers" check.
+func race(n int, f func(i int) bool) int {
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		wins  atomic.Int32
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			if f(i) {
+				wins.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return int(wins.Load())
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cachier-go/cachier/store"
@@ -166,28 +164,18 @@ func testConcurrentReadOrAcquire(e *env) {
 			e.expire(e.acquire(k, owner("dead"), time.Second))
 		}
 		const n = 16
-		var (
-			wg    sync.WaitGroup
-			start = make(chan struct{})
-			wins  atomic.Int32
-		)
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				c, err := m.ReadOrAcquire(e.ctx, k, nil, owner(fmt.Sprint("r", round, "-", i)), longTTL)
-				switch {
-				case err != nil:
-					e.t.Errorf("ReadOrAcquire: %v", err)
-				case c.LeaseErr == nil:
-					wins.Add(1)
-				case !errors.Is(c.LeaseErr, store.ErrLeaseHeld):
-					e.t.Errorf("ReadOrAcquire: LeaseErr %v", c.LeaseErr)
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
-		if w := wins.Load(); w != 1 {
+		w := race(n, func(i int) bool {
+			c, err := m.ReadOrAcquire(e.ctx, k, nil, owner(fmt.Sprint("r", round, "-", i)), longTTL)
+			switch {
+			case err != nil:
+				e.t.Errorf("ReadOrAcquire: %v", err)
+				return false
+			case c.LeaseErr != nil && !errors.Is(c.LeaseErr, store.ErrLeaseHeld):
+				e.t.Errorf("ReadOrAcquire: LeaseErr %v", c.LeaseErr)
+			}
+			return c.LeaseErr == nil
+		})
+		if w != 1 {
 			e.t.Fatalf("round %d: %d of %d concurrent ReadOrAcquire calls took the lease, want exactly 1", round, w, n)
 		}
 	}
@@ -340,30 +328,18 @@ func testGetAndCreate(e *env) {
 	// other reads what it wrote.
 	rk2 := store.Key{Namespace: store.InternalPrefix + ns, ID: "race"}
 	const n = 16
-	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-		wins  atomic.Int32
-		curs  [n][]byte
-	)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			r, err := d.GetAndCreate(e.ctx, store.Key{Namespace: ns, ID: "race"}, nil, rk2,
-				store.Entry{Value: fmt.Appendf(nil, "cL1 racer %d", i), StoredAt: at})
-			if err != nil {
-				e.t.Errorf("concurrent GetAndCreate: %v", err)
-				return
-			}
-			if r.Created {
-				wins.Add(1)
-			}
-			curs[i] = r.Cur
-		})
-	}
-	close(start)
-	wg.Wait()
-	if w := wins.Load(); w != 1 {
+	var curs [n][]byte
+	w := race(n, func(i int) bool {
+		r, err := d.GetAndCreate(e.ctx, store.Key{Namespace: ns, ID: "race"}, nil, rk2,
+			store.Entry{Value: fmt.Appendf(nil, "cL1 racer %d", i), StoredAt: at})
+		if err != nil {
+			e.t.Errorf("concurrent GetAndCreate: %v", err)
+			return false
+		}
+		curs[i] = r.Cur
+		return r.Created
+	})
+	if w != 1 {
 		e.t.Fatalf("%d of %d concurrent GetAndCreate calls created the record, want exactly 1", w, n)
 	}
 	for i := range n {
@@ -511,30 +487,20 @@ func testReadOrClaim(e *env) {
 	e.wantFree(k, a)
 
 	// Of many concurrent claims of one missing key, exactly one takes the lease.
-	race := store.Key{Namespace: ns, ID: "race"}
+	raceKey := store.Key{Namespace: ns, ID: "race"}
 	const n = 16
-	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-		wins  atomic.Int32
-	)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			c, err := cl.ReadOrClaim(e.ctx, race, nil, owner(fmt.Sprint("racer", i)), longTTL)
-			switch {
-			case err != nil:
-				e.t.Errorf("concurrent ReadOrClaim: %v", err)
-			case c.LeaseErr == nil:
-				wins.Add(1)
-			case !errors.Is(c.LeaseErr, store.ErrLeaseHeld):
-				e.t.Errorf("concurrent ReadOrClaim: LeaseErr = %v, want nil or ErrLeaseHeld", c.LeaseErr)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	if w := wins.Load(); w != 1 {
+	w := race(n, func(i int) bool {
+		c, err := cl.ReadOrClaim(e.ctx, raceKey, nil, owner(fmt.Sprint("racer", i)), longTTL)
+		switch {
+		case err != nil:
+			e.t.Errorf("concurrent ReadOrClaim: %v", err)
+			return false
+		case c.LeaseErr != nil && !errors.Is(c.LeaseErr, store.ErrLeaseHeld):
+			e.t.Errorf("concurrent ReadOrClaim: LeaseErr = %v, want nil or ErrLeaseHeld", c.LeaseErr)
+		}
+		return c.LeaseErr == nil
+	})
+	if w != 1 {
 		e.t.Errorf("%d of %d concurrent ReadOrClaim calls took the lease, want exactly 1", w, n)
 	}
 
@@ -628,30 +594,18 @@ func testGetOrCreate(e *env) {
 	_ = drv.Delete(e.ctx, rkOld)
 
 	// Of many concurrent creators on a missing key, exactly one creates.
-	race := store.Key{Namespace: ns, ID: "race"}
+	raceKey := store.Key{Namespace: ns, ID: "race"}
 	rkRace := store.Key{Namespace: store.InternalPrefix + ns, ID: "race"}
 	const n = 16
-	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-		wins  atomic.Int32
-	)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			r, err := d.GetOrCreate(e.ctx, race, nil, rkRace, store.Entry{Value: fmt.Appendf(nil, "cL1 racer %d", i), StoredAt: at})
-			if err != nil {
-				e.t.Errorf("concurrent GetOrCreate: %v", err)
-				return
-			}
-			if r.Created {
-				wins.Add(1)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	if w := wins.Load(); w != 1 {
+	w := race(n, func(i int) bool {
+		r, err := d.GetOrCreate(e.ctx, raceKey, nil, rkRace, store.Entry{Value: fmt.Appendf(nil, "cL1 racer %d", i), StoredAt: at})
+		if err != nil {
+			e.t.Errorf("concurrent GetOrCreate: %v", err)
+			return false
+		}
+		return r.Created
+	})
+	if w != 1 {
 		e.t.Errorf("%d of %d concurrent GetOrCreate calls created the record, want exactly 1", w, n)
 	}
 	_ = drv.Delete(e.ctx, rkRace)
