@@ -87,7 +87,7 @@ func TestParseErrors(t *testing.T) {
 		{"postgres://db/app?poll_interval=-1s", "poll_interval"},
 		{"postgres://db/app?listen=maybe", "listen"},
 		{"postgres://db/app?table=a&table=b", "given 2 times"},
-		{"postgres://db/app?%zz", "bad query"},
+		{"postgres://db/app?%zz", "query: "},
 		{"mysql://u:hunter2@db/app?multiStatements=true", "unknown parameter \"multiStatements\""},
 		{"mysql://u:hunter2@db/app?allowAllFiles=true", "unknown parameter"},
 		{"mysql://u:hunter2@db/app?timeout=forever", "mysql driver rejects"},
