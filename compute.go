@@ -35,20 +35,27 @@ type ran[R any] struct {
 // caller's run computes itself, as it would behind another process's lease; after
 // ComputeTimeout it returns ErrComputeTimeout. direct runs fn without the store (the
 // breaker is open): in-process callers still share one run.
-func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A, direct bool) (R, Outcome, error) {
+//
+// cl is the lease this caller's first read took (lookupFirst), or nil. It is used if
+// this caller leads the flight; a caller that joins another's run gives it up at
+// once, as the leader may be waiting for it.
+func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A, direct bool, cl *claimed) (R, Outcome, error) {
 	start := s.clock.Now()
 	cctx, arm, cancel := newComputeContext(ctx, s)
 	work := func() (ran[R], error) {
 		arm()
 		defer cancel(nil)
 		if !f.life.begin() { // closed meanwhile: the store is not ours to use any more
+			if cl != nil {
+				_ = s.store.Release(context.WithoutCancel(ctx), cl.lease) // best effort: the store may be closed
+			}
 			return computed(f.runDirect(cctx, s, arg))
 		}
 		defer f.life.end()
 		if direct {
 			return computed(f.runDirect(cctx, s, arg))
 		}
-		return f.computeShared(cctx, s, k, arg)
+		return f.computeShared(cctx, s, k, arg, cl)
 	}
 	var abandoned func()
 	if s.cancelAbandoned {
@@ -84,6 +91,14 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 	var waitLimit, deadline <-chan time.Time
 	if !leader {
 		cancel(nil) // this caller's context for fn is not used
+		if cl != nil {
+			// The leader of the run joined did not get this lease, so it waits for
+			// it: give it up now, not when it expires.
+			if s.verbose {
+				f.trace(s, "cachier: joined this process's computation; releasing the lease taken by the lookup", "key", k.String())
+			}
+			f.release(context.WithoutCancel(ctx), s, cl.lease)
+		}
 		if s.waitTimeout > 0 {
 			t := s.clock.NewTimer(s.waitTimeout)
 			defer t.Stop()
@@ -164,7 +179,21 @@ func (f *Func[A, R]) computeAlone(ctx context.Context, s *settings, k store.Key,
 // lease, looking at the entry once more and reading the counters the result will
 // depend on are one call (store.MissPath.ReadOrAcquire: one round trip on a store
 // that can), and so is each look of a caller that waits.
-func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A) (ran[R], error) {
+//
+// With cl, the caller's first read found no entry and took the lease
+// (store.Claimer.ReadOrClaim): the entry was looked at with the lease, so it computes
+// at once, and the miss costs that read and the write.
+func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A, cl *claimed) (ran[R], error) {
+	if cl != nil {
+		lease := cl.lease
+		if lease.TakenOver {
+			f.stats.leaseTakeovers.Add(1)
+			if s.verbose {
+				f.trace(s, "cachier: took over an expired lease", "key", k.String())
+			}
+		}
+		return computed(f.runAndStore(ctx, s, k, arg, &lease, cl.pre))
+	}
 	var zero ran[R]
 	// The invalidation generation before anything else: a result computed before a
 	// later Invalidate or Clear is never kept (see invalidation.go).

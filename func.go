@@ -253,6 +253,7 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 		plain := r.err == nil && r.s.observer == nil && !r.s.skip && !r.s.overwrite && !r.s.verbose
 		r.hot = plain && f.hot != nil && r.src != nil // it leaves RefreshAhead's window to the usual path
 		r.local = plain && r.s.expiry.refreshAhead == 0 && f.digests != nil && f.localOn(&r.s)
+		r.s.claimFirst = r.err == nil && claimsFirst(r.s.store, f.hot != nil)
 		f.resolved.Store(r)
 	}
 	if r.err != nil {
@@ -393,16 +394,18 @@ func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A, key *store.Ke
 			f.trace(s, "cachier: store failed moments ago; calling the function directly", "ns", f.ns)
 		}
 		// Without the store, callers in this process still share one run per key.
-		return f.compute(ctx, s, k, arg, true)
+		return f.compute(ctx, s, k, arg, true, nil)
 	}
 	if s.cleanupEvery > 0 {
 		f.maybeCleanup(s)
 	}
+	var cl *claimed // the lease the lookup took, on a store that claims natively
 	if !s.overwrite {
-		h, found, err := f.lookup(ctx, s, k, arg)
+		h, found, c, err := f.lookupFirst(ctx, s, k, arg)
 		if err != nil {
 			return zero, Outcome{}, err
 		}
+		cl = c
 		if found {
 			if v, out, served := f.serve(ctx, s, k, arg, &h); served {
 				return v, out, nil
@@ -422,7 +425,7 @@ func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A, key *store.Ke
 		f.trace(s, "cachier: miss: overwrite", "key", k.String())
 	}
 	f.stats.misses.Add(1)
-	return f.compute(ctx, s, k, arg, false)
+	return f.compute(ctx, s, k, arg, false, cl)
 }
 
 // Refresh recomputes the result for arg and stores it (easy_cache's refresh).
@@ -639,6 +642,74 @@ func (f *Func[A, R]) lookup(ctx context.Context, s *settings, k store.Key, arg A
 		cancel()
 	}
 	return f.examine(ctx, s, k, arg, read{e: e, live: live, err: err, known: known, ticket: ticket, epoch: epoch, lkey: lkey, seq: seq})
+}
+
+// claimed is the calculation lease a caller's first read took because there was no
+// entry, with what that read learnt for the computation.
+type claimed struct {
+	lease store.Lease
+	pre   *preread
+}
+
+// claimsFirst reports whether a call's first read of st is store.Claimer.ReadOrClaim:
+// when it is one round trip (ClaimsNatively), costing a hit what a Get does, and the
+// lookup would otherwise be a plain Get (not a live or tiered read), on a store that
+// other processes share (an in-process store takes no lease).
+func claimsFirst(st store.Store, hot bool) bool {
+	c, ok := st.(store.Claimer)
+	if !ok || !c.ClaimsNatively() || processLocal(st) {
+		return false
+	}
+	if _, isLive := st.(store.LiveStore); isLive {
+		return false
+	}
+	_, isSrc := store.Unwrap(st).(tier.Source)
+	return !(isSrc && hot)
+}
+
+// lookupFirst is lookup for the first read of Call. Where s.claimFirst, it is one
+// store.Claimer.ReadOrClaim: a hit as lookup's, and on a miss the calculation lease
+// too (cl), with the counters the computation depends on. The namespace's
+// invalidation generation is read before it, as computeShared reads it before its
+// own first read.
+func (f *Func[A, R]) lookupFirst(ctx context.Context, s *settings, k store.Key, arg A) (h found[R], ok bool, cl *claimed, err error) {
+	if !s.claimFirst {
+		h, ok, err = f.lookup(ctx, s, k, arg)
+		return h, ok, nil, err
+	}
+	var (
+		lkey any
+		seq  uint64
+	)
+	if f.localOn(s) {
+		lkey = f.tierKey(arg, k)
+		if h, ok := f.lookupLocal(s, lkey); ok {
+			return h, true, nil, nil
+		}
+		seq = f.local.sync.seq.Load()
+	}
+	g0 := f.inv.gen.Load()
+	names := f.missCounters(s, arg)
+	opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	c, err := s.store.(store.Claimer).ReadOrClaim(opCtx, k, names, newOwner(), s.leaseTTL)
+	cancel()
+	r := read{e: c.Entry, err: c.Err, lkey: lkey, seq: seq}
+	if err != nil {
+		r.err = err
+	} else if c.LeaseErr == nil || f.tags.needsVersions() {
+		_, versioned := s.store.(store.Versioner)
+		pre := f.preread(ctx, s, k, g0, names, versioned, c)
+		r.known = pre.known
+		if c.LeaseErr == nil {
+			cl = &claimed{lease: c.Lease, pre: pre}
+		}
+	}
+	h, ok, err = f.examine(ctx, s, k, arg, r)
+	if cl != nil && (ok || err != nil) { // a lease is taken on a miss only; never kept past one
+		f.release(ctx, s, cl.lease)
+		cl = nil
+	}
+	return h, ok, cl, err
 }
 
 // read is what lookup (or a store.Claim) read of one entry, for examine.

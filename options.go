@@ -80,6 +80,8 @@ type settings struct {
 	overwrite bool
 	verbose   bool
 
+	claimFirst bool // a call's first read is store.Claimer.ReadOrClaim (claimsFirst), resolved with the rest
+
 	batch batchSettings // WrapBatch only (batch.go)
 
 	gen  uint64       // the SetDefaults generation these settings were resolved under
