@@ -22,6 +22,11 @@
 // differs (a hash collision, or bytes some other program wrote under the prefix) is a
 // miss, never somebody else's value.
 //
+// An item holds the portable layer's entry record (store.AppendRecord), with no
+// checksum of this package's own: the value is a sealed envelope that has one. Items
+// written by earlier versions ("cmE1"/"cmE2", with their own CRC-32C) read as corrupt
+// misses after an upgrade, and are replaced as their keys are computed again.
+//
 // # Namespaces use version counters
 //
 // Clear must cost O(1) however many entries a namespace has, and memcached cannot find
