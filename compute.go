@@ -610,8 +610,18 @@ func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, h *heldLease
 // it (store.MissPath.WriteAndRelease). It returns a store error only for Precache and
 // FailOnStoreError; otherwise failures are logged and counted.
 func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, v R, before []envelope.Dep, g0 uint64, h *heldLease) error {
-	e, ok, err := f.seal(ctx, s, k, arg, v, before)
-	if !ok {
+	var (
+		e   store.Entry
+		ok  bool
+		err error
+	)
+	// In a process-local store of live values, bytes nobody reads are not made
+	// (livebytes.go).
+	lz, enc, lazy := f.lazyTarget(s, v, before)
+	if lazy {
+		now := s.clock.Now()
+		e = store.Entry{StoredAt: now, ExpiresAt: s.expiresAt(now, 0)}
+	} else if e, ok, err = f.seal(ctx, s, k, arg, v, before); !ok {
 		return err
 	}
 	var seq uint64
@@ -632,6 +642,8 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 	ls, isLive := s.store.(store.LiveStore)
 	mp, isMP := s.store.(store.MissPath)
 	switch {
+	case lazy:
+		err = lz.SetLazy(ctx, k, e, any(v), sizeOf(&v), enc)
 	case isLive && processLocal(s.store):
 		err = ls.SetLive(ctx, k, e, any(v))
 	case isMP && !isLive:

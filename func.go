@@ -57,6 +57,8 @@ type Func[A, R any] struct {
 	invMu *sync.RWMutex
 	// epochName is the name of the function's invalidation epoch, "ns:<namespace>".
 	epochName string
+	// liveEnc makes the bytes of results kept without them (livebytes.go).
+	liveEnc atomic.Pointer[liveEncoder[R]]
 }
 
 type resolvedSettings struct {
@@ -745,7 +747,8 @@ func (f *Func[A, R]) examine(ctx context.Context, s *settings, k store.Key, arg 
 		// An in-process value: no decoding, and only the metadata, when the function
 		// has any, is read from the (trusted, in-memory) frame.
 		h.v = v
-		if f.tags.hasMeta() {
+		// An entry kept without its bytes (livebytes.go) has no metadata.
+		if f.tags.hasMeta() && len(e.Value) > 0 {
 			if meta, err = envelope.Peek(e.Value); err != nil {
 				return h, false, nil
 			}

@@ -1,8 +1,11 @@
 package cachier_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -108,5 +111,55 @@ func TestMemoryMissInlinePanic(t *testing.T) {
 	}
 	if v, err := f.Call(context.Background(), 1); v != 5 || err != nil {
 		t.Fatalf("after the panic: %d, %v", v, err)
+	}
+}
+
+// A miss on the memory store keeps the result without encoding it: the stored bytes
+// are made when first read as bytes (a Get: a Batch, package named), and they are the
+// ones an eager miss makes. Entries with metadata (a tag) are encoded at once.
+func TestMemoryMissMakesBytesOnlyWhenRead(t *testing.T) {
+	ctx := context.Background()
+	fn := func(_ context.Context, n int) (Report, error) { return Report{Title: "r", Rows: []int{n, n + 1}}, nil }
+	lazySt, eagerSt, taggedSt := memstore.New(nil), memstore.New(nil), memstore.New(nil)
+	lazy, err := cachier.Wrap(fn, cachier.Name("memmiss/lazy"), cachier.WithStore(lazySt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Verbose logs each entry's size, so it encodes at once.
+	eager, err := cachier.Wrap(fn, cachier.Name("memmiss/lazy"), cachier.WithStore(eagerSt), cachier.Verbose(),
+		cachier.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged, err := cachier.Wrap(fn, cachier.Name("memmiss/lazy-tagged"), cachier.WithStore(taggedSt), cachier.Tags("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []*cachier.Func[int, Report]{lazy, eager, tagged} {
+		if _, err := f.Call(ctx, 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, _ := lazy.Key(7)
+	if e, v, err := lazySt.GetLive(ctx, k); err != nil || len(e.Value) != 0 || v == nil {
+		t.Fatalf("after a memory miss: %d bytes, live %v, %v; want the live value and no bytes", len(e.Value), v, err)
+	}
+	tk, _ := tagged.Key(7)
+	if e, _, err := taggedSt.GetLive(ctx, tk); err != nil || len(e.Value) == 0 {
+		t.Fatalf("a tagged entry: %d bytes, %v; want its bytes (its metadata) made at once", len(e.Value), err)
+	}
+	got, err := lazySt.Get(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := eagerSt.Get(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Value, want.Value) {
+		t.Fatalf("bytes made on read %x, eager miss %x", got.Value, want.Value)
+	}
+	if v, err := lazy.Call(ctx, 7); err != nil || v.Title != "r" || len(v.Rows) != 2 || lazy.Stats().Misses != 1 {
+		t.Fatalf("hit after the read: %+v, %v, %+v", v, err, lazy.Stats())
 	}
 }

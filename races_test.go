@@ -277,6 +277,12 @@ func (g *gatedLive) SetLive(ctx context.Context, k store.Key, e store.Entry, v a
 	return g.Store.SetLive(ctx, k, e, v)
 }
 
+// SetLazy is the write of a memory miss that makes no bytes (livebytes.go).
+func (g *gatedLive) SetLazy(ctx context.Context, k store.Key, e store.Entry, v any, size int64, enc store.Encoder) error {
+	g.hold(k)
+	return g.Store.SetLazy(ctx, k, e, v, size, enc)
+}
+
 // invalidateBetweenCheckAndWrite has Func a compute 1 and hold its write at g, lets
 // invalidate run, changing the data to 2, then lets the write go: Func b, of the same
 // namespace, must then get 2, never the 1 written after the invalidation.

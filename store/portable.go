@@ -164,6 +164,8 @@ var (
 	_ Batcher         = (*portable)(nil)
 	_ ProcessLocal    = (*portable)(nil)
 	_ LiveStore       = (*livePortable)(nil)
+	_ LazyLiveStore   = (*livePortable)(nil)
+	_ LazyLiveStore   = (*liveLocPortable)(nil)
 	_ Locator         = (*locPortable)(nil)
 )
 
@@ -431,6 +433,25 @@ func (p *livePortable) SetLive(ctx context.Context, k Key, e Entry, v any) error
 	return err
 }
 
+// SetLazy implements LazyLiveStore: the driver's own when it has one, else SetLive
+// with the bytes made at once.
+func (p *livePortable) SetLazy(ctx context.Context, k Key, e Entry, v any, size int64, enc Encoder) error {
+	if err := p.check(ctx, k); err != nil {
+		return err
+	}
+	var err error
+	if lz, ok := p.live.(LazyLiveStore); ok {
+		err = lz.SetLazy(ctx, k, e, v, size, enc)
+	} else {
+		if e.Value, err = enc.Encode(v); err != nil {
+			return err
+		}
+		err = p.live.SetLive(ctx, k, e, v)
+	}
+	p.changed(k)
+	return err
+}
+
 type locPortable struct {
 	*portable
 	loc Locator
@@ -453,6 +474,11 @@ func (p *liveLocPortable) GetLive(ctx context.Context, k Key) (Entry, any, error
 // SetLive implements LiveStore.
 func (p *liveLocPortable) SetLive(ctx context.Context, k Key, e Entry, v any) error {
 	return (&livePortable{p.portable, p.live}).SetLive(ctx, k, e, v)
+}
+
+// SetLazy implements LazyLiveStore.
+func (p *liveLocPortable) SetLazy(ctx context.Context, k Key, e Entry, v any, size int64, enc Encoder) error {
+	return (&livePortable{p.portable, p.live}).SetLazy(ctx, k, e, v, size, enc)
 }
 
 // Dir implements Locator.

@@ -351,6 +351,27 @@ type LiveStore interface {
 	SetLive(ctx context.Context, k Key, e Entry, v any) error
 }
 
+// LazyLiveStore is a LiveStore that can keep a live value whose bytes are made only
+// when something reads the entry as bytes (Get, GetMany): a store of decoded values
+// need not encode every result on the chance that it is read that way. Until the
+// bytes are made, size stands for len(Entry.Value) in the store's bounds and
+// listings, and GetLive returns an Entry whose Value is empty. Every [Adapt]ed
+// LiveStore implements it: over a driver without it, the bytes are made at once. A
+// wrapper that embeds a driver to intercept its writes must intercept SetLazy too.
+type LazyLiveStore interface {
+	LiveStore
+	// SetLazy is SetLive of v with e.Value left empty: enc.Encode(v) makes the bytes
+	// when they are first read. If it fails, reads of the bytes fail with an error
+	// matching ErrCorrupt (a miss); GetLive still returns v.
+	SetLazy(ctx context.Context, k Key, e Entry, v any, size int64, enc Encoder) error
+}
+
+// Encoder makes the stored bytes of a live value kept by [LazyLiveStore.SetLazy].
+// It must be safe for concurrent use and return equal bytes for the same value.
+type Encoder interface {
+	Encode(v any) ([]byte, error)
+}
+
 // Locator is an optional interface for stores that keep entries in a directory.
 type Locator interface {
 	// Dir returns the directory that holds the namespace's entries.

@@ -85,11 +85,12 @@ import (
 
 // Compile-time checks of the capabilities Store declares.
 var (
-	_ store.Driver       = (*Store)(nil)
-	_ store.LiveStore    = (*Store)(nil)
-	_ store.Lister       = (*Store)(nil)
-	_ store.Versioner    = (*Store)(nil)
-	_ store.ProcessLocal = (*Store)(nil)
+	_ store.Driver        = (*Store)(nil)
+	_ store.LiveStore     = (*Store)(nil)
+	_ store.LazyLiveStore = (*Store)(nil)
+	_ store.Lister        = (*Store)(nil)
+	_ store.Versioner     = (*Store)(nil)
+	_ store.ProcessLocal  = (*Store)(nil)
 )
 
 // numShards is a power of two: enough that 2-64 cores rarely hit the same read lock,
@@ -152,12 +153,18 @@ type shard struct {
 	_     [64]byte         // keep neighbouring shards' locks off one cache line
 }
 
-// item is one stored entry. Everything but ref and idx is immutable once stored.
+// item is one stored entry. Everything but ref, made and idx is immutable once
+// stored.
 type item struct {
 	key  store.Key
 	hash uint64
 	e    store.Entry
 	live any
+	size int64 // len(e.Value), or the estimate SetLazy was given
+	// enc makes e.Value of an item stored by SetLazy, on its first read as bytes;
+	// made keeps what it made.
+	enc  store.Encoder
+	made atomic.Pointer[[]byte]
 	ref  atomic.Bool // hit since the CLOCK hand last passed
 	// life is killed when the item stops being the stored entry of its key
 	// (replaced, deleted, cleared, evicted, or the store closed), which drops the
@@ -301,17 +308,47 @@ func (s *Store) Bytes() int64 { return s.bytes.Load() }
 // or "mem://" keeps up to DefaultMaxBytes and any number of entries.
 func (s *Store) Limits() (maxEntries int, maxBytes int64) { return int(s.maxEntries), s.maxBytes }
 
-// Get returns a copy of the entry for k, or an error matching store.ErrNotFound.
+// Get returns a copy of the entry for k, or an error matching store.ErrNotFound. The
+// bytes of an entry stored by SetLazy are made now, once.
 func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
-	e, _, err := s.GetLive(ctx, k)
-	if err == errLiveMiss {
-		return store.Entry{}, notFound(k)
-	}
-	if err != nil {
+	if err := s.check(ctx); err != nil {
 		return store.Entry{}, err
 	}
-	e.Value = bytes.Clone(e.Value)
+	h := s.keyHash(k)
+	sh := s.shardOf(h)
+	sh.mu.RLock()
+	it := sh.lookup(h, k)
+	sh.mu.RUnlock()
+	if it == nil {
+		return store.Entry{}, notFound(k)
+	}
+	if !it.ref.Load() {
+		it.ref.Store(true)
+	}
+	e := it.e
+	b, err := it.bytes()
+	if err != nil {
+		return store.Entry{}, fmt.Errorf("memstore: encoding the live value of %q: %w: %w", k.String(), err, store.ErrCorrupt)
+	}
+	e.Value = bytes.Clone(b)
 	return e, nil
+}
+
+// bytes returns the item's bytes, made by its Encoder if it was stored by SetLazy and
+// they were not made yet.
+func (it *item) bytes() ([]byte, error) {
+	if it.enc == nil {
+		return it.e.Value, nil
+	}
+	if b := it.made.Load(); b != nil {
+		return *b, nil
+	}
+	b, err := it.enc.Encode(it.live)
+	if err != nil {
+		return nil, err
+	}
+	it.made.CompareAndSwap(nil, &b) // a racing read made equal bytes: keep the first
+	return *it.made.Load(), nil
 }
 
 // GetLive returns the entry for k and the live value attached by SetLive (nil after a
@@ -333,26 +370,34 @@ func (s *Store) GetLive(ctx context.Context, k store.Key) (store.Entry, any, err
 	if !it.ref.Load() { // read first: a hot entry's cache line stays shared
 		it.ref.Store(true)
 	}
-	return it.e, it.live, nil
+	return it.e, it.live, nil // a SetLazy entry's Value stays empty: no encoding here
 }
 
 // Set stores e under k, dropping any live value. The store keeps e.Value: do not
 // modify it afterwards.
 func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
-	return s.set(ctx, k, e, nil)
+	return s.set(ctx, k, e, nil, int64(len(e.Value)), nil)
 }
 
 // SetLive is Set that also attaches v, which GetLive returns until the entry is
 // replaced or removed. v is shared by every reader.
 func (s *Store) SetLive(ctx context.Context, k store.Key, e store.Entry, v any) error {
-	return s.set(ctx, k, e, v)
+	return s.set(ctx, k, e, v, int64(len(e.Value)), nil)
 }
 
-func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any) error {
+// SetLazy implements store.LazyLiveStore: it keeps v without its bytes, which enc
+// makes the first time Get reads the entry. Until then the entry counts as size
+// bytes against MaxBytes and in Bytes and Entries (an estimate the caller gives:
+// cachier's is the value's size in memory), and stays so counted after.
+func (s *Store) SetLazy(ctx context.Context, k store.Key, e store.Entry, v any, size int64, enc store.Encoder) error {
+	e.Value = nil
+	return s.set(ctx, k, e, v, max(size, 0), enc)
+}
+
+func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any, size int64, enc store.Encoder) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	size := int64(len(e.Value))
 	if s.bounded {
 		if s.maxBytes > 0 && size > s.maxBytes {
 			return fmt.Errorf("memstore: value of %d bytes for %q is larger than max_bytes %d: %w",
@@ -363,7 +408,7 @@ func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any) e
 		s.makeRoom(k, size)
 	}
 	h := s.keyHash(k)
-	it := &item{key: k, hash: h, e: e, live: live}
+	it := &item{key: k, hash: h, e: e, live: live, size: size, enc: enc}
 	sh := s.shardOf(h)
 	sh.mu.Lock()
 	old := sh.lookup(h, k)
@@ -371,7 +416,7 @@ func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any) e
 		it.idx = old.idx
 		sh.ring[old.idx] = it
 		it.ref.Store(old.ref.Load()) // an overwrite keeps the key's recency
-		s.bytes.Add(size - int64(len(old.e.Value)))
+		s.bytes.Add(size - old.size)
 	} else {
 		it.idx = len(sh.ring)
 		sh.ring = append(sh.ring, it)
@@ -396,7 +441,7 @@ func (s *Store) makeRoom(k store.Key, size int64) {
 		var oldSize, exists int64
 		sh.mu.RLock()
 		if old := sh.lookup(h, k); old != nil {
-			oldSize, exists = int64(len(old.e.Value)), 1
+			oldSize, exists = old.size, 1
 		}
 		sh.mu.RUnlock()
 		entriesOK := s.maxEntries <= 0 || s.entries.Load()-exists+1 <= s.maxEntries
@@ -451,7 +496,7 @@ func (sh *shard) removeItem(s *Store, it *item) {
 	sh.unlink(it)
 	it.life.Kill()
 	s.entries.Add(-1)
-	s.bytes.Add(-int64(len(it.e.Value)))
+	s.bytes.Add(-it.size)
 }
 
 // Delete removes the entry for k, if any.
@@ -530,7 +575,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 			sh.mu.RLock()
 			for it := range sh.all {
 				if it.key.Namespace == namespace {
-					batch = append(batch, store.Info{Key: it.key, Size: int64(len(it.e.Value)), StoredAt: it.e.StoredAt, ExpiresAt: it.e.ExpiresAt})
+					batch = append(batch, store.Info{Key: it.key, Size: it.size, StoredAt: it.e.StoredAt, ExpiresAt: it.e.ExpiresAt})
 				}
 			}
 			sh.mu.RUnlock()
