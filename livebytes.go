@@ -172,4 +172,3 @@ func reached(v reflect.Value, depth int) int64 {
 	}
 	return 0
 }
-
