@@ -366,14 +366,30 @@ func (p *portable) ProcessLocal() bool { return p.local }
 // ---- batches ----
 
 // GetMany implements Batcher, with the driver's batch or concurrent Gets.
+// validateKeys is Key.Validate for each of ks, checking a namespace once for a run of
+// keys that share it (a batch's keys nearly always do).
+func validateKeys(ks []Key) error {
+	var ns string
+	for i, k := range ks {
+		if i == 0 || k.Namespace != ns {
+			if err := ValidateNamespace(k.Namespace); err != nil {
+				return err
+			}
+			ns = k.Namespace
+		}
+		if err := validateID(k.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (p *portable) GetMany(ctx context.Context, ks []Key) ([]Entry, []error, error) {
 	if err := p.checkNS(ctx, "-"); err != nil {
 		return nil, nil, err
 	}
-	for _, k := range ks {
-		if err := k.Validate(); err != nil {
-			return nil, nil, err
-		}
+	if err := validateKeys(ks); err != nil {
+		return nil, nil, err
 	}
 	es, errs, err := GetMany(ctx, p.d, ks)
 	for i := range errs {
@@ -390,10 +406,8 @@ func (p *portable) SetMany(ctx context.Context, ks []Key, es []Entry) ([]error, 
 	if len(ks) != len(es) {
 		return nil, fmt.Errorf("store: SetMany of %d keys and %d entries; pass one entry per key", len(ks), len(es))
 	}
-	for _, k := range ks {
-		if err := k.Validate(); err != nil {
-			return nil, err
-		}
+	if err := validateKeys(ks); err != nil {
+		return nil, err
 	}
 	errs, err := SetMany(ctx, p.d, ks, es)
 	for _, k := range ks {

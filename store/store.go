@@ -169,13 +169,21 @@ func (k Key) Validate() error {
 	if err := ValidateNamespace(k.Namespace); err != nil {
 		return err
 	}
-	switch {
-	case k.ID == "":
+	if k.ID == "" {
 		return fmt.Errorf("%w: empty id in namespace %q", ErrInvalidKey, k.Namespace)
-	case len(k.ID) > MaxIDLen:
-		return fmt.Errorf("%w: id of %d bytes is longer than %d", ErrInvalidKey, len(k.ID), MaxIDLen)
-	case !utf8.ValidString(k.ID) || strings.ContainsRune(k.ID, 0):
-		return fmt.Errorf("%w: id %q is not UTF-8 without NUL", ErrInvalidKey, k.ID)
+	}
+	return validateID(k.ID)
+}
+
+// validateID is the part of Validate that checks a non-empty id.
+func validateID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty id", ErrInvalidKey)
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("%w: id of %d bytes is longer than %d", ErrInvalidKey, len(id), MaxIDLen)
+	case !utf8.ValidString(id) || strings.ContainsRune(id, 0):
+		return fmt.Errorf("%w: id %q is not UTF-8 without NUL", ErrInvalidKey, id)
 	}
 	return nil
 }
