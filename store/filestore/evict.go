@@ -168,30 +168,17 @@ func (s *Store) scanEntries(ctx context.Context) ([]entryFile, error) {
 		if strings.HasPrefix(ns, store.InternalPrefix) {
 			continue // package store's leases and counters: never evicted
 		}
-		dirs, err := s.fanouts(ns)
+		err := s.walk(ctx, ns, func(d *os.Root, dir, n string) error {
+			if !isEntryName(n) {
+				return nil // temporary files: never evicted
+			}
+			if fi, err := d.Lstat(n); err == nil && fi.Mode().IsRegular() { // else gone, or not ours
+				files = append(files, entryFile{dir: dir, name: n, size: fi.Size(), mtime: fi.ModTime().UnixNano()})
+			}
+			return nil
+		})
 		if err != nil {
 			return files, err
-		}
-		for _, dir := range dirs {
-			if err := ctx.Err(); err != nil {
-				return files, err
-			}
-			err := s.inFanout(dir, func(d *os.Root, names []string) error {
-				for _, n := range names {
-					if !isEntryName(n) {
-						continue // leases, counters, temporary files: never evicted
-					}
-					fi, err := d.Lstat(n)
-					if err != nil || !fi.Mode().IsRegular() {
-						continue // gone since the listing, or not ours
-					}
-					files = append(files, entryFile{dir: dir, name: n, size: fi.Size(), mtime: fi.ModTime().UnixNano()})
-				}
-				return nil
-			})
-			if err != nil {
-				return files, err
-			}
 		}
 	}
 	return files, nil

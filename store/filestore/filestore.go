@@ -330,59 +330,66 @@ func (s *Store) fanouts(namespace string) ([]string, error) {
 	return dirs, nil
 }
 
-// inFanout runs fn with the fan-out directory dir (relative to the root) and the
-// names in it; a directory that has gone is empty. Everything fn does to those names
-// must go through d.
-func (s *Store) inFanout(dir string, fn func(d *os.Root, names []string) error) error {
-	err := s.inDir(dir, func(d *os.Root) error {
-		des, err := readDir(d)
+// errStop ends a walk early without an error.
+var errStop = errors.New("stop")
+
+// walk calls fn with every name in every fan-out directory of the namespace, the
+// directory (relative to the root), and d to act on the name through. A directory
+// that has gone is empty. It stops at ctx's end and at fn's first error; errStop ends
+// it without one.
+func (s *Store) walk(ctx context.Context, namespace string, fn func(d *os.Root, dir, name string) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dirs, err := s.fanouts(namespace)
+	for _, dir := range dirs {
 		if err != nil {
+			break
+		}
+		err = s.inDir(dir, func(d *os.Root) error {
+			des, err := readDir(d)
+			for _, de := range des {
+				if err == nil {
+					err = ctx.Err()
+				}
+				if err == nil {
+					err = fn(d, dir, de.Name())
+				}
+			}
 			return err
+		})
+		if isNotExist(err) {
+			err = nil
 		}
-		names := make([]string, len(des))
-		for i, de := range des {
-			names[i] = de.Name()
-		}
-		return fn(d, names)
-	})
-	if isNotExist(err) {
+	}
+	if err == errStop {
 		return nil
 	}
 	return err
 }
 
+// wrapWalk wraps a walk's error for op, leaving ctx's own error as it is.
+func wrapWalk(ctx context.Context, err error, op, namespace string) error {
+	if err == nil || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("filestore: %s %q: %w", op, namespace, err)
+}
+
 // Clear removes every entry of the namespace, and leftover temporary files older than
 // a minute. Leases are left alone. A cancelled ctx stops it part way.
 func (s *Store) Clear(ctx context.Context, namespace string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	dirs, err := s.fanouts(namespace)
-	if err != nil {
-		return fmt.Errorf("filestore: clear %q: %w", namespace, err)
-	}
-	for _, dir := range dirs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		err := s.inFanout(dir, func(d *os.Root, names []string) error {
-			for _, n := range names {
-				switch {
-				case isEntryName(n):
-					if err := d.Remove(n); err != nil && !isNotExist(err) {
-						return err
-					}
-				case strings.HasPrefix(n, tmpPrefix):
-					removeStaleTemp(d, n)
-				}
+	return wrapWalk(ctx, s.walk(ctx, namespace, func(d *os.Root, _, n string) error {
+		switch {
+		case isEntryName(n):
+			if err := d.Remove(n); err != nil && !isNotExist(err) {
+				return err
 			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("filestore: clear %q: %w", namespace, err)
+		case strings.HasPrefix(n, tmpPrefix):
+			removeStaleTemp(d, n)
 		}
-	}
-	return nil
+		return nil
+	}), "clear", namespace)
 }
 
 // readHead reads the header and ID of the record file name in d, and checks that the
@@ -432,130 +439,66 @@ func (s *Store) DeleteExpired(ctx context.Context, namespace string, now time.Ti
 
 // deleteWhere removes the entries of the namespace whose header drop accepts.
 func (s *Store) deleteWhere(ctx context.Context, namespace string, drop func(header) bool) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	dirs, err := s.fanouts(namespace)
-	if err != nil {
-		return 0, fmt.Errorf("filestore: delete before in %q: %w", namespace, err)
-	}
 	removed := 0
-	for _, dir := range dirs {
-		err := s.inFanout(dir, func(d *os.Root, names []string) error {
-			for _, n := range names {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if strings.HasPrefix(n, tmpPrefix) {
-					removeStaleTemp(d, n)
-					continue
-				}
-				if !isEntryName(n) {
-					continue
-				}
-				h, _, err := readHead(d, n, magicEntry)
-				switch {
-				case err == nil && !drop(h):
-					continue
-				case err == nil:
-					if err := d.Remove(n); err == nil {
-						removed++
-					}
-				case isNotExist(err):
-				case errors.Is(err, errFormat), isRefused(err):
-					s.log.Warn("filestore: removing corrupt file", "path", s.abs(dir+"/"+n), "err", err)
-					_ = d.Remove(n)
-				default:
-					return &fs.PathError{Op: "read", Path: s.abs(dir + "/" + n), Err: err}
-				}
-			}
+	err := s.walk(ctx, namespace, func(d *os.Root, dir, n string) error {
+		if strings.HasPrefix(n, tmpPrefix) {
+			removeStaleTemp(d, n)
 			return nil
-		})
-		if err != nil {
-			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				return removed, err
-			}
-			return removed, fmt.Errorf("filestore: delete before in %q: %w", namespace, err)
 		}
-	}
-	return removed, nil
+		if !isEntryName(n) {
+			return nil
+		}
+		h, _, err := readHead(d, n, magicEntry)
+		switch {
+		case err == nil && !drop(h):
+		case err == nil:
+			if err := d.Remove(n); err == nil {
+				removed++
+			}
+		case isNotExist(err):
+		case errors.Is(err, errFormat), isRefused(err):
+			s.log.Warn("filestore: removing corrupt file", "path", s.abs(dir+"/"+n), "err", err)
+			_ = d.Remove(n)
+		default:
+			return &fs.PathError{Op: "read", Path: s.abs(dir + "/" + n), Err: err}
+		}
+		return nil
+	})
+	return removed, wrapWalk(ctx, err, "delete before in", namespace)
 }
 
 // Entries lists the entries of the namespace from their headers, without reading
 // values. Files that are not valid entries are logged and skipped.
 func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
-	return listFiles(ctx, s, namespace, "entries", isEntryName, func(d *os.Root, dir, n string) (store.Info, bool, error) {
-		path := s.abs(dir + "/" + n)
-		h, id, err := readHead(d, n, magicEntry)
-		switch {
-		case err == nil:
-		case isNotExist(err):
-			return store.Info{}, false, nil
-		case errors.Is(err, errFormat), isRefused(err):
-			s.log.Warn("filestore: skipping corrupt file", "path", path, "err", err)
-			return store.Info{}, false, nil
-		default:
-			return store.Info{}, false, &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		if entryName(id) != n {
-			// A file moved here from elsewhere: Get would refuse it too.
-			s.log.Warn("filestore: skipping misplaced file", "path", path, "id", id)
-			return store.Info{}, false, nil
-		}
-		return store.Info{Key: store.Key{Namespace: namespace, ID: id}, Size: int64(h.payloadLen), StoredAt: h.t, ExpiresAt: h.exp}, true, nil
-	})
-}
-
-// listFiles walks the fan-out directories of a namespace and yields what read makes
-// of each file whose name match accepts; read returns false to skip a file, and an
-// error that is yielded before the walk goes on. what names the listing in errors.
-func listFiles[T any](ctx context.Context, s *Store, namespace, what string, match func(string) bool,
-	read func(d *os.Root, dir, name string) (T, bool, error)) iter.Seq2[T, error] {
-	return func(yield func(T, error) bool) {
-		var zero T
-		if err := ctx.Err(); err != nil {
-			yield(zero, err)
-			return
-		}
-		dirs, err := s.fanouts(namespace)
-		if err != nil {
-			yield(zero, fmt.Errorf("filestore: %s of %q: %w", what, namespace, err))
-			return
-		}
-		stopped := false
-		for _, dir := range dirs {
-			err := s.inFanout(dir, func(d *os.Root, names []string) error {
-				for _, n := range names {
-					if err := ctx.Err(); err != nil {
-						stopped = true
-						yield(zero, err)
-						return nil
-					}
-					if !match(n) {
-						continue
-					}
-					v, ok, err := read(d, dir, n)
-					if err != nil {
-						if !yield(zero, fmt.Errorf("filestore: %s of %q: %w", what, namespace, err)) {
-							stopped = true
-							return nil
-						}
-						continue
-					}
-					if ok && !yield(v, nil) {
-						stopped = true
-						return nil
-					}
-				}
+	return func(yield func(store.Info, error) bool) {
+		err := s.walk(ctx, namespace, func(d *os.Root, dir, n string) error {
+			if !isEntryName(n) {
 				return nil
-			})
-			if stopped {
-				return
 			}
-			if err != nil {
-				yield(zero, fmt.Errorf("filestore: %s of %q: %w", what, namespace, err))
-				return
+			path := s.abs(dir + "/" + n)
+			h, id, err := readHead(d, n, magicEntry)
+			switch {
+			case err == nil && entryName(id) != n:
+				// A file moved here from elsewhere: Get would refuse it too.
+				s.log.Warn("filestore: skipping misplaced file", "path", path, "id", id)
+			case err == nil:
+				info := store.Info{Key: store.Key{Namespace: namespace, ID: id}, Size: int64(h.payloadLen), StoredAt: h.t, ExpiresAt: h.exp}
+				if !yield(info, nil) {
+					return errStop
+				}
+			case isNotExist(err):
+			case errors.Is(err, errFormat), isRefused(err):
+				s.log.Warn("filestore: skipping corrupt file", "path", path, "err", err)
+			default:
+				err = fmt.Errorf("filestore: entries of %q: %w", namespace, &fs.PathError{Op: "read", Path: path, Err: err})
+				if !yield(store.Info{}, err) {
+					return errStop
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			yield(store.Info{}, wrapWalk(ctx, err, "entries of", namespace))
 		}
 	}
 }
@@ -607,26 +550,14 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 
 // hasFiles reports whether a namespace holds any entry or lease file.
 func (s *Store) hasFiles(namespace string) (bool, error) {
-	dirs, err := s.fanouts(namespace)
-	if err != nil {
-		return false, err
-	}
 	has := false
-	for _, dir := range dirs {
-		err := s.inFanout(dir, func(_ *os.Root, names []string) error {
-			for _, n := range names {
-				if isEntryName(n) {
-					has = true
-					return nil
-				}
-			}
-			return nil
-		})
-		if err != nil || has {
-			return has, err
+	err := s.walk(context.Background(), namespace, func(_ *os.Root, _, n string) error {
+		if has = isEntryName(n); has {
+			return errStop
 		}
-	}
-	return false, nil
+		return nil
+	})
+	return has, err
 }
 
 // readMeta reads the .namespace file of the namespace directory dir, beneath the root.
