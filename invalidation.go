@@ -33,8 +33,9 @@ import (
 //   - Invalidate and Clear, under the Func's lock, move the generation, bump the
 //     epoch, then delete.
 //   - A computing writer W reads the generation (G0), then, in the one round trip that
-//     re-checks the entry and takes the lease (store.MissPath.ReadOrAcquire), the
-//     epoch (E0), before fn runs; it records E0 in its entry. Once fn returns, under
+//     re-checks the entry and takes the lease (store.MissPath.ReadOrAcquire, or, on a
+//     store that claims natively, the call's first read, store.Claimer.ReadOrClaim,
+//     with G0 read before it), the epoch (E0), before fn runs; it records E0 in its entry. Once fn returns, under
 //     the Func's read lock, it writes only if the generation still reads G0. The
 //     write, the release of the lease and a read of the epoch (E2) after the write are
 //     one round trip (store.MissPath.WriteAndRelease); W deletes what it wrote if E2

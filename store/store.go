@@ -87,6 +87,12 @@
 //     the lease swap, and WriteAndRelease is Set, Release and a read of the counters.
 //     A driver that is a [Versioner] answers the counter keys of these calls with its
 //     own counters ([CounterRecord]).
+//   - [GetOrCreator]: GetAndCreate that creates the lease record only when the key has
+//     no entry, in the same round trip. Every adapted Store is a [Claimer]; with this
+//     capability (and leases over Swap) its ReadOrClaim is one round trip
+//     (ClaimsNatively), and cachier makes it the first read of a call: a hit costs it
+//     alone and writes nothing, a miss costs it and WriteAndRelease. Without it,
+//     cachier's first read stays a plain Get, as the fallback would cost a hit more.
 //   - [Versioner], [VersionedGetter]: native counters, only where measurably faster.
 //     Without them counters are 8-byte records kept through Get and Set (read in one
 //     [Batcher] call with the entry when the driver batches).

@@ -18,6 +18,8 @@ import (
 // machine load; it reports each one's mean time and their ratio (store/raw).
 //
 //   - hit, miss: Get against a raw GET of the same record (of a missing key).
+//   - hit-claim: the hit as cachier's first read (store.Claimer.ReadOrClaim with one
+//     counter) against a raw GET.
 //   - miss-cycle: what a miss costs through the Store's calls (Get that misses,
 //     Acquire, Set, Release) against a raw GET and SET.
 //   - miss-path: the same miss through store.MissPath (ReadOrAcquire, then
@@ -51,6 +53,15 @@ func BenchmarkGetVsRaw(b *testing.B) {
 		{name: "hit",
 			store: func() error { _, err := s.Get(ctx, hit); return err },
 			raw:   func() error { return c.Get(ctx, raw(hit)).Err() }},
+		{name: "hit-claim", // cachier's first read of a hit (store.Claimer.ReadOrClaim), with the epoch counter
+			store: func() error {
+				c, err := s.(store.Claimer).ReadOrClaim(ctx, hit, []string{"bench"}, owner, time.Minute)
+				if err == nil && (c.Err != nil || !errors.Is(c.LeaseErr, store.ErrNotClaimed)) {
+					err = fmt.Errorf("ReadOrClaim of a hit: %v, %v", c.Err, c.LeaseErr)
+				}
+				return err
+			},
+			raw: func() error { return c.Get(ctx, raw(hit)).Err() }},
 		{name: "miss",
 			store: func() error { return wantMiss(s.Get(ctx, miss)) },
 			raw:   func() error { return wantNil(c.Get(ctx, rawMiss).Err()) }},

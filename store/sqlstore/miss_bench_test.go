@@ -127,3 +127,42 @@ func rawUpsert(b *testing.B, db *sql.DB, e engine, table string) *sql.Stmt {
 	b.Cleanup(func() { st.Close() })
 	return st
 }
+
+// BenchmarkHitClaimVsGet alternates, on one stored entry, the adapted Store's Get and
+// store.Claimer.ReadOrClaim with one counter (cachier's first read of a call on a
+// store that claims natively), and reports both latencies and their ratio
+// (claim/get): what a hit costs more when the first read can also take the lease.
+//
+// Run it with go test -run '^$' -bench HitClaimVsGet ./store/sqlstore/.
+func BenchmarkHitClaimVsGet(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			_, d, _, _ := benchStore(b, e)
+			s := store.Adapt(d)
+			ctx := context.Background()
+			k := store.Key{Namespace: "bench/hit", ID: randHex(8)}
+			if err := s.Set(ctx, k, store.Entry{Value: benchValue, StoredAt: time.Now()}); err != nil {
+				b.Fatal(err)
+			}
+			owner := store.Owner{Host: "bench", PID: 1, Token: "t"}
+			var getT, claimT time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := s.Get(ctx, k); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				c, err := s.(store.Claimer).ReadOrClaim(ctx, k, []string{"bench"}, owner, time.Minute)
+				if err != nil || c.Err != nil || !errors.Is(c.LeaseErr, store.ErrNotClaimed) {
+					b.Fatalf("ReadOrClaim of a hit: %v, %v, %v", err, c.Err, c.LeaseErr)
+				}
+				t2 := time.Now()
+				getT += t1.Sub(t0)
+				claimT += t2.Sub(t1)
+			}
+			b.ReportMetric(float64(getT.Nanoseconds())/float64(b.N), "get-ns/op")
+			b.ReportMetric(float64(claimT.Nanoseconds())/float64(b.N), "claim-ns/op")
+			b.ReportMetric(float64(claimT)/float64(getT), "claim/get")
+		})
+	}
+}
