@@ -132,7 +132,6 @@ func TestMissRoundTripsPostgres(t *testing.T) {
 	wantRoundTrips(t, st, &pc.n)
 }
 
-
 // callerKey marks the context of one caller, for the hook to tell callers apart.
 type callerKey struct{}
 
