@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachier-go/cachier/internal/proctest"
 	"github.com/cachier-go/cachier/internal/testserver"
 )
 
@@ -20,13 +21,17 @@ var (
 	flagRounds  = flag.Int("bench.rounds", 5, "rounds per subject; the table shows medians")
 	flagOut     = flag.String("bench.out", "RESULTS.md", "file that receives the markdown table (besides stdout)")
 	flagMillion = flag.Bool("bench.million", false, "also measure the filestore hit at 1M entries (populating takes minutes on 2 cores)")
-	flagOnly    = flag.String("bench.only", "", "comma-separated sections to run (memory,file,redis,sql,mongodb,memcached,s3,tags,batch-memory,batch-redis,local-tier,stampede); empty: all")
+	flagOnly    = flag.String("bench.only", "", "comma-separated sections to run (memory,file,redis,sql,mongodb,memcached,s3,tags,batch-memory,batch-redis,local-tier,stampede,coherence); empty: all")
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envWorker) != "" {
 		os.Exit(stampedeWorker())
 	}
+	if os.Getenv(envRueidisReader) != "" {
+		os.Exit(rueidisReaderMain())
+	}
+	proctest.MaybeWorker() // cachier's reader of the coherence section
 	testserver.Main(m)
 }
 
@@ -135,6 +140,9 @@ func TestBenchAll(t *testing.T) {
 	}
 	if selected("stampede") {
 		t.Run("stampede", func(t *testing.T) { runStampedes(t, rep) })
+	}
+	if selected("coherence") {
+		t.Run("coherence", func(t *testing.T) { runCoherence(t, rep) })
 	}
 	rep.Notes = append(rep.Notes, notes...)
 	rep.Machine.LoadEnd = loadAverage()

@@ -73,7 +73,43 @@ type Report struct {
 		Processes, Goroutines int
 		FnTime                time.Duration
 	}
-	Notes []string // printed under the tables
+	Coherence []CoherenceResult
+	Notes     []string // printed under the tables
+}
+
+// CoherenceResult is how the changes made by one process reached another process's
+// local copy of the same key, for one implementation: each time from just before the
+// change was made.
+type CoherenceResult struct {
+	Impl    string
+	Changes string          // what the writing process did, in turn
+	Miss    []time.Duration // until the reader's first read its local copy did not answer
+	New     []time.Duration // until the reader's first read that returned the new value
+	Stale   []time.Duration // from the change's return to that miss (0 when the miss came first)
+	Change  []time.Duration // the change itself, in the writing process
+	Err     string
+}
+
+// Percentile returns the p-th percentile (0 to 1) of ds, nearest rank below, as
+// proctest.ReportCoherence computes it; 0 without any.
+func Percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[int(p*float64(len(s)-1))]
+}
+
+// p50p99 formats the median and the 99th percentile of ds.
+func p50p99(ds []time.Duration) string {
+	f := func(d time.Duration) string {
+		if d <= 0 {
+			return "0"
+		}
+		return FormatNs(float64(d))
+	}
+	return f(Percentile(ds, 0.5)) + " / " + f(Percentile(ds, 0.99))
 }
 
 // median returns the median of xs (the mean of the middle two for an even count).
@@ -173,6 +209,17 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				walls[i] = float64(d)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %g of %d | %s |\n", x.Impl, x.Shared, median(x.Computations), x.Callers, FormatNs(median(walls)))
+		}
+	}
+	if len(r.Coherence) > 0 {
+		b.WriteString("\nCoherence on Redis: a process makes a change while another spins on a locally cached read of the same key; p50 / p99 from just before the change to the reader's first read its local copy did not answer (miss), to its first read that returned the new value (new), from the change's return to that miss (how long the old value was still served after the change returned: 0 when the miss came first), and of the change itself.\n\n")
+		b.WriteString("| implementation | changes, in turn | count | miss p50 / p99 | new p50 / p99 | stale p50 / p99 | change p50 / p99 |\n|---|---|---:|---:|---:|---:|---:|\n")
+		for _, x := range r.Coherence {
+			if x.Err != "" {
+				fmt.Fprintf(&b, "| %s | %s | – | not measured: %s | | | |\n", x.Impl, x.Changes, x.Err)
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s |\n", x.Impl, x.Changes, len(x.Miss), p50p99(x.Miss), p50p99(x.New), p50p99(x.Stale), p50p99(x.Change))
 		}
 	}
 	if len(r.Notes) > 0 {

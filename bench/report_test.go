@@ -48,7 +48,11 @@ func TestWriteMarkdown(t *testing.T) {
 			{Section: "redis", Op: "hit", Impl: "cachier", Base: true, Err: "redis-server not found"},
 		},
 		Stampede: []StampedeResult{{Impl: "cachier", Shared: "Redis", Callers: 256, Computations: []float64{1, 1, 2}, Wall: []time.Duration{100e6, 110e6, 120e6}}},
-		Notes:    []string{"a note"},
+		Coherence: []CoherenceResult{
+			{Impl: "cachier", Changes: "Invalidate", Miss: []time.Duration{3e6, 1e6, 2e6}, New: []time.Duration{2e6, 4e6, 3e6}, Stale: []time.Duration{0, 0, 5e5}, Change: []time.Duration{1e6, 1e6, 1e6}},
+			{Impl: "peer", Changes: "DEL", Err: "redis-server not found"},
+		},
+		Notes: []string{"a note"},
 	}
 	var b strings.Builder
 	if err := r.WriteMarkdown(&b); err != nil {
@@ -61,6 +65,8 @@ func TestWriteMarkdown(t *testing.T) {
 		"| memory | hit | peer (n) | 55 ns | 0 | **cachier 2× slower** |",
 		"| redis | hit | cachier | – | – | not measured: redis-server not found |",
 		"| cachier | Redis | 1 of 256 | 110 ms |",
+		"| cachier | Invalidate | 3 | 2 ms / 3 ms | 3 ms / 4 ms | 0 / 500 µs | 1 ms / 1 ms |",
+		"| peer | DEL | – | not measured: redis-server not found | | | |",
 		"- a note",
 	} {
 		if !strings.Contains(out, want) {
