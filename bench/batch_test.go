@@ -18,8 +18,9 @@ import (
 // Batch sections: 100 arguments per call, all cached, 90% cached (10 new arguments
 // per call) and cold (100 new ones), through cachier's WrapBatch, through 100 single
 // calls of the same function wrapped with Wrap, through the peers' batch loads
-// (sturdyc's GetOrFetchBatch, otter's BulkGet, in memory only) and, on Redis, one
-// MGET of 100 keys holding values of the same size: the floor of any warm batch.
+// (in memory: sturdyc's GetOrFetchBatch and otter's BulkGet; on Redis: sturdyc's
+// GetOrFetchBatch with its distributed storage over Redis) and, on Redis, one MGET
+// of 100 keys holding values of the same size: the floor of any warm batch.
 
 const batchSize = 100
 
@@ -55,6 +56,15 @@ func batchKeys(warm int) []int {
 	return args
 }
 
+// batchIDs returns the arguments as sturdyc's string ids.
+func batchIDs(args []int) []string {
+	s := make([]string, len(args))
+	for i, a := range args {
+		s[i] = strconv.Itoa(a)
+	}
+	return s
+}
+
 type batchImpl struct {
 	name string
 	base bool
@@ -76,7 +86,23 @@ func batchRedisSubjects(t *testing.T) []subject {
 	t.Cleanup(func() { st.Close() })
 	ctx := context.Background()
 	mget := batchImpl{name: "raw MGET", note: "go-redis, 100 keys, one round trip"}
-	return batchSubjects(t, "batch redis", store.Adapt(st), batchPayloads, payloadOf, func(b *cachier.Batch[int, []byte]) batchImpl {
+	// sturdyc over Redis: its memory in front of its distributed storage, the way
+	// sturdyc shares results between processes.
+	sc := sturdyc.New[[]byte](10_000_000, 16, time.Hour, 10,
+		sturdyc.WithDistributedStorage(sturdyRedis{c: c, prefix: "sturdyc-batch:", ttl: time.Hour}))
+	keyFn := sc.BatchKeyFn("p")
+	fetch := func(_ context.Context, ids []string) (map[string][]byte, error) {
+		out := make(map[string][]byte, len(ids))
+		for _, id := range ids {
+			out[id] = payload
+		}
+		return out, nil
+	}
+	sturdy := batchImpl{name: "github.com/viccon/sturdyc", note: "GetOrFetchBatch, WithDistributedStorage over Redis: cached ids from its memory, not kept coherent; the others with one MGET, written back in the background", get: func(ctx context.Context, args []int) (int, error) {
+		m, err := sc.GetOrFetchBatch(ctx, batchIDs(args), keyFn, fetch)
+		return len(m), err
+	}}
+	return batchSubjects(t, "batch redis", store.Adapt(st), batchPayloads, payloadOf, func(b *cachier.Batch[int, []byte]) []batchImpl {
 		// The raw keys hold the bytes cachier keeps for the same arguments.
 		keys := make([]string, batchSize)
 		for i := range batchSize {
@@ -97,11 +123,11 @@ func batchRedisSubjects(t *testing.T) []subject {
 			vs, err := c.MGet(ctx, keys...).Result()
 			return len(vs), err
 		}
-		return mget
+		return []batchImpl{mget, sturdy}
 	})
 }
 
-func batchSubjects[R any](t *testing.T, section string, st store.Store, batchFn func(context.Context, []int) (map[int]R, error), singleFn func(context.Context, int) (R, error), raw func(*cachier.Batch[int, R]) batchImpl) []subject {
+func batchSubjects[R any](t *testing.T, section string, st store.Store, batchFn func(context.Context, []int) (map[int]R, error), singleFn func(context.Context, int) (R, error), raw func(*cachier.Batch[int, R]) []batchImpl) []subject {
 	t.Helper()
 	ctx := context.Background()
 	name := "bench/" + section + "/" + randHex(4)
@@ -137,7 +163,7 @@ func batchSubjects[R any](t *testing.T, section string, st store.Store, batchFn 
 		}},
 	}
 	if raw != nil {
-		impls = append(impls, raw(b))
+		impls = append(impls, raw(b)...)
 	} else {
 		sc := sturdyc.New[report](10_000_000, 16, time.Hour, 10)
 		keyFn := sc.BatchKeyFn("r")
@@ -154,16 +180,9 @@ func batchSubjects[R any](t *testing.T, section string, st store.Store, batchFn 
 			t.Fatal(err)
 		}
 		bulk := otter.BulkLoaderFunc[int, report](batchReports)
-		ids := func(args []int) []string {
-			s := make([]string, len(args))
-			for i, a := range args {
-				s[i] = strconv.Itoa(a)
-			}
-			return s
-		}
 		impls = append(impls,
 			batchImpl{name: "github.com/viccon/sturdyc", note: "GetOrFetchBatch, string ids", get: func(ctx context.Context, args []int) (int, error) {
-				m, err := sc.GetOrFetchBatch(ctx, ids(args), keyFn, fetch)
+				m, err := sc.GetOrFetchBatch(ctx, batchIDs(args), keyFn, fetch)
 				return len(m), err
 			}},
 			batchImpl{name: "github.com/maypok86/otter/v2", note: "BulkGet with a BulkLoader", get: func(ctx context.Context, args []int) (int, error) {
@@ -171,10 +190,10 @@ func batchSubjects[R any](t *testing.T, section string, st store.Store, batchFn 
 				return len(m), err
 			}},
 		)
-		for _, im := range impls[2:] {
-			if _, err := im.get(ctx, warm); err != nil {
-				t.Fatal(err)
-			}
+	}
+	for _, im := range impls[2:] {
+		if _, err := im.get(ctx, warm); err != nil {
+			t.Fatal(err)
 		}
 	}
 	var subs []subject
