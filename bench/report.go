@@ -2,7 +2,7 @@
 // operations of the stores it uses, and prints the result as a markdown table.
 //
 // It is its own module, so that the peers (sturdyc, otter, diskv, go-redis/cache,
-// eko/gocache) never enter cachier's go.mod. Run everything with
+// eko/gocache, rueidis) never enter cachier's go.mod. Run everything with
 //
 //	bench/run                      # every section the machine has servers for
 //	bench/run -bench.million       # also the filestore hit at 1M entries (slow)
