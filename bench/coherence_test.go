@@ -34,6 +34,13 @@ const (
 	envRueidisKey    = "CACHIER_BENCH_RUEIDIS_KEY"    // the key it reads
 )
 
+// rueidisProbeEvery paces the reader's reads while it waits for a change, as
+// proctest's tier reader paces cachier's calls (its probeEvery, 100 µs): a reader
+// reading without a pause keeps one of a 2-core machine's cores busy, and the writer
+// and redis-server wait for it. Both readers must be paced alike for the figures to
+// compare.
+const rueidisProbeEvery = 100 * time.Microsecond
+
 // rueidisNil is how the reader reports a key that does not exist (after a DEL).
 const rueidisNil = "<nil>"
 
@@ -116,7 +123,8 @@ func rueidisCoherence(t testing.TB, url string, rounds int) []proctest.Coherence
 // stdin, like proctest's tier reader:
 //
 //	warm WANT   read until a client-side cache hit returns WANT; print "warm"
-//	await OLD   read until a read returns something else; print "saw VALUE MISS NEW",
+//	await OLD   read, every rueidisProbeEvery, until a read returns something else;
+//	            print "saw VALUE MISS NEW",
 //	            the unix nanos when the first read missed the client-side cache and
 //	            when the new value was returned
 func rueidisReader(ctx context.Context, url, key string, in io.Reader, out io.Writer) error {
@@ -168,6 +176,7 @@ func rueidisReader(ctx context.Context, url, key string, in io.Reader, out io.Wr
 					fmt.Fprintln(out, "saw", v, miss, time.Now().UnixNano())
 					break
 				}
+				time.Sleep(rueidisProbeEvery)
 			}
 		default:
 			return fmt.Errorf("unknown command %q", verb)
