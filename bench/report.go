@@ -212,7 +212,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	if len(r.Coherence) > 0 {
-		b.WriteString("\nCoherence on Redis: a process makes a change while another spins on a locally cached read of the same key; p50 / p99 from just before the change to the reader's first read its local copy did not answer (miss), to its first read that returned the new value (new), from the change's return to that miss (how long the old value was still served after the change returned: 0 when the miss came first), and of the change itself.\n\n")
+		b.WriteString("\nCoherence on Redis: a process makes a change while another reads a locally cached copy of the same key every 100 µs; p50 / p99 from just before the change to the reader's first read its local copy did not answer (miss), to its first read that returned the new value (new), from the change's return to that miss (how long the old value was still served after the change returned: 0 when the miss came first), and of the change itself.\n\n")
 		b.WriteString("| implementation | changes, in turn | count | miss p50 / p99 | new p50 / p99 | stale p50 / p99 | change p50 / p99 |\n|---|---|---:|---:|---:|---:|---:|\n")
 		for _, x := range r.Coherence {
 			if x.Err != "" {
