@@ -643,7 +643,8 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 	mp, isMP := s.store.(store.MissPath)
 	switch {
 	case lazy:
-		err = lz.SetLazy(ctx, k, e, any(v), sizeOf(&v), enc)
+		live := any(v)
+		err = lz.SetLazy(ctx, k, e, live, sizeOf[R](live), enc)
 	case isLive && processLocal(s.store):
 		err = ls.SetLive(ctx, k, e, any(v))
 	case isMP && !isLive:

@@ -304,14 +304,15 @@ func (f *Func[A, R]) Key(arg A) (store.Key, error) {
 
 func (f *Func[A, R]) id(arg A) (string, error) {
 	if f.keyFn == nil {
-		if id, ok := f.digests.get(arg); ok {
+		var boxed any = arg // once for the lookup and the store: a miss boxes it once
+		if id, ok := f.digests.get(boxed); ok {
 			return id, nil
 		}
 		id, err := keys.Digest(arg)
 		if err != nil {
 			return "", fmt.Errorf("%w: %w", ErrUnkeyable, err)
 		}
-		f.digests.put(arg, id)
+		f.digests.put(boxed, id)
 		return id, nil
 	}
 	id, err := f.keyFn(arg)

@@ -73,13 +73,14 @@ func (f *Func[A, R]) lazyTarget(s *settings, v R, before []envelope.Dep) (store.
 // sizeOf estimates the memory v holds: its own size and what its strings, slices,
 // maps and pointers reach, to a bounded depth (cycles and deep graphs are cut off)
 // and sampling the first elements of long collections.
-func sizeOf[R any](v *R) int64 {
+// v is the result boxed (as the store keeps it), so that estimating boxes nothing.
+func sizeOf[R any](v any) int64 {
 	t := reflect.TypeFor[R]()
 	n := int64(t.Size())
 	if flat(t) {
 		return n
 	}
-	return n + reached(reflect.ValueOf(v).Elem(), 4)
+	return n + reached(reflect.ValueOf(v), 4)
 }
 
 // flat reports whether a value of t reaches no other memory.
