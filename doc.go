@@ -48,7 +48,12 @@
 //     backoff where it has not. A waiter computes itself when the holder's lease runs
 //     out (the holder died) or after [WaitForCalcTimeout], in the holder's process as
 //     in any other. [ComputeTimeout] gives fn a deadline; [CancelWhenAbandoned]
-//     cancels fn when every caller waiting for it has left.
+//     cancels fn when every caller waiting for it has left. A caller whose context
+//     cannot end (context.Background) runs fn on its own goroutine, since it would
+//     wait for the end anyway; the others who join behave as above. On the memory
+//     store, a result without metadata is kept without being encoded: its bytes
+//     are made when something first reads them as bytes (a [Batch], package named),
+//     and until then its size in the store's bound is an estimate of its memory.
 //  7. fn's errors are returned and, by default, never cached ([CacheErrors] and
 //     [CacheNotFound] remember matching ones for their own TTL). A panic in fn reaches the caller
 //     that ran it as a [*PanicError] carrying the stack of the panic; the lease is

@@ -138,7 +138,7 @@ func memorySubjects(t *testing.T) []subject {
 			subs = append(subs, s)
 		}
 	}
-	addNote("memory: every subject keeps the decoded value in process; cachier's miss also encodes it (CBOR) and stores the bytes beside it, so that the same Func works unchanged on any store.")
+	addNote("memory: every subject keeps the decoded value in process; cachier's miss does not encode it either (memstore makes the bytes on their first read as bytes, for a Batch or package named), and a caller with context.Background computes on its own goroutine.")
 	addNote("memory: the issue's target for the hit is 2x the hand-written memo. What cachier does beyond the memo's one map lookup is per-call work in the core, not the store (memstore's own hit is within about 1.2x of a memo: go test -bench GetLive ./store/memstore/): it resolves the call's options, finds the argument's key (a remembered SHA-256 digest), reads the store's shard, checks staleness and counters, and counts. Closing the gap needs a typed first level inside Func for comparable arguments.")
 	return subs
 }
