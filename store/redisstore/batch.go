@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
@@ -95,7 +96,13 @@ func (s *driver) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) 
 // when its keys live on different slots or shards. A missing key reads as nil.
 func (s *driver) getMany(ctx context.Context, keys []string) ([]any, error) {
 	if c, ok := s.client.(*redis.Client); ok {
-		return c.MGet(ctx, keys...).Result()
+		// MGet itself boxes each key into an interface, one allocation per key.
+		args := make([]any, 1+len(keys))
+		args[0] = "mget"
+		boxStrings(args[1:], keys)
+		cmd := redis.NewSliceCmd(ctx, args...)
+		_ = c.Process(ctx, cmd) // as MGet does: the error is cmd's
+		return cmd.Result()
 	}
 	cmds := make([]*redis.StringCmd, len(keys))
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -181,3 +188,20 @@ func (s *driver) SwapMany(ctx context.Context, ks []store.Key, olds [][]byte, ne
 }
 
 var _ store.SwapBatcher = (*driver)(nil)
+
+// stringType is the type word of an interface that holds a string.
+var stringType = func() unsafe.Pointer {
+	var v any = ""
+	return (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[0]
+}()
+
+// boxStrings sets dst[i] to ss[i] as an interface that points at the string header
+// in ss rather than at a copy of it: a string is boxed as a pointer to its header, and
+// the runtime never writes through it, so ss's headers serve without one allocation
+// per string. ss must not change while dst is in use.
+func boxStrings(dst []any, ss []string) {
+	for i := range ss {
+		w := (*[2]unsafe.Pointer)(unsafe.Pointer(&dst[i]))
+		w[0], w[1] = stringType, unsafe.Pointer(&ss[i])
+	}
+}

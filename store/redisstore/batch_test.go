@@ -1,6 +1,8 @@
 package redisstore
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -32,5 +34,23 @@ func TestBatcher(t *testing.T) {
 			}
 			storetest.RunBatchTests(t, s)
 		})
+	}
+}
+
+// boxStrings gives interfaces that are the very strings, to type switches, ==, fmt
+// and the garbage collector alike, and costs no allocation per string.
+func TestBatchBoxStrings(t *testing.T) {
+	ss := []string{"a", "", strings.Repeat("k", 100), "{ns:id}:v"}
+	dst := make([]any, len(ss))
+	boxStrings(dst, ss)
+	runtime.GC() // the boxes point into ss's array; it must survive and stay intact
+	for i, v := range dst {
+		s, ok := v.(string)
+		if !ok || s != ss[i] || v != any(ss[i]) || fmt.Sprint(v) != ss[i] {
+			t.Errorf("dst[%d] = %#v, want %q", i, v, ss[i])
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { boxStrings(dst, ss) }); n != 0 {
+		t.Errorf("boxStrings: %v allocations, want 0", n)
 	}
 }
