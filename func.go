@@ -282,7 +282,13 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 // into "#<hex>"; a WithKey key that starts with '=', '#', '@' or "sha256:", or is 64
 // hex digits, gets a leading '='.
 func (f *Func[A, R]) Key(arg A) (store.Key, error) {
-	id, err := f.id(arg)
+	return f.key(arg, true)
+}
+
+// key is Key; memo says whether the argument's digest may be looked up in and kept
+// in the digest memo.
+func (f *Func[A, R]) key(arg A, memo bool) (store.Key, error) {
+	id, err := f.id(arg, memo)
 	if err != nil {
 		return store.Key{}, err
 	}
@@ -302,7 +308,14 @@ func (f *Func[A, R]) Key(arg A) (store.Key, error) {
 	return store.Key{Namespace: f.ns, ID: keys.Fit(id, store.MaxIDLen)}, nil
 }
 
-func (f *Func[A, R]) id(arg A) (string, error) {
+func (f *Func[A, R]) id(arg A, memo bool) (string, error) {
+	if f.keyFn == nil && !memo {
+		id, err := keys.Digest(arg)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrUnkeyable, err)
+		}
+		return id, nil
+	}
 	if f.keyFn == nil {
 		var boxed any = arg // once for the lookup and the store: a miss boxes it once
 		if id, ok := f.digests.get(boxed); ok {
@@ -337,6 +350,17 @@ func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error)
 			case r.hot:
 				if v, ok := f.hotCall(r, arg); ok {
 					return v, nil
+				}
+				// The first level answers this argument's next hits, not the digest
+				// memo: on this (mostly a miss) path the digest is not memoized, which
+				// saves boxing the argument and the memo's entry (3 allocations).
+				if s, err := f.settings(nil); err == nil && s.observer == nil {
+					key := (*store.Key)(nil) // an unkeyable argument: call decides, as before
+					if k, err := f.key(arg, false); err == nil {
+						key = &k
+					}
+					v, _, err := f.call(ctx, s, arg, key)
+					return v, err
 				}
 			case r.local:
 				if v, ok := f.localCall(r, arg); ok {

@@ -163,3 +163,34 @@ func TestMemoryMissMakesBytesOnlyWhenRead(t *testing.T) {
 		t.Fatalf("hit after the read: %+v, %v, %+v", v, err, lazy.Stats())
 	}
 }
+
+// maxMissAllocs bounds the allocations of an in-memory miss of a Func with default
+// options called with a context that cannot end (issue 13: otter's loader miss makes 5).
+const maxMissAllocs = 9
+
+// A miss on the memory store allocates at most maxMissAllocs times: the digest is not
+// memoized when the typed first level answers the next hits.
+func TestMemoryMissAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("the race detector allocates on its own")
+	}
+	f, err := cachier.Wrap(func(_ context.Context, x int) (int, error) { return x + 1, nil },
+		cachier.Name("test/miss-allocs"), cachier.WithStore(memstore.New(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	i := 1 << 20 // past the small integers Go boxes without allocating
+	allocs := testing.AllocsPerRun(1000, func() {
+		i++
+		if v, err := f.Call(ctx, i); err != nil || v != i+1 {
+			t.Fatalf("Call(%d) = %d, %v", i, v, err)
+		}
+	})
+	if allocs > maxMissAllocs {
+		t.Errorf("a miss makes %v allocations, want at most %d", allocs, maxMissAllocs)
+	}
+	if v, err := f.Call(ctx, i); err != nil || v != i+1 { // and the miss was stored
+		t.Fatalf("Call(%d) again = %d, %v", i, v, err)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package cachier_test
+
+const raceOn = false
