@@ -90,6 +90,19 @@ type Batch[A comparable, R any] struct {
 type lookupBufs[R any] struct {
 	hs      []found[R]
 	missing []bool
+	ks      []store.Key // the keys read from the store
+	iota    []int       // 0, 1, 2, ...: never written past its making
+}
+
+// identity returns 0..n-1 from lb, or newly made when lb is nil. Callers only read it.
+func (lb *lookupBufs[R]) identity(n int) []int {
+	if lb == nil {
+		return indexes(n)
+	}
+	if len(lb.iota) < n {
+		lb.iota = indexes(n)
+	}
+	return lb.iota[:n:n]
 }
 
 // maxPooledLookup bounds the batches whose lookup memory is pooled, so that one huge
@@ -115,6 +128,7 @@ func (b *Batch[A, R]) putLookup(lb *lookupBufs[R], n int) {
 	}
 	clear(lb.hs[:n])
 	clear(lb.missing[:n])
+	clear(lb.ks[:cap(lb.ks)])
 	b.finds.Put(lb)
 }
 
@@ -362,7 +376,7 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A, first *re
 		misses = indexes(len(items))
 	} else {
 		lb := b.getLookup(len(items))
-		hs, missing, err := b.lookupMany(ctx, s, items, indexes(len(items)), lb)
+		hs, missing, err := b.lookupMany(ctx, s, items, lb.identity(len(items)), lb)
 		if err != nil {
 			return nil, err
 		}
@@ -602,9 +616,17 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 		}
 		seq = f.local.sync.seq.Load()
 	} else {
-		read = indexes(n)
+		read = into.identity(n)
 	}
-	ks := make([]store.Key, len(read))
+	var ks []store.Key
+	if into != nil && cap(into.ks) >= len(read) {
+		ks = into.ks[:len(read)] // zeroed by putLookup
+	} else {
+		ks = make([]store.Key, len(read))
+		if into != nil {
+			into.ks = ks
+		}
+	}
 	for r, j := range read {
 		ks[r] = items[idx[j]].k
 	}
