@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
@@ -96,7 +95,8 @@ func (s *driver) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) 
 // when its keys live on different slots or shards. A missing key reads as nil.
 func (s *driver) getMany(ctx context.Context, keys []string) ([]any, error) {
 	if c, ok := s.client.(*redis.Client); ok {
-		// MGet itself boxes each key into an interface, one allocation per key.
+		// MGet itself boxes each key into an interface, one allocation per key;
+		// boxStrings passes pointers instead.
 		args := make([]any, 1+len(keys))
 		args[0] = "mget"
 		boxStrings(args[1:], keys)
@@ -189,19 +189,12 @@ func (s *driver) SwapMany(ctx context.Context, ks []store.Key, olds [][]byte, ne
 
 var _ store.SwapBatcher = (*driver)(nil)
 
-// stringType is the type word of an interface that holds a string.
-var stringType = func() unsafe.Pointer {
-	var v any = ""
-	return (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[0]
-}()
-
-// boxStrings sets dst[i] to ss[i] as an interface that points at the string header
-// in ss rather than at a copy of it: a string is boxed as a pointer to its header, and
-// the runtime never writes through it, so ss's headers serve without one allocation
-// per string. ss must not change while dst is in use.
+// boxStrings sets dst[i] to &ss[i]. go-redis writes a *string argument as the
+// string it points at (and routes by it), and a pointer fits in an interface
+// without an allocation, where boxing each string would allocate once per key.
+// ss must not change while dst is in use.
 func boxStrings(dst []any, ss []string) {
 	for i := range ss {
-		w := (*[2]unsafe.Pointer)(unsafe.Pointer(&dst[i]))
-		w[0], w[1] = stringType, unsafe.Pointer(&ss[i])
+		dst[i] = &ss[i]
 	}
 }
