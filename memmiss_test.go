@@ -166,7 +166,7 @@ func TestMemoryMissMakesBytesOnlyWhenRead(t *testing.T) {
 
 // maxMissAllocs bounds the allocations of an in-memory miss of a Func with default
 // options called with a context that cannot end (issue 13: otter's loader miss makes 5).
-const maxMissAllocs = 9
+const maxMissAllocs = 7
 
 // A miss on the memory store allocates at most maxMissAllocs times: the digest is not
 // memoized when the typed first level answers the next hits.

@@ -35,17 +35,31 @@ func (p *PanicError) Error() string {
 
 // Call is one run of a computation, shared by the callers that joined it.
 type Call[V any] struct {
-	done chan struct{}
-	val  V
-	err  error
+	val V
+	err error
 
 	mu        sync.Mutex
+	done      chan struct{} // made by the first Done before the run ends: a lone inline run makes none
+	ended     bool
 	waiters   int    // callers that joined and have not left
 	abandoned func() // called once when the last caller leaves before the run ends
 }
 
 // Done is closed when the run has ended.
-func (c *Call[V]) Done() <-chan struct{} { return c.done }
+func (c *Call[V]) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		if c.ended {
+			return closedChan
+		}
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+// closedChan is Done's answer for a run that ended before anyone asked.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Result returns the run's result; call it after Done is closed.
 func (c *Call[V]) Result() (V, error) { return c.val, c.err }
@@ -56,12 +70,8 @@ func (c *Call[V]) Leave() {
 	c.mu.Lock()
 	c.waiters--
 	var f func()
-	if c.waiters == 0 {
-		select {
-		case <-c.done:
-		default:
-			f, c.abandoned = c.abandoned, nil
-		}
+	if c.waiters == 0 && !c.ended {
+		f, c.abandoned = c.abandoned, nil
 	}
 	c.mu.Unlock()
 	if f != nil {
@@ -86,7 +96,7 @@ func (g *Group[V]) Join(key string, fn func() (V, error), abandoned func()) (c *
 	}
 	c, ok := g.calls[key]
 	if !ok {
-		c = &Call[V]{done: make(chan struct{}), abandoned: abandoned}
+		c = &Call[V]{abandoned: abandoned}
 		g.calls[key] = c
 		go g.run(key, c, fn)
 	}
@@ -117,7 +127,7 @@ func (g *Group[V]) JoinInline(key string, fn func() (V, error), abandoned func()
 		g.mu.Unlock()
 		return c, false
 	}
-	c = &Call[V]{done: make(chan struct{}), abandoned: abandoned, waiters: 1}
+	c = &Call[V]{abandoned: abandoned, waiters: 1}
 	g.calls[key] = c
 	g.mu.Unlock()
 	g.run(key, c, fn)
@@ -135,7 +145,7 @@ func (g *Group[V]) Replace(key string, fn func(prev *Call[V]) (V, error), abando
 		g.calls = map[string]*Call[V]{}
 	}
 	prev := g.calls[key]
-	c := &Call[V]{done: make(chan struct{}), abandoned: abandoned, waiters: 1}
+	c := &Call[V]{abandoned: abandoned, waiters: 1}
 	g.calls[key] = c
 	go g.run(key, c, func() (V, error) { return fn(prev) })
 	g.mu.Unlock()
@@ -163,7 +173,7 @@ func (g *Group[V]) Do(ctx context.Context, key string, fn func() (V, error)) (v 
 	c, leader := g.Join(key, fn, nil)
 	defer c.Leave()
 	select {
-	case <-c.done:
+	case <-c.Done():
 		return c.val, c.err, leader
 	case <-ctx.Done():
 		var zero V
@@ -182,7 +192,7 @@ func (g *Group[V]) Start(key string, fn func() (V, error)) bool {
 	if _, ok := g.calls[key]; ok {
 		return false
 	}
-	c := &Call[V]{done: make(chan struct{})}
+	c := &Call[V]{}
 	g.calls[key] = c
 	go g.run(key, c, fn)
 	return true
@@ -212,7 +222,10 @@ func (g *Group[V]) run(key string, c *Call[V], fn func() (V, error)) {
 		g.mu.Unlock()
 		c.mu.Lock()
 		c.abandoned = nil
-		close(c.done)
+		c.ended = true
+		if c.done != nil {
+			close(c.done)
+		}
 		c.mu.Unlock()
 	}()
 	c.val, c.err = fn()

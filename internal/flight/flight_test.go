@@ -73,3 +73,38 @@ func TestPanicReachesEveryCaller(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A lone inline run makes no channel, and its Done, asked for after it ended, is
+// closed; a caller that joined it meanwhile is woken by the channel its Done made.
+func TestJoinInlineDoneLazy(t *testing.T) {
+	var g Group[int]
+	c, leader := g.JoinInline("k", func() (int, error) { return 1, nil }, nil)
+	c.Leave()
+	if !leader {
+		t.Fatal("not the leader")
+	}
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("Done of an ended run is not closed")
+	}
+	if v, err := c.Result(); v != 1 || err != nil {
+		t.Fatalf("Result = %d, %v", v, err)
+	}
+
+	joined := make(chan *Call[int], 1)
+	c, _ = g.JoinInline("k", func() (int, error) {
+		j, leader := g.Join("k", nil, nil)
+		if leader {
+			t.Error("the joiner leads")
+		}
+		joined <- j
+		return 2, nil
+	}, nil)
+	c.Leave()
+	j := <-joined // the joiner's Done was not asked for before the run ended
+	<-j.Done()
+	if v, _ := j.Result(); v != 2 {
+		t.Fatalf("joiner's Result = %d", v)
+	}
+}
