@@ -662,11 +662,11 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 		}
 	}
 	var (
-		own    = namespaceCounter(f.ns) // the function's epoch: only waiters check it
-		deps   [][]envelope.Dep         // by r: the dependencies a hit must check, if any
-		names  []string
-		ok     = true
-		one    [1]envelope.Dep // decodes one entry's dependency (the epoch) at a time
+		own   = namespaceCounter(f.ns) // the function's epoch: only waiters check it
+		deps  [][]envelope.Dep         // by r: the dependencies a hit must check, if any
+		names []string
+		ok    = true
+		one   [1]envelope.Dep // decodes one entry's dependency (the epoch) at a time
 	)
 	for r, j := range read {
 		switch e := errs[r]; {

@@ -86,7 +86,7 @@ type Store struct {
 	fsync    bool
 
 	rootMu        sync.Mutex // serializes recoverRoot and Close
-	nextRootCheck time.Time // when a miss may next look for a removed root
+	nextRootCheck time.Time  // when a miss may next look for a removed root
 	allowShared   bool
 	syncs         atomic.Int64 // fsync calls made, for the tests
 	log           *slog.Logger
