@@ -195,12 +195,20 @@ func (s *Store) createIfMissing(kn, kid string) string {
 	return q + ` ON CONFLICT (namespace, id) DO NOTHING`
 }
 
-// GetOrCreate implements store.GetOrCreator. On PostgreSQL it is GetAndCreate's one
+// getOrCreate would implement store.GetOrCreator, and is deliberately not exported:
+// with it, every caller's first read takes the lease when it sees no entry, and under
+// READ COMMITTED (PostgreSQL) or a read before the insert (MySQL, SQLite) that read can
+// miss an entry committed together with the lease's release while the statement ran,
+// then take the freed lease and compute a second time (seen in CI:
+// TestStampedeAcrossProcesses/postgres, 2 computations). Redis scripts are atomic and
+// keep the two-round-trip miss; SQL keeps the lookup, then GetAndCreate under the
+// flight. Closing the race (a second statement with a fresh snapshot in the same
+// pipeline, say) would let this be exported again. On PostgreSQL it is GetAndCreate's one
 // statement with the insert made conditional (INSERT … SELECT … WHERE NOT EXISTS a
 // live row at k): a hit writes no row and sends no notification. On MySQL and SQLite
 // the reads come first: a hit is that one statement, and a miss one conditional
 // insert more (two statements, as GetAndCreate).
-func (s *Store) GetOrCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error) {
+func (s *Store) getOrCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error) {
 	ins := entryArgs(rk, rec)
 	var b strings.Builder
 	var args []any
@@ -266,7 +274,7 @@ func (s *Store) GetOrCreate(ctx context.Context, k store.Key, also []store.Key, 
 		// Not created, though neither k nor rk was there when read: one of them was
 		// written meanwhile. Read again.
 	}
-	return store.GetAndCreateResult{}, fmt.Errorf("sqlstore: %s kept changing under GetOrCreate", rk)
+	return store.GetAndCreateResult{}, fmt.Errorf("sqlstore: %s kept changing under getOrCreate", rk)
 }
 
 // value is a record's value: nil for no row, never nil for a row.
