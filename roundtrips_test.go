@@ -130,7 +130,7 @@ func TestMissRoundTripsPostgres(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	// Three on SQL: the lookup, then the lease and its re-check in one statement, then the
-	// write (sqlstore is not a store.GetOrCreator; see its getOrCreate).
+	// write (sqlstore is not a store.GetOrCreator; store/sqlstore/swap.go says why).
 	wantRoundTrips(t, st, &pc.n, 3)
 }
 

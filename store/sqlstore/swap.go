@@ -169,113 +169,15 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 	return store.GetAndCreateResult{}, fmt.Errorf("sqlstore: %s kept changing under GetAndCreate", rk)
 }
 
-// createIfMissing is the INSERT of a record at rk unless a row is there, or the entry
-// at k is live: a row whose expires_at is NULL or after the record's stored_at. The
-// record's five columns are its parameters 1-5; k is kn and kid. On PostgreSQL the
-// parameters are cast, as a SELECT list gives them no type of its own.
-func (s *Store) createIfMissing(kn, kid string) string {
-	e := s.dialect.quote(s.table)
-	p := s.dialect.ph
-	vals := p(1) + `, ` + p(2) + `, ` + p(3) + `, ` + p(4) + `, ` + p(5)
-	from := ``
-	at := p(3)
-	switch s.dialect {
-	case Postgres:
-		vals = `$1::text, $2::text, $3::bigint, $4::bytea, $5::bigint`
-		at = `$3::bigint`
-	case MySQL:
-		from = ` FROM DUAL`
-	}
-	q := `INSERT INTO ` + e + ` (namespace, id, stored_at, value, expires_at) SELECT ` + vals + from +
-		` WHERE NOT EXISTS (SELECT 1 FROM ` + e + ` WHERE namespace = ` + kn + ` AND id = ` + kid +
-		` AND (expires_at IS NULL OR expires_at > ` + at + `))`
-	if s.dialect == MySQL {
-		return q + ` ON DUPLICATE KEY UPDATE id = id`
-	}
-	return q + ` ON CONFLICT (namespace, id) DO NOTHING`
-}
-
-// getOrCreate would implement store.GetOrCreator, and is deliberately not exported:
-// with it, every caller's first read takes the lease when it sees no entry, and under
-// READ COMMITTED (PostgreSQL) or a read before the insert (MySQL, SQLite) that read can
-// miss an entry committed together with the lease's release while the statement ran,
-// then take the freed lease and compute a second time (seen in CI:
+// The SQL store is not a store.GetOrCreator (a first read that takes the lease only
+// when there is no entry). With one, every caller's first read would take the lease on
+// a miss, and under READ COMMITTED (PostgreSQL) or a read before the insert (MySQL,
+// SQLite) that read can miss an entry committed together with the lease's release while
+// it ran, take the freed lease and compute a second time (CI saw it:
 // TestStampedeAcrossProcesses/postgres, 2 computations). Redis scripts are atomic and
 // keep the two-round-trip miss; SQL keeps the lookup, then GetAndCreate under the
-// flight. Closing the race (a second statement with a fresh snapshot in the same
-// pipeline, say) would let this be exported again. On PostgreSQL it is GetAndCreate's one
-// statement with the insert made conditional (INSERT … SELECT … WHERE NOT EXISTS a
-// live row at k): a hit writes no row and sends no notification. On MySQL and SQLite
-// the reads come first: a hit is that one statement, and a miss one conditional
-// insert more (two statements, as GetAndCreate).
-func (s *Store) getOrCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error) {
-	ins := entryArgs(rk, rec)
-	var b strings.Builder
-	var args []any
-	if s.dialect == Postgres {
-		// $1-$5 the insert, $6-$7 its notification, $8-$9 k; rk is read with $1 and $2.
-		args = s.notifyArgs(ins, rk)
-		b.WriteString(`WITH c AS (` + s.createIfMissing("$8", "$9") + ` RETURNING 1) SELECT -1, (SELECT count(x) FROM (SELECT pg_notify($6, $7)::text AS x FROM c) n), NULL::bytea, NULL::bigint`)
-		b.WriteString(` UNION ALL `)
-		fmt.Fprintf(&b, s.q.readRow, tagRec, "$1", "$2")
-	} else {
-		args = s.selectKeys(&b, args, tagRec, []store.Key{rk})
-	}
-	args = s.selectKeys(&b, args, tagKey, []store.Key{k})
-	args = s.selectKeys(&b, args, tagAlso, also)
-	query := b.String()
-	var create string
-	if s.dialect != Postgres {
-		create = s.createIfMissing(s.dialect.ph(6), s.dialect.ph(7))
-		ins = append(ins, k.Namespace, k.ID, micros(rec.StoredAt))
-	}
-	now := micros(rec.StoredAt)
-
-	for range maxRaces {
-		rows, err := read(ctx, s, query, args, scanRows)
-		if err != nil {
-			return store.GetAndCreateResult{}, err
-		}
-		res := store.GetAndCreateResult{
-			GetErr: fmt.Errorf("%w: %s", store.ErrNotFound, k),
-			Also:   make([][]byte, len(also)),
-		}
-		created, live := false, false
-		for _, r := range rows {
-			switch {
-			case r.tag == tagFlags:
-				created = r.at.Int64 > 0
-			case r.tag == tagKey:
-				res.Entry, res.GetErr = entry(k, r.at, r.v, r.exp)
-				live = !r.exp.Valid || r.exp.Int64 > now
-			case r.tag == tagRec:
-				res.Cur = value(r.v)
-			default:
-				res.Also[r.tag-tagAlso] = value(r.v)
-			}
-		}
-		if !created && !live && res.Cur == nil && s.dialect != Postgres {
-			n, err := s.changed(ctx, create, ins...)
-			if err != nil {
-				return store.GetAndCreateResult{}, tooLarge(err, rec)
-			}
-			created = n > 0
-		}
-		switch {
-		case created:
-			res.Created, res.Cur = true, bytes.Clone(rec.Value)
-			if res.Cur == nil {
-				res.Cur = []byte{}
-			}
-			return res, nil
-		case live || res.Cur != nil:
-			return res, nil
-		}
-		// Not created, though neither k nor rk was there when read: one of them was
-		// written meanwhile. Read again.
-	}
-	return store.GetAndCreateResult{}, fmt.Errorf("sqlstore: %s kept changing under getOrCreate", rk)
-}
+// single flight. A second statement with a fresh snapshot in the same pipeline would
+// close the race.
 
 // value is a record's value: nil for no row, never nil for a row.
 func value(v sql.Null[[]byte]) []byte {
