@@ -346,9 +346,9 @@ func (p *Proxy) untrack(l *link) {
 
 // reset closes both sides of l with SO_LINGER 0, so that each peer gets a RST.
 func (p *Proxy) reset(l *link) {
-	first := false
 	l.once.Do(func() {
-		first = true
+		// Counted before the close: a peer that sees the RST may read Stats at once.
+		p.resets.Add(1)
 		for _, c := range l.conns() {
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetLinger(0)
@@ -357,9 +357,6 @@ func (p *Proxy) reset(l *link) {
 		}
 		close(l.done)
 	})
-	if first {
-		p.resets.Add(1)
-	}
 }
 
 // close closes both sides of l normally.
