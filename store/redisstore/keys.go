@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -83,16 +84,66 @@ func (kr keyer) name(k store.Key) string {
 }
 
 // names returns the record names of ks, as name does, built into one buffer: a batch
-// costs one allocation for its names, not one per key. The buffer is sized for names
+// costs one allocation for its names, not one per key (none with namesPooled). The buffer is sized for names
 // that need no escaping (cachier's IDs are digests); escapes grow it, which leaves the
 // names already made in the old array, never written again.
 func (kr keyer) names(ks []store.Key) []string {
+	_, out := kr.appendNames(nil, make([]string, len(ks)), ks)
+	return out
+}
+
+// nameBuf is the memory of the record names of one batch, pooled: GetMany needs
+// them only until its MGET is on the wire, and at 100 keys they were a warm batch's
+// largest allocation after the values.
+type nameBuf struct {
+	buf   []byte
+	names []string
+}
+
+var namePool sync.Pool // of *nameBuf
+
+// maxPooledNames bounds the name memory kept in namePool, so that one huge batch
+// does not pin its names.
+const maxPooledNames = 64 << 10
+
+// namesPooled returns the record names of ks, as names does, in pooled memory; the
+// caller calls put once nothing uses the names any more.
+func (kr keyer) namesPooled(ks []store.Key) *nameBuf {
+	nb, _ := namePool.Get().(*nameBuf)
+	if nb == nil {
+		nb = &nameBuf{}
+	}
+	nb.fill(kr, ks)
+	return nb
+}
+
+// fill sets nb.names to the names of ks, in nb's memory, grown as needed.
+func (nb *nameBuf) fill(kr keyer, ks []store.Key) {
+	if cap(nb.names) < len(ks) {
+		nb.names = make([]string, len(ks))
+	}
+	nb.buf, nb.names = kr.appendNames(nb.buf[:0], nb.names[:len(ks)], ks)
+}
+
+// put returns nb to the pool; its names must not be used after.
+func (nb *nameBuf) put() {
+	if cap(nb.buf) > maxPooledNames || cap(nb.names)*16 > maxPooledNames {
+		return
+	}
+	clear(nb.names) // no pooled string keeps a buffer alive
+	namePool.Put(nb)
+}
+
+// appendNames sets out[i] to the name of ks[i], built in buf, which it returns,
+// grown (made anew) when the names do not fit.
+func (kr keyer) appendNames(buf []byte, out []string, ks []store.Key) ([]byte, []string) {
 	size := 0
 	for _, k := range ks {
 		size += len(kr.prefix) + len(k.Namespace) + len(k.ID) + 6
 	}
-	buf := make([]byte, 0, size)
-	out := make([]string, len(ks))
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
 	var lastNS, lastEsc string // the keys of a batch usually share their namespace
 	for i, k := range ks {
 		ns, kind := kindOf(k.Namespace)
@@ -113,7 +164,7 @@ func (kr keyer) names(ks []store.Key) []string {
 		// new array.
 		out[i] = unsafe.String(&buf[start], len(buf)-start)
 	}
-	return out
+	return buf, out
 }
 
 // channel returns the pub/sub channel of k's record: the entry and the lease of one

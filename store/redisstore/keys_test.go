@@ -112,6 +112,20 @@ func TestNames(t *testing.T) {
 			}
 		}
 	}
+	// Pooled memory, used again: longer batches, then shorter ones, in one nameBuf.
+	nb := kr.namesPooled(ks[:1])
+	for _, n := range []int{1, len(ks), 3, len(ks), 0, 5} {
+		nb.fill(kr, ks[:n])
+		if len(nb.names) != n {
+			t.Fatalf("namesPooled of %d keys: %d names", n, len(nb.names))
+		}
+		for i, k := range ks[:n] {
+			if want := kr.name(k); nb.names[i] != want {
+				t.Errorf("pooled names(ks[:%d])[%d] = %q, want %q", n, i, nb.names[i], want)
+			}
+		}
+	}
+	nb.put()
 }
 
 func TestValidatePrefix(t *testing.T) {
