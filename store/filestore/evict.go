@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -295,26 +294,4 @@ func (s *Store) tryEvictLock() (*os.File, error) {
 		return nil, nil
 	}
 	return f, nil
-}
-
-// parseSize parses a byte count for the max_bytes URL parameter: a whole number with
-// an optional suffix KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of
-// 1024), in any case.
-func parseSize(v string) (int64, error) {
-	i := 0
-	for i < len(v) && v[i] >= '0' && v[i] <= '9' {
-		i++
-	}
-	mult, ok := map[string]int64{
-		"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-	}[strings.ToLower(v[i:])]
-	if i == 0 || !ok {
-		return 0, fmt.Errorf("%q is not a size such as 1048576, 512MiB or 2GB", v)
-	}
-	n, err := strconv.ParseInt(v[:i], 10, 64)
-	if err != nil || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("size %q is too large", v)
-	}
-	return n * mult, nil
 }

@@ -3,10 +3,9 @@ package filestore
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/url"
 	"path/filepath"
-	"strconv"
-	"time"
 
 	"github.com/cachier-go/cachier/store"
 )
@@ -29,7 +28,7 @@ const urlHelp = "want file:///absolute/path or file:// (the default directory), 
 // path is an error matching store.ErrBadURL.
 func openURL(_ context.Context, u *url.URL) (store.Store, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %q: %s; %s", store.ErrBadURL, store.RedactURL(u), fmt.Sprintf(format, args...), urlHelp)
+		return store.BadURL(u, "%s; %s", fmt.Sprintf(format, args...), urlHelp)
 	}
 	if u.Opaque != "" {
 		return nil, bad("relative path %q", u.Opaque)
@@ -50,47 +49,17 @@ func openURL(_ context.Context, u *url.URL) (store.Store, error) {
 		}
 		o.Dir = filepath.Clean(u.Path)
 	}
-	q, err := url.ParseQuery(u.RawQuery)
+	p, err := store.ReadParams(u, "fsync", "poll", "allow_shared_dir", "max_bytes", "max_entries")
 	if err != nil {
-		return nil, bad("query: %v", err)
+		return nil, fmt.Errorf("%w; %s", err, urlHelp)
 	}
-	for name, vals := range q {
-		if len(vals) != 1 {
-			return nil, bad("parameter %s given %d times", name, len(vals))
-		}
-		v := vals[0]
-		switch name {
-		case "fsync", "allow_shared_dir":
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return nil, bad("%s=%q is not a boolean", name, v)
-			}
-			if name == "fsync" {
-				o.Fsync = b
-			} else {
-				o.AllowSharedDir = b
-			}
-		case "max_bytes":
-			n, err := parseSize(v)
-			if err != nil {
-				return nil, bad("max_bytes: %v", err)
-			}
-			o.MaxBytes = n
-		case "max_entries":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return nil, bad("max_entries=%q is not a count >= 0", v)
-			}
-			o.MaxEntries = n
-		case "poll":
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return nil, bad("poll=%q is not a positive duration", v)
-			}
-			o.PollInterval = d
-		default:
-			return nil, bad("unknown parameter %q", name)
-		}
+	p.Bool("fsync", &o.Fsync)
+	p.Bool("allow_shared_dir", &o.AllowSharedDir)
+	p.Size("max_bytes", &o.MaxBytes)
+	p.Int("max_entries", 0, math.MaxInt, &o.MaxEntries)
+	p.Duration("poll", &o.PollInterval)
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("%w; %s", err, urlHelp)
 	}
 	s, err := New(&o)
 	if err != nil {
