@@ -13,19 +13,12 @@ var _ tier.Source = (*Store)(nil)
 // when the entry stops being the stored one (replaced, deleted, cleared, evicted, or
 // the store closed). cachier's typed first level keeps it beside its copy.
 func (s *Store) GetTicketed(ctx context.Context, k store.Key) (store.Entry, any, *tier.Ticket, error) {
-	if err := s.check(ctx); err != nil {
+	it, err := s.find(ctx, k)
+	if err != nil {
 		return store.Entry{}, nil, nil, err
 	}
-	h := s.keyHash(k)
-	sh := s.shardOf(h)
-	sh.mu.RLock()
-	it := sh.lookup(h, k)
-	sh.mu.RUnlock()
 	if it == nil {
 		return store.Entry{}, nil, nil, errLiveMiss
-	}
-	if !it.ref.Load() {
-		it.ref.Store(true)
 	}
 	return it.e, it.live, &it.life, nil
 }

@@ -311,19 +311,12 @@ func (s *Store) Limits() (maxEntries int, maxBytes int64) { return int(s.maxEntr
 // Get returns a copy of the entry for k, or an error matching store.ErrNotFound. The
 // bytes of an entry stored by SetLazy are made now, once.
 func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
-	if err := s.check(ctx); err != nil {
+	it, err := s.find(ctx, k)
+	if err != nil {
 		return store.Entry{}, err
 	}
-	h := s.keyHash(k)
-	sh := s.shardOf(h)
-	sh.mu.RLock()
-	it := sh.lookup(h, k)
-	sh.mu.RUnlock()
 	if it == nil {
 		return store.Entry{}, notFound(k)
-	}
-	if !it.ref.Load() {
-		it.ref.Store(true)
 	}
 	e := it.e
 	b, err := it.bytes()
@@ -351,24 +344,34 @@ func (it *item) bytes() ([]byte, error) {
 	return *it.made.Load(), nil
 }
 
-// GetLive returns the entry for k and the live value attached by SetLive (nil after a
-// plain Set). It allocates nothing, on a hit or a miss (whose error names no key).
-// The returned Value is the stored slice, shared with every other reader: do not
-// modify it.
-func (s *Store) GetLive(ctx context.Context, k store.Key) (store.Entry, any, error) {
+// find returns the item of k, marked as recently used, or nil when k has none: the
+// one lookup of Get, GetLive and GetTicketed.
+func (s *Store) find(ctx context.Context, k store.Key) (*item, error) {
 	if err := s.check(ctx); err != nil {
-		return store.Entry{}, nil, err
+		return nil, err
 	}
 	h := s.keyHash(k)
 	sh := s.shardOf(h)
 	sh.mu.RLock()
 	it := sh.lookup(h, k)
 	sh.mu.RUnlock()
+	if it != nil && !it.ref.Load() { // read first: a hot entry's cache line stays shared
+		it.ref.Store(true)
+	}
+	return it, nil
+}
+
+// GetLive returns the entry for k and the live value attached by SetLive (nil after a
+// plain Set). It allocates nothing, on a hit or a miss (whose error names no key).
+// The returned Value is the stored slice, shared with every other reader: do not
+// modify it.
+func (s *Store) GetLive(ctx context.Context, k store.Key) (store.Entry, any, error) {
+	it, err := s.find(ctx, k)
+	if err != nil {
+		return store.Entry{}, nil, err
+	}
 	if it == nil {
 		return store.Entry{}, nil, errLiveMiss
-	}
-	if !it.ref.Load() { // read first: a hot entry's cache line stays shared
-		it.ref.Store(true)
 	}
 	return it.e, it.live, nil // a SetLazy entry's Value stays empty: no encoding here
 }
