@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
 )
@@ -194,6 +195,25 @@ func DecodeRecord(b []byte) (Entry, []byte, error) {
 		return Entry{}, nil, err
 	}
 	return Entry{Value: b[h.Len:], StoredAt: h.StoredAt, ExpiresAt: h.ExpiresAt}, h.Tag, nil
+}
+
+// Bounds of the times [UnixNano] keeps as they are.
+var (
+	minNanoTime = time.Unix(0, math.MinInt64+1)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
+// UnixNano returns t in Unix nanoseconds, clamped to what an int64 holds (years 1678
+// to 2262, beyond which t.UnixNano is undefined), and never math.MinInt64, so that a
+// driver that keeps times as int64 nanoseconds can keep that for the zero time.
+func UnixNano(t time.Time) int64 {
+	switch {
+	case t.Before(minNanoTime):
+		return math.MinInt64 + 1
+	case t.After(maxNanoTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 func appendTime(dst []byte, t time.Time) []byte {

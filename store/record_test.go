@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -210,4 +211,24 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("DecodeRecord accepted %x, which re-encodes as %x", b, again)
 		}
 	})
+}
+
+// UnixNano clamps times beyond int64 nanoseconds and never returns math.MinInt64,
+// which drivers keep for the zero time.
+func TestUnixNano(t *testing.T) {
+	for _, tc := range []struct {
+		t    time.Time
+		want int64
+	}{
+		{time.Unix(12, 34), 12e9 + 34},
+		{time.Unix(0, math.MinInt64+1), math.MinInt64 + 1},
+		{time.Unix(0, math.MinInt64), math.MinInt64 + 1},
+		{time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), math.MinInt64 + 1},
+		{time.Time{}, math.MinInt64 + 1},
+		{time.Date(2500, 1, 1, 0, 0, 0, 0, time.UTC), math.MaxInt64},
+	} {
+		if got := UnixNano(tc.t); got != tc.want {
+			t.Errorf("UnixNano(%s) = %d, want %d", tc.t, got, tc.want)
+		}
+	}
 }

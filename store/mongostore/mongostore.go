@@ -128,21 +128,11 @@ func docID(k store.Key) string {
 
 // Times are int64 Unix nanoseconds; the zero time, which has none, is MinInt64, and
 // times beyond int64 nanoseconds (before 1678, after 2262) are clamped.
-var (
-	minNanoTime = time.Unix(0, math.MinInt64+1)
-	maxNanoTime = time.Unix(0, math.MaxInt64)
-)
-
 func nanos(t time.Time) int64 {
-	switch {
-	case t.IsZero():
+	if t.IsZero() {
 		return math.MinInt64
-	case t.Before(minNanoTime):
-		return math.MinInt64 + 1
-	case t.After(maxNanoTime):
-		return math.MaxInt64
 	}
-	return t.UnixNano()
+	return store.UnixNano(t)
 }
 
 func fromNanos(n int64) time.Time {

@@ -3,7 +3,6 @@ package redisstore
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"strings"
 	"sync"
 	"time"
@@ -330,22 +329,11 @@ var (
 	recHeadExp = string([]byte{recMagic, recVersionExp})
 )
 
-// Bounds of time.Time.UnixNano.
-var (
-	minStampTime = time.Unix(0, math.MinInt64+1)
-	maxStampTime = time.Unix(0, math.MaxInt64)
-)
-
 func stamp(t time.Time) uint64 {
-	switch {
-	case t.IsZero():
+	if t.IsZero() {
 		return 0
-	case t.Before(minStampTime):
-		t = minStampTime
-	case t.After(maxStampTime):
-		t = maxStampTime
 	}
-	return uint64(t.UnixNano()) ^ 1<<63
+	return uint64(store.UnixNano(t)) ^ 1<<63
 }
 
 func unstamp(u uint64) time.Time {
