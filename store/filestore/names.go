@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+
+	"github.com/cachier-go/cachier/store"
 )
 
 // On-disk layout, under the root directory:
@@ -60,24 +62,8 @@ const maxReadableLen = 96
 
 // nsDirName returns the directory name for a namespace, and whether it is hashed.
 func nsDirName(ns string) (name string, hashed bool) {
-	const hexdig = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(ns))
-	for i := 0; i < len(ns); i++ {
-		c := ns[i]
-		switch {
-		case c >= 'A' && c <= 'Z':
-			hashed = true
-			b.WriteByte(c)
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_', c == '-', c == '.' && i > 0:
-			b.WriteByte(c)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(hexdig[c>>4])
-			b.WriteByte(hexdig[c&0xF])
-		}
-	}
-	name = b.String()
+	hashed = strings.IndexFunc(ns, func(r rune) bool { return 'A' <= r && r <= 'Z' }) >= 0
+	name = string(store.AppendEscaped(make([]byte, 0, len(ns)), ns, store.NameByte))
 	if len(name) > maxReadableLen {
 		hashed = true
 		name = name[:maxReadableLen]
@@ -99,24 +85,10 @@ func decodeNSDirName(name string) (string, bool) {
 	if strings.ContainsRune(name, '~') {
 		return "", false
 	}
-	var b strings.Builder
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		if i+2 >= len(name) {
-			return "", false
-		}
-		v, err := hex.DecodeString(name[i+1 : i+3])
-		if err != nil {
-			return "", false
-		}
-		b.WriteByte(v[0])
-		i += 2
+	ns, ok := store.Unescape(name)
+	if !ok {
+		return "", false
 	}
-	ns := b.String()
 	if again, hashed := nsDirName(ns); hashed || again != name {
 		return "", false
 	}

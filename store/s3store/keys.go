@@ -47,22 +47,11 @@ const (
 
 var b64 = base64.RawURLEncoding
 
-// isSafe reports whether c is kept as is in the short form.
-func isSafe(c byte, first bool) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-		return true
-	case c == '.':
-		return !first
-	}
-	return false
-}
-
 // shortLen returns the length of the short form of s.
 func shortLen(s string) int {
 	n := 0
 	for i := 0; i < len(s); i++ {
-		if isSafe(s[i], i == 0) {
+		if store.NameByte(s[i], i == 0) {
 			n++
 		} else {
 			n += 3
@@ -71,8 +60,6 @@ func shortLen(s string) int {
 	return n
 }
 
-const upperHex = "0123456789ABCDEF"
-
 // appendName appends the name of s (short or long form) to b. A long form is split into
 // segments: two for a namespace (twoSegments), as many as needed for an ID.
 func appendName(b []byte, s string, twoSegments bool) []byte {
@@ -80,15 +67,7 @@ func appendName(b []byte, s string, twoSegments bool) []byte {
 		if n == len(s) {
 			return append(b, s...)
 		}
-		for i := 0; i < len(s); i++ {
-			c := s[i]
-			if isSafe(c, i == 0) {
-				b = append(b, c)
-			} else {
-				b = append(b, '%', upperHex[c>>4], upperHex[c&15])
-			}
-		}
-		return b
+		return store.AppendEscaped(b, s, store.NameByte)
 	}
 	enc := make([]byte, 1+b64.EncodedLen(len(s)))
 	enc[0] = longMark
@@ -124,40 +103,15 @@ func parseName(name string, twoSegments bool) (string, error) {
 		if strings.ContainsRune(name, '/') {
 			return "", errForeignName
 		}
-		var b strings.Builder
-		b.Grow(len(name))
-		for i := 0; i < len(name); i++ {
-			c := name[i]
-			if c != '%' {
-				b.WriteByte(c)
-				continue
-			}
-			if i+2 >= len(name) {
-				return "", errForeignName
-			}
-			hi, lo := unhex(name[i+1]), unhex(name[i+2])
-			if hi < 0 || lo < 0 {
-				return "", errForeignName
-			}
-			b.WriteByte(byte(hi<<4 | lo))
-			i += 2
+		var ok bool
+		if s, ok = store.Unescape(name); !ok {
+			return "", errForeignName
 		}
-		s = b.String()
 	}
 	if s == "" || !utf8.ValidString(s) || string(appendName(nil, s, twoSegments)) != name {
 		return "", errForeignName
 	}
 	return s, nil
-}
-
-func unhex(c byte) int {
-	switch {
-	case '0' <= c && c <= '9':
-		return int(c - '0')
-	case 'A' <= c && c <= 'F':
-		return int(c - 'A' + 10)
-	}
-	return -1
 }
 
 // nsPrefix returns "<prefix><namespace>" followed by dir ("/e/" or "/l/").
