@@ -124,6 +124,16 @@ type GetOrCreator interface {
 	GetOrCreate(ctx context.Context, k Key, also []Key, rk Key, rec Entry) (GetAndCreateResult, error)
 }
 
+// OptionsOf returns *opts, or the zero options when opts is nil: what a driver's
+// constructor, which takes its options by pointer, fills in the defaults of.
+func OptionsOf[T any](opts *T) T {
+	if opts == nil {
+		var zero T
+		return zero
+	}
+	return *opts
+}
+
 // CounterRecord returns the record key of version counter name, {InternalPrefix,
 // name}, and the value that record holds when the counter is at v: 8 bytes,
 // little-endian. A driver without [Versioner] keeps counters as such records; a

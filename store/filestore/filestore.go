@@ -1,6 +1,7 @@
 package filestore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -122,10 +123,7 @@ func DefaultDir() (string, error) {
 
 // New opens (creating if needed) a file store.
 func New(opts *Options) (*Store, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
+	o := store.OptionsOf(opts)
 	if o.Dir == "" {
 		d, err := DefaultDir()
 		if err != nil {
@@ -159,16 +157,13 @@ func New(opts *Options) (*Store, error) {
 		caps:        c,
 		rootPath:    root,
 		fsync:       o.Fsync,
-		log:         o.Logger,
+		log:         cmp.Or(o.Logger, slog.New(slog.DiscardHandler)),
 		clock:       o.Clock,
 		allowShared: o.AllowSharedDir,
 	}
 	s.root.Store(rd)
 	if s.clock == nil {
 		s.clock = time.Now
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
 	}
 	return s, nil
 }

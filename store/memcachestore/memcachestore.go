@@ -2,6 +2,7 @@ package memcachestore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -101,19 +102,12 @@ func New(client *memcache.Client, opts *Options) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("memcachestore: nil client")
 	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	if o.Prefix == "" {
-		o.Prefix = DefaultPrefix
-	}
+	o := store.OptionsOf(opts)
+	o.Prefix = cmp.Or(o.Prefix, DefaultPrefix)
 	if err := validatePrefix(o.Prefix); err != nil {
 		return nil, err
 	}
-	if o.MaxItemSize == 0 {
-		o.MaxItemSize = DefaultMaxItemSize
-	}
+	o.MaxItemSize = cmp.Or(o.MaxItemSize, DefaultMaxItemSize)
 	if o.MaxItemSize < 4096 {
 		return nil, fmt.Errorf("memcachestore: MaxItemSize %d is below 4096", o.MaxItemSize)
 	}
@@ -130,13 +124,8 @@ func New(client *memcache.Client, opts *Options) (*Store, error) {
 }
 
 func validatePrefix(p string) error {
-	if len(p) > MaxPrefixLen {
-		return fmt.Errorf("memcachestore: prefix of %d bytes is longer than %d", len(p), MaxPrefixLen)
-	}
-	for i := 0; i < len(p); i++ {
-		if c := p[i]; c <= ' ' || c >= 0x7f {
-			return fmt.Errorf("memcachestore: prefix %q holds a space, control or non-ASCII byte", p)
-		}
+	if err := store.CheckPrefix(p, MaxPrefixLen, ""); err != nil {
+		return fmt.Errorf("memcachestore: %w", err)
 	}
 	return nil
 }

@@ -88,10 +88,7 @@ func New(coll *mongo.Collection, opts *Options) (*Store, error) {
 	if coll == nil {
 		return nil, errors.New("mongostore: nil collection")
 	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
+	o := store.OptionsOf(opts)
 	if err := ValidateCollectionName(coll.Name()); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -52,14 +53,11 @@ func newKeyer(prefix string) (keyer, error) {
 // validatePrefix accepts printable ASCII without spaces and braces (braces would
 // move the hash tag), up to 64 bytes.
 func validatePrefix(p string) error {
-	if p == "" || len(p) > 64 {
-		return fmt.Errorf("redisstore: prefix %q must be 1 to 64 bytes", p)
+	if p == "" {
+		return errors.New("redisstore: empty prefix")
 	}
-	for i := range len(p) {
-		c := p[i]
-		if c <= ' ' || c >= 0x7f || c == '{' || c == '}' {
-			return fmt.Errorf("redisstore: prefix %q may hold only printable ASCII without spaces and braces", p)
-		}
+	if err := store.CheckPrefix(p, 64, "{}"); err != nil {
+		return fmt.Errorf("redisstore: %w", err)
 	}
 	return nil
 }

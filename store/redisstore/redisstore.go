@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,20 +100,12 @@ func newDriver(client redis.UniversalClient, opts *Options) (*driver, error) {
 	if client == nil {
 		return nil, errors.New("redisstore: nil client")
 	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	if o.Prefix == "" {
-		o.Prefix = DefaultPrefix
-	}
-	kr, err := newKeyer(o.Prefix)
+	o := store.OptionsOf(opts)
+	kr, err := newKeyer(cmp.Or(o.Prefix, DefaultPrefix))
 	if err != nil {
 		return nil, err
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o.Logger = cmp.Or(o.Logger, slog.Default())
 	switch {
 	case o.MaxValueSize < 0:
 		return nil, fmt.Errorf("redisstore: negative MaxValueSize %d", o.MaxValueSize)

@@ -2,6 +2,7 @@ package s3store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -85,10 +86,7 @@ func New(client *s3.Client, bucket string, opts *Options) (*Store, error) {
 	if err := validateBucket(bucket); err != nil {
 		return nil, err
 	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
+	o := store.OptionsOf(opts)
 	prefix, err := validatePrefix(o.Prefix)
 	if err != nil {
 		return nil, err
@@ -97,12 +95,9 @@ func New(client *s3.Client, bucket string, opts *Options) (*Store, error) {
 		client:    client,
 		bucket:    bucket,
 		prefix:    prefix,
-		log:       o.Logger,
+		log:       cmp.Or(o.Logger, slog.New(slog.DiscardHandler)),
 		poll:      o.PollInterval,
 		bucketSem: make(chan struct{}, 1),
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.poll <= 0 {
 		s.poll = defaultPollInterval

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -127,10 +128,7 @@ func New(db *sql.DB, opts *Options) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: nil *sql.DB")
 	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
+	o := store.OptionsOf(opts)
 	d := o.Dialect
 	if d == Detect {
 		var err error
@@ -141,18 +139,14 @@ func New(db *sql.DB, opts *Options) (*Store, error) {
 	if d != Postgres && d != MySQL && d != SQLite {
 		return nil, fmt.Errorf("sqlstore: unknown dialect %v", d)
 	}
-	if o.Table == "" {
-		o.Table = DefaultTable
-	}
+	o.Table = cmp.Or(o.Table, DefaultTable)
 	if err := ValidateTableName(o.Table); err != nil {
 		return nil, err
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o.Logger = cmp.Or(o.Logger, slog.Default())
 	s := &Store{
 		db:      db,
 		dialect: d,
