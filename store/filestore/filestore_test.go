@@ -13,6 +13,7 @@ import (
 
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/filestore"
+	"github.com/cachier-go/cachier/store/storetest"
 )
 
 func newStore(t testing.TB, o *filestore.Options) *filestore.Store {
@@ -383,17 +384,6 @@ func waitWake(t *testing.T, ch <-chan struct{}, what string) {
 	}
 }
 
-// drain empties ch so that the next wait sees only new wake-ups.
-func drain(ch <-chan struct{}) {
-	for {
-		select {
-		case <-ch:
-		default:
-			return
-		}
-	}
-}
-
 // TestWatch: a watcher of a key, through the portable layer, wakes for every change
 // of the entry and of its lease record, made by another Store on the same directory
 // (another process would do the same).
@@ -420,7 +410,7 @@ func TestWatch(t *testing.T) {
 		{"ReleaseAll", func() error { _, err := s.ReleaseAll(ctx, "ns"); return err }},
 	}
 	for _, st := range steps {
-		drain(ch)
+		storetest.Drain(ch)
 		// Another key in the same directory, touched first, must not be what wakes us:
 		// give it a moment, then drain again.
 		if err := s.Set(ctx, other, store.Entry{Value: []byte("x")}); err != nil {

@@ -426,16 +426,7 @@ func BenchmarkGet(b *testing.B) {
 		names[i] = s.Prefix() + "bench/e/" + keys[i].ID
 	}
 	b.Cleanup(func() { _ = s.Clear(ctx, "bench") })
-	b.Run("Hit", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if _, err := s.Get(ctx, keys[i%nkeys]); err != nil {
-				b.Fatal(err)
-			}
-			i++
-		}
-	})
+	b.Run("Hit", storetest.BenchGetHit(s, keys...))
 	b.Run("RawGetObject", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
@@ -451,15 +442,7 @@ func BenchmarkGet(b *testing.B) {
 			i++
 		}
 	})
-	missing := store.Key{Namespace: "bench", ID: "missing"}
-	b.Run("Miss", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := s.Get(ctx, missing); !errors.Is(err, store.ErrNotFound) {
-				b.Fatal(err)
-			}
-		}
-	})
+	b.Run("Miss", storetest.BenchGetMiss(s, store.Key{Namespace: "bench", ID: "missing"}))
 	missingName := s.Prefix() + "bench/e/missing"
 	b.Run("RawGetObjectMiss", func(b *testing.B) {
 		b.ReportAllocs()

@@ -138,7 +138,7 @@ func BenchmarkWake(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer stop()
-	drain(ch)
+	storetest.Drain(ch)
 	for b.Loop() {
 		if err := writer.Set(ctx, k, store.Entry{Value: benchValue, StoredAt: time.Now()}); err != nil {
 			b.Fatal(err)

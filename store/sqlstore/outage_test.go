@@ -11,6 +11,7 @@ import (
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/sqlstore"
 	"github.com/cachier-go/cachier/store/sqlstore/pgnotify"
+	"github.com/cachier-go/cachier/store/storetest"
 )
 
 // TestPostgresOutage stops the server under a store: calls fail with errors instead
@@ -38,7 +39,7 @@ func TestPostgresOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	drain(ch)
+	storetest.Drain(ch)
 
 	srv.Stop(t)
 
@@ -107,7 +108,7 @@ func TestPostgresOutage(t *testing.T) {
 	// listens again is lost: write until one wakes the watcher.
 	deadline := time.Now().Add(60 * time.Second)
 	for woke := false; !woke; {
-		drain(ch)
+		storetest.Drain(ch)
 		if err := s2.Set(ctx, k, store.Entry{Value: []byte("after"), StoredAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
@@ -118,16 +119,6 @@ func TestPostgresOutage(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatal("no wake-up from another process's Set after the server restarted")
 			}
-		}
-	}
-}
-
-func drain(ch <-chan struct{}) {
-	for {
-		select {
-		case <-ch:
-		default:
-			return
 		}
 	}
 }

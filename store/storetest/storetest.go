@@ -93,6 +93,18 @@ type Capabilities struct {
 // append to it and stay within store.MaxNamespaceLen.
 const NamespaceLen = 150
 
+// Drain empties ch without waiting, so that the next wait on it sees only wake-ups
+// that come after.
+func Drain(ch <-chan struct{}) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
 // Namespace returns a namespace unique to this test and run:
 // "storetest/<test name>/<random>", with the test name cut so that the whole is at
 // most NamespaceLen bytes. Tests that need several namespaces call it several times.
