@@ -9,13 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/cachier-go/cachier"
-	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/memstore"
-	"github.com/cachier-go/cachier/store/redisstore"
 )
 
 // The batch benchmarks: one call for 100 arguments, all cached ("warm"), 90 cached
@@ -56,14 +52,8 @@ func BenchmarkBatchMemory(b *testing.B) {
 }
 
 func BenchmarkBatchRedis(b *testing.B) {
-	c := redis.NewClient(&redis.Options{Addr: testserver.Redis(b).Addr})
-	b.Cleanup(func() { c.Close() })
 	prefix := "bench-batch-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	st, err := redisstore.New(c, &redisstore.Options{Prefix: prefix})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
+	st, c := redisStore(b, prefix, nil)
 	batchFn := func(_ context.Context, args []int) (map[int][]byte, error) {
 		m := make(map[int][]byte, len(args))
 		for _, a := range args {

@@ -6,25 +6,15 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/cachier-go/cachier"
-	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
-	"github.com/cachier-go/cachier/store/redisstore"
 )
 
 // A batch reuses its lookup memory from call to call (issue #14): a key that was a hit
 // in one call and is gone in the next is a miss there, computed again, never the last
 // call's hit. Redis, because it has no typed first level to answer before the lookup.
 func TestBatchLookupMemoryReused(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: testserver.Redis(t).Addr})
-	t.Cleanup(func() { c.Close() })
-	st, err := redisstore.New(c, &redisstore.Options{Prefix: "pool-" + strconv.Itoa(int(c.Options().DB))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, _ := redisStore(t, "pool-0", nil)
 	var computed atomic.Int64
 	fn := func(_ context.Context, args []int) (map[int]string, error) {
 		n := computed.Add(int64(len(args)))

@@ -7,47 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/cachier-go/cachier"
-	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
-	"github.com/cachier-go/cachier/store/redisstore"
 )
-
-// roundTrips counts what a go-redis client sends: one per command, one per pipeline.
-type roundTrips struct{ n atomic.Int64 }
-
-func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
 
 // TestBatchRoundTripsRedis counts the round trips of a batch on one Redis server: a
 // warm batch is one MGET, whatever its size, and a cold one takes the same small
 // number for 10 keys as for 60 (its leases are taken and released in one round trip
 // each, not one per key).
 func TestBatchRoundTripsRedis(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: testserver.Redis(t).Addr})
-	t.Cleanup(func() { c.Close() })
-	rt := &roundTrips{}
-	c.AddHook(rt)
-	st, err := redisstore.New(c, &redisstore.Options{Prefix: "rtt-" + strconv.FormatInt(time.Now().UnixNano(), 36)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	rt := &rttHook{}
+	st, _ := redisStore(t, "rtt-"+strconv.FormatInt(time.Now().UnixNano(), 36), rt)
 	var computed atomic.Int64
 	fn := func(_ context.Context, args []int) (map[int]string, error) {
 		computed.Add(int64(len(args)))

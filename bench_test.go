@@ -12,9 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cachier-go/cachier"
-	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store/memstore"
-	"github.com/cachier-go/cachier/store/redisstore"
 )
 
 // The benchmarks come in pairs measured in the same run, so ratios can be read off:
@@ -68,13 +66,7 @@ func BenchmarkMemoryHitParallel(b *testing.B) {
 // BenchmarkLocalTierHitRedis is a hit of the local tier in front of Redis: no round
 // trip, no decoding. Compare it with BenchmarkMemoryHit (target: at most 1.5x).
 func BenchmarkLocalTierHitRedis(b *testing.B) {
-	c := redis.NewClient(&redis.Options{Addr: testserver.Redis(b).Addr})
-	b.Cleanup(func() { c.Close() })
-	st, err := redisstore.New(c, &redisstore.Options{Prefix: "bench-tier"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
+	st, _ := redisStore(b, "bench-tier", nil)
 	f, err := cachier.Wrap(benchFn, cachier.Name("bench/tier"), cachier.WithStore(st), cachier.LocalTier(1000, 0))
 	if err != nil {
 		b.Fatal(err)
@@ -216,13 +208,7 @@ func BenchmarkMemoryMiss(b *testing.B) {
 // (issue 11's target: at most 1.3). The raw pair encodes nothing; cachier's miss
 // encodes the result (CBOR) and derives its key.
 func BenchmarkMissVsRawRedis(b *testing.B) {
-	c := redis.NewClient(&redis.Options{Addr: testserver.Redis(b).Addr})
-	b.Cleanup(func() { c.Close() })
-	st, err := redisstore.New(c, &redisstore.Options{Prefix: "bench-miss"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
+	st, c := redisStore(b, "bench-miss", nil)
 	f, err := cachier.Wrap(benchFn, cachier.Name(fmt.Sprint("bench/miss-redis/", time.Now().UnixNano())), cachier.WithStore(st))
 	if err != nil {
 		b.Fatal(err)

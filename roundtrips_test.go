@@ -52,6 +52,24 @@ func (h *rttHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 	}
 }
 
+// redisStore returns a driver on the test Redis server, its records under prefix,
+// and its client, with hook (if not nil) counting or watching what the client sends.
+// Both are closed when tb ends.
+func redisStore(tb testing.TB, prefix string, hook redis.Hook) (store.Driver, *redis.Client) {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: testserver.Redis(tb).Addr})
+	tb.Cleanup(func() { c.Close() })
+	if hook != nil {
+		c.AddHook(hook)
+	}
+	st, err := redisstore.New(c, &redisstore.Options{Prefix: prefix})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st, c
+}
+
 // pgCounter counts the statements pgx sends (each one round trip).
 type pgCounter struct{ n atomic.Int64 }
 
@@ -103,15 +121,8 @@ func wantRoundTrips(t *testing.T, st store.Driver, count *atomic.Int64, miss int
 }
 
 func TestMissRoundTripsRedis(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: testserver.Redis(t).Addr})
-	t.Cleanup(func() { c.Close() })
 	h := &rttHook{}
-	c.AddHook(h)
-	st, err := redisstore.New(c, &redisstore.Options{Prefix: "rtt"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, _ := redisStore(t, "rtt", h)
 	wantRoundTrips(t, st, &h.n, 2) // the read that takes the lease, the write that releases it
 }
 
@@ -142,8 +153,6 @@ type callerKey struct{}
 // the flight and waits for the lease. A then joins B's run as a follower: it must
 // give its lease up at once, or B waits until the lease runs out (and takes it over).
 func TestFollowerReleasesLookupLease(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: testserver.Redis(t).Addr})
-	t.Cleanup(func() { c.Close() })
 	var (
 		aClaimed  = make(chan struct{})
 		aResume   = make(chan struct{})
@@ -168,12 +177,7 @@ func TestFollowerReleasesLookupLease(t *testing.T) {
 			}
 		}
 	}}
-	c.AddHook(h)
-	st, err := redisstore.New(c, &redisstore.Options{Prefix: "follower"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, _ := redisStore(t, "follower", h)
 	var calls atomic.Int32
 	f, err := cachier.Wrap(func(_ context.Context, n int) (int, error) {
 		calls.Add(1)
