@@ -42,21 +42,7 @@ type ran[R any] struct {
 func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A, direct bool, cl *claimed) (R, Outcome, error) {
 	start := s.clock.Now()
 	cctx, arm, cancel := newComputeContext(ctx, s)
-	work := func() (ran[R], error) {
-		arm()
-		defer cancel(nil)
-		if !f.life.begin() { // closed meanwhile: the store is not ours to use any more
-			if cl != nil {
-				_ = s.store.Release(context.WithoutCancel(ctx), cl.lease) // best effort: the store may be closed
-			}
-			return computed(f.runDirect(cctx, s, arg))
-		}
-		defer f.life.end()
-		if direct {
-			return computed(f.runDirect(cctx, s, arg))
-		}
-		return f.computeShared(cctx, s, k, arg, cl)
-	}
+	t := &missTask[A, R]{f: f, ctx: ctx, cctx: cctx, s: s, k: k, arg: arg, direct: direct, cl: cl, arm: arm, cancel: cancel}
 	var abandoned func()
 	if s.cancelAbandoned {
 		abandoned = func() { cancel(context.Canceled) }
@@ -77,15 +63,15 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 				case <-cctx.Done():
 				}
 			}
-			return work()
+			return t.Run()
 		}, abandoned), true
 	} else if ctx.Done() == nil {
 		// A caller whose context cannot end waits for the run to the end whichever
 		// goroutine runs it (waitLimit and deadline are a joiner's), so it leads on its
 		// own: no goroutine to start, and nothing else changes (see flight.JoinInline).
-		c, leader = f.inflight.JoinInline(k.ID, work, abandoned)
+		c, leader = f.inflight.JoinInlineTask(k.ID, t, abandoned)
 	} else {
-		c, leader = f.inflight.Join(k.ID, work, abandoned)
+		c, leader = f.inflight.JoinTask(k.ID, t, abandoned)
 	}
 	defer c.Leave()
 	var waitLimit, deadline <-chan time.Time
@@ -149,15 +135,50 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 	} else if !out.Computed {
 		out.Waited = s.clock.Now().Sub(start)
 	}
-	var fp *flight.PanicError
-	if errors.As(err, &fp) {
-		pe := publicPanic(fp)
-		if leader {
-			panic(pe) // with the stack of the panic, which happened on the flight's goroutine
+	if err != nil { // errors.As only then: its target escapes, an allocation per miss
+		var fp *flight.PanicError
+		if errors.As(err, &fp) {
+			pe := publicPanic(fp)
+			if leader {
+				panic(pe) // with the stack of the panic, which happened on the flight's goroutine
+			}
+			return r.v, out, pe
 		}
-		return r.v, out, pe
 	}
 	return r.v, out, err
+}
+
+// missTask is a miss's computation and its flight.Call in one allocation: compute's
+// run, whichever goroutine runs it.
+type missTask[A, R any] struct {
+	flight.Call[ran[R]]
+	f         *Func[A, R]
+	ctx, cctx context.Context // the caller's, and fn's (newComputeContext)
+	s         *settings
+	k         store.Key
+	arg       A
+	direct    bool
+	cl        *claimed
+	arm       func()
+	cancel    func(error)
+}
+
+// Run arms fn's deadline, runs the computation and ends fn's context.
+func (t *missTask[A, R]) Run() (ran[R], error) {
+	f, s := t.f, t.s
+	t.arm()
+	defer t.cancel(nil)
+	if !f.life.begin() { // closed meanwhile: the store is not ours to use any more
+		if t.cl != nil {
+			_ = s.store.Release(context.WithoutCancel(t.ctx), t.cl.lease) // best effort: the store may be closed
+		}
+		return computed(f.runDirect(t.cctx, s, t.arg))
+	}
+	defer f.life.end()
+	if t.direct {
+		return computed(f.runDirect(t.cctx, s, t.arg))
+	}
+	return f.computeShared(t.cctx, s, t.k, t.arg, t.cl)
 }
 
 // computeAlone runs fn for a caller that stopped waiting for another computation of

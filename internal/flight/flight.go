@@ -1,9 +1,9 @@
 // Package flight runs one computation per key at a time within a process and lets
 // every caller for that key share its result.
 //
-// Unlike x/sync/singleflight's Do, the computation runs on its own goroutine: a caller
-// that gives up on its context leaves, and the shared computation runs on for the
-// others (groupcache would cancel it for everyone). A caller that cannot give up (its
+// Unlike x/sync/singleflight's Do, the computation runs on a goroutine of its own (a
+// pooled worker's, see spawn): a caller that gives up on its context leaves, and the
+// shared computation runs on for the others (groupcache would cancel it for everyone). A caller that cannot give up (its
 // context cannot end) runs it on its own goroutine instead ([Group.JoinInline]),
 // which the others cannot tell apart. A panic in the computation is
 // caught and handed to every caller as a *PanicError; the caller that started the
@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // PanicError carries a panic out of a computation.
@@ -43,7 +45,35 @@ type Call[V any] struct {
 	ended     bool
 	waiters   int    // callers that joined and have not left
 	abandoned func() // called once when the last caller leaves before the run ends
+
+	// What the run does, and where it is registered: set before it starts.
+	task Task[V]
+	g    *Group[V]
+	key  string
 }
+
+// Task is a run's work together with its Call: a type that embeds Call[V] and has a
+// Run method, so that one allocation holds the run and what it computes (JoinTask,
+// JoinInlineTask).
+type Task[V any] interface {
+	Run() (V, error)
+	call() *Call[V]
+}
+
+func (c *Call[V]) call() *Call[V] { return c }
+
+// funcTask is the Task of a plain function.
+type funcTask[V any] struct {
+	Call[V]
+	fn func() (V, error)
+}
+
+func (t *funcTask[V]) Run() (V, error) { return t.fn() }
+
+func taskOf[V any](fn func() (V, error)) Task[V] { return &funcTask[V]{fn: fn} }
+
+// work runs the call on a worker's goroutine (see spawn).
+func (c *Call[V]) work() { c.g.run(c.key, c) }
 
 // Done is closed when the run has ended.
 func (c *Call[V]) Done() <-chan struct{} {
@@ -90,15 +120,22 @@ type Group[V any] struct {
 // it stops waiting, whether or not the run has ended. abandoned, if not nil, is
 // called when every caller has left a run this caller started before it ended.
 func (g *Group[V]) Join(key string, fn func() (V, error), abandoned func()) (c *Call[V], leader bool) {
+	return g.JoinTask(key, taskOf(fn), abandoned)
+}
+
+// JoinTask is Join with the run's work and Call in one Task, which is used only if
+// this caller leads.
+func (g *Group[V]) JoinTask(key string, t Task[V], abandoned func()) (c *Call[V], leader bool) {
 	g.mu.Lock()
 	if g.calls == nil {
 		g.calls = map[string]*Call[V]{}
 	}
 	c, ok := g.calls[key]
 	if !ok {
-		c = &Call[V]{abandoned: abandoned}
+		c = t.call()
+		c.task, c.g, c.key, c.abandoned = t, g, key, abandoned
 		g.calls[key] = c
-		go g.run(key, c, fn)
+		spawn(c)
 	}
 	c.mu.Lock()
 	c.waiters++
@@ -115,6 +152,12 @@ func (g *Group[V]) Join(key string, fn func() (V, error), abandoned func()) (c *
 // *PanicError, and Forget detaches it. It saves the goroutine and its start-up, the
 // larger part of a short computation's cost.
 func (g *Group[V]) JoinInline(key string, fn func() (V, error), abandoned func()) (c *Call[V], leader bool) {
+	return g.JoinInlineTask(key, taskOf(fn), abandoned)
+}
+
+// JoinInlineTask is JoinInline with the run's work and Call in one Task, which is
+// used only if this caller leads.
+func (g *Group[V]) JoinInlineTask(key string, t Task[V], abandoned func()) (c *Call[V], leader bool) {
 	g.mu.Lock()
 	if g.calls == nil {
 		g.calls = map[string]*Call[V]{}
@@ -127,10 +170,11 @@ func (g *Group[V]) JoinInline(key string, fn func() (V, error), abandoned func()
 		g.mu.Unlock()
 		return c, false
 	}
-	c = &Call[V]{abandoned: abandoned, waiters: 1}
+	c = t.call()
+	c.task, c.g, c.key, c.abandoned, c.waiters = t, g, key, abandoned, 1
 	g.calls[key] = c
 	g.mu.Unlock()
-	g.run(key, c, fn)
+	g.run(key, c)
 	return c, true
 }
 
@@ -145,9 +189,11 @@ func (g *Group[V]) Replace(key string, fn func(prev *Call[V]) (V, error), abando
 		g.calls = map[string]*Call[V]{}
 	}
 	prev := g.calls[key]
-	c := &Call[V]{abandoned: abandoned, waiters: 1}
+	t := taskOf(func() (V, error) { return fn(prev) })
+	c := t.call()
+	c.task, c.g, c.key, c.abandoned, c.waiters = t, g, key, abandoned, 1
 	g.calls[key] = c
-	go g.run(key, c, func() (V, error) { return fn(prev) })
+	spawn(c)
 	g.mu.Unlock()
 	return c
 }
@@ -192,9 +238,11 @@ func (g *Group[V]) Start(key string, fn func() (V, error)) bool {
 	if _, ok := g.calls[key]; ok {
 		return false
 	}
-	c := &Call[V]{}
+	t := taskOf(fn)
+	c := t.call()
+	c.task, c.g, c.key = t, g, key
 	g.calls[key] = c
-	go g.run(key, c, fn)
+	spawn(c)
 	return true
 }
 
@@ -206,7 +254,7 @@ func (g *Group[V]) ForgetAll() {
 	g.mu.Unlock()
 }
 
-func (g *Group[V]) run(key string, c *Call[V], fn func() (V, error)) {
+func (g *Group[V]) run(key string, c *Call[V]) {
 	defer func() {
 		if r := recover(); r != nil {
 			if pe, ok := r.(*PanicError); ok {
@@ -228,5 +276,59 @@ func (g *Group[V]) run(key string, c *Call[V], fn func() (V, error)) {
 		}
 		c.mu.Unlock()
 	}()
-	c.val, c.err = fn()
+	c.val, c.err = c.task.Run()
+}
+
+// Runs handed to goroutines go to idle workers when there are: a worker keeps the
+// stack it grew, so a run costs a hand-over rather than a goroutine's start and the
+// growth of its stack (a cancellable caller's memory miss was about twice an inline
+// one). A worker idle for workerIdle ends; at most maxIdle wait at a time.
+const (
+	workerIdle = 10 * time.Second
+	maxIdle    = 64
+)
+
+// job is a run to hand over: a *Call's.
+type job interface{ work() }
+
+var (
+	jobs  = make(chan job) // unbuffered: a send succeeds only into a waiting worker
+	idles atomic.Int32
+)
+
+// spawn runs j on an idle worker if one is waiting, else on a new goroutine that
+// becomes a worker once j has run.
+func spawn(j job) {
+	select {
+	case jobs <- j:
+	default:
+		go worker(j)
+	}
+}
+
+// worker runs j, then the jobs handed to it while it waits, until it has waited
+// workerIdle for one. Goroutine labels (runtime/pprof) are those of the caller that
+// started the worker, not of each run's.
+func worker(j job) {
+	var t *time.Timer
+	for {
+		j.work()
+		j = nil // an idle worker keeps no run (and its result) alive
+		if idles.Add(1) > maxIdle {
+			idles.Add(-1)
+			return
+		}
+		if t == nil {
+			t = time.NewTimer(workerIdle)
+		} else {
+			t.Reset(workerIdle)
+		}
+		select {
+		case j = <-jobs:
+			idles.Add(-1)
+		case <-t.C:
+			idles.Add(-1)
+			return
+		}
+	}
 }

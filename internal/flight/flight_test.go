@@ -3,6 +3,9 @@ package flight
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -106,5 +109,50 @@ func TestJoinInlineDoneLazy(t *testing.T) {
 	<-j.Done()
 	if v, _ := j.Result(); v != 2 {
 		t.Fatalf("joiner's Result = %d", v)
+	}
+}
+
+// goid returns the id of the calling goroutine, read from its stack trace.
+func goid() string {
+	var b [64]byte
+	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
+	return f[1]
+}
+
+// A run handed to a goroutine goes to an idle worker when one waits, so runs one
+// after another, panicking or not, run on the workers already there (and their
+// grown stacks), not each on a new goroutine. Earlier tests may have left idle
+// workers, which the runs may use, and a worker counted idle may not have reached its
+// receive when the next run is handed over (a new goroutine then): the bound is loose,
+// and a new goroutine per run is far past it.
+func TestRunsReuseIdleWorkers(t *testing.T) {
+	var g Group[string]
+	before := int(idles.Load())
+	seen := map[string]bool{}
+	const runs = 20
+	for i := range runs {
+		c, leader := g.Join(fmt.Sprint("k", i), func() (string, error) {
+			if i%2 == 1 {
+				panic(goid())
+			}
+			return goid(), nil
+		}, nil)
+		<-c.Done()
+		c.Leave()
+		id, err := c.Result()
+		var pe *PanicError
+		if errors.As(err, &pe) {
+			id = pe.Value.(string)
+		}
+		if !leader || id == "" || (i%2 == 1) != (pe != nil) {
+			t.Fatalf("run %d: leader %v, result %q, %v", i, leader, id, err)
+		}
+		seen[id] = true
+		for idles.Load() == 0 { // the worker goes idle just after the run has ended
+			runtime.Gosched()
+		}
+	}
+	if len(seen) > before+runs/2 {
+		t.Fatalf("%d runs in a row ran on %d goroutines; %d workers were idle before", runs, len(seen), before)
 	}
 }
