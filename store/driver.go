@@ -8,7 +8,7 @@ import (
 
 // Driver is the required part of the store contract: the four methods every engine
 // has. Everything else a store can do is an optional capability, declared by
-// implementing the interface that names it ([Lister], [Swapper], [Notifier], [Batcher],
+// implementing the interface that names it ([Lister], [Clearer], [Swapper], [Notifier], [Batcher],
 // [Expirer], [Versioner], [ProcessLocal], ...), with a fallback in this package or in
 // cachier where one can exist. [Adapt] turns a Driver into the [Store] cachier uses.
 //
@@ -29,16 +29,25 @@ type Driver interface {
 	Close() error
 }
 
+// Clearer is an optional capability of drivers that can remove every entry of a
+// namespace at once. A [Lister] is one; a driver that cannot enumerate its keys
+// (memcached) may still be one. Without it, Clear and ReleaseAll return an error
+// matching errors.ErrUnsupported.
+type Clearer interface {
+	// Clear removes every entry of the namespace.
+	Clear(ctx context.Context, namespace string) error
+}
+
 // Lister is an optional capability of drivers that can enumerate and bulk-remove
-// entries, for the command line and for cleanup. Without it, listing, Clear,
-// DeleteBefore and ReleaseAll return an error matching errors.ErrUnsupported.
+// entries, for the command line and for cleanup. Without it, listing, DeleteBefore
+// and Leases return an error matching errors.ErrUnsupported, and ReleaseAll of a
+// [Clearer] releases without counting.
 type Lister interface {
+	Clearer
 	// Entries lists the entries of the namespace, in no particular order.
 	Entries(ctx context.Context, namespace string) iter.Seq2[Info, error]
 	// Namespaces lists the namespaces that have entries.
 	Namespaces(ctx context.Context) ([]string, error)
-	// Clear removes every entry of the namespace.
-	Clear(ctx context.Context, namespace string) error
 	// DeleteBefore removes the entries of the namespace stored before t and returns
 	// how many it removed.
 	DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error)

@@ -232,15 +232,14 @@ func (p *portable) ReleaseAll(ctx context.Context, ns string) (int, error) {
 		return p.leaser.ReleaseAll(ctx, ns)
 	case p.swapper == nil:
 		return p.releaseAllLocal(ns), nil
+	case p.lister == nil && p.clearer != nil:
+		// A driver that can clear but not list (memcached): release uncounted.
+		return 0, p.clearer.Clear(ctx, InternalPrefix+ns)
 	case p.lister == nil:
 		return 0, unsupported("ReleaseAll")
 	}
 	n := 0
 	for _, err := range p.lister.Entries(ctx, InternalPrefix+ns) {
-		if errors.Is(err, errors.ErrUnsupported) {
-			n = 0 // a driver that can clear but not list (memcached): release uncounted
-			break
-		}
 		if err != nil {
 			return 0, err
 		}

@@ -49,6 +49,7 @@ func Adapt(d Driver, opts ...Option) Store {
 		o(p)
 	}
 	p.lister, _ = d.(Lister)
+	p.clearer, _ = d.(Clearer)
 	p.swapper, _ = d.(Swapper)
 	p.leaser, _ = d.(Leaser)
 	p.notifier, _ = d.(Notifier)
@@ -132,6 +133,7 @@ type portable struct {
 	d         Driver
 	clk       clock.Clock
 	lister    Lister
+	clearer   Clearer
 	swapper   Swapper
 	leaser    Leaser
 	notifier  Notifier
@@ -249,7 +251,7 @@ func (p *portable) Delete(ctx context.Context, k Key) error {
 }
 
 func unsupported(what string) error {
-	return fmt.Errorf("store: %s: %w (the driver does not implement store.Lister)", what, errors.ErrUnsupported)
+	return fmt.Errorf("store: %s: %w (the driver cannot list its entries)", what, errors.ErrUnsupported)
 }
 
 // Clear implements Store.
@@ -257,10 +259,10 @@ func (p *portable) Clear(ctx context.Context, ns string) error {
 	if err := p.checkNS(ctx, ns); err != nil {
 		return err
 	}
-	if p.lister == nil {
+	if p.clearer == nil {
 		return unsupported("Clear")
 	}
-	err := p.lister.Clear(ctx, ns)
+	err := p.clearer.Clear(ctx, ns)
 	p.changedNS(ns)
 	return err
 }

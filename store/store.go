@@ -62,7 +62,8 @@
 //
 //   - [Lister] (Entries, Namespaces, Clear, DeleteBefore): the command line and
 //     cleanup. Without it those, and ReleaseAll of shared leases, return
-//     errors.ErrUnsupported.
+//     errors.ErrUnsupported; a [Clearer] (Clear alone) still clears, and releases
+//     every shared lease of a namespace without counting them.
 //   - [Swapper] (Swap: create-if-absent and compare-and-swap of one record): leases
 //     that hold across processes. Without it leases are kept in the process that
 //     adapted the driver: "single flight per process only" ([Scope], reported by

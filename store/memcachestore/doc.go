@@ -94,8 +94,9 @@
 //
 // # What memcached cannot do
 //
-// Entries, Namespaces, Leases and DeleteBefore return errors matching
-// errors.ErrUnsupported, because memcached cannot enumerate its keys. ReleaseAll works
+// Store is a store.Clearer but not a store.Lister: Entries, Namespaces, Leases and
+// DeleteBefore return errors matching errors.ErrUnsupported, because memcached cannot
+// enumerate its keys. ReleaseAll works
 // but returns 0, because memcached cannot count what it frees. Values larger than the
 // memcached item size limit (Options.MaxItemSize, memcached -I, 1 MiB by default) less
 // the record overhead are refused with an error matching store.ErrTooLarge before

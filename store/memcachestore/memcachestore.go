@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"iter"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,7 +93,7 @@ type cachedGen struct {
 var (
 	_ store.Driver  = (*Store)(nil)
 	_ store.Swapper = (*Store)(nil)
-	_ store.Lister  = (*Store)(nil)
+	_ store.Clearer = (*Store)(nil)
 )
 
 // New returns a store on client, which stays the caller's: Close does not close it.
@@ -387,38 +386,6 @@ func (s *Store) Clear(ctx context.Context, namespace string) error {
 	err := s.bump(ctx, gk)
 	s.forgetGen(gk) // a concurrent Get may have cached the old value meanwhile
 	return err
-}
-
-func unsupported(what string) error {
-	return fmt.Errorf("memcachestore: %s: memcached cannot enumerate its keys: %w", what, errors.ErrUnsupported)
-}
-
-// DeleteBefore returns an error matching errors.ErrUnsupported: memcached cannot find
-// a namespace's entries. Use Clear, or let memcached evict them.
-func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	return 0, unsupported("DeleteBefore")
-}
-
-// Entries yields one error matching errors.ErrUnsupported: memcached cannot list keys.
-func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
-	return func(yield func(store.Info, error) bool) {
-		if err := ctx.Err(); err != nil {
-			yield(store.Info{}, err)
-			return
-		}
-		yield(store.Info{}, unsupported("Entries"))
-	}
-}
-
-// Namespaces returns an error matching errors.ErrUnsupported: memcached cannot list keys.
-func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return nil, unsupported("Namespaces")
 }
 
 // Swap implements store.Swapper with memcached's own atomic operations: add creates an

@@ -21,7 +21,7 @@ func RunBatchTests(t *testing.T, d store.Driver) {
 	ctx := context.Background()
 	ns1, ns2 := Namespace(t), Namespace(t)
 	t.Cleanup(func() {
-		if l, ok := d.(store.Lister); ok {
+		if l, ok := d.(store.Clearer); ok {
 			_ = l.Clear(context.Background(), ns1)
 			_ = l.Clear(context.Background(), ns2)
 		}

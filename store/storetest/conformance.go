@@ -43,7 +43,7 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 		{"GetReturnsCallersCopy", testGetReturnsCallersCopy, true},
 		{"Delete", testDelete, true},
 		{"NamespacesIsolated", testNamespacesIsolated, true},
-		{"Clear", testClear, p.lister},
+		{"Clear", testClear, p.clears},
 		{"DeleteBefore", testDeleteBefore, listing},
 		{"Entries", testEntries, listing},
 		{"Namespaces", testNamespaces, listing},
@@ -103,7 +103,7 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 }
 
 // probe is what the driver under test declares of the optional capabilities.
-type probe struct{ notifier, live, lister, expirer, roa, roc, war bool }
+type probe struct{ notifier, live, lister, clears, expirer, roa, roc, war bool }
 
 func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 	t.Helper()
@@ -115,14 +115,15 @@ func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 	}
 	_, live := e.s.(store.LiveStore)
 	_, lister := d.(store.Lister)
+	_, clears := d.(store.Clearer)
 	if _, full := d.(store.Store); full {
-		lister = true // a store of the first contract lists, or says ErrUnsupported itself
+		lister, clears = true, true // a store of the first contract lists, or says ErrUnsupported itself
 	}
 	ex, expirer := d.(store.Expirer)
 	_, roa := d.(store.ReadOrAcquirer)
 	_, roc := d.(store.GetOrCreator)
 	_, war := d.(store.WriteAndReleaser)
-	return probe{notifier: notifier, live: live, lister: lister, expirer: expirer && ex.ExpiresNatively(), roa: roa, roc: roc, war: war}
+	return probe{notifier: notifier, live: live, lister: lister, clears: clears, expirer: expirer && ex.ExpiresNatively(), roa: roa, roc: roc, war: war}
 }
 
 // env is what one test works with.
@@ -135,7 +136,7 @@ type env struct {
 	// leases (false for a driver that is a store.Leaser, whose engine's clock does).
 	clk  *clock.Fake
 	fake bool
-	// clears reports whether the driver can clear a namespace (a store.Lister, or a
+	// clears reports whether the driver can clear a namespace (a store.Clearer, or a
 	// store of the first contract); scope is how far its leases reach.
 	clears bool
 	scope  store.LeaseScope
@@ -153,7 +154,7 @@ func setup(t *testing.T, newHarness func(t *testing.T) Harness, caps Capabilitie
 	clk := clock.NewFake(time.Now())
 	s := store.Adapt(d, store.WithClock(clk))
 	_, native := store.Unwrap(d).(store.Leaser)
-	_, clears := store.Unwrap(d).(store.Lister)
+	_, clears := store.Unwrap(d).(store.Clearer)
 	if _, full := store.Unwrap(d).(store.Store); full {
 		clears = true
 	}
