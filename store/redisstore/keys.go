@@ -173,16 +173,21 @@ func (kr keyer) channel(k store.Key) string {
 
 // key returns the name of the record of the given kind for the (unmapped) key k.
 func (kr keyer) key(k store.Key, kind byte) string {
-	b := make([]byte, 0, len(kr.prefix)+len(k.Namespace)+len(k.ID)+6)
-	b = append(b, kr.prefix...)
-	b = append(b, ":{"...)
-	b = appendEscaped(b, k.Namespace)
-	b = append(b, ':')
-	b = appendEscaped(b, k.ID)
-	b = append(b, '}', ':', kind)
+	b := kr.appendKey(make([]byte, 0, kr.nameLen(k)), k.Namespace, k.ID, kind)
 	// b is not written again; an escape that outgrew the estimate cost one more
 	// allocation in append.
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// appendKey appends to b the name of the record of the given kind for the (unmapped)
+// key {ns, id}.
+func (kr keyer) appendKey(b []byte, ns, id string, kind byte) []byte {
+	b = append(b, kr.prefix...)
+	b = append(b, ":{"...)
+	b = appendEscaped(b, ns)
+	b = append(b, ':')
+	b = appendEscaped(b, id)
+	return append(b, '}', ':', kind)
 }
 
 // pattern returns a SCAN MATCH pattern for every record of ns.
@@ -347,16 +352,19 @@ func stampBytes(t time.Time) []byte {
 
 // encodeRecord returns the header and value as one record.
 func encodeRecord(e store.Entry) []byte {
+	return appendRecord(make([]byte, 0, headerLenExp+len(e.Value)), e)
+}
+
+// appendRecord appends e's record (its header, then its value) to b.
+func appendRecord(b []byte, e store.Entry) []byte {
 	if !e.ExpiresAt.IsZero() {
-		b := make([]byte, headerLenExp, headerLenExp+len(e.Value))
-		b[0], b[1] = recMagic, recVersionExp
-		binary.BigEndian.PutUint64(b[2:], stamp(e.StoredAt))
-		binary.BigEndian.PutUint64(b[10:], stamp(e.ExpiresAt))
+		b = append(b, recMagic, recVersionExp)
+		b = binary.BigEndian.AppendUint64(b, stamp(e.StoredAt))
+		b = binary.BigEndian.AppendUint64(b, stamp(e.ExpiresAt))
 		return append(b, e.Value...)
 	}
-	b := make([]byte, headerLen, headerLen+len(e.Value))
-	b[0], b[1] = recMagic, recVersion
-	binary.BigEndian.PutUint64(b[2:], stamp(e.StoredAt))
+	b = append(b, recMagic, recVersion)
+	b = binary.BigEndian.AppendUint64(b, stamp(e.StoredAt))
 	return append(b, e.Value...)
 }
 

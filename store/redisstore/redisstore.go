@@ -151,14 +151,22 @@ func (e *notFoundError) Unwrap() error { return store.ErrNotFound }
 // argument: the expiry in Unix milliseconds, or empty for none (SET then also takes
 // any old expiry off).
 func (s *driver) record(k store.Key, e store.Entry) ([]byte, string, error) {
-	if len(e.Value) > s.maxValue {
-		return nil, "", fmt.Errorf("redisstore: %s: value of %d bytes is larger than %d: %w", k, len(e.Value), s.maxValue, store.ErrTooLarge)
+	if err := s.checkSize(k, e); err != nil {
+		return nil, "", err
 	}
 	pxat := ""
 	if !e.ExpiresAt.IsZero() {
 		pxat = strconv.FormatInt(max(e.ExpiresAt.UnixMilli(), 1), 10)
 	}
 	return encodeRecord(e), pxat, nil
+}
+
+// checkSize refuses an entry whose value is over the size limit.
+func (s *driver) checkSize(k store.Key, e store.Entry) error {
+	if len(e.Value) > s.maxValue {
+		return fmt.Errorf("redisstore: %s: value of %d bytes is larger than %d: %w", k, len(e.Value), s.maxValue, store.ErrTooLarge)
+	}
+	return nil
 }
 
 // Set stores e under k and wakes the key's watchers, in one script.
@@ -429,16 +437,14 @@ func (s *Store) GetOrCreate(ctx context.Context, k store.Key, also []store.Key, 
 // getAndCreate is GetAndCreate, or GetOrCreate when ifMissing.
 func (s *Store) getAndCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry, ifMissing bool) (store.GetAndCreateResult, error) {
 	var res store.GetAndCreateResult
-	b, pxat, err := s.record(rk, rec)
-	if err != nil {
+	if err := s.checkSize(rk, rec); err != nil {
 		return res, err
 	}
-	names := make([]string, 2+len(also))
-	names[0], names[1] = s.keys.name(k), s.keys.name(rk)
-	for i, a := range also {
-		names[2+i] = s.keys.name(a)
-	}
-	out, err := getAndCreateScript.Run(ctx, s.client, names, b, pxat, s.keys.channel(rk), flag(ifMissing)).Slice()
+	c := s.scriptCall(k, rk, also, 2*s.keys.nameLen(rk)+headerLenExp+len(rec.Value)+24)
+	c.record(rec)
+	c.channel(s.keys, rk)
+	c.str(flag(ifMissing))
+	out, err := c.run(ctx, s.client, getAndCreateScript).Slice()
 	if err != nil {
 		var i int
 		if _, scanErr := fmt.Sscanf(err.Error(), "CORRUPT %d", &i); scanErr == nil && i >= 1 && i <= len(also) {
@@ -475,17 +481,16 @@ func (s *Store) getAndCreate(ctx context.Context, k store.Key, also []store.Key,
 // nil), then reads every key of also. A record of also that cannot be parsed is an
 // error matching ErrCorrupt; e is stored, and rk deleted, all the same.
 func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk store.Key, old []byte, also []store.Key) (bool, [][]byte, error) {
-	b, pxat, err := s.record(k, e)
-	if err != nil {
+	if err := s.checkSize(k, e); err != nil {
 		return false, nil, err
 	}
-	names := make([]string, 2+len(also))
-	names[0], names[1] = s.keys.name(k), s.keys.name(rk)
-	for i, a := range also {
-		names[2+i] = s.keys.name(a)
-	}
-	out, err := setAndDeleteScript.Run(ctx, s.client, names, b, pxat,
-		flag(old != nil), old, s.keys.channel(k), s.keys.channel(rk)).Slice()
+	c := s.scriptCall(k, rk, also, s.keys.nameLen(k)+s.keys.nameLen(rk)+headerLenExp+len(e.Value)+24+len(old))
+	c.record(e)
+	c.str(flag(old != nil))
+	c.bytes(old)
+	c.channel(s.keys, k)
+	c.channel(s.keys, rk)
+	out, err := c.run(ctx, s.client, setAndDeleteScript).Slice()
 	if err != nil {
 		return false, nil, err
 	}
@@ -495,6 +500,23 @@ func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk
 	deleted, _ := out[0].(int64)
 	vals, err := values(also, out[1:])
 	return deleted == 1, vals, err
+}
+
+// scriptCall starts the call of a script whose keys are k, rk and also, with room
+// for more bytes of arguments.
+func (s *Store) scriptCall(k, rk store.Key, also []store.Key, more int) *scriptCall {
+	size := more + s.keys.nameLen(k) + s.keys.nameLen(rk)
+	for _, a := range also {
+		size += s.keys.nameLen(a)
+	}
+	c := newScriptCall(size)
+	c.key(s.keys, k)
+	c.key(s.keys, rk)
+	for _, a := range also {
+		c.key(s.keys, a)
+	}
+	c.args()
+	return c
 }
 
 // values decodes the records a script read for keys: nil for a missing one.

@@ -69,20 +69,37 @@ return 1
 	// KEYS[1] entry, KEYS[2] record to create, KEYS[3...] records to read; ARGV[1]
 	// the record to create, ARGV[2] its PXAT or empty, ARGV[3] KEYS[2]'s channel,
 	// ARGV[4] "1" to create only if KEYS[1] holds no record (GetOrCreate: KEYS[2]
-	// is then not read either when it does). Returns {entry record, 1 if created, KEYS[2]'s record before the call, the
-	// records of KEYS[3...]}, false for a missing record; or an error naming the
-	// first unparsable record of KEYS[3...], before anything is created.
+	// is then not read either when it does). Returns {entry record, 1 if created,
+	// KEYS[2]'s record before the call (false when created: then it was absent or
+	// unparsable), the records of KEYS[3...]}, false for a missing record; or an
+	// error naming the first unparsable record of KEYS[3...], before anything is
+	// created.
+	//
+	// KEYS[2] is nearly always absent (no lease): SET NX creates it without a read
+	// first, and only when there is a record is it read and replaced if it cannot
+	// be parsed. A miss is 4 calls in the script, not 5.
 	getAndCreateScript = redis.NewScript(valueOf + `
 local out = {redis.call('GET', KEYS[1]), 0, false}
-local create = not (ARGV[4] == '1' and out[1])
-if create then out[3] = redis.call('GET', KEYS[2]) end
 for i = 3, #KEYS do
   local r = redis.call('GET', KEYS[i])
   if r and not valueOf(r) then return redis.error_reply('CORRUPT ' .. (i - 2)) end
   out[i + 1] = r
 end
-if create and not valueOf(out[3]) then
-  set(KEYS[2], ARGV[1], ARGV[2])
+if ARGV[4] == '1' and out[1] then return out end
+local created
+if ARGV[2] ~= '' then
+  created = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PXAT', ARGV[2])
+else
+  created = redis.call('SET', KEYS[2], ARGV[1], 'NX')
+end
+if not created then
+  out[3] = redis.call('GET', KEYS[2])
+  if not valueOf(out[3]) then
+    set(KEYS[2], ARGV[1], ARGV[2])
+    created = true
+  end
+end
+if created then
   redis.call('PUBLISH', ARGV[3], 'v')
   out[2] = 1
 end

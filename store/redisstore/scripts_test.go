@@ -388,3 +388,25 @@ func TestInternalRecordsStayInternal(t *testing.T) {
 		})
 	}
 }
+
+// TestScriptsAfterFlush: a server that has lost its scripts (SCRIPT FLUSH, a
+// restart) is given them again by the miss path's calls, which send EVALSHA
+// themselves rather than through Script.Run.
+func TestScriptsAfterFlush(t *testing.T) {
+	s := newSingle(t)
+	ctx := context.Background()
+	k, rk, also := keys(t, s)
+	rec := store.Entry{Value: []byte("l"), StoredAt: time.Now()}
+	if err := s.client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.GetAndCreate(ctx, k, also, rk, rec); err != nil || !res.Created {
+		t.Fatalf("GetAndCreate after SCRIPT FLUSH = %+v, %v", res, err)
+	}
+	if err := s.client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if deleted, _, err := s.SetAndDelete(ctx, k, rec, rk, []byte("l"), also); err != nil || !deleted {
+		t.Fatalf("SetAndDelete after SCRIPT FLUSH = %v, %v", deleted, err)
+	}
+}
