@@ -930,6 +930,7 @@ func (f *Func[A, R]) trace(s *settings, msg string, args ...any) {
 var (
 	hostOnce sync.Once
 	hostName string
+	hostPID  int // os.Getpid is a system call; a miss asked for it every time
 )
 
 func newOwner() store.Owner {
@@ -938,10 +939,11 @@ func newOwner() store.Owner {
 		if hostName == "" {
 			hostName = "unknown"
 		}
+		hostPID = os.Getpid()
 	})
 	var b [12]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return store.Owner{Host: hostName, PID: os.Getpid(), Token: hex.EncodeToString(b[:])}
+	return store.Owner{Host: hostName, PID: hostPID, Token: hex.EncodeToString(b[:])}
 }
 
 // digestMemo remembers the digests of recent arguments whose Go equality matches
