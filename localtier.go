@@ -36,6 +36,10 @@ import (
 //   - when the store notifies a change of a marker (Redis pub/sub, PostgreSQL
 //     LISTEN/NOTIFY, fsnotify, the SQL stores' polling watchers: see store.Notifier),
 //     the copies the marker covers are dropped at once, and a reconcile starts;
+//   - where the store's notifications name the record that changed
+//     (store.NamespaceNotifier: PostgreSQL), the notification a change of an entry of
+//     the namespace, or of a version counter, sends itself, in the same round trip as
+//     the change, drops the copies too, one round trip before the marker's;
 //   - a reconcile also starts half a bound after the last one started, by a timer;
 //   - a local copy is served only within the bound after the start of the last
 //     reconcile that succeeded. A lost notification, a dropped connection or a store
@@ -455,6 +459,21 @@ func (t *tierSync) watchOnce(ctx context.Context, n store.Notifier) error {
 		defer stop()
 		chans[i] = ch
 	}
+	// Where the store's notifications name the record that changed (PostgreSQL), also
+	// watch the namespace's entries and the version counters themselves: a change's own
+	// notification is sent in the same round trip as the change, one round trip before
+	// the marker written after it. Optional: the markers still tell when it cannot.
+	var direct [2]<-chan struct{} // nil (never ready) when not watched
+	if nn, ok := n.(store.NamespaceNotifier); ok {
+		for i, ns := range []string{t.ns, store.InternalPrefix} {
+			ch, stop, err := nn.WatchNamespace(ctx, ns)
+			if err != nil {
+				continue
+			}
+			defer stop()
+			direct[i] = ch
+		}
+	}
 	t.kick() // changes before the watches were confirmed
 	for {
 		// A notification is sent once the change is in the store, so every copy filled
@@ -463,6 +482,7 @@ func (t *tierSync) watchOnce(ctx context.Context, n store.Notifier) error {
 		// meanwhile, if the marker moved, since that cannot be told from a later change
 		// whose notification is lost). A spurious wake-up (a notifier reconnected) only
 		// costs misses.
+		marker := true
 		select {
 		case <-ctx.Done():
 			return nil
@@ -470,11 +490,19 @@ func (t *tierSync) watchOnce(ctx context.Context, n store.Notifier) error {
 			t.dropAll()
 		case <-chans[1]:
 			t.dropDeps()
+		case <-direct[0]:
+			t.dropAll()
+			marker = false
+		case <-direct[1]:
+			t.dropDeps()
+			marker = false
 		}
 		if t.onNotified != nil {
 			t.onNotified()
 		}
-		t.kick()
+		if marker { // a change's own notification is followed by its marker's
+			t.kick()
+		}
 	}
 }
 

@@ -422,3 +422,116 @@ func testLocalTierNotified(t *testing.T, fails int32) {
 	nd.hold.Store(nil)
 	close(gate)
 }
+
+// nsNotifyingDriver is a notifyingDriver that can also watch namespaces, as
+// sqlstore does on PostgreSQL.
+type nsNotifyingDriver struct {
+	notifyingDriver
+	nsWatches chan nsWatchReg
+}
+
+type nsWatchReg struct {
+	ns string
+	ch chan struct{}
+}
+
+func (n nsNotifyingDriver) WatchNamespace(ctx context.Context, ns string) (<-chan struct{}, func(), error) {
+	ch := make(chan struct{}, 1)
+	n.nsWatches <- nsWatchReg{ns, ch}
+	return ch, func() {}, nil
+}
+
+// TestLocalTierDropsOnChangeNotification: on a store that watches namespaces, the
+// notification a change sends itself (of an entry of the namespace, or of a version
+// counter) drops the copies it covers, before the change's marker moves: the tier
+// does not wait for the marker's own notification, one round trip later.
+func TestLocalTierDropsOnChangeNotification(t *testing.T) {
+	t.Run("entry", func(t *testing.T) { testLocalTierDirect(t, false) })
+	t.Run("counter", func(t *testing.T) { testLocalTierDirect(t, true) })
+}
+
+// testLocalTierDirect notifies the namespace of the function's entries, or the
+// counters (then the function has a tag, and its copies depend on a counter).
+func testLocalTierDirect(t *testing.T, counter bool) {
+	const bound = time.Hour // polling never helps here
+	clk := clock.NewFake(time.Now())
+	dir := t.TempDir()
+	open := func() store.Driver {
+		fs, err := filestore.New(&filestore.Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fs.Close() })
+		return fs
+	}
+	nd := nsNotifyingDriver{
+		notifyingDriver: notifyingDriver{
+			plainDriver: plainDriver{open(), new(atomic.Bool)},
+			watches:     make(chan watchReg, 8),
+			hold:        new(atomic.Pointer[chan struct{}]),
+		},
+		nsWatches: make(chan nsWatchReg, 8),
+	}
+	stA, stB := store.Adapt(nd), store.Adapt(plainDriver{open(), new(atomic.Bool)})
+	const name = "tier/direct"
+	opts := []Option{Name(name), WithClock(clk), LocalTier(100, 0), LocalTierBound(bound)}
+	if counter {
+		opts = append(opts, Tags("tier/direct/tag"))
+	}
+	var ca, cb counted
+	fa, _ := Wrap(ca.fn, append(opts, WithStore(stA))...)
+	fb, _ := Wrap(cb.fn, append(opts, WithStore(stB))...)
+	wait := reconciled(t, fa.local.sync)
+	notified := make(chan struct{}, 64)
+	fa.local.sync.onNotified = func() { notified <- struct{}{} }
+
+	v1 := tierCall(t, fa, 1)
+	direct := map[string]chan struct{}{}
+	for range 2 {
+		select {
+		case r := <-nd.nsWatches:
+			direct[r.ns] = r.ch
+		case <-time.After(time.Minute): // a deadlock guard
+			t.Fatal("the tier did not watch its namespace and the counters")
+		}
+	}
+	for {
+		hits := fa.Stats().LocalHits
+		if v := tierCall(t, fa, 1); v != v1 {
+			t.Fatalf("got %q, want %q", v, v1)
+		}
+		if fa.Stats().LocalHits > hits {
+			break
+		}
+		clk.Advance(bound / 2)
+		wait()
+	}
+
+	// The markers cannot be read from now on, and their notifications are not sent:
+	// only the change's own notification can drop the copy.
+	gate := make(chan struct{})
+	nd.hold.Store(&gate)
+	defer close(gate)
+	v2 := "precached by b"
+	if err := fb.Precache(context.Background(), 1, v2); err != nil {
+		t.Fatal(err)
+	}
+	ts := fa.local.sync
+	wm, ch := &ts.wmAll, direct[name]
+	if counter {
+		wm, ch = &ts.wmDeps, direct[store.InternalPrefix]
+	}
+	mark := ts.seq.Load()
+	ch <- struct{}{}
+	for wm.Load() <= mark {
+		select {
+		case <-notified:
+		case <-time.After(time.Minute): // a deadlock guard
+			t.Fatal("the notification dropped nothing")
+		}
+	}
+	if v := tierCall(t, fa, 1); v != v2 {
+		t.Fatalf("after the change's notification, got %q, want %q", v, v2)
+	}
+	nd.hold.Store(nil)
+}

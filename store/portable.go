@@ -53,6 +53,7 @@ func Adapt(d Driver, opts ...Option) Store {
 	p.swapper, _ = d.(Swapper)
 	p.leaser, _ = d.(Leaser)
 	p.notifier, _ = d.(Notifier)
+	p.nsWatch, _ = d.(NamespaceNotifier)
 	p.versioner, _ = d.(Versioner)
 	p.vgetter, _ = d.(VersionedGetter)
 	p.roa, _ = d.(ReadOrAcquirer)
@@ -137,6 +138,7 @@ type portable struct {
 	swapper   Swapper
 	leaser    Leaser
 	notifier  Notifier
+	nsWatch   NamespaceNotifier
 	versioner Versioner
 	vgetter   VersionedGetter
 	roa       ReadOrAcquirer

@@ -72,6 +72,10 @@
 //     polling with backoff. The portable layer watches the entry and its lease record;
 //     lease expiry is never notified, as a waiter knows the holder's expiry and wakes
 //     itself.
+//   - [NamespaceNotifier] (WatchNamespace: "some record of this namespace changed"):
+//     cachier's local tier drops its copies on the change's own notification, one
+//     round trip before the change marker it writes after it. Without it the tier
+//     watches the markers only.
 //   - [Batcher] (GetMany, SetMany): one round trip for many keys; without it,
 //     concurrent single calls ([GetMany], [SetMany]).
 //   - Expiry needs nothing but keeping Entry.ExpiresAt: the portable layer makes a read
@@ -352,6 +356,21 @@ type Notifier interface {
 	// sees one pending value. Spurious wake-ups are allowed; missed ones are not,
 	// once Watch has returned.
 	Watch(ctx context.Context, k Key) (changed <-chan struct{}, stop func(), err error)
+}
+
+// NamespaceNotifier is an optional capability of Notifiers whose notifications name
+// the record that changed, so that a watcher can follow a whole namespace with no
+// subscription per key (PostgreSQL's LISTEN/NOTIFY). cachier's local tier uses it to
+// drop its copies on the notification that the change itself sends, in the same round
+// trip as the change, instead of waiting for the change marker written after it.
+type NamespaceNotifier interface {
+	// WatchNamespace is Watch for every record whose namespace is exactly ns (not the
+	// lease records of ns, whose namespace is InternalPrefix+ns): the channel receives a
+	// value whenever one may have changed. ns == InternalPrefix watches the version
+	// counters. It returns an error matching errors.ErrUnsupported when the driver
+	// cannot watch namespaces now (a store that polls, or whose notification connection
+	// is not up); the caller then relies on Watch.
+	WatchNamespace(ctx context.Context, ns string) (changed <-chan struct{}, stop func(), err error)
 }
 
 // LiveStore is an optional interface for in-process stores that can keep a decoded

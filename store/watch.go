@@ -121,3 +121,23 @@ func (p *portable) Watch(ctx context.Context, k Key) (<-chan struct{}, func(), e
 	stopCtx := context.AfterFunc(ctx, stopAll)
 	return w.ch, func() { stopCtx(); stopAll() }, nil
 }
+
+var _ NamespaceNotifier = (*portable)(nil)
+
+// WatchNamespace implements NamespaceNotifier with the driver's, which only it can
+// give: the changes made by every process, this one included, arrive through the
+// driver. Counters ([InternalPrefix]) are watched only when they are records, since
+// a driver's own counters ([Versioner]) need not be.
+func (p *portable) WatchNamespace(ctx context.Context, ns string) (<-chan struct{}, func(), error) {
+	if ns != InternalPrefix {
+		if err := p.checkNS(ctx, ns); err != nil {
+			return nil, nil, err
+		}
+	} else if err := p.checkNS(ctx, "counters"); err != nil {
+		return nil, nil, err
+	}
+	if p.nsWatch == nil || (ns == InternalPrefix && p.versioner != nil) {
+		return nil, nil, fmt.Errorf("store: WatchNamespace: %w", errors.ErrUnsupported)
+	}
+	return p.nsWatch.WatchNamespace(ctx, ns)
+}

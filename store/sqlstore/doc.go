@@ -68,7 +68,9 @@
 // when the change commits. With a Listener (package pgnotify) the store keeps one
 // dedicated connection listening on the channel named after the entries table,
 // opened on first use so that it is listening before anyone waits, multiplexing every
-// key watched in the process, and wakes watchers within milliseconds; when that
+// key watched in the process, and wakes watchers within milliseconds (watchers of
+// a whole namespace too: store.NamespaceNotifier, which cachier's local tier uses to
+// drop its copies on the change's own notification); when that
 // connection is lost, every watcher is woken (a notification may have been missed) and
 // it reconnects with backoff. Without a Listener, and on MySQL and SQLite, each watcher
 // polls the row (stored_at, expires_at, size, and the value of a small record such as a

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +45,7 @@ type hub struct {
 }
 
 type watcher struct {
-	key  store.Key
+	key  store.Key     // an empty ID watches the whole namespace (WatchNamespace)
 	kick chan struct{} // capacity 1: the channel Watch returned
 }
 
@@ -90,7 +92,7 @@ func (h *hub) kick(k store.Key, whole bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for w := range h.byNS[k.Namespace] {
-		if whole || w.key.ID == k.ID {
+		if whole || w.key.ID == k.ID || w.key.ID == "" {
 			signal(w.kick)
 		}
 	}
@@ -239,11 +241,8 @@ func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func()
 	}
 	w := &watcher{key: k, kick: make(chan struct{}, 1)}
 	if listen {
-		s.hub.add(w)
-		var once sync.Once
-		stop := func() { once.Do(func() { s.hub.remove(w) }) }
-		stopWithCtx := context.AfterFunc(ctx, stop)
-		return w.kick, func() { stopWithCtx(); stop() }, nil
+		ch, stop := s.hubWatch(ctx, w)
+		return ch, stop, nil
 	}
 	base, err := s.fingerprint(ctx, k)
 	if err != nil {
@@ -260,6 +259,35 @@ func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func()
 		return nil, nil, errClosed
 	}
 	return w.kick, cancel, nil
+}
+
+// WatchNamespace implements store.NamespaceNotifier on PostgreSQL with a Listener:
+// every notification names the row that changed, so a watcher of a namespace costs
+// no more than a watcher of a key. Without a listening connection up (another
+// engine, no Listener, or the connection not back yet) it returns an error matching
+// errors.ErrUnsupported: polling every row of a namespace is not worth it, and the
+// caller has Watch.
+func (s *Store) WatchNamespace(ctx context.Context, ns string) (<-chan struct{}, func(), error) {
+	if err := s.init(ctx); err != nil {
+		return nil, nil, err
+	}
+	if !s.listening(ctx) {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("sqlstore: watch namespace %q: %w (no notification connection)", ns, errors.ErrUnsupported)
+	}
+	ch, stop := s.hubWatch(ctx, &watcher{key: store.Key{Namespace: ns}, kick: make(chan struct{}, 1)})
+	return ch, stop, nil
+}
+
+// hubWatch adds w to the listener's watchers until stop is called or ctx is done.
+func (s *Store) hubWatch(ctx context.Context, w *watcher) (<-chan struct{}, func()) {
+	s.hub.add(w)
+	var once sync.Once
+	stop := func() { once.Do(func() { s.hub.remove(w) }) }
+	stopWithCtx := context.AfterFunc(ctx, stop)
+	return w.kick, func() { stopWithCtx(); stop() }
 }
 
 func (s *Store) watchPolling(ctx context.Context, k store.Key, out chan struct{}, base fingerprint) {

@@ -3,6 +3,7 @@ package sqlurl
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cachier-go/cachier/internal/proctest"
 	"github.com/cachier-go/cachier/internal/testserver"
+	"github.com/cachier-go/cachier/store"
 )
 
 // TestLocalTierAcrossProcessesOnPostgres: changes reach another process's local tier
@@ -68,5 +70,105 @@ func BenchmarkLocalTierCoherencePolled(b *testing.B) {
 		{"sqlite", func(b testing.TB) string { return "sqlite://" + filepath.Join(b.TempDir(), "cache.db") }},
 	} {
 		b.Run(e.name, func(b *testing.B) { proctest.ReportCoherence(b, e.url(b), nil) })
+	}
+}
+
+// TestWatchNamespaceOnPostgres: a namespace watcher wakes on a write, a delete or a
+// clear of any key of its namespace, and the counters' watcher on a bump, each from
+// the change's own notification; not on another namespace's keys nor on the lease
+// records of its own. SQLite, which only polls, cannot watch a namespace.
+func TestWatchNamespaceOnPostgres(t *testing.T) {
+	ctx := context.Background()
+	open := func(url string) store.Store {
+		s, err := store.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	s, other := open(testserver.Postgres(t).URL), open(testserver.Postgres(t).URL)
+	nn := s.(store.NamespaceNotifier)
+	ns := "watchns-" + t.Name() + time.Now().Format("150405.000000000")
+	t.Cleanup(func() { s.Clear(ctx, ns) })
+	watch := func(ns string) <-chan struct{} {
+		ch, stop, err := nn.WatchNamespace(ctx, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(stop)
+		return ch
+	}
+	nsCh, ctrCh := watch(ns), watch(store.InternalPrefix)
+	// Notifications arrive in commit order on the one listening connection: once a
+	// sentinel key's watcher wakes, every earlier change has been delivered. The
+	// sentinel is changed through another Store, whose changes reach s only so (s
+	// wakes its watchers of its own changes at once).
+	sentinel := store.Key{Namespace: ns + "-sentinel", ID: "s"}
+	sentCh, stop, err := s.(store.Notifier).Watch(ctx, sentinel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	e := store.Entry{Value: []byte("v"), StoredAt: time.Now()}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	woken := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	// wait returns whether ch was woken by the changes made before it is called.
+	wait := func(ch <-chan struct{}) bool {
+		t.Helper()
+		must(other.Set(ctx, sentinel, e))
+		select {
+		case <-sentCh:
+		case <-time.After(time.Minute): // a guard against a lost listener, not a timing assertion
+			t.Fatal("the sentinel's change was not notified")
+		}
+		return woken(ch)
+	}
+
+	must(s.Set(ctx, store.Key{Namespace: ns + "x", ID: "a"}, e))
+	must(s.Set(ctx, store.Key{Namespace: store.InternalPrefix + ns, ID: "a"}, e))
+	if wait(nsCh) {
+		t.Fatal("woken by another namespace or by a lease record")
+	}
+	for _, c := range []struct {
+		what   string
+		change func() error
+	}{
+		{"Set", func() error { return s.Set(ctx, store.Key{Namespace: ns, ID: "a"}, e) }},
+		{"Delete", func() error { return s.Delete(ctx, store.Key{Namespace: ns, ID: "a"}) }},
+		{"Clear", func() error {
+			must(s.Set(ctx, store.Key{Namespace: ns, ID: "b"}, e))
+			wait(nsCh)
+			return s.Clear(ctx, ns)
+		}},
+	} {
+		must(c.change())
+		if !wait(nsCh) {
+			t.Fatalf("%s of a key of the namespace did not wake its watcher", c.what)
+		}
+	}
+	woken(ctrCh)
+	if _, err := s.(store.Versioner).Bump(ctx, ns+"-counter"); err != nil {
+		t.Fatal(err)
+	}
+	if !wait(ctrCh) {
+		t.Fatal("a bump did not wake the counters' watcher")
+	}
+
+	sq := open("sqlite://" + filepath.Join(t.TempDir(), "cache.db"))
+	if _, _, err := sq.(store.NamespaceNotifier).WatchNamespace(ctx, ns); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("WatchNamespace on SQLite: %v, want errors.ErrUnsupported", err)
 	}
 }
