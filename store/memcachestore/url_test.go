@@ -3,7 +3,6 @@ package memcachestore
 import (
 	"context"
 	"errors"
-	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -29,11 +28,7 @@ func TestParseURL(t *testing.T) {
 		{url: "MEMCACHE://h?prefix=app:v2&timeout=250ms&max_idle_conns=8&max_item_size=2097152",
 			addrs: []string{"h:11211"}, prefix: "app:v2", timeout: 250 * time.Millisecond, idle: 8, maxItem: 2 << 20},
 	} {
-		u, err := url.Parse(tc.url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := parseURL(u)
+		c, err := parseURL(storetest.MustParseURL(t, tc.url))
 		if err != nil {
 			t.Errorf("parseURL(%q): %v", tc.url, err)
 			continue

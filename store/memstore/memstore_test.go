@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -228,7 +227,7 @@ func TestOpenURL(t *testing.T) {
 		{"mem://?max_bytes=0", 0, memstore.NoBound},
 	}
 	for _, c := range good {
-		u := mustParse(t, c.url)
+		u := storetest.MustParseURL(t, c.url)
 		opts, err := memstore.ParseURL(u)
 		if err != nil {
 			t.Errorf("ParseURL(%q): %v", c.url, err)
@@ -291,15 +290,6 @@ func TestOpenReturnsIndependentStores(t *testing.T) {
 	if _, err := b.Get(ctx, key("k")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second store sees the first's entry: %v", err)
 	}
-}
-
-func mustParse(t *testing.T, raw string) *url.URL {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
 }
 
 func FuzzOpenURL(f *testing.F) {

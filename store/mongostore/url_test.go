@@ -3,7 +3,6 @@ package mongostore
 import (
 	"context"
 	"errors"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -23,11 +22,7 @@ func TestParseURL(t *testing.T) {
 			db: "app", coll: "cachier", uri: "mongodb+srv://cluster.example.com/app?retryWrites=true&w=majority"},
 		{url: "MONGODB://h/app?replicaSet=rs0&collection=c", db: "app", coll: "c", uri: "mongodb://h/app?replicaSet=rs0"},
 	} {
-		u, err := url.Parse(tc.url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := parseURL(u)
+		c, err := parseURL(storetest.MustParseURL(t, tc.url))
 		if err != nil {
 			t.Errorf("parseURL(%q): %v", tc.url, err)
 			continue

@@ -22,11 +22,7 @@ func TestMain(m *testing.M) { proctest.Main(m) }
 
 func parse(t *testing.T, raw string) (*Config, error) {
 	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("url.Parse(%q): %v", raw, err)
-	}
-	return Parse(u)
+	return Parse(storetest.MustParseURL(t, raw))
 }
 
 func TestParse(t *testing.T) {
