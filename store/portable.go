@@ -176,13 +176,21 @@ var (
 // errClosed is returned by every call after Close.
 var errClosed = errors.New("store: closed")
 
-// check is the one validation of a context and a key.
-func (p *portable) check(ctx context.Context, k Key) error {
+// ready is where every call starts: a live context and an open store.
+func (p *portable) ready(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if p.closed.Load() {
 		return errClosed
+	}
+	return nil
+}
+
+// check is the one validation of a context and a key.
+func (p *portable) check(ctx context.Context, k Key) error {
+	if err := p.ready(ctx); err != nil {
+		return err
 	}
 	return k.Validate()
 }
@@ -191,11 +199,8 @@ func (p *portable) check(ctx context.Context, k Key) error {
 // accept the portable layer's own records: a Store that wraps an adapted Store (to
 // log, say) passes them on when it is adapted in turn.
 func (p *portable) checkRecord(ctx context.Context, k Key) error {
-	if err := ctx.Err(); err != nil {
+	if err := p.ready(ctx); err != nil {
 		return err
-	}
-	if p.closed.Load() {
-		return errClosed
 	}
 	if rest, internal := strings.CutPrefix(k.Namespace, InternalPrefix); internal {
 		k.Namespace = rest
@@ -207,11 +212,8 @@ func (p *portable) checkRecord(ctx context.Context, k Key) error {
 }
 
 func (p *portable) checkNS(ctx context.Context, ns string) error {
-	if err := ctx.Err(); err != nil {
+	if err := p.ready(ctx); err != nil {
 		return err
-	}
-	if p.closed.Load() {
-		return errClosed
 	}
 	return ValidateNamespace(ns)
 }
@@ -312,11 +314,8 @@ func (p *portable) Entries(ctx context.Context, ns string) iter.Seq2[Info, error
 
 // Namespaces implements Store: the namespaces with entries or leases.
 func (p *portable) Namespaces(ctx context.Context) ([]string, error) {
-	if err := ctx.Err(); err != nil {
+	if err := p.ready(ctx); err != nil {
 		return nil, err
-	}
-	if p.closed.Load() {
-		return nil, errClosed
 	}
 	if p.lister == nil {
 		return nil, unsupported("Namespaces")

@@ -6,11 +6,8 @@ import (
 )
 
 func (p *portable) checkCounters(ctx context.Context, names []string) error {
-	if err := ctx.Err(); err != nil {
+	if err := p.ready(ctx); err != nil {
 		return err
-	}
-	if p.closed.Load() {
-		return errClosed
 	}
 	for _, n := range names {
 		if err := ValidateCounter(n); err != nil {
