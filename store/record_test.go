@@ -232,3 +232,32 @@ func TestUnixNano(t *testing.T) {
 		}
 	}
 }
+
+// TestClosed: after Close, every call of the portable layer fails with errClosed before
+// it reaches the driver, and a cancelled context comes first.
+func TestClosed(t *testing.T) {
+	ctx := context.Background()
+	s := Adapt(&swapDriver{memDriver{m: map[Key]Entry{}}})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	k := Key{Namespace: "ns", ID: "k"}
+	_, getErr := s.Get(ctx, k)
+	_, acqErr := s.Acquire(ctx, k, Owner{Token: "t"}, time.Minute)
+	_, nsErr := s.Namespaces(ctx)
+	_, relErr := s.ReleaseAll(ctx, "ns")
+	_, verErr := s.(Versioner).Versions(ctx, []string{"c"})
+	for what, err := range map[string]error{
+		"Get": getErr, "Set": s.Set(ctx, k, Entry{Value: []byte("v")}), "Acquire": acqErr,
+		"Namespaces": nsErr, "ReleaseAll": relErr, "Versions": verErr,
+	} {
+		if !errors.Is(err, errClosed) {
+			t.Errorf("%s after Close: %v; want errClosed", what, err)
+		}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Get(cancelled, k); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with a cancelled context after Close: %v; want context.Canceled", err)
+	}
+}
