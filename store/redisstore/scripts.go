@@ -77,13 +77,17 @@ return 1
 	//
 	// KEYS[2] is nearly always absent (no lease): SET NX creates it without a read
 	// first, and only when there is a record is it read and replaced if it cannot
-	// be parsed. A miss is 4 calls in the script, not 5.
+	// be parsed. The entry and KEYS[3...] are read with one MGET. A miss is 3
+	// calls in the script (MGET, SET, PUBLISH), and a hit 1, not 5 and 2.
 	getAndCreateScript = redis.NewScript(valueOf + `
-local out = {redis.call('GET', KEYS[1]), 0, false}
-for i = 3, #KEYS do
-  local r = redis.call('GET', KEYS[i])
-  if r and not valueOf(r) then return redis.error_reply('CORRUPT ' .. (i - 2)) end
-  out[i + 1] = r
+local ks = {KEYS[1]}
+for i = 3, #KEYS do ks[i - 1] = KEYS[i] end
+local got = redis.call('MGET', unpack(ks))
+local out = {got[1], 0, false}
+for i = 2, #got do
+  local r = got[i]
+  if r and not valueOf(r) then return redis.error_reply('CORRUPT ' .. (i - 1)) end
+  out[i + 2] = r
 end
 if ARGV[4] == '1' and out[1] then return out end
 local created
@@ -110,17 +114,22 @@ return out
 	// the entry's record, ARGV[2] its PXAT or empty, ARGV[3] "1" if ARGV[4] is the
 	// value KEYS[2] must hold to be deleted; ARGV[5] and ARGV[6] the channels of
 	// KEYS[1] and KEYS[2]. Returns {1 if deleted, the records of KEYS[3...]}, false
-	// for a missing record.
+	// for a missing record. KEYS[2...] are read with one MGET, before the delete; a
+	// key of KEYS[3...] that is KEYS[2] reads as deleted when it was.
 	setAndDeleteScript = redis.NewScript(valueOf + `
 set(KEYS[1], ARGV[1], ARGV[2])
 redis.call('PUBLISH', ARGV[5], 'v')
+local got = redis.call('MGET', unpack(KEYS, 2))
 local out = {0}
-if ARGV[3] == '1' and valueOf(redis.call('GET', KEYS[2])) == ARGV[4] then
+for i = 2, #got do out[i] = got[i] end
+if ARGV[3] == '1' and valueOf(got[1]) == ARGV[4] then
   redis.call('DEL', KEYS[2])
   if ARGV[6] ~= ARGV[5] then redis.call('PUBLISH', ARGV[6], 'v') end
   out[1] = 1
+  for i = 3, #KEYS do
+    if KEYS[i] == KEYS[2] then out[i - 1] = false end
+  end
 end
-for i = 3, #KEYS do out[i - 1] = redis.call('GET', KEYS[i]) end
 return out
 `)
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,8 +179,8 @@ func TestGetAndCreate(t *testing.T) {
 	if err := s.client.Set(ctx, s.keys.name(also[0]), "garbage", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetAndCreate(ctx, k, also, rk, rec("x")); !errors.Is(err, store.ErrCorrupt) {
-		t.Fatalf("GetAndCreate with a garbled counter = %v, want ErrCorrupt", err)
+	if _, err := s.GetAndCreate(ctx, k, also, rk, rec("x")); !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), also[0].String()) {
+		t.Fatalf("GetAndCreate with a garbled counter = %v, want ErrCorrupt naming %s", err, also[0])
 	}
 	if _, err := s.Get(ctx, rk); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetAndCreate that failed created its record: %v", err)
