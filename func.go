@@ -34,6 +34,7 @@ type Func[A, R any] struct {
 	nillable bool
 
 	digests *digestMemo   // nil unless A is keys.Memoizable
+	scalar  keys.Scalar   // A's digest is written out (keys.DigestInt...), not encoded
 	hot     *hotLevel[R]  // the typed first level; nil unless A is keys.Memoizable
 	local   *localTier[R] // LocalTier, or nil
 	breaker breaker       // open for a moment after a store failure
@@ -150,6 +151,7 @@ func wrap[A, R any](fn func(context.Context, A) (R, error), named any, opts []Op
 		if err := keys.Check(reflect.TypeFor[A](), keys.ForKey); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnkeyable, err)
 		}
+		f.scalar = keys.ScalarOf(reflect.TypeFor[A]())
 		if keys.Memoizable(reflect.TypeFor[A]()) {
 			f.digests = &digestMemo{}
 			f.hot = &hotLevel[R]{}
@@ -309,6 +311,9 @@ func (f *Func[A, R]) key(arg A, memo bool) (store.Key, error) {
 }
 
 func (f *Func[A, R]) id(arg A, memo bool) (string, error) {
+	if f.scalar != keys.NotScalar && !memo {
+		return scalarDigest(f.scalar, &arg), nil
+	}
 	if f.keyFn == nil && !memo {
 		id, err := keys.Digest(arg)
 		if err != nil {
@@ -321,9 +326,14 @@ func (f *Func[A, R]) id(arg A, memo bool) (string, error) {
 		if id, ok := f.digests.get(boxed); ok {
 			return id, nil
 		}
-		id, err := keys.Digest(arg)
-		if err != nil {
-			return "", fmt.Errorf("%w: %w", ErrUnkeyable, err)
+		var id string
+		if f.scalar != keys.NotScalar {
+			id = scalarDigest(f.scalar, &arg)
+		} else {
+			var err error
+			if id, err = keys.Digest(arg); err != nil {
+				return "", fmt.Errorf("%w: %w", ErrUnkeyable, err)
+			}
 		}
 		f.digests.put(boxed, id)
 		return id, nil
@@ -336,6 +346,37 @@ func (f *Func[A, R]) id(arg A, memo bool) (string, error) {
 		return "", fmt.Errorf("%w: key function returned an empty key", ErrUnkeyable)
 	}
 	return id, nil
+}
+
+// scalarDigest is keys.Digest of *p, whose type is of kind sc (keys.ScalarOf): read
+// by its size, as A may be any type of that kind (a named int, an int32...).
+func scalarDigest[A any](sc keys.Scalar, p *A) string {
+	ptr := unsafe.Pointer(p)
+	switch sc {
+	case keys.Bool:
+		return keys.DigestBool(*(*bool)(ptr))
+	case keys.String:
+		return keys.DigestString(*(*string)(ptr))
+	case keys.Int:
+		switch unsafe.Sizeof(*p) {
+		case 1:
+			return keys.DigestInt(int64(*(*int8)(ptr)))
+		case 2:
+			return keys.DigestInt(int64(*(*int16)(ptr)))
+		case 4:
+			return keys.DigestInt(int64(*(*int32)(ptr)))
+		}
+		return keys.DigestInt(*(*int64)(ptr))
+	}
+	switch unsafe.Sizeof(*p) { // keys.Uint
+	case 1:
+		return keys.DigestUint(uint64(*(*uint8)(ptr)))
+	case 2:
+		return keys.DigestUint(uint64(*(*uint16)(ptr)))
+	case 4:
+		return keys.DigestUint(uint64(*(*uint32)(ptr)))
+	}
+	return keys.DigestUint(*(*uint64)(ptr))
 }
 
 // Call returns fn(ctx, arg), from the store when a fresh result is there. See the
