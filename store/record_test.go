@@ -261,3 +261,11 @@ func TestClosed(t *testing.T) {
 		t.Errorf("Get with a cancelled context after Close: %v; want context.Canceled", err)
 	}
 }
+
+// NotFound is a miss that names its key.
+func TestNotFound(t *testing.T) {
+	err := NotFound(Key{Namespace: "ns", ID: "id"})
+	if !errors.Is(err, ErrNotFound) || err.Error() != "store: not found: ns/id" {
+		t.Errorf("NotFound = %q; want an error matching ErrNotFound that names ns/id", err)
+	}
+}

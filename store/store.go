@@ -164,6 +164,17 @@ var (
 	ErrInvalidKey = errors.New("store: invalid key")
 )
 
+// NotFound returns the miss of k, for a driver's Get: an error matching ErrNotFound
+// that names k. Its message is made only when asked for, so that a miss costs one
+// small allocation.
+func NotFound(k Key) error { return &notFoundError{key: k} }
+
+type notFoundError struct{ key Key }
+
+func (e *notFoundError) Error() string { return ErrNotFound.Error() + ": " + e.key.String() }
+
+func (e *notFoundError) Unwrap() error { return ErrNotFound }
+
 // Key identifies one entry.
 type Key struct {
 	// Namespace groups the entries of one wrapped function and version.

@@ -248,7 +248,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	switch {
 	case err == nil:
 	case isNotExist(err):
-		return store.Entry{}, fmt.Errorf("filestore: %s: %w", k, store.ErrNotFound)
+		return store.Entry{}, store.NotFound(k)
 	case isRefused(err), errors.Is(err, errFormat):
 		// A symlink anywhere on the path (namespace or fan-out directory, or the
 		// entry itself) is refused, never followed, and reads as a damaged entry.

@@ -161,8 +161,6 @@ func (s *Store) hashedKey(kind byte, sum []byte) string {
 	return b.String()
 }
 
-func notFound(k store.Key) error { return fmt.Errorf("%w: %s", store.ErrNotFound, k) }
-
 func corrupt(k store.Key, why error) error {
 	return fmt.Errorf("%w: %w: %s: %w", store.ErrNotFound, ErrCorrupt, k, why)
 }
@@ -243,7 +241,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 			it, err := s.c.Get(ek)
 			switch {
 			case errors.Is(err, memcache.ErrCacheMiss):
-				return store.Entry{}, notFound(k)
+				return store.Entry{}, store.NotFound(k)
 			case err != nil:
 				return store.Entry{}, err
 			}
@@ -268,7 +266,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 func (s *Store) entryOf(k store.Key, gk, ek string, items map[string]*memcache.Item, clears uint64) (store.Entry, error) {
 	git, eit := items[gk], items[ek]
 	if git == nil {
-		return store.Entry{}, notFound(k) // no counter: nothing written since it was created or evicted
+		return store.Entry{}, store.NotFound(k) // no counter: nothing written since it was created or evicted
 	}
 	gen, ok := parseGen(git.Value)
 	if !ok {
@@ -276,11 +274,11 @@ func (s *Store) entryOf(k store.Key, gk, ek string, items map[string]*memcache.I
 	}
 	s.cacheGen(gk, gen, clears)
 	if eit == nil {
-		return store.Entry{}, notFound(k)
+		return store.Entry{}, store.NotFound(k)
 	}
 	e, rgen, err := decodeFor(k, eit.Value)
 	if err == nil && rgen != gen {
-		return store.Entry{}, notFound(k) // written before the last Clear
+		return store.Entry{}, store.NotFound(k) // written before the last Clear
 	}
 	return e, err
 }

@@ -280,18 +280,6 @@ func (s *Store) check(context.Context) error {
 	return nil
 }
 
-// notFoundError is a miss. It formats its message only when asked, so that a miss,
-// which cachier expects often, costs one small allocation.
-type notFoundError struct{ key store.Key }
-
-func (e *notFoundError) Error() string {
-	return fmt.Sprintf("memstore: no entry for %q: %v", e.key.String(), store.ErrNotFound)
-}
-
-func (e *notFoundError) Unwrap() error { return store.ErrNotFound }
-
-func notFound(k store.Key) error { return &notFoundError{key: k} }
-
 // errLiveMiss is the miss of GetLive and GetTicketed, the reads of cachier's hot
 // path: it names no key (the caller knows it), so that a miss allocates nothing. Get
 // names the key.
@@ -316,7 +304,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 		return store.Entry{}, err
 	}
 	if it == nil {
-		return store.Entry{}, notFound(k)
+		return store.Entry{}, store.NotFound(k)
 	}
 	e := it.e
 	b, err := it.bytes()

@@ -27,7 +27,7 @@ func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []e
 	}
 	es, errs := make([]store.Entry, len(ks)), make([]error, len(ks))
 	for i, k := range ks {
-		errs[i] = notFound(k)
+		errs[i] = store.NotFound(k)
 	}
 	for len(ids) > 0 {
 		n := min(len(ids), maxIn)

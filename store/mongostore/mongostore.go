@@ -176,8 +176,6 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 	return nil
 }
 
-func notFound(k store.Key) error { return fmt.Errorf("%w: %s", store.ErrNotFound, k) }
-
 func corrupt(k store.Key, format string, args ...any) error {
 	return fmt.Errorf("%w: %w: %s: %s", store.ErrNotFound, ErrCorrupt, k, fmt.Sprintf(format, args...))
 }
@@ -187,7 +185,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	raw, err := s.coll.FindOne(ctx, bson.D{{Key: fID, Value: docID(k)}}).Raw()
 	if err != nil {
 		if errors.Is(err, mongo.ErrNoDocuments) {
-			return store.Entry{}, notFound(k)
+			return store.Entry{}, store.NotFound(k)
 		}
 		return store.Entry{}, err
 	}

@@ -278,7 +278,7 @@ func (s *Store) get(ctx context.Context, k store.Key) (store.Entry, *string, err
 	case err != nil:
 		return store.Entry{}, nil, s.fail("get", k, err)
 	case bytes.Equal(b, tombstone): // a record deleted by Swap
-		return store.Entry{}, out.ETag, fmt.Errorf("s3store: get %q: %w", k.String(), store.ErrNotFound)
+		return store.Entry{}, out.ETag, store.NotFound(k)
 	case len(b) == 0: // truncated: damage, not a deletion
 		return store.Entry{}, out.ETag, corrupt(name, "empty object")
 	}
