@@ -129,7 +129,11 @@ type GetOrCreator interface {
 	// holds at k (one that reads as corrupt, say): the portable layer then reports
 	// the lease as not tried. When k has none it is GetAndCreate, atomically with
 	// respect to Swaps on rk and writes of k: rec is never created while k holds an
-	// entry written before the call.
+	// entry written before the call. An entry written while the call runs may come
+	// back with Created true (a driver that creates rec before it reads k, so as to
+	// see an entry committed together with the release of rk: sqlstore on
+	// PostgreSQL); the portable layer then reports both the entry and the lease, and
+	// the caller releases the lease if the entry answers it.
 	GetOrCreate(ctx context.Context, k Key, also []Key, rk Key, rec Entry) (GetAndCreateResult, error)
 }
 
@@ -141,6 +145,32 @@ func OptionsOf[T any](opts *T) T {
 		return zero
 	}
 	return *opts
+}
+
+// MaybeGetOrCreator is a [GetOrCreator] whose GetOrCreate is one round trip only as
+// configured (sqlstore: on PostgreSQL, with a driver connection that sends two
+// statements at once). When GetsOrCreates reports false the portable layer does not
+// use GetOrCreate, as if the driver were no GetOrCreator; GetOrCreate must still meet
+// its contract if called.
+type MaybeGetOrCreator interface {
+	GetOrCreator
+	// GetsOrCreates reports whether the portable layer should use GetOrCreate. It
+	// must not change while the driver is in use.
+	GetsOrCreates() bool
+}
+
+// AsGetOrCreator returns d as the [GetOrCreator] the portable layer uses, if it uses
+// one: d is a GetOrCreator, and, if it is a [MaybeGetOrCreator], GetsOrCreates
+// reports true.
+func AsGetOrCreator(d Driver) (GetOrCreator, bool) {
+	g, ok := d.(GetOrCreator)
+	if !ok {
+		return nil, false
+	}
+	if m, ok := d.(MaybeGetOrCreator); ok && !m.GetsOrCreates() {
+		return nil, false
+	}
+	return g, true
 }
 
 // CounterRecord returns the record key of version counter name, {InternalPrefix,

@@ -59,7 +59,9 @@ type Claimer interface {
 	// ReadOrClaim is ReadOrAcquire, except that it tries the lease only when k has
 	// no entry: when it did not try, LeaseErr is ErrNotClaimed and nothing was
 	// written. It may leave the lease untried when k holds a record that Claim.Err
-	// reports as expired or corrupt.
+	// reports as expired or corrupt. An entry written while it runs may come back
+	// with the lease taken (see [GetOrCreator]): the caller releases the lease if the
+	// entry answers it.
 	ReadOrClaim(ctx context.Context, k Key, counters []string, o Owner, ttl time.Duration) (c Claim, err error)
 	// ClaimsNatively reports whether ReadOrClaim is one round trip: the driver is a
 	// [GetOrCreator] whose leases the portable layer keeps over its [Swapper].

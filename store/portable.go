@@ -57,7 +57,7 @@ func Adapt(d Driver, opts ...Option) Store {
 	p.versioner, _ = d.(Versioner)
 	p.vgetter, _ = d.(VersionedGetter)
 	p.roa, _ = d.(ReadOrAcquirer)
-	p.roc, _ = d.(GetOrCreator)
+	p.roc, _ = AsGetOrCreator(d)
 	p.war, _ = d.(WriteAndReleaser)
 	if pl, ok := d.(ProcessLocal); ok {
 		p.local = pl.ProcessLocal()

@@ -10,6 +10,7 @@ import (
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/sqlstore"
 	"github.com/cachier-go/cachier/store/sqlstore/pgnotify"
+	"github.com/cachier-go/cachier/store/sqlstore/pgxpipe"
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
@@ -22,7 +23,7 @@ func benchStore(b *testing.B, e engine) (*sql.DB, *sqlstore.Store, string, store
 	b.Helper()
 	db := e.open(b)
 	table := freshTable(b, db, e.dialect)
-	s, err := sqlstore.New(db, &sqlstore.Options{Table: table})
+	s, err := sqlstore.New(db, &sqlstore.Options{Table: table, Pipeline: pgxpipe.Pipeliner{}}) // ignored but on PostgreSQL
 	if err != nil {
 		b.Fatal(err)
 	}

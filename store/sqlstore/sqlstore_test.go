@@ -20,6 +20,7 @@ import (
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/sqlstore"
 	"github.com/cachier-go/cachier/store/sqlstore/pgnotify"
+	"github.com/cachier-go/cachier/store/sqlstore/pgxpipe"
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
@@ -108,10 +109,12 @@ func conformance(t *testing.T, e engine, opts sqlstore.Options) {
 func TestConformanceSQLite(t *testing.T) { conformance(t, engines[0], sqlstore.Options{}) }
 
 func TestConformancePostgres(t *testing.T) {
-	conformance(t, engines[1], sqlstore.Options{Listener: pgnotify.Listener{}})
+	conformance(t, engines[1], sqlstore.Options{Listener: pgnotify.Listener{}, Pipeline: pgxpipe.Pipeliner{}})
 }
 
-// TestConformancePostgresPolling runs PostgreSQL without a Listener: watchers poll.
+// TestConformancePostgresPolling runs PostgreSQL without a Listener (watchers poll)
+// and without a Pipeliner (not a store.GetOrCreator the portable layer uses; its
+// GetOrCreate sends its two statements one at a time).
 func TestConformancePostgresPolling(t *testing.T) { conformance(t, engines[1], sqlstore.Options{}) }
 
 func TestConformanceMariaDB(t *testing.T) { conformance(t, engines[2], sqlstore.Options{}) }

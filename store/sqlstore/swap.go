@@ -95,21 +95,29 @@ const (
 	tagAlso  = 2
 )
 
-// maxRaces bounds how often GetAndCreate runs again because rk changed between its
-// insert and its read.
+// maxRaces bounds how often GetAndCreate and GetOrCreate run again because rk or k
+// changed between their insert and their read.
 const maxRaces = 8
 
-// GetAndCreate implements store.ReadOrAcquirer. On PostgreSQL it is one statement, one
-// round trip: a data-modifying WITH that inserts rec at rk unless a row is there
-// (notifying rk's watchers if it did), and a UNION ALL of primary-key reads of k, rk
-// and the keys of also. On MySQL and SQLite it is two statements, two round trips: the
-// insert, then the reads. Either way the insert comes first, so an entry written by
-// the previous holder of rk before it let go is seen.
+// GetAndCreate implements store.ReadOrAcquirer. With Options.Pipeline (PostgreSQL) it
+// is GetOrCreate's two statements in one round trip, the insert made unconditional:
+// the insert of rec at rk unless a row is there (notifying rk's watchers if it did),
+// then the primary-key reads of rk, k and the keys of also, each statement with its
+// own snapshot (GetOrCreate says why that matters). On PostgreSQL without one it is one
+// statement, one round trip: a data-modifying WITH that inserts rec at rk unless a row
+// is there, and a UNION ALL of primary-key reads of k, rk and the keys of also, which
+// share the insert's snapshot, so that an entry committed together with the release of
+// rk while the statement ran is not seen. On MySQL and SQLite it is two statements, two
+// round trips: the insert, then the reads. Either way the insert comes first, so an
+// entry written by the previous holder of rk before the call is seen.
 //
 // When rk was there, Cur is its value as read; if rk went away between the insert and
 // the read (or, on PostgreSQL, was created by another session after the statement's
 // snapshot), the call runs again.
 func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error) {
+	if s.pipe != nil {
+		return s.createThenRead(ctx, k, also, rk, rec, false)
+	}
 	ins := s.notifyArgs(entryArgs(rk, rec), rk)
 	var b strings.Builder
 	var args []any
@@ -169,15 +177,273 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 	return store.GetAndCreateResult{}, fmt.Errorf("sqlstore: %s kept changing under GetAndCreate", rk)
 }
 
-// The SQL store is not a store.GetOrCreator (a first read that takes the lease only
-// when there is no entry). With one, every caller's first read would take the lease on
-// a miss, and under READ COMMITTED (PostgreSQL) or a read before the insert (MySQL,
-// SQLite) that read can miss an entry committed together with the lease's release while
-// it ran, take the freed lease and compute a second time (CI saw it:
-// TestStampedeAcrossProcesses/postgres, 2 computations). Redis scripts are atomic and
-// keep the two-round-trip miss; SQL keeps the lookup, then GetAndCreate under the
-// single flight. A second statement with a fresh snapshot in the same pipeline would
-// close the race.
+// Pipeliner sends several statements to PostgreSQL in one round trip (Options.Pipeline).
+// Package pgxpipe implements it with pgx; this package cannot, because it imports no
+// driver.
+type Pipeliner interface {
+	// Pipeline runs queries[i] with the parameters args[i] on driverConn (the
+	// driver's connection, as database/sql's Conn.Raw hands it over), in order,
+	// sending them all before it reads any result, and returns the rows of each: a
+	// row is its column values as the driver decodes them (int64 or int32, []byte,
+	// nil for NULL). Each statement must run after the one before it finished, with
+	// a snapshot of its own (PostgreSQL's default READ COMMITTED gives every
+	// statement one, in or out of a transaction). When driverConn is not a
+	// connection it can use, it sends nothing and returns an error matching
+	// errors.ErrUnsupported; the store then sends the statements one at a time.
+	Pipeline(ctx context.Context, driverConn any, queries []string, args [][]any) ([][][]any, error)
+}
+
+// GetsOrCreates implements store.MaybeGetOrCreator: the portable layer uses
+// GetOrCreate on PostgreSQL with Options.Pipeline, where it is one round trip. On
+// MySQL and SQLite (and on PostgreSQL without one) it is two, and a hit would cost
+// two where a Get costs one.
+func (s *Store) GetsOrCreates() bool { return s.pipe != nil }
+
+// GetOrCreate implements store.GetOrCreator. It is two statements, in this order: the
+// insert of rec at rk unless a row is there or k holds a live entry (expires_at NULL
+// or after rec.StoredAt), then the primary-key reads of rk, k and the keys of also.
+// With Options.Pipeline (PostgreSQL) both go in one round trip; otherwise they are
+// sent one after the other (two round trips, which is why GetsOrCreates is false
+// there). A hit writes nothing: an entry committed before the call started is in the
+// insert's snapshot, and its condition fails.
+//
+// Why two statements, the insert first (issue #11). The holder of rk stores its result
+// and deletes rk in one transaction (SetAndDelete). One statement that inserts rk and
+// reads k sees the database as of its start, and when that transaction commits while
+// the statement runs, its insert, which waited on rk's row lock, goes in once rk is
+// deleted, while its read, from the older snapshot, misses the entry committed with
+// that delete: the caller takes the lease and computes a second time (CI saw it:
+// TestStampedeAcrossProcesses/postgres, 2 computations). With the insert first and the
+// read a statement of its own:
+//
+//   - If the insert created rec, no live rk was there: on PostgreSQL an INSERT … ON
+//     CONFLICT DO NOTHING goes in over a row it conflicts with only once that row's
+//     delete has committed (while the deleting transaction runs, the insert waits
+//     for it), and on MySQL (InnoDB) the insert waits on the row's lock likewise. So
+//     whoever deleted an earlier rk committed before the insert finished, and the read,
+//     a later statement on the same connection whose snapshot is taken after the
+//     insert finished, sees that commit and the entry written with it. Such an entry
+//     comes back with Created: the caller uses the entry and releases the lease, which
+//     costs a round trip only in this rare case (cachier's lookupFirst does so).
+//   - If the insert created nothing, it wrote nothing, and the read reports the entry
+//     or rk as of a moment after the insert; when it finds neither (both went away in
+//     between), the two statements run again.
+//
+// This needs each statement to take its own snapshot: PostgreSQL's READ COMMITTED
+// (its default; pgxpipe sends the two in one implicit transaction, which under
+// REPEATABLE READ would share one snapshot), and on MySQL autocommit, where each
+// statement is a transaction of its own. SQLite runs one writer at a time and reads
+// the last commit.
+func (s *Store) GetOrCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error) {
+	return s.createThenRead(ctx, k, also, rk, rec, true)
+}
+
+// createThenRead is GetOrCreate when ifMissing, else GetAndCreate, as two statements:
+// the insert, then the reads.
+func (s *Store) createThenRead(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry, ifMissing bool) (store.GetAndCreateResult, error) {
+	ins := entryArgs(rk, rec)
+	var create string
+	switch {
+	case s.dialect == Postgres:
+		// One row: how many records it created (0 or 1), notifying rk's watchers if
+		// one. $1-$5 the record, $6-$7 the notification, $8-$9 k.
+		insert := s.q.rawCreate
+		if ifMissing {
+			insert = s.createIfMissing("$8", "$9")
+			ins = append(s.notifyArgs(ins, rk), k.Namespace, k.ID)
+		} else {
+			ins = s.notifyArgs(ins, rk)
+		}
+		create = `WITH c AS (` + insert + ` RETURNING 1) SELECT count(x) FROM (SELECT pg_notify($6, $7)::text AS x FROM c) n`
+	case ifMissing:
+		create = s.createIfMissing(s.dialect.ph(6), s.dialect.ph(7))
+		ins = append(ins, k.Namespace, k.ID, micros(rec.StoredAt))
+	default:
+		create = s.q.create
+	}
+	var b strings.Builder
+	args := s.selectKeys(&b, nil, tagRec, []store.Key{rk})
+	args = s.selectKeys(&b, args, tagKey, []store.Key{k})
+	args = s.selectKeys(&b, args, tagAlso, also)
+	reads := b.String()
+	now := micros(rec.StoredAt)
+
+	for range maxRaces {
+		created, rows, err := s.insertThenRead(ctx, create, ins, reads, args)
+		if err != nil {
+			return store.GetAndCreateResult{}, tooLarge(err, rec)
+		}
+		res := store.GetAndCreateResult{
+			GetErr: fmt.Errorf("%w: %s", store.ErrNotFound, k),
+			Also:   make([][]byte, len(also)),
+		}
+		live := false
+		for _, r := range rows {
+			switch {
+			case r.tag == tagKey:
+				res.Entry, res.GetErr = entry(k, r.at, r.v, r.exp)
+				live = !r.exp.Valid || r.exp.Int64 > now
+			case r.tag == tagRec:
+				res.Cur = value(r.v)
+			default:
+				res.Also[r.tag-tagAlso] = value(r.v)
+			}
+		}
+		switch {
+		case created:
+			res.Created, res.Cur = true, bytes.Clone(rec.Value)
+			if res.Cur == nil {
+				res.Cur = []byte{}
+			}
+			return res, nil
+		case res.Cur != nil, ifMissing && live:
+			return res, nil
+		}
+		// Not created, though neither rk nor (for GetOrCreate) a live k was there
+		// when read: one of them went away meanwhile. Again.
+	}
+	op := "GetAndCreate"
+	if ifMissing {
+		op = "GetOrCreate"
+	}
+	return store.GetAndCreateResult{}, fmt.Errorf("sqlstore: %s kept changing under %s", rk, op)
+}
+
+// insertThenRead runs create (whose rows, on PostgreSQL, are one count of the records
+// it created; elsewhere its affected rows count them), then reads: in one round trip
+// with a Pipeliner, else one after the other.
+func (s *Store) insertThenRead(ctx context.Context, create string, cargs []any, reads string, rargs []any) (created bool, rows []row, err error) {
+	if s.pipe != nil {
+		created, rows, err = s.pipelined(ctx, create, cargs, reads, rargs)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return created, rows, err
+		}
+	}
+	if s.dialect == Postgres {
+		n, err := read(ctx, s, create, cargs, func(r *sql.Rows) (int64, error) {
+			var n int64
+			for r.Next() {
+				if err := r.Scan(&n); err != nil {
+					return 0, err
+				}
+			}
+			return n, nil
+		})
+		if err != nil {
+			return false, nil, err
+		}
+		created = n > 0
+	} else {
+		n, err := s.changed(ctx, create, cargs...)
+		if err != nil {
+			return false, nil, err
+		}
+		created = n > 0
+	}
+	rows, err = read(ctx, s, reads, rargs, scanRows)
+	return created, rows, err
+}
+
+// pipelined is insertThenRead through the Pipeliner, on one connection of the pool.
+func (s *Store) pipelined(ctx context.Context, create string, cargs []any, reads string, rargs []any) (bool, []row, error) {
+	if err := s.init(ctx); err != nil {
+		return false, nil, err
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return false, nil, err
+	}
+	defer conn.Close()
+	var res [][][]any
+	err = conn.Raw(func(dc any) error {
+		var err error
+		res, err = s.pipe.Pipeline(ctx, dc, []string{create, reads}, [][]any{cargs, rargs})
+		return err
+	})
+	if err != nil {
+		return false, nil, err
+	}
+	if len(res) != 2 || len(res[0]) != 1 || len(res[0][0]) != 1 {
+		return false, nil, fmt.Errorf("sqlstore: the pipeline returned %d results, want 2 and one count", len(res))
+	}
+	n, err := nullInt(res[0][0][0])
+	if err != nil {
+		return false, nil, fmt.Errorf("sqlstore: the pipeline's count: %w", err)
+	}
+	rows := make([]row, len(res[1]))
+	for i, vals := range res[1] {
+		if rows[i], err = rowOf(vals); err != nil {
+			return false, nil, err
+		}
+	}
+	return n.Int64 > 0, rows, nil
+}
+
+// rowOf makes a row of a multi-key read of the column values a Pipeliner returned.
+func rowOf(vals []any) (row, error) {
+	var r row
+	if len(vals) != 4 {
+		return r, fmt.Errorf("sqlstore: a row of %d columns, want 4", len(vals))
+	}
+	tag, err := nullInt(vals[0])
+	if err != nil || !tag.Valid {
+		return r, fmt.Errorf("sqlstore: a row's tag %v: %v", vals[0], err)
+	}
+	r.tag = int(tag.Int64)
+	if r.at, err = nullInt(vals[1]); err != nil {
+		return r, err
+	}
+	if r.exp, err = nullInt(vals[3]); err != nil {
+		return r, err
+	}
+	switch v := vals[2].(type) {
+	case nil:
+	case []byte:
+		r.v = sql.Null[[]byte]{V: v, Valid: true}
+	default:
+		return r, fmt.Errorf("sqlstore: a value of type %T, want []byte", vals[2])
+	}
+	return r, nil
+}
+
+// nullInt is an integer column value as a Pipeliner returned it.
+func nullInt(v any) (sql.NullInt64, error) {
+	switch x := v.(type) {
+	case nil:
+		return sql.NullInt64{}, nil
+	case int64:
+		return sql.NullInt64{Int64: x, Valid: true}, nil
+	case int32:
+		return sql.NullInt64{Int64: int64(x), Valid: true}, nil
+	}
+	return sql.NullInt64{}, fmt.Errorf("sqlstore: an integer column of type %T", v)
+}
+
+// createIfMissing is the INSERT of a record at rk unless a row is there, or the entry
+// at k is live: a row whose expires_at is NULL or after the record's stored_at. The
+// record's five columns are its parameters 1-5; k is kn and kid. On PostgreSQL the
+// parameters are cast, as a SELECT list gives them no type of its own.
+func (s *Store) createIfMissing(kn, kid string) string {
+	e := s.dialect.quote(s.table)
+	p := s.dialect.ph
+	vals := p(1) + `, ` + p(2) + `, ` + p(3) + `, ` + p(4) + `, ` + p(5)
+	from := ``
+	at := p(3)
+	switch s.dialect {
+	case Postgres:
+		vals = `$1::text, $2::text, $3::bigint, $4::bytea, $5::bigint`
+		at = `$3::bigint`
+	case MySQL:
+		from = ` FROM DUAL`
+	}
+	q := `INSERT INTO ` + e + ` (namespace, id, stored_at, value, expires_at) SELECT ` + vals + from +
+		` WHERE NOT EXISTS (SELECT 1 FROM ` + e + ` WHERE namespace = ` + kn + ` AND id = ` + kid +
+		` AND (expires_at IS NULL OR expires_at > ` + at + `))`
+	if s.dialect == MySQL {
+		return q + ` ON DUPLICATE KEY UPDATE id = id`
+	}
+	return q + ` ON CONFLICT (namespace, id) DO NOTHING`
+}
 
 // value is a record's value: nil for no row, never nil for a row.
 func value(v sql.Null[[]byte]) []byte {

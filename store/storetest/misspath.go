@@ -417,7 +417,7 @@ func testReadOrClaim(e *env) {
 		e.t.Fatalf("the adapted store %T is not a store.Claimer", e.s)
 	}
 	d := store.Unwrap(e.s)
-	_, roc := d.(store.GetOrCreator)
+	_, roc := store.AsGetOrCreator(d)
 	_, roa := d.(store.ReadOrAcquirer)
 	_, swapper := d.(store.Swapper)
 	_, leaser := d.(store.Leaser)
@@ -528,7 +528,8 @@ func testReadOrClaim(e *env) {
 	}
 }
 
-// testGetOrCreate runs for a driver that declares store.GetOrCreator.
+// testGetOrCreate runs for a driver that declares store.GetOrCreator, whether or not
+// the portable layer uses it (store.MaybeGetOrCreator).
 func testGetOrCreate(e *env) {
 	drv := store.Unwrap(e.s)
 	d := drv.(store.GetOrCreator)

@@ -51,6 +51,7 @@ import (
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/sqlstore"
 	"github.com/cachier-go/cachier/store/sqlstore/pgnotify"
+	"github.com/cachier-go/cachier/store/sqlstore/pgxpipe"
 )
 
 func init() {
@@ -270,6 +271,8 @@ func Open(ctx context.Context, u *url.URL) (store.Store, error) {
 		if c.Listen {
 			c.Options.Listener = pgnotify.Listener{}
 		}
+		// A miss's first read takes the lease in the round trip of its lookup.
+		c.Options.Pipeline = pgxpipe.Pipeliner{}
 	default:
 		db, err = sql.Open(c.Driver, c.DSN)
 		if err != nil {
