@@ -18,40 +18,58 @@ import (
 // so a Get that follows a committed Set (a waiter woken by its notification) still
 // sees it.
 type reads struct {
-	mu sync.Mutex
-	m  map[store.Key]*readCall // the SELECT in flight of each key
-}
-
-// readCall is one SELECT of a key, shared by the Gets that joined it before it began.
-type readCall struct {
-	done chan struct{} // closed when e and err are set
-	e    store.Entry
-	err  error
-	// next is the SELECT that the Gets arriving while this one runs will share; it
-	// begins when this one ends.
-	next *readCall
-	// joined counts the Gets that joined this SELECT before it began, its leader
-	// excluded (for tests).
-	joined int
+	coalescer[store.Key, store.Entry]
 }
 
 // get returns the entry of k, read by fetch, shared with concurrent Gets of k.
 func (r *reads) get(ctx context.Context, k store.Key, fetch func(context.Context) (store.Entry, error)) (store.Entry, error) {
+	return r.do(ctx, k, fetch, func(e store.Entry) store.Entry {
+		e.Value = bytes.Clone(e.Value) // each caller owns its copy
+		return e
+	})
+}
+
+// coalescer shares one call of fetch among the concurrent callers of one key, as reads
+// describes: while one call is in flight, the callers that arrive wait for it to end
+// and then share the next, which begins after all of them arrived.
+type coalescer[K comparable, V any] struct {
+	mu sync.Mutex
+	m  map[K]*sharedCall[V] // the call in flight of each key
+}
+
+// sharedCall is one call of a key, shared by the callers that joined it before it
+// began.
+type sharedCall[V any] struct {
+	done chan struct{} // closed when v and err are set
+	v    V
+	err  error
+	// next is the call that the callers arriving while this one runs will share; it
+	// begins when this one ends.
+	next *sharedCall[V]
+	// joined counts the callers that joined this call before it began, its leader
+	// excluded (for tests).
+	joined int
+}
+
+// do returns what fetch returns for k, shared with concurrent callers of k. The
+// leader of a call gets its result as is, each joiner share(result).
+func (r *coalescer[K, V]) do(ctx context.Context, k K, fetch func(context.Context) (V, error), share func(V) V) (V, error) {
+	var zero V
 	for {
 		r.mu.Lock()
 		if r.m == nil {
-			r.m = map[store.Key]*readCall{}
+			r.m = map[K]*sharedCall[V]{}
 		}
 		cur := r.m[k]
 		if cur == nil {
-			c := &readCall{done: make(chan struct{})}
+			c := &sharedCall[V]{done: make(chan struct{})}
 			r.m[k] = c
 			r.mu.Unlock()
 			return r.lead(ctx, k, c, fetch)
 		}
 		next, leads := cur.next, false
 		if next == nil {
-			next, leads = &readCall{done: make(chan struct{})}, true
+			next, leads = &sharedCall[V]{done: make(chan struct{})}, true
 			cur.next = next
 		} else {
 			next.joined++
@@ -59,52 +77,53 @@ func (r *reads) get(ctx context.Context, k store.Key, fetch func(context.Context
 		r.mu.Unlock()
 
 		if leads {
-			// Begin the next SELECT once the one in flight has ended.
+			// Begin the next call once the one in flight has ended.
 			select {
 			case <-cur.done:
 				return r.follow(ctx, k, next, fetch)
 			case <-ctx.Done():
-				// The SELECT still runs for the Gets that joined it, under a context
+				// The call still runs for the callers that joined it, under a context
 				// of its own; they give up on theirs.
 				go func() {
 					<-cur.done
 					_, _ = r.follow(context.WithoutCancel(ctx), k, next, fetch)
 				}()
-				return store.Entry{}, ctx.Err()
+				return zero, ctx.Err()
 			}
 		}
 		select {
 		case <-next.done:
 		case <-ctx.Done():
-			return store.Entry{}, ctx.Err()
+			return zero, ctx.Err()
 		}
 		if next.err != nil && ctx.Err() == nil && isContextError(next.err) {
-			continue // the leader gave up; this Get has not
+			continue // the leader gave up; this caller has not
 		}
-		e := next.e
-		e.Value = bytes.Clone(e.Value) // each caller owns its copy
-		return e, next.err
+		if next.err != nil {
+			return zero, next.err
+		}
+		return share(next.v), nil
 	}
 }
 
-// follow runs c, the SELECT after the one that just ended.
-func (r *reads) follow(ctx context.Context, k store.Key, c *readCall, fetch func(context.Context) (store.Entry, error)) (store.Entry, error) {
+// follow runs c, the call after the one that just ended.
+func (r *coalescer[K, V]) follow(ctx context.Context, k K, c *sharedCall[V], fetch func(context.Context) (V, error)) (V, error) {
 	r.mu.Lock()
 	r.m[k] = c
 	r.mu.Unlock()
 	return r.lead(ctx, k, c, fetch)
 }
 
-// lead runs the SELECT of c and hands its result to the Gets that joined it.
-func (r *reads) lead(ctx context.Context, k store.Key, c *readCall, fetch func(context.Context) (store.Entry, error)) (store.Entry, error) {
-	c.e, c.err = fetch(ctx)
+// lead runs the call c and hands its result to the callers that joined it.
+func (r *coalescer[K, V]) lead(ctx context.Context, k K, c *sharedCall[V], fetch func(context.Context) (V, error)) (V, error) {
+	c.v, c.err = fetch(ctx)
 	r.mu.Lock()
 	if r.m[k] == c && c.next == nil {
 		delete(r.m, k)
 	}
 	r.mu.Unlock()
 	close(c.done)
-	return c.e, c.err
+	return c.v, c.err
 }
 
 func isContextError(err error) bool {

@@ -67,7 +67,7 @@ func TestReadsShareOnlyLaterSelects(t *testing.T) {
 		})
 	}
 	// Wait until every joiner has joined the next SELECT (it cannot begin yet).
-	waitJoined(&r, k, joiners-1)
+	waitJoined(&r.coalescer, k, joiners-1)
 	f.release <- struct{}{}
 	if v := <-first; v != "1" {
 		t.Errorf("first Get = %q, want SELECT #1", v)
@@ -89,7 +89,7 @@ func TestReadsShareOnlyLaterSelects(t *testing.T) {
 
 // waitJoined waits until n Gets besides its leader have joined the SELECT of k that
 // follows the one in flight.
-func waitJoined(r *reads, k store.Key, n int) {
+func waitJoined[K comparable, V any](r *coalescer[K, V], k K, n int) {
 	for {
 		r.mu.Lock()
 		cur := r.m[k]
@@ -113,7 +113,7 @@ func TestReadsCancelledLeader(t *testing.T) {
 	cctx, cancel := context.WithCancel(context.Background())
 	leaderDone := make(chan error, 1)
 	go func() { _, err := r.get(cctx, k, f.fetch); leaderDone <- err }()
-	waitJoined(&r, k, 0) // the Get to be cancelled leads the next SELECT
+	waitJoined(&r.coalescer, k, 0) // the Get to be cancelled leads the next SELECT
 	res := make(chan store.Entry, 2)
 	for range 2 {
 		go func() {
@@ -124,7 +124,7 @@ func TestReadsCancelledLeader(t *testing.T) {
 			res <- e
 		}()
 	}
-	waitJoined(&r, k, 2)
+	waitJoined(&r.coalescer, k, 2)
 	cancel()
 	if err := <-leaderDone; err != context.Canceled {
 		t.Errorf("cancelled Get: %v", err)
@@ -139,5 +139,45 @@ func TestReadsCancelledLeader(t *testing.T) {
 	a.Value[0] = 'x'
 	if string(b.Value) != "2" {
 		t.Error("two Gets share one value slice")
+	}
+}
+
+// TestClaimsShareButNeverCreate has GetOrCreates of one key arrive while one is in
+// flight (which creates nothing: the lease is another's): they share the next, which
+// creates the record of its leader only. The others must learn that the record is
+// there, not that they created it, or each would take the lease and compute.
+func TestClaimsShareButNeverCreate(t *testing.T) {
+	var s Store
+	ck := claimKey{k: store.Key{Namespace: "n", ID: "k"}, rk: store.Key{Namespace: store.InternalPrefix + "n", ID: "k"}}
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_, _ = s.sharedClaim(context.Background(), ck, func(context.Context) (store.GetAndCreateResult, error) {
+			close(inFlight)
+			<-release
+			return store.GetAndCreateResult{Cur: []byte("another's lease")}, nil
+		})
+	}()
+	<-inFlight
+	const n = 5
+	var created atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			r, err := s.sharedClaim(context.Background(), ck, func(context.Context) (store.GetAndCreateResult, error) {
+				return store.GetAndCreateResult{Created: true, Cur: []byte("the leader's lease")}, nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			if r.Created {
+				created.Add(1)
+			}
+		})
+	}
+	waitJoined(&s.claims, ck, n-1)
+	close(release)
+	wg.Wait()
+	if c := created.Load(); c != 1 {
+		t.Errorf("%d of %d GetOrCreates sharing one call report that they created the record; want 1", c, n)
 	}
 }

@@ -9,7 +9,8 @@
 // The package imports only database/sql: you bring the driver (pgx, lib/pq,
 // go-sql-driver/mysql, modernc.org/sqlite, mattn/go-sqlite3) and keep owning the
 // *sql.DB; Close never closes it. Subpackage pgnotify adds PostgreSQL LISTEN/NOTIFY
-// wake-ups (it must import pgx), and subpackage sqlurl registers postgres://,
+// wake-ups and subpackage pgxpipe two statements in one round trip (both must import
+// pgx), and subpackage sqlurl registers postgres://,
 // postgresql://, mysql:// and sqlite:// with store.Open (it must import all three
 // drivers). Keeping them apart means a program links only the driver it uses.
 //
@@ -59,6 +60,16 @@
 // PostgreSQL (data-modifying WITH and a UNION ALL of primary-key reads); on MySQL
 // and SQLite, where no statement both writes and reads, GetAndCreate is two
 // statements and SetAndDelete up to three, sent one after the other.
+//
+// With Options.Pipeline (pgxpipe.Pipeliner; sqlurl's postgres:// opener sets it) a
+// PostgreSQL store is also a store.GetOrCreator, so that a cachier call's first read
+// takes the lease when it finds no entry and a miss is two round trips, not three
+// (lookup, GetAndCreate, SetAndDelete): [Store.GetOrCreate] sends the lease's
+// conditional insert, then the reads, as two statements in one round trip, so that the
+// reads see an entry committed together with the release of the lease the insert
+// waited for ([Store.GetOrCreate] gives the argument; GetAndCreate does the same). A
+// hit then costs that pair of statements instead of a SELECT. Without a Pipeliner, and
+// on MySQL and SQLite, the store keeps the three round trips.
 //
 // # Wake-ups
 //

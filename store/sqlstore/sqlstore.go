@@ -105,8 +105,9 @@ type Store struct {
 	schemaMu sync.Mutex
 	ready    atomic.Bool // the table exists and has its columns
 
-	stmts stmtCache
-	reads reads // concurrent Gets of one key share a SELECT
+	stmts  stmtCache
+	reads  reads                                         // concurrent Gets of one key share a SELECT
+	claims coalescer[claimKey, store.GetAndCreateResult] // and GetOrCreates their statements
 
 	hub  hub
 	lis  *listenerState // nil without notifications

@@ -234,8 +234,53 @@ func (s *Store) GetsOrCreates() bool { return s.pipe != nil }
 // REPEATABLE READ would share one snapshot), and on MySQL autocommit, where each
 // statement is a transaction of its own. SQLite runs one writer at a time and reads
 // the last commit.
+//
+// Concurrent GetOrCreates of one key in the process share their statements, as Gets
+// share a SELECT (see reads): a stampede's 64 first reads in a process are a couple of
+// round trips, not 64 inserts queued on the pool and on rk's row lock. The calls that
+// arrive while one is in flight share the next, which begins after all of them
+// arrived; it creates the record of one of them, and the others learn, as from a call
+// of their own made just after it, that the record is there (Created false, Cur that
+// record): they never take the lease, and an entry it reads was read after they were
+// called.
 func (s *Store) GetOrCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error) {
-	return s.createThenRead(ctx, k, also, rk, rec, true)
+	ck := claimKey{k: k, rk: rk}
+	if len(also) > 0 {
+		var b strings.Builder
+		for _, a := range also {
+			b.WriteString(keyPayload(a))
+		}
+		ck.also = b.String()
+	}
+	return s.sharedClaim(ctx, ck, func(ctx context.Context) (store.GetAndCreateResult, error) {
+		return s.createThenRead(ctx, k, also, rk, rec, true)
+	})
+}
+
+// sharedClaim runs fetch, GetOrCreate's statements, shared with the concurrent
+// GetOrCreates of ck.
+func (s *Store) sharedClaim(ctx context.Context, ck claimKey, fetch func(context.Context) (store.GetAndCreateResult, error)) (store.GetAndCreateResult, error) {
+	return s.claims.do(ctx, ck, fetch, shareClaim)
+}
+
+// claimKey is what concurrent GetOrCreates must agree on to share their statements.
+type claimKey struct {
+	k, rk store.Key
+	also  string // the keys of also, each as its notification payload
+}
+
+// shareClaim is the result of a GetOrCreate shared with a caller that joined it: the
+// record created, if any, is not that caller's.
+func shareClaim(r store.GetAndCreateResult) store.GetAndCreateResult {
+	r.Created = false
+	r.Entry.Value = bytes.Clone(r.Entry.Value)
+	r.Cur = bytes.Clone(r.Cur)
+	also := make([][]byte, len(r.Also))
+	for i, v := range r.Also {
+		also[i] = bytes.Clone(v)
+	}
+	r.Also = also
+	return r
 }
 
 // createThenRead is GetOrCreate when ifMissing, else GetAndCreate, as two statements:
