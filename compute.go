@@ -39,10 +39,13 @@ type ran[R any] struct {
 // cl is the lease this caller's first read took (lookupFirst), or nil. It is used if
 // this caller leads the flight; a caller that joins another's run gives it up at
 // once, as the leader may be waiting for it.
-func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A, direct bool, cl *claimed) (R, Outcome, error) {
+//
+// w0 is the store's write count read before this caller's lookup: when nothing was
+// stored since, the computation does not look again before computing.
+func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A, direct bool, cl *claimed, w0 writeMark) (R, Outcome, error) {
 	start := s.clock.Now()
 	cctx, arm, cancel := newComputeContext(ctx, s)
-	t := &missTask[A, R]{f: f, ctx: ctx, cctx: cctx, s: s, k: k, arg: arg, direct: direct, cl: cl, arm: arm, cancel: cancel}
+	t := &missTask[A, R]{f: f, ctx: ctx, cctx: cctx, s: s, k: k, arg: arg, direct: direct, cl: cl, w0: w0, arm: arm, cancel: cancel}
 	var abandoned func()
 	if s.cancelAbandoned {
 		abandoned = func() { cancel(context.Canceled) }
@@ -159,6 +162,7 @@ type missTask[A, R any] struct {
 	arg       A
 	direct    bool
 	cl        *claimed
+	w0        writeMark
 	arm       func()
 	cancel    func(error)
 }
@@ -178,7 +182,7 @@ func (t *missTask[A, R]) Run() (ran[R], error) {
 	if t.direct {
 		return computed(f.runDirect(t.cctx, s, t.arg))
 	}
-	return f.computeShared(t.cctx, s, t.k, t.arg, t.cl)
+	return f.computeShared(t.cctx, s, t.k, t.arg, t.cl, t.w0)
 }
 
 // computeAlone runs fn for a caller that stopped waiting for another computation of
@@ -204,7 +208,7 @@ func (f *Func[A, R]) computeAlone(ctx context.Context, s *settings, k store.Key,
 // With cl, the caller's first read found no entry and took the lease
 // (store.Claimer.ReadOrClaim): the entry was looked at with the lease, so it computes
 // at once, and the miss costs that read and the write.
-func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A, cl *claimed) (ran[R], error) {
+func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A, cl *claimed, w0 writeMark) (ran[R], error) {
 	if cl != nil {
 		lease := cl.lease
 		if lease.TakenOver {
@@ -219,22 +223,25 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 	// The invalidation generation before anything else: a result computed before a
 	// later Invalidate or Clear is never kept (see invalidation.go).
 	g0 := f.inv.gen.Load()
-	// A result stored after now answers this call, whatever its age, unless it asked
-	// for a new one (Overwrite, Refresh): that answer must come from a computation
-	// that began after it was asked for, so it accepts no stored result at all. It
-	// waits for whoever holds the lease to finish, then computes under the lease.
-	notBefore := s.clock.Now()
 	if processLocal(s.store) {
 		// The single flight already makes this the only computation of k in the
 		// process, and an in-process store is seen by no other: no lease to take, and
 		// the namespace's guard is the only invalidation check. A run that ended
 		// between this caller's lookup and its flight may have stored the result
-		// already.
-		if v, ok, cerr := f.accept(ctx, s, k, arg, notBefore, epoch{}); ok {
-			return ran[R]{v: v}, cerr
+		// already, unless nothing was stored at all since the lookup (w0): the entry
+		// is then as the lookup found it, which was no answer.
+		if !w0.unchanged(s.store) {
+			if v, ok, cerr := f.accept(ctx, s, k, arg, s.clock.Now(), epoch{}); ok {
+				return ran[R]{v: v}, cerr
+			}
 		}
 		return computed(f.runAndStore(ctx, s, k, arg, nil, &preread{g0: g0, unread: true}))
 	}
+	// A result stored after now answers this call, whatever its age, unless it asked
+	// for a new one (Overwrite, Refresh): that answer must come from a computation
+	// that began after it was asked for, so it accepts no stored result at all. It
+	// waits for whoever holds the lease to finish, then computes under the lease.
+	notBefore := s.clock.Now()
 	mp, ok := s.store.(store.MissPath)
 	if !ok {
 		// Not an adapted store (a test double): read as before, without the lease.

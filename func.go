@@ -462,12 +462,13 @@ func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A, key *store.Ke
 			f.trace(s, "cachier: store failed moments ago; calling the function directly", "ns", f.ns)
 		}
 		// Without the store, callers in this process still share one run per key.
-		return f.compute(ctx, s, k, arg, true, nil)
+		return f.compute(ctx, s, k, arg, true, nil, writeMark{})
 	}
 	if s.cleanupEvery > 0 {
 		f.maybeCleanup(s)
 	}
-	var cl *claimed // the lease the lookup took, on a store that claims natively
+	var cl *claimed         // the lease the lookup took, on a store that claims natively
+	w0 := writesOf(s.store) // before the lookup: the computation may skip a second one
 	if !s.overwrite {
 		h, found, c, err := f.lookupFirst(ctx, s, k, arg)
 		if err != nil {
@@ -493,7 +494,30 @@ func (f *Func[A, R]) call(ctx context.Context, s *settings, arg A, key *store.Ke
 		f.trace(s, "cachier: miss: overwrite", "key", k.String())
 	}
 	f.stats.misses.Add(1)
-	return f.compute(ctx, s, k, arg, false, cl)
+	return f.compute(ctx, s, k, arg, false, cl, w0)
+}
+
+// writeMark is a store's write count (tier.Source.Writes) read before a lookup, if
+// the store keeps one (ok).
+type writeMark struct {
+	n  uint64
+	ok bool
+}
+
+func writesOf(st store.Store) writeMark {
+	if src, ok := store.Unwrap(st).(tier.Source); ok {
+		return writeMark{n: src.Writes(), ok: true}
+	}
+	return writeMark{}
+}
+
+// unchanged reports whether nothing was stored in st since m was read.
+func (m writeMark) unchanged(st store.Store) bool {
+	if !m.ok {
+		return false
+	}
+	src, ok := store.Unwrap(st).(tier.Source)
+	return ok && src.Writes() == m.n
 }
 
 // Refresh recomputes the result for arg and stores it (easy_cache's refresh).

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/internal/keys"
 	"github.com/cachier-go/cachier/store/memstore"
 )
@@ -252,4 +254,51 @@ func TestScalarKeysUnchanged(t *testing.T) {
 	check(scalarKeyOf(t, uint(7)))
 	check(scalarKeyOf(t, "a string"))
 	check(scalarKeyOf(t, scalarName("named")))
+}
+
+// hookClock runs hook (once) at the first reading of the time after it is set.
+type hookClock struct {
+	*clock.Fake
+	hook atomic.Pointer[func()]
+}
+
+func (c *hookClock) Now() time.Time {
+	if h := c.hook.Swap(nil); h != nil {
+		(*h)()
+	}
+	return c.Fake.Now()
+}
+
+// A memory miss skips looking at the store again before computing only when nothing
+// was stored since its lookup: a result stored in between (here by Precache, at the
+// first reading of the clock after the lookup, when the miss's computation starts)
+// answers the call, and fn does not run.
+func TestMemoryMissTakesResultStoredAfterLookup(t *testing.T) {
+	clk := &hookClock{Fake: newClock()}
+	var runs atomic.Int64
+	f, err := cachier.Wrap(func(_ context.Context, x int) (int, error) { runs.Add(1); return x, nil },
+		cachier.Name("memmiss/stored-after-lookup"), cachier.WithStore(memstore.New(nil)), cachier.WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if v, err := f.Call(ctx, 1); v != 1 || err != nil || runs.Load() != 1 { // warm: resolved settings
+		t.Fatalf("first call: %d, %v, %d runs", v, err, runs.Load())
+	}
+	var hooked atomic.Bool
+	hook := func() {
+		hooked.Store(true)
+		if err := f.Precache(ctx, 2, 99); err != nil {
+			t.Error(err)
+		}
+	}
+	clk.hook.Store(&hook)
+	v, err := f.Call(ctx, 2)
+	if !hooked.Load() {
+		t.Fatal("the clock was not read during the miss")
+	}
+	if v != 99 || err != nil || runs.Load() != 1 {
+		t.Fatalf("miss with a result stored after its lookup: %d, %v, fn ran %d times; want the stored 99 and no run",
+			v, err, runs.Load()-1)
+	}
 }

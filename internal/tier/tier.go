@@ -33,4 +33,7 @@ type Source interface {
 	// an entry that depends on counters is served only while the epoch it was checked
 	// under holds.
 	CountersEpoch() uint64
+	// Writes counts the entries stored so far, counted once each is readable: equal
+	// before a read of a key and later, nothing was stored under the key meanwhile.
+	Writes() uint64
 }

@@ -23,5 +23,8 @@ func (s *Store) GetTicketed(ctx context.Context, k store.Key) (store.Entry, any,
 	return it.e, it.live, &it.life, nil
 }
 
+// Writes counts the entries stored so far; it moves after each is readable.
+func (s *Store) Writes() uint64 { return s.writes.Load() }
+
 // CountersEpoch changes with every Bump of a version counter.
 func (s *Store) CountersEpoch() uint64 { return s.versions.epoch.Load() }

@@ -131,8 +131,9 @@ type Store struct {
 	hashMask uint64
 	closed   atomic.Bool
 
-	entries atomic.Int64 // number of entries
-	bytes   atomic.Int64 // total len(Value) of the entries
+	entries atomic.Int64  // number of entries
+	bytes   atomic.Int64  // total len(Value) of the entries
+	writes  atomic.Uint64 // entries stored so far (tier.Source.Writes)
 
 	// evictMu serialises bounded Sets and the CLOCK hand. Lock order: evictMu, then
 	// one shard's mu at a time.
@@ -415,6 +416,7 @@ func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any, s
 		s.bytes.Add(size)
 	}
 	sh.link(it, old)
+	s.writes.Add(1) // after the link: a reader that missed the entry sees the count move
 	if old != nil {
 		old.life.Kill()
 	}
