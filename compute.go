@@ -557,7 +557,8 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 	f.stats.computations.Add(1)
 	start := s.clock.Now()
 	v, err := f.fn(ctx, arg)
-	f.stats.observeCompute(s.clock.Now().Sub(start), err)
+	end := s.clock.Now()
+	f.stats.observeCompute(end.Sub(start), err)
 	if err != nil {
 		if r := s.errRuleFor(err); r != nil {
 			f.saveFailure(sctx, s, k, err, r, before)
@@ -569,7 +570,7 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 	if !storable {
 		return v, nil
 	}
-	if err := f.save(sctx, s, k, arg, v, before, pre.g0, h); err != nil && s.failClosed {
+	if err := f.save(sctx, s, k, arg, v, before, pre.g0, h, end); err != nil && s.failClosed {
 		return v, err
 	}
 	return v, nil
@@ -636,8 +637,10 @@ func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, h *heldLease
 // (before) and those of its result, unless the namespace's invalidation generation
 // moved since g0; with h, the lease it was computed under, the write also releases
 // it (store.MissPath.WriteAndRelease). It returns a store error only for Precache and
-// FailOnStoreError; otherwise failures are logged and counted.
-func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, v R, before []envelope.Dep, g0 uint64, h *heldLease) error {
+// FailOnStoreError; otherwise failures are logged and counted. at, if not zero, is
+// the time v was computed, which an entry kept without its bytes takes as its
+// storing time (a reading of the clock less per memory miss).
+func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, v R, before []envelope.Dep, g0 uint64, h *heldLease, at time.Time) error {
 	var (
 		e   store.Entry
 		ok  bool
@@ -647,7 +650,10 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 	// (livebytes.go).
 	lz, enc, lazy := f.lazyTarget(s, v, before)
 	if lazy {
-		now := s.clock.Now()
+		now := at
+		if now.IsZero() {
+			now = s.clock.Now()
+		}
 		e = store.Entry{StoredAt: now, ExpiresAt: s.expiresAt(now, 0)}
 	} else if e, ok, err = f.seal(ctx, s, k, arg, v, before); !ok {
 		return err

@@ -537,7 +537,7 @@ func (f *Func[A, R]) Precache(ctx context.Context, arg A, value R) error {
 	if err != nil {
 		return fmt.Errorf("cachier: precache %s: %w", k, err)
 	}
-	return f.save(ctx, s, k, arg, value, before, g0, nil)
+	return f.save(ctx, s, k, arg, value, before, g0, nil, time.Time{})
 }
 
 // Invalidate removes the result for arg, in every process sharing the store.

@@ -397,9 +397,11 @@ func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any, s
 		}
 		s.evictMu.Lock()
 		defer s.evictMu.Unlock()
-		s.makeRoom(k, size)
 	}
 	h := s.keyHash(k)
+	if s.bounded {
+		s.makeRoom(k, h, size)
+	}
 	it := &item{key: k, hash: h, e: e, live: live, size: size, enc: enc}
 	sh := s.shardOf(h)
 	sh.mu.Lock()
@@ -424,11 +426,10 @@ func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any, s
 	return nil
 }
 
-// makeRoom evicts until an entry of size bytes can be stored under k within the
+// makeRoom evicts until an entry of size bytes can be stored under k (of hash h) within the
 // bounds. The caller holds evictMu, so no other Set can add meanwhile; concurrent
 // Deletes only make more room.
-func (s *Store) makeRoom(k store.Key, size int64) {
-	h := s.keyHash(k)
+func (s *Store) makeRoom(k store.Key, h uint64, size int64) {
 	sh := s.shardOf(h)
 	for {
 		var oldSize, exists int64
