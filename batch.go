@@ -973,11 +973,15 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 	if processLocal(s.store) {
 		// The single flights already make these the only computations of their keys
 		// in the process, and an in-process store is seen by no other.
-		return b.runAndStore(ctx, s, items, idx, nil, slots)
+		return b.runAndStore(ctx, s, items, idx, nil, nil, slots)
 	}
 	// The invalidation epoch before anything else, as computeShared reads it: a
-	// result computed before a later Invalidate or Clear is never accepted.
+	// result computed before a later Invalidate or Clear is never accepted. The
+	// generation is read before it, so that the first computation below can record
+	// this epoch rather than read it again (epochRead).
+	g0 := f.inv.gen.Load()
 	ep, err := f.readEpoch(ctx, s)
+	var pre *epochRead
 	if err != nil {
 		if err := f.storeFailed(ctx, s, "versions", items[idx[0]].k, err); err != nil {
 			for _, i := range idx {
@@ -985,6 +989,8 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 			}
 			return nil
 		}
+	} else {
+		pre = &epochRead{g0: g0, ep: ep}
 	}
 	notBefore := s.clock.Now()
 	owner := newOwner()
@@ -1044,9 +1050,10 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 			}
 		}
 		b.releaseMany(ctx, s, done)
-		if pe := b.runAndStore(ctx, s, items, append(rest, blind...), leases, slots); pe != nil {
+		if pe := b.runAndStore(ctx, s, items, append(rest, blind...), leases, pre, slots); pe != nil {
 			return pe
 		}
+		pre = nil // a later round, after waiting, reads the epoch afresh
 		if len(held) == 0 {
 			break
 		}
@@ -1069,7 +1076,7 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 		}
 		if s.waitTimeout > 0 && s.clock.Now().Sub(waitStart) >= s.waitTimeout {
 			f.stats.waitTimeouts.Add(uint64(len(remaining)))
-			return b.runAndStore(ctx, s, items, remaining, nil, slots)
+			return b.runAndStore(ctx, s, items, remaining, nil, nil, slots)
 		}
 		sleep := poll
 		if until := soonest.Sub(s.clock.Now()); !soonest.IsZero() && until > 0 && until < sleep {
@@ -1106,24 +1113,45 @@ func afterFunc(c Clock, d time.Duration, fn func()) {
 	c.AfterFunc(d, fn)
 }
 
+// epochRead is the function's invalidation epoch as a computation read it before
+// taking its leases, and the generation read before that epoch.
+type epochRead struct {
+	g0 uint64
+	ep epoch
+}
+
 // runAndStore computes items[idx] in one call of the function, renewing their
 // leases while it runs, stores the results in one batched write, then releases the
-// leases, in that order, so that a waiter woken by a release finds the result. It
-// returns the function's panic, if it panicked; every slot then holds an error.
-func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batchItem[A], idx []int, leases map[int]store.Lease, slots []slot[R]) (pe *flight.PanicError) {
+// leases, in that order, so that a waiter woken by a release finds the result. With
+// pre, when the epoch is the only counter the entries depend on, they record pre's
+// rather than one read again (a round trip fewer: reading it earlier can only make
+// an entry stale sooner). It returns the function's panic, if it panicked; every
+// slot then holds an error.
+func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batchItem[A], idx []int, leases map[int]store.Lease, pre *epochRead, slots []slot[R]) (pe *flight.PanicError) {
 	if len(idx) == 0 {
 		return nil
 	}
 	f := b.f
+	var held map[int]*heldLease // by item; the write hands them over (writeAndRelease)
 	if len(leases) > 0 {
-		held := make([]*heldLease, 0, len(leases))
-		for _, l := range leases {
+		held = make(map[int]*heldLease, len(leases))
+		for i, l := range leases {
 			h := f.life.hold(s.store, l)
 			f.keepRenewing(ctx, s, h)
-			held = append(held, h)
+			held[i] = h
 		}
-		defer b.releaseHeld(ctx, s, held)
+		defer func() {
+			// Those the write released are skipped (handOver).
+			hs := make([]*heldLease, 0, len(held))
+			for _, h := range held {
+				hs = append(hs, h)
+			}
+			b.releaseHeld(ctx, s, hs)
+		}()
 	}
+	// The generation before the counters (the epoch E0 among them), as save reads
+	// it: the write checks it instead of reading the epoch again (invalidation.go).
+	g0 := f.inv.gen.Load()
 	// The counters are read before computing, all in one read: an invalidation while
 	// the function runs leaves the new entries already stale. They include the
 	// function's invalidation epoch, checked again around the write (as Func's save
@@ -1139,7 +1167,15 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	if len(names) > 0 {
 		slices.Sort(names)
 		names = slices.Compact(names)
-		ds, err := deps(ctx, s, names)
+		var (
+			ds  []envelope.Dep
+			err error
+		)
+		if pre != nil && pre.ep.ok && len(names) == 1 && names[0] == f.epochName {
+			ds = []envelope.Dep{{Name: f.epochName, Version: pre.ep.v}}
+		} else {
+			ds, err = deps(ctx, s, names)
+		}
 		if err != nil {
 			if err := f.storeFailed(ctx, s, "versions", items[idx[0]].k, err); err != nil {
 				for _, i := range idx {
@@ -1212,40 +1248,71 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		return nil
 	}
 	// The epoch is the function's, the same for every key: one check before the
-	// write, as one step with Invalidate and Clear in this process, and one after it
-	// for those of other processes, which deletes what was written if it moved.
+	// write, as one step with Invalidate and Clear in this process (the generation on
+	// a shared store, the epoch itself in memory), and one after it for those of
+	// other processes, which deletes what was written if it moved.
 	e0, checked := f.recordedEpoch(before[slices.Index(idx, writes[0])])
 	local := f.localOn(s)
 	var seq uint64 // the local tier's fill sequence, read before the write
 	if local {
 		seq = f.local.sync.seq.Load()
 	}
-	g0 := f.inv.gen.Load() // read again after the write and the local fill, below
-	if checked {
+	wr, combined := s.store.(store.WriteReleaseBatcher)
+	if _, live := s.store.(store.LiveStore); live || processLocal(s.store) {
+		combined = false // written in memory, where an epoch read costs no round trip
+	}
+	var (
+		errs  []error
+		werr  error
+		moved bool // the epoch after the write is not the one the entries recorded
+	)
+	if checked || combined {
 		f.invMu.RLock()
-		if !f.epochStill(ctx, s, ks[0], e0) {
+	}
+	if combined {
+		// As Func's save: the generation, read before the counters, answers the check
+		// before the write (invalidation.go says why no epoch read is needed there),
+		// and the write, the release of the leases and the epoch after the write are
+		// one round trip.
+		if f.inv.gen.Load() != g0 {
+			f.invMu.RUnlock()
+			f.invalidatedMeanwhile(s, ks[0])
+			f.stats.invalidated.Add(uint64(len(ks) - 1)) // per key
+			return nil
+		}
+		errs, moved, werr = b.writeAndRelease(ctx, s, wr, ks, es, writes, held, checked, e0)
+		f.invMu.RUnlock()
+	} else {
+		if checked && !f.epochStill(ctx, s, ks[0], e0) {
 			f.invMu.RUnlock()
 			f.stats.invalidated.Add(uint64(len(ks) - 1)) // per key; epochStill counted one
 			return nil
 		}
+		errs, werr = b.write(ctx, s, ks, es, vs)
+		if checked {
+			f.invMu.RUnlock()
+			// On a store.ProcessLocal store the read is in memory; it catches another
+			// Func of the namespace, which invalidates under its own lock.
+			moved = werr == nil && !f.epochStill(ctx, s, ks[0], e0)
+		}
 	}
-	errs, werr := b.write(ctx, s, ks, es, vs)
-	if checked {
-		f.invMu.RUnlock()
-		// On a store.ProcessLocal store the read is in memory; it catches another Func
-		// of the namespace, which invalidates under its own lock.
-		if werr == nil && !f.epochStill(ctx, s, ks[0], e0) {
-			f.stats.invalidated.Add(uint64(len(ks) - 1))
-			for j, k := range ks {
-				opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
-				if derr := s.store.Delete(opCtx, k); derr != nil {
-					_ = f.storeFailed(ctx, s, "delete", k, derr)
-				}
-				cancel()
-				if local {
-					f.local.forget(f.tierKey(items[writes[j]].arg, k))
-				}
+	if moved || (combined && checked && werr != nil) {
+		// Another process invalidated since the epoch was read before computing; or
+		// the outcome of the write is unknown, and so is its epoch.
+		if moved {
+			f.stats.invalidated.Add(uint64(len(ks) - 1)) // per key; one counted already
+		}
+		for j, k := range ks {
+			opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+			if derr := s.store.Delete(opCtx, k); derr != nil && moved {
+				_ = f.storeFailed(ctx, s, "delete", k, derr)
 			}
+			cancel()
+			if local {
+				f.local.forget(f.tierKey(items[writes[j]].arg, k))
+			}
+		}
+		if werr == nil {
 			return nil
 		}
 	}
@@ -1281,8 +1348,8 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		}
 	}
 	if local && f.inv.gen.Load() != g0 {
-		// An Invalidate or Clear in this process since the check may have dropped the
-		// local copies before they were filled above: drop them again.
+		// An Invalidate or Clear in this process since the counters were read may have
+		// dropped the local copies before they were filled above: drop them again.
 		for j, k := range ks {
 			f.local.forget(f.tierKey(items[writes[j]].arg, k))
 		}
@@ -1294,6 +1361,50 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		}
 	}
 	return nil
+}
+
+// writeAndRelease stores es under ks, the results of items[writes], releases the
+// leases held for them (handed over from held first, so that no renewal races the
+// release) and, when checked, reads the function's epoch after the writes, all in
+// one call (store.WriteReleaseBatcher: one round trip on a store that can). moved
+// reports an epoch other than e0. A lease the call may not have released is
+// released again, as Func's save does.
+func (b *Batch[A, R]) writeAndRelease(ctx context.Context, s *settings, wr store.WriteReleaseBatcher, ks []store.Key, es []store.Entry, writes []int, held map[int]*heldLease, checked bool, e0 uint64) (errs []error, moved bool, err error) {
+	f := b.f
+	ls := make([]store.Lease, len(ks))
+	for j, i := range writes {
+		if h := held[i]; h != nil {
+			ls[j], _ = f.handOver(h) // zero when Close released it meanwhile
+		}
+	}
+	var names []string
+	if checked {
+		names = []string{f.epochName}
+	}
+	opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	errs, relErrs, vs, err := wr.WriteAndReleaseMany(opCtx, ks, es, ls, names)
+	cancel()
+	switch {
+	case err != nil && relErrs == nil:
+		var again []store.Lease
+		for _, l := range ls {
+			if l.Owner.Token != "" {
+				again = append(again, l)
+			}
+		}
+		b.releaseMany(ctx, s, again)
+	default:
+		for j, rerr := range relErrs {
+			if rerr != nil {
+				_ = f.storeFailed(ctx, s, "release", ls[j].Key, rerr)
+			}
+		}
+	}
+	if err == nil && checked && (len(vs) != 1 || vs[0] != e0) {
+		f.invalidatedMeanwhile(s, ks[0])
+		moved = true
+	}
+	return errs, moved, err
 }
 
 // acquireMany takes the calculation leases of items[idx] for o, in the order of idx
@@ -1540,7 +1651,7 @@ func (b *Batch[A, R]) refreshBatch(ctx context.Context, s *settings, items []bat
 	if err != nil || len(rest) == 0 {
 		return
 	}
-	pe := b.runAndStore(ctx, s, items, rest, leases, slots)
+	pe := b.runAndStore(ctx, s, items, rest, leases, nil, slots)
 	var failed int
 	var firstErr error
 	now := s.clock.Now()

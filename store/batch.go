@@ -125,3 +125,129 @@ func ReleaseMany(ctx context.Context, s Store, ls []Lease) ([]error, error) {
 	each(len(ls), func(i int) { errs[i] = s.Release(ctx, ls[i]) })
 	return errs, ctx.Err()
 }
+
+// SetAndDeleteBatcher is an optional capability of [WriteAndReleaser] drivers that
+// run many SetAndDeletes in one round trip (a pipeline of the script on one Redis
+// primary). The portable layer uses it for [WriteReleaseBatcher]: a batch's computed
+// entries are written, their leases given up and the counters read after the writes,
+// all in one round trip.
+type SetAndDeleteBatcher interface {
+	// SetAndDeleteMany is SetAndDelete(ks[i], es[i], rks[i], olds[i]) for every i,
+	// in order, each atomically as SetAndDelete is, followed by a read of every key
+	// of also after all the writes; the batch as a whole need not be atomic.
+	// deleted[i] reports whether rks[i] was deleted; errs[i] a failure of ks[i]
+	// alone (ErrTooLarge: nothing written for it). vals holds also's values as
+	// SetAndDelete's do; it is nil when no write was sent. When err is not nil, any
+	// of the writes and deletes may or may not have happened.
+	SetAndDeleteMany(ctx context.Context, ks []Key, es []Entry, rks []Key, olds [][]byte, also []Key) (deleted []bool, errs []error, vals [][]byte, err error)
+}
+
+// WriteReleaseBatcher is an optional capability of Stores that store many computed
+// entries, give up their calculation leases and read some counters after the writes,
+// in one call: [MissPath.WriteAndRelease] for a batch. Every Store that [Adapt]
+// returns has it: one round trip over a [SetAndDeleteBatcher] driver, otherwise a
+// batched write ([SetMany]), [ReleaseMany] and a read of the counters.
+type WriteReleaseBatcher interface {
+	// WriteAndReleaseMany stores es[i] under ks[i], then releases ls[i] if it is
+	// still its owner's (a zero lease, without a token, releases nothing), for every
+	// i, then reads the named counters. errs[i] reports a failed write of ks[i]
+	// alone, relErrs[i] a failed release of ls[i]; err a failure of the whole call,
+	// after which any write or release may or may not have happened (relErrs is then
+	// nil: the caller releases the leases again).
+	WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry, ls []Lease, counters []string) (errs, relErrs []error, versions []uint64, err error)
+}
+
+var _ WriteReleaseBatcher = (*portable)(nil)
+
+// WriteAndReleaseMany implements [WriteReleaseBatcher].
+func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry, ls []Lease, counters []string) ([]error, []error, []uint64, error) {
+	if len(ks) != len(es) || len(ks) != len(ls) {
+		return nil, nil, nil, fmt.Errorf("store: WriteAndReleaseMany of %d keys, %d entries and %d leases; pass one of each per key", len(ks), len(es), len(ls))
+	}
+	if err := p.checkNS(ctx, "-"); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := validateKeys(ks); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := p.checkCounters(ctx, counters); err != nil {
+		return nil, nil, nil, err
+	}
+	for i, l := range ls {
+		if l.Owner.Token == "" {
+			continue
+		}
+		if l.Key != ks[i] {
+			return nil, nil, nil, fmt.Errorf("store: WriteAndReleaseMany of %s with the lease of %s", ks[i], l.Key)
+		}
+		if err := checkOwner(l.Owner); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	relErrs := make([]error, len(ls))
+	if sb, ok := p.d.(SetAndDeleteBatcher); ok && p.war != nil && p.swapper != nil && p.leaser == nil && len(ks) > 0 {
+		rks, olds := make([]Key, len(ks)), make([][]byte, len(ks))
+		also := make([]Key, len(counters))
+		for i, n := range counters {
+			also[i] = counterKey(n)
+		}
+		for i, k := range ks {
+			// Without a lease, a value no lease record has: nothing is deleted.
+			rks[i], olds[i] = leaseKey(k), noLease
+			if ls[i].Owner.Token != "" {
+				olds[i] = encodeLease(ls[i])
+			}
+		}
+		deleted, errs, vals, err := sb.SetAndDeleteMany(ctx, ks, es, rks, olds, also)
+		for _, k := range ks {
+			p.changed(k)
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		var rest []int // leases not deleted as written: renewed since, taken over, released
+		for i, l := range ls {
+			if l.Owner.Token != "" && !deleted[i] {
+				rest = append(rest, i)
+			}
+		}
+		each(len(rest), func(j int) { relErrs[rest[j]] = p.Release(ctx, ls[rest[j]]) })
+		var vs []uint64
+		switch {
+		case len(counters) == 0:
+			vs = []uint64{}
+		case vals == nil: // nothing was written
+			vs, err = p.Versions(ctx, counters)
+		case len(vals) != len(also):
+			err = fmt.Errorf("store: SetAndDeleteMany returned %d records for %d keys", len(vals), len(also))
+		default:
+			vs, err = recordValues(counters, vals)
+		}
+		return errs, relErrs, vs, err
+	}
+	errs, err := p.SetMany(ctx, ks, es)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var held []Lease
+	var at []int
+	for i, l := range ls {
+		if l.Owner.Token != "" {
+			held, at = append(held, l), append(at, i)
+		}
+	}
+	if len(held) > 0 {
+		rerrs, err := p.ReleaseMany(ctx, held)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for j, i := range at {
+			relErrs[i] = rerrs[j]
+		}
+	}
+	if len(counters) == 0 {
+		return errs, relErrs, []uint64{}, nil
+	}
+	vs, err := p.Versions(ctx, counters)
+	return errs, relErrs, vs, err
+}

@@ -201,3 +201,84 @@ func boxStrings(dst []any, ss []string) {
 		dst[i] = &ss[i]
 	}
 }
+
+// SetAndDeleteMany implements store.SetAndDeleteBatcher: SetAndDelete's script once
+// per key, all in one pipeline to the one primary, where they run in order; the last
+// script sent also reads also, after every write. Each script is atomic; the batch is
+// not. An entry over the size limit fails alone, with store.ErrTooLarge. A server that
+// has not seen the script yet (NOSCRIPT) is given it, and the scripts it refused are
+// sent again, in order.
+func (s *Store) SetAndDeleteMany(ctx context.Context, ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key) ([]bool, []error, [][]byte, error) {
+	if len(ks) != len(es) || len(ks) != len(rks) || len(ks) != len(olds) {
+		return nil, nil, nil, fmt.Errorf("redisstore: SetAndDeleteMany of %d keys, %d entries, %d records and %d old values; pass one of each per key", len(ks), len(es), len(rks), len(olds))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	errs := make([]error, len(ks))
+	keys, argv := make([][]string, len(ks)), make([][]any, len(ks))
+	var idx []int // the scripts to send
+	for i, k := range ks {
+		rec, pxat, err := s.record(k, es[i])
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		// As SetAndDelete: KEYS k, rk (and also, on the last); ARGV the record, its
+		// PXAT, whether to delete, the old value, the channels of k and rk.
+		keys[i] = []string{s.keys.name(k), s.keys.name(rks[i])}
+		argv[i] = []any{rec, pxat, flag(olds[i] != nil), olds[i], s.keys.channel(k), s.keys.channel(rks[i])}
+		idx = append(idx, i)
+	}
+	deleted := make([]bool, len(ks))
+	if len(idx) == 0 {
+		return deleted, errs, nil, nil
+	}
+	last := idx[len(idx)-1]
+	for _, a := range also {
+		keys[last] = append(keys[last], s.keys.name(a))
+	}
+	var lastOut []any
+	for attempt := 0; ; attempt++ {
+		cmds := make([]*redis.Cmd, len(ks))
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range idx {
+				cmds[i] = setAndDeleteScript.EvalSha(ctx, p, keys[i], argv[i]...)
+			}
+			return nil
+		})
+		var again []int
+		for _, i := range idx {
+			out, err := cmds[i].Slice()
+			switch {
+			case err == nil:
+				if len(out) != len(keys[i])-1 {
+					return nil, nil, nil, fmt.Errorf("redisstore: SetAndDelete script returned %d values, want %d", len(out), len(keys[i])-1)
+				}
+				d, _ := out[0].(int64)
+				deleted[i] = d == 1
+				if i == last {
+					lastOut = out[1:]
+				}
+			case attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT"):
+				again = append(again, i)
+			default:
+				return nil, nil, nil, err
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		if err := setAndDeleteScript.Load(ctx, s.client).Err(); err != nil {
+			return nil, nil, nil, err
+		}
+		idx = again
+	}
+	vals, err := values(also, lastOut)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return deleted, errs, vals, nil
+}
+
+var _ store.SetAndDeleteBatcher = (*Store)(nil)
