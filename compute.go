@@ -51,8 +51,9 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 		abandoned = func() { cancel(context.Canceled) }
 	}
 	var (
-		c      *flight.Call[ran[R]]
-		leader bool
+		c         *flight.Call[ran[R]]
+		leader    bool
+		ranInline bool // this caller led and the run has ended
 	)
 	if s.overwrite {
 		// A refresh answers with a run that begins now: it joins none under way, and
@@ -73,6 +74,7 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 		// goroutine runs it (waitLimit and deadline are a joiner's), so it leads on its
 		// own: no goroutine to start, and nothing else changes (see flight.JoinInline).
 		c, leader = f.inflight.JoinInlineTask(k.ID, t, abandoned)
+		ranInline = leader
 	} else {
 		c, leader = f.inflight.JoinTask(k.ID, t, abandoned)
 	}
@@ -109,27 +111,32 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 		f.stats.waits.Add(1)
 		f.stats.observeWait(out.Waited)
 	}
-	select {
-	case <-c.Done():
-	case <-ctx.Done():
-		if !leader {
+	// A leader that ran the computation inline returns once it has ended, and its
+	// context cannot end: nothing to wait for (a select costs a miss more than its
+	// share).
+	if !ranInline {
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
+			if !leader {
+				waited()
+			}
+			var zero R
+			return zero, out, ctx.Err()
+		case <-waitLimit:
 			waited()
+			f.stats.waitTimeouts.Add(1)
+			if s.verbose {
+				f.trace(s, "cachier: stopped waiting for this process's computation; computing", "key", k.String(), "waited", out.Waited)
+			}
+			out.Computed = true
+			v, err := f.computeAlone(ctx, s, k, arg, direct)
+			return v, out, err
+		case <-deadline:
+			waited()
+			var zero R
+			return zero, out, fmt.Errorf("%w: %s: the computation joined did not end within %v", ErrComputeTimeout, k, s.computeTimeout)
 		}
-		var zero R
-		return zero, out, ctx.Err()
-	case <-waitLimit:
-		waited()
-		f.stats.waitTimeouts.Add(1)
-		if s.verbose {
-			f.trace(s, "cachier: stopped waiting for this process's computation; computing", "key", k.String(), "waited", out.Waited)
-		}
-		out.Computed = true
-		v, err := f.computeAlone(ctx, s, k, arg, direct)
-		return v, out, err
-	case <-deadline:
-		waited()
-		var zero R
-		return zero, out, fmt.Errorf("%w: %s: the computation joined did not end within %v", ErrComputeTimeout, k, s.computeTimeout)
 	}
 	r, err := c.Result()
 	out.Computed = leader && r.ran
