@@ -43,7 +43,13 @@ type ran[R any] struct {
 // w0 is the store's write count read before this caller's lookup: when nothing was
 // stored since, the computation does not look again before computing.
 func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg A, direct bool, cl *claimed, w0 writeMark) (R, Outcome, error) {
-	start := s.clock.Now()
+	// When this call began, for its Waited: a caller that may lead inline reads it
+	// only if it joins another's run (its own run reads the clock when it starts).
+	var start time.Time
+	inline := !s.overwrite && ctx.Done() == nil
+	if !inline {
+		start = s.clock.Now()
+	}
 	cctx, arm, cancel := newComputeContext(ctx, s)
 	t := &missTask[A, R]{f: f, ctx: ctx, cctx: cctx, s: s, k: k, arg: arg, direct: direct, cl: cl, w0: w0, arm: arm, cancel: cancel}
 	var abandoned func()
@@ -69,12 +75,17 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 			}
 			return t.Run()
 		}, abandoned), true
-	} else if ctx.Done() == nil {
+	} else if inline {
 		// A caller whose context cannot end waits for the run to the end whichever
 		// goroutine runs it (waitLimit and deadline are a joiner's), so it leads on its
 		// own: no goroutine to start, and nothing else changes (see flight.JoinInline).
 		c, leader = f.inflight.JoinInlineTask(k.ID, t, abandoned)
 		ranInline = leader
+		if leader {
+			start = t.began
+		} else {
+			start = s.clock.Now()
+		}
 	} else {
 		c, leader = f.inflight.JoinTask(k.ID, t, abandoned)
 	}
@@ -142,7 +153,7 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 	out.Computed = leader && r.ran
 	if !leader {
 		waited()
-	} else if !out.Computed {
+	} else if !out.Computed && !start.IsZero() {
 		out.Waited = s.clock.Now().Sub(start)
 	}
 	if err != nil { // errors.As only then: its target escapes, an allocation per miss
@@ -170,6 +181,7 @@ type missTask[A, R any] struct {
 	direct    bool
 	cl        *claimed
 	w0        writeMark
+	began     time.Time // when computeShared began, if it read the clock
 	arm       func()
 	cancel    func(error)
 }
@@ -189,7 +201,7 @@ func (t *missTask[A, R]) Run() (ran[R], error) {
 	if t.direct {
 		return computed(f.runDirect(t.cctx, s, t.arg))
 	}
-	return f.computeShared(t.cctx, s, t.k, t.arg, t.cl, t.w0)
+	return f.computeShared(t.cctx, s, t.k, t.arg, t.cl, t.w0, &t.began)
 }
 
 // computeAlone runs fn for a caller that stopped waiting for another computation of
@@ -215,7 +227,9 @@ func (f *Func[A, R]) computeAlone(ctx context.Context, s *settings, k store.Key,
 // With cl, the caller's first read found no entry and took the lease
 // (store.Claimer.ReadOrClaim): the entry was looked at with the lease, so it computes
 // at once, and the miss costs that read and the write.
-func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A, cl *claimed, w0 writeMark) (ran[R], error) {
+//
+// began receives the time it read before looking at the store again, if it did.
+func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A, cl *claimed, w0 writeMark, began *time.Time) (ran[R], error) {
 	if cl != nil {
 		lease := cl.lease
 		if lease.TakenOver {
@@ -238,7 +252,8 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 		// already, unless nothing was stored at all since the lookup (w0): the entry
 		// is then as the lookup found it, which was no answer.
 		if !w0.unchanged(s.store) {
-			if v, ok, cerr := f.accept(ctx, s, k, arg, s.clock.Now(), epoch{}); ok {
+			*began = s.clock.Now()
+			if v, ok, cerr := f.accept(ctx, s, k, arg, *began, epoch{}); ok {
 				return ran[R]{v: v}, cerr
 			}
 		}
@@ -249,6 +264,7 @@ func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key
 	// that began after it was asked for, so it accepts no stored result at all. It
 	// waits for whoever holds the lease to finish, then computes under the lease.
 	notBefore := s.clock.Now()
+	*began = notBefore
 	mp, ok := s.store.(store.MissPath)
 	if !ok {
 		// Not an adapted store (a test double): read as before, without the lease.

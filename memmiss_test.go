@@ -271,8 +271,8 @@ func (c *hookClock) Now() time.Time {
 
 // A memory miss skips looking at the store again before computing only when nothing
 // was stored since its lookup: a result stored in between (here by Precache, at the
-// first reading of the clock after the lookup, when the miss's computation starts)
-// answers the call, and fn does not run.
+// first reading of the clock after the lookup, when a caller whose context can end
+// enters the computation) answers the call, and fn does not run.
 func TestMemoryMissTakesResultStoredAfterLookup(t *testing.T) {
 	clk := &hookClock{Fake: newClock()}
 	var runs atomic.Int64
@@ -293,7 +293,9 @@ func TestMemoryMissTakesResultStoredAfterLookup(t *testing.T) {
 		}
 	}
 	clk.hook.Store(&hook)
-	v, err := f.Call(ctx, 2)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	v, err := f.Call(cctx, 2)
 	if !hooked.Load() {
 		t.Fatal("the clock was not read during the miss")
 	}
