@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -283,12 +284,15 @@ func (b *Batch[A, R]) CallOne(ctx context.Context, arg A, opts ...Option) (R, er
 //  3. The others join this process's single flights for their keys (shared with
 //     single calls and other batches), or start them. For the keys it started, the
 //     call takes the store's calculation leases in key order, never waiting while it
-//     holds one, so that no two batches can deadlock. No store has a batched lease
-//     acquisition yet, so they are taken one round trip per key; they are released
-//     several at a time. It computes the keys it got in one call of the function and
-//     writes the results in one batched write (moving the local tiers' marker once,
-//     as a single write does), then waits for the keys other processes hold, and
-//     computes any whose holder gave up or died. It follows the invalidation epoch
+//     holds one, so that no two batches can deadlock: in one round trip where the
+//     store can (store.AcquireMany; a pipeline on Redis), then one batched read that
+//     re-checks their entries and reads the invalidation epoch. It computes the keys
+//     it got in one call of the function and writes the results, releases their
+//     leases and reads the epoch again in one more round trip where the store can
+//     (store.WriteReleaseBatcher; four round trips in all on one Redis server),
+//     moving the local tiers' marker once, as a single write does; then it waits
+//     for the keys other processes hold, and computes any whose holder gave up or
+//     died. It follows the invalidation epoch
 //     as a single call does (see invalidation.go): a result computed before an
 //     Invalidate or Clear is not kept past it, nor taken by a call that began after
 //     it and waited for that computation.
@@ -376,7 +380,7 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A, first *re
 		misses = indexes(len(items))
 	} else {
 		lb := b.getLookup(len(items))
-		hs, missing, err := b.lookupMany(ctx, s, items, lb.identity(len(items)), lb)
+		hs, missing, err := b.lookupMany(ctx, s, items, lb.identity(len(items)), lb, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -585,7 +589,7 @@ func indexes(n int) []int {
 // marks a "not found" record. The error is a store error under FailOnStoreError. Like
 // lookup, it fills the typed first level (on a tier.Source) and the local tier with
 // the hits it read.
-func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batchItem[A], idx []int, into *lookupBufs[R]) (hs []found[R], missing []bool, err error) {
+func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batchItem[A], idx []int, into *lookupBufs[R], er *epochResult) (hs []found[R], missing []bool, err error) {
 	f := b.f
 	n := len(idx)
 	if into != nil && cap(into.hs) >= n && cap(into.missing) >= n {
@@ -654,7 +658,27 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 		}
 	default:
 		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
-		es, errs, err = store.GetMany(opCtx, s.store, ks)
+		vb, isVB := s.store.(store.VersionedBatcher)
+		if _, isV := s.store.(store.Versioner); er != nil && isVB && isV {
+			// The function's epoch in the same read (readEpoch's answer).
+			var (
+				vs   []uint64
+				verr error
+			)
+			es, errs, vs, verr, err = vb.GetManyVersioned(opCtx, ks, []string{f.epochName})
+			if err == nil {
+				er.read = true
+				switch {
+				case noCounters(verr):
+				case verr != nil:
+					er.err = verr
+				default:
+					er.ep = epoch{v: vs[0], ok: true}
+				}
+			}
+		} else {
+			es, errs, err = store.GetMany(opCtx, s.store, ks)
+		}
 		cancel()
 		if err != nil {
 			f.stats.storeErrors.Add(uint64(len(ks) - 1)) // one per key; storeFailed counts the last
@@ -783,13 +807,26 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 // ep is the invalidation epoch the call read when it began: as accept does, it takes
 // no entry computed under another epoch, which began before an Invalidate or Clear
 // that the call follows (see invalidation.go).
-func (b *Batch[A, R]) acceptMany(ctx context.Context, s *settings, items []batchItem[A], idx []int, notBefore time.Time, ep epoch, slots []slot[R], as how) ([]int, error) {
+//
+// With er, the call has not read the epoch yet: it is read with the entries where
+// the store can (store.VersionedBatcher), then used as ep, and reported in er
+// (er.read false: not read).
+func (b *Batch[A, R]) acceptMany(ctx context.Context, s *settings, items []batchItem[A], idx []int, notBefore time.Time, ep epoch, er *epochResult, slots []slot[R], as how) ([]int, error) {
 	if len(idx) == 0 {
 		return nil, nil
 	}
-	hs, missing, err := b.lookupMany(ctx, s, items, idx, nil)
+	hs, missing, err := b.lookupMany(ctx, s, items, idx, nil, er)
 	if err != nil {
 		return idx, err
+	}
+	if er != nil && er.read && er.err == nil {
+		ep = er.ep
+	} else if er != nil {
+		// Not read with the entries: read apart, after them (a later epoch only
+		// refuses more).
+		er.ep, er.err = b.f.readEpoch(ctx, s)
+		er.read = true
+		ep = er.ep
 	}
 	var rest []int
 	now := s.clock.Now()
@@ -975,23 +1012,17 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 		// in the process, and an in-process store is seen by no other.
 		return b.runAndStore(ctx, s, items, idx, nil, nil, slots)
 	}
-	// The invalidation epoch before anything else, as computeShared reads it: a
-	// result computed before a later Invalidate or Clear is never accepted. The
-	// generation is read before it, so that the first computation below can record
-	// this epoch rather than read it again (epochRead).
+	// The invalidation epoch is read with the re-check of the entries under the
+	// leases (acceptMany), before anything is computed or accepted: a result computed
+	// before a later Invalidate or Clear is never accepted. The generation is read
+	// before it, so that the first computation below can record this epoch rather
+	// than read it again (epochRead).
 	g0 := f.inv.gen.Load()
-	ep, err := f.readEpoch(ctx, s)
-	var pre *epochRead
-	if err != nil {
-		if err := f.storeFailed(ctx, s, "versions", items[idx[0]].k, err); err != nil {
-			for _, i := range idx {
-				slots[i] = slot[R]{err: err}
-			}
-			return nil
-		}
-	} else {
-		pre = &epochRead{g0: g0, ep: ep}
-	}
+	var (
+		ep     epoch
+		epRead bool
+		pre    *epochRead
+	)
 	notBefore := s.clock.Now()
 	owner := newOwner()
 	var (
@@ -1035,7 +1066,30 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 			}
 		}
 		// A result may have landed between the lookup and the lease.
-		rest, err := b.acceptMany(ctx, s, items, mine, notBefore, ep, slots, howWaited)
+		var er *epochResult
+		if !epRead {
+			er = &epochResult{}
+		}
+		rest, err := b.acceptMany(ctx, s, items, mine, notBefore, ep, er, slots, howWaited)
+		if er != nil {
+			epRead = true
+			if !er.read { // nothing to re-check
+				er.ep, er.err = f.readEpoch(ctx, s)
+			}
+			if er.err != nil {
+				if err := f.storeFailed(ctx, s, "versions", items[idx[0]].k, er.err); err != nil {
+					for _, i := range remaining {
+						if slots[i].how == howMiss { // not answered by the re-check
+							slots[i] = slot[R]{err: err}
+						}
+					}
+					b.releaseMany(ctx, s, slices.Collect(maps.Values(leases)))
+					return nil
+				}
+			} else {
+				ep, pre = er.ep, &epochRead{g0: g0, ep: er.ep}
+			}
+		}
 		if err != nil {
 			for _, i := range append(mine, blind...) {
 				slots[i] = slot[R]{err: err}
@@ -1065,7 +1119,7 @@ func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []bat
 				f.trace(s, "cachier: batch waiting for other computations", "ns", f.ns, "keys", len(held))
 			}
 		}
-		if remaining, err = b.acceptMany(ctx, s, items, held, notBefore, ep, slots, howWaited); err != nil {
+		if remaining, err = b.acceptMany(ctx, s, items, held, notBefore, ep, nil, slots, howWaited); err != nil {
 			for _, i := range remaining {
 				slots[i] = slot[R]{err: err}
 			}
@@ -1111,6 +1165,13 @@ func sleepOn(c Clock, d time.Duration) {
 // afterFunc calls fn after d by c's timers.
 func afterFunc(c Clock, d time.Duration, fn func()) {
 	c.AfterFunc(d, fn)
+}
+
+// epochResult is the function's invalidation epoch as acceptMany read it.
+type epochResult struct {
+	ep   epoch
+	err  error
+	read bool
 }
 
 // epochRead is the function's invalidation epoch as a computation read it before
@@ -1636,7 +1697,7 @@ func (b *Batch[A, R]) refreshBatch(ctx context.Context, s *settings, items []bat
 	ep, err := f.readEpoch(ctx, &strict)
 	var rest []int
 	if err == nil {
-		rest, err = b.acceptMany(ctx, &strict, items, mine, start, ep, slots, howStale) // a newer entry stops a refresh
+		rest, err = b.acceptMany(ctx, &strict, items, mine, start, ep, nil, slots, howStale) // a newer entry stops a refresh
 	} else {
 		_ = f.storeFailed(ctx, s, "versions", items[0].k, err)
 	}

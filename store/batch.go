@@ -251,3 +251,56 @@ func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 	vs, err := p.Versions(ctx, counters)
 	return errs, relErrs, vs, err
 }
+
+// VersionedBatcher is an optional capability of Stores that read many entries and
+// some version counters at once: [Batcher.GetMany] and [Versioner.Versions] in one
+// call. Every Store that [Adapt] returns has it: one batched read (one MGET on Redis)
+// when the driver keeps the counters as records, GetMany then Versions when it keeps
+// them its own way (a [Versioner] driver).
+type VersionedBatcher interface {
+	// GetManyVersioned reads the entries of ks as GetMany does, and the named
+	// counters: vs, or verr when they could not be read. err reports a failure of
+	// the whole call, in which case nothing else is returned.
+	GetManyVersioned(ctx context.Context, ks []Key, names []string) (es []Entry, errs []error, vs []uint64, verr error, err error)
+}
+
+var _ VersionedBatcher = (*portable)(nil)
+
+// GetManyVersioned implements [VersionedBatcher].
+func (p *portable) GetManyVersioned(ctx context.Context, ks []Key, names []string) ([]Entry, []error, []uint64, error, error) {
+	if err := p.checkCounters(ctx, names); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if p.versioner != nil || len(names) == 0 {
+		es, errs, err := p.GetMany(ctx, ks)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		vs, verr := []uint64{}, error(nil)
+		if len(names) > 0 {
+			vs, verr = p.Versions(ctx, names)
+		}
+		return es, errs, vs, verr, nil
+	}
+	if err := p.checkNS(ctx, "-"); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := validateKeys(ks); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	all := make([]Key, 0, len(ks)+len(names))
+	all = append(all, ks...)
+	for _, n := range names {
+		all = append(all, counterKey(n))
+	}
+	es, errs, err := GetMany(ctx, p.d, all)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	n := len(ks)
+	for i := range n {
+		es[i], errs[i] = p.unexpired(ks[i], es[i], errs[i])
+	}
+	vs, verr := counters(names, es[n:], errs[n:])
+	return es[:n:n], errs[:n:n], vs, verr, nil
+}
