@@ -701,7 +701,7 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 	switch {
 	case lazy:
 		live := any(v)
-		err = lz.SetLazy(ctx, k, e, live, sizeOf[R](live), enc)
+		err = lz.SetLazy(ctx, k, e, live, sizeOfFlat[R](live, enc.flatR), enc)
 	case isLive && processLocal(s.store):
 		err = ls.SetLive(ctx, k, e, any(v))
 	case isMP && !isLive:
