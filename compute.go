@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
-	"sync"
 	"time"
 
-	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/internal/envelope"
 	"github.com/cachier-go/cachier/internal/flight"
 	"github.com/cachier-go/cachier/store"
@@ -601,32 +599,23 @@ func (f *Func[A, R]) runAndStore(ctx context.Context, s *settings, k store.Key, 
 
 // keepRenewing renews h every third of its TTL until it is released, or until fn's
 // context ends (ComputeTimeout passed, or every caller left): past that the lease runs
-// out and waiters elsewhere take over. It uses a timer rather than a goroutine, so that
-// the common computation, shorter than a third of the TTL, costs no goroutine and no
-// ticker. A renewal holds mu while it talks to the store, so stopping returns only
-// after any renewal under way has finished, and the lease is released after the last
-// renewal, never before it.
+// out and waiters elsewhere take over. The renewals of all the leases the Func holds
+// share one timer (renewer), so that the common computation, shorter than a third of
+// the TTL, costs no goroutine and no timer of its own. Stopping returns only after any
+// renewal under way has finished, and the lease is released after the last renewal,
+// never before it.
 func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, h *heldLease) {
-	var (
-		mu      sync.Mutex
-		stopped bool
-		t       clock.Timer
-	)
-	every := s.leaseTTL / 3
-	mu.Lock() // t is set before the first renewal can read it
-	defer mu.Unlock()
+	r := s.renew
+	if r == nil { // settings not resolved by Func.settings
+		r = newRenewer(s.clock, s.leaseTTL)
+	}
 	rctxBase := context.WithoutCancel(ctx)
-	t = s.clock.AfterFunc(every, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
+	stop := r.start(func() bool {
 		if ctx.Err() != nil {
 			if s.verbose {
 				f.trace(s, "cachier: computation past its deadline or abandoned; no longer renewing its lease", "key", h.lease().Key.String())
 			}
-			return
+			return false
 		}
 		l := h.lease()
 		rctx, cancel := context.WithTimeout(rctxBase, s.storeTimeout)
@@ -634,25 +623,18 @@ func (f *Func[A, R]) keepRenewing(ctx context.Context, s *settings, h *heldLease
 		cancel()
 		switch {
 		case err == nil:
-			if !h.renewed(nl) {
-				return
-			}
+			return h.renewed(nl)
 		case errors.Is(err, store.ErrLeaseLost):
 			f.logger(s).Warn("cachier: lost the calculation lease while computing; another caller may compute too",
 				"key", l.Key.String())
-			return
+			return false
 		default:
 			_ = f.storeFailed(rctxBase, s, "renew", l.Key, err)
+			return true
 		}
-		t.Reset(every)
 	})
 	h.mu.Lock()
-	h.stop = func() {
-		mu.Lock()
-		stopped = true
-		t.Stop()
-		mu.Unlock()
-	}
+	h.stop = stop
 	h.mu.Unlock()
 }
 

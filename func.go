@@ -253,6 +253,7 @@ func (f *Func[A, R]) settings(opts []Option) (*settings, error) {
 			r.err = r.s.checkExpiry()
 		}
 		r.s.gen = gen
+		r.s.renew = newRenewer(r.s.clock, r.s.leaseTTL)
 		r.src, _ = store.Unwrap(r.s.store).(tier.Source)
 		plain := r.err == nil && r.s.observer == nil && !r.s.skip && !r.s.overwrite && !r.s.verbose
 		r.hot = plain && f.hot != nil && r.src != nil // it leaves RefreshAhead's window to the usual path

@@ -182,6 +182,9 @@ func (f *Func[A, R]) Close(ctx context.Context) error {
 	for _, h := range f.life.heldLeases() {
 		f.releaseHeld(ctx, s, h)
 	}
+	if s.renew != nil {
+		s.renew.stopIdle()
+	}
 	return err
 }
 

@@ -84,8 +84,9 @@ type settings struct {
 
 	batch batchSettings // WrapBatch only (batch.go)
 
-	gen  uint64       // the SetDefaults generation these settings were resolved under
-	tier tierSettings // LocalTier (Wrap only)
+	gen   uint64       // the SetDefaults generation these settings were resolved under
+	renew *renewer     // renews the leases held under these settings (one clock, one TTL)
+	tier  tierSettings // LocalTier (Wrap only)
 }
 
 func defaultSettings() settings {
