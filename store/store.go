@@ -191,6 +191,12 @@ func (k Key) Validate() error {
 	if err := ValidateNamespace(k.Namespace); err != nil {
 		return err
 	}
+	return k.validateID()
+}
+
+// validateID is the part of Validate that checks k.ID, for a caller that knows
+// k.Namespace to be valid.
+func (k Key) validateID() error {
 	if k.ID == "" {
 		return fmt.Errorf("%w: empty id in namespace %q", ErrInvalidKey, k.Namespace)
 	}
