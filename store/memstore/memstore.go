@@ -209,18 +209,25 @@ func (s *Store) shardOf(h uint64) *shard { return &s.shards[h&(numShards-1)] }
 
 // lookup returns the item of k, whose hash is h, or nil. The caller holds sh.mu.
 func (sh *shard) lookup(h uint64, k store.Key) *item {
-	for it := sh.items[h]; it != nil; it = it.next {
-		if it.key == k {
-			return it
-		}
-	}
-	return nil
+	_, it := sh.lookupHead(h, k)
+	return it
 }
 
-// link puts it into the hash chain in place of old (nil for a new key). The caller
-// holds sh.mu for writing.
-func (sh *shard) link(it, old *item) {
-	head := sh.items[it.hash]
+// lookupHead is lookup that also returns the head of h's chain, for link.
+func (sh *shard) lookupHead(h uint64, k store.Key) (head, it *item) {
+	head = sh.items[h]
+	for it := head; it != nil; it = it.next {
+		if it.key == k {
+			return head, it
+		}
+	}
+	return head, nil
+}
+
+// link puts it into the hash chain whose head is head in place of old (nil for a new
+// key). The caller holds sh.mu for writing since it read head (lookupHead): a Set
+// reads the map once to find and to link.
+func (sh *shard) link(it, old, head *item) {
 	if old == nil {
 		it.next = head
 		sh.items[it.hash] = it
@@ -405,7 +412,7 @@ func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any, s
 	it := &item{key: k, hash: h, e: e, live: live, size: size, enc: enc}
 	sh := s.shardOf(h)
 	sh.mu.Lock()
-	old := sh.lookup(h, k)
+	head, old := sh.lookupHead(h, k)
 	if old != nil {
 		it.idx = old.idx
 		sh.ring[old.idx] = it
@@ -417,7 +424,7 @@ func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any, s
 		s.entries.Add(1)
 		s.bytes.Add(size)
 	}
-	sh.link(it, old)
+	sh.link(it, old, head)
 	s.writes.Add(1) // after the link: a reader that missed the entry sees the count move
 	if old != nil {
 		old.life.Kill()
@@ -430,6 +437,11 @@ func (s *Store) set(ctx context.Context, k store.Key, e store.Entry, live any, s
 // bounds. The caller holds evictMu, so no other Set can add meanwhile; concurrent
 // Deletes only make more room.
 func (s *Store) makeRoom(k store.Key, h uint64, size int64) {
+	// Room even if k is new, the usual case: no need to look k up (an entry it
+	// replaces would only leave more).
+	if (s.maxEntries <= 0 || s.entries.Load()+1 <= s.maxEntries) && (s.maxBytes <= 0 || s.bytes.Load()+size <= s.maxBytes) {
+		return
+	}
 	sh := s.shardOf(h)
 	for {
 		var oldSize, exists int64
