@@ -64,6 +64,13 @@ type target struct {
 	url  func(t *testing.T, srv *testserver.Server) string
 }
 
+// tierSlot reports whether the worker id ("w<slot>-<incarnation>") has an odd slot.
+func tierSlot(id string) bool {
+	slot, _, _ := strings.Cut(strings.TrimPrefix(id, "w"), "-")
+	n, err := strconv.Atoi(slot)
+	return err == nil && n%2 == 1
+}
+
 func mysqlURL(t *testing.T, srv *testserver.Server, table string) string {
 	cfg, err := mysql.ParseDSN(srv.URL)
 	if err != nil {
@@ -149,6 +156,9 @@ type config struct {
 	server *testserver.Server
 	// serverDown is how long the server stays down each time.
 	serverDown time.Duration
+	// localTier gives the workers of odd slots a local tier (cachier.LocalTier), so
+	// that processes with and without one share the store.
+	localTier bool
 }
 
 // proc is one worker process.
@@ -168,7 +178,8 @@ func (r *run) startWorker(t *testing.T, id string) *proc {
 	cmd.Env = append(os.Environ(),
 		envRole+"=worker", envURL+"="+r.cfg.url, envDir+"="+r.dir, envName+"="+r.name, envID+"="+id,
 		envKeys+"="+strconv.Itoa(r.cfg.keys), envLeaseTTL+"="+r.cfg.leaseTTL.String(),
-		envStoreTimeout+"="+r.cfg.storeTimeout.String(), envGoroutines+"=4")
+		envStoreTimeout+"="+r.cfg.storeTimeout.String(), envGoroutines+"=4",
+		envLocalTier+"="+strconv.FormatBool(r.cfg.localTier && tierSlot(id)))
 	p := &proc{id: id, cmd: cmd, done: make(chan error, 1)}
 	cmd.Stderr = &lockedWriter{mu: &p.mu, b: &p.stderr}
 	stdout, err := cmd.StdoutPipe()
@@ -556,12 +567,15 @@ func fields(line string) map[string]int {
 // TestTorture: worker processes call, refresh, precache, invalidate and clear one
 // store while the driver SIGKILLs them at random and starts new ones. No entry is
 // wrong afterwards, no lease outlives its TTL, and every survivor's computation count
-// matches its log.
+// matches its log. The workers of odd slots keep a local tier, so every promise is
+// checked with and without one on every store. (TestTortureServerKilled runs
+// without: its check that survivors are served from the store again counts hits, and
+// a local tier's hits are not the store's.)
 func TestTorture(t *testing.T) {
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
 			srv := sharedServer(t, tg.kind)
-			sum := torture(t, config{url: tg.url(t, srv)})
+			sum := torture(t, config{url: tg.url(t, srv), localTier: true})
 			if sum.workerKills == 0 || sum.present+sum.absent != *flagKeys {
 				t.Fatalf("the run did nothing: %s", sum)
 			}

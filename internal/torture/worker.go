@@ -55,6 +55,7 @@ const (
 	envLeaseTTL     = "CACHIER_TORTURE_LEASE_TTL"
 	envStoreTimeout = "CACHIER_TORTURE_STORE_TIMEOUT"
 	envGoroutines   = "CACHIER_TORTURE_GOROUTINES"
+	envLocalTier    = "CACHIER_TORTURE_LOCAL_TIER"
 )
 
 // Files in the shared directory.
@@ -198,8 +199,12 @@ func runWorker() error {
 		return NewValue(key, token), nil
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)) // Stats counts what matters
-	f, err := cachier.Wrap(fn, cachier.Name(os.Getenv(envName)), cachier.WithStore(st),
-		cachier.LeaseTTL(ttl), cachier.StoreTimeout(timeout), cachier.WithLogger(quiet))
+	opts := []cachier.Option{cachier.Name(os.Getenv(envName)), cachier.WithStore(st),
+		cachier.LeaseTTL(ttl), cachier.StoreTimeout(timeout), cachier.WithLogger(quiet)}
+	if os.Getenv(envLocalTier) == "true" {
+		opts = append(opts, cachier.LocalTier(w.keys, 0))
+	}
+	f, err := cachier.Wrap(fn, opts...)
 	if err != nil {
 		return err
 	}
