@@ -384,17 +384,7 @@ func testLocalTierNotified(t *testing.T, fails int32) {
 	}
 	// Until a local hit: each miss forces one more reconcile (the first ones drop what
 	// they find unprimed).
-	for {
-		hits := fa.Stats().LocalHits
-		if v := tierCall(t, fa, 1); v != v1 {
-			t.Fatalf("got %q, want %q", v, v1)
-		}
-		if fa.Stats().LocalHits > hits {
-			break
-		}
-		clk.Advance(bound / 2)
-		wait()
-	}
+	untilLocalHit(t, fa, v1, func() { clk.Advance(bound / 2); wait() })
 
 	gate := make(chan struct{})
 	nd.hold.Store(&gate)
@@ -495,17 +485,7 @@ func testLocalTierDirect(t *testing.T, counter bool) {
 			t.Fatal("the tier did not watch its namespace and the counters")
 		}
 	}
-	for {
-		hits := fa.Stats().LocalHits
-		if v := tierCall(t, fa, 1); v != v1 {
-			t.Fatalf("got %q, want %q", v, v1)
-		}
-		if fa.Stats().LocalHits > hits {
-			break
-		}
-		clk.Advance(bound / 2)
-		wait()
-	}
+	untilLocalHit(t, fa, v1, func() { clk.Advance(bound / 2); wait() })
 
 	// The markers cannot be read from now on, and their notifications are not sent:
 	// only the change's own notification can drop the copy.
@@ -534,4 +514,21 @@ func testLocalTierDirect(t *testing.T, counter bool) {
 		t.Fatalf("after the change's notification, got %q, want %q", v, v2)
 	}
 	nd.hold.Store(nil)
+}
+
+// untilLocalHit calls fa(1), expecting v1, until a call is a local hit; after each
+// miss, next moves the tier on (each miss forces one more reconcile, and the first
+// ones drop what they find unprimed).
+func untilLocalHit(t *testing.T, fa *Func[int, string], v1 string, next func()) {
+	t.Helper()
+	for {
+		hits := fa.Stats().LocalHits
+		if v := tierCall(t, fa, 1); v != v1 {
+			t.Fatalf("got %q, want %q", v, v1)
+		}
+		if fa.Stats().LocalHits > hits {
+			return
+		}
+		next()
+	}
 }
