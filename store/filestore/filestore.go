@@ -25,16 +25,6 @@ import (
 // still count the corruption apart from ordinary misses.
 var ErrCorrupt = store.ErrCorrupt
 
-// Compile-time checks of the capabilities Store declares. Leases and counters are
-// package store's, kept over Swap and Get/Set (see store.Adapt).
-var (
-	_ store.Driver   = (*Store)(nil)
-	_ store.Lister   = (*Store)(nil)
-	_ store.Swapper  = (*Store)(nil)
-	_ store.Notifier = (*Store)(nil)
-	_ store.Locator  = (*Store)(nil)
-)
-
 // tempMaxAge is how old a temporary file must be before Clear and DeleteBefore take it
 // for a crashed writer's leftover and remove it. A live writer holds its temporary
 // file for far less.
@@ -172,6 +162,8 @@ func New(opts *Options) (*Store, error) {
 func (s *Store) Root() string { return s.rootPath }
 
 func (s *Store) now() time.Time { return s.clock() }
+
+var _ store.Locator = (*Store)(nil)
 
 // Dir returns the directory that holds the namespace's entries (store.Locator).
 func (s *Store) Dir(namespace string) string { return s.abs(s.ns(namespace).dir) }
@@ -461,6 +453,8 @@ func (s *Store) deleteWhere(ctx context.Context, namespace string, drop func(hea
 	})
 	return removed, wrapWalk(ctx, err, "delete before in", namespace)
 }
+
+var _ store.Lister = (*Store)(nil)
 
 // Entries lists the entries of the namespace from their headers, without reading
 // values. Files that are not valid entries are logged and skipped.

@@ -28,6 +28,8 @@ import (
 // description, so two goroutines of one process sharing a descriptor would not exclude
 // each other.
 
+var _ store.Swapper = (*Store)(nil)
+
 // Swap replaces the entry of k by next if its value is old (old nil: if there is none;
 // next nil: delete it), under the fan-out directory's lock. A damaged file counts as
 // none, so that a torn or foreign file can never block a key.

@@ -71,6 +71,8 @@ func (w *waiter) wake() {
 	}
 }
 
+var _ store.Notifier = (*Store)(nil)
+
 // Watch returns a channel that receives a value whenever the file of k may have
 // changed, until stop is called or ctx is done (store.Notifier). The channel is never
 // closed.

@@ -83,16 +83,6 @@ import (
 	"github.com/cachier-go/cachier/store"
 )
 
-// Compile-time checks of the capabilities Store declares.
-var (
-	_ store.Driver        = (*Store)(nil)
-	_ store.LiveStore     = (*Store)(nil)
-	_ store.LazyLiveStore = (*Store)(nil)
-	_ store.Lister        = (*Store)(nil)
-	_ store.Versioner     = (*Store)(nil)
-	_ store.ProcessLocal  = (*Store)(nil)
-)
-
 // numShards is a power of two: enough that 2-64 cores rarely hit the same read lock,
 // few enough that Clear and listing (which visit every shard) stay cheap.
 const numShards = 64
@@ -203,8 +193,6 @@ func (s *Store) keyHash(k store.Key) uint64 {
 	return h & s.hashMask
 }
 
-func (s *Store) shard(k store.Key) *shard { return s.shardOf(s.keyHash(k)) }
-
 func (s *Store) shardOf(h uint64) *shard { return &s.shards[h&(numShards-1)] }
 
 // lookup returns the item of k, whose hash is h, or nil. The caller holds sh.mu.
@@ -276,6 +264,8 @@ func (sh *shard) all(yield func(*item) bool) {
 		}
 	}
 }
+
+var _ store.ProcessLocal = (*Store)(nil)
 
 // ProcessLocal implements store.ProcessLocal: no other process sees this store.
 func (s *Store) ProcessLocal() bool { return true }
@@ -383,6 +373,8 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 func (s *Store) SetLive(ctx context.Context, k store.Key, e store.Entry, v any) error {
 	return s.set(ctx, k, e, v, int64(len(e.Value)), nil)
 }
+
+var _ store.LazyLiveStore = (*Store)(nil)
 
 // SetLazy implements store.LazyLiveStore: it keeps v without its bytes, which enc
 // makes the first time Get reads the entry. Until then the entry counts as size
@@ -562,6 +554,8 @@ func (s *Store) removeIf(namespace string, drop func(*item) bool) int {
 	}
 	return n
 }
+
+var _ store.Lister = (*Store)(nil)
 
 // Entries lists the entries of the namespace, shard by shard.
 func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {

@@ -18,6 +18,8 @@ type versions struct {
 	epoch atomic.Uint64
 }
 
+var _ store.Versioner = (*Store)(nil)
+
 // Versions returns the current value of each named counter (0 if never bumped).
 func (s *Store) Versions(ctx context.Context, names []string) ([]uint64, error) {
 	if err := s.check(ctx); err != nil {

@@ -9,10 +9,9 @@ import (
 	"github.com/cachier-go/cachier/store"
 )
 
-var (
-	_ store.Expirer       = (*Store)(nil)
-	_ store.ExpiryCleaner = (*Store)(nil)
-)
+var _ store.ExpiryCleaner = (*Store)(nil)
+
+var _ store.Expirer = (*Store)(nil)
 
 // ExpiresNatively implements store.Expirer: an entry with ExpiresAt carries it as a
 // date under a TTL index, so the server removes it by itself. It reports false once
@@ -22,9 +21,6 @@ func (s *Store) ExpiresNatively() bool { return !s.noTTL.Load() }
 // DeleteExpired implements store.ExpiryCleaner with one DeleteMany, without waiting
 // for the TTL monitor.
 func (s *Store) DeleteExpired(ctx context.Context, namespace string, now time.Time) (int, error) {
-	if err := store.ValidateNamespace(namespace); err != nil {
-		return 0, err
-	}
 	res, err := s.coll.DeleteMany(ctx, bson.D{
 		{Key: fNS, Value: namespace},
 		{Key: fExpireAt, Value: bson.D{{Key: "$lte", Value: bson.DateTime(now.UnixMilli())}}},

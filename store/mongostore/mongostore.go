@@ -74,12 +74,6 @@ type Store struct {
 	indexMu sync.Mutex
 }
 
-var (
-	_ store.Driver  = (*Store)(nil)
-	_ store.Swapper = (*Store)(nil)
-	_ store.Lister  = (*Store)(nil)
-)
-
 // New returns a driver keeping entries, and the portable layer's lease and counter
 // records, in coll. The collection and its indexes are created on first use. The
 // client behind coll stays the caller's: Close does not disconnect it. Use it through
@@ -320,6 +314,8 @@ func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time)
 	return int(res.DeletedCount), nil
 }
 
+var _ store.Lister = (*Store)(nil)
+
 // Entries lists the entries of the namespace, without their values. A document that
 // cannot be read yields an error matching ErrCorrupt, and the listing goes on.
 func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
@@ -378,6 +374,8 @@ const claimTTL = 30 * time.Second
 
 // maxClaims bounds the chain of claims on one value (each left by a swapper that died).
 const maxClaims = 8
+
+var _ store.Swapper = (*Store)(nil)
 
 // Swap implements store.Swapper. Create-if-absent is an InsertOne: the unique _id
 // makes exactly one of any number of concurrent callers win. A compare-and-swap (or a
