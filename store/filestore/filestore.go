@@ -269,7 +269,7 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 		return fmt.Errorf("filestore: set %s: %w: %d bytes, at most %d", k, store.ErrTooLarge, len(e.Value), MaxValueSize)
 	}
 	dir, name := s.paths(k)
-	data := encodeRecordExp(magicEntry, e.StoredAt, e.ExpiresAt, k.ID, e.Value)
+	data := encodeRecord(e.StoredAt, e.ExpiresAt, k.ID, e.Value)
 	if err := s.writeKeyFile(k, dir, name, data); err != nil {
 		return fmt.Errorf("filestore: set %s: %w", k, err)
 	}
@@ -382,7 +382,7 @@ func (s *Store) Clear(ctx context.Context, namespace string) error {
 // readHead reads the header and ID of the record file name in d, and checks that the
 // file's size matches the header. It does not read the value or verify the checksum,
 // and does not follow a symlink.
-func readHead(d *os.Root, name string, magic [4]byte) (header, string, error) {
+func readHead(d *os.Root, name string) (header, string, error) {
 	f, err := openFile(d, name, os.O_RDONLY)
 	if err != nil {
 		return header{}, "", err
@@ -397,7 +397,7 @@ func readHead(d *os.Root, name string, magic [4]byte) (header, string, error) {
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return header{}, "", err
 	}
-	h, err := decodeHeader(buf[:n], magic)
+	h, err := decodeHeader(buf[:n])
 	if err != nil {
 		return h, "", err
 	}
@@ -435,7 +435,7 @@ func (s *Store) deleteWhere(ctx context.Context, namespace string, drop func(hea
 		if !isEntryName(n) {
 			return nil
 		}
-		h, _, err := readHead(d, n, magicEntry)
+		h, _, err := readHead(d, n)
 		switch {
 		case err == nil && !drop(h):
 		case err == nil:
@@ -465,7 +465,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 				return nil
 			}
 			path := s.abs(dir + "/" + n)
-			h, id, err := readHead(d, n, magicEntry)
+			h, id, err := readHead(d, n)
 			switch {
 			case err == nil && entryName(id) != n:
 				// A file moved here from elsewhere: Get would refuse it too.

@@ -11,15 +11,15 @@ import (
 	"github.com/cachier-go/cachier/store"
 )
 
-// Every file the store writes (entries and leases) is one record:
+// Every file the store writes is one entry record (package store keeps its lease and
+// counter records as entries):
 //
 //	offset size  field
-//	0      4     magic: "CGFE" for an entry, "CGFL" for a lease
+//	0      4     magic: "CGFE" ("CGFL" was a lease, before package store kept them)
 //	4      1     format version (1)
 //	5      1     flags: 1 = an expiry follows the header (entries with ExpiresAt)
 //	6      2     reserved, zero
-//	8      8     time, seconds since the Unix epoch (int64, big endian):
-//	             StoredAt for an entry, ExpiresAt for a lease
+//	8      8     StoredAt, seconds since the Unix epoch (int64, big endian)
 //	16     4     time, nanoseconds within the second (uint32, < 1e9)
 //	20     4     length of the key's ID in bytes (uint32)
 //	24     8     length of the payload in bytes (uint64)
@@ -40,7 +40,6 @@ const (
 
 var (
 	magicEntry = [4]byte{'C', 'G', 'F', 'E'}
-
 	castagnoli = crc32.MakeTable(crc32.Castagnoli)
 )
 
@@ -56,7 +55,6 @@ var errFormat = errors.New("bad record")
 
 // header is the fixed part of a record.
 type header struct {
-	magic      [4]byte
 	t          time.Time
 	exp        time.Time // ExpiresAt, or zero
 	ext        uint32    // bytes between the header and the ID: 8 with an expiry
@@ -77,19 +75,15 @@ func (h header) size() uint64 { return headerSize + uint64(h.ext) + uint64(h.idL
 // idStart is the offset of the ID in the record.
 func (h header) idStart() int { return headerSize + int(h.ext) }
 
-// encodeRecord returns a complete record. It never fails: callers bound id and payload.
-func encodeRecord(magic [4]byte, t time.Time, id string, payload []byte) []byte {
-	return encodeRecordExp(magic, t, time.Time{}, id, payload)
-}
-
-// encodeRecordExp is encodeRecord with an expiry (none when exp is zero).
-func encodeRecordExp(magic [4]byte, t, exp time.Time, id string, payload []byte) []byte {
+// encodeRecord returns the record of an entry stored at t, expiring at exp (never when
+// exp is zero). It never fails: callers bound id and payload.
+func encodeRecord(t, exp time.Time, id string, payload []byte) []byte {
 	ext := 0
 	if !exp.IsZero() {
 		ext = extExpiry
 	}
 	buf := make([]byte, headerSize+ext+len(id)+len(payload))
-	copy(buf[0:4], magic[:])
+	copy(buf[0:4], magicEntry[:])
 	buf[4] = formatVersion
 	binary.BigEndian.PutUint64(buf[8:16], uint64(t.Unix()))
 	binary.BigEndian.PutUint32(buf[16:20], uint32(t.Nanosecond()))
@@ -113,14 +107,13 @@ func checksum(rec []byte) uint32 {
 
 // decodeHeader parses and checks the fixed part of a record: magic, version, reserved
 // bytes, time and lengths. It does not check the checksum, which covers the rest.
-func decodeHeader(b []byte, magic [4]byte) (header, error) {
+func decodeHeader(b []byte) (header, error) {
 	var h header
 	if len(b) < headerSize {
 		return h, fmt.Errorf("%w: %d bytes is shorter than the %d-byte header", errFormat, len(b), headerSize)
 	}
-	copy(h.magic[:], b[0:4])
-	if h.magic != magic {
-		return h, fmt.Errorf("%w: magic %q, want %q", errFormat, h.magic[:], magic[:])
+	if [4]byte(b[0:4]) != magicEntry {
+		return h, fmt.Errorf("%w: magic %q, want %q", errFormat, b[0:4], magicEntry[:])
 	}
 	if b[4] != formatVersion {
 		return h, fmt.Errorf("%w: format version %d, want %d", errFormat, b[4], formatVersion)
@@ -138,9 +131,6 @@ func decodeHeader(b []byte, magic [4]byte) (header, error) {
 	h.payloadLen = binary.BigEndian.Uint64(b[24:32])
 	h.crc = binary.BigEndian.Uint32(b[32:36])
 	if b[5]&flagExpiry != 0 {
-		if magic != magicEntry {
-			return h, fmt.Errorf("%w: expiry flag on a record that is not an entry", errFormat)
-		}
 		if len(b) < headerSize+extExpiry {
 			return h, fmt.Errorf("%w: %d bytes is shorter than the header and its expiry", errFormat, len(b))
 		}
@@ -159,31 +149,19 @@ func decodeHeader(b []byte, magic [4]byte) (header, error) {
 	return h, nil
 }
 
-// decodeRecord checks a whole record and returns its time, ID and payload. The payload
-// aliases rec.
-func decodeRecord(rec []byte, magic [4]byte) (t time.Time, id string, payload []byte, err error) {
-	h, err := decodeHeader(rec, magic)
-	if err != nil {
-		return t, "", nil, err
-	}
-	if uint64(len(rec)) != h.size() {
-		return t, "", nil, fmt.Errorf("%w: %d bytes, header says %d", errFormat, len(rec), h.size())
-	}
-	if sum := checksum(rec); sum != h.crc {
-		return t, "", nil, fmt.Errorf("%w: checksum %08x, header says %08x", errFormat, sum, h.crc)
-	}
-	idEnd := h.idStart() + int(h.idLen)
-	return h.t, string(rec[h.idStart():idEnd]), rec[idEnd:], nil
-}
-
 // decodeEntry decodes an entry file. It is pure and total: any input either decodes
 // to exactly what encodeRecord was given or fails with an error wrapping errFormat.
 // The returned value aliases rec.
 func decodeEntry(rec []byte) (id string, e store.Entry, err error) {
-	t, id, payload, err := decodeRecord(rec, magicEntry)
-	if err != nil {
-		return "", store.Entry{}, err
+	h, err := decodeHeader(rec)
+	switch {
+	case err != nil:
+		return "", e, err
+	case uint64(len(rec)) != h.size():
+		return "", e, fmt.Errorf("%w: %d bytes, header says %d", errFormat, len(rec), h.size())
+	case checksum(rec) != h.crc:
+		return "", e, fmt.Errorf("%w: checksum %08x, header says %08x", errFormat, checksum(rec), h.crc)
 	}
-	h, _ := decodeHeader(rec, magicEntry) // checked by decodeRecord
-	return id, store.Entry{Value: payload, StoredAt: t, ExpiresAt: h.exp}, nil
+	idEnd := h.idStart() + int(h.idLen)
+	return string(rec[h.idStart():idEnd]), store.Entry{Value: rec[idEnd:], StoredAt: h.t, ExpiresAt: h.exp}, nil
 }

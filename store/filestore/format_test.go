@@ -3,6 +3,7 @@ package filestore
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	for _, ts := range times {
 		for _, v := range [][]byte{nil, {}, []byte("x"), bytes.Repeat([]byte{0xff}, 70000)} {
-			rec := encodeRecord(magicEntry, ts, "id/../..", v)
+			rec := encodeRecord(ts, time.Time{}, "id/../..", v)
 			id, e, err := decodeEntry(rec)
 			if err != nil {
 				t.Fatalf("decode(%v, %d bytes): %v", ts, len(v), err)
@@ -34,7 +35,7 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestDecodeEntryRejects(t *testing.T) {
-	good := encodeRecord(magicEntry, time.Unix(1700000000, 5), "key", []byte("value"))
+	good := encodeRecord(time.Unix(1700000000, 5), time.Time{}, "key", []byte("value"))
 	mut := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
 	cases := map[string][]byte{
 		"empty":        nil,
@@ -42,7 +43,7 @@ func TestDecodeEntryRejects(t *testing.T) {
 		"truncated":    good[:len(good)-1],
 		"header only":  good[:headerSize],
 		"extended":     append(bytes.Clone(good), 0),
-		"other magic":  encodeRecord([4]byte{'C', 'G', 'F', 'L'}, time.Unix(1, 0), "key", []byte("value")),
+		"other magic":  mut(func(b []byte) []byte { b[3] = 'L'; binary.BigEndian.PutUint32(b[32:], checksum(b)); return b }),
 		"foreign":      []byte("#!/bin/sh\necho this is not a cache entry at all, really\n"),
 		"zeros":        make([]byte, 100),
 		"version":      mut(func(b []byte) []byte { b[4] = 2; return b }),
@@ -69,15 +70,15 @@ func TestDecodeEntryRejects(t *testing.T) {
 // matching checksum), and that changing the checksum of a valid record is always
 // caught.
 func FuzzDecodeEntry(f *testing.F) {
-	f.Add(encodeRecord(magicEntry, time.Unix(1700000000, 123), "k", []byte("v")), uint(0))
-	f.Add(encodeRecord(magicEntry, time.Time{}, strings.Repeat("x", store.MaxIDLen), nil), uint(7))
+	f.Add(encodeRecord(time.Unix(1700000000, 123), time.Time{}, "k", []byte("v")), uint(0))
+	f.Add(encodeRecord(time.Time{}, time.Time{}, strings.Repeat("x", store.MaxIDLen), nil), uint(7))
 	f.Add([]byte("CGFE\x01\x00\x00\x00"), uint(1))
 	f.Add([]byte{}, uint(0))
-	f.Add(encodeRecordExp(magicEntry, time.Unix(1700000000, 123), time.Unix(1700000060, 5), "k", []byte("v")), uint(2))
+	f.Add(encodeRecord(time.Unix(1700000000, 123), time.Unix(1700000060, 5), "k", []byte("v")), uint(2))
 	f.Fuzz(func(t *testing.T, rec []byte, flip uint) {
 		id, e, err := decodeEntry(rec)
 		if err == nil {
-			again := encodeRecordExp(magicEntry, e.StoredAt, e.ExpiresAt, id, e.Value)
+			again := encodeRecord(e.StoredAt, e.ExpiresAt, id, e.Value)
 			if !bytes.Equal(again, rec) {
 				t.Fatalf("accepted a record that does not re-encode to itself:\n in  %x\n out %x", rec, again)
 			}
@@ -150,18 +151,40 @@ func FuzzNSDirName(f *testing.F) {
 	})
 }
 
+// Records written by earlier versions (these bytes came from the encoder of commit
+// 210a9ff) still decode, and encode again to the same bytes.
+func TestDecodesEarlierRecords(t *testing.T) {
+	at := time.Unix(1700000000, 123)
+	for _, c := range []struct {
+		hex, id, value string
+		exp            time.Time
+	}{
+		{"4347464501000000000000006553f1000000007b000000010000000000000001f92d377e6b76", "k", "v", time.Time{}},
+		{"4347464501010000000000006553f1000000007b000000020000000000000005044ef2361797a04466e2a1c8696476616c7565", "id", "value", time.Unix(1700003600, 456)},
+	} {
+		rec, _ := hex.DecodeString(c.hex)
+		id, e, err := decodeEntry(rec)
+		if err != nil || id != c.id || string(e.Value) != c.value || !e.StoredAt.Equal(at) || !e.ExpiresAt.Equal(c.exp) {
+			t.Errorf("decode %s = %q, %+v, %v", c.hex, id, e, err)
+		}
+		if again := encodeRecord(e.StoredAt, e.ExpiresAt, id, e.Value); !bytes.Equal(again, rec) {
+			t.Errorf("encodes again to %x, want %s", again, c.hex)
+		}
+	}
+}
+
 // An entry's ExpiresAt round-trips to the nanosecond; an entry without one keeps the
-// old layout byte for byte, and only entries may carry the expiry flag.
+// old layout (no expiry flag, no expiry field).
 func TestEntryExpiryRoundTrip(t *testing.T) {
 	at, exp := time.Unix(1700000000, 123), time.Unix(1700003600, 456)
-	id, e, err := decodeEntry(encodeRecordExp(magicEntry, at, exp, "k", []byte("v")))
+	id, e, err := decodeEntry(encodeRecord(at, exp, "k", []byte("v")))
 	if err != nil || id != "k" || string(e.Value) != "v" || !e.StoredAt.Equal(at) || !e.ExpiresAt.Equal(exp) {
 		t.Fatalf("decode = %q, %+v, %v", id, e, err)
 	}
-	if !bytes.Equal(encodeRecordExp(magicEntry, at, time.Time{}, "k", []byte("v")), encodeRecord(magicEntry, at, "k", []byte("v"))) {
+	if rec := encodeRecord(at, time.Time{}, "k", []byte("v")); rec[5] != 0 || len(rec) != headerSize+2 {
 		t.Fatal("an entry without expiry changed layout")
 	}
-	if _, e, err := decodeEntry(encodeRecord(magicEntry, at, "k", nil)); err != nil || !e.ExpiresAt.IsZero() {
+	if _, e, err := decodeEntry(encodeRecord(at, time.Time{}, "k", nil)); err != nil || !e.ExpiresAt.IsZero() {
 		t.Fatalf("no expiry: %+v, %v", e, err)
 	}
 }

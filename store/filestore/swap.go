@@ -49,7 +49,7 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 			if err := s.inDir(dir, func(d *os.Root) error { return d.Remove(name) }); err != nil && !isNotExist(err) {
 				return err
 			}
-		} else if err := s.writeFile(dir, name, encodeRecordExp(magicEntry, next.StoredAt, next.ExpiresAt, k.ID, next.Value)); err != nil {
+		} else if err := s.writeFile(dir, name, encodeRecord(next.StoredAt, next.ExpiresAt, k.ID, next.Value)); err != nil {
 			return err
 		}
 		swapped = true
