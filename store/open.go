@@ -77,6 +77,7 @@ const lazyParam = "lazy"
 // deadline if that is sooner; an error matching ErrUnreachable names the server and
 // says what to check. The parameter lazy=1, accepted by every scheme, skips the check
 // and connects on first use, as the drivers' own constructors do.
+// Under a done ctx, Open opens nothing and returns ctx.Err().
 func Open(ctx context.Context, rawURL string) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -100,6 +101,9 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 			ErrBadURL, Redact(u.Scheme), RedactURL(u), strings.Join(Schemes(), ", "))
 	}
 	lazy, err := takeLazy(u)
+	if err == nil {
+		err = ctx.Err() // a store opened under a done context is not wanted
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -106,9 +106,6 @@ func open(ctx context.Context, u *url.URL) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	client, err := mongo.Connect(options.Client().ApplyURI(c.uri))
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: %s: %s", store.RedactURL(u), store.Redact(err.Error()))
