@@ -19,14 +19,22 @@ func TestKilledHolderIsTakenOver(t *testing.T) {
 }
 
 func TestOutage(t *testing.T) {
-	srv := testserver.Dedicated(t, testserver.KindMemcached)
-	c := memcache.New(srv.Addr)
-	c.Timeout = time.Second
-	st, err := New(c, nil)
-	if err != nil {
-		t.Fatal(err)
+	for _, meta := range []bool{false, true} {
+		t.Run(map[bool]string{false: "gomemcache", true: "pipelined"}[meta], func(t *testing.T) {
+			srv := testserver.Dedicated(t, testserver.KindMemcached)
+			c := memcache.New(srv.Addr)
+			c.Timeout = time.Second
+			var opts Options
+			if meta {
+				opts.Addr = srv.Addr
+			}
+			st, err := New(c, &opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proctest.Outage(t, st, func() { srv.Stop(t) }, func() { srv.Start(t) })
+		})
 	}
-	proctest.Outage(t, st, func() { srv.Stop(t) }, func() { srv.Start(t) })
 }
 
 func TestInvalidationThroughCachier(t *testing.T) {

@@ -67,6 +67,15 @@ type Options struct {
 	// at the price that a Clear by another process may go unseen for up to
 	// GenerationTTL; this Store's own Clear is seen at once.
 	GenerationTTL time.Duration
+	// Addr is the address of the client's server, when it has exactly one (as given
+	// to memcache.New). With it, the Store keeps connections of its own to that
+	// server (with the client's DialContext, Timeout, and MaxIdleConns but at least
+	// 8 idle) and sends each Get, GetAndCreate and SetAndDelete as one pipelined
+	// batch of meta commands (memcached 1.6 or later): a Get, the lease taken with the
+	// reads of a miss, and the write with the lease's release are one round trip
+	// each. Without it every operation goes through the client, one round trip per
+	// command. The URL opener sets it when the URL names one server.
+	Addr string
 }
 
 // Store is a store.Driver on memcached, with the Swapper, Lister (Clear only), Batcher
@@ -79,10 +88,17 @@ type Store struct {
 	now         func() time.Time
 	owned       bool // the client was made by the URL opener: Close closes it
 
+	meta *metaPool // with Options.Addr: the Store's own connections
+
 	genTTL time.Duration
 	genMu  sync.Mutex
 	gens   map[string]cachedGen // by generation item key; only when genTTL > 0
 	clears uint64               // Clear calls so far, under genMu: a Get that overlaps one caches nothing
+
+	// The write path (misspath.go).
+	wmu   sync.Mutex
+	wgens map[string]uint64    // each generation counter as last read, by its item key
+	cass  map[string]casRecord // lease records this Store read right after creating them, by item key
 }
 
 type cachedGen struct {
@@ -116,10 +132,15 @@ func New(client *memcache.Client, opts *Options) (*Store, error) {
 	if o.GenerationTTL < 0 {
 		return nil, fmt.Errorf("memcachestore: negative GenerationTTL %s", o.GenerationTTL)
 	}
-	return &Store{
+	s := &Store{
 		c: client, prefix: o.Prefix, maxItemSize: o.MaxItemSize, now: o.Clock,
 		genTTL: o.GenerationTTL, gens: map[string]cachedGen{},
-	}, nil
+		wgens: map[string]uint64{}, cass: map[string]casRecord{},
+	}
+	if o.Addr != "" {
+		s.meta = newMetaPool(o.Addr, client)
+	}
+	return s, nil
 }
 
 func validatePrefix(p string) error {
@@ -253,30 +274,50 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 		}
 	}
 	clears := s.clearCount()
-	items, err := s.c.GetMulti([]string{gk, ek})
-	if err != nil {
+	ops := [2]op{{verb: 'g', key: gk}, {verb: 'g', key: ek}}
+	if err := s.run(ctx, ops[:]); err != nil {
 		return store.Entry{}, err
 	}
-	return s.entryOf(k, gk, ek, items, clears)
+	s.sawGen(gk, ops[0].value)
+	return s.entryFrom(k, gk, ops[0].value, ops[1].value, clears)
 }
 
 // entryOf returns k's entry from the items of a GetMulti that fetched the namespace's
 // generation counter gk and the entry ek (clears is clearCount from before it), and
 // caches the counter.
 func (s *Store) entryOf(k store.Key, gk, ek string, items map[string]*memcache.Item, clears uint64) (store.Entry, error) {
-	git, eit := items[gk], items[ek]
-	if git == nil {
+	var gv, ev []byte
+	if it := items[gk]; it != nil {
+		gv = nonNil(it.Value)
+	}
+	if it := items[ek]; it != nil {
+		ev = nonNil(it.Value)
+	}
+	return s.entryFrom(k, gk, gv, ev, clears)
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// entryFrom is entryOf over the values read (nil: no item) of the counter gk and
+// of the entry.
+func (s *Store) entryFrom(k store.Key, gk string, gv, ev []byte, clears uint64) (store.Entry, error) {
+	if gv == nil {
 		return store.Entry{}, store.NotFound(k) // no counter: nothing written since it was created or evicted
 	}
-	gen, ok := parseGen(git.Value)
+	gen, ok := parseGen(gv)
 	if !ok {
-		return store.Entry{}, corrupt(k, fmt.Errorf("generation counter holds %q", truncate(git.Value)))
+		return store.Entry{}, corrupt(k, fmt.Errorf("generation counter holds %q", truncate(gv)))
 	}
 	s.cacheGen(gk, gen, clears)
-	if eit == nil {
+	if ev == nil {
 		return store.Entry{}, store.NotFound(k)
 	}
-	e, rgen, err := decodeFor(k, eit.Value)
+	e, rgen, err := decodeFor(k, ev)
 	if err == nil && rgen != gen {
 		return store.Entry{}, store.NotFound(k) // written before the last Clear
 	}
@@ -370,7 +411,9 @@ func isTooLarge(err error) bool {
 
 // Delete removes the entry of k.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
-	if err := s.c.Delete(s.itemKey('e', k)); err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
+	ek := s.itemKey('e', k)
+	s.forgetCAS(ek)
+	if err := s.c.Delete(ek); err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
 		return err
 	}
 	return nil
@@ -393,6 +436,7 @@ func (s *Store) Clear(ctx context.Context, namespace string) error {
 // with cas like any other. A lost race reports false; the portable layer reads again.
 func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.Entry) (bool, error) {
 	ek := s.itemKey('e', k)
+	s.forgetCAS(ek)
 	if next != nil {
 		if n := len(ek) + entrySize(k.Namespace, k.ID, next.Value) + itemOverhead; n > s.maxItemSize {
 			return false, fmt.Errorf("%w: %s: value of %d bytes does not fit memcached's item limit of %d bytes", store.ErrTooLarge, k, len(next.Value), s.maxItemSize)
@@ -453,6 +497,9 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 // Close closes the client if the store was opened from a URL; a client passed to New
 // stays open.
 func (s *Store) Close() error {
+	if s.meta != nil {
+		s.meta.close()
+	}
 	if s.owned {
 		return s.c.Close()
 	}

@@ -27,13 +27,26 @@ func TestMain(m *testing.M) { proctest.Main(m) }
 // and ID, and memcached's own item header.
 const maxValueSize = DefaultMaxItemSize - 2048
 
-type harness struct{ addr string }
+// harness makes stores on the server at addr; with meta, stores that pipeline their
+// batches on connections of their own (Options.Addr).
+type harness struct {
+	addr string
+	meta bool
+}
 
 func (h harness) MakeStore(ctx context.Context, t *testing.T) (store.Driver, error) {
 	c := memcache.New(h.addr)
 	c.Timeout = 5 * time.Second // 1 MiB values under -race on a busy machine
 	t.Cleanup(func() { _ = c.Close() })
-	return New(c, nil)
+	var opts Options
+	if h.meta {
+		opts.Addr = h.addr
+	}
+	s, err := New(c, &opts)
+	if err == nil {
+		t.Cleanup(func() { _ = s.Close() })
+	}
+	return s, err
 }
 
 func (harness) Close() {}
@@ -72,8 +85,16 @@ func (h harness) NativeTTL(ctx context.Context, d store.Driver, k store.Key) (ti
 
 func TestConformance(t *testing.T) {
 	srv := testserver.Memcached(t)
-	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return harness{srv.Addr} },
-		storetest.Capabilities{NoListing: true, MaxValueSize: maxValueSize})
+	for _, meta := range []bool{true, false} {
+		name := "pipelined"
+		if !meta {
+			name = "gomemcache"
+		}
+		t.Run(name, func(t *testing.T) {
+			storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return harness{srv.Addr, meta} },
+				storetest.Capabilities{NoListing: true, MaxValueSize: maxValueSize})
+		})
+	}
 }
 
 func newStore(t testing.TB, opts *Options) (*Store, *memcache.Client) {
@@ -327,7 +348,7 @@ func FuzzDecode(f *testing.F) {
 // must still see its own Clears at once.
 func TestConformanceGenerationTTL(t *testing.T) {
 	srv := testserver.Memcached(t)
-	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return ttlHarness{harness{srv.Addr}} },
+	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return ttlHarness{harness{srv.Addr, true}} },
 		storetest.Capabilities{NoListing: true, MaxValueSize: maxValueSize})
 }
 

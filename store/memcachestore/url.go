@@ -107,6 +107,9 @@ func open(ctx context.Context, u *url.URL) (store.Store, error) {
 	client := memcache.NewFromSelector(&servers)
 	client.Timeout = c.timeout
 	client.MaxIdleConns = c.maxIdleConns
+	if len(c.addrs) == 1 {
+		c.opts.Addr = c.addrs[0]
+	}
 	s, err := New(client, &c.opts)
 	if err != nil {
 		return nil, err
