@@ -166,8 +166,11 @@ func mongoSubjects(t *testing.T) []subject {
 }
 
 func memcachedSubjects(t *testing.T) []subject {
-	c := memcache.New(testserver.Memcached(t).Addr)
-	st, err := memcachestore.New(c, &memcachestore.Options{Prefix: "bench" + randHex(3)})
+	addr := testserver.Memcached(t).Addr
+	c := memcache.New(addr)
+	// Addr, as the memcache:// URL of one server sets it: the store pipelines its
+	// batches on connections of its own; the raw peer uses the client.
+	st, err := memcachestore.New(c, &memcachestore.Options{Prefix: "bench" + randHex(3), Addr: addr})
 	if err != nil {
 		t.Fatal(err)
 	}

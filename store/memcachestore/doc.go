@@ -37,15 +37,35 @@
 // agree), so a counter that memcached evicted comes back as a value no old entry holds.
 //
 // The generation lives inside the record, not in the item key, so that Get costs one
-// round trip: it fetches the counter and the entry with a single GetMulti (the two keys
-// go to their servers in parallel when they live on different ones). A Clear by any
-// process is seen by every process on its next Get: nothing is cached in the Store.
-// Set reads the counter and then writes, two round trips; a Set racing with a Clear is
-// ordered before it.
+// round trip: it fetches the counter and the entry together. A Clear by any process is
+// seen by every process on its next Get: nothing is cached for reads. Writes are made
+// under the counter as the Store last read it (a miss reads it just before), and the
+// write's own round trip reads it again: a record written under a counter that moved
+// meanwhile is written again under the new one (it would be a miss otherwise, never a
+// wrong answer).
 //
-// GetMulti hands each server's request to a goroutine, so on loopback a Get costs about
-// two plain gets (see BenchmarkGet); across a network, where the round trip dominates,
-// it costs one. Options.GenerationTTL trades exactness for a plain single get: the
+// # Round trips, and Options.Addr
+//
+// gomemcache sends one command per round trip, and GetMulti hands each server's
+// request to a goroutine (on loopback that costs about as much as a second get). With
+// Options.Addr, the address of the client's one server (the URL opener sets it when
+// the URL names one), the Store keeps connections of its own to it and sends each
+// batch of commands in one write, in memcached's meta protocol (mg, ms, md: memcached
+// 1.6 or later), reading the answers in order. Then:
+//
+//   - a hit is one round trip (mg of the counter and the entry);
+//   - a miss is three: that Get, then GetAndCreate (store.ReadOrAcquirer: the
+//     counters, the entry, add of the lease record and a read of it with its CAS), then
+//     SetAndDelete (store.WriteAndReleaser: set of the entry, md of the lease record
+//     by the CAS read back, the counters). A raw get and set is two. memcached cannot
+//     make a write depend on another key's read within one round trip (no scripts,
+//     no transactions), so the store is no store.GetOrCreator and the miss cannot
+//     fold its first read into the lease: three is the floor.
+//
+// Without Addr the same batches run through gomemcache: a GetMulti per run of reads
+// and one command per write, so a miss costs about seven round trips.
+//
+// Options.GenerationTTL trades exactness for a plain single get: the
 // Store trusts the counter it last read for that long, so a Clear by another process
 // may go unseen for up to GenerationTTL (its own Clears are seen at once, and an entry
 // written after a foreign Clear is still found, because a record whose generation
@@ -105,7 +125,9 @@
 // # Contexts
 //
 // gomemcache takes no context: the portable layer checks the context before every
-// call, and the client's Timeout (memcache.Client.Timeout) bounds each round trip.
+// call, and the client's Timeout (memcache.Client.Timeout) bounds each round trip. On
+// the Store's own connections (Options.Addr) a round trip ends at the context's
+// deadline or after the client's Timeout, whichever is first.
 //
 // # URLs
 //

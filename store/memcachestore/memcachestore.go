@@ -62,7 +62,7 @@ type Options struct {
 	Clock func() time.Time
 	// GenerationTTL lets Get trust a namespace's generation counter, as this Store
 	// last read it, for this long. Zero (the default) reads the counter on every Get,
-	// together with the entry in one GetMulti, so a Clear by any process is seen at
+	// together with the entry in one round trip, so a Clear by any process is seen at
 	// once. A positive value makes a hit one plain Get (a miss needs no counter at all),
 	// at the price that a Clear by another process may go unseen for up to
 	// GenerationTTL; this Store's own Clear is seen at once.
@@ -78,8 +78,8 @@ type Options struct {
 	Addr string
 }
 
-// Store is a store.Driver on memcached, with the Swapper, Lister (Clear only), Batcher
-// and Expirer capabilities. It is safe for concurrent use; use it through store.Adapt
+// Store is a store.Driver on memcached, with the Swapper, Clearer, Batcher, Expirer,
+// ReadOrAcquirer and WriteAndReleaser capabilities. It is safe for concurrent use; use it through store.Adapt
 // (cachier does so itself).
 type Store struct {
 	c           *memcache.Client

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -117,6 +118,8 @@ type metaPool struct {
 	mu     sync.Mutex
 	free   []*metaConn
 	closed bool
+
+	trips atomic.Int64 // batches sent, for tests
 }
 
 type metaConn struct {
@@ -186,6 +189,7 @@ func (p *metaPool) close() {
 // run sends ops in one write and reads their answers. A connection that fails
 // mid-batch is closed, never reused.
 func (p *metaPool) run(ctx context.Context, ops []op) error {
+	p.trips.Add(1)
 	c, err := p.get(ctx)
 	if err != nil {
 		return err
