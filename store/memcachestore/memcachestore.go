@@ -206,24 +206,24 @@ func (s *Store) generation(ctx context.Context, key string) (uint64, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		it, err := s.c.Get(key)
-		switch {
-		case err == nil:
-			g, ok := parseGen(it.Value)
-			if !ok {
-				return 0, fmt.Errorf("%w: generation counter %s holds %q", ErrCorrupt, key, truncate(it.Value))
-			}
-			return g, nil
-		case !errors.Is(err, memcache.ErrCacheMiss):
+		get := []op{{verb: 'g', key: key}}
+		if err := s.run(ctx, get); err != nil {
 			return 0, err
 		}
-		g := randomGen()
-		err = s.c.Add(&memcache.Item{Key: key, Value: strconv.AppendUint(nil, g, 10)})
-		switch {
-		case err == nil:
+		if get[0].found {
+			g, ok := parseGen(get[0].value)
+			if !ok {
+				return 0, fmt.Errorf("%w: generation counter %s holds %q", ErrCorrupt, key, truncate(get[0].value))
+			}
 			return g, nil
-		case !errors.Is(err, memcache.ErrNotStored):
+		}
+		g := randomGen()
+		add := []op{{verb: 'a', key: key, val: strconv.AppendUint(nil, g, 10)}}
+		if err := s.run(ctx, add); err != nil {
 			return 0, err
+		}
+		if add[0].ok {
+			return g, nil
 		}
 		// Someone else created it first: read theirs.
 	}

@@ -58,13 +58,24 @@ func (s *Store) runClient(ops []op) error {
 			for j < len(ops) && ops[j].verb == 'g' {
 				j++
 			}
-			keys := make([]string, 0, j-i)
-			for _, g := range ops[i:j] {
-				keys = append(keys, g.key)
-			}
-			items, err := s.c.GetMulti(keys)
-			if err != nil {
-				return err
+			var items map[string]*memcache.Item
+			if j == i+1 { // a plain get: GetMulti costs a goroutine per server
+				it, err := s.c.Get(o.key)
+				switch {
+				case err == nil:
+					items = map[string]*memcache.Item{o.key: it}
+				case !errors.Is(err, memcache.ErrCacheMiss):
+					return err
+				}
+			} else {
+				keys := make([]string, 0, j-i)
+				for _, g := range ops[i:j] {
+					keys = append(keys, g.key)
+				}
+				var err error
+				if items, err = s.c.GetMulti(keys); err != nil {
+					return err
+				}
 			}
 			for x := i; x < j; x++ {
 				if it := items[ops[x].key]; it != nil {

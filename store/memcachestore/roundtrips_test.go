@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -83,7 +84,8 @@ func TestRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Call(ctx, "warm"); err != nil { // the counters are read, or created, once
+	run := strconv.FormatInt(time.Now().UnixNano(), 36) // keys new to the shared server
+	if _, err := f.Call(ctx, run+"-warm"); err != nil { // the counters are read, or created, once
 		t.Fatal(err)
 	}
 	count := func(what string, arg string, want int64) {
@@ -100,7 +102,7 @@ func TestRoundTrips(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		arg := "k" + string(rune('0'+i))
+		arg := run + "-" + strconv.Itoa(i)
 		count("miss", arg, 3)
 		count("hit", arg, 1)
 	}
