@@ -2,7 +2,6 @@ package s3store
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/cachier-go/cachier/store"
 )
@@ -33,25 +32,21 @@ const (
 	headerLen = store.MaxRecordHeader - 12
 )
 
-// header is the decoded header of an entry object.
-type header struct {
-	storedAt  time.Time
-	expiresAt time.Time // zero: never
-	size      int64     // bytes of value
-}
-
 func encodeEntry(e store.Entry) []byte { return store.AppendRecord(nil, e, nil) }
 
-// decodeHeader decodes the header at the start of b, of an object of size bytes.
-func decodeHeader(b []byte, size int64) (header, string) {
+// decodeHeader decodes the header at the start of b, of the object o, into o's Info
+// (without the namespace).
+func decodeHeader(b []byte, o listed) (store.Info, string) {
 	h, err := store.DecodeRecordHeader(b)
 	switch {
 	case err != nil:
-		return header{}, err.Error()
+		return store.Info{}, err.Error()
 	case len(h.Tag) != 0:
-		return header{}, "an entry record with a tag"
+		return store.Info{}, "an entry record with a tag"
+	case o.size < int64(h.Len):
+		return store.Info{}, fmt.Sprintf("object of %d bytes, shorter than its header", o.size)
 	}
-	return header{storedAt: h.StoredAt, expiresAt: h.ExpiresAt, size: size - int64(h.Len)}, ""
+	return store.Info{Key: store.Key{ID: o.id}, Size: o.size - int64(h.Len), StoredAt: h.StoredAt, ExpiresAt: h.ExpiresAt}, ""
 }
 
 // decodeEntry checks and decodes a whole entry object. The value aliases b.

@@ -453,9 +453,9 @@ func each(n int, f func(i int)) {
 
 // readHeader reads the fixed header of an entry object with one ranged GET. A missing
 // object matches store.ErrNotFound; a bad header, ErrCorrupt.
-func (s *Store) readHeader(ctx context.Context, o listed) (header, error) {
+func (s *Store) readHeader(ctx context.Context, o listed) (store.Info, error) {
 	if o.size < headerLen {
-		return header{}, corrupt(o.name, fmt.Sprintf("%d bytes, shorter than the header", o.size))
+		return store.Info{}, corrupt(o.name, fmt.Sprintf("%d bytes, shorter than the header", o.size))
 	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: &s.bucket,
@@ -464,28 +464,25 @@ func (s *Store) readHeader(ctx context.Context, o listed) (header, error) {
 	}, noChecksumValidation)
 	if err != nil {
 		if isNotFound(err) {
-			return header{}, store.ErrNotFound
+			return store.Info{}, store.ErrNotFound
 		}
 		if apiCode(err) == "InvalidRange" { // shrank below the header since the listing
-			return header{}, corrupt(o.name, "shorter than the header")
+			return store.Info{}, corrupt(o.name, "shorter than the header")
 		}
-		return header{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
+		return store.Info{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
 	}
 	b, err := readBody(out, store.MaxRecordHeader)
 	if errors.Is(err, errTooBig) {
-		return header{}, corrupt(o.name, "the server ignored the byte range")
+		return store.Info{}, corrupt(o.name, "the server ignored the byte range")
 	}
 	if err != nil {
-		return header{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
+		return store.Info{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
 	}
-	h, why := decodeHeader(b, o.size)
-	if why == "" && h.size < 0 {
-		why = fmt.Sprintf("object of %d bytes, shorter than its header", o.size)
-	}
+	info, why := decodeHeader(b, o)
 	if why != "" {
-		return header{}, corrupt(o.name, why)
+		return store.Info{}, corrupt(o.name, why)
 	}
-	return h, nil
+	return info, nil
 }
 
 // noChecksumValidation turns off response checksum validation for ranged reads: S3's
@@ -495,32 +492,36 @@ func noChecksumValidation(o *s3.Options) {
 	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 }
 
-// headers reads the headers of a page's entries in parallel. skip[i] is set for entries
-// that vanished or are corrupt (logged); err is the first other error.
-func (s *Store) headers(ctx context.Context, page []listed) (hs []header, skip []bool, corruptOnes []bool, err error) {
-	hs = make([]header, len(page))
-	skip = make([]bool, len(page))
-	corruptOnes = make([]bool, len(page))
-	errs := make([]error, len(page))
+// What headers found of each object of a page.
+const (
+	headerRead    = iota
+	headerGone    // deleted since the listing
+	headerCorrupt // corrupt (logged), empty, or deleted by Swap: skipped, and DeleteBefore's
+)
+
+// headers reads the headers of a page's entries in parallel, into the entries' Info
+// (without the namespace) and what it found of each; err is the first other error.
+func (s *Store) headers(ctx context.Context, page []listed) ([]store.Info, []int, error) {
+	infos, found, errs := make([]store.Info, len(page)), make([]int, len(page)), make([]error, len(page))
 	each(len(page), func(i int) {
-		if page[i].size <= int64(len(tombstone)) { // deleted by Swap, or empty: absent, and DeleteBefore's
-			skip[i], corruptOnes[i] = true, true
+		if page[i].size <= int64(len(tombstone)) {
+			found[i] = headerCorrupt
 			return
 		}
-		h, err := s.readHeader(ctx, page[i])
+		info, err := s.readHeader(ctx, page[i])
 		switch {
 		case err == nil:
-			hs[i] = h
+			infos[i] = info
 		case errors.Is(err, ErrCorrupt):
 			s.log.Warn("s3store: skipping a corrupt entry", "bucket", s.bucket, "name", page[i].name, "err", err)
-			skip[i], corruptOnes[i] = true, true
+			found[i] = headerCorrupt
 		case errors.Is(err, store.ErrNotFound):
-			skip[i] = true
+			found[i] = headerGone
 		default:
 			errs[i] = err
 		}
 	})
-	return hs, skip, corruptOnes, errors.Join(errs...)
+	return infos, found, errors.Join(errs...)
 }
 
 // Clear deletes every entry of the namespace: one ListObjectsV2 and one DeleteObjects
@@ -587,13 +588,13 @@ func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time)
 		if err != nil {
 			return total, err
 		}
-		hs, skip, bad, err := s.headers(ctx, page)
+		infos, found, err := s.headers(ctx, page)
 		if err != nil {
 			return total, err
 		}
 		var old []listed
 		for i, o := range page {
-			if bad[i] || !skip[i] && hs[i].storedAt.Before(t) {
+			if found[i] == headerCorrupt || found[i] == headerRead && infos[i].StoredAt.Before(t) {
 				old = append(old, o)
 			}
 		}
@@ -619,16 +620,16 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 				yield(store.Info{}, err)
 				return
 			}
-			hs, skip, _, err := s.headers(ctx, page)
+			infos, found, err := s.headers(ctx, page)
 			if err != nil {
 				yield(store.Info{}, err)
 				return
 			}
-			for i, o := range page {
-				if skip[i] {
+			for i, info := range infos {
+				if found[i] != headerRead {
 					continue
 				}
-				info := store.Info{Key: store.Key{Namespace: namespace, ID: o.id}, Size: hs[i].size, StoredAt: hs[i].storedAt, ExpiresAt: hs[i].expiresAt}
+				info.Key.Namespace = namespace
 				if !yield(info, nil) {
 					return
 				}
