@@ -176,14 +176,6 @@ func (s *Store) ensureBucket(ctx context.Context) error {
 	return nil
 }
 
-// prepare checks ctx and makes sure the bucket exists.
-func (s *Store) prepare(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.ensureBucket(ctx)
-}
-
 // apiCode returns the S3 error code of err, or "".
 func apiCode(err error) string {
 	var ae smithy.APIError
@@ -255,7 +247,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 // get is Get that also returns the object's ETag, when there is an object (an empty
 // or corrupt one included), for Swap.
 func (s *Store) get(ctx context.Context, k store.Key) (store.Entry, *string, error) {
-	if err := s.prepare(ctx); err != nil {
+	if err := s.ensureBucket(ctx); err != nil {
 		return store.Entry{}, nil, err
 	}
 	name := s.objectName(k, entryDir)
@@ -357,7 +349,7 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 		return fmt.Errorf("s3store: set %q: %w: %d bytes, S3 takes at most %d in one object",
 			k.String(), store.ErrTooLarge, len(e.Value), MaxValueSize)
 	}
-	if err := s.prepare(ctx); err != nil {
+	if err := s.ensureBucket(ctx); err != nil {
 		return err
 	}
 	name := s.objectName(k, entryDir)
@@ -381,7 +373,7 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 
 // Delete removes the entry of k. S3 reports success for a missing object.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
-	if err := s.prepare(ctx); err != nil {
+	if err := s.ensureBucket(ctx); err != nil {
 		return err
 	}
 	name := s.objectName(k, entryDir)
@@ -403,7 +395,7 @@ type listed struct {
 // (up to 1000 objects) at a time, skipping names this store did not write.
 func (s *Store) pages(ctx context.Context, namespace, dir string) iter.Seq2[[]listed, error] {
 	return func(yield func([]listed, error) bool) {
-		if err := s.prepare(ctx); err != nil {
+		if err := s.ensureBucket(ctx); err != nil {
 			yield(nil, err)
 			return
 		}
@@ -642,7 +634,7 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 // taken over or released included): one ListObjectsV2 with a delimiter per 1000
 // namespaces, plus one for each namespace longer than the readable form allows.
 func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
-	if err := s.prepare(ctx); err != nil {
+	if err := s.ensureBucket(ctx); err != nil {
 		return nil, err
 	}
 	var out []string

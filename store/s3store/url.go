@@ -169,4 +169,4 @@ func OpenURL(ctx context.Context, u *url.URL) (store.Store, error) {
 
 // Ping checks that the server answers and the bucket exists or can be created with
 // the store's credentials. store.Open calls it unless the URL says lazy=1.
-func (s *Store) Ping(ctx context.Context) error { return s.prepare(ctx) }
+func (s *Store) Ping(ctx context.Context) error { return s.ensureBucket(ctx) }
