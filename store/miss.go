@@ -79,12 +79,17 @@ func (p *portable) ClaimsNatively() bool {
 	return p.roc != nil && p.roa != nil && p.swapper != nil && p.leaser == nil
 }
 
+// checkClaim is the validation of ReadOrClaim and ReadOrAcquire.
+func (p *portable) checkClaim(ctx context.Context, k Key, counters []string, o Owner, ttl time.Duration) error {
+	if err := p.checkLease(ctx, k, o, ttl); err != nil {
+		return err
+	}
+	return p.checkCounters(ctx, counters)
+}
+
 // ReadOrClaim implements [Claimer].
 func (p *portable) ReadOrClaim(ctx context.Context, k Key, counters []string, o Owner, ttl time.Duration) (Claim, error) {
-	if err := p.checkLease(ctx, k, o, ttl); err != nil {
-		return Claim{}, err
-	}
-	if err := p.checkCounters(ctx, counters); err != nil {
+	if err := p.checkClaim(ctx, k, counters, o, ttl); err != nil {
 		return Claim{}, err
 	}
 	if p.ClaimsNatively() {
@@ -109,10 +114,7 @@ var _ MissPath = (*portable)(nil)
 
 // ReadOrAcquire implements [MissPath].
 func (p *portable) ReadOrAcquire(ctx context.Context, k Key, counters []string, o Owner, ttl time.Duration) (Claim, error) {
-	if err := p.checkLease(ctx, k, o, ttl); err != nil {
-		return Claim{}, err
-	}
-	if err := p.checkCounters(ctx, counters); err != nil {
+	if err := p.checkClaim(ctx, k, counters, o, ttl); err != nil {
 		return Claim{}, err
 	}
 	var c Claim
@@ -131,7 +133,7 @@ func (p *portable) ReadOrAcquire(ctx context.Context, k Key, counters []string, 
 		}
 		return c, nil
 	case p.roa != nil:
-		return p.claimNative(ctx, k, counters, o, ttl)
+		return p.claimWith(ctx, k, counters, o, ttl, false)
 	}
 	// Over Swap: the entry, the lease record and the counters in one batch, then the
 	// swap that takes the lease.
@@ -204,23 +206,16 @@ func (p *portable) takeLease(ctx context.Context, k Key, cur []byte, found bool,
 	return p.Acquire(ctx, k, o, ttl)
 }
 
-// claimNative is ReadOrAcquire over the driver's GetAndCreate: one round trip when
-// the lease is free, and one swap more to take over an expired one.
-func (p *portable) claimNative(ctx context.Context, k Key, counters []string, o Owner, ttl time.Duration) (Claim, error) {
-	return p.claimWith(ctx, k, counters, o, ttl, false)
-}
-
-// claimWith is claimNative over GetAndCreate or, when ifMissing, GetOrCreate: then,
-// when the driver found a record at k and so created nothing, the lease is not tried.
+// claimWith is ReadOrAcquire over the driver's GetAndCreate: one round trip when the
+// lease is free, and one swap more to take over an expired one. With ifMissing it is
+// over GetOrCreate: then, when the driver found a record at k and so created nothing,
+// the lease is not tried.
 func (p *portable) claimWith(ctx context.Context, k Key, counters []string, o Owner, ttl time.Duration, ifMissing bool) (Claim, error) {
 	create := p.roa.GetAndCreate
 	if ifMissing {
 		create = p.roc.GetOrCreate
 	}
-	also := make([]Key, len(counters))
-	for i, n := range counters {
-		also[i] = counterKey(n)
-	}
+	also := counterKeys(counters)
 	now := p.clk.Now()
 	l := Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl)}
 	rk := leaseKey(k)
@@ -306,10 +301,7 @@ var noLease = []byte("no lease")
 
 // writeNative is WriteAndRelease over the driver's SetAndDelete.
 func (p *portable) writeNative(ctx context.Context, k Key, e Entry, l Lease, hasLease bool, counters []string) ([]uint64, error) {
-	also := make([]Key, len(counters))
-	for i, n := range counters {
-		also[i] = counterKey(n)
-	}
+	also := counterKeys(counters)
 	// Without a lease, rk is the lease record and old a value no lease record has,
 	// so nothing is deleted.
 	rk, old := leaseKey(k), noLease

@@ -21,6 +21,15 @@ func leaseKey(k Key) Key { return Key{Namespace: InternalPrefix + k.Namespace, I
 // counterKey returns the record that holds counter name.
 func counterKey(name string) Key { return Key{Namespace: InternalPrefix, ID: name} }
 
+// counterKeys returns the records that hold the counters names.
+func counterKeys(names []string) []Key {
+	ks := make([]Key, len(names))
+	for i, n := range names {
+		ks[i] = counterKey(n)
+	}
+	return ks
+}
+
 // The one record layout for leases, the same on every engine:
 //
 //	"cL1" | uvarint len(host) | host | uvarint pid | uvarint len(token) | token |

@@ -26,11 +26,7 @@ func (p *portable) Versions(ctx context.Context, names []string) ([]uint64, erro
 	if p.versioner != nil {
 		return p.versioner.Versions(ctx, names)
 	}
-	ks := make([]Key, len(names))
-	for i, n := range names {
-		ks[i] = counterKey(n)
-	}
-	es, errs, err := GetMany(ctx, p.d, ks)
+	es, errs, err := GetMany(ctx, p.d, counterKeys(names))
 	if err != nil {
 		return nil, err
 	}
