@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,26 +160,30 @@ func (s *Store) MaxValueSize(k store.Key) int {
 
 // Item keys. kind: 'e' entry, 'l' lease, 'g' entry generation, 'h' lease generation.
 func (s *Store) itemKey(kind byte, k store.Key) string {
-	h := sha256.New()
-	h.Write([]byte(k.Namespace))
-	h.Write([]byte{0})
-	h.Write([]byte(k.ID))
-	return s.hashedKey(kind, h.Sum(nil))
-}
-
-func (s *Store) genKey(kind byte, ns string) string {
-	sum := sha256.Sum256([]byte(ns))
+	var buf [256]byte // most keys hash without an allocation
+	b := append(append(append(buf[:0], k.Namespace...), 0), k.ID...)
+	sum := sha256.Sum256(b)
 	return s.hashedKey(kind, sum[:])
 }
 
+func (s *Store) genKey(kind byte, ns string) string {
+	var buf [256]byte
+	sum := sha256.Sum256(append(buf[:0], ns...))
+	return s.hashedKey(kind, sum[:])
+}
+
+// hashedKey returns <prefix>:<kind>:<base64url(sum)> with one allocation.
 func (s *Store) hashedKey(kind byte, sum []byte) string {
+	var enc [64]byte
+	n := base64.RawURLEncoding.EncodedLen(len(sum))
+	base64.RawURLEncoding.Encode(enc[:n], sum)
 	var b strings.Builder
-	b.Grow(len(s.prefix) + 3 + base64.RawURLEncoding.EncodedLen(len(sum)))
+	b.Grow(len(s.prefix) + 3 + n)
 	b.WriteString(s.prefix)
 	b.WriteByte(':')
 	b.WriteByte(kind)
 	b.WriteByte(':')
-	b.WriteString(base64.RawURLEncoding.EncodeToString(sum))
+	b.Write(enc[:n])
 	return b.String()
 }
 
@@ -189,8 +194,22 @@ func corrupt(k store.Key, why error) error {
 // parseGen decodes a generation counter. memcached may pad a decremented number with
 // spaces; incr never shortens, but be lenient.
 func parseGen(v []byte) (uint64, bool) {
-	n, err := strconv.ParseUint(strings.TrimSpace(string(v)), 10, 64)
-	return n, err == nil
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || len(v) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
 }
 
 func randomGen() uint64 {

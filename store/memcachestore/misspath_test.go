@@ -3,7 +3,11 @@ package memcachestore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +69,32 @@ func TestSetAndDeleteKeepsAReplacedLease(t *testing.T) {
 				t.Errorf("SetAndDelete of a lease another process replaced: deleted %v; the record reads %q, %v; want it kept", deleted, got.Value, err)
 			}
 		})
+	}
+}
+
+// Item keys are what earlier versions wrote (sha256 of namespace NUL id, base64url),
+// so entries survive an upgrade; counters parse as strconv does, padded or not.
+func TestKeysAndCounters(t *testing.T) {
+	s := &Store{prefix: "p"}
+	k := store.Key{Namespace: "ns", ID: strings.Repeat("é", 300)} // beyond the stack buffer
+	for _, k := range []store.Key{{Namespace: "ns", ID: "id"}, k} {
+		sum := sha256.Sum256([]byte(k.Namespace + "\x00" + k.ID))
+		if got, want := s.itemKey('e', k), "p:e:"+base64.RawURLEncoding.EncodeToString(sum[:]); got != want {
+			t.Errorf("itemKey = %q, want %q", got, want)
+		}
+		gs := sha256.Sum256([]byte(k.Namespace))
+		if got, want := s.genKey('g', k.Namespace), "p:g:"+base64.RawURLEncoding.EncodeToString(gs[:]); got != want {
+			t.Errorf("genKey = %q, want %q", got, want)
+		}
+	}
+	for in, want := range map[string]int64{
+		"0": 0, "42": 42, "42  ": 42, " 7": 7, "18446744073709551615": -1,
+		"": -2, "18446744073709551616": -2, "1x": -2, "-1": -2, "+1": -2, "1 2": -2,
+	} {
+		g, ok := parseGen([]byte(in))
+		switch {
+		case want == -2 && ok, want != -2 && !ok, want >= 0 && g != uint64(want), want == -1 && g != math.MaxUint64:
+			t.Errorf("parseGen(%q) = %d, %v", in, g, ok)
+		}
 	}
 }
