@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"iter"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -146,6 +148,38 @@ func OptionsOf[T any](opts *T) T {
 	}
 	return *opts
 }
+
+// Init runs a driver's lazy set-up (a bucket, a table, indexes) until it first
+// succeeds: one caller runs it while the others wait for it, or for their context,
+// and a failure is run again by the next call. The zero Init is ready to use.
+type Init struct {
+	done atomic.Bool
+	mk   sync.Once
+	sem  chan struct{} // held while the set-up runs
+}
+
+// Do runs f unless a run of f succeeded since the Init was made or Reset.
+func (in *Init) Do(ctx context.Context, f func() error) error {
+	if in.done.Load() {
+		return nil
+	}
+	in.mk.Do(func() { in.sem = make(chan struct{}, 1) })
+	select {
+	case in.sem <- struct{}{}:
+		defer func() { <-in.sem }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if in.done.Load() {
+		return nil
+	}
+	err := f()
+	in.done.Store(err == nil)
+	return err
+}
+
+// Reset makes the next Do run the set-up again (the bucket was deleted, say).
+func (in *Init) Reset() { in.done.Store(false) }
 
 // MaybeGetOrCreator is a [GetOrCreator] whose GetOrCreate is one round trip only as
 // configured (sqlstore: on PostgreSQL, with a driver connection that sends two

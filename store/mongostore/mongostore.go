@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,9 +68,8 @@ type Store struct {
 	now    func() time.Time
 	client *mongo.Client // set when the store owns its client (opened from a URL)
 
-	indexed atomic.Bool
+	indexes store.Init
 	noTTL   atomic.Bool // the server refused the TTL index
-	indexMu sync.Mutex
 }
 
 // New returns a driver keeping entries, and the portable layer's lease and counter
@@ -137,37 +135,30 @@ func fromNanos(n int64) time.Time {
 // write. Creating an index that exists with the same keys is not an error, so many
 // processes may race here.
 func (s *Store) ensureIndexes(ctx context.Context) error {
-	if s.indexed.Load() {
-		return nil
-	}
-	s.indexMu.Lock()
-	defer s.indexMu.Unlock()
-	if s.indexed.Load() {
-		return nil
-	}
-	if _, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: fNS, Value: 1}, {Key: fStoredAt, Value: 1}},
-		Options: options.Index().SetName("cachier_ns_stored_at"),
-	}); err != nil {
-		return err
-	}
-	// The TTL index: the server deletes an entry once its expire_at has passed (its
-	// monitor runs about once a minute; reads past it are misses before that). A
-	// server without TTL indexes (FerretDB) still works: expired entries are misses
-	// and cleanup (DeleteExpired) removes them.
-	if _, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: fExpireAt, Value: 1}},
-		Options: options.Index().SetName("cachier_expire_at").SetExpireAfterSeconds(0),
-	}); err != nil {
-		if ctx.Err() != nil {
+	return s.indexes.Do(ctx, func() error {
+		if _, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    bson.D{{Key: fNS, Value: 1}, {Key: fStoredAt, Value: 1}},
+			Options: options.Index().SetName("cachier_ns_stored_at"),
+		}); err != nil {
 			return err
 		}
-		s.noTTL.Store(true)
-		slog.Warn("mongostore: the server cannot make a TTL index, so expired entries stay until cleanup removes them",
-			"collection", s.coll.Name(), "err", err)
-	}
-	s.indexed.Store(true)
-	return nil
+		// The TTL index: the server deletes an entry once its expire_at has passed (its
+		// monitor runs about once a minute; reads past it are misses before that). A
+		// server without TTL indexes (FerretDB) still works: expired entries are misses
+		// and cleanup (DeleteExpired) removes them.
+		if _, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    bson.D{{Key: fExpireAt, Value: 1}},
+			Options: options.Index().SetName("cachier_expire_at").SetExpireAfterSeconds(0),
+		}); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			s.noTTL.Store(true)
+			slog.Warn("mongostore: the server cannot make a TTL index, so expired entries stay until cleanup removes them",
+				"collection", s.coll.Name(), "err", err)
+		}
+		return nil
+	})
 }
 
 func corrupt(k store.Key, format string, args ...any) error {

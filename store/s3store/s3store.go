@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -60,8 +59,7 @@ type Store struct {
 	log    *slog.Logger
 	poll   time.Duration
 
-	bucketReady atomic.Bool
-	bucketSem   chan struct{} // held while checking or creating the bucket
+	bucketInit store.Init // checks or creates the bucket
 
 	closeOnce sync.Once
 	closeFn   func() // set when the store owns its HTTP client (opened from a URL)
@@ -84,12 +82,11 @@ func New(client *s3.Client, bucket string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		client:    client,
-		bucket:    bucket,
-		prefix:    prefix,
-		log:       cmp.Or(o.Logger, slog.New(slog.DiscardHandler)),
-		poll:      o.PollInterval,
-		bucketSem: make(chan struct{}, 1),
+		client: client,
+		bucket: bucket,
+		prefix: prefix,
+		log:    cmp.Or(o.Logger, slog.New(slog.DiscardHandler)),
+		poll:   o.PollInterval,
 	}
 	if s.poll <= 0 {
 		s.poll = defaultPollInterval
@@ -137,43 +134,31 @@ func (s *Store) Close() error {
 // ensureBucket makes sure the bucket exists, once per store (again after an operation
 // reported it missing).
 func (s *Store) ensureBucket(ctx context.Context) error {
-	if s.bucketReady.Load() {
-		return nil
-	}
-	select {
-	case s.bucketSem <- struct{}{}:
-		defer func() { <-s.bucketSem }()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if s.bucketReady.Load() {
-		return nil
-	}
-	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket})
-	if err == nil {
-		s.bucketReady.Store(true)
-		return nil
-	}
-	if !isNotFound(err) {
-		return fmt.Errorf("s3store: bucket %q: %w", s.bucket, err)
-	}
-	in := &s3.CreateBucketInput{Bucket: &s.bucket}
-	if r := s.client.Options().Region; r != "" && r != "us-east-1" {
-		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{
-			LocationConstraint: types.BucketLocationConstraint(r),
+	return s.bucketInit.Do(ctx, func() error {
+		_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket})
+		if err == nil {
+			return nil
 		}
-	}
-	if _, err := s.client.CreateBucket(ctx, in); err != nil {
-		// Another store may have created it meanwhile (BucketAlreadyOwnedByYou, or
-		// BucketAlreadyExists on some servers): if it is usable now, all is well.
-		if _, herr := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); herr != nil {
-			return fmt.Errorf("s3store: bucket %q does not exist and could not be created: %w", s.bucket, err)
+		if !isNotFound(err) {
+			return fmt.Errorf("s3store: bucket %q: %w", s.bucket, err)
 		}
-	} else {
-		s.log.Info("s3store: created bucket", "bucket", s.bucket)
-	}
-	s.bucketReady.Store(true)
-	return nil
+		in := &s3.CreateBucketInput{Bucket: &s.bucket}
+		if r := s.client.Options().Region; r != "" && r != "us-east-1" {
+			in.CreateBucketConfiguration = &types.CreateBucketConfiguration{
+				LocationConstraint: types.BucketLocationConstraint(r),
+			}
+		}
+		if _, err := s.client.CreateBucket(ctx, in); err != nil {
+			// Another store may have created it meanwhile (BucketAlreadyOwnedByYou, or
+			// BucketAlreadyExists on some servers): if it is usable now, all is well.
+			if _, herr := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); herr != nil {
+				return fmt.Errorf("s3store: bucket %q does not exist and could not be created: %w", s.bucket, err)
+			}
+		} else {
+			s.log.Info("s3store: created bucket", "bucket", s.bucket)
+		}
+		return nil
+	})
 }
 
 // apiCode returns the S3 error code of err, or "".
@@ -232,7 +217,7 @@ func (s *Store) fail(op string, k store.Key, err error) error {
 
 func (s *Store) noteBucketGone(err error) {
 	if apiCode(err) == "NoSuchBucket" {
-		s.bucketReady.Store(false)
+		s.bucketInit.Reset()
 	}
 }
 

@@ -347,6 +347,16 @@ func TestCreatesBucket(t *testing.T) {
 	if _, err := s2.Get(ctx, k); err != nil {
 		t.Errorf("Get through a second store: %v", err)
 	}
+	// A bucket deleted under the store is created again: the write that finds it gone
+	// fails, and the next one creates it.
+	_ = s.Clear(ctx, "ns")
+	if _, err := client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Set(ctx, k, store.Entry{Value: []byte("v")})
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("v")}); err != nil {
+		t.Errorf("Set after the bucket was deleted: %v", err)
+	}
 	_ = s.Clear(ctx, "ns")
 	_, _ = client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket})
 }
