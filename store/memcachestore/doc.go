@@ -63,7 +63,9 @@
 //     fold its first read into the lease: three is the floor.
 //
 // Without Addr the same batches run through gomemcache: a GetMulti per run of reads
-// and one command per write, so a miss costs about seven round trips.
+// and one command per write, so a miss costs about seven round trips. So do they with
+// Addr on a server older than 1.6: the first batch it answers with ERROR (an unknown
+// command, so none of it ran) turns the meta commands off for the Store's life.
 //
 // Options.GenerationTTL trades exactness for a plain single get: the
 // Store trusts the counter it last read for that long, so a Clear by another process

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -75,13 +76,14 @@ type Options struct {
 	// batch of meta commands (memcached 1.6 or later): a Get, the lease taken with the
 	// reads of a miss, and the write with the lease's release are one round trip
 	// each. Without it every operation goes through the client, one round trip per
-	// command. The URL opener sets it when the URL names one server.
+	// command (as on a server older than 1.6, which the Store detects). The URL
+	// opener sets it when the URL names one server.
 	Addr string
 }
 
 // Store is a store.Driver on memcached, with the Swapper, Clearer, Batcher, Expirer,
-// ReadOrAcquirer and WriteAndReleaser capabilities. It is safe for concurrent use; use it through store.Adapt
-// (cachier does so itself).
+// ReadOrAcquirer and WriteAndReleaser capabilities. It is safe for concurrent use;
+// use it through store.Adapt (cachier does so itself).
 type Store struct {
 	c           *memcache.Client
 	prefix      string
@@ -89,7 +91,8 @@ type Store struct {
 	now         func() time.Time
 	owned       bool // the client was made by the URL opener: Close closes it
 
-	meta *metaPool // with Options.Addr: the Store's own connections
+	meta   *metaPool   // with Options.Addr: the Store's own connections
+	noMeta atomic.Bool // the server answered a meta command with ERROR: use the client
 
 	genTTL time.Duration
 	genMu  sync.Mutex

@@ -42,11 +42,21 @@ func (s *Store) run(ctx context.Context, ops []op) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if s.meta != nil {
-		return s.meta.run(ctx, ops)
+	if s.meta != nil && !s.noMeta.Load() {
+		err := s.meta.run(ctx, ops)
+		if !errors.Is(err, errNoMeta) {
+			return err
+		}
+		// A server older than 1.6 knows no meta commands, and so ran none of the
+		// batch: from now on, the client.
+		s.noMeta.Store(true)
 	}
 	return s.runClient(ops)
 }
+
+// errNoMeta is the server's answer to the first command of a batch: "ERROR", an
+// unknown command.
+var errNoMeta = errors.New("memcachestore: the server does not know memcached's meta commands (memcached 1.6+)")
 
 // runClient is run over gomemcache.
 func (s *Store) runClient(ops []op) error {
@@ -258,6 +268,9 @@ func (c *metaConn) exchange(ops []op) error {
 	}
 	for i := range ops {
 		if err := c.read(&ops[i]); err != nil {
+			if i > 0 && errors.Is(err, errNoMeta) {
+				return fmt.Errorf("memcachestore: ERROR from the server to %c %s", ops[i].verb, ops[i].key)
+			}
 			return err
 		}
 	}
@@ -309,6 +322,8 @@ func (c *metaConn) read(o *op) error {
 		if o.verb != 'g' {
 			return nil
 		}
+	case "ERROR":
+		return errNoMeta
 	case "SERVER_ERROR":
 		if (o.verb == 'a' || o.verb == 's') && isTooLarge(errors.New(string(line))) {
 			o.err = fmt.Errorf("memcachestore: %s", line)

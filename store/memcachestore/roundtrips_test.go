@@ -110,3 +110,79 @@ func TestRoundTrips(t *testing.T) {
 		t.Errorf("%d store errors", st.StoreErrors)
 	}
 }
+
+// oldServer is a TCP proxy to target that answers every meta command with ERROR, as
+// memcached before 1.6 does, and passes the rest on.
+func oldServer(t *testing.T, target string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); s.Close() })
+			go func() { _, _ = io.Copy(c, s) }()
+			go func() {
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						s.Close()
+						return
+					}
+					if verb, _, _ := strings.Cut(line, " "); len(verb) == 2 && verb[0] == 'm' {
+						_, _ = c.Write([]byte("ERROR\r\n"))
+						continue
+					}
+					if _, err := s.Write([]byte(line)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// With Options.Addr on a server that knows no meta commands, the store goes on
+// through the client.
+func TestServerWithoutMetaCommands(t *testing.T) {
+	addr := oldServer(t, testserver.Memcached(t).Addr)
+	c := memcache.New(addr)
+	c.Timeout = 5 * time.Second
+	t.Cleanup(func() { _ = c.Close() })
+	d, err := New(c, &Options{Addr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	ctx := context.Background()
+	f, err := cachier.Wrap(func(_ context.Context, s string) (string, error) { return "v" + s, nil },
+		cachier.Name("old-server"), cachier.WithStore(store.Adapt(d)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arg := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for range 2 {
+		if v, err := f.Call(ctx, arg); err != nil || v != "v"+arg {
+			t.Fatalf("Call = %q, %v", v, err)
+		}
+	}
+	if st := f.Stats(); st.StoreErrors != 0 || st.Misses != 1 || st.Hits != 1 {
+		t.Errorf("stats %+v; want 1 miss, 1 hit, no store error", st)
+	}
+	if !d.noMeta.Load() {
+		t.Error("the store still sends meta commands")
+	}
+}
