@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,12 +25,11 @@ import (
 	"github.com/cachier-go/cachier/store/mongostore"
 	"github.com/cachier-go/cachier/store/s3store"
 	"github.com/cachier-go/cachier/store/sqlstore"
-	_ "github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/cachier-go/cachier/store/sqlstore/sqlurl" // postgres://, mysql://, sqlite:// as users open them
+	"github.com/go-sql-driver/mysql"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	_ "modernc.org/sqlite"
 )
 
 func randHex(n int) string {
@@ -40,33 +40,56 @@ func randHex(n int) string {
 
 // sqlEngine is one SQL engine of the sql section.
 type sqlEngine struct {
-	name, driver string
-	dialect      sqlstore.Dialect
-	dsn          func(t *testing.T) string
+	name    string
+	dialect sqlstore.Dialect
+	// url names the store as a user opens it (store.Open, package sqlurl), so that
+	// the figures are those of what users get: on PostgreSQL the pgx pipeline and the
+	// listener, on SQLite WAL and synchronous=NORMAL, the pool sizes. The raw
+	// statements run on the store's own *sql.DB, with the same settings.
+	url func(t *testing.T) string
 	// upsert and selectQ are the raw statements on the raw table.
 	create, upsert, selectQ string
 }
 
+// mysqlURL is the mysql:// URL of the test server's go-sql-driver DSN.
+func mysqlURL(t *testing.T) string {
+	cfg, err := mysql.ParseDSN(testserver.MariaDB(t).URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := url.URL{Scheme: "mysql", User: url.UserPassword(cfg.User, cfg.Passwd), Host: cfg.Addr, Path: "/" + cfg.DBName}
+	if cfg.Passwd == "" {
+		u.User = url.User(cfg.User)
+	}
+	return u.String()
+}
+
+// withTable adds the table parameter to a store URL.
+func withTable(u, table string) string {
+	if strings.Contains(u, "?") {
+		return u + "&table=" + table
+	}
+	return u + "?table=" + table
+}
+
 var sqlEngines = []sqlEngine{
 	{
-		name: "PostgreSQL", driver: "pgx", dialect: sqlstore.Postgres,
-		dsn:     func(t *testing.T) string { return testserver.Postgres(t).URL },
+		name: "PostgreSQL", dialect: sqlstore.Postgres,
+		url:     func(t *testing.T) string { return testserver.Postgres(t).URL },
 		create:  "CREATE TABLE IF NOT EXISTS bench_raw (k TEXT PRIMARY KEY, v BYTEA NOT NULL)",
 		upsert:  "INSERT INTO bench_raw (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
 		selectQ: "SELECT v FROM bench_raw WHERE k = $1",
 	},
 	{
-		name: "MariaDB", driver: "mysql", dialect: sqlstore.MySQL,
-		dsn:     func(t *testing.T) string { return testserver.MariaDB(t).URL },
+		name: "MariaDB", dialect: sqlstore.MySQL,
+		url:     mysqlURL,
 		create:  "CREATE TABLE IF NOT EXISTS bench_raw (k VARCHAR(255) PRIMARY KEY, v BLOB NOT NULL)",
 		upsert:  "INSERT INTO bench_raw (k, v) VALUES (?, ?) ON DUPLICATE KEY UPDATE v = VALUES(v)",
 		selectQ: "SELECT v FROM bench_raw WHERE k = ?",
 	},
 	{
-		name: "SQLite", driver: "sqlite", dialect: sqlstore.SQLite,
-		dsn: func(t *testing.T) string {
-			return "file:" + filepath.Join(t.TempDir(), "bench.db") + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"
-		},
+		name: "SQLite", dialect: sqlstore.SQLite,
+		url:     func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "bench.db") },
 		create:  "CREATE TABLE IF NOT EXISTS bench_raw (k TEXT PRIMARY KEY, v BLOB NOT NULL)",
 		upsert:  "INSERT INTO bench_raw (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
 		selectQ: "SELECT v FROM bench_raw WHERE k = ?",
@@ -78,28 +101,28 @@ func sqlSubjects(t *testing.T) []subject {
 	for _, e := range sqlEngines {
 		// A missing server skips only its engine: probe it in a subtest. The servers
 		// are shared by the test binary, so they outlive the subtest.
-		var dsn string
+		var u string
 		if e.dialect == sqlstore.SQLite {
-			dsn = e.dsn(t)
-		} else if !t.Run(e.name, func(t *testing.T) { dsn = e.dsn(t) }) || dsn == "" {
+			u = e.url(t)
+		} else if !t.Run(e.name, func(t *testing.T) { u = e.url(t) }) || u == "" {
 			t.Logf("sql: %s not measured", e.name)
 			continue
 		}
 		func() {
-			db, err := sql.Open(e.driver, dsn)
+			ctx := context.Background()
+			opened, err := store.Open(ctx, withTable(u, "bench_entries"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { db.Close() })
-			ctx := context.Background()
+			t.Cleanup(func() { opened.Close() })
+			st, ok := store.Unwrap(opened).(*sqlstore.Store)
+			if !ok {
+				t.Fatalf("%s: store.Open made a %T, not a *sqlstore.Store", e.name, store.Unwrap(opened))
+			}
+			db := st.DB()
 			if _, err := db.ExecContext(ctx, e.create); err != nil {
 				t.Fatal(err)
 			}
-			st, err := sqlstore.New(db, &sqlstore.Options{Dialect: e.dialect, Table: "bench_entries"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
 			sel, err := db.PrepareContext(ctx, e.selectQ)
 			if err != nil {
 				t.Fatal(err)
@@ -109,7 +132,7 @@ func sqlSubjects(t *testing.T) []subject {
 				t.Fatal(err)
 			}
 			subs = append(subs, storeSubjects(t, e.name, "sql", st, rawOps{
-				impl: "raw SELECT / upsert", note: "prepared, database/sql",
+				impl: "raw SELECT / upsert", note: "prepared, database/sql, on the store's *sql.DB",
 				set: func(ctx context.Context, k string) error {
 					_, err := ups.ExecContext(ctx, k, payload)
 					return err

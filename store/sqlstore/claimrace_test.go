@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -13,36 +14,51 @@ import (
 )
 
 // TestClaimSeesEntryCommittedWithRelease is issue #11's race, made deterministic on
-// PostgreSQL: B holds the lease record rk and, in one open transaction, stores its
-// result at k and deletes rk (as SetAndDelete does). A's GetOrCreate (or GetAndCreate)
-// starts meanwhile, finds no entry, and its insert of rk waits for B's row lock; then B
-// commits. A's insert goes in (rk is gone), so A must read k after that commit and
-// report B's entry; a read from before it (one statement, or the read sent first)
-// reports no entry with the lease taken, and A would compute a second time.
+// PostgreSQL and MariaDB: B holds the lease record rk and, in one open transaction,
+// stores its result at k and deletes rk (as SetAndDelete does). A's GetOrCreate (or
+// GetAndCreate) starts meanwhile, finds no entry, and its insert of rk (or its read of
+// k, on MariaDB, whose INSERT … SELECT locks the rows it reads) waits for B's row lock;
+// then B commits. A must read k after that commit and report B's entry; a read from
+// before it (one statement, the read sent first, or two statements sharing one
+// snapshot) reports no entry with the lease taken, and A would compute a second time.
 func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
+	type call func(s *sqlstore.Store, ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error)
 	cases := []struct {
 		name     string
+		open     func(t testing.TB) *sql.DB
 		pipeline sqlstore.Pipeliner
-		call     func(s *sqlstore.Store, ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error)
+		call     call
 	}{
-		{"GetOrCreate/pipelined", pgxpipe.Pipeliner{}, (*sqlstore.Store).GetOrCreate},
-		{"GetAndCreate/pipelined", pgxpipe.Pipeliner{}, (*sqlstore.Store).GetAndCreate},
-		// Without a Pipeliner, GetOrCreate sends the same two statements one at a time.
-		{"GetOrCreate/sequential", nil, (*sqlstore.Store).GetOrCreate},
+		{"Postgres/GetOrCreate/pipelined", openPostgres, pgxpipe.Pipeliner{}, (*sqlstore.Store).GetOrCreate},
+		{"Postgres/GetAndCreate/pipelined", openPostgres, pgxpipe.Pipeliner{}, (*sqlstore.Store).GetAndCreate},
+		// Without a Pipeliner (lib/pq, or none given), the same two statements go one
+		// at a time.
+		{"Postgres/GetOrCreate/sequential", openPostgres, nil, (*sqlstore.Store).GetOrCreate},
+		{"Postgres/GetAndCreate/sequential", openPostgres, nil, (*sqlstore.Store).GetAndCreate},
+		// Under REPEATABLE READ the pipeline's two statements share one snapshot: the
+		// store must notice and read again.
+		{"Postgres/GetOrCreate/pipelined/repeatable-read", openPostgresRepeatableRead, pgxpipe.Pipeliner{}, (*sqlstore.Store).GetOrCreate},
+		{"Postgres/GetAndCreate/pipelined/repeatable-read", openPostgresRepeatableRead, pgxpipe.Pipeliner{}, (*sqlstore.Store).GetAndCreate},
+		{"MariaDB/GetOrCreate/sequential", openMySQL, nil, (*sqlstore.Store).GetOrCreate},
+		{"MariaDB/GetAndCreate/sequential", openMySQL, nil, (*sqlstore.Store).GetAndCreate},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
-			db := openPostgres(t)
-			table := freshTable(t, db, sqlstore.Postgres)
-			s, err := sqlstore.New(db, &sqlstore.Options{Table: table, Pipeline: tc.pipeline})
+			db := tc.open(t)
+			s, err := sqlstore.New(db, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			d := s.Dialect()
+			table := freshTable(t, db, d)
+			if s, err = sqlstore.New(db, &sqlstore.Options{Table: table, Pipeline: tc.pipeline}); err != nil {
+				t.Fatal(err)
+			}
 			t.Cleanup(func() { s.Close() })
-			if got := s.GetsOrCreates(); got != (tc.pipeline != nil) {
-				t.Errorf("GetsOrCreates() = %v with Pipeline %v", got, tc.pipeline)
+			if got, want := s.GetsOrCreates(), d == sqlstore.Postgres && tc.pipeline != nil; got != want {
+				t.Errorf("GetsOrCreates() = %v, want %v", got, want)
 			}
 			k := store.Key{Namespace: "race", ID: "k"}
 			rk := store.Key{Namespace: store.InternalPrefix + "race", ID: "k"}
@@ -52,16 +68,25 @@ func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
 			}
 
 			// B stores its result and lets go of its lease, in one transaction it keeps open.
+			ins := `INSERT INTO ` + table + ` (namespace, id, stored_at, value) VALUES ($1, $2, $3, $4)`
+			del := `DELETE FROM ` + table + ` WHERE namespace = $1 AND id = $2`
+			waiting := `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+				AND datname = current_database() AND query LIKE '%' || $1 || '%')`
+			if d == sqlstore.MySQL {
+				ins = `INSERT INTO ` + table + ` (namespace, id, stored_at, value) VALUES (?, ?, ?, ?)`
+				del = `DELETE FROM ` + table + ` WHERE namespace = ? AND id = ?`
+				waiting = `SELECT EXISTS (SELECT 1 FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'
+				AND trx_query LIKE CONCAT('%', ?, '%'))`
+			}
 			tx, err := db.BeginTx(ctx, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer tx.Rollback()
-			if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (namespace, id, stored_at, value) VALUES ($1, $2, $3, $4)`,
-				k.Namespace, k.ID, now.UnixMicro(), []byte("B's result")); err != nil {
+			if _, err := tx.ExecContext(ctx, ins, k.Namespace, k.ID, now.UnixMicro(), []byte("B's result")); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE namespace = $1 AND id = $2`, rk.Namespace, rk.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, del, rk.Namespace, rk.ID); err != nil {
 				t.Fatal(err)
 			}
 
@@ -74,16 +99,14 @@ func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
 				r, err := tc.call(s, ctx, k, nil, rk, store.Entry{Value: []byte("lease of A"), StoredAt: time.Now()})
 				done <- result{r, err}
 			}()
-			// Wait until A's insert waits for B's row lock, then commit B.
-			for waiting := false; !waiting; {
+			// Wait until A waits for one of B's row locks, then commit B.
+			for w := false; !w; {
 				select {
 				case res := <-done:
-					t.Fatalf("A returned before B committed (%+v, %v): its insert did not wait for B's lock", res.r, res.err)
+					t.Fatalf("A returned before B committed (%+v, %v): it did not wait for B's lock", res.r, res.err)
 				default:
 				}
-				err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'
-					AND datname = current_database() AND query LIKE '%' || $1 || '%')`, table).Scan(&waiting)
-				if err != nil {
+				if err := db.QueryRowContext(ctx, waiting, table).Scan(&w); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -95,7 +118,7 @@ func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
 				t.Fatal(res.err)
 			}
 			if res.r.GetErr != nil || !bytes.Equal(res.r.Entry.Value, []byte("B's result")) {
-				t.Errorf("A, whose insert went in once B let go: entry %q, %v, Created %v; want B's result (else A computes again)",
+				t.Errorf("A, which ran once B let go: entry %q, %v, Created %v; want B's result (else A computes again)",
 					res.r.Entry.Value, res.r.GetErr, res.r.Created)
 			}
 			if errors.Is(res.r.GetErr, store.ErrNotFound) && res.r.Created {
@@ -103,4 +126,19 @@ func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openPostgresRepeatableRead opens the PostgreSQL server with REPEATABLE READ as its
+// sessions' default isolation level.
+func openPostgresRepeatableRead(t testing.TB) *sql.DB {
+	db, err := sql.Open("pgx", postgresURL(t)+"&default_transaction_isolation=repeatable%20read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var iso string
+	if err := db.QueryRow(`SHOW transaction_isolation`).Scan(&iso); err != nil || iso != "repeatable read" {
+		t.Fatalf("isolation %q, %v; want repeatable read", iso, err)
+	}
+	return db
 }

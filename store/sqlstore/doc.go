@@ -56,10 +56,13 @@
 // Two calls fold a miss's round trips together. [Store.GetAndCreate] reads the
 // entry, the records beside it (counters) and creates the lease record if absent;
 // [Store.SetAndDelete] stores the result, deletes the lease record if it is still
-// the caller's, and reads the counters. Each is one statement, one round trip, on
-// PostgreSQL (data-modifying WITH and a UNION ALL of primary-key reads); on MySQL
-// and SQLite, where no statement both writes and reads, GetAndCreate is two
-// statements and SetAndDelete up to three, sent one after the other.
+// the caller's, and reads the counters. GetAndCreate is two statements, the insert
+// and then the reads, each with a snapshot of its own, so that the reads see an entry
+// committed together with the release of the lease record the insert waited for
+// ([Store.GetOrCreate] gives the argument): one round trip with a Pipeliner (below),
+// else two, on every engine. SetAndDelete is one statement on PostgreSQL (a
+// data-modifying WITH and a UNION ALL of primary-key reads); on MySQL and SQLite,
+// where no statement both writes and reads, up to three, sent one after the other.
 //
 // With Options.Pipeline (pgxpipe.Pipeliner; sqlurl's postgres:// opener sets it) a
 // PostgreSQL store is also a store.GetOrCreator, so that a cachier call's first read
@@ -67,9 +70,11 @@
 // (lookup, GetAndCreate, SetAndDelete): [Store.GetOrCreate] sends the lease's
 // conditional insert, then the reads, as two statements in one round trip, so that the
 // reads see an entry committed together with the release of the lease the insert
-// waited for ([Store.GetOrCreate] gives the argument; GetAndCreate does the same). A
-// hit then costs that pair of statements instead of a SELECT. Without a Pipeliner, and
-// on MySQL and SQLite, the store keeps the three round trips.
+// waited for. A hit then costs that pair of statements instead of a SELECT. They run
+// in one implicit transaction, where only READ COMMITTED (PostgreSQL's default) gives
+// the reads a snapshot of their own: under another default_transaction_isolation the
+// store reads again, a round trip more, and logs it once. Without a Pipeliner (lib/pq,
+// say), and on MySQL and SQLite, the store keeps the three round trips.
 //
 // # Wake-ups
 //

@@ -109,9 +109,13 @@ type Store struct {
 	reads  reads                                         // concurrent Gets of one key share a SELECT
 	claims coalescer[claimKey, store.GetAndCreateResult] // and GetOrCreates their statements
 
-	hub  hub
-	lis  *listenerState // nil without notifications
-	pipe Pipeliner      // nil unless PostgreSQL with Options.Pipeline
+	hub   hub
+	lis   *listenerState // nil without notifications
+	pipe  Pipeliner      // nil unless PostgreSQL with Options.Pipeline
+	multi bool           // MySQL with Options.MultiStatements
+	// isoOnce logs, once, that a pipeline ran under an isolation level other than
+	// READ COMMITTED (see pipelined).
+	isoOnce sync.Once
 
 	closeOnce sync.Once
 	bgCtx     context.Context // done when the store is closed

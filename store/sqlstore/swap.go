@@ -99,82 +99,19 @@ const (
 // changed between their insert and their read.
 const maxRaces = 8
 
-// GetAndCreate implements store.ReadOrAcquirer. With Options.Pipeline (PostgreSQL) it
-// is GetOrCreate's two statements in one round trip, the insert made unconditional:
-// the insert of rec at rk unless a row is there (notifying rk's watchers if it did),
-// then the primary-key reads of rk, k and the keys of also, each statement with its
-// own snapshot (GetOrCreate says why that matters). On PostgreSQL without one it is one
-// statement, one round trip: a data-modifying WITH that inserts rec at rk unless a row
-// is there, and a UNION ALL of primary-key reads of k, rk and the keys of also, which
-// share the insert's snapshot, so that an entry committed together with the release of
-// rk while the statement ran is not seen. On MySQL and SQLite it is two statements, two
-// round trips: the insert, then the reads. Either way the insert comes first, so an
-// entry written by the previous holder of rk before the call is seen.
+// GetAndCreate implements store.ReadOrAcquirer. It is GetOrCreate's two statements
+// with the insert made unconditional: the insert of rec at rk unless a row is there
+// (notifying rk's watchers on PostgreSQL if it did), then the primary-key reads of rk,
+// k and the keys of also, each statement with its own snapshot (GetOrCreate says why
+// that matters): in one round trip with Options.Pipeline on PostgreSQL, else one after
+// the other. (One PostgreSQL statement holding both, a data-modifying WITH, would read
+// from a snapshot taken before its insert waited on rk's row lock, and miss an entry
+// committed together with rk's release: TestClaimSeesEntryCommittedWithRelease.)
 //
 // When rk was there, Cur is its value as read; if rk went away between the insert and
-// the read (or, on PostgreSQL, was created by another session after the statement's
-// snapshot), the call runs again.
+// the read, the call runs again.
 func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error) {
-	if s.pipe != nil {
-		return s.createThenRead(ctx, k, also, rk, rec, false)
-	}
-	ins := s.notifyArgs(entryArgs(rk, rec), rk)
-	var b strings.Builder
-	var args []any
-	if s.dialect == Postgres {
-		// $1-$5 the insert, $6-$7 its notification; rk is read with $1 and $2.
-		b.WriteString(`WITH c AS (` + s.q.rawCreate + ` RETURNING 1) SELECT -1, (SELECT count(x) FROM (SELECT pg_notify($6, $7)::text AS x FROM c) n), NULL::bytea, NULL::bigint`)
-		b.WriteString(` UNION ALL `)
-		fmt.Fprintf(&b, s.q.readRow, tagRec, "$1", "$2")
-		args = ins
-	} else {
-		args = s.selectKeys(&b, args, tagRec, []store.Key{rk})
-	}
-	args = s.selectKeys(&b, args, tagKey, []store.Key{k})
-	args = s.selectKeys(&b, args, tagAlso, also)
-	query := b.String()
-
-	for range maxRaces {
-		created := false
-		if s.dialect != Postgres {
-			n, err := s.changed(ctx, s.q.create, ins...)
-			if err != nil {
-				return store.GetAndCreateResult{}, tooLarge(err, rec)
-			}
-			created = n > 0
-		}
-		rows, err := read(ctx, s, query, args, scanRows)
-		if err != nil {
-			return store.GetAndCreateResult{}, err
-		}
-		res := store.GetAndCreateResult{
-			GetErr: fmt.Errorf("%w: %s", store.ErrNotFound, k),
-			Also:   make([][]byte, len(also)),
-		}
-		for _, r := range rows {
-			switch {
-			case r.tag == tagFlags:
-				created = r.at.Int64 > 0
-			case r.tag == tagKey:
-				res.Entry, res.GetErr = entry(k, r.at, r.v, r.exp)
-			case r.tag == tagRec:
-				res.Cur = value(r.v)
-			default:
-				res.Also[r.tag-tagAlso] = value(r.v)
-			}
-		}
-		if created {
-			res.Created, res.Cur = true, bytes.Clone(rec.Value)
-			if res.Cur == nil {
-				res.Cur = []byte{}
-			}
-			return res, nil
-		}
-		if res.Cur != nil {
-			return res, nil
-		}
-	}
-	return store.GetAndCreateResult{}, fmt.Errorf("sqlstore: %s kept changing under GetAndCreate", rk)
+	return s.createThenRead(ctx, k, also, rk, rec, false)
 }
 
 // Pipeliner sends several statements to PostgreSQL in one round trip (Options.Pipeline).
@@ -221,19 +158,21 @@ func (s *Store) GetsOrCreates() bool { return s.pipe != nil }
 //     delete has committed (while the deleting transaction runs, the insert waits
 //     for it), and on MySQL (InnoDB) the insert waits on the row's lock likewise. So
 //     whoever deleted an earlier rk committed before the insert finished, and the read,
-//     a later statement on the same connection whose snapshot is taken after the
-//     insert finished, sees that commit and the entry written with it. Such an entry
+//     a later statement (on any connection) whose snapshot is taken after the insert
+//     finished, sees that commit and the entry written with it. Such an entry
 //     comes back with Created: the caller uses the entry and releases the lease, which
 //     costs a round trip only in this rare case (cachier's lookupFirst does so).
 //   - If the insert created nothing, it wrote nothing, and the read reports the entry
 //     or rk as of a moment after the insert; when it finds neither (both went away in
 //     between), the two statements run again.
 //
-// This needs each statement to take its own snapshot: PostgreSQL's READ COMMITTED
-// (its default; pgxpipe sends the two in one implicit transaction, which under
-// REPEATABLE READ would share one snapshot), and on MySQL autocommit, where each
-// statement is a transaction of its own. SQLite runs one writer at a time and reads
-// the last commit.
+// This needs the read to take a snapshot of its own, after the insert: sent one after
+// the other, each statement is a transaction of its own (autocommit), at any isolation
+// level. pgxpipe sends the two in one implicit transaction, where only PostgreSQL's
+// READ COMMITTED (its default) gives each statement its own snapshot; the insert
+// reports the level it ran under, and under another (a default_transaction_isolation
+// of REPEATABLE READ, say) the store reads again, one round trip more, and logs it
+// once. SQLite runs one writer at a time and reads the last commit.
 //
 // Concurrent GetOrCreates of one key in the process share their statements, as Gets
 // share a SELECT (see reads): a stampede's 64 first reads in a process are a couple of
@@ -299,7 +238,9 @@ func (s *Store) createThenRead(ctx context.Context, k store.Key, also []store.Ke
 		} else {
 			ins = s.notifyArgs(ins, rk)
 		}
-		create = `WITH c AS (` + insert + ` RETURNING 1) SELECT count(x) FROM (SELECT pg_notify($6, $7)::text AS x FROM c) n`
+		// The second column is the isolation level the statement ran under: see
+		// pipelined.
+		create = `WITH c AS (` + insert + ` RETURNING 1) SELECT count(x), current_setting('transaction_isolation') FROM (SELECT pg_notify($6, $7)::text AS x FROM c) n`
 	case ifMissing:
 		create = s.createIfMissing(s.dialect.ph(6), s.dialect.ph(7))
 		ins = append(ins, k.Namespace, k.ID, micros(rec.StoredAt))
@@ -364,11 +305,13 @@ func (s *Store) insertThenRead(ctx context.Context, create string, cargs []any, 
 			return created, rows, err
 		}
 	}
+
 	if s.dialect == Postgres {
 		n, err := read(ctx, s, create, cargs, func(r *sql.Rows) (int64, error) {
 			var n int64
+			var isolation string // each statement is a transaction of its own: any level will do
 			for r.Next() {
-				if err := r.Scan(&n); err != nil {
+				if err := r.Scan(&n, &isolation); err != nil {
 					return 0, err
 				}
 			}
@@ -408,12 +351,25 @@ func (s *Store) pipelined(ctx context.Context, create string, cargs []any, reads
 	if err != nil {
 		return false, nil, err
 	}
-	if len(res) != 2 || len(res[0]) != 1 || len(res[0][0]) != 1 {
+	if len(res) != 2 || len(res[0]) != 1 || len(res[0][0]) != 2 {
 		return false, nil, fmt.Errorf("sqlstore: the pipeline returned %d results, want 2 and one count", len(res))
 	}
 	n, err := nullInt(res[0][0][0])
 	if err != nil {
 		return false, nil, fmt.Errorf("sqlstore: the pipeline's count: %w", err)
+	}
+	if iso, _ := res[0][0][1].(string); iso != "read committed" {
+		// The two statements ran in one transaction whose snapshot the read shares
+		// with the insert (REPEATABLE READ or SERIALIZABLE: a session or database
+		// default other than PostgreSQL's), so the read may predate a release the
+		// insert waited for. Read again, a transaction of its own begun after the
+		// insert's: a round trip more, but never a second computation.
+		s.isoOnce.Do(func() {
+			s.log.Warn("sqlstore: the session's isolation level is not READ COMMITTED: a pipelined miss reads twice (set default_transaction_isolation to read committed for two round trips per miss)",
+				"table", s.table, "isolation", iso)
+		})
+		rows, err := read(ctx, s, reads, rargs, scanRows)
+		return n.Int64 > 0, rows, err
 	}
 	rows := make([]row, len(res[1]))
 	for i, vals := range res[1] {
