@@ -63,6 +63,9 @@
 // else two, on every engine. SetAndDelete is one statement on PostgreSQL (a
 // data-modifying WITH and a UNION ALL of primary-key reads); on MySQL and SQLite,
 // where no statement both writes and reads, up to three, sent one after the other.
+// On SQLite, where a statement costs its work and not a round trip, and a write's
+// cost is mostly its commit, the statements of each call run in one transaction:
+// one commit for the lease, one for the result and the release.
 //
 // With Options.Pipeline (pgxpipe.Pipeliner; sqlurl's postgres:// opener sets it) a
 // PostgreSQL store is also a store.GetOrCreator, so that a cachier call's first read

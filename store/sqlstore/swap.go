@@ -172,7 +172,9 @@ func (s *Store) GetsOrCreates() bool { return s.pipe != nil }
 // READ COMMITTED (its default) gives each statement its own snapshot; the insert
 // reports the level it ran under, and under another (a default_transaction_isolation
 // of REPEATABLE READ, say) the store reads again, one round trip more, and logs it
-// once. SQLite runs one writer at a time and reads the last commit.
+// once. On SQLite the two run in one transaction (see sqlitetx.go): it begins with
+// the insert, which takes SQLite's one write lock, so the read sees every commit made
+// before it.
 //
 // Concurrent GetOrCreates of one key in the process share their statements, as Gets
 // share a SELECT (see reads): a stampede's 64 first reads in a process are a couple of
@@ -306,6 +308,9 @@ func (s *Store) insertThenRead(ctx context.Context, create string, cargs []any, 
 		}
 	}
 
+	if s.dialect == SQLite {
+		return s.insertThenReadTx(ctx, create, cargs, reads, rargs)
+	}
 	if s.dialect == Postgres {
 		n, err := read(ctx, s, create, cargs, func(r *sql.Rows) (int64, error) {
 			var n int64
@@ -463,9 +468,13 @@ func value(v sql.Null[[]byte]) []byte {
 // primary-key reads of also. Those reads see the database as of the statement's start,
 // before its own writes commit, like any PostgreSQL statement. On MySQL and SQLite it is
 // up to three statements, one after the other: the upsert, the delete (none when old
-// is nil) and the reads (none when also is empty).
+// is nil) and the reads (none when also is empty); on SQLite in one transaction, one
+// commit.
 func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk store.Key, old []byte, also []store.Key) (bool, [][]byte, error) {
 	vals := make([][]byte, len(also))
+	if s.dialect == SQLite {
+		return s.setAndDeleteTx(ctx, k, e, rk, old, also)
+	}
 	if s.dialect != Postgres {
 		if err := s.Set(ctx, k, e); err != nil {
 			return false, nil, err
