@@ -136,4 +136,7 @@
 // Importing this package registers the memcache:// scheme with store.Open:
 //
 //	memcache://host:port[,host:port...][?prefix=myapp&timeout=500ms&max_idle_conns=16&max_item_size=1048576]
+//
+// max_idle_conns is the idle connections kept per server: DefaultMaxIdleConns unless
+// given (gomemcache's own default of 2 would dial anew under any concurrency).
 package memcachestore

@@ -22,6 +22,10 @@ func init() {
 // DefaultPort is memcached's port, used when a URL's host has none.
 const DefaultPort = "11211"
 
+// DefaultMaxIdleConns is how many idle connections per server a store opened from a
+// URL keeps when the URL has no max_idle_conns (gomemcache's own default is 2).
+const DefaultMaxIdleConns = 16
+
 // config is what a URL says, before anything is dialled.
 type config struct {
 	addrs        []string
@@ -107,6 +111,12 @@ func open(ctx context.Context, u *url.URL) (store.Store, error) {
 	client := memcache.NewFromSelector(&servers)
 	client.Timeout = c.timeout
 	client.MaxIdleConns = c.maxIdleConns
+	if client.MaxIdleConns == 0 {
+		// gomemcache keeps 2 idle connections per server by default, so a store shared by
+		// a few goroutines dials a new connection for most operations and leaves it in
+		// TIME_WAIT; a cache wants its connections kept.
+		client.MaxIdleConns = DefaultMaxIdleConns
+	}
 	if len(c.addrs) == 1 {
 		c.opts.Addr = c.addrs[0]
 	}

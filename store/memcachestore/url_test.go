@@ -72,6 +72,14 @@ func TestOpen(t *testing.T) {
 	if _, ms := storetest.Opened[*Store](t, "memcache://127.0.0.1:1?prefix=x&lazy=1"); !ms.owned || ms.prefix != "x" {
 		t.Errorf("Open = %#v; want an owned *Store with prefix x", ms)
 	}
+	for url, want := range map[string]int{
+		"memcache://127.0.0.1:1?lazy=1":                  DefaultMaxIdleConns,
+		"memcache://127.0.0.1:1?lazy=1&max_idle_conns=3": 3,
+	} {
+		if _, ms := storetest.Opened[*Store](t, url); ms.c.MaxIdleConns != want {
+			t.Errorf("%s: client keeps %d idle connections, want %d", url, ms.c.MaxIdleConns, want)
+		}
+	}
 	_, err := store.Open(context.Background(), "memcache://h?nope=1")
 	storetest.CheckBadURL(t, "memcache://h?nope=1", err, "nope", "")
 }
