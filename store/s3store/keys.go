@@ -12,8 +12,7 @@ import (
 
 // Object names.
 //
-//	<prefix><namespace>/e/<id>   an entry
-//	<prefix><namespace>/l/<id>   a calculation lease
+//	<prefix><namespace>/e/<id>   an entry (package store's lease and counter records too)
 //
 // A namespace or an ID is written in one of two reversible forms:
 //
@@ -114,21 +113,19 @@ func parseName(name string, twoSegments bool) (string, error) {
 	return s, nil
 }
 
-// nsPrefix returns "<prefix><namespace>" followed by dir ("/e/" or "/l/").
-func (s *Store) nsPrefix(namespace, dir string) string {
-	b := make([]byte, 0, len(s.prefix)+shortLen(namespace)+len(dir))
+// nsPrefix returns "<prefix><namespace>/e/", what the entries of namespace start with.
+func (s *Store) nsPrefix(namespace string) string {
+	b := make([]byte, 0, len(s.prefix)+shortLen(namespace)+len(entryDir))
 	b = append(b, s.prefix...)
 	b = appendName(b, namespace, true)
-	return string(append(b, dir...))
+	return string(append(b, entryDir...))
 }
 
-// objectName returns the name of the entry (dir "/e/") or lease (dir "/l/") of k.
-func (s *Store) objectName(k store.Key, dir string) string {
-	b := make([]byte, 0, len(s.prefix)+shortLen(k.Namespace)+len(dir)+shortLen(k.ID))
-	b = append(b, s.prefix...)
-	b = appendName(b, k.Namespace, true)
-	b = append(b, dir...)
-	return string(appendName(b, k.ID, false))
+// objectName returns the name of the entry of k.
+func (s *Store) objectName(k store.Key) string {
+	b := make([]byte, 0, len(s.prefix)+shortLen(k.Namespace)+len(entryDir)+shortLen(k.ID))
+	b = appendName(append(b, s.prefix...), k.Namespace, true)
+	return string(appendName(append(b, entryDir...), k.ID, false))
 }
 
 // validatePrefix normalises an Options.Prefix: it must be a relative, clean path of

@@ -93,8 +93,7 @@ func TestNameLimits(t *testing.T) {
 		for _, id := range worst {
 			// The portable layer's lease records live in namespace "\x01"+ns.
 			for _, ns := range []string{ns, store.InternalPrefix + ns} {
-				dir := entryDir
-				name := s.objectName(store.Key{Namespace: ns, ID: id}, dir)
+				name := s.objectName(store.Key{Namespace: ns, ID: id})
 				if len(name) > 1024 {
 					t.Errorf("name of %d bytes for ns %.10q id %.10q", len(name), ns, id)
 				}
@@ -103,7 +102,7 @@ func TestNameLimits(t *testing.T) {
 						t.Errorf("bad segment %.20q (%d bytes) in the name for ns %.10q id %.10q", seg, len(seg), ns, id)
 					}
 				}
-				pfx := s.nsPrefix(ns, dir)
+				pfx := s.nsPrefix(ns)
 				if !strings.HasPrefix(name, pfx) {
 					t.Fatalf("name %q does not start with its namespace prefix %q", name, pfx)
 				}

@@ -235,7 +235,7 @@ func (s *Store) get(ctx context.Context, k store.Key) (store.Entry, *string, err
 	if err := s.ensureBucket(ctx); err != nil {
 		return store.Entry{}, nil, err
 	}
-	name := s.objectName(k, entryDir)
+	name := s.objectName(k)
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &name})
 	if err != nil {
 		return store.Entry{}, nil, s.fail("get", k, err)
@@ -288,7 +288,7 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 	if next != nil {
 		body = encodeEntry(*next)
 	}
-	name := s.objectName(k, entryDir)
+	name := s.objectName(k)
 	in := &s3.PutObjectInput{Bucket: &s.bucket, Key: &name, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))}
 	if etag == nil {
 		in.IfNoneMatch = aws.String("*")
@@ -337,7 +337,7 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 	if err := s.ensureBucket(ctx); err != nil {
 		return err
 	}
-	name := s.objectName(k, entryDir)
+	name := s.objectName(k)
 	body := encodeEntry(e)
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &s.bucket,
@@ -361,7 +361,7 @@ func (s *Store) Delete(ctx context.Context, k store.Key) error {
 	if err := s.ensureBucket(ctx); err != nil {
 		return err
 	}
-	name := s.objectName(k, entryDir)
+	name := s.objectName(k)
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &name}); err != nil && !isNotFound(err) {
 		return s.fail("delete", k, err)
 	}
@@ -376,15 +376,15 @@ type listed struct {
 	etag *string
 }
 
-// pages yields the objects under dir ("/e/" or "/l/") of namespace, one listing page
+// pages yields the entry objects of namespace, one listing page
 // (up to 1000 objects) at a time, skipping names this store did not write.
-func (s *Store) pages(ctx context.Context, namespace, dir string) iter.Seq2[[]listed, error] {
+func (s *Store) pages(ctx context.Context, namespace string) iter.Seq2[[]listed, error] {
 	return func(yield func([]listed, error) bool) {
 		if err := s.ensureBucket(ctx); err != nil {
 			yield(nil, err)
 			return
 		}
-		pfx := s.nsPrefix(namespace, dir)
+		pfx := s.nsPrefix(namespace)
 		p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &pfx})
 		for p.HasMorePages() {
 			out, err := p.NextPage(ctx)
@@ -504,7 +504,7 @@ func (s *Store) headers(ctx context.Context, page []listed) ([]store.Info, []int
 // Clear deletes every entry of the namespace: one ListObjectsV2 and one DeleteObjects
 // per 1000 entries.
 func (s *Store) Clear(ctx context.Context, namespace string) error {
-	for page, err := range s.pages(ctx, namespace, entryDir) {
+	for page, err := range s.pages(ctx, namespace) {
 		if err != nil {
 			return err
 		}
@@ -561,7 +561,7 @@ func (s *Store) deleteMany(ctx context.Context, objs []listed, ifMatch bool) (in
 // DeleteObjects (AWS S3); elsewhere it may be deleted, which costs one recomputation.
 func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
 	total := 0
-	for page, err := range s.pages(ctx, namespace, entryDir) {
+	for page, err := range s.pages(ctx, namespace) {
 		if err != nil {
 			return total, err
 		}
@@ -592,7 +592,7 @@ var _ store.Lister = (*Store)(nil)
 // entries are skipped and logged.
 func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
 	return func(yield func(store.Info, error) bool) {
-		for page, err := range s.pages(ctx, namespace, entryDir) {
+		for page, err := range s.pages(ctx, namespace) {
 			if err != nil {
 				yield(store.Info{}, err)
 				return
