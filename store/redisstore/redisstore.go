@@ -440,11 +440,11 @@ func (s *Store) getAndCreate(ctx context.Context, k store.Key, also []store.Key,
 	if err := s.checkSize(rk, rec); err != nil {
 		return res, err
 	}
-	c := s.scriptCall(k, rk, also, 2*s.keys.nameLen(rk)+headerLenExp+len(rec.Value)+24)
+	c := s.scriptCall(k, rk, also, headerLenExp+len(rec.Value)+24)
 	c.record(rec)
-	c.channel(s.keys, rk)
 	c.str(flag(ifMissing))
 	out, err := c.run(ctx, s.client, getAndCreateScript).Slice()
+	c.free()
 	if err != nil {
 		var i int
 		if _, scanErr := fmt.Sscanf(err.Error(), "CORRUPT %d", &i); scanErr == nil && i >= 1 && i <= len(also) {
@@ -491,6 +491,7 @@ func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk
 	c.channel(s.keys, k)
 	c.channel(s.keys, rk)
 	out, err := c.run(ctx, s.client, setAndDeleteScript).Slice()
+	c.free()
 	if err != nil {
 		return false, nil, err
 	}
