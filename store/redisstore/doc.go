@@ -108,8 +108,9 @@
 // connection per Store, shared by every watched key (subscribed once per channel,
 // with reference counts), reconnected by go-redis. Watch returns only after a PING
 // sent after the SUBSCRIBE has come back, so the subscription is in place. Every
-// script that changes a record publishes on its channel; the wake-up says only "this
-// key changed". Lease expiry is not published: the portable layer's waiters know the
+// script that changes a record publishes on its channel, except the one that takes a
+// free lease on a miss (GetAndCreate): nobody waits for a lease to be taken, and its
+// release publishes. The wake-up says only "this key changed". Lease expiry is not published: the portable layer's waiters know the
 // holder's expiry and wake themselves. Wake-ups lost while the connection was down
 // are made up by waking every watcher once it is back.
 //

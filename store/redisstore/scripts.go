@@ -3,7 +3,8 @@ package redisstore
 import "github.com/redis/go-redis/v9"
 
 // Every script that changes a record publishes "v" on the record's channel, which its
-// key's watchers (and the watchers of its lease) share. The single-key scripts touch
+// key's watchers (and the watchers of its lease) share; getAndCreateScript, which
+// takes a free lease, does not (see there). The single-key scripts touch
 // only KEYS[1] and publish on a channel with its hash tag, so they run on a Cluster;
 // getAndCreateScript and setAndDeleteScript take several keys and run only where one
 // primary holds every key (see Store).
@@ -67,9 +68,9 @@ return 1
 `)
 
 	// KEYS[1] entry, KEYS[2] record to create, KEYS[3...] records to read; ARGV[1]
-	// the record to create, ARGV[2] its PXAT or empty, ARGV[3] KEYS[2]'s channel,
-	// ARGV[4] "1" to create only if KEYS[1] holds no record (GetOrCreate: KEYS[2]
-	// is then not read either when it does). Returns {entry record, 1 if created,
+	// the record to create, ARGV[2] its PXAT or empty, ARGV[3] "1" to create only if
+	// KEYS[1] holds no record (GetOrCreate: KEYS[2] is then not read either when it
+	// does). Returns {entry record, 1 if created,
 	// KEYS[2]'s record before the call (false when created: then it was absent or
 	// unparsable), the records of KEYS[3...]}, false for a missing record; or an
 	// error naming the first unparsable record of KEYS[3...], before anything is
@@ -77,8 +78,14 @@ return 1
 	//
 	// KEYS[2] is nearly always absent (no lease): SET NX creates it without a read
 	// first, and only when there is a record is it read and replaced if it cannot
-	// be parsed. The entry and KEYS[3...] are read with one MGET. A miss is 3
-	// calls in the script (MGET, SET, PUBLISH), and a hit 1, not 5 and 2.
+	// be parsed. The entry and KEYS[3...] are read with one MGET. A miss is 2
+	// calls in the script (MGET, SET), and a hit 1.
+	//
+	// Creating KEYS[2] publishes nothing: it is a lease record, and nobody waits for
+	// a lease to be taken (store.Notifier: a record set, deleted or cleared, a lease
+	// released). The lease is released by a script that publishes (SetAndDelete,
+	// Swap, Delete). A PUBLISH was the third call of a miss's first script, and on a
+	// Cluster it goes to every node.
 	getAndCreateScript = redis.NewScript(valueOf + `
 local ks = {KEYS[1]}
 for i = 3, #KEYS do ks[i - 1] = KEYS[i] end
@@ -89,7 +96,7 @@ for i = 2, #got do
   if r and not valueOf(r) then return redis.error_reply('CORRUPT ' .. (i - 1)) end
   out[i + 2] = r
 end
-if ARGV[4] == '1' and out[1] then return out end
+if ARGV[3] == '1' and out[1] then return out end
 local created
 if ARGV[2] ~= '' then
   created = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PXAT', ARGV[2])
@@ -103,10 +110,7 @@ if not created then
     created = true
   end
 end
-if created then
-  redis.call('PUBLISH', ARGV[3], 'v')
-  out[2] = 1
-end
+if created then out[2] = 1 end
 return out
 `)
 

@@ -268,30 +268,47 @@ func TestSetAndDelete(t *testing.T) {
 	stored("six")
 }
 
-// TestScriptsWake: the scripts wake the watchers of the entry and of the lease, which
-// share a channel.
+// TestScriptsWake: the scripts that change the entry or a lease wake the watchers of
+// the entry and of the lease, which share a channel; taking a free lease
+// (GetAndCreate) publishes nothing, as nobody waits for a lease to be taken.
 func TestScriptsWake(t *testing.T) {
 	s := newSingle(t)
 	ctx := context.Background()
 	k, rk, _ := keys(t, s)
-	ch, stop, err := s.Watch(ctx, k)
-	if err != nil {
+	// A subscription of its own reads the channel's messages in order: a marker
+	// published after a script comes first if and only if the script published nothing.
+	sub := s.client.Subscribe(ctx, s.keys.channel(k))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // the subscription is in place
 		t.Fatal(err)
 	}
-	defer stop()
-	woken := func(what string) {
+	msgs := sub.Channel()
+	next := func(what string) string {
 		t.Helper()
 		select {
-		case <-ch:
+		case m := <-msgs:
+			return m.Payload
 		case <-time.After(eventually):
-			t.Fatalf("no wake-up after %s", what)
+			t.Fatalf("no message after %s", what)
+			return ""
+		}
+	}
+	woken := func(what string) {
+		t.Helper()
+		if got := next(what); got != "v" {
+			t.Fatalf("message after %s = %q, want a wake-up", what, got)
 		}
 	}
 	rec := store.Entry{Value: []byte("l"), StoredAt: time.Now()}
-	if _, err := s.GetAndCreate(ctx, k, nil, rk, rec); err != nil {
+	if res, err := s.GetAndCreate(ctx, k, nil, rk, rec); err != nil || !res.Created {
+		t.Fatalf("GetAndCreate = %+v, %v", res, err)
+	}
+	if err := s.client.Publish(ctx, s.keys.channel(k), "marker").Err(); err != nil {
 		t.Fatal(err)
 	}
-	woken("GetAndCreate")
+	if got := next("GetAndCreate"); got != "marker" {
+		t.Fatalf("GetAndCreate of a free lease published %q", got)
+	}
 	if _, _, err := s.SetAndDelete(ctx, k, rec, rk, []byte("l"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -300,6 +317,20 @@ func TestScriptsWake(t *testing.T) {
 		t.Fatal(err)
 	}
 	woken("Swap")
+	// The store's own Watch wakes on the release.
+	ch, stop, err := s.Watch(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if _, _, err := s.SetAndDelete(ctx, k, rec, rk, rec.Value, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(eventually):
+		t.Fatal("no Watch wake-up after SetAndDelete")
+	}
 }
 
 // TestInternalRecordsStayInternal: a user namespace's Clear, Entries and DeleteBefore
