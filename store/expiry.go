@@ -44,6 +44,26 @@ func (p *portable) unexpired(k Key, e Entry, err error) (Entry, error) {
 	return e, err
 }
 
+// unexpiredMany is unexpired for each of es in place: it writes only the entries
+// that expired (a batch's slices are written once by the driver, not again), and
+// reads the clock once, for the first entry with an ExpiresAt.
+func (p *portable) unexpiredMany(ks []Key, es []Entry, errs []error) {
+	var now time.Time
+	for i := range es {
+		e := &es[i]
+		if errs[i] != nil || e.ExpiresAt.IsZero() {
+			continue
+		}
+		if now.IsZero() {
+			now = p.clk.Now()
+		}
+		if e.Expired(now) {
+			errs[i] = &expiredError{key: ks[i], at: e.ExpiresAt}
+			*e = Entry{}
+		}
+	}
+}
+
 // deleteExpired removes the expired entries of ns: the driver's ExpiryCleaner, or a
 // walk of its listing.
 func (p *portable) deleteExpired(ctx context.Context, ns string) (int, error) {

@@ -437,11 +437,28 @@ func (p *portable) GetMany(ctx context.Context, ks []Key) ([]Entry, []error, err
 		return nil, nil, err
 	}
 	es, errs, err := GetMany(ctx, p.d, ks)
-	for i := range errs {
-		es[i], errs[i] = p.unexpired(ks[i], es[i], errs[i])
+	if len(es) == len(ks) && len(errs) == len(ks) {
+		p.unexpiredMany(ks, es, errs)
 	}
 	return es, errs, err
 }
+
+// GetManyInto implements IntoBatcher, with the driver's GetManyInto where it has one.
+func (p *portable) GetManyInto(ctx context.Context, ks []Key, es []Entry, errs []error) error {
+	if err := p.checkNS(ctx, "-"); err != nil {
+		return err
+	}
+	if err := validateKeys(ks); err != nil {
+		return err
+	}
+	if err := GetManyInto(ctx, p.d, ks, es, errs); err != nil {
+		return err
+	}
+	p.unexpiredMany(ks, es, errs)
+	return nil
+}
+
+var _ IntoBatcher = (*portable)(nil)
 
 // SetMany implements Batcher, with the driver's batch or concurrent Sets.
 func (p *portable) SetMany(ctx context.Context, ks []Key, es []Entry) ([]error, error) {

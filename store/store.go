@@ -77,7 +77,9 @@
 //     round trip before the change marker it writes after it. Without it the tier
 //     watches the markers only.
 //   - [Batcher] (GetMany, SetMany): one round trip for many keys; without it,
-//     concurrent single calls ([GetMany], [SetMany]).
+//     concurrent single calls ([GetMany], [SetMany]). [IntoBatcher] (GetManyInto):
+//     GetMany into the caller's memory, which a caller reading batch after batch
+//     reuses; without it, [GetManyInto] copies GetMany's answers.
 //   - Expiry needs nothing but keeping Entry.ExpiresAt: the portable layer makes a read
 //     past it a miss on every read path (by its clock), hides it from listing, and has
 //     DeleteBefore remove it. [Expirer]: the engine also drops such entries by itself

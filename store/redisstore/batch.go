@@ -24,27 +24,54 @@ func (s *driver) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []
 	if len(ks) == 0 {
 		return nil, nil, nil
 	}
-	nb := s.keys.namesPooled(ks)
-	vals, err := s.getMany(ctx, nb.names)
-	nb.put() // the names went to the wire; nothing holds them now
-	if err != nil {
+	es, errs := make([]store.Entry, len(ks)), make([]error, len(ks))
+	if err := s.getManyInto(ctx, ks, es, errs); err != nil {
 		return nil, nil, err
 	}
-	es, errs := make([]store.Entry, len(ks)), make([]error, len(ks))
+	return es, errs, nil
+}
+
+// GetManyInto implements store.IntoBatcher: GetMany into the caller's memory.
+func (s *driver) GetManyInto(ctx context.Context, ks []store.Key, es []store.Entry, errs []error) error {
+	if len(es) != len(ks) || len(errs) != len(ks) {
+		return fmt.Errorf("redisstore: GetManyInto of %d keys into %d entries and %d errors; pass one of each per key", len(ks), len(es), len(errs))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(ks) == 0 {
+		return nil
+	}
+	return s.getManyInto(ctx, ks, es, errs)
+}
+
+var _ store.IntoBatcher = (*driver)(nil)
+
+// getManyInto is GetManyInto for a live ctx and at least one key.
+func (s *driver) getManyInto(ctx context.Context, ks []store.Key, es []store.Entry, errs []error) error {
+	nb := s.keys.namesPooled(ks)
+	vals, err := s.getMany(ctx, nb)
+	nb.put() // the names went to the wire; nothing holds them now
+	if err != nil {
+		return err
+	}
+	if len(vals) != len(ks) {
+		return fmt.Errorf("redisstore: %d values for %d keys", len(vals), len(ks))
+	}
 	for i, v := range vals {
 		if v == "" { // missing: a record is never empty (see getMany)
-			errs[i] = &notFoundError{ks[i]}
+			es[i], errs[i] = store.Entry{}, &notFoundError{ks[i]}
 			continue
 		}
 		// A warm batch of 100 entries copied 100 values only to drop the strings.
 		e, err := decodeRecord(replyBytes(v))
 		if err != nil {
-			errs[i] = fmt.Errorf("redisstore: entry %s: %w (%w)", ks[i], err, store.ErrNotFound)
+			es[i], errs[i] = store.Entry{}, fmt.Errorf("redisstore: entry %s: %w (%w)", ks[i], err, store.ErrNotFound)
 			continue
 		}
-		es[i] = e
+		es[i], errs[i] = e, nil
 	}
-	return es, errs, nil
+	return nil
 }
 
 // SetMany stores es[i] under ks[i] in one pipeline: a SET and a PUBLISH to the key's
@@ -96,15 +123,20 @@ func (s *driver) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) 
 // does a key holding the empty string: no record is empty (the shortest is a
 // header), so both are a miss. The MGET's reply is read as strings, not as []any: a
 // warm batch of 100 keys boxed each value in an interface, 100 allocations.
-func (s *driver) getMany(ctx context.Context, keys []string) ([]string, error) {
+func (s *driver) getMany(ctx context.Context, nb *nameBuf) ([]string, error) {
+	keys := nb.names
 	if c, ok := s.client.(*redis.Client); ok {
 		// MGet itself boxes each key into an interface, one allocation per key;
-		// boxStrings passes pointers instead.
-		args := make([]any, 1+len(keys))
+		// boxStrings passes pointers instead, in the names' pooled memory.
+		if cap(nb.args) < 1+len(keys) {
+			nb.args = make([]any, 1+len(keys))
+		}
+		args := nb.args[:1+len(keys)]
 		args[0] = "mget"
 		boxStrings(args[1:], keys)
 		cmd := redis.NewStringSliceCmd(ctx, args...)
 		_ = c.Process(ctx, cmd) // as MGet does: the error is cmd's
+		clear(args)             // on the wire; the pool keeps no pointer to the names
 		return cmd.Result()
 	}
 	cmds := make([]*redis.StringCmd, len(keys))

@@ -95,6 +95,7 @@ func (kr keyer) names(ks []store.Key) []string {
 type nameBuf struct {
 	buf   []byte
 	names []string
+	args  []any // an MGET's arguments, cleared after use
 }
 
 var namePool sync.Pool // of *nameBuf
@@ -124,7 +125,7 @@ func (nb *nameBuf) fill(kr keyer, ks []store.Key) {
 
 // put returns nb to the pool; its names must not be used after.
 func (nb *nameBuf) put() {
-	if cap(nb.buf) > maxPooledNames || cap(nb.names)*16 > maxPooledNames {
+	if cap(nb.buf) > maxPooledNames || cap(nb.names)*16 > maxPooledNames || cap(nb.args)*16 > maxPooledNames {
 		return
 	}
 	clear(nb.names) // no pooled string keeps a buffer alive

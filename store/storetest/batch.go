@@ -11,8 +11,9 @@ import (
 	"github.com/cachier-go/cachier/store"
 )
 
-// RunBatchTests checks a driver's batched reads and writes (store.Batcher), or the
-// fallback of store.GetMany and store.SetMany for a driver without them: results
+// RunBatchTests checks a driver's batched reads and writes (store.Batcher,
+// store.IntoBatcher), or the fallback of store.GetMany, store.GetManyInto and
+// store.SetMany for a driver without them: results
 // aligned with the keys, misses per key, entries written by one read by the other and
 // by Get, keys of several namespaces in one batch, and a cancelled context. d is
 // used as given (bare or adapted) and not closed.
@@ -82,6 +83,27 @@ func RunBatchTests(t *testing.T, d store.Driver) {
 			t.Fatalf("Get after SetMany %s = %q, %v; want %q", k, one.Value, err, es[i].Value)
 		}
 	}
+	// GetManyInto answers as GetMany, setting every element of the caller's memory
+	// (here holding the answers of another read).
+	intoEs, intoErrs := make([]store.Entry, len(ks)), make([]error, len(ks))
+	for i := range ks {
+		intoEs[i] = store.Entry{Value: []byte("stale"), StoredAt: at, ExpiresAt: at}
+		intoErrs[i] = errors.New("stale")
+	}
+	if err := store.GetManyInto(ctx, d, ks, intoEs, intoErrs); err != nil {
+		t.Fatalf("GetManyInto: %v", err)
+	}
+	for i, k := range ks {
+		if (errs[i] == nil) != (intoErrs[i] == nil) || errors.Is(errs[i], store.ErrNotFound) != errors.Is(intoErrs[i], store.ErrNotFound) {
+			t.Fatalf("GetManyInto %s: err %v, GetMany's %v", k, intoErrs[i], errs[i])
+		}
+		if e := intoEs[i]; !bytes.Equal(e.Value, got[i].Value) || !e.StoredAt.Equal(got[i].StoredAt) || !e.ExpiresAt.Equal(got[i].ExpiresAt) {
+			t.Fatalf("GetManyInto %s = %q at %v (expires %v), GetMany's %q at %v (expires %v)", k, e.Value, e.StoredAt, e.ExpiresAt, got[i].Value, got[i].StoredAt, got[i].ExpiresAt)
+		}
+	}
+	if err := store.GetManyInto(ctx, d, ks, intoEs[:1], intoErrs); err == nil {
+		t.Fatal("GetManyInto into too short a slice succeeded")
+	}
 	// Written one by one, read together; an empty value is a value.
 	k := ks[1]
 	if err := d.Set(ctx, k, store.Entry{Value: []byte{}, StoredAt: at}); err != nil {
@@ -98,6 +120,9 @@ func RunBatchTests(t *testing.T, d store.Driver) {
 	cancel()
 	if _, _, err := store.GetMany(cctx, d, ks[:2]); err == nil {
 		t.Fatal("GetMany with a cancelled context succeeded")
+	}
+	if err := store.GetManyInto(cctx, d, ks[:2], intoEs[:2], intoErrs[:2]); err == nil {
+		t.Fatal("GetManyInto with a cancelled context succeeded")
 	}
 	if _, err := store.SetMany(cctx, d, ks[:1], es[:1]); err == nil {
 		t.Fatal("SetMany with a cancelled context succeeded")
