@@ -429,11 +429,7 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 // expires after claimTTL, and the next claim in the chain (another unique _id) is
 // taken instead of deleting it. Claims have no "ns", so no listing shows them.
 func (s *Store) claim(ctx context.Context, id string, old []byte) (string, error) {
-	h := sha256.New()
-	h.Write([]byte(id))
-	h.Write([]byte{0})
-	h.Write(old)
-	base := "claim:" + hex.EncodeToString(h.Sum(nil)[:16]) + ":"
+	base := claimBase(id, old)
 	now := s.now()
 	for n := range maxClaims {
 		cid := base + strconv.Itoa(n)
@@ -458,6 +454,16 @@ func (s *Store) claim(ctx context.Context, id string, old []byte) (string, error
 		}
 	}
 	return "", nil
+}
+
+// claimBase is the _id of the claims on the value old of the document id, without
+// the claim's number in the chain.
+func claimBase(id string, old []byte) string {
+	h := sha256.New()
+	h.Write([]byte(id))
+	h.Write([]byte{0})
+	h.Write(old)
+	return "claim:" + hex.EncodeToString(h.Sum(nil)[:16]) + ":"
 }
 
 // Close disconnects the client if the store was opened from a URL; a collection passed
