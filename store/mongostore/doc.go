@@ -49,6 +49,18 @@
 // value by at most 30 seconds, judged by Options.Clock (the next claim in the chain is
 // taken then).
 //
+// # A miss
+//
+// The driver is a store.ReadOrAcquirer and a store.WriteAndReleaser, so a cachier miss
+// is six commands (eight without them): the first find; an insert of the lease record
+// and one find of the entry, the counters and, if the insert found one, the record;
+// one update that upserts the entry and inserts Swap's claim on the lease's value,
+// one delete of the record (filtered on that value) and of the claim, and a find of
+// the counters after the write. No MongoDB command writes one document and reads
+// others, so without transactions each step is two. On FerretDB v1 a find by $in and
+// a delete filtered on more than _id scan the collection (only a filter on _id alone
+// is pushed down to SQLite), so a miss there costs more as the collection grows.
+//
 // Nothing relies on transactions or change streams, which FerretDB lacks, and there is
 // no Notifier: waiters in other processes poll.
 //
