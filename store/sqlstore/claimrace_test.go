@@ -75,8 +75,10 @@ func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
 			if d == sqlstore.MySQL {
 				ins = `INSERT INTO ` + table + ` (namespace, id, stored_at, value) VALUES (?, ?, ?, ?)`
 				del = `DELETE FROM ` + table + ` WHERE namespace = ? AND id = ?`
-				waiting = `SELECT EXISTS (SELECT 1 FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'
-				AND trx_query LIKE CONCAT('%', ?, '%'))`
+				// A lock wait on B's transaction, found by B's transaction id: the
+				// waiting statement's text (INNODB_TRX.trx_query) was not always there
+				// to match (CI: A waited out innodb_lock_wait_timeout unseen).
+				waiting = `SELECT EXISTS (SELECT 1 FROM information_schema.INNODB_LOCK_WAITS WHERE blocking_trx_id = ?)`
 			}
 			tx, err := db.BeginTx(ctx, nil)
 			if err != nil {
@@ -88,6 +90,20 @@ func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
 			}
 			if _, err := tx.ExecContext(ctx, del, rk.Namespace, rk.ID); err != nil {
 				t.Fatal(err)
+			}
+			waitingFor := any(table)
+			if d == sqlstore.MySQL {
+				// INNODB_TRX is a copy InnoDB refreshes at most every 0.1 s: B's
+				// transaction may take a moment to be in it.
+				var trx string
+				for trx == "" {
+					err := tx.QueryRowContext(ctx, `SELECT trx_id FROM information_schema.INNODB_TRX
+						WHERE trx_mysql_thread_id = CONNECTION_ID()`).Scan(&trx)
+					if err != nil && !errors.Is(err, sql.ErrNoRows) {
+						t.Fatalf("B's transaction id: %v", err)
+					}
+				}
+				waitingFor = trx
 			}
 
 			type result struct {
@@ -106,7 +122,7 @@ func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
 					t.Fatalf("A returned before B committed (%+v, %v): it did not wait for B's lock", res.r, res.err)
 				default:
 				}
-				if err := db.QueryRowContext(ctx, waiting, table).Scan(&w); err != nil {
+				if err := db.QueryRowContext(ctx, waiting, waitingFor).Scan(&w); err != nil {
 					t.Fatal(err)
 				}
 			}
