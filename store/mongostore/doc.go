@@ -57,9 +57,14 @@
 // one update that upserts the entry and inserts Swap's claim on the lease's value,
 // one delete of the record (filtered on that value) and of the claim, and a find of
 // the counters after the write. No MongoDB command writes one document and reads
-// others, so without transactions each step is two. On FerretDB v1 a find by $in and
-// a delete filtered on more than _id scan the collection (only a filter on _id alone
-// is pushed down to SQLite), so a miss there costs more as the collection grows.
+// others, so without transactions each step is two. On FerretDB v1 (known by
+// buildInfo's ferretdbVersion, read once with the indexes) a find by $in and a filter
+// on more than _id scan the collection (only a filter on _id alone is pushed down to
+// SQLite), so there the miss path reads each document by _id, the several of one step
+// at once, and reads the lease record before deleting it by _id (the claim keeps
+// every Swap from its value out in between; FerretDB's own filtered delete is that
+// read and delete anyway): eight commands in seven rounds, none of which scans.
+// Swap's filtered replace and delete (takeovers, renewals) still scan there.
 //
 // Nothing relies on transactions or change streams, which FerretDB lacks, and there is
 // no Notifier: waiters in other processes poll.

@@ -1,8 +1,10 @@
 package mongostore
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -96,8 +98,30 @@ func recordValue(k store.Key, raw bson.Raw) []byte {
 	return e.Value
 }
 
-// findIDs reads the documents of ids (at most maxIn) with one find, by _id.
+// findIDs reads the documents of ids (at most maxIn) with one find, by _id; on a
+// server that scans for $in (idOnly), with one find per ID, all at once.
 func (s *Store) findIDs(ctx context.Context, ids []string) (map[string]bson.Raw, error) {
+	if len(ids) > 1 && s.idOnly.Load() {
+		raws := make([]bson.Raw, len(ids))
+		errs := make([]error, len(ids))
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Go(func() {
+				raws[i], errs[i] = s.coll.FindOne(ctx, bson.D{{Key: fID, Value: id}}).Raw()
+			})
+		}
+		wg.Wait()
+		docs := make(map[string]bson.Raw, len(ids))
+		for i, id := range ids {
+			switch err := errs[i]; {
+			case err == nil:
+				docs[id] = raws[i]
+			case !errors.Is(err, mongo.ErrNoDocuments):
+				return nil, err
+			}
+		}
+		return docs, nil
+	}
 	var filter bson.D
 	if len(ids) == 1 {
 		filter = bson.D{{Key: fID, Value: ids[0]}}
@@ -171,8 +195,23 @@ func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk
 	}
 	var deleted bool
 	if claimed {
+		rfilter := bson.D{{Key: fID, Value: rid}, {Key: fValue, Value: bson.Binary{Subtype: bson.TypeBinaryGeneric, Data: old}}}
+		if s.idOnly.Load() {
+			// The server would scan for rfilter, and evaluate it as a read and then
+			// a delete by _id anyway: read rk by _id, then delete it by _id if it
+			// holds old. The claim keeps every Swap from old out in between.
+			docs, err := s.findIDs(ctx, []string{rid})
+			if err != nil {
+				_, _ = s.coll.DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: fID, Value: cid}})
+				return false, nil, err
+			}
+			rfilter = bson.D{{Key: fID, Value: rid}}
+			if raw, ok := docs[rid]; !ok || !bytes.Equal(recordValue(rk, raw), old) {
+				rfilter = bson.D{{Key: fID, Value: cid + ":none"}} // no such document
+			}
+		}
 		res, err := s.coll.BulkWrite(ctx, []mongo.WriteModel{
-			mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: fID, Value: rid}, {Key: fValue, Value: bson.Binary{Subtype: bson.TypeBinaryGeneric, Data: old}}}),
+			mongo.NewDeleteOneModel().SetFilter(rfilter),
 			mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: fID, Value: cid}}),
 		}, options.BulkWrite().SetOrdered(true))
 		if err != nil {

@@ -70,6 +70,10 @@ type Store struct {
 
 	indexes store.Init
 	noTTL   atomic.Bool // the server refused the TTL index
+	// idOnly: the server reads by a filter on _id alone without scanning the
+	// collection, and scans for any other (FerretDB v1: $in, or _id and a value).
+	idOnly  atomic.Bool
+	filters bool // tests: $in and filtered deletes even where idOnly would be set
 }
 
 // New returns a driver keeping entries, and the portable layer's lease and counter
@@ -136,6 +140,11 @@ func fromNanos(n int64) time.Time {
 // processes may race here.
 func (s *Store) ensureIndexes(ctx context.Context) error {
 	return s.indexes.Do(ctx, func() error {
+		var bi bson.Raw
+		if err := s.coll.Database().RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&bi); err == nil {
+			_, err := bi.LookupErr("ferretdbVersion")
+			s.idOnly.Store(err == nil && !s.filters)
+		}
 		if _, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
 			Keys:    bson.D{{Key: fNS, Value: 1}, {Key: fStoredAt, Value: 1}},
 			Options: options.Index().SetName("cachier_ns_stored_at"),

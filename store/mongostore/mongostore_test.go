@@ -67,6 +67,25 @@ func TestConformance(t *testing.T) {
 		storetest.Capabilities{})
 }
 
+// filtersHarness makes stores that read by $in and delete filtered on the value, as
+// on MongoDB, although the server is FerretDB.
+type filtersHarness struct{ harness }
+
+func (h filtersHarness) MakeStore(ctx context.Context, t *testing.T) (store.Driver, error) {
+	s, err := New(h.client.Database("cachier_test").Collection("conformance"), nil)
+	if err == nil {
+		s.filters = true
+	}
+	return s, err
+}
+
+// The miss path as on MongoDB (the conformance tests above run FerretDB's).
+func TestConformanceFilters(t *testing.T) {
+	client := connect(t)
+	storetest.RunConformanceTests(t, func(*testing.T) storetest.Harness { return filtersHarness{harness{client}} },
+		storetest.Capabilities{})
+}
+
 // newStore returns a store on a fresh collection of the shared FerretDB.
 func newStore(t testing.TB, opts *Options) (*Store, *mongo.Collection) {
 	t.Helper()
