@@ -19,7 +19,9 @@ type MissPath interface {
 	// calculation lease on k for ttl on behalf of o, as Acquire does (an expired lease
 	// is taken over; another owner's unexpired one is reported in Claim.LeaseErr). It
 	// takes the lease whether or not there is an entry: the caller decides whether
-	// the entry answers it, and releases the lease if so. err reports a failure that
+	// the entry answers it, and releases the lease if so. When it takes the lease,
+	// the entry is read no earlier than the lease was taken: an entry stored by a
+	// holder that released the lease before o took it is always seen. err reports a failure that
 	// left nothing known (an invalid key or counter name, a done context, a failed
 	// round trip); a failure of one part alone is in that part's error.
 	ReadOrAcquire(ctx context.Context, k Key, counters []string, o Owner, ttl time.Duration) (c Claim, err error)
@@ -53,8 +55,9 @@ type Claim struct {
 // and a miss two (ReadOrClaim, then [MissPath.WriteAndRelease]), instead of a read,
 // then ReadOrAcquire, then WriteAndRelease. It is one round trip only on a driver
 // that is a [GetOrCreator] and keeps its leases over Swap (ClaimsNatively);
-// otherwise it costs what ReadOrAcquire does, and a plain Get is the better first
-// read.
+// otherwise it costs at least what ReadOrAcquire does (a miss reads, takes the
+// lease, and reads the entry again, since it may have been stored before the lease
+// was taken), and a plain Get is the better first read.
 type Claimer interface {
 	// ReadOrClaim is ReadOrAcquire, except that it tries the lease only when k has
 	// no entry: when it did not try, LeaseErr is ErrNotClaimed and nothing was
@@ -107,6 +110,12 @@ func (p *portable) ReadOrClaim(ctx context.Context, k Key, counters []string, o 
 		return c, nil
 	}
 	c.Lease, c.LeaseErr = p.Acquire(ctx, k, o, ttl)
+	if c.LeaseErr == nil {
+		// Taken after the read: look again (rereadClaim says why).
+		if err := p.rereadClaim(ctx, &c, k, counters, o); err != nil {
+			return Claim{}, err
+		}
+	}
 	return c, nil
 }
 
@@ -190,20 +199,47 @@ func (p *portable) readForClaim(ctx context.Context, k Key, names []string, o Ow
 			c.LeaseErr = err
 			return c, nil
 		}
-		c.Lease, c.LeaseErr = p.takeLease(ctx, k, cur, found, o, ttl)
+		var again bool
+		if c.Lease, again, c.LeaseErr = p.takeLease(ctx, k, cur, found, o, ttl); again {
+			if err := p.rereadClaim(ctx, &c, k, names, o); err != nil {
+				return Claim{}, err
+			}
+		}
 	}
 	return c, nil
 }
 
+// rereadClaim reads k and the counters again into c, whose lease was taken after c
+// was read: between that read and the lease, another caller may have taken the
+// lease, stored k's entry and released it, and a claim reporting the lease without
+// that entry would have its caller compute k a second time (two computations of one
+// key across processes; TestClaimAfterLostTakeoverSeesEntry). If the read fails, the
+// lease is released and the error returned.
+func (p *portable) rereadClaim(ctx context.Context, c *Claim, k Key, counters []string, o Owner) error {
+	r, err := p.readForClaim(ctx, k, counters, o, 0)
+	if err != nil {
+		_ = p.Release(context.WithoutCancel(ctx), c.Lease)
+		return err
+	}
+	r.Lease, r.LeaseErr = c.Lease, nil
+	*c = r
+	return nil
+}
+
 // takeLease applies the lease rule to the lease record cur (found: there is one) and
 // swaps it for o's lease, falling back to Acquire's loop if another caller changed the
-// record in between.
-func (p *portable) takeLease(ctx context.Context, k Key, cur []byte, found bool, o Owner, ttl time.Duration) (Lease, error) {
+// record in between. again reports a lease that Acquire took: the record was no
+// longer cur, so what was read with cur may be older than the lease, and the caller
+// reads it again (rereadClaim). A lease swapped in for cur itself needs no second
+// read: the record stayed cur from its read to the swap, so no other caller held the
+// lease meanwhile.
+func (p *portable) takeLease(ctx context.Context, k Key, cur []byte, found bool, o Owner, ttl time.Duration) (l Lease, again bool, err error) {
 	l, taken, err := p.swapLease(ctx, k, leaseKey(k), cur, found, o, ttl)
 	if err != nil || taken {
-		return l, err
+		return l, false, err
 	}
-	return p.Acquire(ctx, k, o, ttl)
+	l, err = p.Acquire(ctx, k, o, ttl)
+	return l, err == nil, err
 }
 
 // claimWith is ReadOrAcquire over the driver's GetAndCreate: one round trip when the
@@ -245,7 +281,12 @@ func (p *portable) claimWith(ctx context.Context, k Key, counters []string, o Ow
 	if cur == nil {
 		cur = []byte{}
 	}
-	c.Lease, c.LeaseErr = p.takeLease(ctx, k, cur, true, o, ttl)
+	var again bool
+	if c.Lease, again, c.LeaseErr = p.takeLease(ctx, k, cur, true, o, ttl); again {
+		if err := p.rereadClaim(ctx, &c, k, counters, o); err != nil {
+			return Claim{}, err
+		}
+	}
 	return c, nil
 }
 
