@@ -229,13 +229,8 @@ func (f *Func[A, R]) computeAlone(ctx context.Context, s *settings, k store.Key,
 // began receives the time it read before looking at the store again, if it did.
 func (f *Func[A, R]) computeShared(ctx context.Context, s *settings, k store.Key, arg A, cl *claimed, w0 writeMark, began *time.Time) (ran[R], error) {
 	if cl != nil {
+		// A takeover by that read was counted there (lookupFirst).
 		lease := cl.lease
-		if lease.TakenOver {
-			f.stats.leaseTakeovers.Add(1)
-			if s.verbose {
-				f.trace(s, "cachier: took over an expired lease", "key", k.String())
-			}
-		}
 		return computed(f.runAndStore(ctx, s, k, arg, &lease, cl.pre))
 	}
 	var zero ran[R]

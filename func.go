@@ -795,6 +795,15 @@ func (f *Func[A, R]) lookupFirst(ctx context.Context, s *settings, k store.Key, 
 		r.known = pre.known
 		if c.LeaseErr == nil {
 			cl = &claimed{lease: c.Lease, pre: pre}
+			if c.Lease.TakenOver {
+				// Counted here, whatever becomes of the lease: a caller that joins this
+				// process's computation under way gives it up to that computation, which
+				// then takes a free lease (TestTakeoverByJoinerIsCounted).
+				f.stats.leaseTakeovers.Add(1)
+				if s.verbose {
+					f.trace(s, "cachier: took over an expired lease", "key", k.String())
+				}
+			}
 		}
 	}
 	h, ok, err = f.examine(ctx, s, k, arg, r)
