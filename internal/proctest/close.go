@@ -65,7 +65,7 @@ func CloseAfterRefresh(t *testing.T, url string) {
 	dir := t.TempDir()
 	name := "proctest/close/" + randHex()
 	ctx := context.Background()
-	st, err := store.Open(ctx, url)
+	st, err := Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func WaitLimitAcrossProcesses(t *testing.T, url string) {
 	writeSource(t, dir, "old")
 	w := holder(t, url, dir, name, "") // computing, with the lease, until "release"
 	ctx := context.Background()
-	st, err := store.Open(ctx, url)
+	st, err := Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func OneBadKeyAcrossProcesses(t *testing.T, url string) {
 	dir := t.TempDir()
 	name := "proctest/badkey/" + randHex()
 	ctx := context.Background()
-	st, err := store.Open(ctx, url)
+	st, err := Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,7 +197,7 @@ func localTierAcrossProcesses(t testing.TB, url string, rounds int, bound time.D
 	t.Helper()
 	ctx := context.Background()
 	name := "proctest/tier/" + randHex()
-	st, err := store.Open(ctx, url)
+	st, err := Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +412,7 @@ func LocalTierFuncs(t *testing.T, st store.Store) {
 func LocalTierMatrix(t *testing.T, url string, bound time.Duration) {
 	t.Helper()
 	t.Run("funcs", func(t *testing.T) {
-		st, err := store.Open(context.Background(), url)
+		st, err := Open(context.Background(), url)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,7 +29,6 @@ import (
 
 	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/internal/testserver"
-	"github.com/cachier-go/cachier/store"
 )
 
 const (
@@ -65,7 +64,7 @@ func MaybeWorker() {
 
 func work(role string) error {
 	ctx := context.Background()
-	st, err := store.Open(ctx, os.Getenv(envURL))
+	st, err := Open(ctx, os.Getenv(envURL))
 	if err != nil {
 		return err
 	}

@@ -100,7 +100,7 @@ func holder(t *testing.T, url, dir, name, ahead string) *worker {
 // and counts its computations apart from the workers'.
 func reader(t *testing.T, url, dir, name string) (*cachier.Func[string, string], store.Store) {
 	t.Helper()
-	st, err := store.Open(context.Background(), url)
+	st, err := Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,7 +123,7 @@ func RefreshOnce(t *testing.T, url string, procs, goroutines int) {
 	dir := t.TempDir()
 	name := "proctest/refresh/" + randHex()
 	ctx := context.Background()
-	st, err := store.Open(ctx, url)
+	st, err := Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cachier-go/cachier/internal/proctest"
 	"github.com/cachier-go/cachier/internal/testserver"
-	"github.com/cachier-go/cachier/store"
 )
 
 // Cross-process guarantees through cachier, on each SQL engine: 4 processes x 16
@@ -51,7 +50,7 @@ func TestKilledHolderIsTakenOver(t *testing.T) {
 
 func TestOutageThroughCachier(t *testing.T) {
 	srv := testserver.Dedicated(t, testserver.KindPostgres)
-	st, err := store.Open(context.Background(), srv.URL+"&table=outage_entries")
+	st, err := proctest.Open(context.Background(), srv.URL+"&table=outage_entries")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +62,7 @@ func TestInvalidationThroughCachier(t *testing.T) {
 	for name, u := range engines(t) {
 		t.Run(name, func(t *testing.T) {
 			proctest.TagAcrossProcesses(t, u(t))
-			st, err := store.Open(context.Background(), u(t))
+			st, err := proctest.Open(context.Background(), u(t))
 			if err != nil {
 				t.Fatal(err)
 			}
