@@ -24,7 +24,7 @@ type Stats struct {
 	WaitTime       time.Duration // total time spent waiting
 	WaitTimeMax    time.Duration // longest single wait
 	WaitTimeouts   uint64        // waits that gave up after WaitForCalcTimeout and computed
-	LeaseTakeovers uint64        // computations started after another holder's lease ran out
+	LeaseTakeovers uint64        // calculation leases this process took over after another holder's ran out (at most one process per dead holder)
 	StoreErrors    uint64        // store operations that failed (the call went on)
 	StoreBypassed  uint64        // calls that skipped a store that had failed moments before
 	DecodeErrors   uint64        // entries that were corrupt or did not decode (served as misses)

@@ -70,7 +70,7 @@ var counterSpecs = []counterSpec{
 	{"cachier.cache.compute_errors", "{computation}", "Times the wrapped function returned an error.", func(s cachier.Stats) int64 { return int64(s.ComputeErrors) }},
 	{"cachier.cache.waits", "{call}", "Calls that waited for another caller's computation.", func(s cachier.Stats) int64 { return int64(s.Waits) }},
 	{"cachier.cache.wait_timeouts", "{call}", "Waits that gave up after WaitForCalcTimeout.", func(s cachier.Stats) int64 { return int64(s.WaitTimeouts) }},
-	{"cachier.cache.lease_takeovers", "{lease}", "Computations started after another holder's lease ran out.", func(s cachier.Stats) int64 { return int64(s.LeaseTakeovers) }},
+	{"cachier.cache.lease_takeovers", "{lease}", "Calculation leases taken over after another holder's lease ran out.", func(s cachier.Stats) int64 { return int64(s.LeaseTakeovers) }},
 	{"cachier.cache.store_errors", "{error}", "Store operations that failed; the call went on.", func(s cachier.Stats) int64 { return int64(s.StoreErrors) }},
 	{"cachier.cache.decode_errors", "{error}", "Entries that were corrupt or did not decode.", func(s cachier.Stats) int64 { return int64(s.DecodeErrors) }},
 	{"cachier.cache.invalidated", "{entry}", "Entries dropped because a tag, prefix or parent moved.", func(s cachier.Stats) int64 { return int64(s.Invalidated) }},

@@ -47,7 +47,7 @@ var (
 		{newDesc("waits_total", "Calls that waited for another caller's computation."), func(s cachier.Stats) float64 { return float64(s.Waits) }},
 		{newDesc("wait_seconds_total", "Total time spent waiting for other callers' computations."), func(s cachier.Stats) float64 { return s.WaitTime.Seconds() }},
 		{newDesc("wait_timeouts_total", "Waits that gave up after WaitForCalcTimeout and computed."), func(s cachier.Stats) float64 { return float64(s.WaitTimeouts) }},
-		{newDesc("lease_takeovers_total", "Computations started after another holder's lease ran out."), func(s cachier.Stats) float64 { return float64(s.LeaseTakeovers) }},
+		{newDesc("lease_takeovers_total", "Calculation leases taken over after another holder's lease ran out."), func(s cachier.Stats) float64 { return float64(s.LeaseTakeovers) }},
 		{newDesc("store_errors_total", "Store operations that failed; the call went on without the cache."), func(s cachier.Stats) float64 { return float64(s.StoreErrors) }},
 		{newDesc("decode_errors_total", "Entries that were corrupt or did not decode, served as misses."), func(s cachier.Stats) float64 { return float64(s.DecodeErrors) }},
 		{newDesc("invalidated_total", "Entries found but dropped because a tag, prefix or parent moved."), func(s cachier.Stats) float64 { return float64(s.Invalidated) }},
