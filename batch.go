@@ -1394,6 +1394,8 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		errs  []error
 		werr  error
 		moved bool // the epoch after the write is not the one the entries recorded
+		// markDone: the marker was sent with the writes; changedNS is not needed.
+		markDone bool
 	)
 	if checked || combined {
 		f.invMu.RLock()
@@ -1409,8 +1411,18 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 			f.stats.invalidated.Add(uint64(len(ks) - 1)) // per key
 			return nil
 		}
-		errs, moved, werr = b.writeAndRelease(ctx, s, wr, ks, es, writes, held, checked, e0)
+		// With a local tier, the namespace's marker is written in the same call, after
+		// the entries (store.WriteReleaseBatcher orders it after them): no round trip
+		// of its own.
+		markDone = local && markersOn(s.store)
+		errs, moved, werr = b.writeAndRelease(ctx, s, wr, ks, es, writes, held, checked, e0, markDone)
 		f.invMu.RUnlock()
+		if markDone && werr == nil {
+			if merr := errs[len(ks)]; merr != nil {
+				_ = f.storeFailed(ctx, s, "mark", nsMarker(f.ns), merr)
+			}
+			errs = errs[:len(ks)]
+		}
 	} else {
 		if checked && !f.epochStill(ctx, s, ks[0], e0) {
 			f.invMu.RUnlock()
@@ -1483,7 +1495,12 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 			f.local.forget(f.tierKey(items[writes[j]].arg, k))
 		}
 	}
-	if marked {
+	switch {
+	case markDone:
+		// The marker moved with the writes; this process's other tiers of the
+		// namespace drop their copies as changedNS would have them do.
+		droppedNS(s, f.ns, f.local.sync)
+	case marked:
 		// One marker move for the whole batch tells the other processes' local tiers.
 		if err := changedNS(ctx, s, f.ns, f.local.sync); err != nil {
 			_ = f.storeFailed(ctx, s, "mark", ks[0], err)
@@ -1498,7 +1515,7 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 // one call (store.WriteReleaseBatcher: one round trip on a store that can). moved
 // reports an epoch other than e0. A lease the call may not have released is
 // released again, as Func's save does.
-func (b *Batch[A, R]) writeAndRelease(ctx context.Context, s *settings, wr store.WriteReleaseBatcher, ks []store.Key, es []store.Entry, writes []int, held map[int]*heldLease, checked bool, e0 uint64) (errs []error, moved bool, err error) {
+func (b *Batch[A, R]) writeAndRelease(ctx context.Context, s *settings, wr store.WriteReleaseBatcher, ks []store.Key, es []store.Entry, writes []int, held map[int]*heldLease, checked bool, e0 uint64, mark bool) (errs []error, moved bool, err error) {
 	f := b.f
 	ls := make([]store.Lease, len(ks))
 	for j, i := range writes {
@@ -1510,8 +1527,13 @@ func (b *Batch[A, R]) writeAndRelease(ctx context.Context, s *settings, wr store
 	if checked {
 		names = []string{f.epochName}
 	}
+	var marks []store.Key
+	var markEs []store.Entry
+	if mark {
+		marks, markEs = []store.Key{nsMarker(f.ns)}, []store.Entry{markerEntry()}
+	}
 	opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
-	errs, relErrs, vs, err := wr.WriteAndReleaseMany(opCtx, ks, es, ls, names)
+	errs, relErrs, vs, err := wr.WriteAndReleaseMany(opCtx, ks, es, ls, marks, markEs, names)
 	cancel()
 	switch {
 	case err != nil && relErrs == nil:

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/store"
 )
@@ -122,5 +124,89 @@ func TestBatchOnRedisDropsResultsOfAnInvalidatedComputation(t *testing.T) {
 	}
 	if n := bt.Stats().Invalidated; n != 3 {
 		t.Errorf("Stats().Invalidated = %d, want 3", n)
+	}
+}
+
+// callCtxKey marks the context of the call whose round trips ctxHook counts.
+type callCtxKey struct{}
+
+// ctxHook counts the round trips (a command, or a pipeline) sent under a context
+// that carries callCtxKey: those of one call, not those a local tier's reconcile
+// sends in the background at the same time.
+type ctxHook struct{ n atomic.Int64 }
+
+func (h *ctxHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *ctxHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if ctx.Value(callCtxKey{}) != nil {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *ctxHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if ctx.Value(callCtxKey{}) != nil {
+			h.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestBatchRoundTripsRedisLocalTier: with a local tier, a batch with keys to compute
+// takes the round trips it takes without one (four on one Redis server): the move of
+// the namespace's marker, which tells the other processes' local tiers, is sent in
+// the pipeline of the writes, after them, not in a round trip of its own. The marker
+// does move.
+func TestBatchRoundTripsRedisLocalTier(t *testing.T) {
+	rt := &ctxHook{}
+	st, _ := redisStore(t, "rtt-tier-"+strconv.FormatInt(time.Now().UnixNano(), 36), rt)
+	fn := func(_ context.Context, args []int) (map[int]string, error) {
+		m := make(map[int]string, len(args))
+		for _, a := range args {
+			m[a] = "v" + strconv.Itoa(a)
+		}
+		return m, nil
+	}
+	s := store.Adapt(st)
+	bt, err := cachier.WrapBatch(fn, cachier.Name(t.Name()), cachier.WithStore(s), cachier.LeaseTTL(time.Hour), cachier.LocalTier(1000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bt.Close(context.Background())
+	marker := store.Key{Namespace: "cachier~tier", ID: "ns:" + t.Name()}
+	readMarker := func() string {
+		t.Helper()
+		e, err := s.Get(context.Background(), marker)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return string(e.Value)
+	}
+	ctx := context.WithValue(context.Background(), callCtxKey{}, true)
+	call := func(from, n int) int64 {
+		t.Helper()
+		as := make([]int, n)
+		for i := range as {
+			as[i] = from + i
+		}
+		rt.n.Store(0)
+		m, err := bt.Call(ctx, as)
+		if err != nil || len(m) != len(as) {
+			t.Fatalf("Call: %d results, %v", len(m), err)
+		}
+		return rt.n.Load()
+	}
+	call(10_000, 3) // the scripts are loaded once, the first time (NOSCRIPT)
+	call(100, 60)
+	m0 := readMarker()
+	// 90% cached: 54 of the 60 keys above, and 6 new ones.
+	if n := call(106, 60); n != 4 {
+		t.Errorf("with a local tier, a batch of 60 keys, 6 missing, took %d round trips; want 4, as without one", n)
+	}
+	if m1 := readMarker(); m1 == m0 {
+		t.Errorf("the batch's write did not move the marker %s", marker)
 	}
 }

@@ -524,17 +524,22 @@ func markersOn(st store.Store) bool { return store.Scope(st) != store.LeasesNone
 // moveMarker writes a new value to the marker k, so that local tiers elsewhere drop
 // their copies.
 func moveMarker(ctx context.Context, st store.Store, timeout time.Duration, k store.Key) error {
-	var b [8]byte
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := st.Set(ctx, k, markerEntry()); err != nil {
+		return fmt.Errorf("cachier: tell local tiers (%s): %w", k, err)
+	}
+	return nil
+}
+
+// markerEntry is a new value of a marker.
+func markerEntry() store.Entry {
+	b := make([]byte, 8)
 	v := store.NewVersion()
 	for i := range b {
 		b[i] = byte(v >> (8 * i))
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := st.Set(ctx, k, store.Entry{Value: b[:], StoredAt: time.Now()}); err != nil {
-		return fmt.Errorf("cachier: tell local tiers (%s): %w", k, err)
-	}
-	return nil
+	return store.Entry{Value: b, StoredAt: time.Now()}
 }
 
 // changedNS moves the namespace's marker after a write or an invalidation, and drops
@@ -543,12 +548,19 @@ func changedNS(ctx context.Context, s *settings, ns string, self *tierSync) erro
 	if !markersOn(s.store) {
 		return nil
 	}
+	droppedNS(s, ns, self)
+	return moveMarker(ctx, s.store, s.storeTimeout, nsMarker(ns))
+}
+
+// droppedNS is changedNS's part in this process: the copies of the other local tiers
+// of this process on the same store and namespace are dropped. A batch whose marker
+// moved with its writes (store.WriteReleaseBatcher) calls it alone.
+func droppedNS(s *settings, ns string, self *tierSync) {
 	forEachTier(s.store, func(t *tierSync) {
 		if t != self && t.ns == ns {
 			t.dropAll()
 		}
 	})
-	return moveMarker(ctx, s.store, s.storeTimeout, nsMarker(ns))
 }
 
 // changedCounters moves the counters marker after a bump, and drops the copies with

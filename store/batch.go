@@ -183,24 +183,34 @@ type SetAndDeleteBatcher interface {
 type WriteReleaseBatcher interface {
 	// WriteAndReleaseMany stores es[i] under ks[i], then releases ls[i] if it is
 	// still its owner's (a zero lease, without a token, releases nothing), for every
-	// i, then reads the named counters. errs[i] reports a failed write of ks[i]
-	// alone, relErrs[i] a failed release of ls[i]; err a failure of the whole call,
-	// after which any write or release may or may not have happened (relErrs is then
-	// nil: the caller releases the leases again).
-	WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry, ls []Lease, counters []string) (errs, relErrs []error, versions []uint64, err error)
+	// i, then stores markEs[j] under marks[j] for every j, after every write of ks
+	// (in the same round trip where the writes of ks are one ordered round trip,
+	// after them in another otherwise: a reader that sees a mark's new value sees
+	// the writes), then reads the named counters. errs[i] reports a failed write of
+	// ks[i] alone and errs[len(ks)+j] one of marks[j], relErrs[i] a failed release
+	// of ls[i]; err a failure of the whole call, after which any write or release
+	// may or may not have happened (relErrs is then nil: the caller releases the
+	// leases again).
+	WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry, ls []Lease, marks []Key, markEs []Entry, counters []string) (errs, relErrs []error, versions []uint64, err error)
 }
 
 var _ WriteReleaseBatcher = (*portable)(nil)
 
 // WriteAndReleaseMany implements [WriteReleaseBatcher].
-func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry, ls []Lease, counters []string) ([]error, []error, []uint64, error) {
+func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry, ls []Lease, marks []Key, markEs []Entry, counters []string) ([]error, []error, []uint64, error) {
 	if len(ks) != len(es) || len(ks) != len(ls) {
 		return nil, nil, nil, fmt.Errorf("store: WriteAndReleaseMany of %d keys, %d entries and %d leases; pass one of each per key", len(ks), len(es), len(ls))
+	}
+	if len(marks) != len(markEs) {
+		return nil, nil, nil, fmt.Errorf("store: WriteAndReleaseMany of %d marks and %d entries; pass one entry per mark", len(marks), len(markEs))
 	}
 	if err := p.checkNS(ctx, "-"); err != nil {
 		return nil, nil, nil, err
 	}
 	if err := validateKeys(ks); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := validateKeys(marks); err != nil {
 		return nil, nil, nil, err
 	}
 	if err := p.checkCounters(ctx, counters); err != nil {
@@ -219,7 +229,8 @@ func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 	}
 	relErrs := make([]error, len(ls))
 	if sb, ok := p.d.(SetAndDeleteBatcher); ok && p.war != nil && p.swapper != nil && p.leaser == nil && len(ks) > 0 {
-		rks, olds := make([]Key, len(ks)), make([][]byte, len(ks))
+		n := len(ks) + len(marks)
+		rks, olds := make([]Key, n), make([][]byte, n)
 		also := make([]Key, len(counters))
 		for i, n := range counters {
 			also[i] = counterKey(n)
@@ -231,8 +242,18 @@ func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 				olds[i] = encodeLease(ls[i])
 			}
 		}
-		deleted, errs, vals, err := sb.SetAndDeleteMany(ctx, ks, es, rks, olds, also)
-		for _, k := range ks {
+		wks, wes := ks, es
+		if len(marks) > 0 {
+			// The marks are written by the last scripts of the pipeline, which the one
+			// server runs after every write of ks; they hold no lease.
+			wks = append(append(make([]Key, 0, n), ks...), marks...)
+			wes = append(append(make([]Entry, 0, n), es...), markEs...)
+			for j, k := range marks {
+				rks[len(ks)+j], olds[len(ks)+j] = leaseKey(k), noLease
+			}
+		}
+		deleted, errs, vals, err := sb.SetAndDeleteMany(ctx, wks, wes, rks, olds, also)
+		for _, k := range wks {
 			p.changed(k)
 		}
 		if err != nil {
@@ -261,6 +282,14 @@ func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 	errs, err := p.SetMany(ctx, ks, es)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if len(marks) > 0 {
+		// After SetMany returned, every write of ks is done: the marks follow them.
+		merrs, err := p.SetMany(ctx, marks, markEs)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		errs = append(errs, merrs...)
 	}
 	var held []Lease
 	var at []int

@@ -30,12 +30,14 @@ func TestGetManySetManyFallback(t *testing.T) {
 }
 
 // GetManyVersioned reads entries and counters together, and WriteAndReleaseMany
-// writes, releases only the leases it is given and reads the counters after, on a
-// driver with neither capability (the portable layer's fallbacks).
+// writes, writes the marks after, releases only the leases it is given and reads the
+// counters after, on a driver with neither capability (the portable layer's
+// fallbacks).
 func TestGetManyVersionedAndWriteAndReleaseMany(t *testing.T) {
 	ctx := context.Background()
 	s := store.Adapt(NewMapStore())
 	a, b := store.Key{Namespace: "ns", ID: "a"}, store.Key{Namespace: "ns", ID: "b"}
+	mark := store.Key{Namespace: "marks", ID: "m"} // written after a and b
 	if err := s.Set(ctx, a, store.Entry{Value: []byte("A")}); err != nil {
 		t.Fatal(err)
 	}
@@ -61,14 +63,14 @@ func TestGetManyVersionedAndWriteAndReleaseMany(t *testing.T) {
 	if _, err := s.Acquire(ctx, b, o, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	werrs, relErrs, vs, err := s.(store.WriteReleaseBatcher).WriteAndReleaseMany(ctx, []store.Key{a, b}, []store.Entry{{Value: []byte("A2")}, {Value: []byte("B2")}}, []store.Lease{l, {}}, []string{"c1"})
-	if err != nil || werrs[0] != nil || werrs[1] != nil || relErrs[0] != nil || relErrs[1] != nil {
+	werrs, relErrs, vs, err := s.(store.WriteReleaseBatcher).WriteAndReleaseMany(ctx, []store.Key{a, b}, []store.Entry{{Value: []byte("A2")}, {Value: []byte("B2")}}, []store.Lease{l, {}}, []store.Key{mark}, []store.Entry{{Value: []byte("M")}}, []string{"c1"})
+	if err != nil || len(werrs) != 3 || werrs[0] != nil || werrs[1] != nil || werrs[2] != nil || relErrs[0] != nil || relErrs[1] != nil {
 		t.Fatal(werrs, relErrs, err)
 	}
 	if len(vs) != 1 || vs[0] != v1 {
 		t.Errorf("WriteAndReleaseMany counters %v, want [%d]", vs, v1)
 	}
-	for k, want := range map[store.Key]string{a: "A2", b: "B2"} {
+	for k, want := range map[store.Key]string{a: "A2", b: "B2", mark: "M"} {
 		if e, err := s.Get(ctx, k); err != nil || string(e.Value) != want {
 			t.Errorf("%s = %q, %v; want %q", k, e.Value, err, want)
 		}
