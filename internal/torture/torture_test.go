@@ -27,6 +27,7 @@ import (
 	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/mongostore"
 )
 
 var (
@@ -500,6 +501,14 @@ func (r *run) check(t *testing.T) summary {
 		k, _ := checker.Key(key)
 		owner := store.Owner{Host: "checker", PID: os.Getpid(), Token: randHex()}
 		lease, err := st.Acquire(ctx, k, owner, time.Minute)
+		// On MongoDB a holder killed while it swapped its lease record (a takeover, a
+		// renewal or a release) leaves a claim that keeps others from swapping that
+		// record for mongostore.ClaimTTL, as its documentation says. CI saw it once.
+		for claimed := r.lastKill.Add(mongostore.ClaimTTL + time.Second); errors.Is(err, store.ErrLeaseHeld) &&
+			strings.HasPrefix(r.cfg.url, "mongodb") && time.Now().Before(claimed); {
+			time.Sleep(100 * time.Millisecond) // the claim's expiry is on the server's records, by wall time
+			lease, err = st.Acquire(ctx, k, owner, time.Minute)
+		}
 		if err != nil {
 			t.Errorf("key %d: Acquire after every holder stopped: %v", key, err)
 		} else if err := st.Release(ctx, lease); err != nil {

@@ -164,7 +164,7 @@ func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk
 	models := []mongo.WriteModel{
 		mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: fID, Value: docID(k)}}).SetReplacement(doc).SetUpsert(true),
 		mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: fID, Value: cid}}).
-			SetUpdate(bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: fClaimUntil, Value: nanos(s.now().Add(claimTTL))}}}}).
+			SetUpdate(bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: fClaimUntil, Value: nanos(s.now().Add(ClaimTTL))}}}}).
 			SetUpsert(true),
 	}
 	var claimed bool
@@ -215,7 +215,7 @@ func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk
 			mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: fID, Value: cid}}),
 		}, options.BulkWrite().SetOrdered(true))
 		if err != nil {
-			// The claim may be left: delete it on its own, or it expires after claimTTL.
+			// The claim may be left: delete it on its own, or it expires after ClaimTTL.
 			_, _ = s.coll.DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: fID, Value: cid}})
 			return false, nil, err
 		}

@@ -368,9 +368,12 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 	return nss, nil
 }
 
-// claimTTL is how long a swap claim blocks other swaps of the same value; only a
-// process that dies between claiming and swapping leaves one behind.
-const claimTTL = 30 * time.Second
+// ClaimTTL is how long a swap claim blocks other swaps of the same value; only a
+// process that dies between claiming and swapping (a takeover, a renewal, or the
+// release at the end of a miss) leaves one behind. So a lease whose holder was killed
+// in that moment can be taken over up to ClaimTTL after the kill, rather than after
+// the lease's own expiry.
+const ClaimTTL = 30 * time.Second
 
 // maxClaims bounds the chain of claims on one value (each left by a swapper that died).
 const maxClaims = 8
@@ -416,7 +419,7 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 		return false, err
 	}
 	// The claim goes once the swap is done: the value it claims is gone, or was
-	// never there. If deleting it fails, it expires after claimTTL.
+	// never there. If deleting it fails, it expires after ClaimTTL.
 	defer s.coll.DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: fID, Value: claim}}) //nolint:errcheck
 	filter := bson.D{{Key: fID, Value: id}, {Key: fValue, Value: bson.Binary{Subtype: bson.TypeBinaryGeneric, Data: old}}}
 	if next == nil {
@@ -435,14 +438,14 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 
 // claim inserts the one swap claim on the value old of the document id and returns
 // its _id, or "" if another caller holds it. A claim left by a swapper that died
-// expires after claimTTL, and the next claim in the chain (another unique _id) is
+// expires after ClaimTTL, and the next claim in the chain (another unique _id) is
 // taken instead of deleting it. Claims have no "ns", so no listing shows them.
 func (s *Store) claim(ctx context.Context, id string, old []byte) (string, error) {
 	base := claimBase(id, old)
 	now := s.now()
 	for n := range maxClaims {
 		cid := base + strconv.Itoa(n)
-		_, err := s.coll.InsertOne(ctx, bson.D{{Key: fID, Value: cid}, {Key: fClaimUntil, Value: nanos(now.Add(claimTTL))}})
+		_, err := s.coll.InsertOne(ctx, bson.D{{Key: fID, Value: cid}, {Key: fClaimUntil, Value: nanos(now.Add(ClaimTTL))}})
 		if err == nil {
 			return cid, nil
 		}

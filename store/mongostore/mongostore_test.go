@@ -255,7 +255,7 @@ func TestAbandonedClaim(t *testing.T) {
 	if nss, err := s.Namespaces(ctx); err != nil || !slices.Equal(nss, []string{"ns"}) {
 		t.Errorf("Namespaces = %q, %v; want [ns]", nss, err)
 	}
-	advance(claimTTL + time.Second)
+	advance(ClaimTTL + time.Second)
 	if ok, err := s.Swap(ctx, k, []byte("a"), &store.Entry{Value: []byte("b"), StoredAt: now}); err != nil || !ok {
 		t.Fatalf("Swap(a -> b) after the claim expired = %v, %v; want true", ok, err)
 	}
