@@ -7,13 +7,13 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
+	"github.com/cachier-go/cachier/store/storetest"
 )
 
 var (
@@ -87,26 +87,11 @@ func BenchmarkMissVsRaw(b *testing.B) {
 			for _, op := range ops {
 				b.Run(op.name, func(b *testing.B) {
 					before := f.Stats()
-					var storeT, rawT time.Duration
-					for b.Loop() {
-						t0 := time.Now()
-						if err := op.cachier(); err != nil {
-							b.Fatal(err)
-						}
-						t1 := time.Now()
-						if err := op.raw(); err != nil {
-							b.Fatal(err)
-						}
-						storeT += t1.Sub(t0)
-						rawT += time.Since(t1)
-					}
+					storetest.Alternate(b, op.cachier, op.raw)
 					st := f.Stats().Sub(before)
 					if st.StoreErrors != 0 || (st.Misses != 0) != op.wantMisses {
 						b.Fatalf("%d store errors, %d misses", st.StoreErrors, st.Misses)
 					}
-					b.ReportMetric(float64(storeT.Nanoseconds())/float64(b.N), "store-ns/op")
-					b.ReportMetric(float64(rawT.Nanoseconds())/float64(b.N), "raw-ns/op")
-					b.ReportMetric(float64(storeT)/float64(rawT), "store/raw")
 				})
 			}
 		})

@@ -176,3 +176,27 @@ func BenchGetMiss(s store.Driver, k store.Key) func(*testing.B) {
 		}
 	}
 }
+
+// Alternate runs b's loop over two operations in turn, store then raw, timing each,
+// and reports both latencies (store-ns/op, raw-ns/op) and their ratio (store/raw):
+// a ratio from the same moments of one run, whatever the machine's load does
+// meanwhile. It fails b on the first error of either.
+func Alternate(b *testing.B, store, raw func() error) {
+	b.Helper()
+	var storeT, rawT time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if err := store(); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := raw(); err != nil {
+			b.Fatal(err)
+		}
+		storeT += t1.Sub(t0)
+		rawT += time.Since(t1)
+	}
+	b.ReportMetric(float64(storeT.Nanoseconds())/float64(b.N), "store-ns/op")
+	b.ReportMetric(float64(rawT.Nanoseconds())/float64(b.N), "raw-ns/op")
+	b.ReportMetric(float64(storeT)/float64(rawT), "store/raw")
+}
