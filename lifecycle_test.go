@@ -468,7 +468,6 @@ func TestComputeTimeoutStopsRenewingTheLease(t *testing.T) {
 	defer fst.Close()
 	st := store.Adapt(fst, store.WithClock(clk)) // leases expire by the fake clock
 	stuck := make(chan struct{})
-	defer close(stuck)
 	started := make(chan struct{})
 	fn := func(_ context.Context, x int) (int, error) {
 		close(started)
@@ -480,6 +479,13 @@ func TestComputeTimeoutStopsRenewingTheLease(t *testing.T) {
 	a, _ := cachier.Wrap(fn, append(opts, cachier.ComputeTimeout(15*time.Second))...)
 	b, _ := cachier.Wrap(func(context.Context, int) (int, error) { return 3, nil }, opts...)
 	ctx := context.Background()
+	// Once fn is let go, a's computation writes to the store's directory in the
+	// background: wait for it (Close) before the store closes and t.TempDir is
+	// removed (CI saw "directory not empty").
+	defer func() {
+		close(stuck)
+		a.Close(ctx)
+	}()
 	go a.Call(ctx, 1)
 	<-started
 	blockUntil(t, clk, 2) // a's deadline (15s) and its first renewal (10s)
