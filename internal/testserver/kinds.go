@@ -1,9 +1,11 @@
 package testserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/user"
@@ -399,9 +401,42 @@ func setupFerretDB(s *Server) error {
 			"--handler=sqlite", "--sqlite-url=file:" + data + "/", "--listen-addr=" + addr,
 			"--debug-addr=-", "--state-dir=" + state, "--telemetry=disable", "--log-level=warn",
 		},
-		ready: func(ctx context.Context) error { return mongoPing(ctx, addr) },
+		ready:   func(ctx context.Context) error { return mongoPing(ctx, addr) },
+		prepare: func() error { return dropUnfinishedFerretDBs(data) },
 	}}
 	s.URL = "mongodb://" + addr + "/"
+	return nil
+}
+
+// dropUnfinishedFerretDBs removes the SQLite files of FerretDB databases whose
+// metadata table was never created: FerretDB makes a database's file, then its
+// _ferretdb_collections table, and a SIGKILL in between leaves a file it refuses to
+// start on ("no such table: _ferretdb_collections"; CI saw it in
+// TestTortureServerKilled/ferretdb). Such a database has no collection registered, so
+// nothing is lost. A file whose bytes (or its write-ahead log's) name the table is
+// kept.
+func dropUnfinishedFerretDBs(data string) error {
+	files, err := filepath.Glob(filepath.Join(data, "*.sqlite"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		named := false
+		for _, p := range []string{f, f + "-wal"} {
+			b, err := os.ReadFile(p)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			named = named || bytes.Contains(b, []byte("_ferretdb_collections"))
+		}
+		if !named {
+			for _, p := range []string{f, f + "-wal", f + "-shm"} {
+				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+			}
+		}
+	}
 	return nil
 }
 

@@ -35,6 +35,7 @@ type node struct {
 	stopSig syscall.Signal // graceful stop signal (SIGTERM unless set)
 	logPath string
 	ready   func(ctx context.Context) error // a real protocol check
+	prepare func() error                    // if set, run before every start (a restart too)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -65,6 +66,11 @@ func (n *node) launch() error {
 		case <-n.done:
 		default:
 			return nil // already running
+		}
+	}
+	if n.prepare != nil {
+		if err := n.prepare(); err != nil {
+			return fmt.Errorf("prepare %s: %w", n.name, err)
 		}
 	}
 	logf, err := os.OpenFile(n.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
