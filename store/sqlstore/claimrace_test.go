@@ -5,6 +5,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,24 +41,41 @@ func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
 		// store must notice and read again.
 		{"Postgres/GetOrCreate/pipelined/repeatable-read", openPostgresRepeatableRead, pgxpipe.Pipeliner{}, (*sqlstore.Store).GetOrCreate},
 		{"Postgres/GetAndCreate/pipelined/repeatable-read", openPostgresRepeatableRead, pgxpipe.Pipeliner{}, (*sqlstore.Store).GetAndCreate},
-		// MariaDB's cases (the same two statements, one at a time) passed on their own
-		// but failed twice in CI: the lock wait was never seen in information_schema
-		// (INNODB_TRX, then INNODB_LOCK_WAITS by B's transaction id, which did not show
-		// B's transaction for a minute), so A waited out innodb_lock_wait_timeout. They
-		// stay out until the wait can be detected reliably there.
+		// On MariaDB the same two statements go one at a time. A's wait is found by
+		// SHOW ENGINE INNODB STATUS: see mariaDBWaits.
+		{"MariaDB/GetOrCreate/sequential", openMySQL, nil, (*sqlstore.Store).GetOrCreate},
+		{"MariaDB/GetAndCreate/sequential", openMySQL, nil, (*sqlstore.Store).GetAndCreate},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			// The deadline bounds the wait for A's lock wait, and everything else.
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 			defer cancel()
-			db := tc.open(t)
+			db := tc.open(t) // B's transaction and the polls
 			s, err := sqlstore.New(db, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			d := s.Dialect()
 			table := freshTable(t, db, d)
-			if s, err = sqlstore.New(db, &sqlstore.Options{Table: table, Pipeline: tc.pipeline}); err != nil {
+			// A's store. On MariaDB it has a pool of its own holding one connection,
+			// whose id is how mariaDBWaits knows A's transaction; and A waits for a
+			// lock as long as the test's deadline allows, not
+			// innodb_lock_wait_timeout's default 50 s, so that a wait never seen
+			// fails below with what InnoDB showed.
+			sdb := db
+			var aConn int64
+			if d == sqlstore.MySQL {
+				sdb = tc.open(t)
+				sdb.SetMaxOpenConns(1)
+				if _, err := sdb.ExecContext(ctx, `SET SESSION innodb_lock_wait_timeout = 1000`); err != nil {
+					t.Fatal(err)
+				}
+				if err := sdb.QueryRowContext(ctx, `SELECT CONNECTION_ID()`).Scan(&aConn); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if s, err = sqlstore.New(sdb, &sqlstore.Options{Table: table, Pipeline: tc.pipeline}); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
@@ -78,10 +97,6 @@ func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
 			if d == sqlstore.MySQL {
 				ins = `INSERT INTO ` + table + ` (namespace, id, stored_at, value) VALUES (?, ?, ?, ?)`
 				del = `DELETE FROM ` + table + ` WHERE namespace = ? AND id = ?`
-				// A lock wait on B's transaction, found by B's transaction id: the
-				// waiting statement's text (INNODB_TRX.trx_query) was not always there
-				// to match (CI: A waited out innodb_lock_wait_timeout unseen).
-				waiting = `SELECT EXISTS (SELECT 1 FROM information_schema.INNODB_LOCK_WAITS WHERE blocking_trx_id = ?)`
 			}
 			tx, err := db.BeginTx(ctx, nil)
 			if err != nil {
@@ -94,20 +109,6 @@ func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
 			if _, err := tx.ExecContext(ctx, del, rk.Namespace, rk.ID); err != nil {
 				t.Fatal(err)
 			}
-			waitingFor := any(table)
-			if d == sqlstore.MySQL {
-				// INNODB_TRX is a copy InnoDB refreshes at most every 0.1 s: B's
-				// transaction may take a moment to be in it.
-				var trx string
-				for trx == "" {
-					err := tx.QueryRowContext(ctx, `SELECT trx_id FROM information_schema.INNODB_TRX
-						WHERE trx_mysql_thread_id = CONNECTION_ID()`).Scan(&trx)
-					if err != nil && !errors.Is(err, sql.ErrNoRows) {
-						t.Fatalf("B's transaction id: %v", err)
-					}
-				}
-				waitingFor = trx
-			}
 
 			type result struct {
 				r   store.GetAndCreateResult
@@ -119,13 +120,26 @@ func TestClaimSeesEntryCommittedWithRelease(t *testing.T) {
 				done <- result{r, err}
 			}()
 			// Wait until A waits for one of B's row locks, then commit B.
-			for w := false; !w; {
+			for w, last := false, ""; !w; {
 				select {
 				case res := <-done:
 					t.Fatalf("A returned before B committed (%+v, %v): it did not wait for B's lock", res.r, res.err)
 				default:
 				}
-				if err := db.QueryRowContext(ctx, waiting, waitingFor).Scan(&w); err != nil {
+				var err error
+				if d == sqlstore.MySQL {
+					var trxs string
+					if w, trxs, err = mariaDBWaits(ctx, db, aConn, table); trxs != "" {
+						last = trxs
+					}
+				} else {
+					err = db.QueryRowContext(ctx, waiting, table).Scan(&w)
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("A's statement was not seen waiting for B's row lock before the test's deadline (%v); InnoDB's transactions when last looked at:\n%s",
+						ctx.Err(), last)
+				}
+				if err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -160,4 +174,46 @@ func openPostgresRepeatableRead(t testing.TB) *sql.DB {
 		t.Fatalf("isolation %q, %v; want repeatable read", iso, err)
 	}
 	return db
+}
+
+// mariaDBWaits reports whether the transaction of MariaDB connection conn waits for
+// a lock on table, and returns the list of transactions it looked at: SHOW ENGINE
+// INNODB STATUS's, which InnoDB writes out anew on every call.
+//
+// Not information_schema's INNODB_TRX, INNODB_LOCKS or INNODB_LOCK_WAITS: they are
+// one copy InnoDB fills again only when no one read it for 0.1 s
+// (CACHE_MIN_IDLE_TIME_NS in trx0i_s.cc), and every read counts. Polled back to
+// back, they show forever what they showed at the first poll, taken before A's
+// statement waited: on MariaDB 10.11, 10,818 polls in 3 s never showed a row lock
+// wait that one read after 0.15 s unread did. That is how this test's MariaDB cases
+// failed in CI, A waiting out innodb_lock_wait_timeout unseen (in 2d620ae's version,
+// B's loop for its own transaction id could be pinned likewise by the polls of the
+// case before); where they passed, a gap of over 0.1 s between two polls (a busy
+// core) must have let the copy be filled again.
+func mariaDBWaits(ctx context.Context, db *sql.DB, conn int64, table string) (bool, string, error) {
+	var typ, name, status string
+	if err := db.QueryRowContext(ctx, `SHOW ENGINE INNODB STATUS`).Scan(&typ, &name, &status); err != nil {
+		return false, "", err
+	}
+	const list = "\nLIST OF TRANSACTIONS FOR EACH SESSION:\n"
+	i := strings.Index(status, list)
+	if i < 0 {
+		return false, status, nil
+	}
+	trxs := status[i+len(list):]
+	if j := strings.Index(trxs, "\n--------\n"); j >= 0 { // the next section's header
+		trxs = trxs[:j]
+	}
+	// Each transaction begins "---TRANSACTION id, ..." and names its connection in
+	// "MariaDB thread id N, ..." (MySQL: "MySQL thread id N, ..."). A waiting one
+	// then says "------- TRX HAS BEEN WAITING ... FOR THIS LOCK TO BE GRANTED:" and
+	// describes the lock, "... of table `db`.`table` ...".
+	thread := fmt.Sprintf(" thread id %d,", conn)
+	for _, trx := range strings.Split(trxs, "\n---TRANSACTION ") {
+		_, lock, waits := strings.Cut(trx, "FOR THIS LOCK TO BE GRANTED:")
+		if waits && strings.Contains(trx, thread) && strings.Contains(lock, "`.`"+table+"`") {
+			return true, trxs, nil
+		}
+	}
+	return false, trxs, nil
 }
