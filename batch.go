@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -957,7 +958,7 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 		}
 		// Joining or starting is one step: a flight that ends meanwhile cannot make
 		// this key's computation start twice.
-		c, started := f.inflight.Join(items[i].k.ID, func() (ran[R], error) {
+		c, started := f.inflight.Join(ctx, items[i].k.ID, func() (ran[R], error) {
 			<-p.done
 			if p.sl.err != nil {
 				return ran[R]{}, p.sl.err
@@ -986,6 +987,10 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 	if len(owned) > 0 {
 		wg.Add(1)
 		go func() {
+			// The batch function runs here: under the labels (runtime/pprof) of the
+			// caller's context, as a single computation does on a flight worker (a new
+			// goroutine has those of the goroutine that started it).
+			pprof.SetGoroutineLabels(ctx)
 			defer wg.Done()
 			own := make([]slot[R], len(items))
 			var pe *flight.PanicError

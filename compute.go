@@ -64,7 +64,7 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 		// callers after it join its run, not the older one.
 		// It waits for the run it replaces to end, so that an older result never
 		// lands after its own, as it waits for another process's lease.
-		c, leader = f.inflight.Replace(k.ID, func(prev *flight.Call[ran[R]]) (ran[R], error) {
+		c, leader = f.inflight.Replace(ctx, k.ID, func(prev *flight.Call[ran[R]]) (ran[R], error) {
 			for _, done := range []<-chan struct{}{callDone(prev), callDone(f.refreshing.Current(k.ID))} {
 				select {
 				case <-done:
@@ -85,7 +85,7 @@ func (f *Func[A, R]) compute(ctx context.Context, s *settings, k store.Key, arg 
 			start = s.clock.Now()
 		}
 	} else {
-		c, leader = f.inflight.JoinTask(k.ID, t, abandoned)
+		c, leader = f.inflight.JoinTask(ctx, k.ID, t, abandoned)
 	}
 	defer c.Leave()
 	var waitLimit, deadline <-chan time.Time
@@ -862,7 +862,7 @@ func (f *Func[A, R]) refreshInBackground(ctx context.Context, s *settings, k sto
 	if !f.life.begin() {
 		return // closed: no new background work
 	}
-	started := f.refreshing.Start(k.ID, func() (v R, err error) {
+	started := f.refreshing.Start(ctx, k.ID, func() (v R, err error) {
 		defer f.life.end()
 		defer func() {
 			if r := recover(); r != nil {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,9 +48,10 @@ type Call[V any] struct {
 	abandoned func() // called once when the last caller leaves before the run ends
 
 	// What the run does, and where it is registered: set before it starts.
-	task Task[V]
-	g    *Group[V]
-	key  string
+	task   Task[V]
+	g      *Group[V]
+	key    string
+	labels context.Context // whose pprof labels the run has on a worker (see work)
 }
 
 // Task is a run's work together with its Call: a type that embeds Call[V] and has a
@@ -72,8 +74,24 @@ func (t *funcTask[V]) Run() (V, error) { return t.fn() }
 
 func taskOf[V any](fn func() (V, error)) Task[V] { return &funcTask[V]{fn: fn} }
 
-// work runs the call on a worker's goroutine (see spawn).
-func (c *Call[V]) work() { c.g.run(c.key, c) }
+// work runs the call on a worker's goroutine (see spawn), under the goroutine labels
+// (runtime/pprof) of the context of the caller that started it, and clears them
+// after: a pooled worker runs the computations of many callers, and a new one inherits
+// the labels of whichever goroutine started it.
+func (c *Call[V]) work() {
+	pprof.SetGoroutineLabels(c.labels)
+	c.labels = nil // the run ends its use: it keeps no context alive
+	c.g.run(c.key, c)
+	pprof.SetGoroutineLabels(context.Background())
+}
+
+// labelsOf is ctx as the labels of a run, context.Background() when nil.
+func labelsOf(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
+	}
+	return ctx
+}
 
 // Done is closed when the run has ended.
 func (c *Call[V]) Done() <-chan struct{} {
@@ -118,14 +136,16 @@ type Group[V any] struct {
 // Join runs fn for key unless a run for key is already in flight, and returns the
 // run; leader reports whether this caller started it. The caller must call Leave once
 // it stops waiting, whether or not the run has ended. abandoned, if not nil, is
-// called when every caller has left a run this caller started before it ended.
-func (g *Group[V]) Join(key string, fn func() (V, error), abandoned func()) (c *Call[V], leader bool) {
-	return g.JoinTask(key, taskOf(fn), abandoned)
+// called when every caller has left a run this caller started before it ended. A run
+// this caller starts has the pprof labels of ctx (nil: none) on its goroutine; ctx is
+// used for nothing else.
+func (g *Group[V]) Join(ctx context.Context, key string, fn func() (V, error), abandoned func()) (c *Call[V], leader bool) {
+	return g.JoinTask(ctx, key, taskOf(fn), abandoned)
 }
 
 // JoinTask is Join with the run's work and Call in one Task, which is used only if
 // this caller leads.
-func (g *Group[V]) JoinTask(key string, t Task[V], abandoned func()) (c *Call[V], leader bool) {
+func (g *Group[V]) JoinTask(ctx context.Context, key string, t Task[V], abandoned func()) (c *Call[V], leader bool) {
 	g.mu.Lock()
 	if g.calls == nil {
 		g.calls = map[string]*Call[V]{}
@@ -133,7 +153,7 @@ func (g *Group[V]) JoinTask(key string, t Task[V], abandoned func()) (c *Call[V]
 	c, ok := g.calls[key]
 	if !ok {
 		c = t.call()
-		c.task, c.g, c.key, c.abandoned = t, g, key, abandoned
+		c.task, c.g, c.key, c.abandoned, c.labels = t, g, key, abandoned, labelsOf(ctx)
 		g.calls[key] = c
 		spawn(c)
 	}
@@ -150,7 +170,9 @@ func (g *Group[V]) JoinTask(key string, t Task[V], abandoned func()) (c *Call[V]
 // run behaves as under Join for everyone else: callers that join it meanwhile wait
 // for it and may leave, a panic in fn is caught and handed to every caller as a
 // *PanicError, and Forget detaches it. It saves the goroutine and its start-up, the
-// larger part of a short computation's cost.
+// larger part of a short computation's cost. fn runs under the caller's own goroutine
+// labels (runtime/pprof), which JoinInline leaves alone: they cannot be read back to
+// be restored, and pprof.Do keeps them equal to its context's.
 func (g *Group[V]) JoinInline(key string, fn func() (V, error), abandoned func()) (c *Call[V], leader bool) {
 	return g.JoinInlineTask(key, taskOf(fn), abandoned)
 }
@@ -182,8 +204,9 @@ func (g *Group[V]) JoinInlineTask(key string, t Task[V], abandoned func()) (c *C
 // run for key is in flight: that one finishes for the callers that joined it, and no
 // one else. The caller leads the new run and must call Leave as with Join. It serves a
 // caller that needs a run which began after it asked (a refresh). fn receives the run
-// it replaced (nil if none), to wait for it if it must.
-func (g *Group[V]) Replace(key string, fn func(prev *Call[V]) (V, error), abandoned func()) *Call[V] {
+// it replaced (nil if none), to wait for it if it must. The run has the pprof labels
+// of ctx, as under Join.
+func (g *Group[V]) Replace(ctx context.Context, key string, fn func(prev *Call[V]) (V, error), abandoned func()) *Call[V] {
 	g.mu.Lock()
 	if g.calls == nil {
 		g.calls = map[string]*Call[V]{}
@@ -191,7 +214,7 @@ func (g *Group[V]) Replace(key string, fn func(prev *Call[V]) (V, error), abando
 	prev := g.calls[key]
 	t := taskOf(func() (V, error) { return fn(prev) })
 	c := t.call()
-	c.task, c.g, c.key, c.abandoned, c.waiters = t, g, key, abandoned, 1
+	c.task, c.g, c.key, c.abandoned, c.waiters, c.labels = t, g, key, abandoned, 1, labelsOf(ctx)
 	g.calls[key] = c
 	spawn(c)
 	g.mu.Unlock()
@@ -216,7 +239,7 @@ func (g *Group[V]) Forget(key string) {
 // Do runs fn for key unless a run for key is already in flight, and waits for the
 // result or for ctx. leader reports whether this caller started the run.
 func (g *Group[V]) Do(ctx context.Context, key string, fn func() (V, error)) (v V, err error, leader bool) {
-	c, leader := g.Join(key, fn, nil)
+	c, leader := g.Join(ctx, key, fn, nil)
 	defer c.Leave()
 	select {
 	case <-c.Done():
@@ -228,8 +251,8 @@ func (g *Group[V]) Do(ctx context.Context, key string, fn func() (V, error)) (v 
 }
 
 // Start runs fn for key in the background unless a run is already in flight, and
-// reports whether it started one.
-func (g *Group[V]) Start(key string, fn func() (V, error)) bool {
+// reports whether it started one. The run has the pprof labels of ctx, as under Join.
+func (g *Group[V]) Start(ctx context.Context, key string, fn func() (V, error)) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.calls == nil {
@@ -240,7 +263,7 @@ func (g *Group[V]) Start(key string, fn func() (V, error)) bool {
 	}
 	t := taskOf(fn)
 	c := t.call()
-	c.task, c.g, c.key = t, g, key
+	c.task, c.g, c.key, c.labels = t, g, key, labelsOf(ctx)
 	g.calls[key] = c
 	spawn(c)
 	return true
@@ -307,8 +330,7 @@ func spawn(j job) {
 }
 
 // worker runs j, then the jobs handed to it while it waits, until it has waited
-// workerIdle for one. Goroutine labels (runtime/pprof) are those of the caller that
-// started the worker, not of each run's.
+// workerIdle for one. Each run sets and clears its own goroutine labels (work).
 func worker(j job) {
 	var t *time.Timer
 	for {

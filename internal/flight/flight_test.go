@@ -16,8 +16,8 @@ func TestLeaveAbandons(t *testing.T) {
 	release := make(chan struct{})
 	abandoned := make(chan struct{}, 2)
 	fn := func() (int, error) { <-release; return 1, nil }
-	a, leader := g.Join("k", fn, func() { abandoned <- struct{}{} })
-	b, joined := g.Join("k", fn, nil)
+	a, leader := g.Join(context.Background(), "k", fn, func() { abandoned <- struct{}{} })
+	b, joined := g.Join(context.Background(), "k", fn, nil)
 	if !leader || joined || a != b {
 		t.Fatalf("leader %v, second leader %v, same run %v", leader, joined, a == b)
 	}
@@ -34,7 +34,7 @@ func TestLeaveAbandons(t *testing.T) {
 	if v, err := a.Result(); v != 1 || err != nil {
 		t.Fatalf("result %d, %v", v, err)
 	}
-	c, _ := g.Join("k2", func() (int, error) { return 2, nil }, func() { abandoned <- struct{}{} })
+	c, _ := g.Join(context.Background(), "k2", func() (int, error) { return 2, nil }, func() { abandoned <- struct{}{} })
 	<-c.Done()
 	c.Leave()
 	select {
@@ -49,16 +49,16 @@ func TestLeaveAbandons(t *testing.T) {
 func TestForgetAll(t *testing.T) {
 	var g Group[int]
 	stuck := make(chan struct{})
-	old, _ := g.Join("k", func() (int, error) { <-stuck; return 1, nil }, nil)
+	old, _ := g.Join(context.Background(), "k", func() (int, error) { <-stuck; return 1, nil }, nil)
 	g.ForgetAll()
 	release := make(chan struct{})
-	fresh, leader := g.Join("k", func() (int, error) { <-release; return 2, nil }, nil)
+	fresh, leader := g.Join(context.Background(), "k", func() (int, error) { <-release; return 2, nil }, nil)
 	if !leader || fresh == old {
 		t.Fatal("a caller after ForgetAll joined the forgotten run")
 	}
 	close(stuck)
 	<-old.Done()
-	again, leader := g.Join("k", func() (int, error) { return 3, nil }, nil)
+	again, leader := g.Join(context.Background(), "k", func() (int, error) { return 3, nil }, nil)
 	if leader || again != fresh {
 		t.Fatal("the forgotten run's end removed the new run")
 	}
@@ -97,7 +97,7 @@ func TestJoinInlineDoneLazy(t *testing.T) {
 
 	joined := make(chan *Call[int], 1)
 	c, _ = g.JoinInline("k", func() (int, error) {
-		j, leader := g.Join("k", nil, nil)
+		j, leader := g.Join(context.Background(), "k", nil, nil)
 		if leader {
 			t.Error("the joiner leads")
 		}
@@ -131,7 +131,7 @@ func TestRunsReuseIdleWorkers(t *testing.T) {
 	seen := map[string]bool{}
 	const runs = 20
 	for i := range runs {
-		c, leader := g.Join(fmt.Sprint("k", i), func() (string, error) {
+		c, leader := g.Join(context.Background(), fmt.Sprint("k", i), func() (string, error) {
 			if i%2 == 1 {
 				panic(goid())
 			}

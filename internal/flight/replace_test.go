@@ -1,6 +1,7 @@
 package flight
 
 import (
+	"context"
 	"errors"
 	"testing"
 )
@@ -10,17 +11,17 @@ import (
 func TestReplace(t *testing.T) {
 	var g Group[int]
 	hold := make(chan struct{})
-	old, leader := g.Join("k", func() (int, error) { <-hold; return 1, nil }, nil)
+	old, leader := g.Join(context.Background(), "k", func() (int, error) { <-hold; return 1, nil }, nil)
 	if !leader {
 		t.Fatal("first Join did not lead")
 	}
 	var gotPrev *Call[int]
-	c := g.Replace("k", func(prev *Call[int]) (int, error) {
+	c := g.Replace(context.Background(), "k", func(prev *Call[int]) (int, error) {
 		gotPrev = prev
 		<-prev.Done()
 		return 2, nil
 	}, nil)
-	later, leader := g.Join("k", func() (int, error) { return 3, nil }, nil)
+	later, leader := g.Join(context.Background(), "k", func() (int, error) { return 3, nil }, nil)
 	if leader || later != c {
 		t.Fatal("a Join after Replace did not join the new run")
 	}
@@ -46,10 +47,10 @@ func TestReplace(t *testing.T) {
 func TestForget(t *testing.T) {
 	var g Group[int]
 	hold := make(chan struct{})
-	a, _ := g.Join("k", func() (int, error) { <-hold; return 1, nil }, nil)
+	a, _ := g.Join(context.Background(), "k", func() (int, error) { <-hold; return 1, nil }, nil)
 	g.Forget("k")
 	hold2 := make(chan struct{})
-	b, leader := g.Join("k", func() (int, error) { <-hold2; return 2, nil }, nil)
+	b, leader := g.Join(context.Background(), "k", func() (int, error) { <-hold2; return 2, nil }, nil)
 	if !leader || a == b {
 		t.Fatal("Join after Forget joined the forgotten run")
 	}
@@ -66,7 +67,7 @@ func TestForget(t *testing.T) {
 func TestRepanicKeepsStack(t *testing.T) {
 	var g Group[int]
 	orig := &PanicError{Value: "x", Stack: []byte("original stack")}
-	c, _ := g.Join("k", func() (int, error) { panic(orig) }, nil)
+	c, _ := g.Join(context.Background(), "k", func() (int, error) { panic(orig) }, nil)
 	<-c.Done()
 	_, err := c.Result()
 	var pe *PanicError
