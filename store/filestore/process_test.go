@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/filestore"
 )
@@ -251,11 +252,13 @@ func TestProcessesContend(t *testing.T) {
 }
 
 // TestProcessKilledHoldingLease kills a process that holds a lease and checks that
-// another process takes it over once, and only once, it has expired.
+// another process takes it over once, and only once, it has expired. The survivor's
+// leases expire by a fake clock (store.WithClock), set just before the dead holder's
+// expiry and then to it: no waiting, and no dependence on how fast this machine is.
 func TestProcessKilledHoldingLease(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	cmd, out := worker(t, "hold", dir, "1s")
+	cmd, out := worker(t, "hold", dir, "1h") // the worker's real clock never gets there
 	fields := strings.Fields(readLine(t, out))
 	if len(fields) != 2 || fields[0] != "acquired" {
 		t.Fatalf("worker said %q", fields)
@@ -270,33 +273,32 @@ func TestProcessKilledHoldingLease(t *testing.T) {
 	}
 	_ = cmd.Wait()
 
-	s := newStore(t, &filestore.Options{Dir: dir})
-	st := store.Adapt(s)
+	clk := clock.NewFake(expiry.Add(-time.Nanosecond))
+	st := store.Adapt(newStore(t, &filestore.Options{Dir: dir}), store.WithClock(clk))
 	me := store.Owner{Host: "parent", PID: os.Getpid(), Token: "survivor"}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		l, err := st.Acquire(ctx, workerKey, me, time.Minute)
-		if err == nil {
-			// Taking over before the dead holder's expiry would be a bug. Acquire
-			// decided before it returned (not before it was called: on a busy
-			// machine the call may start before the expiry and decide after it).
-			if returned := time.Now(); returned.Before(expiry) {
-				t.Fatalf("took the lease over by %v, before its expiry %v", returned, expiry)
-			}
-			if l.Owner != me {
-				t.Fatalf("Acquire returned %+v", l)
-			}
-			break
-		}
+	heldBy := func(what string, err error, o store.Owner) {
+		t.Helper()
 		var held *store.HeldError
-		if !errors.As(err, &held) || held.Holder.Owner.Token != "doomed" || held.Holder.Owner.PID != cmd.Process.Pid {
-			t.Fatalf("Acquire = %v; want HeldError naming the dead worker", err)
+		if !errors.As(err, &held) || held.Holder.Owner != o {
+			t.Fatalf("%s: Acquire = %v; want HeldError naming %+v", what, err, o)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the dead worker's lease never expired")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	// The dead worker's lease still holds until its expiry, to the nanosecond.
+	_, err = st.Acquire(ctx, workerKey, me, time.Minute)
+	heldBy("1ns before the dead holder's expiry", err,
+		store.Owner{Host: "worker", PID: cmd.Process.Pid, Token: "doomed"})
+
+	clk.Set(expiry)
+	l, err := st.Acquire(ctx, workerKey, me, time.Minute)
+	if err != nil {
+		t.Fatalf("at the dead holder's expiry: Acquire = %v; want the lease", err)
+	}
+	if l.Owner != me || !l.TakenOver {
+		t.Fatalf("at the dead holder's expiry: Acquire = %+v; want %+v's lease, taken over", l, me)
+	}
+	// Taken over once: the next contender finds the survivor's lease.
+	_, err = st.Acquire(ctx, workerKey, store.Owner{Host: "parent", PID: os.Getpid(), Token: "late"}, time.Minute)
+	heldBy("after the takeover", err, me)
 }
 
 // TestProcessKilledWriting kills processes in the middle of a loop of large Sets while
