@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	"github.com/cachier-go/cachier/internal/testserver"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/storetest"
@@ -24,18 +22,7 @@ import (
 func TestSetAndDeleteKeepsAReplacedLease(t *testing.T) {
 	srv := testserver.Memcached(t)
 	ctx := context.Background()
-	mk := func() *Store {
-		c := memcache.New(srv.Addr)
-		c.Timeout = 5 * time.Second
-		t.Cleanup(func() { _ = c.Close() })
-		s, err := New(c, &Options{Addr: srv.Addr})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	}
-	s, other := mk(), mk()
+	s, other := openStore(t, srv.Addr, srv.Addr), openStore(t, srv.Addr, srv.Addr)
 	ns := storetest.Namespace(t)
 	at := time.Now()
 	mine := store.Entry{Value: []byte("cL1 mine"), StoredAt: at}
