@@ -1,8 +1,6 @@
 package memcachestore
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"strconv"
 	"sync/atomic"
@@ -10,20 +8,15 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/internal/missbench"
 	"github.com/cachier-go/cachier/internal/testserver"
-	"github.com/cachier-go/cachier/store"
-	"github.com/cachier-go/cachier/store/storetest"
 )
 
-var (
-	benchValue = bytes.Repeat([]byte("cachier!"), 32) // bench/'s payload
-	benchSeq   atomic.Int64
-)
+var benchSeq atomic.Int64
 
 // BenchmarkMissVsRaw alternates a call of a cachier.Func through the store with
 // gomemcache's own commands on the same server, timing each, and reports both
-// latencies and their ratio (store/raw), from the same run:
+// latencies and their ratio (store/raw), from the same run (missbench.Run):
 //
 //   - miss: a call on a new key (look up, take the lease, compute at once, store and
 //     release) against a Get that misses and a Set of a new key;
@@ -37,7 +30,20 @@ func BenchmarkMissVsRaw(b *testing.B) {
 	srv := testserver.Memcached(b)
 	c := memcache.New(srv.Addr)
 	b.Cleanup(func() { _ = c.Close() })
-	ctx := context.Background()
+	set := func(k string) error { return c.Set(&memcache.Item{Key: "bench:raw:" + k, Value: missbench.Value}) }
+	raw := missbench.Raw{
+		Set: set,
+		Miss: func(k string) error {
+			if _, err := c.Get("bench:raw:" + k); !errors.Is(err, memcache.ErrCacheMiss) {
+				return errors.New("raw Get of a new key: " + errString(err))
+			}
+			return set(k)
+		},
+		Hit: func(k string) error {
+			_, err := c.Get("bench:raw:" + k)
+			return err
+		},
+	}
 	for _, mode := range []string{"pipelined", "gomemcache"} {
 		b.Run(mode, func(b *testing.B) {
 			opts := &Options{Prefix: "bench" + strconv.FormatInt(benchSeq.Add(1), 10)}
@@ -49,51 +55,7 @@ func BenchmarkMissVsRaw(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { _ = d.Close() })
-			f, err := cachier.Wrap(func(context.Context, string) ([]byte, error) { return benchValue, nil },
-				cachier.Name("bench/memcache"), cachier.WithStore(store.Adapt(d)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := f.Call(ctx, "hot"); err != nil {
-				b.Fatal(err)
-			}
-			if err := c.Set(&memcache.Item{Key: "bench:raw:hot", Value: benchValue}); err != nil {
-				b.Fatal(err)
-			}
-			ops := []struct {
-				name       string
-				cachier    func() error
-				raw        func() error
-				wantMisses bool
-			}{
-				{"miss", func() error {
-					_, err := f.Call(ctx, "miss-"+strconv.FormatInt(benchSeq.Add(1), 10))
-					return err
-				}, func() error {
-					k := "bench:raw:miss-" + strconv.FormatInt(benchSeq.Add(1), 10)
-					if _, err := c.Get(k); !errors.Is(err, memcache.ErrCacheMiss) {
-						return errors.New("raw Get of a new key: " + errString(err))
-					}
-					return c.Set(&memcache.Item{Key: k, Value: benchValue})
-				}, true},
-				{"hit", func() error {
-					_, err := f.Call(ctx, "hot")
-					return err
-				}, func() error {
-					_, err := c.Get("bench:raw:hot")
-					return err
-				}, false},
-			}
-			for _, op := range ops {
-				b.Run(op.name, func(b *testing.B) {
-					before := f.Stats()
-					storetest.Alternate(b, op.cachier, op.raw)
-					st := f.Stats().Sub(before)
-					if st.StoreErrors != 0 || (st.Misses != 0) != op.wantMisses {
-						b.Fatalf("%d store errors, %d misses", st.StoreErrors, st.Misses)
-					}
-				})
-			}
+			missbench.Run(b, "bench/memcache", d, raw)
 		})
 	}
 }
