@@ -43,7 +43,7 @@ func (o Option) String() string { return o.name }
 type settings struct {
 	store        store.Store
 	staleAfter   time.Duration // 0: never stale
-	maxAge       time.Duration // 0: unset; negative: always stale
+	maxAge       time.Duration // read only when maxAgeSet; zero or negative: always stale
 	maxAgeSet    bool
 	nextTime     bool
 	waitTimeout  time.Duration // 0: wait until the holder finishes or its lease expires
@@ -109,7 +109,7 @@ func (s *settings) effectiveLimit(entryTTL time.Duration) time.Duration {
 	if !s.maxAgeSet {
 		return limit
 	}
-	if s.maxAge < 0 {
+	if s.maxAge <= 0 { // MaxAge(0): no age is young enough (cachier's max_age=0)
 		return -1
 	}
 	if limit == 0 || s.maxAge < limit {
@@ -186,7 +186,7 @@ func StaleAfter(d time.Duration) Option {
 }
 
 // MaxAge sets a limit on the age of a result for this call: the effective limit is
-// min(StaleAfter, MaxAge). A negative MaxAge makes every result stale.
+// min(StaleAfter, MaxAge). A zero or negative MaxAge makes every result stale.
 func MaxAge(d time.Duration) Option {
 	return opt("MaxAge", everywhere, func(s *settings) error {
 		s.maxAge, s.maxAgeSet = d, true

@@ -62,7 +62,7 @@ CACHIER_VERBOSE; a flag on the command line wins.
 		c.store = storeFlag(fs)
 		fs.StringVar(&c.name, "name", defaultRunNamespace, "the `namespace` of the entries")
 		fs.Var((*durationValue)(&c.staleAfter), "stale-after", "a recorded run older than `D` is stale and executes again (default: never stale)")
-		fs.Var((*durationValue)(&c.maxAge), "max-age", "like --stale-after `D` for this run only (the smaller wins); negative: always execute")
+		fs.Var((*durationValue)(&c.maxAge), "max-age", "like --stale-after `D` for this run only (the smaller wins); zero or negative: always execute")
 		fs.Var((*durationValue)(&c.waitTimeout), "wait-timeout", "execute CMD after waiting `D` for an identical run (default: wait for it to finish)")
 		fs.BoolVar(&c.nextTime, "next-time", false, "replay a stale run at once and refresh it in a background process (needs --stale-after or --max-age)")
 		fs.BoolVar(&c.force, "force", false, "execute CMD and record it even if a fresh run is recorded")

@@ -1,0 +1,39 @@
+package cachier_test
+
+// Behaviours the seed projects' own test suites check (python-cachier's tests/,
+// easy_cache's tests, cacheman's tests), exercised the way a user of this library
+// would, where no other test already does.
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cachier-go/cachier"
+)
+
+// cachier's test_max_age_zero: max_age=0 always recomputes, whatever stale_after
+// says, and also without one. MaxAge(0) used to mean "no limit".
+func TestMaxAgeZeroAlwaysRecomputes(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
+		for _, staleAfter := range []time.Duration{0, 100 * time.Second} {
+			clk := newClock()
+			var n atomic.Int64
+			fn := func(_ context.Context, x int) (int, error) { return int(n.Add(1)), nil }
+			f, err := cachier.Wrap(fn, cachier.Name("maxage0"), cachier.WithStore(newStore(t)), cachier.WithClock(clk), cachier.StaleAfter(staleAfter))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			v1, _ := f.Call(ctx, 1)
+			clk.Advance(time.Second)
+			if v2, _ := f.Call(ctx, 1, cachier.MaxAge(0)); v2 == v1 {
+				t.Errorf("StaleAfter(%v): MaxAge(0) served the cached value %d", staleAfter, v1)
+			}
+			if _, fr, _ := f.Peek(ctx, 1, cachier.MaxAge(0)); fr == cachier.Fresh {
+				t.Errorf("StaleAfter(%v): Peek with MaxAge(0) says fresh", staleAfter)
+			}
+		}
+	})
+}
