@@ -8,12 +8,14 @@ import (
 	"iter"
 	"log/slog"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cachier-go/cachier/internal/envelope"
+	"github.com/cachier-go/cachier/internal/keys"
 	"github.com/cachier-go/cachier/store"
 )
 
@@ -130,6 +132,14 @@ func Register[K comparable, V any](m *Manager, name string, opts ...Option) (*Ca
 	errs = append(errs, err)
 	if !cfg.persistent && (c.loader != nil || c.saver != nil) {
 		errs = append(errs, fmt.Errorf("%w: Loader or Saver on a cache that is not Persistent", ErrOption))
+	}
+	if cfg.persistent && c.saver == nil && c.codecID != envelope.Custom {
+		// The map is saved with a built-in codec: it must load back as it was, or a
+		// Save that succeeded leaves a map that loads as corrupt (an interface key) or
+		// without some of its data (an unexported field).
+		if err := keys.Check(reflect.TypeFor[map[K]V](), keys.ForSaved); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrOption, err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("named: register %q: %w", name, err)

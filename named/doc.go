@@ -25,7 +25,10 @@
 // and keeps every save atomic on every store. A saved map that is damaged, foreign
 // (another codec) or does not decode is logged, counted in [Stats] and treated as
 // missing: the cache starts empty, or from its [Builder]. Nothing read from a store
-// can make this package panic or run code.
+// can make this package panic or run code. [Register] refuses a persistent cache
+// whose key or value type a built-in codec cannot load back as it was (an interface,
+// an unexported field): give it concrete types, [Persistent](false), a [Saver] or a
+// codec of your own.
 //
 // A [Loader] and a [Saver] replace the store I/O (to keep the map in a JSON file, for
 // example); the store then keeps only a small marker recording the version counters

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cachier-go/cachier"
 )
 
 // TestSaverWithoutLoader checks that a cache with a Saver and no Loader does not
@@ -189,3 +191,45 @@ func TestSaveLoadHooks(t *testing.T) {
 		t.Fatalf("BeforeSave of the wrong type: %v", err)
 	}
 }
+
+type withHidden struct {
+	Name   string
+	secret int
+}
+
+// TestRegisterRejectsMapsThatCannotLoadBack checks that a persistent cache whose map
+// a built-in codec cannot load back as it was is refused at Register, saying what to
+// do: an interface key saved without error and then loaded as corrupt (the whole map
+// lost), and an unexported field was dropped by every save. A Saver, a cache in
+// memory only and a codec of one's own are accepted.
+func TestRegisterRejectsMapsThatCannotLoadBack(t *testing.T) {
+	m := newTestManager(t, newMem(t), newClock())
+	for name, err := range map[string]error{
+		"any-keys":   func() error { _, err := Register[any, int](m, "any-keys"); return err }(),
+		"any-values": func() error { _, err := Register[string, []any](m, "any-values"); return err }(),
+		"unexported": func() error {
+			_, err := Register[string, withHidden](m, "unexported", WithCodec(cachier.JSON))
+			return err
+		}(),
+	} {
+		if !errors.Is(err, ErrOption) || !strings.Contains(err.Error(), "Persistent(false)") {
+			t.Errorf("%s: Register = %v, want ErrOption saying what to do", name, err)
+		}
+	}
+	saver := Saver(func(context.Context, string, map[any]int) error { return nil })
+	for name, opts := range map[string][]Option{
+		"saver":     {saver},
+		"in memory": {Persistent(false)},
+		"own codec": {WithCodec(rawCodec{})},
+	} {
+		if _, err := Register[any, int](m, "ok-"+strings.ReplaceAll(name, " ", "-"), opts...); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// rawCodec is a codec of the user's own; it is never called here.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(any) ([]byte, error) { return nil, errors.ErrUnsupported }
+func (rawCodec) Unmarshal([]byte, any) error { return errors.ErrUnsupported }

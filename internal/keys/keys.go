@@ -47,6 +47,9 @@ const (
 	ForKey Purpose = iota
 	// ForValue: the type is stored and decoded again; it must round-trip.
 	ForValue
+	// ForSaved: as ForValue, for a named cache's map (package named), whose messages
+	// point at named's remedies.
+	ForSaved
 )
 
 // Check reports why values of type t cannot be used for p, naming the offending
@@ -91,8 +94,11 @@ func check(t reflect.Type, p Purpose, path string, seen map[reflect.Type]bool) e
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if !f.IsExported() {
-				if p == ForValue {
+				switch p {
+				case ForValue:
 					return fmt.Errorf("%s.%s is unexported, so it cannot be encoded and a cached result would lose it; export it, give %s MarshalBinary and UnmarshalBinary methods, or cache with a Codec of your own (cachier.WithCodec)", path, f.Name, t)
+				case ForSaved:
+					return fmt.Errorf("%s.%s is unexported, so it cannot be encoded and a saved map would lose it; %s", path, f.Name, fix(p, ""))
 				}
 				return fmt.Errorf("%s.%s is unexported, so it cannot be encoded and two different values could share a key; export it, give %s a MarshalBinary method, or use cachier.WithKey", path, f.Name, t)
 			}
@@ -117,6 +123,9 @@ func check(t reflect.Type, p Purpose, path string, seen map[reflect.Type]bool) e
 // fix says what to do about a type that cannot be encoded: an argument can be keyed
 // with WithKey instead; a result cannot, so it needs another type or a Codec.
 func fix(p Purpose, first string) string {
+	if p == ForSaved {
+		return "a saved map must load back as it was: use concrete types with exported fields, give the type MarshalBinary and UnmarshalBinary methods, keep the cache in memory (named.Persistent(false)), or save it with a Loader and Saver or a Codec of your own (named.WithCodec)"
+	}
 	if p == ForValue {
 		return "a cached result must round-trip through the codec: return a concrete type that encodes (the function's error is returned, never cached), or cache with a Codec of your own (cachier.WithCodec)"
 	}
