@@ -192,31 +192,46 @@ func (s *driver) SwapMany(ctx context.Context, ks []store.Key, olds [][]byte, ne
 	for i := range idx {
 		idx[i] = i
 	}
+	err := evalEach(ctx, s.client, swapScript, idx, func(i int) []string { return []string{s.keys.name(ks[i])} }, argv,
+		func(i int, cmd *redis.Cmd) error {
+			n, err := cmd.Int()
+			swapped[i] = n == 1
+			return err
+		})
+	if err != nil {
+		return nil, err
+	}
+	return swapped, nil
+}
+
+// evalEach sends script once for each i in idx, with keys(i) and argv[i], all in one
+// pipeline, and hands each reply to take, in idx's order. A server that has not seen
+// the script yet (NOSCRIPT) is given it, and the scripts it refused are sent again,
+// in order, once. The first error, of a reply or of take, ends it.
+func evalEach(ctx context.Context, c redis.UniversalClient, script *redis.Script, idx []int, keys func(i int) []string, argv [][]any, take func(i int, cmd *redis.Cmd) error) error {
 	for attempt := 0; ; attempt++ {
-		cmds := make([]*redis.Cmd, len(ks))
-		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmds := make([]*redis.Cmd, len(argv))
+		_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, i := range idx {
-				cmds[i] = swapScript.EvalSha(ctx, p, []string{s.keys.name(ks[i])}, argv[i]...)
+				cmds[i] = script.EvalSha(ctx, p, keys(i), argv[i]...)
 			}
 			return nil
 		})
 		var again []int
 		for _, i := range idx {
-			n, err := cmds[i].Int()
-			switch {
-			case err == nil:
-				swapped[i] = n == 1
-			case attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT"):
+			if err := cmds[i].Err(); attempt == 0 && err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 				again = append(again, i)
-			default:
-				return nil, err
+				continue
+			}
+			if err := take(i, cmds[i]); err != nil {
+				return err
 			}
 		}
 		if len(again) == 0 {
-			return swapped, nil
+			return nil
 		}
-		if err := swapScript.Load(ctx, s.client).Err(); err != nil {
-			return nil, err
+		if err := script.Load(ctx, c).Err(); err != nil {
+			return err
 		}
 		idx = again
 	}
@@ -271,40 +286,24 @@ func (s *Store) SetAndDeleteMany(ctx context.Context, ks []store.Key, es []store
 		keys[last] = append(keys[last], s.keys.name(a))
 	}
 	var lastOut []any
-	for attempt := 0; ; attempt++ {
-		cmds := make([]*redis.Cmd, len(ks))
-		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, i := range idx {
-				cmds[i] = setAndDeleteScript.EvalSha(ctx, p, keys[i], argv[i]...)
+	err := evalEach(ctx, s.client, setAndDeleteScript, idx, func(i int) []string { return keys[i] }, argv,
+		func(i int, cmd *redis.Cmd) error {
+			out, err := cmd.Slice()
+			if err != nil {
+				return err
+			}
+			if len(out) != len(keys[i])-1 {
+				return fmt.Errorf("redisstore: SetAndDelete script returned %d values, want %d", len(out), len(keys[i])-1)
+			}
+			d, _ := out[0].(int64)
+			deleted[i] = d == 1
+			if i == last {
+				lastOut = out[1:]
 			}
 			return nil
 		})
-		var again []int
-		for _, i := range idx {
-			out, err := cmds[i].Slice()
-			switch {
-			case err == nil:
-				if len(out) != len(keys[i])-1 {
-					return nil, nil, nil, fmt.Errorf("redisstore: SetAndDelete script returned %d values, want %d", len(out), len(keys[i])-1)
-				}
-				d, _ := out[0].(int64)
-				deleted[i] = d == 1
-				if i == last {
-					lastOut = out[1:]
-				}
-			case attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT"):
-				again = append(again, i)
-			default:
-				return nil, nil, nil, err
-			}
-		}
-		if len(again) == 0 {
-			break
-		}
-		if err := setAndDeleteScript.Load(ctx, s.client).Err(); err != nil {
-			return nil, nil, nil, err
-		}
-		idx = again
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	vals, err := values(also, lastOut)
 	if err != nil {

@@ -441,4 +441,23 @@ func TestScriptsAfterFlush(t *testing.T) {
 	if deleted, _, err := s.SetAndDelete(ctx, k, rec, rk, []byte("l"), also); err != nil || !deleted {
 		t.Fatalf("SetAndDelete after SCRIPT FLUSH = %v, %v", deleted, err)
 	}
+	// The batches send their scripts in one pipeline, and send again the ones the
+	// server refused.
+	k2 := store.Key{Namespace: k.Namespace, ID: "k2"}
+	rk2 := store.Key{Namespace: rk.Namespace, ID: "k2"}
+	t.Cleanup(func() { _ = s.Delete(ctx, k2); _ = s.Delete(ctx, rk2) })
+	if err := s.client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if swapped, err := s.SwapMany(ctx, []store.Key{rk, rk2}, [][]byte{nil, nil}, []*store.Entry{&rec, &rec}); err != nil || !slices.Equal(swapped, []bool{true, true}) {
+		t.Fatalf("SwapMany after SCRIPT FLUSH = %v, %v", swapped, err)
+	}
+	if err := s.client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deleted, errs, _, err := s.SetAndDeleteMany(ctx, []store.Key{k, k2}, []store.Entry{rec, rec}, []store.Key{rk, rk2},
+		[][]byte{[]byte("l"), []byte("l")}, also)
+	if err != nil || !slices.Equal(deleted, []bool{true, true}) || errors.Join(errs...) != nil {
+		t.Fatalf("SetAndDeleteMany after SCRIPT FLUSH = %v, %v, %v", deleted, errs, err)
+	}
 }
