@@ -228,7 +228,7 @@ func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 		}
 	}
 	relErrs := make([]error, len(ls))
-	if sb, ok := p.d.(SetAndDeleteBatcher); ok && p.war != nil && p.swapper != nil && p.leaser == nil && len(ks) > 0 {
+	if sb, ok := p.d.(SetAndDeleteBatcher); ok && p.war != nil && p.swapper != nil && len(ks) > 0 {
 		n := len(ks) + len(marks)
 		rks, olds := make([]Key, n), make([][]byte, n)
 		also := make([]Key, len(counters))

@@ -87,19 +87,6 @@ type ProcessLocal interface {
 	ProcessLocal() bool
 }
 
-// Leaser is the native-capability path for drivers that decide calculation leases
-// in their engine themselves (one script or statement), instead of leaving the
-// decision to the portable layer over a [Swapper]. The portable layer still validates
-// keys, contexts and owners before calling it. New drivers should implement Swapper:
-// the lease rule then lives in one place.
-type Leaser interface {
-	Acquire(ctx context.Context, k Key, o Owner, ttl time.Duration) (Lease, error)
-	Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
-	Release(ctx context.Context, l Lease) error
-	Leases(ctx context.Context, namespace string) iter.Seq2[Lease, error]
-	ReleaseAll(ctx context.Context, namespace string) (int, error)
-}
-
 // ReadOrAcquirer is an optional capability of drivers that can, in one round trip,
 // read an entry and some records beside it and create a record if it is absent (a
 // Redis script, one SQL transaction). The portable layer uses it so that a miss learns

@@ -59,8 +59,6 @@ func (p *portable) Acquire(ctx context.Context, k Key, o Owner, ttl time.Duratio
 		return Lease{}, err
 	}
 	switch {
-	case p.leaser != nil:
-		return p.leaser.Acquire(ctx, k, o, ttl)
 	case p.swapper == nil:
 		return p.acquireLocal(k, o, ttl)
 	}
@@ -113,8 +111,6 @@ func (p *portable) Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease
 		return Lease{}, err
 	}
 	switch {
-	case p.leaser != nil:
-		return p.leaser.Renew(ctx, l, ttl)
 	case p.swapper == nil:
 		return p.renewLocal(l, ttl)
 	}
@@ -152,8 +148,6 @@ func (p *portable) Release(ctx context.Context, l Lease) error {
 	}
 	defer p.changed(l.Key)
 	switch {
-	case p.leaser != nil:
-		return p.leaser.Release(ctx, l)
 	case p.swapper == nil:
 		p.releaseLocal(l)
 		return nil
@@ -187,8 +181,6 @@ func (p *portable) Leases(ctx context.Context, ns string) iter.Seq2[Lease, error
 		return func(yield func(Lease, error) bool) { yield(Lease{}, err) }
 	}
 	switch {
-	case p.leaser != nil:
-		return p.leaser.Leases(ctx, ns)
 	case p.swapper == nil:
 		return p.leasesLocal(ns)
 	case p.lister == nil:
@@ -228,8 +220,6 @@ func (p *portable) ReleaseAll(ctx context.Context, ns string) (int, error) {
 	}
 	defer p.changedNS(ns)
 	switch {
-	case p.leaser != nil:
-		return p.leaser.ReleaseAll(ctx, ns)
 	case p.swapper == nil:
 		return p.releaseAllLocal(ns), nil
 	case p.lister == nil && p.clearer != nil:
@@ -336,7 +326,7 @@ func (p *portable) AcquireMany(ctx context.Context, ks []Key, o Owner, ttl time.
 	}
 	ls, errs := make([]Lease, len(ks)), make([]error, len(ks))
 	sb, batched := p.d.(SwapBatcher)
-	if !batched || p.leaser != nil || p.swapper == nil || len(ks) < 2 {
+	if !batched || p.swapper == nil || len(ks) < 2 {
 		for i, k := range ks {
 			ls[i], errs[i] = p.Acquire(ctx, k, o, ttl)
 		}
@@ -407,7 +397,7 @@ func (p *portable) ReleaseMany(ctx context.Context, ls []Lease) ([]error, error)
 	}
 	errs := make([]error, len(ls))
 	sb, batched := p.d.(SwapBatcher)
-	if !batched || p.leaser != nil || p.swapper == nil || len(ls) < 2 {
+	if !batched || p.swapper == nil || len(ls) < 2 {
 		each(len(ls), func(i int) { errs[i] = p.Release(ctx, ls[i]) })
 		return errs, ctx.Err()
 	}

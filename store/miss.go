@@ -13,7 +13,7 @@ import (
 // the result, give the lease up, read the counters again) after. On a driver that is
 // a [ReadOrAcquirer] and a [WriteAndReleaser] each is one round trip; otherwise the
 // portable layer answers with a batched read and the lease protocol over [Swapper]
-// (or the driver's [Leaser], or the leases it keeps in this process).
+// (or the leases it keeps in this process).
 type MissPath interface {
 	// ReadOrAcquire reads the entry for k and the named counters, and takes the
 	// calculation lease on k for ttl on behalf of o, as Acquire does (an expired lease
@@ -79,7 +79,7 @@ var _ Claimer = (*portable)(nil)
 
 // ClaimsNatively implements [Claimer].
 func (p *portable) ClaimsNatively() bool {
-	return p.roc != nil && p.roa != nil && p.swapper != nil && p.leaser == nil
+	return p.roc != nil && p.roa != nil && p.swapper != nil
 }
 
 // checkClaim is the validation of ReadOrClaim and ReadOrAcquire.
@@ -128,18 +128,14 @@ func (p *portable) ReadOrAcquire(ctx context.Context, k Key, counters []string, 
 	}
 	var c Claim
 	switch {
-	case p.leaser != nil || p.swapper == nil:
-		// Leases decided in the engine or kept in this process: the lease is its own
-		// call (free in process), the reads are one batch.
+	case p.swapper == nil:
+		// Leases kept in this process: the lease is its own (free) call, the reads
+		// are one batch.
 		var err error
 		if c, err = p.readForClaim(ctx, k, counters, o, 0); err != nil {
 			return Claim{}, err
 		}
-		if p.leaser != nil {
-			c.Lease, c.LeaseErr = p.leaser.Acquire(ctx, k, o, ttl)
-		} else {
-			c.Lease, c.LeaseErr = p.acquireLocal(k, o, ttl)
-		}
+		c.Lease, c.LeaseErr = p.acquireLocal(k, o, ttl)
 		return c, nil
 	case p.roa != nil:
 		return p.claimWith(ctx, k, counters, o, ttl, false)
@@ -324,7 +320,7 @@ func (p *portable) WriteAndRelease(ctx context.Context, k Key, e Entry, l Lease,
 	if hasLease && l.Key != k {
 		return nil, fmt.Errorf("store: WriteAndRelease of %s with the lease of %s", k, l.Key)
 	}
-	if p.war != nil && p.swapper != nil && p.leaser == nil {
+	if p.war != nil && p.swapper != nil {
 		return p.writeNative(ctx, k, e, l, hasLease, counters)
 	}
 	err := p.d.Set(ctx, k, e)

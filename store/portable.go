@@ -51,7 +51,6 @@ func Adapt(d Driver, opts ...Option) Store {
 	p.lister, _ = d.(Lister)
 	p.clearer, _ = d.(Clearer)
 	p.swapper, _ = d.(Swapper)
-	p.leaser, _ = d.(Leaser)
 	p.notifier, _ = d.(Notifier)
 	p.nsWatch, _ = d.(NamespaceNotifier)
 	p.versioner, _ = d.(Versioner)
@@ -62,7 +61,7 @@ func Adapt(d Driver, opts ...Option) Store {
 	if pl, ok := d.(ProcessLocal); ok {
 		p.local = pl.ProcessLocal()
 	}
-	if p.leaser == nil && p.swapper == nil {
+	if p.swapper == nil {
 		p.held = map[Key]Lease{}
 	}
 	live, isLive := d.(LiveStore)
@@ -136,7 +135,6 @@ type portable struct {
 	lister    Lister
 	clearer   Clearer
 	swapper   Swapper
-	leaser    Leaser
 	notifier  Notifier
 	nsWatch   NamespaceNotifier
 	versioner Versioner
@@ -147,7 +145,7 @@ type portable struct {
 	local     bool
 
 	mu   sync.Mutex
-	held map[Key]Lease // process-local leases, when the driver has no Swapper or Leaser
+	held map[Key]Lease // process-local leases, when the driver has no Swapper
 
 	watchers  atomic.Int32 // len(watch), read without mu on every write
 	watchMu   sync.Mutex

@@ -107,8 +107,6 @@
 //     takes no lease at all. It is separate from [LiveStore] (decoded values kept
 //     beside the bytes): a tier may keep decoded values and still need shared leases.
 //   - [Locator]: the directory of a namespace, for cachier's CacheDir.
-//   - [Leaser]: leases decided in the engine itself, for drivers of the first contract;
-//     new drivers implement Swapper instead.
 //
 // A driver must accept namespaces of up to MaxNamespaceLen+1 bytes, as the portable
 // layer keeps the lease of {ns, id} at {"\x01"+ns, id} and counter c at {"\x01", c}.
@@ -297,13 +295,11 @@ type Lease struct {
 }
 
 // ReportsTakeovers reports whether Acquire on s sets Lease.TakenOver: true for every
-// store whose leases the portable layer decides, false for a [Leaser] driver (the
-// engine decides, and does not say).
+// Store that [Adapt] returned (the portable layer decides its leases), false for any
+// other (which need not say).
 func ReportsTakeovers(s Driver) bool {
-	if a, ok := s.(adapted); ok {
-		return a.base().leaser == nil
-	}
-	return false
+	_, ok := s.(adapted)
+	return ok
 }
 
 // HeldError is returned by Acquire when another owner holds the lease. It matches

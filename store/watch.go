@@ -111,7 +111,7 @@ func (p *portable) Watch(ctx context.Context, k Key) (<-chan struct{}, func(), e
 	p.watchers.Add(1)
 
 	err := forward(k)
-	if err == nil && p.swapper != nil && p.leaser == nil {
+	if err == nil && p.swapper != nil {
 		err = forward(leaseKey(k))
 	}
 	if err != nil {

@@ -132,10 +132,8 @@ type env struct {
 	ctx  context.Context
 	s    store.Store
 	caps Capabilities
-	// clk is the clock of the portable layer; fake reports whether it decides
-	// leases (false for a driver that is a store.Leaser, whose engine's clock does).
-	clk  *clock.Fake
-	fake bool
+	// clk is the clock of the portable layer, which decides leases and expiry.
+	clk *clock.Fake
 	// clears reports whether the driver can clear a namespace (a store.Clearer, or a
 	// store of the first contract); scope is how far its leases reach.
 	clears bool
@@ -153,7 +151,6 @@ func setup(t *testing.T, newHarness func(t *testing.T) Harness, caps Capabilitie
 	}
 	clk := clock.NewFake(time.Now())
 	s := store.Adapt(d, store.WithClock(clk))
-	_, native := store.Unwrap(d).(store.Leaser)
 	_, clears := store.Unwrap(d).(store.Clearer)
 	if _, full := store.Unwrap(d).(store.Store); full {
 		clears = true
@@ -165,20 +162,12 @@ func setup(t *testing.T, newHarness func(t *testing.T) Harness, caps Capabilitie
 			t.Errorf("Close after use: %v", err)
 		}
 	})
-	return &env{t: t, ctx: ctx, s: s, caps: caps, clk: clk, fake: !native, clears: clears, scope: store.Scope(s)}
+	return &env{t: t, ctx: ctx, s: s, caps: caps, clk: clk, clears: clears, scope: store.Scope(s)}
 }
 
-// expire makes the lease l expire: it moves the fake clock past its expiry, or, for a
-// driver that decides leases by its engine's clock, waits for the engine to see it.
-// It reports whether the expiry is already certain (the fake clock) or the caller must
-// poll for it (the engine's clock may lag ours).
-func (e *env) expire(l store.Lease) (certain bool) {
-	if e.fake {
-		e.clk.Set(l.ExpiresAt.Add(time.Millisecond))
-		return true
-	}
-	time.Sleep(time.Until(l.ExpiresAt) + 50*time.Millisecond)
-	return false
+// expire makes the lease l expire: it moves the fake clock past its expiry.
+func (e *env) expire(l store.Lease) {
+	e.clk.Set(l.ExpiresAt.Add(time.Millisecond))
 }
 
 // ns returns a fresh namespace that is cleared (entries and leases) when the test ends.

@@ -100,38 +100,26 @@ func testReadOrAcquire(e *env) {
 
 	// An expired lease of another owner is taken over.
 	dead := e.acquire(k, owner("dead"), 200*time.Millisecond)
-	certain := e.expire(dead)
-	deadline := time.Now().Add(eventually)
-	for {
-		c4, err := m.ReadOrAcquire(e.ctx, k, nil, b, longTTL)
-		if err != nil {
-			e.t.Fatalf("ReadOrAcquire of an expired lease: %v", err)
-		}
-		if c4.LeaseErr == nil {
-			if store.ReportsTakeovers(e.s) && !c4.Lease.TakenOver {
-				e.t.Errorf("ReadOrAcquire took over an expired lease without saying so (TakenOver)")
-			}
-			e.wantHeld(k, owner("c"))
-			break
-		}
-		if !errors.Is(c4.LeaseErr, store.ErrLeaseHeld) || certain || time.Now().After(deadline) {
-			e.t.Fatalf("ReadOrAcquire of an expired lease: %v", c4.LeaseErr)
-		}
-		time.Sleep(pollEvery) // the engine's clock may lag ours
+	e.expire(dead)
+	c4, err := m.ReadOrAcquire(e.ctx, k, nil, b, longTTL)
+	if err != nil || c4.LeaseErr != nil {
+		e.t.Fatalf("ReadOrAcquire of an expired lease: %v, LeaseErr %v", err, c4.LeaseErr)
 	}
+	if !c4.Lease.TakenOver {
+		e.t.Errorf("ReadOrAcquire took over an expired lease without saying so (TakenOver)")
+	}
+	e.wantHeld(k, owner("c"))
 
 	// An entry past its ExpiresAt is a miss here as everywhere.
-	if e.fake {
-		k2 := store.Key{Namespace: ns, ID: "expiring"}
-		now := e.clk.Now()
-		if err := e.s.Set(e.ctx, k2, store.Entry{Value: []byte("x"), StoredAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
-			e.t.Fatalf("Set: %v", err)
-		}
-		e.clk.Advance(2 * time.Hour)
-		c5, err := m.ReadOrAcquire(e.ctx, k2, nil, a, longTTL)
-		if err != nil || !errors.Is(c5.Err, store.ErrNotFound) {
-			e.t.Errorf("ReadOrAcquire of an expired entry: %v, Err %v; want ErrNotFound", err, c5.Err)
-		}
+	k2 := store.Key{Namespace: ns, ID: "expiring"}
+	now := e.clk.Now()
+	if err := e.s.Set(e.ctx, k2, store.Entry{Value: []byte("x"), StoredAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		e.t.Fatalf("Set: %v", err)
+	}
+	e.clk.Advance(2 * time.Hour)
+	c5, err := m.ReadOrAcquire(e.ctx, k2, nil, a, longTTL)
+	if err != nil || !errors.Is(c5.Err, store.ErrNotFound) {
+		e.t.Errorf("ReadOrAcquire of an expired entry: %v, Err %v; want ErrNotFound", err, c5.Err)
 	}
 
 	// What breaks the contract is refused before it reaches the driver.
@@ -158,9 +146,6 @@ func testConcurrentReadOrAcquire(e *env) {
 		k := store.Key{Namespace: ns, ID: fmt.Sprint("k", round)}
 		if round == 2 {
 			// The last round takes over an expired lease: exactly one caller wins.
-			if !e.fake {
-				return
-			}
 			e.expire(e.acquire(k, owner("dead"), time.Second))
 		}
 		const n = 16
@@ -230,18 +215,16 @@ func testWriteAndRelease(e *env) {
 
 	// A lease that expired and was taken over is left to its new holder; the entry
 	// is written all the same.
-	if e.fake {
-		l = e.acquire(k, a, time.Second)
-		e.expire(l)
-		taker := e.acquire(k, b, longTTL)
-		if _, err := m.WriteAndRelease(e.ctx, k, store.Entry{Value: []byte("late"), StoredAt: at}, l, nil); err != nil {
-			e.t.Fatalf("WriteAndRelease of a lost lease: %v", err)
-		}
-		e.wantValue(k, []byte("late"))
-		e.wantHeld(k, owner("c"))
-		if err := e.s.Release(e.ctx, taker); err != nil {
-			e.t.Fatalf("Release: %v", err)
-		}
+	l = e.acquire(k, a, time.Second)
+	e.expire(l)
+	taker := e.acquire(k, b, longTTL)
+	if _, err := m.WriteAndRelease(e.ctx, k, store.Entry{Value: []byte("late"), StoredAt: at}, l, nil); err != nil {
+		e.t.Fatalf("WriteAndRelease of a lost lease: %v", err)
+	}
+	e.wantValue(k, []byte("late"))
+	e.wantHeld(k, owner("c"))
+	if err := e.s.Release(e.ctx, taker); err != nil {
+		e.t.Fatalf("Release: %v", err)
 	}
 
 	// Without a lease it only writes and reads.
@@ -420,10 +403,9 @@ func testReadOrClaim(e *env) {
 	_, roc := store.AsGetOrCreator(d)
 	_, roa := d.(store.ReadOrAcquirer)
 	_, swapper := d.(store.Swapper)
-	_, leaser := d.(store.Leaser)
-	if want := roc && roa && swapper && !leaser; cl.ClaimsNatively() != want {
-		e.t.Errorf("ClaimsNatively() = %v, want %v (GetOrCreator %v, ReadOrAcquirer %v, Swapper %v, Leaser %v)",
-			cl.ClaimsNatively(), want, roc, roa, swapper, leaser)
+	if want := roc && roa && swapper; cl.ClaimsNatively() != want {
+		e.t.Errorf("ClaimsNatively() = %v, want %v (GetOrCreator %v, ReadOrAcquirer %v, Swapper %v)",
+			cl.ClaimsNatively(), want, roc, roa, swapper)
 	}
 	ns := e.ns()
 	bumped := e.counterName("bumped")
@@ -505,18 +487,16 @@ func testReadOrClaim(e *env) {
 	}
 
 	// An entry past its ExpiresAt is a miss; the lease may be taken or left untried.
-	if e.fake {
-		k2 := store.Key{Namespace: ns, ID: "expiring"}
-		now := e.clk.Now()
-		e.setExpiring(k2, []byte("x"), now, now.Add(time.Hour))
-		e.clk.Advance(2 * time.Hour)
-		c5, err := cl.ReadOrClaim(e.ctx, k2, nil, a, longTTL)
-		if err != nil || !errors.Is(c5.Err, store.ErrNotFound) {
-			e.t.Errorf("ReadOrClaim of an expired entry: %v, Err %v; want ErrNotFound", err, c5.Err)
-		}
-		if c5.LeaseErr != nil && !errors.Is(c5.LeaseErr, store.ErrNotClaimed) {
-			e.t.Errorf("ReadOrClaim of an expired entry: LeaseErr = %v, want nil or ErrNotClaimed", c5.LeaseErr)
-		}
+	k2 := store.Key{Namespace: ns, ID: "expiring"}
+	now := e.clk.Now()
+	e.setExpiring(k2, []byte("x"), now, now.Add(time.Hour))
+	e.clk.Advance(2 * time.Hour)
+	c5, err := cl.ReadOrClaim(e.ctx, k2, nil, a, longTTL)
+	if err != nil || !errors.Is(c5.Err, store.ErrNotFound) {
+		e.t.Errorf("ReadOrClaim of an expired entry: %v, Err %v; want ErrNotFound", err, c5.Err)
+	}
+	if c5.LeaseErr != nil && !errors.Is(c5.LeaseErr, store.ErrNotClaimed) {
+		e.t.Errorf("ReadOrClaim of an expired entry: LeaseErr = %v, want nil or ErrNotClaimed", c5.LeaseErr)
 	}
 
 	// What breaks the contract is refused before it reaches the driver.

@@ -39,8 +39,7 @@
 // takeover that only an atomic primitive passes.
 //
 // The suite adapts each driver with a [clock.Fake], so lease expiry is tested by
-// moving the clock, not by waiting. Drivers that decide leases in their engine
-// ([store.Leaser]) expire them by the engine's clock, and the suite polls for those.
+// moving the clock, not by waiting.
 //
 // # Cancelled contexts
 //
