@@ -385,3 +385,8 @@ func TestGenerationTTLSeesNewerEntries(t *testing.T) {
 		t.Errorf("Get through the caching store after another's Clear and Set = %q, %v; want new", got.Value, err)
 	}
 }
+
+// appendEntry is appendEntryExp of an entry without expiry.
+func appendEntry(dst []byte, gen uint64, storedAt time.Time, ns, id string, value []byte) []byte {
+	return appendEntryExp(dst, gen, storedAt, time.Time{}, ns, id, value)
+}

@@ -39,10 +39,6 @@ func tagLen(ns, id string) int {
 	return 8 + len(binary.AppendUvarint(nil, uint64(len(ns)))) + len(ns) + len(id)
 }
 
-func appendEntry(dst []byte, gen uint64, storedAt time.Time, ns, id string, value []byte) []byte {
-	return appendEntryExp(dst, gen, storedAt, time.Time{}, ns, id, value)
-}
-
 // appendEntryExp appends the record of an entry with an expiry (none when zero).
 func appendEntryExp(dst []byte, gen uint64, storedAt, expiresAt time.Time, ns, id string, value []byte) []byte {
 	tag := make([]byte, 0, tagLen(ns, id))

@@ -80,15 +80,6 @@ func (kr keyer) name(k store.Key) string {
 	return kr.key(store.Key{Namespace: ns, ID: k.ID}, kind)
 }
 
-// names returns the record names of ks, as name does, built into one buffer: a batch
-// costs one allocation for its names, not one per key (none with namesPooled). The buffer is sized for names
-// that need no escaping (cachier's IDs are digests); escapes grow it, which leaves the
-// names already made in the old array, never written again.
-func (kr keyer) names(ks []store.Key) []string {
-	_, out := kr.appendNames(nil, make([]string, len(ks)), ks)
-	return out
-}
-
 // nameBuf is the memory of the record names of one batch, pooled: GetMany needs
 // them only until its MGET is on the wire, and at 100 keys they were a warm batch's
 // largest allocation after the values.
@@ -104,7 +95,7 @@ var namePool sync.Pool // of *nameBuf
 // does not pin its names.
 const maxPooledNames = 64 << 10
 
-// namesPooled returns the record names of ks, as names does, in pooled memory; the
+// namesPooled returns the record names of ks, as name does, in pooled memory; the
 // caller calls put once nothing uses the names any more.
 func (kr keyer) namesPooled(ks []store.Key) *nameBuf {
 	nb, _ := namePool.Get().(*nameBuf)
@@ -133,7 +124,10 @@ func (nb *nameBuf) put() {
 }
 
 // appendNames sets out[i] to the name of ks[i], built in buf, which it returns,
-// grown (made anew) when the names do not fit.
+// grown (made anew) when the names do not fit: a batch costs at most one allocation
+// for its names, not one per key. The size is that of names that need no escaping
+// (cachier's IDs are digests); escapes grow buf, which leaves the names already made
+// in the old array, never written again.
 func (kr keyer) appendNames(buf []byte, out []string, ks []store.Key) ([]byte, []string) {
 	size := 0
 	for _, k := range ks {

@@ -94,19 +94,6 @@ type queries struct {
 	readRow string
 }
 
-// nowMicros returns the SQL expression for the database server's clock in unix
-// microseconds.
-func (d Dialect) nowMicros() string {
-	switch d {
-	case Postgres:
-		return "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000)::BIGINT"
-	case MySQL:
-		return "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))"
-	default:
-		return "CAST(unixepoch('subsec') * 1000000 AS INTEGER)"
-	}
-}
-
 func (d Dialect) quote(ident string) string {
 	if d == MySQL {
 		return "`" + ident + "`"
