@@ -67,7 +67,7 @@ func GetMany(ctx context.Context, s Driver, ks []Key) ([]Entry, []error, error) 
 	}
 	es := make([]Entry, len(ks))
 	errs := make([]error, len(ks))
-	each(len(ks), func(i int) { es[i], errs[i] = s.Get(ctx, ks[i]) })
+	Each(len(ks), maxFallbackParallel, func(i int) { es[i], errs[i] = s.Get(ctx, ks[i]) })
 	return es, errs, ctx.Err()
 }
 
@@ -88,21 +88,26 @@ func SetEach(ctx context.Context, d Driver, ks []Key, es []Entry) ([]error, erro
 		return nil, fmt.Errorf("store: SetMany of %d keys and %d entries; pass one entry per key", len(ks), len(es))
 	}
 	errs := make([]error, len(ks))
-	each(len(ks), func(i int) { errs[i] = d.Set(ctx, ks[i], es[i]) })
+	Each(len(ks), maxFallbackParallel, func(i int) { errs[i] = d.Set(ctx, ks[i], es[i]) })
 	return errs, ctx.Err()
 }
 
-// each runs fn(0..n-1) with at most maxFallbackParallel running at once.
-func each(n int, fn func(i int)) {
+// Each runs f(0) to f(n-1), at most limit of them at once, and returns when all have
+// returned: the fallback batches here, and a driver's per-object requests (s3store).
+// One call (n == 1) runs in the caller's goroutine.
+func Each(n, limit int, f func(i int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxFallbackParallel)
+	sem := make(chan struct{}, limit)
 	for i := range n {
 		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fn(i)
-		}()
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
 	}
 	wg.Wait()
 }
@@ -155,7 +160,7 @@ func ReleaseMany(ctx context.Context, s Store, ls []Lease) ([]error, error) {
 		return b.ReleaseMany(ctx, ls)
 	}
 	errs := make([]error, len(ls))
-	each(len(ls), func(i int) { errs[i] = s.Release(ctx, ls[i]) })
+	Each(len(ls), maxFallbackParallel, func(i int) { errs[i] = s.Release(ctx, ls[i]) })
 	return errs, ctx.Err()
 }
 
@@ -265,7 +270,7 @@ func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 				rest = append(rest, i)
 			}
 		}
-		each(len(rest), func(j int) { relErrs[rest[j]] = p.Release(ctx, ls[rest[j]]) })
+		Each(len(rest), maxFallbackParallel, func(j int) { relErrs[rest[j]] = p.Release(ctx, ls[rest[j]]) })
 		var vs []uint64
 		switch {
 		case len(counters) == 0:

@@ -398,7 +398,7 @@ func (p *portable) ReleaseMany(ctx context.Context, ls []Lease) ([]error, error)
 	errs := make([]error, len(ls))
 	sb, batched := p.d.(SwapBatcher)
 	if !batched || p.swapper == nil || len(ls) < 2 {
-		each(len(ls), func(i int) { errs[i] = p.Release(ctx, ls[i]) })
+		Each(len(ls), maxFallbackParallel, func(i int) { errs[i] = p.Release(ctx, ls[i]) })
 		return errs, ctx.Err()
 	}
 	rks, olds := make([]Key, len(ls)), make([][]byte, len(ls))
@@ -414,7 +414,7 @@ func (p *portable) ReleaseMany(ctx context.Context, ls []Lease) ([]error, error)
 		}
 		p.changed(l.Key)
 	}
-	each(len(rest), func(j int) { errs[rest[j]] = p.Release(ctx, ls[rest[j]]) })
+	Each(len(rest), maxFallbackParallel, func(j int) { errs[rest[j]] = p.Release(ctx, ls[rest[j]]) })
 	return errs, ctx.Err()
 }
 

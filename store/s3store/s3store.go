@@ -410,24 +410,6 @@ func (s *Store) pages(ctx context.Context, namespace string) iter.Seq2[[]listed,
 	}
 }
 
-// each runs f(i) for i in [0, n) with up to fanout calls in flight.
-func each(n int, f func(i int)) {
-	if n == 1 {
-		f(0) // the common case of one counter: no goroutine
-		return
-	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, fanout)
-	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			f(i)
-		})
-	}
-	wg.Wait()
-}
-
 // readHeader reads the fixed header of an entry object with one ranged GET. A missing
 // object matches store.ErrNotFound; a bad header, ErrCorrupt.
 func (s *Store) readHeader(ctx context.Context, o listed) (store.Info, error) {
@@ -480,7 +462,7 @@ const (
 // (without the namespace) and what it found of each; err is the first other error.
 func (s *Store) headers(ctx context.Context, page []listed) ([]store.Info, []int, error) {
 	infos, found, errs := make([]store.Info, len(page)), make([]int, len(page)), make([]error, len(page))
-	each(len(page), func(i int) {
+	store.Each(len(page), fanout, func(i int) {
 		if page[i].size <= int64(len(tombstone)) {
 			found[i] = headerCorrupt
 			return
