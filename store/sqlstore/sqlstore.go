@@ -109,10 +109,9 @@ type Store struct {
 	reads  reads                                         // concurrent Gets of one key share a SELECT
 	claims coalescer[claimKey, store.GetAndCreateResult] // and GetOrCreates their statements
 
-	hub   hub
-	lis   *listenerState // nil without notifications
-	pipe  Pipeliner      // nil unless PostgreSQL with Options.Pipeline
-	multi bool           // MySQL with Options.MultiStatements
+	hub  hub
+	lis  *listenerState // nil without notifications
+	pipe Pipeliner      // nil unless PostgreSQL with Options.Pipeline
 	// isoOnce logs, once, that a pipeline ran under an isolation level other than
 	// READ COMMITTED (see pipelined).
 	isoOnce sync.Once
