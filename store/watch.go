@@ -7,15 +7,19 @@ import (
 	"sync"
 )
 
+// Wake sends on c without blocking: a Watch channel has room for one value, and one
+// pending wake-up is enough.
+func Wake(c chan<- struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
 // watcher is one Watch: a channel with room for one pending wake-up.
 type watcher struct{ ch chan struct{} }
 
-func (w *watcher) wake() {
-	select {
-	case w.ch <- struct{}{}:
-	default: // one pending wake-up is enough
-	}
-}
+func (w *watcher) wake() { Wake(w.ch) }
 
 // changed wakes the watchers of k in this process. It costs one atomic load when
 // nobody watches.

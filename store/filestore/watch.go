@@ -63,13 +63,7 @@ func (dw *dirWatch) wakeAll() {
 // waiter is one Watch call.
 type waiter struct{ ch chan struct{} }
 
-// wake sends without blocking; a pending value is enough.
-func (w *waiter) wake() {
-	select {
-	case w.ch <- struct{}{}:
-	default:
-	}
-}
+func (w *waiter) wake() { store.Wake(w.ch) }
 
 var _ store.Notifier = (*Store)(nil)
 

@@ -173,12 +173,7 @@ func (h *hub) removeLocked(w *watcher, ch *channel) {
 	}
 }
 
-func (w *watcher) wake() {
-	select {
-	case w.c <- struct{}{}:
-	default: // one pending value is enough
-	}
-}
+func (w *watcher) wake() { store.Wake(w.c) }
 
 func (ch *channel) wakeLocked() {
 	for w := range ch.watchers {

@@ -77,13 +77,6 @@ func (h *hub) remove(w *watcher) {
 	h.n.Add(-1)
 }
 
-func signal(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
-}
-
 // kick wakes the watchers of k, or of k's whole namespace.
 func (h *hub) kick(k store.Key, whole bool) {
 	if h.n.Load() == 0 {
@@ -93,7 +86,7 @@ func (h *hub) kick(k store.Key, whole bool) {
 	defer h.mu.Unlock()
 	for w := range h.byNS[k.Namespace] {
 		if whole || w.key.ID == k.ID || w.key.ID == "" {
-			signal(w.kick)
+			store.Wake(w.kick)
 		}
 	}
 }
@@ -107,7 +100,7 @@ func (h *hub) kickAll() {
 	defer h.mu.Unlock()
 	for _, m := range h.byNS {
 		for w := range m {
-			signal(w.kick)
+			store.Wake(w.kick)
 		}
 	}
 }
@@ -301,7 +294,7 @@ func (s *Store) watchPolling(ctx context.Context, k store.Key, out chan struct{}
 		case <-t.C:
 			f, err := s.fingerprint(ctx, k)
 			if err == nil && f != base {
-				signal(out)
+				store.Wake(out)
 				base = f
 				wait = time.Millisecond
 			} else {
