@@ -225,11 +225,8 @@ func randomGen() uint64 {
 // missing.
 func (s *Store) generation(ctx context.Context, key string) (uint64, error) {
 	for range casRetries {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
 		get := []op{{verb: 'g', key: key}}
-		if err := s.run(ctx, get); err != nil {
+		if err := s.run(ctx, get); err != nil { // run checks ctx: the client takes none
 			return 0, err
 		}
 		if get[0].found {

@@ -96,12 +96,9 @@ func parseURL(u *url.URL) (config, error) {
 }
 
 // open is the store.Opener for memcache:// URLs. The store owns the client it makes.
-func open(ctx context.Context, u *url.URL) (store.Store, error) {
+func open(_ context.Context, u *url.URL) (store.Store, error) { // store.Open has checked ctx
 	c, err := parseURL(u)
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var servers memcache.ServerList
