@@ -218,12 +218,6 @@ func (p *portable) rereadClaim(ctx context.Context, c *Claim, k Key, counters []
 		return err
 	}
 	r.Lease, r.LeaseErr = c.Lease, nil
-	if r.Err != nil && errors.Is(c.Err, ErrCorrupt) && !errors.Is(r.Err, ErrCorrupt) {
-		// The first read saw damaged bytes at k and the second none it could use (an
-		// engine's batched read may not tell an empty value from no value): the caller
-		// computes either way, and the damage it saw is still logged and counted.
-		r.Err = c.Err
-	}
 	*c = r
 	return nil
 }

@@ -237,6 +237,119 @@ func TestCorruptRecord(t *testing.T) {
 	}
 }
 
+// TestEmptyRecordIsCorrupt checks every read path of the store, on one server and on
+// a cluster, on a record holding the empty string and on a missing key: the empty
+// record is damage (ErrCorrupt, which also matches ErrNotFound), the missing key a
+// plain miss. The batched read once read both as a miss (MGET read into strings has
+// "" for either), so a damaged entry met on a claim's second read went uncounted.
+func TestEmptyRecordIsCorrupt(t *testing.T) {
+	for name, c := range map[string]redis.UniversalClient{
+		"single":  singleClient(t),
+		"cluster": clusterClient(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			d, err := New(c, &Options{Prefix: "cachier-empty"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = d.Close() })
+			s := base(d)
+			ctx := context.Background()
+			ns := storetest.Namespace(t)
+			t.Cleanup(func() { _ = s.Clear(ctx, ns); _ = s.Clear(ctx, store.InternalPrefix+ns) })
+			empty, missing := store.Key{Namespace: ns, ID: "empty"}, store.Key{Namespace: ns, ID: "missing"}
+			good := store.Key{Namespace: ns, ID: "good"}
+			if err := c.Set(ctx, s.keys.name(empty), "", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Set(ctx, good, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			check := func(path string, k store.Key, err error) {
+				t.Helper()
+				switch k {
+				case empty:
+					if !errors.Is(err, ErrCorrupt) || !errors.Is(err, store.ErrNotFound) {
+						t.Errorf("%s of an empty record: %v; want an error matching ErrCorrupt and ErrNotFound", path, err)
+					}
+				case missing:
+					if !errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrCorrupt) {
+						t.Errorf("%s of a missing key: %v; want ErrNotFound without ErrCorrupt", path, err)
+					}
+				default:
+					if err != nil {
+						t.Errorf("%s of a stored entry: %v", path, err)
+					}
+				}
+			}
+			ks := []store.Key{empty, good, missing, empty}
+			for _, k := range ks[:3] {
+				_, err := s.Get(ctx, k)
+				check("Get", k, err)
+			}
+			_, errs, err := s.GetMany(ctx, ks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, k := range ks {
+				check(fmt.Sprintf("GetMany[%d]", i), k, errs[i])
+			}
+			es, errs := make([]store.Entry, len(ks)), make([]error, len(ks))
+			if err := s.GetManyInto(ctx, ks, es, errs); err != nil {
+				t.Fatal(err)
+			}
+			for i, k := range ks {
+				check(fmt.Sprintf("GetManyInto[%d]", i), k, errs[i])
+			}
+			if string(es[1].Value) != "v" {
+				t.Errorf("GetManyInto[1] = %q, want %q", es[1].Value, "v")
+			}
+			if single, ok := d.(*Store); ok {
+				// The scripts of ReadOrAcquire and ReadOrClaim, bare.
+				for _, ifMissing := range []bool{false, true} {
+					for _, k := range []store.Key{empty, missing} {
+						rk := store.Key{Namespace: store.InternalPrefix + ns, ID: k.ID}
+						rec := store.Entry{Value: []byte("lease"), StoredAt: time.Now()}
+						r, err := single.getAndCreate(ctx, k, nil, rk, rec, ifMissing)
+						if err != nil {
+							t.Fatal(err)
+						}
+						check(fmt.Sprintf("getAndCreate (ifMissing %v)", ifMissing), k, r.GetErr)
+						if err := single.Delete(ctx, rk); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+			// Through the portable layer: over the scripts on one server (a claim that
+			// finds the empty record and takes the lease after it reads again, with
+			// the batched read), over the batched read and Swap on a cluster.
+			p := store.Adapt(d)
+			o := store.Owner{Host: "h", PID: 1, Token: "t"}
+			for _, k := range []store.Key{empty, missing} {
+				cl, err := p.(store.MissPath).ReadOrAcquire(ctx, k, nil, o, time.Minute)
+				if err != nil || cl.LeaseErr != nil {
+					t.Fatalf("ReadOrAcquire: %v, %v", err, cl.LeaseErr)
+				}
+				check("ReadOrAcquire", k, cl.Err)
+				if err := p.Release(ctx, cl.Lease); err != nil {
+					t.Fatal(err)
+				}
+				cl, err = p.(store.Claimer).ReadOrClaim(ctx, k, nil, o, time.Minute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check("ReadOrClaim", k, cl.Err)
+				if cl.LeaseErr == nil {
+					if err := p.Release(ctx, cl.Lease); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestOutage stops the server under a store: calls fail within their context, and
 // work again once the server is back, with the same Store and a working Watch.
 func TestOutage(t *testing.T) {
