@@ -68,6 +68,12 @@
 //     backoff; an error that belongs to one key or one value, or a failed write, is
 //     that key's miss and never turns the cache off for the others. Callers of one key
 //     in one process share one run of fn whatever the store's state.
+//  11. Results are shared, not copied: the callers that joined one run of fn, the hits
+//     on the memory store and the hits of a [LocalTier] all get the same value (the
+//     same backing array, map or pointee). Treat a result of a slice, map or pointer
+//     type as read-only, or copy it before changing it: a change would be served to
+//     every later caller. A result decoded from a store entry (files, servers) is the
+//     caller's own.
 //
 // # Namespaces
 //

@@ -385,6 +385,9 @@ func scalarDigest[A any](sc keys.Scalar, p *A) string {
 //
 // If ctx is done while the call waits for a computation, Call returns ctx.Err(); the
 // computation goes on for the others and is stored.
+//
+// The result may be shared with other callers (see the package documentation, step
+// 11): treat a slice, map or pointer result as read-only.
 func (f *Func[A, R]) Call(ctx context.Context, arg A, opts ...Option) (R, error) {
 	if len(opts) == 0 {
 		if r := f.resolved.Load(); r != nil {
