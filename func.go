@@ -530,7 +530,9 @@ func (f *Func[A, R]) Refresh(ctx context.Context, arg A, opts ...Option) (R, err
 }
 
 // Precache stores value as the result for arg without calling fn (cachier's
-// precache_value).
+// precache_value). A value that a computation's result would not be stored as is not
+// stored here either, and the error is nil: nil without [AllowNil]
+// (Stats().NilsNotCached), or larger than [EntrySizeLimit] (Stats().SizeRejections).
 func (f *Func[A, R]) Precache(ctx context.Context, arg A, value R) error {
 	s, k, err := f.settingsAndKey(arg)
 	if err != nil {
