@@ -941,7 +941,14 @@ func (f *Func[A, R]) maybeCleanup(s *settings) {
 		defer f.life.end()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*s.storeTimeout)
 		defer cancel()
-		n, err := s.store.DeleteBefore(ctx, f.ns, now.Add(-s.staleAfter))
+		cutoff := now.Add(-s.staleAfter)
+		if s.ttlFunc != nil {
+			// Entries have stale limits of their own (StaleAfterFunc), longer or
+			// shorter than StaleAfter: delete only those past their expiry, which
+			// DeleteBefore also does, and none by their age alone.
+			cutoff = time.Unix(0, 0)
+		}
+		n, err := s.store.DeleteBefore(ctx, f.ns, cutoff)
 		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 			_ = f.storeFailed(ctx, s, "cleanup", store.Key{Namespace: f.ns, ID: "*"}, err)
 			return

@@ -220,7 +220,9 @@ func AllowNil(on bool) Option {
 }
 
 // CleanupStale deletes stale entries in the background, at most once per interval per
-// function (cachier's cleanup_stale and cleanup_interval). It needs StaleAfter.
+// function (cachier's cleanup_stale and cleanup_interval). It needs StaleAfter. With
+// StaleAfterFunc, whose entries have stale limits of their own, it deletes only the
+// entries past their expiry (see ExpireAfter), never one by StaleAfter alone.
 func CleanupStale(interval time.Duration) Option {
 	return opt("CleanupStale", inWrap|inDefaults, func(s *settings) error {
 		if interval <= 0 {

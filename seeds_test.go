@@ -37,3 +37,35 @@ func TestMaxAgeZeroAlwaysRecomputes(t *testing.T) {
 		}
 	})
 }
+
+// cachier's cleanup_stale deletes stale entries, and easy_cache's callable timeout
+// gives each entry its own: with StaleAfterFunc, CleanupStale must not delete an
+// entry that its own limit keeps fresh, though it is older than StaleAfter.
+func TestCleanupStaleKeepsEntriesFreshByTheirOwnLimit(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
+		clk := newClock()
+		st := newStore(t)
+		fn := func(_ context.Context, x int) (int, error) { return x, nil }
+		opts := []cachier.Option{cachier.Name("cleanup-own-ttl"), cachier.WithStore(st), cachier.WithClock(clk),
+			cachier.StaleAfter(time.Minute), cachier.CleanupStale(time.Hour),
+			cachier.StaleAfterFunc(func(x, _ int) time.Duration { return time.Duration(x) * time.Hour })}
+		f, err := cachier.Wrap(fn, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		f.Call(ctx, 5) // fresh for 5 hours; the first call's cleanup finds nothing
+		clk.Advance(2 * time.Hour)
+		f.Call(ctx, 0) // past the interval: a cleanup runs, 2 hours after 5 was stored
+		if err := f.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		g, err := cachier.Wrap(fn, opts...) // f is closed; g reads the same entries
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, fr, err := g.Peek(ctx, 5); err != nil || fr != cachier.Fresh {
+			t.Errorf("an entry fresh for 5 hours, 2 hours old: Peek = %v, %v; CleanupStale deleted it", fr, err)
+		}
+	})
+}
