@@ -104,6 +104,9 @@ type Store struct {
 
 	schemaMu sync.Mutex
 	ready    atomic.Bool // the table exists and has its columns
+	// returning is set by init, before ready, on MariaDB, whose DELETE … RETURNING
+	// lets SetAndDelete read the counters in its delete (see deleteReading).
+	returning bool
 
 	stmts  stmtCache
 	reads  reads                                         // concurrent Gets of one key share a SELECT
@@ -245,6 +248,13 @@ func (s *Store) init(ctx context.Context) error {
 				return fmt.Errorf("sqlstore: widen the namespace column: %w", err)
 			}
 		}
+	}
+	if s.dialect == MySQL {
+		var version string
+		if err := s.db.QueryRowContext(ctx, `SELECT VERSION()`).Scan(&version); err != nil {
+			return fmt.Errorf("sqlstore: read the server version: %w", err)
+		}
+		s.returning = strings.Contains(version, "MariaDB")
 	}
 	if s.lis != nil {
 		s.lis.startOnce.Do(func() { s.goBackground(s.runListener) })

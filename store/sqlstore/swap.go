@@ -462,6 +462,45 @@ func value(v sql.Null[[]byte]) []byte {
 	return v.V
 }
 
+// deleteReading is, on MariaDB, the delete of rk where its value is old and the read of
+// the keys of also in one statement: a DELETE … RETURNING whose columns are a
+// primary-key read of each key, one row for the row it deleted. It returns how many
+// rows it deleted (0 or 1) and, when 1, has put the values of also, as read after the
+// statement that precedes it (SetAndDelete's upsert) committed, in vals. A cachier
+// miss on MariaDB costs a statement less: the upsert, then this (was: the upsert, the
+// delete, the reads). PostgreSQL's SetAndDelete reads them in its one statement too.
+func (s *Store) deleteReading(ctx context.Context, rk store.Key, old []byte, also []store.Key, vals [][]byte) (int, error) {
+	e := s.dialect.quote(s.table)
+	var b strings.Builder
+	b.WriteString(s.q.deleteIf + ` RETURNING `)
+	args := []any{rk.Namespace, rk.ID, old}
+	for i, k := range also {
+		if i > 0 {
+			b.WriteString(`, `)
+		}
+		b.WriteString(`(SELECT value FROM ` + e + ` WHERE namespace = ? AND id = ?)`)
+		args = append(args, k.Namespace, k.ID)
+	}
+	return read(ctx, s, b.String(), args, func(r *sql.Rows) (int, error) {
+		n := 0
+		cols := make([]sql.Null[[]byte], len(also))
+		dest := make([]any, len(also))
+		for i := range cols {
+			dest[i] = &cols[i]
+		}
+		for r.Next() {
+			if err := r.Scan(dest...); err != nil {
+				return 0, err
+			}
+			for i, v := range cols {
+				vals[i] = value(v)
+			}
+			n++
+		}
+		return n, nil
+	})
+}
+
 // SetAndDelete implements store.WriteAndReleaser. On PostgreSQL it is one statement,
 // one round trip: a data-modifying WITH holding the upsert of e at k and the DELETE of
 // rk where its value is old (each notifying its watchers), and a UNION ALL of
@@ -469,7 +508,8 @@ func value(v sql.Null[[]byte]) []byte {
 // before its own writes commit, like any PostgreSQL statement. On MySQL and SQLite it is
 // up to three statements, one after the other: the upsert, the delete (none when old
 // is nil) and the reads (none when also is empty); on SQLite in one transaction, one
-// commit.
+// commit; on MariaDB the delete that deletes a row reads them (deleteReading), two
+// statements.
 func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk store.Key, old []byte, also []store.Key) (bool, [][]byte, error) {
 	vals := make([][]byte, len(also))
 	if s.dialect == SQLite {
@@ -480,7 +520,17 @@ func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk
 			return false, nil, err
 		}
 		deleted := false
-		if old != nil {
+		switch {
+		case old != nil && len(also) > 0 && s.returning:
+			n, err := s.deleteReading(ctx, rk, old, also, vals)
+			if err != nil {
+				return false, nil, err
+			}
+			if n > 0 {
+				return true, vals, nil
+			}
+			// Nothing deleted, so no row came back with the counters: read them.
+		case old != nil:
 			n, err := s.changed(ctx, s.q.deleteIf, rk.Namespace, rk.ID, old)
 			if err != nil {
 				return false, nil, err
