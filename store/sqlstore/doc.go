@@ -62,7 +62,8 @@
 // ([Store.GetOrCreate] gives the argument): one round trip with a Pipeliner (below),
 // else two, on every engine. SetAndDelete is one statement on PostgreSQL (a
 // data-modifying WITH and a UNION ALL of primary-key reads); on MySQL and SQLite,
-// where no statement both writes and reads, up to three, sent one after the other.
+// where no statement both writes and reads, up to three, sent one after the other,
+// except on MariaDB, where the delete reads the counters (DELETE … RETURNING): two.
 // On SQLite, where a statement costs its work and not a round trip, and a write's
 // cost is mostly its commit, the statements of each call run in one transaction:
 // one commit for the lease, one for the result and the release.
