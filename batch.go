@@ -108,6 +108,7 @@ type callBufs[A comparable, R any] struct {
 	lookupBufs[R]
 	items []batchItem[A]
 	byID  map[string]int // items' index by key ID, cleared after items
+	byArg map[A]int      // or by argument (groupsByArg), cleared after items
 	slots []slot[R]
 }
 
@@ -600,6 +601,9 @@ func (b *Batch[A, R]) firstLevels(r *resolvedSettings, args []A, out map[A]R) []
 // items derives the keys of args and groups the arguments by key, in cb's memory
 // when cb is not nil.
 func (b *Batch[A, R]) items(args []A, cb *callBufs[A, R]) ([]batchItem[A], error) {
+	if b.f.groupsByArg() {
+		return b.itemsByArg(args, cb)
+	}
 	var (
 		items []batchItem[A]
 		byID  map[string]int
@@ -628,6 +632,41 @@ func (b *Batch[A, R]) items(args []A, cb *callBufs[A, R]) ([]batchItem[A], error
 			continue
 		}
 		byID[k.ID] = len(items)
+		items = append(items, batchItem[A]{arg: a, k: k})
+	}
+	return items, nil
+}
+
+// itemsByArg is items for a function whose arguments share a key exactly when they
+// are equal (groupsByArg): grouped by argument, a map of 8-byte keys instead of one
+// of 64-byte IDs, and a repeated argument's key is not derived again. No item has
+// aliases.
+func (b *Batch[A, R]) itemsByArg(args []A, cb *callBufs[A, R]) ([]batchItem[A], error) {
+	var (
+		items []batchItem[A]
+		byArg map[A]int
+	)
+	if cb != nil {
+		if cap(cb.items) < len(args) {
+			cb.items = make([]batchItem[A], 0, len(args))
+		}
+		if cb.byArg == nil {
+			cb.byArg = make(map[A]int, len(args))
+		}
+		items, byArg = cb.items[:0], cb.byArg
+		defer clear(byArg) // the memory stays for the next call
+	} else {
+		items, byArg = make([]batchItem[A], 0, len(args)), make(map[A]int, len(args))
+	}
+	for _, a := range args {
+		if _, ok := byArg[a]; ok {
+			continue
+		}
+		k, err := b.f.Key(a) // memoized for hot arguments
+		if err != nil {
+			return nil, err
+		}
+		byArg[a] = len(items)
 		items = append(items, batchItem[A]{arg: a, k: k})
 	}
 	return items, nil

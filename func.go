@@ -288,6 +288,15 @@ func (f *Func[A, R]) Key(arg A) (store.Key, error) {
 	return f.key(arg, true)
 }
 
+// groupsByArg reports whether two arguments have one key exactly when they are equal:
+// the key is the digest of the argument alone (no key function, no prefix), and A is
+// an integer or a bool, whose digest is its value written out (keys.Scalar). A
+// string is left out: hashing a long one costs more than its 64-byte digest.
+func (f *Func[A, R]) groupsByArg() bool {
+	return f.keyFn == nil && f.tags.prefix == nil &&
+		(f.scalar == keys.Int || f.scalar == keys.Uint || f.scalar == keys.Bool)
+}
+
 // key is Key; memo says whether the argument's digest may be looked up in and kept
 // in the digest memo.
 func (f *Func[A, R]) key(arg A, memo bool) (store.Key, error) {
