@@ -45,8 +45,11 @@ type Options struct {
 	// leases, names it did not write) and notes such as bucket creation.
 	// Default: discard.
 	Logger *slog.Logger
-	// PollInterval is how often a caller waiting for another process's computation
-	// should look again; see [Store.PollInterval]. Default 500ms.
+	// PollInterval is ignored: S3 cannot notify waiters, and cachier polls a key
+	// another process computes with its own backoff (from 1 ms up to 250 ms apart,
+	// one GET each), the same on every store without notifications.
+	//
+	// Deprecated: it has no effect.
 	PollInterval time.Duration
 }
 
@@ -115,9 +118,10 @@ func (s *Store) Bucket() string { return s.bucket }
 // Prefix returns the normalised object-name prefix (ending in '/').
 func (s *Store) Prefix() string { return s.prefix }
 
-// PollInterval returns how often a caller waiting for another process's computation
-// should check again. S3 cannot notify waiters, so the store implements no
-// store.Notifier; every check costs one GET request.
+// PollInterval returns Options.PollInterval (default 500ms), which nothing reads:
+// cachier polls with its own backoff, since S3 cannot notify waiters.
+//
+// Deprecated: it has no effect.
 func (s *Store) PollInterval() time.Duration { return s.poll }
 
 // Close releases the HTTP connections of a store opened from a URL. It never closes a
