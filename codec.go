@@ -47,6 +47,9 @@ var cborDec = func() cbor.DecMode {
 		MaxArrayElements: math.MaxInt32,
 		MaxMapPairs:      math.MaxInt32,
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		// A Go string may hold any bytes, and Marshal writes them as they are: decode
+		// them as they are too, or such a result is a corrupt entry on every read.
+		UTF8: cbor.UTF8DecodeInvalid,
 	}.DecMode()
 	if err != nil {
 		panic(err) // static options

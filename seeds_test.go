@@ -6,6 +6,7 @@ package cachier_test
 
 import (
 	"context"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,6 +67,37 @@ func TestCleanupStaleKeepsEntriesFreshByTheirOwnLimit(t *testing.T) {
 		}
 		if _, fr, err := g.Peek(ctx, 5); err != nil || fr != cachier.Fresh {
 			t.Errorf("an entry fresh for 5 hours, 2 hours old: Peek = %v, %v; CleanupStale deleted it", fr, err)
+		}
+	})
+}
+
+type textResult struct {
+	Name  string
+	Lines []string
+	Index map[string]int
+}
+
+// A Go string may hold bytes that are not UTF-8 (a Latin-1 name, bytes read from a
+// file); cachier's tests cache arbitrary return values. Such a result is a hit on the
+// stores that decode, not a corrupt entry logged and recomputed on every call.
+func TestResultWithInvalidUTF8IsAHit(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(testing.TB) storeCloser) {
+		var n atomic.Int64
+		want := textResult{Name: "Jos\xe9", Lines: []string{"\xff\xfe", "ok"}, Index: map[string]int{"\xe9t\xe9": 1}}
+		fn := func(_ context.Context, x int) (textResult, error) { n.Add(1); return want, nil }
+		f, err := cachier.Wrap(fn, cachier.Name("latin1"), cachier.WithStore(newStore(t)), cachier.WithLogger(quietLogger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for range 2 {
+			got, err := f.Call(ctx, 1)
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("Call = %+q, %v; want %+q", got.Lines, err, want.Lines)
+			}
+		}
+		if n.Load() != 1 || f.Stats().DecodeErrors != 0 {
+			t.Errorf("computed %d times, %d decode errors; want 1 and 0", n.Load(), f.Stats().DecodeErrors)
 		}
 	})
 }
