@@ -30,7 +30,9 @@ var (
 	// DecodeExpansion times the entry's size (plus 1 MiB); a larger entry is a miss.
 	CBOR Codec = cborCodec{}
 	// JSON is readable by any tool that inspects the store. It is bounded like CBOR
-	// (nesting 10,000 levels).
+	// (nesting 10,000 levels). As encoding/json does, it stores the bytes of a
+	// string that are not UTF-8 as U+FFFD, so such a string does not come back as it
+	// was; CBOR keeps every byte.
 	JSON Codec = jsonCodec{}
 	// Gob is Go's own format. It cannot be bounded before it decodes, so Wrap accepts
 	// it only for result types that are not recursive and whose elements allocate
