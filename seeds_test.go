@@ -6,12 +6,14 @@ package cachier_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cachier-go/cachier"
+	"github.com/cachier-go/cachier/store"
 )
 
 // cachier's test_max_age_zero: max_age=0 always recomputes, whatever stale_after
@@ -99,5 +101,67 @@ func TestResultWithInvalidUTF8IsAHit(t *testing.T) {
 		if n.Load() != 1 || f.Stats().DecodeErrors != 0 {
 			t.Errorf("computed %d times, %d decode errors; want 1 and 0", n.Load(), f.Stats().DecodeErrors)
 		}
+	})
+}
+
+type ecArgs struct{ A, B, C int }
+
+// easy_cache's tests_basic, in one function: a custom key that ignores a parameter
+// (a change in it is still a hit), a prefix and tags computed from the argument, a
+// static tag, and every way to invalidate: the argument's tags, its prefix, the
+// prefix or a tag by name on the store, the key, Clear, Refresh (no recomputation on
+// the next call) and a delete of the store key Key returns.
+func TestEasyCacheInvalidators(t *testing.T) {
+	versionedStores(t, func(t *testing.T, st store.Store) {
+		var n atomic.Int64
+		fn := func(_ context.Context, x ecArgs) (string, error) {
+			n.Add(1)
+			return fmt.Sprint(x.A, x.B, x.C), nil
+		}
+		f, err := cachier.Wrap(fn, cachier.Name("easy-cache-invalidators"), cachier.WithStore(st),
+			cachier.WithKey(func(x ecArgs) (string, error) { return fmt.Sprintf("%d:%d", x.A, x.B), nil }),
+			cachier.Prefix(func(x ecArgs) string { return fmt.Sprintf("ppp:%d", x.B) }),
+			cachier.TagsOf(func(x ecArgs) []string { return []string{fmt.Sprintf("ttt:%d", x.C)} }),
+			cachier.Tags("static"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		arg := ecArgs{1, 2, 3}
+		call := func(x ecArgs) int64 {
+			before := n.Load()
+			if _, err := f.Call(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+			return n.Load() - before
+		}
+		step := func(name string, do func() error, want int64) {
+			t.Helper()
+			if err := do(); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if got := call(arg); got != want {
+				t.Errorf("%s: computed %d, want %d", name, got, want)
+			}
+			if got := call(arg); got != 0 {
+				t.Errorf("%s: second call computed", name)
+			}
+		}
+		step("first", func() error { return nil }, 1)
+		if call(ecArgs{1, 2, 99}) != 0 {
+			t.Errorf("unrelated param changed recomputed")
+		}
+		step("tags of arg", func() error { return f.InvalidateTags(ctx, arg) }, 1)
+		step("tags of other", func() error { return f.InvalidateTags(ctx, ecArgs{9, 9, 9}) }, 0)
+		step("prefix", func() error { return f.InvalidatePrefix(ctx, arg) }, 1)
+		step("global prefix", func() error { return cachier.InvalidatePrefix(ctx, st, "ppp:2") }, 1)
+		step("global prefix other", func() error { return cachier.InvalidatePrefix(ctx, st, "ppp:22") }, 0)
+		step("global tag", func() error { return cachier.InvalidateTags(ctx, st, "ttt:3") }, 1)
+		step("static tag", func() error { return cachier.InvalidateTags(ctx, st, "static") }, 1)
+		step("key", func() error { return f.Invalidate(ctx, ecArgs{1, 2, 100}) }, 1)
+		step("clear", func() error { return f.Clear(ctx) }, 1)
+		step("refresh", func() error { _, err := f.Refresh(ctx, arg); return err }, 0)
+		k, _ := f.Key(arg)
+		step("raw delete", func() error { return st.Delete(ctx, k) }, 1)
 	})
 }
