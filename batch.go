@@ -1457,7 +1457,9 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		}
 		// With a local tier, the namespace's marker is written in the same call, after
 		// the entries (store.WriteReleaseBatcher orders it after them): no round trip
-		// of its own.
+		// of its own. Where it can, by compare-and-swap from the value this process's
+		// tier last saw, so that the tier keeps its copies when nobody else moved it
+		// (see Coherence in localtier.go).
 		markDone = local && markersOn(s.store)
 		errs, moved, werr = b.writeAndRelease(ctx, s, wr, ks, es, writes, held, checked, e0, markDone)
 		f.invMu.RUnlock()
@@ -1573,12 +1575,39 @@ func (b *Batch[A, R]) writeAndRelease(ctx context.Context, s *settings, wr store
 	}
 	var marks []store.Key
 	var markEs []store.Entry
+	var (
+		own   bool // the marker moves by compare-and-swap from from (tierSync.beginOwnMove)
+		from  []byte
+		wrs   store.WriteReleaseSwapBatcher
+		moves []bool
+	)
 	if mark {
-		marks, markEs = []store.Key{nsMarker(f.ns)}, []store.Entry{markerEntry()}
+		marks = []store.Key{nsMarker(f.ns)}
+		wrs, own = wr.(store.WriteReleaseSwapBatcher)
+		if own {
+			var e store.Entry
+			from, e, own = f.local.sync.beginOwnMove(s.store)
+			markEs = []store.Entry{e}
+		}
+		if !own {
+			markEs = []store.Entry{markerEntry()}
+		}
 	}
 	opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
-	errs, relErrs, vs, err := wr.WriteAndReleaseMany(opCtx, ks, es, ls, marks, markEs, names)
+	var relErrs []error
+	var vs []uint64
+	if own {
+		errs, relErrs, vs, moves, err = wrs.WriteAndReleaseManySwap(opCtx, ks, es, ls, marks, [][]byte{from}, markEs, names)
+	} else {
+		errs, relErrs, vs, err = wr.WriteAndReleaseMany(opCtx, ks, es, ls, marks, markEs, names)
+	}
 	cancel()
+	if own && err == nil && errs[len(ks)] == nil && !f.local.sync.endOwnMove(from, markEs[0], moves[0]) {
+		// Another process moved the marker since this process's tier read it: a
+		// plain move, after the writes, and the tier drops its copies at its next
+		// reconcile.
+		errs[len(ks)] = moveMarker(ctx, s.store, s.storeTimeout, marks[0])
+	}
 	switch {
 	case err != nil && relErrs == nil:
 		var again []store.Lease

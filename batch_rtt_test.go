@@ -210,3 +210,42 @@ func TestBatchRoundTripsRedisLocalTier(t *testing.T) {
 		t.Errorf("the batch's write did not move the marker %s", marker)
 	}
 }
+
+// On Redis, a batch of cached arguments and new ones is answered from the writer's
+// local tier batch after batch (issue #14): its own marker moves, and the pub/sub
+// notifications they bring (the Store's wake-up and one per watch of the marker),
+// drop none of its copies.
+func TestBatchLocalTierKeepsOwnCopiesRedis(t *testing.T) {
+	st, _ := redisStore(t, "tier-own-"+strconv.FormatInt(time.Now().UnixNano(), 36), nil)
+	fn := func(_ context.Context, args []int) (map[int][]byte, error) {
+		m := make(map[int][]byte, len(args))
+		for _, a := range args {
+			m[a] = benchPayload
+		}
+		return m, nil
+	}
+	bt, err := cachier.WrapBatch(fn, cachier.Name("tier/own-redis"), cachier.WithStore(store.Adapt(st)), cachier.LocalTier(10_000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	call := func() uint64 {
+		t.Helper()
+		h := bt.Stats().LocalHits
+		if m, err := bt.Call(ctx, benchBatchArgs(90)); err != nil || len(m) != benchBatchSize {
+			t.Fatalf("Call: %d results, %v", len(m), err)
+		}
+		return bt.Stats().LocalHits - h
+	}
+	// Until the tier serves: its first reconciles drop what came before them.
+	for i := 0; call() != 90; i++ {
+		if i == 100 {
+			t.Fatal("the local tier never served the 90 cached arguments")
+		}
+	}
+	for i := range 20 {
+		if n := call(); n != 90 {
+			t.Fatalf("batch %d after its own writes: %d of the 90 cached arguments from the local tier, want all", i, n)
+		}
+	}
+}

@@ -47,8 +47,24 @@ import (
 //     bound after a change: past it, calls read the store.
 //
 // The granularity is the namespace: a change of one key drops the namespace's local
-// copies in every process, the writer's older ones included. The local tier suits
-// results that are read far more often than they are written.
+// copies in every other process. The local tier suits results that are read far more
+// often than they are written.
+//
+// The writer keeps its own copies (its older ones, and those of the values it wrote)
+// when, and only when, no other process moved the marker since its tier last read it:
+// on a store that can compare and swap (store.Swapper), a writer moves the marker from
+// the value its tier last saw (store.CompareAndSet; a batch's in the same round trip
+// as its writes where the store can: store.WriteReleaseSwapBatcher). When the swap
+// succeeds, nobody else moved the marker in between, and the tier remembers the move
+// (own: new value -> old), so that a reconcile that reads the new value, or one that
+// read the old value before the swap, drops nothing. When it fails, another process
+// moved the marker: the writer moves it anyway (a plain write) and its tier drops its
+// copies at its next reconcile, as before. A notification of the marker soon after a
+// move of this process's own (ownWakes) may be that move's: it starts a reconcile,
+// which drops the copies if the marker holds another process's value, instead of
+// dropping them at once. A store that cannot compare and swap keeps the plain write,
+// and a writer drops its copies too; so does a store whose notifications name the
+// changed records (PostgreSQL), where a write's own notification drops them.
 //
 // Every process writing the namespace must use the local tier too (the same Wrap
 // options do that), so that its writes move the marker; Invalidate, Clear and every
@@ -280,16 +296,23 @@ type tierSync struct {
 	mu               sync.Mutex
 	primed           bool
 	seenNS, seenCtrs []byte
-	st               store.Store
-	clk              Clock
-	onReconcile      func()        // for tests: called after each reconcile
-	onExpire         func()        // for tests: called after each deadline
-	onNotified       func()        // for tests: called after each notification's drop
-	retry            chan struct{} // the poll timer asks a watch that failed to start to try again
-	timers           clock.Clock
-	tick, deadline   clock.Timer
-	started          bool
-	stop             context.CancelFunc
+	// own holds this process's moves of the namespace's marker that a
+	// compare-and-swap from a value the tier had seen made (or may have made: one
+	// whose outcome is unknown): new value -> the value it replaced.
+	own map[string][]byte
+	// ownWakes counts the marker notifications that may be this process's own moves
+	// (ownWakesPerMove a move); see watchOnce.
+	ownWakes       atomic.Int32
+	st             store.Store
+	clk            Clock
+	onReconcile    func()        // for tests: called after each reconcile
+	onExpire       func()        // for tests: called after each deadline
+	onNotified     func()        // for tests: called after each notification's drop
+	retry          chan struct{} // the poll timer asks a watch that failed to start to try again
+	timers         clock.Clock
+	tick, deadline clock.Timer
+	started        bool
+	stop           context.CancelFunc
 }
 
 func (t *tierSync) valid(seq uint64, deps bool) bool {
@@ -408,13 +431,22 @@ func (t *tierSync) reconcile() {
 	}
 	end := t.seq.Add(1) // every copy filled before the read ended is covered
 	t.mu.Lock()
-	if !t.primed || !bytes.Equal(es[0].Value, t.seenNS) {
+	switch ns := es[0].Value; {
+	case t.primed && bytes.Equal(ns, t.seenNS):
+	case t.primed && t.ownChain(ns, t.seenNS):
+		// Only this process moved the marker since the tier saw it.
+		t.seenNS = bytes.Clone(ns)
+	case t.primed && t.ownChain(t.seenNS, ns):
+		// Read before this process's own move from it: nothing new.
+	default:
 		storeMax(&t.wmAll, end)
+		t.seenNS = bytes.Clone(ns)
+		clear(t.own)
 	}
 	if !t.primed || !bytes.Equal(es[1].Value, t.seenCtrs) {
 		storeMax(&t.wmDeps, end)
 	}
-	t.primed, t.seenNS, t.seenCtrs = true, bytes.Clone(es[0].Value), bytes.Clone(es[1].Value)
+	t.primed, t.seenCtrs = true, bytes.Clone(es[1].Value)
 	t.mu.Unlock()
 	storeMax64(&t.until, start.Add(t.bound).UnixNano())
 	t.serving.Store(true)
@@ -487,7 +519,13 @@ func (t *tierSync) watchOnce(ctx context.Context, n store.Notifier) error {
 		case <-ctx.Done():
 			return nil
 		case <-chans[0]:
-			t.dropAll()
+			// A wake-up that may be this process's own move is checked by the
+			// reconcile started below, which drops the copies if another process
+			// moved the marker: one round trip later, only for such a change
+			// notified right after a move of this process's own.
+			if !t.ownWake() {
+				t.dropAll()
+			}
 		case <-chans[1]:
 			t.dropDeps()
 		case <-direct[0]:
@@ -502,6 +540,118 @@ func (t *tierSync) watchOnce(ctx context.Context, n store.Notifier) error {
 		}
 		if marker { // a change's own notification is followed by its marker's
 			t.kick()
+		}
+	}
+}
+
+// ownChain reports whether this process's own moves (t.own) lead from the marker
+// value from to the value to: each was a compare-and-swap, so no other process moved
+// the marker in between. Called with t.mu held.
+func (t *tierSync) ownChain(to, from []byte) bool {
+	for range len(t.own) {
+		prev, ok := t.own[string(to)]
+		if !ok {
+			return false
+		}
+		if bytes.Equal(prev, from) {
+			return true
+		}
+		to = prev
+	}
+	return false
+}
+
+// maxOwn bounds t.own: forgetting a move only makes the writer drop its copies.
+const maxOwn = 64
+
+// ownWakesPerMove is how many wake-ups of the marker's watch one move may bring: the
+// Store's own, and the driver's for each of the Store's two watches of the key (the
+// entry and its lease record; on Redis both are woken by the one PUBLISH). Coalesced
+// wake-ups leave some uncounted: the next notifications of another process's change,
+// up to that many, are checked by a reconcile instead of dropping at once.
+const ownWakesPerMove = 3
+
+// moveNS moves the namespace's marker after a write or an invalidation of this
+// process on st, which already made this tier's copies reflect it, so that other
+// processes drop theirs; it keeps this tier's copies when that is coherent (see
+// Coherence above).
+func (t *tierSync) moveNS(ctx context.Context, st store.Store, timeout time.Duration) error {
+	k := nsMarker(t.ns)
+	from, e, ok := t.beginOwnMove(st)
+	if !ok {
+		return moveMarker(ctx, st, timeout, k)
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	swapped, err := store.CompareAndSet(sctx, st, k, from, e)
+	cancel()
+	if err != nil {
+		// Whether the swap happened is unknown; if it did, own says rightly what it
+		// replaced.
+		return fmt.Errorf("cachier: tell local tiers (%s): %w", k, err)
+	}
+	if t.endOwnMove(from, e, swapped) {
+		return nil
+	}
+	// Another process moved the marker since this tier read it: a plain move, and
+	// this tier's next reconcile drops its copies.
+	return moveMarker(ctx, st, timeout, k)
+}
+
+// beginOwnMove prepares a move of the namespace's marker on st by compare-and-swap
+// from the value the tier last saw, from, to e's, and records it in own before it is
+// made (a reconcile may read its value first). ok is false when the tier cannot
+// keep its copies on st (not primed, another store, no store.Swapper): the caller
+// moves the marker with a plain write.
+func (t *tierSync) beginOwnMove(st store.Store) (from []byte, e store.Entry, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.primed || !sameStore(st, t.st) || !store.CanCompareAndSet(st) {
+		return nil, store.Entry{}, false
+	}
+	from, e = t.seenNS, markerEntry()
+	if t.own == nil || len(t.own) >= maxOwn {
+		t.own = map[string][]byte{}
+	}
+	t.own[string(e.Value)] = from
+	if t.ownWakes.Add(ownWakesPerMove) > ownWakesPerMove*maxOwn {
+		t.ownWakes.Store(ownWakesPerMove * maxOwn)
+	}
+	return from, e, true
+}
+
+// endOwnMove records the outcome of a move that beginOwnMove prepared, and reports
+// whether it swapped; when it did not, the caller moves the marker with a plain write.
+func (t *tierSync) endOwnMove(from []byte, e store.Entry, swapped bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !swapped {
+		delete(t.own, string(e.Value)) // never written
+	} else if bytes.Equal(t.seenNS, from) {
+		t.seenNS = e.Value
+	}
+	return swapped
+}
+
+// sameStore reports whether a and b are known to be the same store.
+func sameStore(a, b store.Store) bool {
+	ka, ok := tierStoreKey(a)
+	if !ok {
+		return false
+	}
+	kb, ok := tierStoreKey(b)
+	return ok && ka == kb
+}
+
+// ownWake reports whether a notification of the namespace's marker may be one of
+// this process's own moves, and counts it.
+func (t *tierSync) ownWake() bool {
+	for {
+		n := t.ownWakes.Load()
+		if n <= 0 {
+			return false
+		}
+		if t.ownWakes.CompareAndSwap(n, n-1) {
+			return true
 		}
 	}
 }
@@ -544,11 +694,16 @@ func markerEntry() store.Entry {
 
 // changedNS moves the namespace's marker after a write or an invalidation, and drops
 // the copies of the other local tiers of this process on the same store and namespace.
+// self, if not nil, is the local tier of the Func that made the change, whose copies
+// already reflect it: it keeps them when it can (tierSync.moveNS).
 func changedNS(ctx context.Context, s *settings, ns string, self *tierSync) error {
 	if !markersOn(s.store) {
 		return nil
 	}
 	droppedNS(s, ns, self)
+	if self != nil && self.ns == ns {
+		return self.moveNS(ctx, s.store, s.storeTimeout)
+	}
 	return moveMarker(ctx, s.store, s.storeTimeout, nsMarker(ns))
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -201,35 +202,88 @@ type WriteReleaseBatcher interface {
 
 var _ WriteReleaseBatcher = (*portable)(nil)
 
+// SetAndDeleteSwapBatcher is an optional capability of [SetAndDeleteBatcher] drivers
+// that also compare and swap some records after the writes, in the same round trip
+// (Swap's script in the same pipeline on one Redis primary).
+type SetAndDeleteSwapBatcher interface {
+	// SetAndDeleteManySwap is SetAndDeleteMany followed, after every write of ks, by
+	// Swap(sks[j], solds[j], &ses[j]) for every j; swapped[j] reports each swap. A
+	// swap that ran before the writes (a write sent again) reports false. When no
+	// write was sent, no swap is either.
+	SetAndDeleteManySwap(ctx context.Context, ks []Key, es []Entry, rks []Key, olds [][]byte, also []Key, sks []Key, solds [][]byte, ses []Entry) (deleted []bool, errs []error, vals [][]byte, swapped []bool, err error)
+}
+
+// WriteReleaseSwapBatcher is an optional capability of Stores: [WriteReleaseBatcher]
+// whose marks move by compare-and-swap. Every Store that [Adapt] returns has it; it
+// works over a [Swapper] driver (errors.ErrUnsupported otherwise), in the same round
+// trip as the writes over a [SetAndDeleteSwapBatcher] one.
+type WriteReleaseSwapBatcher interface {
+	// WriteAndReleaseManySwap is WriteAndReleaseMany where marks[j] becomes
+	// markEs[j] only if its value is markOlds[j] byte for byte (nil: no entry),
+	// atomically, after every write of ks; swapped[j] reports whether it did. A mark
+	// not swapped keeps what it held: the caller decides what to do.
+	WriteAndReleaseManySwap(ctx context.Context, ks []Key, es []Entry, ls []Lease, marks []Key, markOlds [][]byte, markEs []Entry, counters []string) (errs, relErrs []error, versions []uint64, swapped []bool, err error)
+}
+
+var _ WriteReleaseSwapBatcher = (*portable)(nil)
+
 // WriteAndReleaseMany implements [WriteReleaseBatcher].
 func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry, ls []Lease, marks []Key, markEs []Entry, counters []string) ([]error, []error, []uint64, error) {
+	errs, relErrs, vs, _, err := p.writeAndReleaseMany(ctx, ks, es, ls, marks, nil, markEs, counters, false)
+	return errs, relErrs, vs, err
+}
+
+// WriteAndReleaseManySwap implements [WriteReleaseSwapBatcher].
+func (p *portable) WriteAndReleaseManySwap(ctx context.Context, ks []Key, es []Entry, ls []Lease, marks []Key, markOlds [][]byte, markEs []Entry, counters []string) ([]error, []error, []uint64, []bool, error) {
+	if len(markOlds) != len(marks) {
+		return nil, nil, nil, nil, fmt.Errorf("store: WriteAndReleaseManySwap of %d marks and %d old values; pass one old value per mark", len(marks), len(markOlds))
+	}
+	if p.swapper == nil {
+		return nil, nil, nil, nil, fmt.Errorf("store: WriteAndReleaseManySwap: %w (the driver does not implement store.Swapper)", errors.ErrUnsupported)
+	}
+	return p.writeAndReleaseMany(ctx, ks, es, ls, marks, markOlds, markEs, counters, true)
+}
+
+// writeAndReleaseMany is WriteAndReleaseMany, whose marks move by compare-and-swap
+// from markOlds when swap is set.
+func (p *portable) writeAndReleaseMany(ctx context.Context, ks []Key, es []Entry, ls []Lease, marks []Key, markOlds [][]byte, markEs []Entry, counters []string, swap bool) ([]error, []error, []uint64, []bool, error) {
 	if len(ks) != len(es) || len(ks) != len(ls) {
-		return nil, nil, nil, fmt.Errorf("store: WriteAndReleaseMany of %d keys, %d entries and %d leases; pass one of each per key", len(ks), len(es), len(ls))
+		return nil, nil, nil, nil, fmt.Errorf("store: WriteAndReleaseMany of %d keys, %d entries and %d leases; pass one of each per key", len(ks), len(es), len(ls))
 	}
 	if len(marks) != len(markEs) {
-		return nil, nil, nil, fmt.Errorf("store: WriteAndReleaseMany of %d marks and %d entries; pass one entry per mark", len(marks), len(markEs))
+		return nil, nil, nil, nil, fmt.Errorf("store: WriteAndReleaseMany of %d marks and %d entries; pass one entry per mark", len(marks), len(markEs))
+	}
+	swapped := make([]bool, len(marks))
+	// swapMarks swaps the marks one by one, after the writes.
+	swapMarks := func() []error {
+		merrs := make([]error, len(marks))
+		for j, k := range marks {
+			swapped[j], merrs[j] = p.swapper.Swap(ctx, k, markOlds[j], &markEs[j])
+			p.changed(k)
+		}
+		return merrs
 	}
 	if err := p.checkNS(ctx, "-"); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if err := validateKeys(ks); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if err := validateKeys(marks); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if err := p.checkCounters(ctx, counters); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	for i, l := range ls {
 		if l.Owner.Token == "" {
 			continue
 		}
 		if l.Key != ks[i] {
-			return nil, nil, nil, fmt.Errorf("store: WriteAndReleaseMany of %s with the lease of %s", ks[i], l.Key)
+			return nil, nil, nil, nil, fmt.Errorf("store: WriteAndReleaseMany of %s with the lease of %s", ks[i], l.Key)
 		}
 		if err := checkOwner(l.Owner); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 	}
 	relErrs := make([]error, len(ls))
@@ -248,6 +302,34 @@ func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 			}
 		}
 		wks, wes := ks, es
+		if swap {
+			// The marks are swapped after the writes: by the last scripts of the
+			// pipeline where the driver can, otherwise in a round trip of their own.
+			var deleted []bool
+			var errs []error
+			var vals [][]byte
+			var err error
+			if ssb, ok := sb.(SetAndDeleteSwapBatcher); ok {
+				deleted, errs, vals, swapped, err = ssb.SetAndDeleteManySwap(ctx, ks, es, rks[:len(ks)], olds[:len(ks)], also, marks, markOlds, markEs)
+				for _, k := range marks {
+					p.changed(k)
+				}
+				errs = append(errs, make([]error, len(marks))...)
+			} else {
+				deleted, errs, vals, err = sb.SetAndDeleteMany(ctx, ks, es, rks[:len(ks)], olds[:len(ks)], also)
+				if err == nil {
+					errs = append(errs, swapMarks()...)
+				}
+			}
+			for _, k := range ks {
+				p.changed(k)
+			}
+			if err != nil {
+				return nil, nil, nil, nil, err
+			}
+			vs, err := p.afterWriteAndRelease(ctx, ls, deleted, relErrs, counters, also, vals)
+			return errs, relErrs, vs, swapped, err
+		}
 		if len(marks) > 0 {
 			// The marks are written by the last scripts of the pipeline, which the one
 			// server runs after every write of ks; they hold no lease.
@@ -262,37 +344,23 @@ func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 			p.changed(k)
 		}
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
-		var rest []int // leases not deleted as written: renewed since, taken over, released
-		for i, l := range ls {
-			if l.Owner.Token != "" && !deleted[i] {
-				rest = append(rest, i)
-			}
-		}
-		Each(len(rest), maxFallbackParallel, func(j int) { relErrs[rest[j]] = p.Release(ctx, ls[rest[j]]) })
-		var vs []uint64
-		switch {
-		case len(counters) == 0:
-			vs = []uint64{}
-		case vals == nil: // nothing was written
-			vs, err = p.Versions(ctx, counters)
-		case len(vals) != len(also):
-			err = fmt.Errorf("store: SetAndDeleteMany returned %d records for %d keys", len(vals), len(also))
-		default:
-			vs, err = recordValues(counters, vals)
-		}
-		return errs, relErrs, vs, err
+		vs, err := p.afterWriteAndRelease(ctx, ls, deleted, relErrs, counters, also, vals)
+		return errs, relErrs, vs, swapped, err
 	}
 	errs, err := p.SetMany(ctx, ks, es)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	if len(marks) > 0 {
+	if swap {
+		// After SetMany returned, every write of ks is done: the marks follow them.
+		errs = append(errs, swapMarks()...)
+	} else if len(marks) > 0 {
 		// After SetMany returned, every write of ks is done: the marks follow them.
 		merrs, err := p.SetMany(ctx, marks, markEs)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		errs = append(errs, merrs...)
 	}
@@ -306,17 +374,40 @@ func (p *portable) WriteAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 	if len(held) > 0 {
 		rerrs, err := p.ReleaseMany(ctx, held)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		for j, i := range at {
 			relErrs[i] = rerrs[j]
 		}
 	}
 	if len(counters) == 0 {
-		return errs, relErrs, []uint64{}, nil
+		return errs, relErrs, []uint64{}, swapped, nil
 	}
 	vs, err := p.Versions(ctx, counters)
-	return errs, relErrs, vs, err
+	return errs, relErrs, vs, swapped, err
+}
+
+// afterWriteAndRelease releases the leases a SetAndDeleteMany did not delete as it
+// wrote (renewed since, taken over, released) and returns the counters it read
+// after the writes (vals, of also), or reads them when nothing was written.
+func (p *portable) afterWriteAndRelease(ctx context.Context, ls []Lease, deleted []bool, relErrs []error, counters []string, also []Key, vals [][]byte) ([]uint64, error) {
+	var rest []int
+	for i, l := range ls {
+		if l.Owner.Token != "" && !deleted[i] {
+			rest = append(rest, i)
+		}
+	}
+	Each(len(rest), maxFallbackParallel, func(j int) { relErrs[rest[j]] = p.Release(ctx, ls[rest[j]]) })
+	switch {
+	case len(counters) == 0:
+		return []uint64{}, nil
+	case vals == nil: // nothing was written
+		return p.Versions(ctx, counters)
+	case len(vals) != len(also):
+		return nil, fmt.Errorf("store: SetAndDeleteMany returned %d records for %d keys", len(vals), len(also))
+	default:
+		return recordValues(counters, vals)
+	}
 }
 
 // VersionedBatcher is an optional capability of Stores that read many entries and

@@ -83,3 +83,71 @@ func TestGetManyVersionedAndWriteAndReleaseMany(t *testing.T) {
 		t.Errorf("b's lease, not given: %v; want it still held (ErrLeaseHeld)", err)
 	}
 }
+
+// WriteAndReleaseManySwap writes, then swaps the marks only from their old values, on
+// a driver with Swap alone (the portable layer's fallback).
+func TestWriteAndReleaseManySwap(t *testing.T) {
+	ctx := context.Background()
+	s := store.Adapt(&swapMapStore{NewMapStore()})
+	a := store.Key{Namespace: "ns", ID: "a"}
+	mark := store.Key{Namespace: "marks", ID: "m"}
+	call := func(v string, old []byte, next string) bool {
+		t.Helper()
+		errs, _, _, swapped, err := s.(store.WriteReleaseSwapBatcher).WriteAndReleaseManySwap(ctx, []store.Key{a}, []store.Entry{{Value: []byte(v)}}, []store.Lease{{}}, []store.Key{mark}, [][]byte{old}, []store.Entry{{Value: []byte(next)}}, nil)
+		if err != nil || len(errs) != 2 || errs[0] != nil || errs[1] != nil || len(swapped) != 1 {
+			t.Fatal(errs, swapped, err)
+		}
+		return swapped[0]
+	}
+	stored := func(want map[store.Key]string) {
+		t.Helper()
+		for k, v := range want {
+			if e, err := s.Get(ctx, k); err != nil || string(e.Value) != v {
+				t.Errorf("%s = %q, %v; want %q", k, e.Value, err, v)
+			}
+		}
+	}
+	if !call("A1", nil, "M1") {
+		t.Fatal("the absent mark was not created")
+	}
+	stored(map[store.Key]string{a: "A1", mark: "M1"})
+	if call("A2", nil, "M2") {
+		t.Fatal("swapped from absent over M1")
+	}
+	stored(map[store.Key]string{a: "A2", mark: "M1"})
+	if !call("A3", []byte("M1"), "M3") {
+		t.Fatal("not swapped from M1")
+	}
+	stored(map[store.Key]string{a: "A3", mark: "M3"})
+	if _, _, _, _, err := store.Adapt(NewMapStore()).(store.WriteReleaseSwapBatcher).WriteAndReleaseManySwap(ctx, []store.Key{a}, []store.Entry{{Value: []byte("x")}}, []store.Lease{{}}, []store.Key{mark}, [][]byte{nil}, []store.Entry{{Value: []byte("y")}}, nil); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("without Swap: %v, want errors.ErrUnsupported", err)
+	}
+}
+
+// CompareAndSet swaps through a Store over a Swapper, and is unsupported without one.
+func TestCompareAndSet(t *testing.T) {
+	ctx := context.Background()
+	k := store.Key{Namespace: "marks", ID: "m"}
+	s := store.Adapt(&swapMapStore{NewMapStore()})
+	if !store.CanCompareAndSet(s) || store.CanCompareAndSet(store.Adapt(NewMapStore())) {
+		t.Fatal("CanCompareAndSet wrong")
+	}
+	for _, c := range []struct {
+		old, next string
+		want      bool
+	}{{"", "M1", true}, {"", "M2", false}, {"M2", "M3", false}, {"M1", "M3", true}} {
+		var old []byte
+		if c.old != "" {
+			old = []byte(c.old)
+		}
+		if ok, err := store.CompareAndSet(ctx, s, k, old, store.Entry{Value: []byte(c.next)}); err != nil || ok != c.want {
+			t.Fatalf("CompareAndSet(%q -> %q) = %v, %v; want %v", c.old, c.next, ok, err, c.want)
+		}
+	}
+	if e, err := s.Get(ctx, k); err != nil || string(e.Value) != "M3" {
+		t.Fatalf("mark %q, %v; want M3", e.Value, err)
+	}
+	if _, err := store.CompareAndSet(ctx, store.Adapt(NewMapStore()), k, nil, store.Entry{Value: []byte("x")}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("without Swap: %v, want errors.ErrUnsupported", err)
+	}
+}

@@ -263,60 +263,161 @@ func boxStrings(dst []any, ss []string) {
 // has not seen the script yet (NOSCRIPT) is given it, and the scripts it refused are
 // sent again, in order.
 func (s *Store) SetAndDeleteMany(ctx context.Context, ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key) ([]bool, []error, [][]byte, error) {
-	if len(ks) != len(es) || len(ks) != len(rks) || len(ks) != len(olds) {
-		return nil, nil, nil, fmt.Errorf("redisstore: SetAndDeleteMany of %d keys, %d entries, %d records and %d old values; pass one of each per key", len(ks), len(es), len(rks), len(olds))
+	b, err := s.newSetAndDeleteBatch(ctx, ks, es, rks, olds, also)
+	if err != nil || len(b.idx) == 0 {
+		return b.deleted, b.errs, nil, err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := evalEach(ctx, s.client, setAndDeleteScript, b.idx, func(i int) []string { return b.keys[i] }, b.argv, b.take); err != nil {
 		return nil, nil, nil, err
 	}
-	errs := make([]error, len(ks))
-	keys, argv := make([][]string, len(ks)), make([][]any, len(ks))
-	var idx []int // the scripts to send
+	return b.result(also)
+}
+
+// setAndDeleteBatch is SetAndDeleteMany's scripts and what their replies tell.
+type setAndDeleteBatch struct {
+	errs    []error
+	keys    [][]string
+	argv    [][]any
+	idx     []int // the scripts to send
+	last    int   // the one that reads also
+	deleted []bool
+	lastOut []any
+}
+
+func (s *Store) newSetAndDeleteBatch(ctx context.Context, ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key) (*setAndDeleteBatch, error) {
+	if len(ks) != len(es) || len(ks) != len(rks) || len(ks) != len(olds) {
+		return &setAndDeleteBatch{}, fmt.Errorf("redisstore: SetAndDeleteMany of %d keys, %d entries, %d records and %d old values; pass one of each per key", len(ks), len(es), len(rks), len(olds))
+	}
+	if err := ctx.Err(); err != nil {
+		return &setAndDeleteBatch{}, err
+	}
+	b := &setAndDeleteBatch{errs: make([]error, len(ks)), keys: make([][]string, len(ks)), argv: make([][]any, len(ks)), deleted: make([]bool, len(ks))}
 	for i, k := range ks {
 		rec, pxat, err := s.record(k, es[i])
 		if err != nil {
-			errs[i] = err
+			b.errs[i] = err
 			continue
 		}
 		// As SetAndDelete: KEYS k, rk (and also, on the last); ARGV the record, its
 		// PXAT, whether to delete, the old value, the channels of k and rk.
-		keys[i] = []string{s.keys.name(k), s.keys.name(rks[i])}
-		argv[i] = []any{rec, pxat, flag(olds[i] != nil), olds[i], s.keys.channel(k), s.keys.channel(rks[i])}
-		idx = append(idx, i)
+		b.keys[i] = []string{s.keys.name(k), s.keys.name(rks[i])}
+		b.argv[i] = []any{rec, pxat, flag(olds[i] != nil), olds[i], s.keys.channel(k), s.keys.channel(rks[i])}
+		b.idx = append(b.idx, i)
 	}
-	deleted := make([]bool, len(ks))
-	if len(idx) == 0 {
-		return deleted, errs, nil, nil
+	if len(b.idx) > 0 {
+		b.last = b.idx[len(b.idx)-1]
+		for _, a := range also {
+			b.keys[b.last] = append(b.keys[b.last], s.keys.name(a))
+		}
 	}
-	last := idx[len(idx)-1]
-	for _, a := range also {
-		keys[last] = append(keys[last], s.keys.name(a))
+	return b, nil
+}
+
+// take reads the reply of script i.
+func (b *setAndDeleteBatch) take(i int, cmd *redis.Cmd) error {
+	out, err := cmd.Slice()
+	if err != nil {
+		return err
 	}
-	var lastOut []any
-	err := evalEach(ctx, s.client, setAndDeleteScript, idx, func(i int) []string { return keys[i] }, argv,
-		func(i int, cmd *redis.Cmd) error {
-			out, err := cmd.Slice()
-			if err != nil {
-				return err
+	if len(out) != len(b.keys[i])-1 {
+		return fmt.Errorf("redisstore: SetAndDelete script returned %d values, want %d", len(out), len(b.keys[i])-1)
+	}
+	d, _ := out[0].(int64)
+	b.deleted[i] = d == 1
+	if i == b.last {
+		b.lastOut = out[1:]
+	}
+	return nil
+}
+
+func (b *setAndDeleteBatch) result(also []store.Key) ([]bool, []error, [][]byte, error) {
+	vals, err := values(also, b.lastOut)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return b.deleted, b.errs, vals, nil
+}
+
+// SetAndDeleteManySwap implements store.SetAndDeleteSwapBatcher: SetAndDeleteMany's
+// scripts, followed in the same pipeline by Swap's script once per swap, which the
+// one primary runs after every write of ks. A server that has not seen a script yet
+// (NOSCRIPT) is given it, and the scripts it refused are sent again, the writes first.
+func (s *Store) SetAndDeleteManySwap(ctx context.Context, ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key, sks []store.Key, solds [][]byte, ses []store.Entry) ([]bool, []error, [][]byte, []bool, error) {
+	if len(sks) != len(solds) || len(sks) != len(ses) {
+		return nil, nil, nil, nil, fmt.Errorf("redisstore: SetAndDeleteManySwap of %d keys to swap, %d old values and %d entries; pass one of each per key", len(sks), len(solds), len(ses))
+	}
+	b, err := s.newSetAndDeleteBatch(ctx, ks, es, rks, olds, also)
+	swapped := make([]bool, len(sks))
+	if err != nil || len(b.idx) == 0 {
+		// Nothing written: no swap either (the swaps follow the writes).
+		return b.deleted, b.errs, nil, swapped, err
+	}
+	sargv := make([][]any, len(sks))
+	sidx := make([]int, len(sks)) // the swaps to send
+	for j, k := range sks {
+		rec, pxat, err := s.record(k, ses[j])
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		sargv[j] = []any{flag(solds[j] != nil), solds[j], rec, pxat, s.keys.channel(k)}
+		sidx[j] = j
+	}
+	idx := b.idx
+	for attempt := 0; ; attempt++ {
+		cmds := make([]*redis.Cmd, len(ks))
+		scmds := make([]*redis.Cmd, len(sks))
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range idx {
+				cmds[i] = setAndDeleteScript.EvalSha(ctx, p, b.keys[i], b.argv[i]...)
 			}
-			if len(out) != len(keys[i])-1 {
-				return fmt.Errorf("redisstore: SetAndDelete script returned %d values, want %d", len(out), len(keys[i])-1)
-			}
-			d, _ := out[0].(int64)
-			deleted[i] = d == 1
-			if i == last {
-				lastOut = out[1:]
+			for _, j := range sidx {
+				scmds[j] = swapScript.EvalSha(ctx, p, []string{s.keys.name(sks[j])}, sargv[j]...)
 			}
 			return nil
 		})
-	if err != nil {
-		return nil, nil, nil, err
+		var again, sagain []int
+		for _, i := range idx {
+			if err := cmds[i].Err(); attempt == 0 && err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				again = append(again, i)
+				continue
+			}
+			if err := b.take(i, cmds[i]); err != nil {
+				return nil, nil, nil, nil, err
+			}
+		}
+		for _, j := range sidx {
+			n, err := scmds[j].Int()
+			switch {
+			case err == nil:
+				swapped[j] = n == 1
+			case attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT"):
+				sagain = append(sagain, j)
+			default:
+				return nil, nil, nil, nil, err
+			}
+		}
+		if len(again) == 0 && len(sagain) == 0 {
+			break
+		}
+		if len(again) > 0 {
+			// A swap that ran before writes that are sent again did not follow them:
+			// reported as not swapped, so that the caller moves the mark once more.
+			clear(swapped)
+			if err := setAndDeleteScript.Load(ctx, s.client).Err(); err != nil {
+				return nil, nil, nil, nil, err
+			}
+		}
+		if len(sagain) > 0 {
+			if err := swapScript.Load(ctx, s.client).Err(); err != nil {
+				return nil, nil, nil, nil, err
+			}
+		}
+		idx, sidx = again, sagain
 	}
-	vals, err := values(also, lastOut)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return deleted, errs, vals, nil
+	deleted, errs, vals, err := b.result(also)
+	return deleted, errs, vals, swapped, err
 }
+
+var _ store.SetAndDeleteSwapBatcher = (*Store)(nil)
 
 var _ store.SetAndDeleteBatcher = (*Store)(nil)
