@@ -36,15 +36,7 @@ func (s swappingDriver) Swap(ctx context.Context, k store.Key, old []byte, next 
 // of ns.
 func twoSwappingProcesses(t *testing.T, ns string) (a, b store.Store, readsA *atomic.Int64) {
 	t.Helper()
-	dir := t.TempDir()
-	open := func() store.Driver {
-		fs, err := filestore.New(&filestore.Options{Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { fs.Close() })
-		return fs
-	}
+	open := sharedDir(t)
 	readsA = new(atomic.Int64)
 	a = store.Adapt(swappingDriver{plainDriver{open(), new(atomic.Bool)}, ns, readsA})
 	b = store.Adapt(swappingDriver{plainDriver{open(), new(atomic.Bool)}, ns, new(atomic.Int64)})

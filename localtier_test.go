@@ -52,8 +52,17 @@ func (p plainDriver) DeleteBefore(ctx context.Context, ns string, t time.Time) (
 // process (as two processes would), neither of which notifies.
 func twoProcesses(t *testing.T) (a, b store.Store, failA *atomic.Bool) {
 	t.Helper()
+	open := sharedDir(t)
+	failA = new(atomic.Bool)
+	return store.Adapt(plainDriver{open(), failA}), store.Adapt(plainDriver{open(), new(atomic.Bool)}), failA
+}
+
+// sharedDir returns a function that opens a file store over one temporary
+// directory, each call a store of its own, as another process's would be.
+func sharedDir(t *testing.T) func() store.Driver {
+	t.Helper()
 	dir := t.TempDir()
-	open := func() store.Driver {
+	return func() store.Driver {
 		fs, err := filestore.New(&filestore.Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
@@ -61,8 +70,6 @@ func twoProcesses(t *testing.T) (a, b store.Store, failA *atomic.Bool) {
 		t.Cleanup(func() { fs.Close() })
 		return fs
 	}
-	failA = new(atomic.Bool)
-	return store.Adapt(plainDriver{open(), failA}), store.Adapt(plainDriver{open(), new(atomic.Bool)}), failA
 }
 
 // reconciled returns a function that waits for the tier's next reconcile to end.
