@@ -597,7 +597,8 @@ func TestAutoSyncRules(t *testing.T) {
 // waits for the save, it does not time it.
 func TestAutoSyncBackground(t *testing.T) {
 	st, clk := newMem(t), newClock()
-	m, err := NewManager(st, &Options{Name: "bg", Clock: clk, Logger: quiet, SyncInterval: time.Hour})
+	saved := make(chan store.Key, 256)
+	m, err := NewManager(signalSets{st, saved}, &Options{Name: "bg", Clock: clk, Logger: quiet, SyncInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -607,12 +608,35 @@ func TestAutoSyncBackground(t *testing.T) {
 	c.Set(2, 2) // 2 changes but not a minute yet
 	clk.Advance(time.Minute)
 	c.Set(3, 3) // now the rule holds: the goroutine is woken
-	for c.Stats().Saves == 0 {
-		time.Sleep(time.Millisecond)
+	for waiting := true; waiting; {
+		select {
+		case k := <-saved:
+			waiting = k.ID != "c"
+		case <-time.After(time.Minute): // a hang guard: the save comes at once
+			t.Fatal("no background save a minute after the rule held: the change did not wake the goroutine")
+		}
 	}
 	if _, err := st.Get(context.Background(), store.Key{Namespace: "cachier/named/bg", ID: "c"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// signalSets is a driver that reports the key of every Set it made on a channel, so
+// that a test waits for a background save without polling.
+type signalSets struct {
+	store.Driver
+	sets chan<- store.Key
+}
+
+func (s signalSets) Set(ctx context.Context, k store.Key, e store.Entry) error {
+	err := s.Driver.Set(ctx, k, e)
+	if err == nil {
+		select {
+		case s.sets <- k:
+		default: // nobody is waiting any more
+		}
+	}
+	return err
 }
 
 func TestStoreFailures(t *testing.T) {
