@@ -9,7 +9,6 @@ import (
 
 	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
-	"github.com/cachier-go/cachier/store/filestore"
 )
 
 // swappingDriver is a plainDriver (no notifications) with its driver's
@@ -157,15 +156,7 @@ func TestLocalTierOwnNotificationKeepsCopies(t *testing.T) {
 	const bound = time.Hour // polling never helps here
 	const name = "tier/own-notified"
 	clk := clock.NewFake(time.Now())
-	dir := t.TempDir()
-	open := func() store.Driver {
-		fs, err := filestore.New(&filestore.Options{Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { fs.Close() })
-		return fs
-	}
+	open := sharedDir(t)
 	nd := swapNotifyingDriver{notifyingDriver{
 		plainDriver: plainDriver{open(), new(atomic.Bool)},
 		watches:     make(chan watchReg, 8),

@@ -351,15 +351,7 @@ func TestLocalTierWatchRetried(t *testing.T) {
 func testLocalTierNotified(t *testing.T, fails int32) {
 	const bound = time.Hour // polling never helps here
 	clk := clock.NewFake(time.Now())
-	dir := t.TempDir()
-	open := func() store.Driver {
-		fs, err := filestore.New(&filestore.Options{Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { fs.Close() })
-		return fs
-	}
+	open := sharedDir(t)
 	nd := notifyingDriver{
 		plainDriver: plainDriver{open(), new(atomic.Bool)},
 		watches:     make(chan watchReg, 8),
@@ -452,15 +444,7 @@ func TestLocalTierDropsOnChangeNotification(t *testing.T) {
 func testLocalTierDirect(t *testing.T, counter bool) {
 	const bound = time.Hour // polling never helps here
 	clk := clock.NewFake(time.Now())
-	dir := t.TempDir()
-	open := func() store.Driver {
-		fs, err := filestore.New(&filestore.Options{Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { fs.Close() })
-		return fs
-	}
+	open := sharedDir(t)
 	nd := nsNotifyingDriver{
 		notifyingDriver: notifyingDriver{
 			plainDriver: plainDriver{open(), new(atomic.Bool)},
