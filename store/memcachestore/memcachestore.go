@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -197,29 +194,13 @@ func corrupt(k store.Key, why error) error {
 // parseGen decodes a generation counter. memcached may pad a decremented number with
 // spaces; incr never shortens, but be lenient.
 func parseGen(v []byte) (uint64, bool) {
-	v = bytes.TrimSpace(v)
-	if len(v) == 0 || len(v) > 20 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if n > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	return n, true
+	n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
+	return n, err == nil
 }
 
-func randomGen() uint64 {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // never fails
-	return binary.BigEndian.Uint64(b[:])>>1 | 1
-}
+// randomGen is a new counter's value: random, odd, and below 2^63, so that incr has
+// room before it wraps.
+func randomGen() uint64 { return store.NewVersion()>>1 | 1 }
 
 // generation returns the counter under key, creating it with a random value if it is
 // missing.
@@ -251,10 +232,7 @@ func (s *Store) generation(ctx context.Context, key string) (uint64, error) {
 
 // bump increments the counter under key. A missing counter needs no bump: no record
 // can hold the random value it will be created with. A garbled one is replaced.
-func (s *Store) bump(ctx context.Context, key string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+func (s *Store) bump(key string) error {
 	_, err := s.c.Increment(key, 1)
 	switch {
 	case err == nil, errors.Is(err, memcache.ErrCacheMiss):
@@ -402,9 +380,8 @@ func (s *Store) forgetGen(key string) {
 // Set stores e under k in the namespace's current generation.
 func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 	ek := s.itemKey('e', k)
-	if n := len(ek) + entrySize(k.Namespace, k.ID, e.Value) + itemOverhead; n > s.maxItemSize {
-		return fmt.Errorf("%w: %s: value of %d bytes does not fit memcached's item limit of %d bytes (at most %d)",
-			store.ErrTooLarge, k, len(e.Value), s.maxItemSize, s.MaxValueSize(k))
+	if err := s.tooLarge(k, ek, e.Value); err != nil {
+		return err
 	}
 	gen, err := s.generation(ctx, s.genKey('g', k.Namespace))
 	if err != nil {
@@ -443,7 +420,7 @@ func (s *Store) Delete(ctx context.Context, k store.Key) error {
 func (s *Store) Clear(ctx context.Context, namespace string) error {
 	gk := s.genKey('g', namespace)
 	s.forgetGen(gk)
-	err := s.bump(ctx, gk)
+	err := s.bump(gk)
 	s.forgetGen(gk) // a concurrent Get may have cached the old value meanwhile
 	return err
 }
@@ -457,8 +434,8 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 	ek := s.itemKey('e', k)
 	s.forgetCAS(ek)
 	if next != nil {
-		if n := len(ek) + entrySize(k.Namespace, k.ID, next.Value) + itemOverhead; n > s.maxItemSize {
-			return false, fmt.Errorf("%w: %s: value of %d bytes does not fit memcached's item limit of %d bytes", store.ErrTooLarge, k, len(next.Value), s.maxItemSize)
+		if err := s.tooLarge(k, ek, next.Value); err != nil {
+			return false, err
 		}
 	}
 	gen, err := s.generation(ctx, s.genKey('g', k.Namespace))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/cachier-go/cachier/store"
@@ -85,21 +86,16 @@ func (s *Store) forgetCAS(key string) {
 	delete(s.cass, key)
 }
 
-// gens lists the generation counters of keys, each once, with a read of each.
-type gens struct {
-	keys []string
-}
-
-func (g *gens) add(gk string) {
-	for _, k := range g.keys {
-		if k == gk {
-			return
-		}
+// addOnce appends key to keys unless it is there already: the generation counters a
+// batch reads, each once.
+func addOnce(keys []string, key string) []string {
+	if slices.Contains(keys, key) {
+		return keys
 	}
-	g.keys = append(g.keys, gk)
+	return append(keys, key)
 }
 
-// value returns the counter gk as read by ops (nil: missing).
+// valueOf returns the value of the item key as read by ops (nil: missing).
 func valueOf(ops []op, key string) []byte {
 	for i := range ops {
 		if ops[i].verb == 'g' && ops[i].key == key {
@@ -127,6 +123,8 @@ func recordValue(k store.Key, gv, ev []byte) []byte {
 	return nonNil(e.Value)
 }
 
+// tooLarge refuses, before it is sent, a value that would make k's item (named ek)
+// larger than the server takes.
 func (s *Store) tooLarge(k store.Key, ek string, v []byte) error {
 	if n := len(ek) + entrySize(k.Namespace, k.ID, v) + itemOverhead; n > s.maxItemSize {
 		return fmt.Errorf("%w: %s: value of %d bytes does not fit memcached's item limit of %d bytes (at most %d)",
@@ -153,14 +151,13 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 	if err != nil {
 		return res, err
 	}
-	var g gens
-	g.add(gk)
-	g.add(lgk)
+	gks := []string{gk}
+	gks = addOnce(gks, lgk)
 	for _, a := range also {
-		g.add(s.genKey('g', a.Namespace))
+		gks = addOnce(gks, s.genKey('g', a.Namespace))
 	}
-	ops := make([]op, 0, len(g.keys)+len(also)+3)
-	for _, key := range g.keys {
+	ops := make([]op, 0, len(gks)+len(also)+3)
+	for _, key := range gks {
 		ops = append(ops, op{verb: 'g', key: key})
 	}
 	ops = append(ops, op{verb: 'g', key: ek})
@@ -176,10 +173,10 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 	if err := s.run(ctx, ops); err != nil {
 		return res, err
 	}
-	for i := range g.keys {
+	for i := range gks {
 		s.sawGen(ops[i].key, ops[i].value)
 	}
-	n := len(g.keys)
+	n := len(gks)
 	res.Entry, res.GetErr = s.entryFrom(k, gk, ops[0].value, ops[n].value, clears)
 	if res.GetErr != nil {
 		res.Entry = store.Entry{}
@@ -244,18 +241,17 @@ func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk
 	ops = append(ops, op{verb: 's', key: ek, val: rec, exp: entryExpiration(e.ExpiresAt, s.now())})
 	remembered, ok := s.takeCAS(rik)
 	byCAS := ok && bytes.Equal(remembered.value, old)
-	var g gens
-	g.add(gk)
+	gks := []string{gk}
 	if byCAS {
 		ops = append(ops, op{verb: 'd', key: rik, cas: remembered.cas})
 	} else {
-		g.add(lgk)
+		gks = addOnce(gks, lgk)
 	}
 	for _, a := range also {
-		g.add(s.genKey('g', a.Namespace))
+		gks = addOnce(gks, s.genKey('g', a.Namespace))
 	}
 	gi := len(ops)
-	for _, key := range g.keys {
+	for _, key := range gks {
 		ops = append(ops, op{verb: 'g', key: key})
 	}
 	ri := len(ops)
