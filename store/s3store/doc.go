@@ -62,8 +62,9 @@
 // S3's conditional write: a PutObject with If-None-Match: * creates a lease record, and
 // one with If-Match on the ETag of the record just read replaces it, so of several
 // contenders exactly one creates a lease or takes over an expired one. Deleting a
-// record writes an empty object conditional on its ETag, because MinIO ignores If-Match
-// on DELETE; an empty object reads as absent. Each lease operation costs a GET and a
+// record writes a one-byte tombstone conditional on its ETag, because MinIO ignores
+// If-Match on DELETE; a tombstone reads as absent (an empty object, which only a
+// truncated write leaves, as a corrupt miss). Each lease operation costs a GET and a
 // conditional PUT.
 //
 // Expiry is decided on the clients' clocks: the lease record holds an absolute expiry

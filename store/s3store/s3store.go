@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,8 +23,7 @@ import (
 )
 
 const (
-	defaultPrefix       = "cachier/"
-	defaultPollInterval = 500 * time.Millisecond
+	defaultPrefix = "cachier/"
 	// fanout is how many per-object requests Entries, Leases and DeleteBefore keep in
 	// flight while they read the objects of one listing page.
 	fanout = 16
@@ -45,12 +43,6 @@ type Options struct {
 	// leases, names it did not write) and notes such as bucket creation.
 	// Default: discard.
 	Logger *slog.Logger
-	// PollInterval is ignored: S3 cannot notify waiters, and cachier polls a key
-	// another process computes with its own backoff (from 1 ms up to 250 ms apart,
-	// one GET each), the same on every store without notifications.
-	//
-	// Deprecated: it has no effect.
-	PollInterval time.Duration
 }
 
 // Store keeps cachier entries and calculation leases in an S3 bucket. It is safe for
@@ -60,12 +52,10 @@ type Store struct {
 	bucket string
 	prefix string
 	log    *slog.Logger
-	poll   time.Duration
 
 	bucketInit store.Init // checks or creates the bucket
 
-	closeOnce sync.Once
-	closeFn   func() // set when the store owns its HTTP client (opened from a URL)
+	closeFn func() // set when the store owns its HTTP client (opened from a URL)
 }
 
 // New returns a store that keeps its objects in bucket through client, which the
@@ -89,10 +79,6 @@ func New(client *s3.Client, bucket string, opts *Options) (*Store, error) {
 		bucket: bucket,
 		prefix: prefix,
 		log:    cmp.Or(o.Logger, slog.New(slog.DiscardHandler)),
-		poll:   o.PollInterval,
-	}
-	if s.poll <= 0 {
-		s.poll = defaultPollInterval
 	}
 	return s, nil
 }
@@ -118,20 +104,13 @@ func (s *Store) Bucket() string { return s.bucket }
 // Prefix returns the normalised object-name prefix (ending in '/').
 func (s *Store) Prefix() string { return s.prefix }
 
-// PollInterval returns Options.PollInterval (default 500ms), which nothing reads:
-// cachier polls with its own backoff, since S3 cannot notify waiters.
-//
-// Deprecated: it has no effect.
-func (s *Store) PollInterval() time.Duration { return s.poll }
-
 // Close releases the HTTP connections of a store opened from a URL. It never closes a
-// client passed to New, and is safe to call more than once.
+// client passed to New, and is safe to call more than once (closing idle connections
+// again closes none).
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		if s.closeFn != nil {
-			s.closeFn()
-		}
-	})
+	if s.closeFn != nil {
+		s.closeFn()
+	}
 	return nil
 }
 
