@@ -122,27 +122,28 @@ func (s *Store) findIDs(ctx context.Context, ids []string) (map[string]bson.Raw,
 		}
 		return docs, nil
 	}
-	var filter bson.D
+	filter := bson.D{{Key: fID, Value: bson.D{{Key: "$in", Value: ids}}}}
 	if len(ids) == 1 {
 		filter = bson.D{{Key: fID, Value: ids[0]}}
-	} else {
-		filter = bson.D{{Key: fID, Value: bson.D{{Key: "$in", Value: ids}}}}
 	}
+	docs := make(map[string]bson.Raw, len(ids))
+	return docs, s.find(ctx, filter, docs)
+}
+
+// find adds the documents filter matches to docs, by _id, with one find.
+func (s *Store) find(ctx context.Context, filter bson.D, docs map[string]bson.Raw) error {
 	cur, err := s.coll.Find(ctx, filter)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
-	docs := make(map[string]bson.Raw, len(ids))
 	for cur.Next(ctx) {
-		id, ok := cur.Current.Lookup(fID).StringValueOK()
-		if !ok {
-			continue
+		if id, ok := cur.Current.Lookup(fID).StringValueOK(); ok {
+			// cur.Current is reused by the next Next: each document keeps its own copy.
+			docs[id] = append(bson.Raw(nil), cur.Current...)
 		}
-		// cur.Current is reused by the next Next.
-		docs[id] = append(bson.Raw(nil), cur.Current...)
 	}
-	return docs, cur.Err()
+	return cur.Err()
 }
 
 // SetAndDelete implements store.WriteAndReleaser with two commands, and a find of
