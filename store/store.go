@@ -203,49 +203,36 @@ func (k Key) validateID() error {
 	return validateID(k.ID)
 }
 
-// validateID is the part of Validate that checks a non-empty id.
-func validateID(id string) error {
+// validateID is the part of Validate that checks an id.
+func validateID(id string) error { return checkName("id", id, MaxIDLen) }
+
+// checkName is the rule namespaces, IDs and counter names share: non-empty UTF-8
+// without NUL, at most most bytes. what names the kind of name in the error.
+func checkName(what, s string, most int) error {
 	switch {
-	case id == "":
-		return fmt.Errorf("%w: empty id", ErrInvalidKey)
-	case len(id) > MaxIDLen:
-		return fmt.Errorf("%w: id of %d bytes is longer than %d", ErrInvalidKey, len(id), MaxIDLen)
-	case !utf8.ValidString(id) || strings.ContainsRune(id, 0):
-		return fmt.Errorf("%w: id %q is not UTF-8 without NUL", ErrInvalidKey, id)
+	case s == "":
+		return fmt.Errorf("%w: empty %s", ErrInvalidKey, what)
+	case len(s) > most:
+		return fmt.Errorf("%w: %s of %d bytes is longer than %d", ErrInvalidKey, what, len(s), most)
+	case !utf8.ValidString(s) || strings.ContainsRune(s, 0):
+		return fmt.Errorf("%w: %s %q is not UTF-8 without NUL", ErrInvalidKey, what, s)
 	}
 	return nil
 }
 
 // ValidateNamespace reports whether ns is a namespace within the contract.
 func ValidateNamespace(ns string) error {
-	switch {
-	case ns == "":
-		return fmt.Errorf("%w: empty namespace", ErrInvalidKey)
-	case len(ns) > MaxNamespaceLen:
-		return fmt.Errorf("%w: namespace of %d bytes is longer than %d", ErrInvalidKey, len(ns), MaxNamespaceLen)
-	case !utf8.ValidString(ns) || strings.ContainsRune(ns, 0):
-		return fmt.Errorf("%w: namespace %q is not UTF-8 without NUL", ErrInvalidKey, ns)
-	case strings.HasPrefix(ns, InternalPrefix):
+	if strings.HasPrefix(ns, InternalPrefix) {
 		return fmt.Errorf("%w: namespace %q starts with byte 0x01, which is kept for the store's own records", ErrInvalidKey, ns)
 	}
-	return nil
+	return checkName("namespace", ns, MaxNamespaceLen)
 }
 
 // ValidateCounter reports whether name is a version counter name within the contract
 // (see [Versioner]): non-empty UTF-8 without NUL, up to [MaxIDLen] bytes, the same
 // limits as an ID. The error matches ErrInvalidKey. Stores call it before they escape
 // or hash the name.
-func ValidateCounter(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty counter name", ErrInvalidKey)
-	case len(name) > MaxIDLen:
-		return fmt.Errorf("%w: counter name of %d bytes is longer than %d", ErrInvalidKey, len(name), MaxIDLen)
-	case !utf8.ValidString(name) || strings.ContainsRune(name, 0):
-		return fmt.Errorf("%w: counter name %q is not UTF-8 without NUL", ErrInvalidKey, name)
-	}
-	return nil
-}
+func ValidateCounter(name string) error { return checkName("counter name", name, MaxIDLen) }
 
 // Entry is a stored result: opaque bytes and the time they were stored.
 type Entry struct {
