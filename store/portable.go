@@ -68,7 +68,7 @@ func Adapt(d Driver, opts ...Option) Store {
 	loc, isLoc := d.(Locator)
 	switch {
 	case isLive && isLoc:
-		return &liveLocPortable{p, live, loc}
+		return &liveLocPortable{&livePortable{p, live}, loc}
 	case isLive:
 		return &livePortable{p, live}
 	case isLoc:
@@ -534,25 +534,10 @@ type locPortable struct {
 // Dir implements Locator.
 func (p *locPortable) Dir(ns string) string { return p.loc.Dir(ns) }
 
+// liveLocPortable is a livePortable whose driver also keeps entries in a directory.
 type liveLocPortable struct {
-	*portable
-	live LiveStore
-	loc  Locator
-}
-
-// GetLive implements LiveStore.
-func (p *liveLocPortable) GetLive(ctx context.Context, k Key) (Entry, any, error) {
-	return (&livePortable{p.portable, p.live}).GetLive(ctx, k)
-}
-
-// SetLive implements LiveStore.
-func (p *liveLocPortable) SetLive(ctx context.Context, k Key, e Entry, v any) error {
-	return (&livePortable{p.portable, p.live}).SetLive(ctx, k, e, v)
-}
-
-// SetLazy implements LazyLiveStore.
-func (p *liveLocPortable) SetLazy(ctx context.Context, k Key, e Entry, v any, size int64, enc Encoder) error {
-	return (&livePortable{p.portable, p.live}).SetLazy(ctx, k, e, v, size, enc)
+	*livePortable
+	loc Locator
 }
 
 // Dir implements Locator.
