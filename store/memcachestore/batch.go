@@ -6,8 +6,6 @@ import (
 	"github.com/cachier-go/cachier/store"
 )
 
-var _ store.Batcher = (*Store)(nil)
-
 // GetMany reads the entries of ks, with their namespaces' generation counters, in
 // one GetMulti (one round trip per memcached server). See store.Batcher for the
 // results.

@@ -3,11 +3,7 @@ package memcachestore
 import (
 	"math"
 	"time"
-
-	"github.com/cachier-go/cachier/store"
 )
-
-var _ store.Expirer = (*Store)(nil)
 
 // ExpiresNatively implements store.Expirer: an entry with ExpiresAt is stored with a
 // memcached expiration, so the server drops it by itself.

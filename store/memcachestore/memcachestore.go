@@ -107,11 +107,17 @@ type cachedGen struct {
 	until time.Time
 }
 
-var (
-	_ store.Driver  = (*Store)(nil)
-	_ store.Swapper = (*Store)(nil)
-	_ store.Clearer = (*Store)(nil)
-)
+// The capabilities Store declares.
+var _ interface {
+	store.Driver
+	store.Swapper
+	store.Clearer
+	store.Batcher
+	store.Expirer
+	store.ReadOrAcquirer
+	store.WriteAndReleaser
+	store.Pinger
+} = (*Store)(nil)
 
 // New returns a store on client, which stays the caller's: Close does not close it.
 func New(client *memcache.Client, opts *Options) (*Store, error) {

@@ -10,11 +10,6 @@ import (
 	"github.com/cachier-go/cachier/store"
 )
 
-var (
-	_ store.ReadOrAcquirer   = (*Store)(nil)
-	_ store.WriteAndReleaser = (*Store)(nil)
-)
-
 // maxRemembered bounds the maps of the write path; past it they start over (what is
 // forgotten costs a round trip, nothing else).
 const maxRemembered = 4096

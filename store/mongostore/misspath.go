@@ -19,11 +19,6 @@ import (
 // find), and so are writing the entry and releasing the lease (an update, then a
 // delete), with one find more for the counters after the write when there are any.
 
-var (
-	_ store.ReadOrAcquirer   = (*Store)(nil)
-	_ store.WriteAndReleaser = (*Store)(nil)
-)
-
 // maxCreates bounds GetAndCreate's tries when the record it could not create is gone
 // by the time it reads it (released in between).
 const maxCreates = 4

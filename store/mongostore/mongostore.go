@@ -76,6 +76,19 @@ type Store struct {
 	filters bool // tests: $in and filtered deletes even where idOnly would be set
 }
 
+// The capabilities Store declares.
+var _ interface {
+	store.Driver
+	store.Swapper
+	store.Lister
+	store.Batcher
+	store.Expirer
+	store.ExpiryCleaner
+	store.ReadOrAcquirer
+	store.WriteAndReleaser
+	store.Pinger
+} = (*Store)(nil)
+
 // New returns a driver keeping entries, and the portable layer's lease and counter
 // records, in coll. The collection and its indexes are created on first use. The
 // client behind coll stays the caller's: Close does not disconnect it. Use it through
@@ -314,8 +327,6 @@ func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time)
 	return int(res.DeletedCount), nil
 }
 
-var _ store.Lister = (*Store)(nil)
-
 // Entries lists the entries of the namespace, without their values. A document that
 // cannot be read yields an error matching ErrCorrupt, and the listing goes on.
 func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.Info, error] {
@@ -377,8 +388,6 @@ const ClaimTTL = 30 * time.Second
 
 // maxClaims bounds the chain of claims on one value (each left by a swapper that died).
 const maxClaims = 8
-
-var _ store.Swapper = (*Store)(nil)
 
 // Swap implements store.Swapper. Create-if-absent is an InsertOne: the unique _id
 // makes exactly one of any number of concurrent callers win. A compare-and-swap (or a
@@ -489,8 +498,6 @@ func (s *Store) Close() error {
 	return s.client.Disconnect(ctx)
 }
 
-var _ store.Batcher = (*Store)(nil)
-
 // maxIn bounds the IDs of one find with $in.
 const maxIn = 500
 
@@ -523,10 +530,6 @@ func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []e
 func (s *Store) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) ([]error, error) {
 	return store.SetEach(ctx, s, ks, es)
 }
-
-var _ store.ExpiryCleaner = (*Store)(nil)
-
-var _ store.Expirer = (*Store)(nil)
 
 // ExpiresNatively implements store.Expirer: an entry with ExpiresAt carries it as a
 // date under a TTL index, so the server removes it by itself. It reports false once

@@ -58,6 +58,14 @@ type Store struct {
 	closeFn func() // set when the store owns its HTTP client (opened from a URL)
 }
 
+// The capabilities Store declares.
+var _ interface {
+	store.Driver
+	store.Swapper
+	store.Lister
+	store.Pinger
+} = (*Store)(nil)
+
 // New returns a store that keeps its objects in bucket through client, which the
 // caller configured (credentials, region, endpoint, retries) and keeps owning: Close
 // does not close it. The bucket is created on first use if it does not exist. New does
@@ -244,8 +252,6 @@ func (s *Store) get(ctx context.Context, k store.Key) (store.Entry, *string, err
 // tombstone is the body Swap writes to delete a record: one byte no entry starts with
 // alone. An empty object is damage (a truncated write), a miss that is counted.
 var tombstone = []byte{0}
-
-var _ store.Swapper = (*Store)(nil)
 
 // Swap implements store.Swapper with S3's conditional writes, which S3 applies
 // atomically: creating is a PutObject with If-None-Match: *, swapping a PutObject with
@@ -548,8 +554,6 @@ func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time)
 	}
 	return total, nil
 }
-
-var _ store.Lister = (*Store)(nil)
 
 // Entries lists the entries of the namespace. Per 1000 entries it costs one
 // ListObjectsV2 and one ranged GET per entry (16 in flight), because S3 listings carry
