@@ -200,34 +200,23 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 }
 
 func decodeEntry(k store.Key, raw bson.Raw) (store.Entry, error) {
-	str := func(name string) (string, bool) {
-		v, err := raw.LookupErr(name)
-		if err != nil {
-			return "", false
-		}
-		return v.StringValueOK()
-	}
-	if ns, ok := str(fNS); !ok || ns != k.Namespace {
+	// Lookup answers a missing field, or a document that does not parse, with an
+	// empty value, which no ...OK accepts and whose type prints as "invalid".
+	if ns, ok := raw.Lookup(fNS).StringValueOK(); !ok || ns != k.Namespace {
 		return store.Entry{}, corrupt(k, "document has no namespace %q", k.Namespace)
 	}
-	if id, ok := str(fKeyID); !ok || id != k.ID {
+	if id, ok := raw.Lookup(fKeyID).StringValueOK(); !ok || id != k.ID {
 		return store.Entry{}, corrupt(k, "document has no id %q", k.ID)
 	}
-	v, err := raw.LookupErr(fStoredAt)
-	if err != nil {
-		return store.Entry{}, corrupt(k, "no %s: %v", fStoredAt, err)
-	}
+	v := raw.Lookup(fStoredAt)
 	at, ok := v.Int64OK()
 	if !ok {
-		return store.Entry{}, corrupt(k, "%s is a %s, not an int64", fStoredAt, v.Type)
+		return store.Entry{}, corrupt(k, "%s: want an int64, have %s", fStoredAt, v.Type)
 	}
-	v, err = raw.LookupErr(fValue)
-	if err != nil {
-		return store.Entry{}, corrupt(k, "no %s: %v", fValue, err)
-	}
+	v = raw.Lookup(fValue)
 	sub, data, ok := v.BinaryOK()
 	if !ok || sub != bson.TypeBinaryGeneric {
-		return store.Entry{}, corrupt(k, "%s is a %s, not generic binary", fValue, v.Type)
+		return store.Entry{}, corrupt(k, "%s: want generic binary, have %s", fValue, v.Type)
 	}
 	var exp time.Time
 	if v, err := raw.LookupErr(fExpireAt); err == nil {
