@@ -10,30 +10,32 @@ import (
 // one GetMulti (one round trip per memcached server). See store.Batcher for the
 // results.
 func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []error, error) {
+	if len(ks) == 0 {
+		return nil, nil, ctx.Err()
+	}
+	ops := make([]op, len(ks), len(ks)+1)
+	gen := map[string]int{} // namespace -> the index of its counter's op
+	for i, k := range ks {
+		ops[i] = op{verb: 'g', key: s.itemKey('e', k)}
+		if _, ok := gen[k.Namespace]; !ok {
+			gen[k.Namespace] = len(ops)
+			ops = append(ops, op{verb: 'g', key: s.genKey('g', k.Namespace)})
+		}
+	}
+	clears := s.clearCount()
+	// Through the client even with Options.Addr: a batch of meta commands is written
+	// whole before its answers are read, and a large batch's answers could fill the
+	// socket buffers while the server waits for its own writes to be read.
 	if err := ctx.Err(); err != nil { // the memcache client takes no context
 		return nil, nil, err
 	}
-	names := make([]string, 0, len(ks)+1)
-	eks, gks := make([]string, len(ks)), map[string]string{}
-	for i, k := range ks {
-		eks[i] = s.itemKey('e', k)
-		names = append(names, eks[i])
-		if _, ok := gks[k.Namespace]; !ok {
-			gks[k.Namespace] = s.genKey('g', k.Namespace)
-			names = append(names, gks[k.Namespace])
-		}
-	}
-	if len(ks) == 0 {
-		return nil, nil, nil
-	}
-	clears := s.clearCount()
-	items, err := s.c.GetMulti(names)
-	if err != nil {
+	if err := s.runClient(ops); err != nil {
 		return nil, nil, err
 	}
 	es, errs := make([]store.Entry, len(ks)), make([]error, len(ks))
 	for i, k := range ks {
-		es[i], errs[i] = s.entryOf(k, gks[k.Namespace], eks[i], items, clears)
+		g := ops[gen[k.Namespace]]
+		es[i], errs[i] = s.entryFrom(k, g.key, g.value, ops[i].value, clears)
 	}
 	return es, errs, nil
 }

@@ -285,20 +285,6 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	return s.entryFrom(k, gk, ops[0].value, ops[1].value, clears)
 }
 
-// entryOf returns k's entry from the items of a GetMulti that fetched the namespace's
-// generation counter gk and the entry ek (clears is clearCount from before it), and
-// caches the counter.
-func (s *Store) entryOf(k store.Key, gk, ek string, items map[string]*memcache.Item, clears uint64) (store.Entry, error) {
-	var gv, ev []byte
-	if it := items[gk]; it != nil {
-		gv = nonNil(it.Value)
-	}
-	if it := items[ek]; it != nil {
-		ev = nonNil(it.Value)
-	}
-	return s.entryFrom(k, gk, gv, ev, clears)
-}
-
 func nonNil(b []byte) []byte {
 	if b == nil {
 		return []byte{}
@@ -306,8 +292,9 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// entryFrom is entryOf over the values read (nil: no item) of the counter gk and
-// of the entry.
+// entryFrom returns k's entry from the values read (nil: no item) of its namespace's
+// generation counter gk and of the entry (clears is clearCount from before the read),
+// and caches the counter.
 func (s *Store) entryFrom(k store.Key, gk string, gv, ev []byte, clears uint64) (store.Entry, error) {
 	if gv == nil {
 		return store.Entry{}, store.NotFound(k) // no counter: nothing written since it was created or evicted
