@@ -60,6 +60,8 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 		{"Leases", testLeases, listing},
 		{"ReleaseAll", testReleaseAll, true},
 		{"LeaseBatch", testLeaseBatch, true},
+		{"LeaseBatchTakeover", testLeaseBatchTakeover, true},
+		{"SwapMany", testSwapMany, p.swapBatch},
 		{"LeaseAndEntryIndependent", testLeaseAndEntryIndependent, true},
 		{"ConcurrentAcquire", testConcurrentAcquire, true},
 		{"ConcurrentTakeover", testConcurrentTakeover, true},
@@ -103,7 +105,7 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 }
 
 // probe is what the driver under test declares of the optional capabilities.
-type probe struct{ notifier, live, lister, clears, expirer, roa, roc, war bool }
+type probe struct{ notifier, live, lister, clears, expirer, roa, roc, war, swapBatch bool }
 
 func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 	t.Helper()
@@ -123,7 +125,8 @@ func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 	_, roa := d.(store.ReadOrAcquirer)
 	_, roc := d.(store.GetOrCreator)
 	_, war := d.(store.WriteAndReleaser)
-	return probe{notifier: notifier, live: live, lister: lister, clears: clears, expirer: expirer && ex.ExpiresNatively(), roa: roa, roc: roc, war: war}
+	_, swapBatch := d.(store.SwapBatcher)
+	return probe{notifier: notifier, live: live, lister: lister, clears: clears, expirer: expirer && ex.ExpiresNatively(), roa: roa, roc: roc, war: war, swapBatch: swapBatch}
 }
 
 // env is what one test works with.
