@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -14,6 +15,10 @@ var _ store.SwapBatcher = (*Store)(nil)
 // maxSwapRows bounds the rows of one batched swap statement on PostgreSQL: at six
 // parameters a row, well under its 65535.
 const maxSwapRows = 500
+
+// maxParallelSwaps bounds the Swaps SwapMany runs at once where it cannot batch them,
+// as store.SetEach bounds its Sets.
+const maxParallelSwaps = 16
 
 // SwapMany implements store.SwapBatcher. The portable layer takes a batch's leases
 // with it (store.AcquireMany: creates only) and gives them up (store.ReleaseMany:
@@ -28,7 +33,8 @@ const maxSwapRows = 500
 //   - On SQLite, every Swap of the batch runs in one transaction, one commit (see
 //     sqlitetx.go): a commit is most of what a write costs there.
 //   - Otherwise (MySQL, a batch that mixes kinds of swap or repeats a key, a swap of
-//     nothing for nothing), one Swap at a time, in order.
+//     nothing for nothing), one Swap at a time, in order; deletes of distinct keys,
+//     which do not depend on one another, several at once.
 //
 // Each swap is atomic, and on PostgreSQL and SQLite so is the batch.
 func (s *Store) SwapMany(ctx context.Context, ks []store.Key, olds [][]byte, nexts []*store.Entry) ([]bool, error) {
@@ -53,6 +59,16 @@ func (s *Store) SwapMany(ctx context.Context, ks []store.Key, olds [][]byte, nex
 		return s.swapManyTx(ctx, ks, olds, nexts)
 	}
 	swapped := make([]bool, len(ks))
+	if deletes && distinct(ks) {
+		// Deletes of distinct keys are independent: no caller can tell their order,
+		// and several at once over the pool take less time than one after another.
+		errs := make([]error, len(ks))
+		store.Each(len(ks), maxParallelSwaps, func(i int) { swapped[i], errs[i] = s.Swap(ctx, ks[i], olds[i], nil) })
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		return swapped, nil
+	}
 	for i, k := range ks {
 		var err error
 		if swapped[i], err = s.Swap(ctx, k, olds[i], nexts[i]); err != nil {

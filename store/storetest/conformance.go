@@ -80,6 +80,7 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 		{"GetOrCreate", testGetOrCreate, p.roc},
 		{"ReadOrClaim", testReadOrClaim, true},
 		{"SetAndDelete", testSetAndDelete, p.war},
+		{"SetAndDeleteMany", testSetAndDeleteMany, p.sadBatch},
 	}
 	// Tests of capabilities the store does not have are not run at all, rather than
 	// skipped, so that a skip always means something is missing (a server, say).
@@ -105,7 +106,7 @@ func RunConformanceTests(t *testing.T, newHarness func(t *testing.T) Harness, ca
 }
 
 // probe is what the driver under test declares of the optional capabilities.
-type probe struct{ notifier, live, lister, clears, expirer, roa, roc, war, swapBatch bool }
+type probe struct{ notifier, live, lister, clears, expirer, roa, roc, war, swapBatch, sadBatch bool }
 
 func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 	t.Helper()
@@ -126,7 +127,8 @@ func probeStore(t *testing.T, newHarness func(t *testing.T) Harness) probe {
 	_, roc := d.(store.GetOrCreator)
 	_, war := d.(store.WriteAndReleaser)
 	_, swapBatch := d.(store.SwapBatcher)
-	return probe{notifier: notifier, live: live, lister: lister, clears: clears, expirer: expirer && ex.ExpiresNatively(), roa: roa, roc: roc, war: war, swapBatch: swapBatch}
+	_, sadBatch := d.(store.SetAndDeleteBatcher)
+	return probe{notifier: notifier, live: live, lister: lister, clears: clears, expirer: expirer && ex.ExpiresNatively(), roa: roa, roc: roc, war: war, swapBatch: swapBatch, sadBatch: sadBatch}
 }
 
 // env is what one test works with.

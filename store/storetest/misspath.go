@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cachier-go/cachier/store"
@@ -590,4 +591,92 @@ func testGetOrCreate(e *env) {
 		e.t.Errorf("%d of %d concurrent GetOrCreate calls created the record, want exactly 1", w, n)
 	}
 	_ = drv.Delete(e.ctx, rkRace)
+}
+
+// testSetAndDeleteMany runs for store.SetAndDeleteBatcher drivers: every entry is
+// written (over what was there), each record is deleted exactly when its value is
+// old (never when old is nil), the counters are read after the writes, and a key
+// written twice in one batch keeps the later entry.
+func testSetAndDeleteMany(e *env) {
+	d := store.Unwrap(e.s)
+	sb := d.(store.SetAndDeleteBatcher)
+	ns := e.ns()
+	var ks, rks []store.Key
+	for i := range 4 {
+		ks = append(ks, store.Key{Namespace: ns, ID: fmt.Sprintf("k%d", i)})
+		rks = append(rks, store.Key{Namespace: store.InternalPrefix + ns, ID: fmt.Sprintf("k%d", i)})
+	}
+	epoch := e.counterName("epoch")
+	ck, _ := store.CounterRecord(epoch, 0)
+	at := time.UnixMilli(1_700_000_000_000)
+	recs := map[int][]byte{0: []byte("cL0 a lease"), 1: []byte("cL1 a lease"), 3: []byte("cL3 a lease")}
+	for i, rec := range recs {
+		if err := d.Set(e.ctx, rks[i], store.Entry{Value: rec, StoredAt: at}); err != nil {
+			e.t.Fatalf("Set of a record: %v", err)
+		}
+	}
+	e.set(ks[1], []byte("before"), at)
+	v := e.bump(epoch)
+	entries := func(prefix string, at time.Time) []store.Entry {
+		es := make([]store.Entry, len(ks))
+		for i := range es {
+			es[i] = store.Entry{Value: fmt.Appendf(nil, "%s%d", prefix, i), StoredAt: at}
+		}
+		return es
+	}
+	olds := [][]byte{recs[0], []byte("cL1 another lease"), []byte("cL2 no record"), nil}
+	deleted, errs, vals, err := sb.SetAndDeleteMany(e.ctx, ks, entries("v", at), rks, olds, []store.Key{ck})
+	if err != nil || len(deleted) != len(ks) || len(errs) != len(ks) {
+		e.t.Fatalf("SetAndDeleteMany = %v, %v, %v; want %d results each and nil", deleted, errs, err, len(ks))
+	}
+	if want := []bool{true, false, false, false}; !slices.Equal(deleted, want) {
+		e.t.Errorf("SetAndDeleteMany deleted %v, want %v (only the record whose value is old)", deleted, want)
+	}
+	for i, err := range errs {
+		if err != nil {
+			e.t.Errorf("SetAndDeleteMany %s: %v", ks[i], err)
+		}
+	}
+	if len(vals) != 1 || !bytes.Equal(vals[0], counterRecord(v)) {
+		e.t.Errorf("SetAndDeleteMany: vals = %q, want [%q]", vals, counterRecord(v))
+	}
+	for i, k := range ks {
+		e.wantValue(k, fmt.Appendf(nil, "v%d", i))
+	}
+	for i, rk := range rks {
+		got, err := d.Get(e.ctx, rk)
+		switch rec, ok := recs[i]; {
+		case i == 0 || !ok:
+			if !errors.Is(err, store.ErrNotFound) {
+				e.t.Errorf("record %s reads %s, %v; want it gone", rk, describe(got.Value), err)
+			}
+		case err != nil || !bytes.Equal(got.Value, rec):
+			e.t.Errorf("record %s reads %s, %v; want it kept", rk, describe(got.Value), err)
+		}
+	}
+
+	// Over the entries just written, and a key twice: the later entry stays.
+	at2 := at.Add(time.Second)
+	es := entries("w", at2)
+	twice := append(slices.Clone(ks), ks[2])
+	es = append(es, store.Entry{Value: []byte("w2 again"), StoredAt: at2})
+	deleted, errs, vals, err = sb.SetAndDeleteMany(e.ctx, twice, es, append(slices.Clone(rks), rks[2]), make([][]byte, len(twice)), nil)
+	if err != nil || len(deleted) != len(twice) || len(errs) != len(twice) || len(vals) != 0 {
+		e.t.Fatalf("SetAndDeleteMany = %v, %v, %q, %v; want %d results each, no values and nil", deleted, errs, vals, err, len(twice))
+	}
+	for i, k := range ks {
+		want := fmt.Appendf(nil, "w%d", i)
+		if i == 2 {
+			want = []byte("w2 again")
+		}
+		if got := e.mustGet(k); !bytes.Equal(got.Value, want) || !got.StoredAt.Equal(at2) {
+			e.t.Errorf("%s: %s at %v, want %s at %v", k, describe(got.Value), got.StoredAt, want, at2)
+		}
+	}
+	if got, err := d.Get(e.ctx, rks[3]); err != nil || !bytes.Equal(got.Value, recs[3]) {
+		e.t.Errorf("record %s, old nil, reads %s, %v; want it kept", rks[3], describe(got.Value), err)
+	}
+	if _, _, _, err := sb.SetAndDeleteMany(e.ctx, ks, es[:1], rks, olds, nil); err == nil {
+		e.t.Error("SetAndDeleteMany of 4 keys and 1 entry: nil error")
+	}
 }
