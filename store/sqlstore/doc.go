@@ -68,6 +68,14 @@
 // cost is mostly its commit, the statements of each call run in one transaction:
 // one commit for the lease, one for the result and the release.
 //
+// A batch (cachier's Batch) takes its leases and gives them up many at once:
+// [Store.SwapMany] is, on PostgreSQL, one multi-row INSERT … ON CONFLICT DO NOTHING of
+// every lease record, in the (sorted) order given, so that overlapping batches cannot
+// deadlock, and one multi-row DELETE of the records released; on SQLite one
+// transaction of Swaps. [Store.SetAndDeleteMany] stores the batch's results and
+// releases its leases in one statement on PostgreSQL, one transaction on SQLite, and
+// one multi-row upsert (then the deletes) on MySQL.
+//
 // With Options.Pipeline (pgxpipe.Pipeliner; sqlurl's postgres:// opener sets it) a
 // PostgreSQL store is also a store.GetOrCreator, so that a cachier call's first read
 // takes the lease when it finds no entry and a miss is two round trips, not three
