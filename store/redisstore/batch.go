@@ -170,17 +170,36 @@ func (s *driver) getMany(ctx context.Context, nb *nameBuf, got func(i int, rec s
 	return nil
 }
 
-// SwapMany implements store.SwapBatcher: Swap's script once per key, all in one
-// pipeline (one round trip on a single server; on a cluster or ring, go-redis splits
-// it by slot and sends to each node at once). Each swap is atomic; the batch is not.
-// A server that has not seen the script yet (NOSCRIPT) is given it, and the swaps it
-// refused are sent again.
+// maxBatchScriptKeys is the most records one batch script (swapManyScript,
+// setAndDeleteManyScript) writes: a larger batch sends several, in one pipeline, so
+// that no single script keeps the server from its other clients for long (a script
+// runs to its end before the server reads another command).
+const maxBatchScriptKeys = 512
+
+// SwapMany implements store.SwapBatcher: on a single server (or Sentinel's primary)
+// one script that applies Swap's script to each key in turn (swapManyScript; one per
+// maxBatchScriptKeys keys, in one pipeline), and on a cluster or ring Swap's script
+// once per key, all in one pipeline, which go-redis splits by slot and sends to each
+// node at once (a script may touch one slot only). Each swap is atomic; the batch is
+// not. A server that has not seen the script yet (NOSCRIPT) is given it, and the
+// scripts it refused are sent again.
 func (s *driver) SwapMany(ctx context.Context, ks []store.Key, olds [][]byte, nexts []*store.Entry) ([]bool, error) {
 	if len(ks) != len(olds) || len(ks) != len(nexts) {
 		return nil, fmt.Errorf("redisstore: SwapMany of %d keys, %d old values and %d entries; pass one of each per key", len(ks), len(olds), len(nexts))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	for i, k := range ks {
+		if nexts[i] != nil {
+			if err := s.checkSize(k, *nexts[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	swapped := make([]bool, len(ks))
+	if _, single := s.client.(*redis.Client); single {
+		return swapped, s.swapManyScripted(ctx, ks, olds, nexts, swapped)
 	}
 	argv := make([][]any, len(ks))
 	for i, k := range ks {
@@ -194,33 +213,91 @@ func (s *driver) SwapMany(ctx context.Context, ks []store.Key, olds [][]byte, ne
 		}
 		argv[i] = []any{flag(olds[i] != nil), olds[i], rec, pxat, s.keys.channel(k)}
 	}
-	swapped := make([]bool, len(ks))
-	idx := make([]int, len(ks))
-	for i := range idx {
-		idx[i] = i
-	}
-	err := evalEach(ctx, s.client, swapScript, idx, func(i int) []string { return []string{s.keys.name(ks[i])} }, argv,
-		func(i int, cmd *redis.Cmd) error {
-			n, err := cmd.Int()
-			swapped[i] = n == 1
-			return err
-		})
+	err := evalEach(ctx, s.client, swapScript, indexes(len(ks)), func(p redis.Pipeliner, i int) *redis.Cmd {
+		return swapScript.EvalSha(ctx, p, []string{s.keys.name(ks[i])}, argv[i]...)
+	}, func(i int, cmd *redis.Cmd) error {
+		n, err := cmd.Int()
+		swapped[i] = n == 1
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	return swapped, nil
 }
 
-// evalEach sends script once for each i in idx, with keys(i) and argv[i], all in one
-// pipeline, and hands each reply to take, in idx's order. A server that has not seen
-// the script yet (NOSCRIPT) is given it, and the scripts it refused are sent again,
-// in order, once. The first error, of a reply or of take, ends it.
-func evalEach(ctx context.Context, c redis.UniversalClient, script *redis.Script, idx []int, keys func(i int) []string, argv [][]any, take func(i int, cmd *redis.Cmd) error) error {
+// swapManyScripted is SwapMany on one server: swapManyScript for each
+// maxBatchScriptKeys keys, setting swapped.
+func (s *driver) swapManyScripted(ctx context.Context, ks []store.Key, olds [][]byte, nexts []*store.Entry, swapped []bool) error {
+	var calls []*scriptCall
+	defer func() {
+		for _, c := range calls {
+			c.free()
+		}
+	}()
+	for lo := 0; lo < len(ks); lo += maxBatchScriptKeys {
+		hi := min(lo+maxBatchScriptKeys, len(ks))
+		size := 0
+		for i := lo; i < hi; i++ {
+			size += 2*s.keys.nameLen(ks[i]) + 2 + len(olds[i])
+			if nexts[i] != nil {
+				size += headerLenExp + len(nexts[i].Value) + 24
+			}
+		}
+		c := newScriptCall(size)
+		calls = append(calls, c)
+		for i := lo; i < hi; i++ {
+			c.key(s.keys, ks[i])
+		}
+		c.args()
+		for i := lo; i < hi; i++ {
+			c.swap(s.keys, ks[i], olds[i], nexts[i])
+		}
+	}
+	return evalEach(ctx, s.client, swapManyScript, indexes(len(calls)), func(p redis.Pipeliner, j int) *redis.Cmd {
+		cmd := calls[j].cmd(ctx, swapManyScript)
+		_ = p.Process(ctx, cmd)
+		return cmd
+	}, func(j int, cmd *redis.Cmd) error {
+		out, err := cmd.Slice()
+		if err != nil {
+			return err
+		}
+		lo := j * maxBatchScriptKeys
+		if want := min(lo+maxBatchScriptKeys, len(ks)) - lo; len(out) != want {
+			return fmt.Errorf("redisstore: SwapMany script returned %d values for %d keys", len(out), want)
+		}
+		for x, v := range out {
+			n, _ := v.(int64)
+			swapped[lo+x] = n == 1
+		}
+		return nil
+	})
+}
+
+// indexes returns 0, 1, ..., n-1.
+func indexes(n int) []int {
+	is := make([]int, n)
+	for i := range is {
+		is[i] = i
+	}
+	return is
+}
+
+// evalEach sends script once for each i in idx, as send queues it on the pipeline,
+// all in one pipeline, and hands each reply to take, in idx's order. A server that
+// has not seen the script yet (NOSCRIPT) is given it, and the scripts it refused are
+// sent again, in order, once. The first error, of a reply or of take, ends it.
+func evalEach(ctx context.Context, c redis.UniversalClient, script *redis.Script, idx []int, send func(p redis.Pipeliner, i int) *redis.Cmd, take func(i int, cmd *redis.Cmd) error) error {
+	n := 0
+	for _, i := range idx {
+		n = max(n, i+1)
+	}
+	cmds := make([]*redis.Cmd, n)
 	for attempt := 0; ; attempt++ {
-		cmds := make([]*redis.Cmd, len(argv))
 		_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, i := range idx {
-				cmds[i] = script.EvalSha(ctx, p, keys(i), argv[i]...)
+				cmds[i] = send(p, i)
 			}
 			return nil
 		})
@@ -256,168 +333,169 @@ func boxStrings(dst []any, ss []string) {
 	}
 }
 
-// SetAndDeleteMany implements store.SetAndDeleteBatcher: SetAndDelete's script once
-// per key, all in one pipeline to the one primary, where they run in order; the last
-// script sent also reads also, after every write. Each script is atomic; the batch is
-// not. An entry over the size limit fails alone, with store.ErrTooLarge. A server that
-// has not seen the script yet (NOSCRIPT) is given it, and the scripts it refused are
-// sent again, in order.
+// SetAndDeleteMany implements store.SetAndDeleteBatcher: one script that applies
+// SetAndDelete's to each key in turn and then reads also (setAndDeleteManyScript; one
+// per maxBatchScriptKeys keys, in one pipeline to the one primary, the last reading
+// also). Each write is atomic; the batch is not. An entry over the size limit fails
+// alone, with store.ErrTooLarge. A server that has not seen the script yet (NOSCRIPT)
+// is given it, and the scripts it refused are sent again, in order.
 func (s *Store) SetAndDeleteMany(ctx context.Context, ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key) ([]bool, []error, [][]byte, error) {
-	b, err := s.newSetAndDeleteBatch(ctx, ks, es, rks, olds, also)
-	if err != nil || len(b.idx) == 0 {
-		return b.deleted, b.errs, nil, err
-	}
-	if err := evalEach(ctx, s.client, setAndDeleteScript, b.idx, func(i int) []string { return b.keys[i] }, b.argv, b.take); err != nil {
-		return nil, nil, nil, err
-	}
-	return b.result(also)
+	deleted, errs, vals, _, err := s.setAndDeleteMany(ctx, ks, es, rks, olds, also, nil, nil, nil)
+	return deleted, errs, vals, err
 }
 
-// setAndDeleteBatch is SetAndDeleteMany's scripts and what their replies tell.
-type setAndDeleteBatch struct {
-	errs    []error
-	keys    [][]string
-	argv    [][]any
-	idx     []int // the scripts to send
-	last    int   // the one that reads also
-	deleted []bool
-	lastOut []any
-}
-
-func (s *Store) newSetAndDeleteBatch(ctx context.Context, ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key) (*setAndDeleteBatch, error) {
-	if len(ks) != len(es) || len(ks) != len(rks) || len(ks) != len(olds) {
-		return &setAndDeleteBatch{}, fmt.Errorf("redisstore: SetAndDeleteMany of %d keys, %d entries, %d records and %d old values; pass one of each per key", len(ks), len(es), len(rks), len(olds))
-	}
-	if err := ctx.Err(); err != nil {
-		return &setAndDeleteBatch{}, err
-	}
-	b := &setAndDeleteBatch{errs: make([]error, len(ks)), keys: make([][]string, len(ks)), argv: make([][]any, len(ks)), deleted: make([]bool, len(ks))}
-	for i, k := range ks {
-		rec, pxat, err := s.record(k, es[i])
-		if err != nil {
-			b.errs[i] = err
-			continue
-		}
-		// As SetAndDelete: KEYS k, rk (and also, on the last); ARGV the record, its
-		// PXAT, whether to delete, the old value, the channels of k and rk.
-		b.keys[i] = []string{s.keys.name(k), s.keys.name(rks[i])}
-		b.argv[i] = []any{rec, pxat, flag(olds[i] != nil), olds[i], s.keys.channel(k), s.keys.channel(rks[i])}
-		b.idx = append(b.idx, i)
-	}
-	if len(b.idx) > 0 {
-		b.last = b.idx[len(b.idx)-1]
-		for _, a := range also {
-			b.keys[b.last] = append(b.keys[b.last], s.keys.name(a))
-		}
-	}
-	return b, nil
-}
-
-// take reads the reply of script i.
-func (b *setAndDeleteBatch) take(i int, cmd *redis.Cmd) error {
-	out, err := cmd.Slice()
-	if err != nil {
-		return err
-	}
-	if len(out) != len(b.keys[i])-1 {
-		return fmt.Errorf("redisstore: SetAndDelete script returned %d values, want %d", len(out), len(b.keys[i])-1)
-	}
-	d, _ := out[0].(int64)
-	b.deleted[i] = d == 1
-	if i == b.last {
-		b.lastOut = out[1:]
-	}
-	return nil
-}
-
-func (b *setAndDeleteBatch) result(also []store.Key) ([]bool, []error, [][]byte, error) {
-	vals, err := values(also, b.lastOut)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return b.deleted, b.errs, vals, nil
-}
-
-// SetAndDeleteManySwap implements store.SetAndDeleteSwapBatcher: SetAndDeleteMany's
-// scripts, followed in the same pipeline by Swap's script once per swap, which the
-// one primary runs after every write of ks. A server that has not seen a script yet
-// (NOSCRIPT) is given it, and the scripts it refused are sent again, the writes first.
+// SetAndDeleteManySwap implements store.SetAndDeleteSwapBatcher: SetAndDeleteMany,
+// whose last script also swaps the marks (as Swap's script does), after every write
+// and the read of also. A swap that ran before writes that had to be sent again
+// (NOSCRIPT) reports false, so that the caller moves the mark once more, after them.
 func (s *Store) SetAndDeleteManySwap(ctx context.Context, ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key, sks []store.Key, solds [][]byte, ses []store.Entry) ([]bool, []error, [][]byte, []bool, error) {
 	if len(sks) != len(solds) || len(sks) != len(ses) {
 		return nil, nil, nil, nil, fmt.Errorf("redisstore: SetAndDeleteManySwap of %d keys to swap, %d old values and %d entries; pass one of each per key", len(sks), len(solds), len(ses))
 	}
-	b, err := s.newSetAndDeleteBatch(ctx, ks, es, rks, olds, also)
-	swapped := make([]bool, len(sks))
-	if err != nil || len(b.idx) == 0 {
-		// Nothing written: no swap either (the swaps follow the writes).
-		return b.deleted, b.errs, nil, swapped, err
-	}
-	sargv := make([][]any, len(sks))
-	sidx := make([]int, len(sks)) // the swaps to send
-	for j, k := range sks {
-		rec, pxat, err := s.record(k, ses[j])
-		if err != nil {
-			return nil, nil, nil, nil, err
-		}
-		sargv[j] = []any{flag(solds[j] != nil), solds[j], rec, pxat, s.keys.channel(k)}
-		sidx[j] = j
-	}
-	idx := b.idx
-	for attempt := 0; ; attempt++ {
-		cmds := make([]*redis.Cmd, len(ks))
-		scmds := make([]*redis.Cmd, len(sks))
-		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, i := range idx {
-				cmds[i] = setAndDeleteScript.EvalSha(ctx, p, b.keys[i], b.argv[i]...)
-			}
-			for _, j := range sidx {
-				scmds[j] = swapScript.EvalSha(ctx, p, []string{s.keys.name(sks[j])}, sargv[j]...)
-			}
-			return nil
-		})
-		var again, sagain []int
-		for _, i := range idx {
-			if err := cmds[i].Err(); attempt == 0 && err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-				again = append(again, i)
-				continue
-			}
-			if err := b.take(i, cmds[i]); err != nil {
-				return nil, nil, nil, nil, err
-			}
-		}
-		for _, j := range sidx {
-			n, err := scmds[j].Int()
-			switch {
-			case err == nil:
-				swapped[j] = n == 1
-			case attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT"):
-				sagain = append(sagain, j)
-			default:
-				return nil, nil, nil, nil, err
-			}
-		}
-		if len(again) == 0 && len(sagain) == 0 {
-			break
-		}
-		if len(again) > 0 {
-			// A swap that ran before writes that are sent again did not follow them:
-			// reported as not swapped, so that the caller moves the mark once more.
-			clear(swapped)
-			if err := setAndDeleteScript.Load(ctx, s.client).Err(); err != nil {
-				return nil, nil, nil, nil, err
-			}
-		}
-		if len(sagain) > 0 {
-			if err := swapScript.Load(ctx, s.client).Err(); err != nil {
-				return nil, nil, nil, nil, err
-			}
-		}
-		idx, sidx = again, sagain
-	}
-	deleted, errs, vals, err := b.result(also)
-	return deleted, errs, vals, swapped, err
+	return s.setAndDeleteMany(ctx, ks, es, rks, olds, also, sks, solds, ses)
 }
 
-var _ store.SetAndDeleteSwapBatcher = (*Store)(nil)
+// setAndDeleteMany is SetAndDeleteManySwap, and SetAndDeleteMany without marks.
+func (s *Store) setAndDeleteMany(ctx context.Context, ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key, sks []store.Key, solds [][]byte, ses []store.Entry) ([]bool, []error, [][]byte, []bool, error) {
+	if len(ks) != len(es) || len(ks) != len(rks) || len(ks) != len(olds) {
+		return nil, nil, nil, nil, fmt.Errorf("redisstore: SetAndDeleteMany of %d keys, %d entries, %d records and %d old values; pass one of each per key", len(ks), len(es), len(rks), len(olds))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	for j, k := range sks {
+		if err := s.checkSize(k, ses[j]); err != nil {
+			return nil, nil, nil, nil, err
+		}
+	}
+	deleted, errs, swapped := make([]bool, len(ks)), make([]error, len(ks)), make([]bool, len(sks))
+	var idx []int // the writes to send
+	for i, k := range ks {
+		if errs[i] = s.checkSize(k, es[i]); errs[i] == nil {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		// Nothing written: no swap either (the swaps follow the writes).
+		return deleted, errs, nil, swapped, nil
+	}
+	// One script per maxBatchScriptKeys writes; the last reads also and swaps.
+	var calls []*scriptCall
+	defer func() {
+		for _, c := range calls {
+			c.free()
+		}
+	}()
+	for lo := 0; lo < len(idx); lo += maxBatchScriptKeys {
+		chunk := idx[lo:min(lo+maxBatchScriptKeys, len(idx))]
+		last := lo+maxBatchScriptKeys >= len(idx)
+		size := 0
+		for _, i := range chunk {
+			size += 2*(s.keys.nameLen(ks[i])+s.keys.nameLen(rks[i])) + headerLenExp + len(es[i].Value) + 24 + len(olds[i]) + 1
+		}
+		if last {
+			for _, a := range also {
+				size += s.keys.nameLen(a)
+			}
+			for j, k := range sks {
+				size += 2*s.keys.nameLen(k) + 2 + len(solds[j]) + headerLenExp + len(ses[j].Value) + 24
+			}
+		}
+		c := newScriptCall(size + 16)
+		calls = append(calls, c)
+		for _, i := range chunk {
+			c.key(s.keys, ks[i])
+			c.key(s.keys, rks[i])
+		}
+		na, nm := 0, 0
+		if last {
+			na, nm = len(also), len(sks)
+			for _, a := range also {
+				c.key(s.keys, a)
+			}
+			for _, k := range sks {
+				c.key(s.keys, k)
+			}
+		}
+		c.args()
+		c.int(len(chunk))
+		c.int(na)
+		for _, i := range chunk {
+			// As SetAndDelete's: the record, its PXAT, whether to delete, the old
+			// value, the channels of k and rk.
+			c.record(es[i])
+			c.str(flag(olds[i] != nil))
+			c.bytes(olds[i])
+			c.channel(s.keys, ks[i])
+			c.channel(s.keys, rks[i])
+		}
+		for j, k := range sks[:nm] {
+			c.swap(s.keys, k, solds[j], &ses[j])
+		}
+	}
+	lastCall := len(calls) - 1
+	var lastOut []any
+	lastTaken, stale := false, false
+	err := evalEach(ctx, s.client, setAndDeleteManyScript, indexes(len(calls)), func(p redis.Pipeliner, j int) *redis.Cmd {
+		cmd := calls[j].cmd(ctx, setAndDeleteManyScript)
+		_ = p.Process(ctx, cmd)
+		return cmd
+	}, func(j int, cmd *redis.Cmd) error {
+		out, err := cmd.Slice()
+		if err != nil {
+			return err
+		}
+		lo := j * maxBatchScriptKeys
+		chunk := idx[lo:min(lo+maxBatchScriptKeys, len(idx))]
+		want := len(chunk)
+		if j == lastCall {
+			want += len(also) + len(sks)
+		}
+		if len(out) != want {
+			return fmt.Errorf("redisstore: SetAndDeleteMany script returned %d values, want %d", len(out), want)
+		}
+		for x, i := range chunk {
+			d, _ := out[x].(int64)
+			deleted[i] = d == 1
+		}
+		if j != lastCall {
+			// Writes sent again after the last script ran: its reads and swaps
+			// came before them.
+			stale = stale || lastTaken
+			return nil
+		}
+		lastTaken = true
+		lastOut = out[len(chunk) : len(chunk)+len(also)]
+		for x, v := range out[len(chunk)+len(also):] {
+			n, _ := v.(int64)
+			swapped[x] = n == 1
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if stale {
+		clear(swapped)
+		if len(also) > 0 {
+			// Read after every write, as the last script would have.
+			names := make([]string, len(also))
+			for i, a := range also {
+				names[i] = s.keys.name(a)
+			}
+			if lastOut, err = s.client.MGet(ctx, names...).Result(); err != nil {
+				return nil, nil, nil, nil, err
+			}
+		}
+	}
+	vals, err := values(also, lastOut)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return deleted, errs, vals, swapped, nil
+}
 
-var _ store.SetAndDeleteBatcher = (*Store)(nil)
+var (
+	_ store.SetAndDeleteSwapBatcher = (*Store)(nil)
+	_ store.SetAndDeleteBatcher     = (*Store)(nil)
+)

@@ -32,6 +32,28 @@ local function set(k, rec, pxat)
 end
 `
 
+// swapFn is the Lua function of Swap, for one record k: cmp "1" if old is the value
+// to compare with, "0" if the record must be absent; rec the new record, or empty to
+// delete; pxat its PXAT or empty; ch k's channel. It returns 1 if it swapped. Every
+// script that swaps calls it, so that a batch swaps each record as Swap does.
+const swapFn = `
+local function swap(k, cmp, old, rec, pxat, ch)
+  local cur = valueOf(redis.call('GET', k))
+  if cmp == '0' then
+    if cur then return 0 end
+  elseif cur ~= old then
+    return 0
+  end
+  if rec == '' then
+    redis.call('DEL', k)
+  else
+    set(k, rec, pxat)
+  end
+  redis.call('PUBLISH', ch, 'v')
+  return 1
+end
+`
+
 var (
 	// KEYS[1] record; ARGV[1] record, ARGV[2] channel, ARGV[3] the expiry in Unix
 	// milliseconds (PXAT), or empty for none.
@@ -51,20 +73,21 @@ return n
 	// KEYS[1] record; ARGV[1] "1" if ARGV[2] is the value to compare with, "0" if the
 	// record must be absent; ARGV[3] the new record, or empty to delete; ARGV[4] its
 	// PXAT or empty; ARGV[5] channel. Returns 1 if it swapped.
-	swapScript = redis.NewScript(valueOf + `
-local cur = valueOf(redis.call('GET', KEYS[1]))
-if ARGV[1] == '0' then
-  if cur then return 0 end
-elseif cur ~= ARGV[2] then
-  return 0
+	swapScript = redis.NewScript(valueOf + swapFn + `
+return swap(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+`)
+
+	// swapManyScript is swapScript for each of KEYS in turn: KEYS[i] record, ARGV[5i-4
+	// ... 5i] swapScript's ARGV for it. Returns {1 if KEYS[1] swapped, 0 if not, ...}.
+	// It is one EVALSHA for a whole batch where a pipeline of swapScript was one per
+	// key: the server spent about 17 µs on each EVALSHA, against 1.4 µs for a GET.
+	swapManyScript = redis.NewScript(valueOf + swapFn + `
+local out = {}
+for i = 1, #KEYS do
+  local a = 5 * (i - 1)
+  out[i] = swap(KEYS[i], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
 end
-if ARGV[3] == '' then
-  redis.call('DEL', KEYS[1])
-else
-  set(KEYS[1], ARGV[3], ARGV[4])
-end
-redis.call('PUBLISH', ARGV[5], 'v')
-return 1
+return out
 `)
 
 	// KEYS[1] entry, KEYS[2] record to create, KEYS[3...] records to read; ARGV[1]
@@ -133,6 +156,43 @@ if ARGV[3] == '1' and valueOf(got[1]) == ARGV[4] then
   for i = 3, #KEYS do
     if KEYS[i] == KEYS[2] then out[i - 1] = false end
   end
+end
+return out
+`)
+
+	// KEYS: for each of n writes, its entry and the record to delete; then na
+	// records to read after every write; then the marks to swap after them. ARGV[1]
+	// n, ARGV[2] na; then for each write the 6 values of setAndDeleteScript's ARGV
+	// (record, PXAT, "1" to compare, the old value, the two channels); then for each
+	// mark the 5 of swapScript's. Returns {1 if write i deleted its record, for each
+	// write; the records read (false: missing); 1 if mark j swapped, for each mark}.
+	//
+	// Each write is setAndDeleteScript's for one key, without its read of the other
+	// records: those are read once, after the last write (where setAndDeleteScript's
+	// last call read them), so a record deleted by a write reads as missing.
+	setAndDeleteManyScript = redis.NewScript(valueOf + swapFn + `
+local n, na = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {}
+for i = 1, n do
+  local k, rk, a = KEYS[2 * i - 1], KEYS[2 * i], 2 + 6 * (i - 1)
+  local ch, rch = ARGV[a + 5], ARGV[a + 6]
+  set(k, ARGV[a + 1], ARGV[a + 2])
+  redis.call('PUBLISH', ch, 'v')
+  out[i] = 0
+  if ARGV[a + 3] == '1' and valueOf(redis.call('GET', rk)) == ARGV[a + 4] then
+    redis.call('DEL', rk)
+    if rch ~= ch then redis.call('PUBLISH', rch, 'v') end
+    out[i] = 1
+  end
+end
+if na > 0 then
+  local got = redis.call('MGET', unpack(KEYS, 2 * n + 1, 2 * n + na))
+  for j = 1, na do out[n + j] = got[j] end
+end
+local a = 2 + 6 * n
+for j = 2 * n + na + 1, #KEYS do
+  out[#out + 1] = swap(KEYS[j], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+  a = a + 5
 end
 return out
 `)
