@@ -16,10 +16,10 @@ func (s *Store) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []e
 	ops := make([]op, len(ks), len(ks)+1)
 	gen := map[string]int{} // namespace -> the index of its counter's op
 	for i, k := range ks {
-		ops[i] = op{verb: 'g', key: s.itemKey('e', k)}
+		ops[i] = op{verb: 'g', key: s.itemKey(k)}
 		if _, ok := gen[k.Namespace]; !ok {
 			gen[k.Namespace] = len(ops)
-			ops = append(ops, op{verb: 'g', key: s.genKey('g', k.Namespace)})
+			ops = append(ops, op{verb: 'g', key: s.genKey(k.Namespace)})
 		}
 	}
 	clears := s.clearCount()

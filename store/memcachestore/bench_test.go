@@ -17,11 +17,11 @@ import (
 func BenchmarkGet(b *testing.B) {
 	s, c := newStore(b, nil)
 	k, missing := storetest.BenchEntry(b, s)
-	raw, err := c.Get(s.itemKey('e', k)) // the very record the store reads
+	raw, err := c.Get(s.itemKey(k)) // the very record the store reads
 	if err != nil {
 		b.Fatal(err)
 	}
-	rawKey := "bench:raw:" + s.itemKey('e', k)[len(s.prefix)+3:]
+	rawKey := "bench:raw:" + s.itemKey(k)[len(s.prefix)+3:]
 	if err := c.Set(&memcache.Item{Key: rawKey, Value: raw.Value}); err != nil {
 		b.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func BenchmarkGet(b *testing.B) {
 	// What one Get would cost if it read the counter and then the entry, in turn.
 	b.Run("hit/raw-two-gets", func(b *testing.B) {
 		b.ReportAllocs()
-		gk := s.genKey('g', k.Namespace)
+		gk := s.genKey(k.Namespace)
 		for b.Loop() {
 			if _, err := c.Get(gk); err != nil {
 				b.Fatal(err)

@@ -160,22 +160,23 @@ func validatePrefix(p string) error {
 // MaxValueSize returns the largest value Set accepts for k under this store's
 // MaxItemSize.
 func (s *Store) MaxValueSize(k store.Key) int {
-	key := s.itemKey('e', k)
+	key := s.itemKey(k)
 	return s.maxItemSize - itemOverhead - len(key) - entrySize(k.Namespace, k.ID, nil)
 }
 
-// Item keys. kind: 'e' entry, 'l' lease, 'g' entry generation, 'h' lease generation.
-func (s *Store) itemKey(kind byte, k store.Key) string {
+// itemKey is the key of k's item: its entry, or a record of the portable layer.
+func (s *Store) itemKey(k store.Key) string {
 	var buf [256]byte // most keys hash without an allocation
 	b := append(append(append(buf[:0], k.Namespace...), 0), k.ID...)
 	sum := sha256.Sum256(b)
-	return s.hashedKey(kind, sum[:])
+	return s.hashedKey('e', sum[:])
 }
 
-func (s *Store) genKey(kind byte, ns string) string {
+// genKey is the key of the generation counter of namespace ns.
+func (s *Store) genKey(ns string) string {
 	var buf [256]byte
 	sum := sha256.Sum256(append(buf[:0], ns...))
-	return s.hashedKey(kind, sum[:])
+	return s.hashedKey('g', sum[:])
 }
 
 // hashedKey returns <prefix>:<kind>:<base64url(sum)> with one allocation.
@@ -259,7 +260,7 @@ func truncate(b []byte) []byte {
 // Get returns the entry of k with one round trip: the namespace's generation counter
 // and the entry are fetched together.
 func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
-	gk, ek := s.genKey('g', k.Namespace), s.itemKey('e', k)
+	gk, ek := s.genKey(k.Namespace), s.itemKey(k)
 	if s.genTTL > 0 {
 		if gen, ok := s.cachedGen(gk); ok {
 			it, err := s.c.Get(ek)
@@ -372,11 +373,11 @@ func (s *Store) forgetGen(key string) {
 
 // Set stores e under k in the namespace's current generation.
 func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
-	ek := s.itemKey('e', k)
+	ek := s.itemKey(k)
 	if err := s.tooLarge(k, ek, e.Value); err != nil {
 		return err
 	}
-	gen, err := s.generation(ctx, s.genKey('g', k.Namespace))
+	gen, err := s.generation(ctx, s.genKey(k.Namespace))
 	if err != nil {
 		return err
 	}
@@ -400,7 +401,7 @@ func isTooLarge(err error) bool {
 
 // Delete removes the entry of k.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
-	ek := s.itemKey('e', k)
+	ek := s.itemKey(k)
 	s.forgetCAS(ek)
 	if err := s.c.Delete(ek); err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
 		return err
@@ -411,7 +412,7 @@ func (s *Store) Delete(ctx context.Context, k store.Key) error {
 // Clear makes every entry of the namespace a miss by bumping its generation counter,
 // in O(1). memcached reclaims the old entries as it needs the memory.
 func (s *Store) Clear(ctx context.Context, namespace string) error {
-	gk := s.genKey('g', namespace)
+	gk := s.genKey(namespace)
 	s.forgetGen(gk)
 	err := s.bump(gk)
 	s.forgetGen(gk) // a concurrent Get may have cached the old value meanwhile
@@ -424,14 +425,14 @@ func (s *Store) Clear(ctx context.Context, namespace string) error {
 // older generation of the namespace (before a Clear) counts as absent, and is replaced
 // with cas like any other. A lost race reports false; the portable layer reads again.
 func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.Entry) (bool, error) {
-	ek := s.itemKey('e', k)
+	ek := s.itemKey(k)
 	s.forgetCAS(ek)
 	if next != nil {
 		if err := s.tooLarge(k, ek, next.Value); err != nil {
 			return false, err
 		}
 	}
-	gen, err := s.generation(ctx, s.genKey('g', k.Namespace))
+	gen, err := s.generation(ctx, s.genKey(k.Namespace))
 	if err != nil {
 		return false, err
 	}

@@ -54,7 +54,7 @@ func (harness) Close() {}
 // NativeTTL makes the storetest.NativeTTLHarness: the remaining TTL memcached reports
 // for k's item, read with the meta command "mg <key> t" (-1 is none).
 func (h harness) NativeTTL(ctx context.Context, d store.Driver, k store.Key) (time.Duration, error) {
-	key := store.Unwrap(d).(*Store).itemKey('e', k)
+	key := store.Unwrap(d).(*Store).itemKey(k)
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "tcp", h.addr)
 	if err != nil {
@@ -120,14 +120,14 @@ func TestForeignAndGarbledRecords(t *testing.T) {
 	if err := s.Set(ctx, k, store.Entry{Value: []byte("good value"), StoredAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	good, err := c.Get(s.itemKey('e', k))
+	good, err := c.Get(s.itemKey(k))
 	if err != nil {
 		t.Fatal(err)
 	}
 	flipped := bytes.Clone(good.Value)
 	flipped[0] ^= 1 // the header; the value's damage is the envelope's to find
 	other := store.Key{Namespace: ns, ID: "other"}
-	gen, _ := parseGen(mustGet(t, c, s.genKey('g', ns)))
+	gen, _ := parseGen(mustGet(t, c, s.genKey(ns)))
 	cases := map[string][]byte{
 		"empty":       {},
 		"short":       good.Value[:12],
@@ -138,7 +138,7 @@ func TestForeignAndGarbledRecords(t *testing.T) {
 	}
 	for name, raw := range cases {
 		t.Run(name, func(t *testing.T) {
-			if err := c.Set(&memcache.Item{Key: s.itemKey('e', k), Value: raw}); err != nil {
+			if err := c.Set(&memcache.Item{Key: s.itemKey(k), Value: raw}); err != nil {
 				t.Fatal(err)
 			}
 			got, err := s.Get(ctx, k)
@@ -151,7 +151,7 @@ func TestForeignAndGarbledRecords(t *testing.T) {
 	if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Set(&memcache.Item{Key: s.genKey('g', ns), Value: []byte("garbage")}); err != nil {
+	if err := c.Set(&memcache.Item{Key: s.genKey(ns), Value: []byte("garbage")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, ErrCorrupt) {
@@ -189,7 +189,7 @@ func TestEvictedGeneration(t *testing.T) {
 	if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Delete(s.genKey('g', k.Namespace)); err != nil { // as an eviction would
+	if err := c.Delete(s.genKey(k.Namespace)); err != nil { // as an eviction would
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
@@ -273,7 +273,7 @@ func TestSwap(t *testing.T) {
 	}
 	swap([]byte("a"), nil, false)
 	swap([]byte("b"), nil, true)
-	if _, err := c.Get(s.itemKey('e', k)); !errors.Is(err, memcache.ErrCacheMiss) {
+	if _, err := c.Get(s.itemKey(k)); !errors.Is(err, memcache.ErrCacheMiss) {
 		t.Fatalf("item after Swap(b -> nil): %v; want a cache miss", err)
 	}
 	swap(nil, nil, true)

@@ -137,8 +137,8 @@ func (s *Store) tooLarge(k store.Key, ek string, v []byte) error {
 // over Swap.
 func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key, rk store.Key, rec store.Entry) (store.GetAndCreateResult, error) {
 	var res store.GetAndCreateResult
-	gk, ek := s.genKey('g', k.Namespace), s.itemKey('e', k)
-	lgk, rik := s.genKey('g', rk.Namespace), s.itemKey('e', rk)
+	gk, ek := s.genKey(k.Namespace), s.itemKey(k)
+	lgk, rik := s.genKey(rk.Namespace), s.itemKey(rk)
 	if err := s.tooLarge(rk, rik, rec.Value); err != nil {
 		return res, err
 	}
@@ -149,7 +149,7 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 	gks := []string{gk}
 	gks = addOnce(gks, lgk)
 	for _, a := range also {
-		gks = addOnce(gks, s.genKey('g', a.Namespace))
+		gks = addOnce(gks, s.genKey(a.Namespace))
 	}
 	ops := make([]op, 0, len(gks)+len(also)+3)
 	for _, key := range gks {
@@ -157,7 +157,7 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 	}
 	ops = append(ops, op{verb: 'g', key: ek})
 	for _, a := range also {
-		ops = append(ops, op{verb: 'g', key: s.itemKey('e', a)})
+		ops = append(ops, op{verb: 'g', key: s.itemKey(a)})
 	}
 	ai := len(ops)
 	ops = append(ops,
@@ -178,7 +178,7 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 	}
 	res.Also = make([][]byte, len(also))
 	for i, a := range also {
-		res.Also[i] = recordValue(a, valueOf(ops[:n], s.genKey('g', a.Namespace)), ops[n+1+i].value)
+		res.Also[i] = recordValue(a, valueOf(ops[:n], s.genKey(a.Namespace)), ops[n+1+i].value)
 	}
 	add, cur := ops[ai], ops[ai+1]
 	if add.err != nil {
@@ -222,8 +222,8 @@ func (s *Store) GetAndCreate(ctx context.Context, k store.Key, also []store.Key,
 // e is written under its namespace's counter as this Store last read it; if the
 // batch finds the counter moved, e is written again under the new one (Set).
 func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk store.Key, old []byte, also []store.Key) (bool, [][]byte, error) {
-	gk, ek := s.genKey('g', k.Namespace), s.itemKey('e', k)
-	lgk, rik := s.genKey('g', rk.Namespace), s.itemKey('e', rk)
+	gk, ek := s.genKey(k.Namespace), s.itemKey(k)
+	lgk, rik := s.genKey(rk.Namespace), s.itemKey(rk)
 	if err := s.tooLarge(k, ek, e.Value); err != nil {
 		return false, nil, err
 	}
@@ -243,7 +243,7 @@ func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk
 		gks = addOnce(gks, lgk)
 	}
 	for _, a := range also {
-		gks = addOnce(gks, s.genKey('g', a.Namespace))
+		gks = addOnce(gks, s.genKey(a.Namespace))
 	}
 	gi := len(ops)
 	for _, key := range gks {
@@ -255,7 +255,7 @@ func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk
 	}
 	ai := len(ops)
 	for _, a := range also {
-		ops = append(ops, op{verb: 'g', key: s.itemKey('e', a)})
+		ops = append(ops, op{verb: 'g', key: s.itemKey(a)})
 	}
 	if err := s.run(ctx, ops); err != nil {
 		return false, nil, err
@@ -273,7 +273,7 @@ func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk
 	}
 	vals := make([][]byte, len(also))
 	for i, a := range also {
-		vals[i] = recordValue(a, valueOf(gops, s.genKey('g', a.Namespace)), ops[ai+i].value)
+		vals[i] = recordValue(a, valueOf(gops, s.genKey(a.Namespace)), ops[ai+i].value)
 	}
 	deleted := false
 	if byCAS {

@@ -66,11 +66,11 @@ func TestKeysAndCounters(t *testing.T) {
 	k := store.Key{Namespace: "ns", ID: strings.Repeat("é", 300)} // beyond the stack buffer
 	for _, k := range []store.Key{{Namespace: "ns", ID: "id"}, k} {
 		sum := sha256.Sum256([]byte(k.Namespace + "\x00" + k.ID))
-		if got, want := s.itemKey('e', k), "p:e:"+base64.RawURLEncoding.EncodeToString(sum[:]); got != want {
+		if got, want := s.itemKey(k), "p:e:"+base64.RawURLEncoding.EncodeToString(sum[:]); got != want {
 			t.Errorf("itemKey = %q, want %q", got, want)
 		}
 		gs := sha256.Sum256([]byte(k.Namespace))
-		if got, want := s.genKey('g', k.Namespace), "p:g:"+base64.RawURLEncoding.EncodeToString(gs[:]); got != want {
+		if got, want := s.genKey(k.Namespace), "p:g:"+base64.RawURLEncoding.EncodeToString(gs[:]); got != want {
 			t.Errorf("genKey = %q, want %q", got, want)
 		}
 	}
