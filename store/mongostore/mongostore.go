@@ -118,9 +118,8 @@ func ValidateCollectionName(name string) error {
 	case strings.HasPrefix(name, "system.") || name[0] == '.' || name[len(name)-1] == '.':
 		return fmt.Errorf("mongostore: collection name %q is reserved or malformed", name)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+	for i := range len(name) {
+		if !store.NameByte(name[i], false) { // a letter, a digit, '-', '_' or '.'
 			return fmt.Errorf("mongostore: collection name %q may hold only letters, digits, '_', '-' and '.'", name)
 		}
 	}

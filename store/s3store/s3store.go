@@ -97,9 +97,8 @@ func validateBucket(b string) error {
 	if len(b) < 3 || len(b) > 255 {
 		return fmt.Errorf("s3store: bucket name %q must be 3 to 255 characters", b)
 	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+	for i := range len(b) {
+		if c := b[i]; !store.NameByte(c, false) { // a letter, a digit, '-', '_' or '.'
 			return fmt.Errorf("s3store: bucket name %q holds %q; use letters, digits, '.', '-'", b, c)
 		}
 	}

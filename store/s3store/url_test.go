@@ -41,6 +41,7 @@ func TestParseURL(t *testing.T) {
 		{url: "s3://bucket:9000/x", err: "port"},
 		{url: "s3://", err: "bucket"},
 		{url: "s3://b", err: "bucket"},
+		{url: "s3://bad~name", err: "holds '~'"},
 		{url: "s3://bucket/a//b", err: "segment"},
 		{url: "s3://bucket/x#frag", err: "fragment"},
 		{url: "s3:bucket", err: "s3://"},
