@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -32,9 +33,13 @@ const maxParallelSwaps = 16
 //     the same statement, as Swap does.
 //   - On SQLite, every Swap of the batch runs in one transaction, one commit (see
 //     sqlitetx.go): a commit is most of what a write costs there.
-//   - Otherwise (MySQL, a batch that mixes kinds of swap or repeats a key, a swap of
-//     nothing for nothing), one Swap at a time, in order; deletes of distinct keys,
-//     which do not depend on one another, several at once.
+//   - On MySQL, a batch of creates is one multi-row INSERT … ON DUPLICATE KEY UPDATE
+//     id = id, in the order given, then one read of the records: a record that holds
+//     exactly next's bytes after it was created by it. (A record that already held
+//     them counts as created too: for a lease, the same owner's same lease.)
+//   - Otherwise (a batch that mixes kinds of swap or repeats a key, a swap of nothing
+//     for nothing), one Swap at a time, in order; deletes of distinct keys, which do
+//     not depend on one another, several at once.
 //
 // Each swap is atomic, and on PostgreSQL and SQLite so is the batch.
 func (s *Store) SwapMany(ctx context.Context, ks []store.Key, olds [][]byte, nexts []*store.Entry) ([]bool, error) {
@@ -57,6 +62,8 @@ func (s *Store) SwapMany(ctx context.Context, ks []store.Key, olds [][]byte, nex
 		return s.swapManyPG(ctx, ks, olds, nexts, creates)
 	case s.dialect == SQLite && !both:
 		return s.swapManyTx(ctx, ks, olds, nexts)
+	case s.dialect == MySQL && creates && distinct(ks):
+		return s.createManyMySQL(ctx, ks, nexts)
 	}
 	swapped := make([]bool, len(ks))
 	if deletes && distinct(ks) {
@@ -203,4 +210,50 @@ func (s *Store) swapManyTx(ctx context.Context, ks []store.Key, olds [][]byte, n
 		}
 		return swapped, nil
 	})
+}
+
+// createManyMySQL is SwapMany of distinct keys on MySQL, all creates: one multi-row
+// insert per maxSwapRows keys, in order, each row going in only where there is none,
+// then one read of the records (GetMany), by whose bytes it tells which it created.
+func (s *Store) createManyMySQL(ctx context.Context, ks []store.Key, nexts []*store.Entry) ([]bool, error) {
+	e := s.dialect.quote(s.table)
+	for from := 0; from < len(ks); from += maxSwapRows {
+		to := min(from+maxSwapRows, len(ks))
+		var b strings.Builder
+		b.WriteString(`INSERT INTO ` + e + ` (namespace, id, stored_at, value, expires_at) VALUES `)
+		args := make([]any, 0, 5*(to-from))
+		for i := from; i < to; i++ {
+			if i > from {
+				b.WriteString(`, `)
+			}
+			b.WriteString(`(?, ?, ?, ?, ?)`)
+			args = append(args, entryArgs(ks[i], *nexts[i])...)
+		}
+		b.WriteString(` ON DUPLICATE KEY UPDATE id = id`)
+		if _, err := s.run(ctx, b.String(), args...); err != nil {
+			return nil, tooLarge(err, largest(derefs(nexts[from:to])))
+		}
+	}
+	es, errs, err := s.GetMany(ctx, ks)
+	if err != nil {
+		return nil, err
+	}
+	swapped := make([]bool, len(ks))
+	for i := range ks {
+		next := nexts[i].Value
+		if next == nil {
+			next = []byte{}
+		}
+		swapped[i] = errs[i] == nil && bytes.Equal(es[i].Value, next)
+	}
+	return swapped, nil
+}
+
+// derefs is the entries es point at.
+func derefs(es []*store.Entry) []store.Entry {
+	out := make([]store.Entry, len(es))
+	for i, e := range es {
+		out[i] = *e
+	}
+	return out
 }
