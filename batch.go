@@ -963,17 +963,29 @@ func (b *Batch[A, R]) acceptMany(ctx context.Context, s *settings, items []batch
 	return rest, nil
 }
 
-// promise carries one key's result from the batch that computes it to the single
-// flight that other callers in the process joined.
-type promise[R any] struct {
-	done chan struct{}
-	sl   slot[R]
+// ranOf is what the single flight of a key that a batch computed hands to the
+// callers that joined it: its value, ErrNoResult for "not found", or its error.
+func ranOf[R any](sl slot[R]) (ran[R], error) {
+	switch {
+	case sl.err != nil:
+		return ran[R]{}, sl.err
+	case !sl.found:
+		return ran[R]{}, ErrNoResult
+	}
+	return ran[R]{v: sl.v, ran: sl.how == howComputed}, nil
 }
 
 // compute answers items[idx]: it starts this process's single flight of each key
 // nobody computes yet, computes those keys together (computeOwned), and joins the
 // flights of the others. It returns ctx.Err() if ctx is done first; the
 // computations go on for the others.
+//
+// The flights it starts are begun and ended by the call itself (flight.Begin): no
+// goroutine per key. The function runs on the caller's goroutine when ctx cannot end,
+// as a single call's does (flight.JoinInline); otherwise on one goroutine of its own,
+// so that the caller can leave on ctx while it goes on for the others. The keys
+// others compute are waited for after this call's own flights have ended, so that
+// two batches waiting for each other's keys never wait for each other.
 func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchItem[A], idx []int, slots []slot[R]) error {
 	if len(idx) == 0 {
 		return nil
@@ -982,56 +994,42 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 	// Key order, so that two batches take their flights and leases in the same order.
 	slices.SortFunc(idx, func(i, j int) int { return cmp.Compare(items[i].k.ID, items[j].k.ID) })
 	var (
-		owned, joined []int
-		promises      = make(map[int]*promise[R], len(idx))
-		calls         = make(map[int]*flight.Call[ran[R]], len(idx)) // the flights joined or started
+		owned, joined []int                                      // item indexes
+		calls         = make([]*flight.Call[ran[R]], len(items)) // by item: the flights joined or started
+		runs          []flight.Call[ran[R]]                      // the flights this call may start
 	)
-	for _, i := range idx {
-		p := &promise[R]{done: make(chan struct{})}
+	if !s.overwrite {
+		runs = make([]flight.Call[ran[R]], len(idx))
+	}
+	for j, i := range idx {
 		if s.overwrite {
 			// Refresh and Overwrite answer with a computation begun after they were
 			// asked for: they join no flight already under way.
 			owned = append(owned, i)
-			promises[i] = p
 			continue
 		}
 		// Joining or starting is one step: a flight that ends meanwhile cannot make
 		// this key's computation start twice.
-		c, started := f.inflight.Join(ctx, items[i].k.ID, func() (ran[R], error) {
-			<-p.done
-			if p.sl.err != nil {
-				return ran[R]{}, p.sl.err
-			}
-			if !p.sl.found {
-				return ran[R]{}, ErrNoResult
-			}
-			return ran[R]{v: p.sl.v, ran: p.sl.how == howComputed}, nil
-		}, nil)
+		c, started := f.inflight.Begin(items[i].k.ID, &runs[j])
 		calls[i] = c
 		if started {
 			owned = append(owned, i)
-			promises[i] = p
 		} else {
 			joined = append(joined, i)
 		}
 	}
-	shared := context.WithoutCancel(ctx)
+	var waitStart time.Time
+	if len(joined) > 0 {
+		waitStart = s.clock.Now()
+	}
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex // guards results while the caller may have left
-		results  = make(map[int]slot[R], len(idx))
+		ownDone  chan struct{} // closed when the owned keys are answered in own
+		own      []slot[R]
 		panicked *flight.PanicError
 	)
-	allDone := make(chan struct{})
 	if len(owned) > 0 {
-		wg.Add(1)
-		go func() {
-			// The batch function runs here: under the labels (runtime/pprof) of the
-			// caller's context, as a single computation does on a flight worker (a new
-			// goroutine has those of the goroutine that started it).
-			pprof.SetGoroutineLabels(ctx)
-			defer wg.Done()
-			own := make([]slot[R], len(items))
+		inline := ctx.Done() == nil
+		run := func(own []slot[R]) {
 			var pe *flight.PanicError
 			func() {
 				defer func() { // whatever happens, the flights must end
@@ -1039,6 +1037,10 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 						pe = &flight.PanicError{Value: r, Stack: debug.Stack()}
 					}
 				}()
+				shared := ctx
+				if !inline {
+					shared = context.WithoutCancel(ctx)
+				}
 				if !f.life.begin() { // closed meanwhile: the store is not ours to use any more
 					pe = b.runOnly(shared, s, items, owned, own)
 					return
@@ -1046,63 +1048,77 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 				defer f.life.end() // Close waits for this computation to store its results
 				pe = b.computeOwned(shared, s, items, owned, own)
 			}()
-			mu.Lock()
 			for _, i := range owned {
-				sl := own[i]
 				if pe != nil {
-					sl = slot[R]{err: publicPanic(pe)}
+					own[i] = slot[R]{err: publicPanic(pe)}
 				}
-				results[i] = sl
-				promises[i].sl = sl
-				close(promises[i].done)
-			}
-			if pe != nil {
-				panicked = pe
-			}
-			mu.Unlock()
-			// Wait for the flights to end, so that no call that starts after this one
-			// returns can join them and get their results for its own.
-			for _, i := range owned {
+				// Ending the flight unregisters it first: no call that starts after
+				// this one returns can join it and get its result for its own.
 				if c := calls[i]; c != nil {
-					<-c.Done()
+					c.End(ranOf(own[i]))
 					c.Leave()
 				}
 			}
-		}()
+			panicked = pe
+		}
+		if inline {
+			run(slots)
+		} else {
+			own = make([]slot[R], len(items))
+			ownDone = make(chan struct{})
+			go func() {
+				// The batch function runs here: under the labels (runtime/pprof) of the
+				// caller's context, as a single computation does on a flight worker (a
+				// new goroutine has those of the goroutine that started it).
+				pprof.SetGoroutineLabels(ctx)
+				defer close(ownDone)
+				run(own)
+			}()
+		}
 	}
-	for _, i := range joined {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := s.clock.Now()
-			c := calls[i]
-			<-c.Done() // the caller leaves on ctx below; the wait goes on for the flight
-			c.Leave()
-			r, err := c.Result()
-			sl := slot[R]{v: r.v, found: err == nil, how: howWaited}
-			f.stats.waits.Add(1)
-			f.stats.observeWait(s.clock.Now().Sub(start))
-			var pe *flight.PanicError
-			switch {
-			case err == nil, errors.Is(err, ErrNoResult):
-			case errors.As(err, &pe):
-				sl.err = publicPanic(pe)
-			default:
-				sl.err = err
-			}
-			mu.Lock()
-			results[i] = sl
-			mu.Unlock()
-		}()
-	}
-	go func() { wg.Wait(); close(allDone) }()
-	select {
-	case <-allDone:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	for i, sl := range results {
+	for n, i := range joined {
+		c := calls[i]
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
+			// The waits go on for the flights, which end for the others; this caller
+			// leaves them as they end, as it would have stayed.
+			rest := joined[n:]
+			go func() {
+				for _, i := range rest {
+					c := calls[i]
+					<-c.Done()
+					c.Leave()
+					f.stats.waits.Add(1)
+					f.stats.observeWait(s.clock.Now().Sub(waitStart))
+				}
+			}()
+			return ctx.Err()
+		}
+		c.Leave()
+		r, err := c.Result()
+		sl := slot[R]{v: r.v, found: err == nil, how: howWaited}
+		f.stats.waits.Add(1)
+		f.stats.observeWait(s.clock.Now().Sub(waitStart))
+		var pe *flight.PanicError
+		switch {
+		case err == nil, errors.Is(err, ErrNoResult):
+		case errors.As(err, &pe):
+			sl.err = publicPanic(pe)
+		default:
+			sl.err = err
+		}
 		slots[i] = sl
+	}
+	if ownDone != nil {
+		select {
+		case <-ownDone:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for _, i := range owned {
+			slots[i] = own[i]
+		}
 	}
 	if panicked != nil {
 		panic(publicPanic(panicked)) // the caller that ran the function gets its panic

@@ -16,6 +16,7 @@ import (
 	"github.com/cachier-go/cachier/clock"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/filestore"
+	"github.com/cachier-go/cachier/store/memstore"
 )
 
 // batchRecorder is a batch function that records the arguments of each of its calls. It
@@ -434,6 +435,65 @@ func TestBatchOverlappingInProcessJoinFlights(t *testing.T) {
 			t.Fatalf("computed %v, want each of 1..4 once", r.computed())
 		}
 	})
+}
+
+// Callers whose contexts can end run the batch function on a goroutine of its own
+// rather than their own: overlapping batches still join each other's flights on the
+// memory store, and a caller that leaves on its context while it waits for another
+// batch's keys returns ctx.Err() at once, while the key it computed is still stored.
+func TestBatchCancellableCallersJoinFlightsAndLeave(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := memstore.New(nil)
+	r := &batchRecorder{
+		gate:  make(chan struct{}),
+		gated: func(args []int) bool { return slices.Contains(args, 1) },
+		began: make(chan []int, 4),
+	}
+	b := mustBatch(t, r, cachier.WithStore(st), cachier.Name(t.Name()))
+	first := make(chan map[int]string, 1)
+	go func() {
+		m, err := b.Call(ctx, []int{1, 2, 3})
+		if err != nil {
+			t.Error(err)
+		}
+		first <- m
+	}()
+	<-r.began // the first batch computes 1 2 3 and holds their flights
+	leaving, leave := context.WithCancel(ctx)
+	second := make(chan error, 1)
+	go func() {
+		_, err := b.Call(leaving, []int{2, 3, 4})
+		second <- err
+	}()
+	// Its flights are started or joined before its computation begins.
+	if got := <-r.began; !slices.Equal(got, []int{4}) {
+		t.Fatalf("second batch computed %v, want only 4", got)
+	}
+	leave()
+	select {
+	case err := <-second:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the second batch, its context cancelled while it waited: %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Minute): // a hang guard, not a synchronisation
+		t.Fatal("the second batch did not leave on its context within a minute")
+	}
+	close(r.gate)
+	wantResults(t, <-first, []int{1, 2, 3})
+	if err := b.Close(ctx); err != nil { // waits for the second batch's computation to store 4
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.computed(), span(1, 4)) {
+		t.Fatalf("computed %v, want each of 1..4 once", r.computed())
+	}
+	other := mustBatch(t, &batchRecorder{}, cachier.WithStore(st), cachier.Name(t.Name()))
+	if _, err := other.Call(ctx, span(1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if st := other.Stats(); st.Hits != 4 {
+		t.Fatalf("%d of 4 results stored, want all, 4 too though its caller left", st.Hits)
+	}
 }
 
 // Two batches that share a store but not a process (two Batch values, each with its

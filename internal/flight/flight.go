@@ -200,6 +200,39 @@ func (g *Group[V]) JoinInlineTask(key string, t Task[V], abandoned func()) (c *C
 	return c, true
 }
 
+// Begin registers a run for key that the caller performs itself, wherever and
+// however it likes, and ends with End, unless a run for key is already in flight:
+// then it joins that one. c is a zero Call the caller provides (a batch allocates
+// the Calls of all its keys at once); it becomes the run only if the caller leads.
+// Either way the caller must Leave, as with Join. Callers that join the run meanwhile
+// wait for End as for any run, and Forget and ForgetAll detach it. It lets one caller
+// lead the runs of many keys (a batch computing them in one call) without a goroutine
+// per key: with Join, each run would be a goroutine that waits for the batch.
+func (g *Group[V]) Begin(key string, c *Call[V]) (run *Call[V], leader bool) {
+	g.mu.Lock()
+	if g.calls == nil {
+		g.calls = map[string]*Call[V]{}
+	}
+	if cur, ok := g.calls[key]; ok {
+		cur.mu.Lock()
+		cur.waiters++
+		cur.mu.Unlock()
+		g.mu.Unlock()
+		return cur, false
+	}
+	c.g, c.key, c.waiters = g, key, 1
+	g.calls[key] = c
+	g.mu.Unlock()
+	return c, true
+}
+
+// End ends a run begun with Begin, with its result: the callers waiting for it get
+// v and err, and the next caller of its key starts a new run. Call it once.
+func (c *Call[V]) End(v V, err error) {
+	c.val, c.err = v, err
+	c.g.ended(c.key, c)
+}
+
 // Replace starts a new run of fn for key, which later callers of Join join, even if a
 // run for key is in flight: that one finishes for the callers that joined it, and no
 // one else. The caller leads the new run and must call Leave as with Join. It serves a
@@ -286,20 +319,25 @@ func (g *Group[V]) run(key string, c *Call[V]) {
 				c.err = &PanicError{Value: r, Stack: debug.Stack()}
 			}
 		}
-		g.mu.Lock()
-		if g.calls[key] == c { // not forgotten and replaced meanwhile
-			delete(g.calls, key)
-		}
-		g.mu.Unlock()
-		c.mu.Lock()
-		c.abandoned = nil
-		c.ended = true
-		if c.done != nil {
-			close(c.done)
-		}
-		c.mu.Unlock()
+		g.ended(key, c)
 	}()
 	c.val, c.err = c.task.Run()
+}
+
+// ended unregisters the run c of key, unless it was forgotten, and wakes its callers.
+func (g *Group[V]) ended(key string, c *Call[V]) {
+	g.mu.Lock()
+	if g.calls[key] == c { // not forgotten and replaced meanwhile
+		delete(g.calls, key)
+	}
+	g.mu.Unlock()
+	c.mu.Lock()
+	c.abandoned = nil
+	c.ended = true
+	if c.done != nil {
+		close(c.done)
+	}
+	c.mu.Unlock()
 }
 
 // Runs handed to goroutines go to idle workers when there are: a worker keeps the

@@ -156,3 +156,52 @@ func TestRunsReuseIdleWorkers(t *testing.T) {
 		t.Fatalf("%d runs in a row ran on %d goroutines; %d workers were idle before", runs, len(seen), before)
 	}
 }
+
+// A run begun with Begin is joined like any run: callers of Join and Begin wait for
+// End and get its result, and after End the next caller leads a new run. A
+// forgotten one ends for its callers without removing the run that replaced it.
+func TestBeginEnd(t *testing.T) {
+	var g Group[int]
+	var runs [3]Call[int]
+	c, leader := g.Begin("k", &runs[0])
+	if !leader || c != &runs[0] {
+		t.Fatalf("first Begin: leader %v, own call %v", leader, c == &runs[0])
+	}
+	j, joined := g.Join(context.Background(), "k", func() (int, error) { t.Error("Join ran a second computation"); return 0, nil }, nil)
+	b, again := g.Begin("k", &runs[1])
+	if joined || again || j != c || b != c {
+		t.Fatalf("Join led %v, Begin led %v, same run %v %v", joined, again, j == c, b == c)
+	}
+	select {
+	case <-j.Done():
+		t.Fatal("done before End")
+	default:
+	}
+	c.End(7, nil)
+	<-j.Done()
+	<-b.Done()
+	for _, x := range []*Call[int]{c, j, b} {
+		if v, err := x.Result(); v != 7 || err != nil {
+			t.Fatalf("result %d, %v", v, err)
+		}
+		x.Leave()
+	}
+	n, leader := g.Begin("k", &runs[1])
+	if !leader || n != &runs[1] {
+		t.Fatal("a Begin after End did not lead a new run")
+	}
+	g.Forget("k")
+	m, leader := g.Begin("k", &runs[2])
+	if !leader {
+		t.Fatal("a Begin after Forget did not lead")
+	}
+	n.End(1, errors.New("old"))
+	<-n.Done()
+	if cur := g.Current("k"); cur != m {
+		t.Fatal("the forgotten run's End removed the run that replaced it")
+	}
+	m.End(2, nil)
+	if g.Current("k") != nil {
+		t.Fatal("End left its run registered")
+	}
+}
