@@ -305,10 +305,15 @@ func (s *Store) Clear(ctx context.Context, namespace string) error {
 
 // DeleteBefore removes the entries of the namespace stored before t.
 func (s *Store) DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error) {
-	res, err := s.coll.DeleteMany(ctx, bson.D{
+	return s.deleteMany(ctx, bson.D{
 		{Key: fNS, Value: namespace},
 		{Key: fStoredAt, Value: bson.D{{Key: "$lt", Value: nanos(t)}}},
 	})
+}
+
+// deleteMany removes the documents filter matches and returns how many.
+func (s *Store) deleteMany(ctx context.Context, filter bson.D) (int, error) {
+	res, err := s.coll.DeleteMany(ctx, filter)
 	if err != nil {
 		return 0, err
 	}
@@ -356,15 +361,12 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 }
 
 // Namespaces lists the namespaces that have entries (the portable layer's lease and
-// counter namespaces among them).
+// counter namespaces among them), in no order: the portable layer sorts them.
 func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 	var nss []string
 	filter := bson.D{{Key: fNS, Value: bson.D{{Key: "$type", Value: "string"}}}}
-	if err := s.coll.Distinct(ctx, fNS, filter).Decode(&nss); err != nil {
-		return nil, err
-	}
-	slices.Sort(nss)
-	return nss, nil
+	err := s.coll.Distinct(ctx, fNS, filter).Decode(&nss)
+	return nss, err
 }
 
 // ClaimTTL is how long a swap claim blocks other swaps of the same value; only a
@@ -527,12 +529,8 @@ func (s *Store) ExpiresNatively() bool { return !s.noTTL.Load() }
 // DeleteExpired implements store.ExpiryCleaner with one DeleteMany, without waiting
 // for the TTL monitor.
 func (s *Store) DeleteExpired(ctx context.Context, namespace string, now time.Time) (int, error) {
-	res, err := s.coll.DeleteMany(ctx, bson.D{
+	return s.deleteMany(ctx, bson.D{
 		{Key: fNS, Value: namespace},
 		{Key: fExpireAt, Value: bson.D{{Key: "$lte", Value: bson.DateTime(now.UnixMilli())}}},
 	})
-	if err != nil {
-		return 0, err
-	}
-	return int(res.DeletedCount), nil
 }
