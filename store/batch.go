@@ -294,11 +294,13 @@ func (p *portable) writeAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 		for i, n := range counters {
 			also[i] = counterKey(n)
 		}
+		var lk leaseKeys
+		var lc leaseCodec
 		for i, k := range ks {
 			// Without a lease, a value no lease record has: nothing is deleted.
-			rks[i], olds[i] = leaseKey(k), noLease
+			rks[i], olds[i] = lk.key(k), noLease
 			if ls[i].Owner.Token != "" {
-				olds[i] = encodeLease(ls[i])
+				olds[i] = lc.encode(ls[i])
 			}
 		}
 		wks, wes := ks, es
@@ -336,7 +338,7 @@ func (p *portable) writeAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 			wks = append(append(make([]Key, 0, n), ks...), marks...)
 			wes = append(append(make([]Entry, 0, n), es...), markEs...)
 			for j, k := range marks {
-				rks[len(ks)+j], olds[len(ks)+j] = leaseKey(k), noLease
+				rks[len(ks)+j], olds[len(ks)+j] = lk.key(k), noLease
 			}
 		}
 		deleted, errs, vals, err := sb.SetAndDeleteMany(ctx, wks, wes, rks, olds, also)

@@ -333,10 +333,13 @@ func (p *portable) AcquireMany(ctx context.Context, ks []Key, o Owner, ttl time.
 		return ls, errs, nil
 	}
 	now := p.clk.Now()
-	rks, nexts := make([]Key, len(ks)), make([]*Entry, len(ks))
+	rks, nexts, es := make([]Key, len(ks)), make([]*Entry, len(ks)), make([]Entry, len(ks))
+	var lk leaseKeys
+	var lc leaseCodec
 	for i, k := range ks {
 		ls[i] = Lease{Key: k, Owner: o, ExpiresAt: now.Add(ttl)}
-		rks[i], nexts[i] = leaseKey(k), &Entry{Value: encodeLease(ls[i]), StoredAt: now}
+		es[i] = Entry{Value: lc.encode(ls[i]), StoredAt: now}
+		rks[i], nexts[i] = lk.key(k), &es[i]
 	}
 	var slow []int // keys for Acquire's own protocol
 	swapped, err := sb.SwapMany(ctx, rks, make([][]byte, len(ks)), nexts)
@@ -402,8 +405,10 @@ func (p *portable) ReleaseMany(ctx context.Context, ls []Lease) ([]error, error)
 		return errs, ctx.Err()
 	}
 	rks, olds := make([]Key, len(ls)), make([][]byte, len(ls))
+	var lk leaseKeys
+	var lc leaseCodec
 	for i, l := range ls {
-		rks[i], olds[i] = leaseKey(l.Key), encodeLease(l)
+		rks[i], olds[i] = lk.key(l.Key), lc.encode(l)
 	}
 	swapped, err := sb.SwapMany(ctx, rks, olds, make([]*Entry, len(ls)))
 	var rest []int

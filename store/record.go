@@ -18,6 +18,36 @@ const InternalPrefix = "\x01"
 // leaseKey returns the record that holds the lease of k.
 func leaseKey(k Key) Key { return Key{Namespace: InternalPrefix + k.Namespace, ID: k.ID} }
 
+// leaseKeys makes the lease records of many keys, as leaseKey does: the namespace of
+// their records is made once for each run of keys of one namespace, where leaseKey
+// made it once per key (a batch's 100 keys made 100 equal strings).
+type leaseKeys struct{ ns, internal string }
+
+// key returns the record that holds the lease of k.
+func (c *leaseKeys) key(k Key) Key {
+	if c.internal == "" || k.Namespace != c.ns {
+		c.ns, c.internal = k.Namespace, InternalPrefix+k.Namespace
+	}
+	return Key{Namespace: c.internal, ID: k.ID}
+}
+
+// leaseCodec encodes many leases, as encodeLease does: a lease of the owner and
+// expiry of the one before gets the same bytes, since the record does not name its
+// key (the leases of a batch are one owner's, taken at one time). The bytes are
+// shared: nobody may write them.
+type leaseCodec struct {
+	last Lease
+	b    []byte
+}
+
+// encode returns l's record.
+func (c *leaseCodec) encode(l Lease) []byte {
+	if c.b == nil || l.Owner != c.last.Owner || l.ExpiresAt.UnixNano() != c.last.ExpiresAt.UnixNano() {
+		c.last, c.b = l, encodeLease(l)
+	}
+	return c.b
+}
+
 // counterKey returns the record that holds counter name.
 func counterKey(name string) Key { return Key{Namespace: InternalPrefix, ID: name} }
 

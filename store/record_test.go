@@ -269,3 +269,31 @@ func TestNotFound(t *testing.T) {
 		t.Errorf("NotFound = %q; want an error matching ErrNotFound that names ns/id", err)
 	}
 }
+
+// leaseKeys and leaseCodec, which a batch uses to name and encode its leases, give
+// what leaseKey and encodeLease give, key after key, whatever changes between keys:
+// the namespace, the owner (host, pid, token), the expiry.
+func TestLeaseKeysAndCodec(t *testing.T) {
+	at := time.Unix(1700000000, 5)
+	o := Owner{Host: "h", PID: 1, Token: "t"}
+	ls := []Lease{
+		{Key: Key{Namespace: "a", ID: "1"}, Owner: o, ExpiresAt: at},
+		{Key: Key{Namespace: "a", ID: "2"}, Owner: o, ExpiresAt: at},
+		{Key: Key{Namespace: "b", ID: "1"}, Owner: o, ExpiresAt: at},
+		{Key: Key{Namespace: "a", ID: "3"}, Owner: o, ExpiresAt: at.Add(1)},
+		{Key: Key{Namespace: "a", ID: "4"}, Owner: Owner{Host: "h", PID: 1, Token: "u"}, ExpiresAt: at.Add(1)},
+		{Key: Key{Namespace: "a", ID: "5"}, Owner: Owner{Host: "h", PID: 2, Token: "u"}, ExpiresAt: at.Add(1)},
+		{Key: Key{Namespace: "a", ID: "6"}, Owner: Owner{Host: "g", PID: 2, Token: "u"}, ExpiresAt: at.Add(1)},
+		{Key: Key{Namespace: "", ID: "7"}, Owner: Owner{Host: "g", PID: 2, Token: "u"}, ExpiresAt: at.Add(1)},
+	}
+	var lk leaseKeys
+	var lc leaseCodec
+	for _, l := range ls {
+		if got, want := lk.key(l.Key), leaseKey(l.Key); got != want {
+			t.Errorf("leaseKeys.key(%+v) = %+v, want %+v", l.Key, got, want)
+		}
+		if got, want := lc.encode(l), encodeLease(l); !bytes.Equal(got, want) {
+			t.Errorf("leaseCodec.encode(%+v) = %q, want %q", l, got, want)
+		}
+	}
+}

@@ -49,9 +49,15 @@ var _ store.IntoBatcher = (*driver)(nil)
 func (s *driver) getManyInto(ctx context.Context, ks []store.Key, es []store.Entry, errs []error) error {
 	nb := s.keys.namesPooled(ks)
 	defer nb.put() // the names went to the wire; nothing holds them after getMany
+	// The batch's misses share one allocation, where each cost one.
+	var misses []notFoundError
 	return s.getMany(ctx, nb, func(i int, rec string, found bool) {
 		if !found {
-			es[i], errs[i] = store.Entry{}, &notFoundError{ks[i]}
+			if misses == nil {
+				misses = make([]notFoundError, len(ks))
+			}
+			misses[i].k = ks[i]
+			es[i], errs[i] = store.Entry{}, &misses[i]
 			return
 		}
 		// An empty record is damage, as Get reports it: no record is empty (the

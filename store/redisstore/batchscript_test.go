@@ -436,3 +436,26 @@ func runWriteTwin(t *testing.T, s *Store, writes, marks []writeCase, alsoOf func
 	}
 	w.compare()
 }
+
+// The misses of one batched read share an allocation; each still names its own key.
+func TestGetManyMissesNameTheirKeys(t *testing.T) {
+	s := newSingle(t)
+	ns := storetest.Namespace(t)
+	ks := []store.Key{{Namespace: ns, ID: "a"}, {Namespace: ns, ID: "present"}, {Namespace: ns, ID: "b"}}
+	if err := s.Set(context.Background(), ks[1], store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Delete(context.Background(), ks[1]) })
+	_, errs, err := s.GetMany(context.Background(), ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 2} {
+		if !errors.Is(errs[i], store.ErrNotFound) || !strings.Contains(errs[i].Error(), ks[i].String()) {
+			t.Errorf("miss %d: %v; want ErrNotFound naming %s", i, errs[i], ks[i])
+		}
+	}
+	if errs[1] != nil {
+		t.Errorf("hit: %v", errs[1])
+	}
+}
