@@ -132,10 +132,30 @@ func (s *Store) find(ctx context.Context, filter bson.D, docs map[string]bson.Ra
 		return err
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
+	return collect(ctx, mongoCursor{cur}, docs)
+}
+
+// docCursor is what collect reads off a *mongo.Cursor (mongoCursor); a test gives it
+// one that reuses its buffer, as the driver may: its Current is documented valid only
+// until the next Next, although v2.9 happens to read each reply into a new buffer.
+type docCursor interface {
+	Next(context.Context) bool
+	Err() error
+	current() bson.Raw
+}
+
+// mongoCursor is a *mongo.Cursor as a docCursor.
+type mongoCursor struct{ *mongo.Cursor }
+
+func (c mongoCursor) current() bson.Raw { return c.Current }
+
+// collect adds the documents of cur to docs, by _id.
+func collect(ctx context.Context, cur docCursor, docs map[string]bson.Raw) error {
 	for cur.Next(ctx) {
-		if id, ok := cur.Current.Lookup(fID).StringValueOK(); ok {
-			// cur.Current is reused by the next Next: each document keeps its own copy.
-			docs[id] = append(bson.Raw(nil), cur.Current...)
+		raw := cur.current()
+		if id, ok := raw.Lookup(fID).StringValueOK(); ok {
+			// The next Next may overwrite raw: each document keeps its own copy.
+			docs[id] = append(bson.Raw(nil), raw...)
 		}
 	}
 	return cur.Err()
