@@ -308,7 +308,7 @@ func (b *Batch[A, R]) CallOne(ctx context.Context, arg A, opts ...Option) (R, er
 //     single calls and other batches), or start them. For the keys it started, the
 //     call takes the store's calculation leases in key order, never waiting while it
 //     holds one, so that no two batches can deadlock: in one round trip where the
-//     store can (store.AcquireMany; a pipeline on Redis), then one batched read that
+//     store can (store.AcquireMany; one script on one Redis server), then one batched read that
 //     re-checks their entries and reads the invalidation epoch. It computes the keys
 //     it got in one call of the function and writes the results, releases their
 //     leases and reads the epoch again in one more round trip where the store can

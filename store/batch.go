@@ -114,7 +114,8 @@ func Each(n, limit int, f func(i int)) {
 }
 
 // SwapBatcher is an optional capability of [Swapper] drivers that apply many swaps in
-// one round trip (a pipeline of the swap script on Redis, split by slot on a cluster).
+// one round trip (one script on one Redis server, a pipeline of the swap script split
+// by slot on a cluster).
 // The portable layer uses it to take and give up the calculation leases of a batch's
 // missing keys in one round trip rather than one per key ([AcquireMany],
 // [ReleaseMany]). Without it, leases are taken one at a time, in the order given.
@@ -166,8 +167,7 @@ func ReleaseMany(ctx context.Context, s Store, ls []Lease) ([]error, error) {
 }
 
 // SetAndDeleteBatcher is an optional capability of [WriteAndReleaser] drivers that
-// run many SetAndDeletes in one round trip (a pipeline of the script on one Redis
-// primary). The portable layer uses it for [WriteReleaseBatcher]: a batch's computed
+// run many SetAndDeletes in one round trip (one script on one Redis primary). The portable layer uses it for [WriteReleaseBatcher]: a batch's computed
 // entries are written, their leases given up and the counters read after the writes,
 // all in one round trip.
 type SetAndDeleteBatcher interface {
@@ -204,7 +204,7 @@ var _ WriteReleaseBatcher = (*portable)(nil)
 
 // SetAndDeleteSwapBatcher is an optional capability of [SetAndDeleteBatcher] drivers
 // that also compare and swap some records after the writes, in the same round trip
-// (Swap's script in the same pipeline on one Redis primary).
+// (in the writes' script on one Redis primary).
 type SetAndDeleteSwapBatcher interface {
 	// SetAndDeleteManySwap is SetAndDeleteMany followed, after every write of ks, by
 	// Swap(sks[j], solds[j], &ses[j]) for every j; swapped[j] reports each swap. A
@@ -305,8 +305,8 @@ func (p *portable) writeAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 		}
 		wks, wes := ks, es
 		if swap {
-			// The marks are swapped after the writes: by the last scripts of the
-			// pipeline where the driver can, otherwise in a round trip of their own.
+			// The marks are swapped after the writes: in the same round trip where the
+			// driver can (after them, in its script on Redis), otherwise in one of their own.
 			var deleted []bool
 			var errs []error
 			var vals [][]byte
@@ -333,8 +333,8 @@ func (p *portable) writeAndReleaseMany(ctx context.Context, ks []Key, es []Entry
 			return errs, relErrs, vs, swapped, err
 		}
 		if len(marks) > 0 {
-			// The marks are written by the last scripts of the pipeline, which the one
-			// server runs after every write of ks; they hold no lease.
+			// The marks are written last, in the same ordered round trip (on Redis,
+			// by the same script), after every write of ks; they hold no lease.
 			wks = append(append(make([]Key, 0, n), ks...), marks...)
 			wes = append(append(make([]Entry, 0, n), es...), markEs...)
 			for j, k := range marks {

@@ -102,6 +102,12 @@
 // and an EVALSHA (Swap) each; when another owner holds the lease, Acquire costs the
 // GET alone.
 //
+// A batch (cachier's WrapBatch) takes its leases with SwapMany and writes its results
+// with SetAndDeleteManySwap: on one primary each is one script for the whole batch
+// (one EVALSHA per 512 keys, in one pipeline), which applies the single-key script's
+// Lua to each key in turn; on a Cluster or Ring SwapMany is a pipeline of Swap's
+// script, split by slot, and the writes go through the portable layer's fallback.
+//
 // # Notifications
 //
 // The driver implements store.Notifier with Redis pub/sub: one subscription
