@@ -207,6 +207,8 @@ func decodeEntry(k store.Key, raw bson.Raw) (store.Entry, error) {
 	if id, ok := raw.Lookup(fKeyID).StringValueOK(); !ok || id != k.ID {
 		return store.Entry{}, corrupt(k, "document has no id %q", k.ID)
 	}
+	// Only the int64 the store writes: AsInt64OK would take an int32 or a double too,
+	// and a double cannot hold today's Unix nanoseconds exactly (a wrong time).
 	v := raw.Lookup(fStoredAt)
 	at, ok := v.Int64OK()
 	if !ok {
@@ -332,25 +334,11 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 		}
 		defer cur.Close(context.WithoutCancel(ctx))
 		for cur.Next(ctx) {
-			var d struct {
-				ID       string    `bson:"id"`
-				StoredAt int64     `bson:"stored_at"`
-				Size     int64     `bson:"size"`
-				ExpireAt time.Time `bson:"expire_at"`
-			}
-			var info store.Info
-			if err := cur.Decode(&d); err != nil {
+			info, err := decodeInfo(namespace, cur.Current)
+			if err != nil {
 				err = fmt.Errorf("%w: entry %v of %q: %w", ErrCorrupt, cur.Current.Lookup(fID), namespace, err)
-				if !yield(info, err) {
-					return
-				}
-				continue
 			}
-			info = store.Info{Key: store.Key{Namespace: namespace, ID: d.ID}, Size: d.Size, StoredAt: fromNanos(d.StoredAt)}
-			if !d.ExpireAt.IsZero() && d.ExpireAt.Unix() != 0 {
-				info.ExpiresAt = d.ExpireAt
-			}
-			if !yield(info, nil) {
+			if !yield(info, err) {
 				return
 			}
 		}
@@ -358,6 +346,36 @@ func (s *Store) Entries(ctx context.Context, namespace string) iter.Seq2[store.I
 			yield(store.Info{}, err)
 		}
 	}
+}
+
+// decodeInfo reads a document of Entries as strictly as decodeEntry reads an entry:
+// decoding into Go types would take a stored_at or size of any number type, a
+// boolean or a null, and list a time or size made up from it (a double cannot hold
+// today's Unix nanoseconds exactly).
+func decodeInfo(namespace string, raw bson.Raw) (store.Info, error) {
+	id, ok := raw.Lookup(fKeyID).StringValueOK()
+	if !ok {
+		return store.Info{}, fmt.Errorf("%s: want a string, have %s", fKeyID, raw.Lookup(fKeyID).Type)
+	}
+	v := raw.Lookup(fStoredAt)
+	at, ok := v.Int64OK()
+	if !ok {
+		return store.Info{}, fmt.Errorf("%s: want an int64, have %s", fStoredAt, v.Type)
+	}
+	v = raw.Lookup(fSize)
+	size, ok := v.Int64OK()
+	if !ok {
+		return store.Info{}, fmt.Errorf("%s: want an int64, have %s", fSize, v.Type)
+	}
+	info := store.Info{Key: store.Key{Namespace: namespace, ID: id}, Size: size, StoredAt: fromNanos(at)}
+	if v, err := raw.LookupErr(fExpireAt); err == nil {
+		dt, ok := v.DateTimeOK()
+		if !ok {
+			return store.Info{}, fmt.Errorf("%s is a %s, not a date", fExpireAt, v.Type)
+		}
+		info.ExpiresAt = time.UnixMilli(dt)
+	}
+	return info, nil
 }
 
 // Namespaces lists the namespaces that have entries (the portable layer's lease and

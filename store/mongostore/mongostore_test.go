@@ -100,15 +100,17 @@ func newStore(t testing.TB, opts *Options) (*Store, *mongo.Collection) {
 }
 
 // TestGarbledDocuments writes documents the store did not write where it looks, and
-// checks that each is a miss matching ErrCorrupt, never a value.
+// checks that each is a miss matching ErrCorrupt, never a value, and that Entries
+// lists none whose id, stored_at or size is garbled but reports ErrCorrupt instead.
 func TestGarbledDocuments(t *testing.T) {
 	s, coll := newStore(t, nil)
 	ctx := context.Background()
 	k := store.Key{Namespace: "ns", ID: "k"}
 	id := docID(k)
+	at := time.Now()
 	good := func() bson.D {
 		return bson.D{{Key: "_id", Value: id}, {Key: fNS, Value: k.Namespace}, {Key: fKeyID, Value: k.ID},
-			{Key: fStoredAt, Value: int64(1)}, {Key: fValue, Value: bson.Binary{Data: []byte("v")}}}
+			{Key: fStoredAt, Value: at.UnixNano()}, {Key: fSize, Value: int64(1)}, {Key: fValue, Value: bson.Binary{Data: []byte("v")}}}
 	}
 	with := func(name string, v any) bson.D {
 		d := good()
@@ -122,34 +124,63 @@ func TestGarbledDocuments(t *testing.T) {
 		}
 		return d
 	}
-	cases := map[string]bson.D{
-		"no value":        with(fValue, nil),
-		"string value":    with(fValue, "v"),
-		"uuid value":      with(fValue, bson.Binary{Subtype: bson.TypeBinaryUUID, Data: make([]byte, 16)}),
-		"no stored_at":    with(fStoredAt, nil),
-		"date stored_at":  with(fStoredAt, bson.NewDateTimeFromTime(time.Now())),
-		"other namespace": with(fNS, "other"),
-		"other id":        with(fKeyID, "other"),
-		"numeric id":      with(fKeyID, 7),
-		"empty document":  {{Key: "_id", Value: id}},
-	}
-	for name, doc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if _, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true)); err != nil {
+	for _, tc := range []struct {
+		name   string
+		doc    bson.D
+		get    bool // a field Get reads is garbled: it must miss with ErrCorrupt
+		listed bool // a field Entries lists is garbled: it must report ErrCorrupt
+	}{
+		{"no value", with(fValue, nil), true, false},
+		{"string value", with(fValue, "v"), true, false},
+		{"uuid value", with(fValue, bson.Binary{Subtype: bson.TypeBinaryUUID, Data: make([]byte, 16)}), true, false},
+		{"no stored_at", with(fStoredAt, nil), true, true},
+		{"date stored_at", with(fStoredAt, bson.NewDateTimeFromTime(at)), true, true},
+		// A double cannot hold today's Unix nanoseconds exactly: read as a number,
+		// it would be a time some hundred nanoseconds off.
+		{"double stored_at", with(fStoredAt, float64(at.UnixNano())), true, true},
+		{"int32 stored_at", with(fStoredAt, int32(1)), true, true},
+		{"boolean stored_at", with(fStoredAt, true), true, true},
+		{"null stored_at", with(fStoredAt, bson.Null{}), true, true},
+		{"double size", with(fSize, 1.0), false, true},
+		{"string expire_at", append(good(), bson.E{Key: fExpireAt, Value: "tomorrow"}), true, true},
+		{"other namespace", with(fNS, "other"), true, false},
+		{"other id", with(fKeyID, "other"), true, false},
+		{"numeric id", with(fKeyID, 7), true, true},
+		{"empty document", bson.D{{Key: "_id", Value: id}, {Key: fNS, Value: k.Namespace}}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, tc.doc, options.Replace().SetUpsert(true)); err != nil {
 				t.Fatal(err)
 			}
-			got, err := s.Get(ctx, k)
-			if !errors.Is(err, store.ErrNotFound) || !errors.Is(err, ErrCorrupt) {
-				t.Errorf("Get over %s = %q, %v; want an error matching store.ErrNotFound and ErrCorrupt", name, got.Value, err)
+			if got, err := s.Get(ctx, k); tc.get && (!errors.Is(err, store.ErrNotFound) || !errors.Is(err, ErrCorrupt)) {
+				t.Errorf("Get over %s = %q at %v, %v; want an error matching store.ErrNotFound and ErrCorrupt", tc.name, got.Value, got.StoredAt, err)
+			}
+			if !tc.listed {
+				return
+			}
+			n := 0
+			for info, err := range s.Entries(ctx, k.Namespace) {
+				n++
+				if !errors.Is(err, ErrCorrupt) {
+					t.Errorf("Entries over %s yields %+v, %v; want an error matching ErrCorrupt", tc.name, info, err)
+				}
+			}
+			if n != 1 {
+				t.Errorf("Entries over %s yields %d results; want 1", tc.name, n)
 			}
 		})
 	}
-	// The well-formed document reads.
+	// The well-formed document reads, and is listed.
 	if _, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, good()); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Get(ctx, k); err != nil || string(got.Value) != "v" {
-		t.Errorf("Get of a good document = %q, %v", got.Value, err)
+	if got, err := s.Get(ctx, k); err != nil || string(got.Value) != "v" || !got.StoredAt.Equal(time.Unix(0, at.UnixNano())) {
+		t.Errorf("Get of a good document = %q at %v, %v; want \"v\" at %v", got.Value, got.StoredAt, err, at)
+	}
+	for info, err := range s.Entries(ctx, k.Namespace) {
+		if err != nil || info.Key != k || info.Size != 1 || !info.StoredAt.Equal(time.Unix(0, at.UnixNano())) {
+			t.Errorf("Entries of a good document: %+v, %v", info, err)
+		}
 	}
 }
 
