@@ -69,13 +69,14 @@ func TestBatchesNotifyPostgres(t *testing.T) {
 	})
 }
 
-// Batches whose keys overlap take their leases in the order given (sorted, as
-// cachier's Batch gives them): 4 stores, each with its own connections, create and
-// delete the records of overlapping runs of 400 keys at once, round after round,
-// and no SwapMany ever fails. Rows inserted in any other order would let two batches
-// each wait for a row the other inserted: PostgreSQL aborts one with a deadlock
-// (SQLSTATE 40P01), which the portable layer would hide by taking the leases again
-// one at a time; so this calls the driver's SwapMany itself.
+// Batches whose keys overlap take their leases, and write their entries, in the order
+// given (sorted, as cachier's Batch gives them): 4 stores, each with its own
+// connections, create the records of overlapping runs of 400 keys at once, then write
+// the entries of all 400 and delete the records they created, round after round, and
+// no call ever fails. Rows written in any other order would let two batches each wait
+// for a row the other wrote: PostgreSQL aborts one with a deadlock (SQLSTATE 40P01),
+// which the portable layer would hide (by taking the leases again one at a time; by
+// releasing them again); so this calls the driver itself.
 func TestSwapManyOverlappingBatchesPostgres(t *testing.T) {
 	db := openPostgres(t)
 	table := freshTable(t, db, sqlstore.Postgres)
@@ -110,16 +111,28 @@ func TestSwapManyOverlappingBatchesPostgres(t *testing.T) {
 					errs <- fmt.Errorf("SwapMany creating: %w", err)
 					return
 				}
-				var mine []store.Key
-				var olds [][]byte
-				for i, ok := range created {
-					if ok {
-						mine, olds = append(mine, ks[i]), append(olds, nexts[i].Value)
+				// The entries of the keys, written over one another's, and the
+				// records created deleted, in one SetAndDeleteMany.
+				eks := make([]store.Key, len(ks))
+				es := make([]store.Entry, len(ks))
+				olds := make([][]byte, len(ks))
+				for i, k := range ks {
+					eks[i] = store.Key{Namespace: "overlap-entries", ID: k.ID}
+					es[i] = *nexts[i]
+					if created[i] {
+						olds[i] = nexts[i].Value
 					}
 				}
-				if _, err := stores[w].SwapMany(ctx, mine, olds, make([]*store.Entry, len(mine))); err != nil {
-					errs <- fmt.Errorf("SwapMany deleting: %w", err)
+				deleted, _, _, err := stores[w].SetAndDeleteMany(ctx, eks, es, ks, olds, nil)
+				if err != nil {
+					errs <- fmt.Errorf("SetAndDeleteMany: %w", err)
 					return
+				}
+				for i := range deleted {
+					if deleted[i] != created[i] {
+						errs <- fmt.Errorf("SetAndDeleteMany %s: deleted %v, created %v", ks[i], deleted[i], created[i])
+						return
+					}
 				}
 				errs <- nil
 			}()
