@@ -390,3 +390,49 @@ func TestGenerationTTLSeesNewerEntries(t *testing.T) {
 func appendEntry(dst []byte, gen uint64, storedAt time.Time, ns, id string, value []byte) []byte {
 	return appendEntryExp(dst, gen, storedAt, time.Time{}, ns, id, value)
 }
+
+// TestRandomGen checks that a new generation counter starts odd (never zero) and
+// below 2^63, so that incr has 2^63 steps before memcached wraps it at 2^64, and
+// random over that range, so that a counter memcached evicted comes back as a value
+// no old record holds: the counter created by a first Set included.
+func TestRandomGen(t *testing.T) {
+	const n = 1000 // a draw that breaks a rule half the time passes n of them with p = 2^-n
+	check := func(what string, g uint64) {
+		t.Helper()
+		if g%2 == 0 || g >= 1<<63 {
+			t.Fatalf("%s = %d (%#x); want an odd number below 2^63", what, g, g)
+		}
+	}
+	high := 0 // draws at or above 2^62: about half of them
+	seen := make(map[uint64]bool, n)
+	for range n {
+		g := randomGen()
+		check("randomGen()", g)
+		if g >= 1<<62 {
+			high++
+		}
+		seen[g] = true
+	}
+	if high == 0 || high == n || len(seen) < n {
+		t.Errorf("randomGen: %d distinct values in %d draws, %d at or above 2^62; want random values below 2^63", len(seen), n, high)
+	}
+
+	// Counters created by first Sets: a writer that broke both rules would pass
+	// each with p = 1/4, so there are enough of them.
+	s, c := newStore(t, nil)
+	for i := range 24 {
+		ns := fmt.Sprintf("%s-%d", storetest.Namespace(t), i)
+		if err := s.Set(context.Background(), store.Key{Namespace: ns, ID: "k"}, store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		it, err := c.Get(s.genKey(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, ok := parseGen(it.Value)
+		if !ok {
+			t.Fatalf("generation counter holds %q", it.Value)
+		}
+		check("the counter a first Set creates", g)
+	}
+}
