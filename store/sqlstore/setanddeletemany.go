@@ -37,8 +37,7 @@ func (s *Store) SetAndDeleteMany(ctx context.Context, ks []store.Key, es []store
 		return nil, nil, nil, err
 	}
 	if len(ks) == 0 {
-		vals, err := s.readAlso(ctx, also)
-		return []bool{}, []error{}, vals, err
+		return []bool{}, []error{}, nil, nil // no write sent: nothing read either
 	}
 	switch {
 	case s.dialect == Postgres && distinct(ks) && distinct(rks):
