@@ -24,7 +24,8 @@ var _ store.SetAndDeleteBatcher = (*Store)(nil)
 //     SetAndDelete, the reads see the database as of the statement's start.
 //   - On SQLite, every upsert and delete, then the reads, in one transaction.
 //   - On MySQL, one multi-row upsert of every entry per maxSwapRows keys, in the
-//     order given, then the deletes, several at once, then the reads.
+//     order given, then the deletes as SwapMany makes them (one statement on
+//     MariaDB), then the reads.
 //   - Otherwise, SetAndDelete one key at a time, in order, then the reads.
 //
 // A batch that names a record twice (or, on PostgreSQL, a key twice) runs as the
@@ -257,7 +258,7 @@ func (s *Store) setAndDeleteManyTx(ctx context.Context, ks []store.Key, es []sto
 // setAndDeleteManyMySQL is SetAndDeleteMany on MySQL, of distinct records: the
 // entries in one multi-row upsert per maxSwapRows keys, in order (a batch whose
 // upsert is refused as too large writes its entries one at a time, to say which);
-// then the deletes, independent of one another, several at once; then the reads.
+// then the deletes, with SwapMany; then the reads.
 func (s *Store) setAndDeleteManyMySQL(ctx context.Context, ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key) ([]bool, []error, [][]byte, error) {
 	errs := make([]error, len(ks))
 	e := s.dialect.quote(s.table)
@@ -288,15 +289,24 @@ func (s *Store) setAndDeleteManyMySQL(ctx context.Context, ks []store.Key, es []
 			return nil, nil, nil, err
 		}
 	}
-	deleted := make([]bool, len(ks))
-	derrs := make([]error, len(ks))
-	store.Each(len(ks), maxParallelSwaps, func(i int) {
+	// The records to delete: those whose entries were written.
+	var at []int
+	var dks []store.Key
+	var dolds [][]byte
+	for i := range ks {
 		if olds[i] != nil && errs[i] == nil {
-			deleted[i], derrs[i] = s.Swap(ctx, rks[i], olds[i], nil)
+			at, dks, dolds = append(at, i), append(dks, rks[i]), append(dolds, olds[i])
 		}
-	})
-	if err := errors.Join(derrs...); err != nil {
-		return nil, nil, nil, err
+	}
+	deleted := make([]bool, len(ks))
+	if len(dks) > 0 {
+		swapped, err := s.SwapMany(ctx, dks, dolds, make([]*store.Entry, len(dks)))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for j, i := range at {
+			deleted[i] = swapped[j]
+		}
 	}
 	vals, err := s.readAlso(ctx, also)
 	if err != nil {

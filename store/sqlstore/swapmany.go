@@ -37,6 +37,8 @@ const maxParallelSwaps = 16
 //     id = id, in the order given, then one read of the records: a record that holds
 //     exactly next's bytes after it was created by it. (A record that already held
 //     them counts as created too: for a lease, the same owner's same lease.)
+//     On MariaDB a batch of deletes is one DELETE … WHERE (namespace = ? AND id = ?
+//     AND value = ?) OR … RETURNING the rows it deleted.
 //   - Otherwise (a batch that mixes kinds of swap or repeats a key, a swap of nothing
 //     for nothing), one Swap at a time, in order; deletes of distinct keys, which do
 //     not depend on one another, several at once.
@@ -64,6 +66,14 @@ func (s *Store) SwapMany(ctx context.Context, ks []store.Key, olds [][]byte, nex
 		return s.swapManyTx(ctx, ks, olds, nexts)
 	case s.dialect == MySQL && creates && distinct(ks):
 		return s.createManyMySQL(ctx, ks, nexts)
+	}
+	if deletes && s.dialect == MySQL && distinct(ks) {
+		if err := s.init(ctx); err != nil { // sets returning
+			return nil, err
+		}
+		if s.returning {
+			return s.deleteManyMariaDB(ctx, ks, olds)
+		}
 	}
 	swapped := make([]bool, len(ks))
 	if deletes && distinct(ks) {
@@ -256,4 +266,48 @@ func derefs(es []*store.Entry) []store.Entry {
 		out[i] = *e
 	}
 	return out
+}
+
+// deleteManyMariaDB deletes, on MariaDB, the record of each of ks (distinct) whose
+// value is olds[i], with one DELETE … RETURNING per maxSwapRows keys, and reports
+// which it deleted. The condition is a disjunction of primary-key equalities, which
+// MariaDB reads as ranges of the primary key: no scan, and rows locked in key order.
+func (s *Store) deleteManyMariaDB(ctx context.Context, ks []store.Key, olds [][]byte) ([]bool, error) {
+	swapped := make([]bool, len(ks))
+	at := make(map[store.Key]int, len(ks))
+	for i, k := range ks {
+		at[k] = i
+	}
+	for from := 0; from < len(ks); from += maxSwapRows {
+		to := min(from+maxSwapRows, len(ks))
+		var b strings.Builder
+		b.WriteString(`DELETE FROM ` + s.dialect.quote(s.table) + ` WHERE `)
+		args := make([]any, 0, 3*(to-from))
+		for i := from; i < to; i++ {
+			if i > from {
+				b.WriteString(` OR `)
+			}
+			b.WriteString(`(namespace = ? AND id = ? AND value = ?)`)
+			args = append(args, ks[i].Namespace, ks[i].ID, olds[i])
+		}
+		b.WriteString(` RETURNING namespace, id`)
+		_, err := read(ctx, s, b.String(), args, func(r *sql.Rows) (struct{}, error) {
+			for r.Next() {
+				var ns, id []byte
+				if err := r.Scan(&ns, &id); err != nil {
+					return struct{}{}, err
+				}
+				i, ok := at[store.Key{Namespace: string(ns), ID: string(id)}]
+				if !ok {
+					return struct{}{}, fmt.Errorf("sqlstore: SwapMany deleted %q/%q, which it was not given", ns, id)
+				}
+				swapped[i] = true
+			}
+			return struct{}{}, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return swapped, nil
 }
