@@ -72,7 +72,8 @@
 // [Store.SwapMany] is, on PostgreSQL, one multi-row INSERT … ON CONFLICT DO NOTHING of
 // every lease record, in the (sorted) order given, so that overlapping batches cannot
 // deadlock, and one multi-row DELETE of the records released; on SQLite one
-// transaction of Swaps; on MySQL one multi-row insert and one read to take them. [Store.SetAndDeleteMany] stores the batch's results and
+// transaction of Swaps; on MySQL one multi-row insert and one read to take them, and
+// on MariaDB one DELETE … RETURNING to give them up. [Store.SetAndDeleteMany] stores the batch's results and
 // releases its leases in one statement on PostgreSQL, one transaction on SQLite, and
 // one multi-row upsert (then the deletes) on MySQL.
 //
