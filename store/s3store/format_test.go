@@ -64,3 +64,38 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeHeader checks the Info a listing reads from an object's first bytes and
+// its size in the listing; a listed size shorter than the header read (the object was
+// rewritten with a longer header between the listing and the read) is corrupt, never
+// an entry of negative size.
+func TestDecodeHeader(t *testing.T) {
+	at, exp := time.Unix(1_700_000_000, 123), time.Unix(1_700_003_600, 456)
+	plain := encodeEntry(store.Entry{Value: []byte("hello"), StoredAt: at})
+	expiring := encodeEntry(store.Entry{Value: []byte("hello"), StoredAt: at, ExpiresAt: exp})
+	for _, b := range [][]byte{plain, expiring} {
+		head := b[:min(len(b), store.MaxRecordHeader)] // what the ranged read returns
+		e, why := decodeEntry(b)
+		if why != "" || e.StoredAt.IsZero() {
+			t.Fatalf("decodeEntry: %s", why)
+		}
+		info, why := decodeHeader(head, listed{id: "k", size: int64(len(b))})
+		want := store.Info{Key: store.Key{ID: "k"}, Size: 5, StoredAt: e.StoredAt, ExpiresAt: e.ExpiresAt}
+		if why != "" || info != want {
+			t.Errorf("decodeHeader of %d bytes = %+v, %q; want %+v", len(b), info, why, want)
+		}
+	}
+	head := expiring[:store.MaxRecordHeader]
+	for name, tc := range map[string]struct {
+		b    []byte
+		size int64
+	}{
+		"listed shorter than its header": {head, int64(len(plain))},
+		"tagged":                         {store.AppendRecord(nil, store.Entry{}, []byte("t")), 100},
+		"foreign":                        {[]byte("just some bytes someone put here, long enough"), 100},
+	} {
+		if info, why := decodeHeader(tc.b, listed{id: "k", size: tc.size}); why == "" {
+			t.Errorf("%s: decodeHeader = %+v; want it corrupt", name, info)
+		}
+	}
+}
