@@ -413,7 +413,7 @@ func (s *Store) readHeader(ctx context.Context, o listed) (store.Info, error) {
 		if isNotFound(err) {
 			return store.Info{}, store.ErrNotFound
 		}
-		if apiCode(err) == "InvalidRange" { // shrank below the header since the listing
+		if apiCode(err) == "InvalidRange" { // emptied since the listing: no range of nothing is satisfiable
 			return store.Info{}, corrupt(o.name, "shorter than the header")
 		}
 		return store.Info{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -502,4 +503,44 @@ func TestCounters(t *testing.T) {
 		t.Errorf("Versions after Bump repaired it = %v, %v; want [%d]", got, err, v2)
 	}
 	_ = s.Clear(ctx, "ns")
+}
+
+// TestTombstonesAreNotCorrupt checks that listings skip a record Swap deleted (a
+// one-byte tombstone) without reading it or warning that it is corrupt, as they warn
+// of an object that is.
+func TestTombstonesAreNotCorrupt(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var logged bytes.Buffer
+	s, client := newStore(t, &s3store.Options{Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))})
+	ns := "tombstones"
+	k := store.Key{Namespace: ns, ID: "deleted"}
+	if ok, err := s.Swap(ctx, k, nil, &store.Entry{Value: []byte("v"), StoredAt: time.Now()}); err != nil || !ok {
+		t.Fatalf("Swap(nil -> v) = %v, %v", ok, err)
+	}
+	if ok, err := s.Swap(ctx, k, []byte("v"), nil); err != nil || !ok {
+		t.Fatalf("Swap(v -> nil) = %v, %v", ok, err)
+	}
+	putRaw(t, client, s.Prefix()+ns+"/e/garbled", []byte("<html>not ours</html> and some more bytes to pass the header"))
+	for info, err := range s.Entries(ctx, ns) {
+		t.Errorf("Entries over a tombstone and a corrupt object: %+v, %v", info, err)
+	}
+	mu.Lock()
+	log := logged.String()
+	mu.Unlock()
+	if !strings.Contains(log, "/e/garbled") || strings.Contains(log, "/e/deleted") {
+		t.Errorf("Entries logged:\n%s\nwant a warning about the garbled object and none about the tombstone", log)
+	}
+}
+
+// lockedWriter serialises writes to w under mu, for a logger written to in parallel.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
