@@ -101,7 +101,7 @@ func (s *Store) setAndDeleteManyPG(ctx context.Context, ks []store.Key, es []sto
 		if to == len(ks) {
 			reads = also
 		}
-		q, args := s.setAndDeleteStatement(ks, es, rks, olds, reads, from, to)
+		q, args := s.setAndDeleteStatement(ctx, ks, es, rks, olds, reads, from, to)
 		rows, err := read(ctx, s, q, args, scanRows)
 		if err != nil {
 			return nil, nil, nil, tooLarge(err, largest(es[from:to]))
@@ -139,7 +139,7 @@ func largest(es []store.Entry) store.Entry {
 // record's, and the keys of also. Its rows are scanRows': one (tagUpserts, count)
 // whose subquery notifies the watchers of every entry written, one (tagDeleted,
 // position) per record deleted, notifying its watchers, and the records of also.
-func (s *Store) setAndDeleteStatement(ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key, from, to int) (string, []any) {
+func (s *Store) setAndDeleteStatement(ctx context.Context, ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key, from, to int) (string, []any) {
 	e := s.dialect.quote(s.table)
 	var b strings.Builder
 	args := make([]any, 1, 1+10*(to-from)+2*len(also))
@@ -151,7 +151,7 @@ func (s *Store) setAndDeleteStatement(ks []store.Key, es []store.Entry, rks []st
 		}
 		n := len(args)
 		fmt.Fprintf(&b, `($%d::text, $%d::text, $%d::bigint, $%d::bytea, $%d::bigint, $%d::text, %d)`, n+1, n+2, n+3, n+4, n+5, n+6, i)
-		args = append(append(args, entryArgs(ks[i], es[i])...), keyPayload(ks[i]))
+		args = append(append(args, entryArgs(ks[i], es[i])...), s.changePayload(ctx, ks[i]))
 	}
 	// ORDER BY pos: the rows are written, and wait on rows other writers hold, in
 	// the order given.
@@ -172,6 +172,7 @@ func (s *Store) setAndDeleteStatement(ks []store.Key, es []store.Entry, rks []st
 		}
 		n := len(args)
 		fmt.Fprintf(&b, `($%d::text, $%d::text, $%d::bytea, $%d::text, %d)`, n+1, n+2, n+3, n+4, i)
+		// Untagged, as SetAndDelete's delete: every watcher of a lease learns it is free.
 		args = append(args, rks[i].Namespace, rks[i].ID, olds[i], keyPayload(rks[i]))
 	}
 	if dels {

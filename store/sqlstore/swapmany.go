@@ -114,7 +114,7 @@ func (s *Store) swapManyPG(ctx context.Context, ks []store.Key, olds [][]byte, n
 	swapped := make([]bool, len(ks))
 	for from := 0; from < len(ks); from += maxSwapRows {
 		to := min(from+maxSwapRows, len(ks))
-		q, args := s.swapStatement(ks, olds, nexts, from, to, creates)
+		q, args := s.swapStatement(ctx, ks, olds, nexts, from, to, creates)
 		_, err := read(ctx, s, q, args, func(r *sql.Rows) (struct{}, error) {
 			for r.Next() {
 				var at int64
@@ -142,7 +142,7 @@ func (s *Store) swapManyPG(ctx context.Context, ks []store.Key, olds [][]byte, n
 //
 // The rows are a VALUES list rather than arrays (unnest), so that any
 // database/sql driver can bind them: each value is a parameter of its own.
-func (s *Store) swapStatement(ks []store.Key, olds [][]byte, nexts []*store.Entry, from, to int, creates bool) (string, []any) {
+func (s *Store) swapStatement(ctx context.Context, ks []store.Key, olds [][]byte, nexts []*store.Entry, from, to int, creates bool) (string, []any) {
 	e := s.dialect.quote(s.table)
 	var b strings.Builder
 	args := make([]any, 1, 1+6*(to-from))
@@ -159,10 +159,10 @@ func (s *Store) swapStatement(ks []store.Key, olds [][]byte, nexts []*store.Entr
 		n := len(args)
 		if creates {
 			fmt.Fprintf(&b, `($%d::text, $%d::text, $%d::bigint, $%d::bytea, $%d::bigint, $%d::text, %d)`, n+1, n+2, n+3, n+4, n+5, n+6, i)
-			args = append(append(args, entryArgs(ks[i], *nexts[i])...), keyPayload(ks[i]))
+			args = append(append(args, entryArgs(ks[i], *nexts[i])...), s.changePayload(ctx, ks[i]))
 		} else {
 			fmt.Fprintf(&b, `($%d::text, $%d::text, $%d::bytea, $%d::text, %d)`, n+1, n+2, n+3, n+4, i)
-			args = append(args, ks[i].Namespace, ks[i].ID, olds[i], keyPayload(ks[i]))
+			args = append(args, ks[i].Namespace, ks[i].ID, olds[i], s.changePayload(ctx, ks[i]))
 		}
 	}
 	if creates {
@@ -310,4 +310,12 @@ func (s *Store) deleteManyMariaDB(ctx context.Context, ks []store.Key, olds [][]
 		}
 	}
 	return swapped, nil
+}
+
+// changePayload is the payload of the notification of a change of k made under ctx
+// by a batched statement: what notifyArgs gives Swap and Set for the same change, so
+// that a watcher cannot tell a batch's changes from single ones.
+func (s *Store) changePayload(ctx context.Context, k store.Key) string {
+	args := s.notifyArgs(nil, k)
+	return args[len(args)-1].(string)
 }
