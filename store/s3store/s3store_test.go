@@ -544,3 +544,66 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestForeignNamesLeftAlone checks that listings skip an object under a namespace's
+// entries whose name this store would not write (here an escaped safe byte), even
+// when its bytes read as an entry: Entries does not list it and DeleteBefore and
+// Clear leave it.
+func TestForeignNamesLeftAlone(t *testing.T) {
+	ctx := context.Background()
+	s, client := newStore(t, nil)
+	ns := "foreign"
+	if err := s.Set(ctx, store.Key{Namespace: ns, ID: "A"}, store.Entry{Value: []byte("v"), StoredAt: time.Unix(1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	foreign := s.Prefix() + ns + "/e/%41"
+	putRaw(t, client, foreign, store.AppendRecord(nil, store.Entry{Value: []byte("v"), StoredAt: time.Unix(1, 0)}, nil))
+	t.Cleanup(func() {
+		_, _ = client.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(testBucket), Key: &foreign})
+	})
+	for info, err := range s.Entries(ctx, ns) {
+		if err != nil || info.Key.ID != "A" {
+			t.Errorf("Entries: %+v, %v; want only %q", info, err, "A")
+		}
+	}
+	if n, err := s.DeleteBefore(ctx, ns, time.Now()); err != nil || n != 1 {
+		t.Errorf("DeleteBefore = %d, %v; want 1 (A alone)", n, err)
+	}
+	if err := s.Clear(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if got := objectNames(t, client, s.Prefix()); len(got) != 1 || got[0] != foreign {
+		t.Errorf("objects after DeleteBefore and Clear = %q; want the foreign %q alone", got, foreign)
+	}
+}
+
+// TestSwapAbsentToAbsent checks Swap(nil -> nil) of a missing record: k has no entry,
+// as old says, so it swaps (to nothing), and writes no object.
+func TestSwapAbsentToAbsent(t *testing.T) {
+	ctx := context.Background()
+	s, client := newStore(t, nil)
+	if ok, err := s.Swap(ctx, store.Key{Namespace: "swap", ID: "none"}, nil, nil); err != nil || !ok {
+		t.Errorf("Swap(nil -> nil) of a missing record = %v, %v; want true", ok, err)
+	}
+	if got := objectNames(t, client, s.Prefix()); len(got) != 0 {
+		t.Errorf("objects after Swap(nil -> nil) = %q; want none", got)
+	}
+}
+
+// TestDeleteBeforeIsStrict checks that DeleteBefore(t) keeps an entry stored at t
+// exactly: "before" is strict, to the nanosecond the header keeps.
+func TestDeleteBeforeIsStrict(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t, nil)
+	at := time.Unix(1_700_000_000, 123456789)
+	k := store.Key{Namespace: "strict", ID: "k"}
+	if err := s.Set(ctx, k, store.Entry{Value: []byte("v"), StoredAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteBefore(ctx, k.Namespace, at); err != nil || n != 0 {
+		t.Errorf("DeleteBefore(the entry's own StoredAt) = %d, %v; want 0", n, err)
+	}
+	if n, err := s.DeleteBefore(ctx, k.Namespace, at.Add(time.Nanosecond)); err != nil || n != 1 {
+		t.Errorf("DeleteBefore(a nanosecond after it) = %d, %v; want 1", n, err)
+	}
+}
