@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -46,5 +49,32 @@ func TestReadHeaderOfEmptiedObject(t *testing.T) {
 	_, err = s.readHeader(ctx, listed{name: name, id: k.ID, size: headerLen + 10})
 	if !errors.Is(err, ErrCorrupt) || !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("readHeader of an object emptied since its listing: %v; want an error matching ErrCorrupt and store.ErrNotFound", err)
+	}
+}
+
+// TestReadHeaderIgnoredRange checks that a server that ignores the byte range and
+// sends the whole object still has its entries' headers read: the listing is right,
+// and DeleteBefore does not delete them as corrupt.
+func TestReadHeaderIgnoredRange(t *testing.T) {
+	at := time.Unix(1_700_000_000, 5)
+	body := store.AppendRecord(nil, store.Entry{Value: bytes.Repeat([]byte("v"), 1000), StoredAt: at}, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body) // 200 and every byte, whatever the Range
+	}))
+	defer srv.Close()
+	client := s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(srv.URL),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider("id", "secret", ""),
+	})
+	s, err := New(client, "bucket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.readHeader(context.Background(), listed{name: "cachier/ns/e/k", id: "k", size: int64(len(body))})
+	if err != nil || info.Size != 1000 || !info.StoredAt.Equal(at) {
+		t.Errorf("readHeader from a server that ignores the range = %+v, %v; want 1000 bytes stored at %v", info, err, at)
 	}
 }

@@ -316,6 +316,18 @@ func readBody(out *s3.GetObjectOutput, limit int64) ([]byte, error) {
 	return b, err
 }
 
+// readHead reads and closes at most the first n bytes of a GetObject body, however
+// long the body is.
+func readHead(out *s3.GetObjectOutput, n int) ([]byte, error) {
+	defer out.Body.Close()
+	b := make([]byte, n)
+	k, err := io.ReadFull(out.Body, b)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil // an entry without expiry has a shorter header
+	}
+	return b[:k], err
+}
+
 // Set writes e under k with one PutObject, which S3 applies atomically.
 func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 	if len(e.Value) > MaxValueSize {
@@ -418,10 +430,10 @@ func (s *Store) readHeader(ctx context.Context, o listed) (store.Info, error) {
 		}
 		return store.Info{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
 	}
-	b, err := readBody(out, store.MaxRecordHeader)
-	if errors.Is(err, errTooBig) {
-		return store.Info{}, corrupt(o.name, "the server ignored the byte range")
-	}
+	// A server may ignore the range and send the whole object (HTTP allows it): its
+	// first bytes are the header all the same. Reading them alone keeps the listing
+	// right there, where calling the object corrupt would have DeleteBefore delete it.
+	b, err := readHead(out, store.MaxRecordHeader)
 	if err != nil {
 		return store.Info{}, fmt.Errorf("s3store: read header of %q: %w", o.name, err)
 	}
