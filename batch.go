@@ -1443,8 +1443,10 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	e0, checked := f.recordedEpoch(before[slices.Index(idx, writes[0])])
 	local := f.localOn(s)
 	var seq uint64 // the local tier's fill sequence, read before the write
+	wctx := ctx    // the writes': tagged as the local tier's own (ownWrites)
 	if local {
 		seq = f.local.sync.seq.Load()
+		wctx = f.local.sync.ownWrites(ctx)
 	}
 	wr, combined := s.store.(store.WriteReleaseBatcher)
 	if _, live := s.store.(store.LiveStore); live || processLocal(s.store) {
@@ -1477,7 +1479,7 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		// tier last saw, so that the tier keeps its copies when nobody else moved it
 		// (see Coherence in localtier.go).
 		markDone = local && markersOn(s.store)
-		errs, moved, werr = b.writeAndRelease(ctx, s, wr, ks, es, writes, held, checked, e0, markDone)
+		errs, moved, werr = b.writeAndRelease(wctx, s, wr, ks, es, writes, held, checked, e0, markDone)
 		f.invMu.RUnlock()
 		if markDone && werr == nil {
 			if merr := errs[len(ks)]; merr != nil {
@@ -1491,7 +1493,7 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 			f.stats.invalidated.Add(uint64(len(ks) - 1)) // per key; epochStill counted one
 			return nil
 		}
-		errs, werr = b.write(ctx, s, ks, es, vs)
+		errs, werr = b.write(wctx, s, ks, es, vs)
 		if checked {
 			f.invMu.RUnlock()
 			// On a store.ProcessLocal store the read is in memory; it catches another

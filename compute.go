@@ -659,8 +659,10 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 		return err
 	}
 	var seq uint64
+	wctx := ctx // the write's: tagged as the local tier's own (ownWrites)
 	if f.localOn(s) {
 		seq = f.local.sync.seq.Load()
+		wctx = f.local.sync.ownWrites(ctx)
 	}
 	e0, checked := f.recordedEpoch(before)
 	// The generation check and the write, as one step for this Func's Invalidate and
@@ -692,7 +694,7 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 		if checked {
 			names = []string{f.epochName}
 		}
-		opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+		opCtx, cancel := context.WithTimeout(wctx, s.storeTimeout)
 		var vs []uint64
 		vs, err = mp.WriteAndRelease(opCtx, k, e, l, names)
 		cancel()
@@ -702,9 +704,9 @@ func (f *Func[A, R]) save(ctx context.Context, s *settings, k store.Key, arg A, 
 		moved = err == nil && checked && (len(vs) != 1 || vs[0] != e0)
 	default:
 		if isLive {
-			err = ls.SetLive(ctx, k, e, any(v))
+			err = ls.SetLive(wctx, k, e, any(v))
 		} else {
-			opCtx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+			opCtx, cancel := context.WithTimeout(wctx, s.storeTimeout)
 			err = s.store.Set(opCtx, k, e)
 			cancel()
 		}

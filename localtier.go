@@ -3,6 +3,8 @@ package cachier
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
@@ -63,8 +65,16 @@ import (
 // move of this process's own (ownWakes) may be that move's: it starts a reconcile,
 // which drops the copies if the marker holds another process's value, instead of
 // dropping them at once. A store that cannot compare and swap keeps the plain write,
-// and a writer drops its copies too; so does a store whose notifications name the
-// changed records (PostgreSQL), where a write's own notification drops them.
+// and a writer drops its copies too.
+//
+// Where the notifications name the changed records (PostgreSQL), each write of an
+// entry notifies on its own, the writer's included. The tier writes its entries under
+// a writer id of its own (store.WithOrigin: a random id per tier, ownWrites), which
+// the store puts in their notifications, and watches the namespace under the same id,
+// so that its own writes, whose values it keeps or whose copies it forgets itself, do
+// not drop its copies. Every other write, by another process, another store handle or
+// another Func of this process, notifies under another id or none, and drops them as
+// before: a notification is never skipped for a change the tier did not make.
 //
 // Every process writing the namespace must use the local tier too (the same Wrap
 // options do that), so that its writes move the marker; Invalidate, Clear and every
@@ -155,7 +165,7 @@ func newLocalTier[R any](ns string, ts tierSettings) *localTier[R] {
 	return &localTier[R]{
 		maxEntries: int64(ts.maxEntries),
 		maxBytes:   ts.maxBytes,
-		sync:       &tierSync{ns: ns, bound: bound},
+		sync:       &tierSync{ns: ns, bound: bound, origin: newTierOrigin()},
 	}
 }
 
@@ -292,6 +302,10 @@ type tierSync struct {
 	last    atomic.Int64 // unix nanos: when the last reconcile started
 	busy    atomic.Bool  // a reconcile runs
 	again   atomic.Bool  // reconcile once more after the running one
+
+	// origin is the writer id of this tier's own writes of its namespace's entries
+	// (ownWrites), which its namespace watch skips.
+	origin string
 
 	mu               sync.Mutex
 	primed           bool
@@ -495,10 +509,12 @@ func (t *tierSync) watchOnce(ctx context.Context, n store.Notifier) error {
 	// watch the namespace's entries and the version counters themselves: a change's own
 	// notification is sent in the same round trip as the change, one round trip before
 	// the marker written after it. Optional: the markers still tell when it cannot.
+	// The namespace's entries are watched under the tier's writer id: its own writes,
+	// which it reflects itself, do not wake it (ownWrites).
 	var direct [2]<-chan struct{} // nil (never ready) when not watched
 	if nn, ok := n.(store.NamespaceNotifier); ok {
 		for i, ns := range []string{t.ns, store.InternalPrefix} {
-			ch, stop, err := nn.WatchNamespace(ctx, ns)
+			ch, stop, err := nn.WatchNamespace(store.WithOrigin(ctx, t.ns, t.origin), ns)
 			if err != nil {
 				continue
 			}
@@ -542,6 +558,21 @@ func (t *tierSync) watchOnce(ctx context.Context, n store.Notifier) error {
 			t.kick()
 		}
 	}
+}
+
+// ownWrites returns ctx for this tier's own writes of its namespace's entries, which
+// tags their notifications with its writer id where the store can (store.WithOrigin),
+// so that its namespace watch skips them. Only for writes whose outcome the tier
+// reflects itself: it keeps the value written, or forgets the key's copy (keepLocal).
+func (t *tierSync) ownWrites(ctx context.Context) context.Context {
+	return store.WithOrigin(ctx, t.ns, t.origin)
+}
+
+// newTierOrigin returns a writer id no other tier, in this process or another, has.
+func newTierOrigin() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // ownChain reports whether this process's own moves (t.own) lead from the marker

@@ -371,7 +371,9 @@ type NamespaceNotifier interface {
 	// value whenever one may have changed. ns == InternalPrefix watches the version
 	// counters. It returns an error matching errors.ErrUnsupported when the driver
 	// cannot watch namespaces now (a store that polls, or whose notification connection
-	// is not up); the caller then relies on Watch.
+	// is not up); the caller then relies on Watch. When ctx carries a writer id for ns
+	// (WithOrigin), changes made under that id may not wake the channel, where the
+	// driver can tell them apart (PostgreSQL).
 	WatchNamespace(ctx context.Context, ns string) (changed <-chan struct{}, stop func(), err error)
 }
 

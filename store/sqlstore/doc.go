@@ -99,7 +99,10 @@
 // opened on first use so that it is listening before anyone waits, multiplexing every
 // key watched in the process, and wakes watchers within milliseconds (watchers of
 // a whole namespace too: store.NamespaceNotifier, which cachier's local tier uses to
-// drop its copies on the change's own notification); when that
+// drop its copies on the change's own notification; a change of a namespace's record
+// made under store.WithOrigin carries the writer id in its payload, and the namespace
+// watchers started under the same id skip it, so that the tier's own writes do not drop
+// the copies it keeps of them); when that
 // connection is lost, every watcher is woken (a notification may have been missed) and
 // it reconnects with backoff. Without a Listener, and on MySQL and SQLite, each watcher
 // polls the row (stored_at, expires_at, size, and the value of a small record such as a

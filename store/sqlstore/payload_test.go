@@ -13,17 +13,24 @@ func TestPayloadRoundTrip(t *testing.T) {
 		{Namespace: "n", ID: "k5:nn"},
 		{Namespace: "é漢字", ID: "\U0001F600"},
 	} {
-		got, whole, ok := parsePayload(keyPayload(k))
-		if !ok || whole || got != k {
-			t.Errorf("parsePayload(keyPayload(%q)) = %q, %v, %v", k, got, whole, ok)
+		got, whole, origin, ok := parsePayload(keyPayload(k))
+		if !ok || whole || got != k || origin != "" {
+			t.Errorf("parsePayload(keyPayload(%q)) = %q, %v, %q, %v", k, got, whole, origin, ok)
 		}
-		got, whole, ok = parsePayload(nsPayload(k.Namespace))
-		if !ok || !whole || got.Namespace != k.Namespace {
-			t.Errorf("parsePayload(nsPayload(%q)) = %q, %v, %v", k.Namespace, got, whole, ok)
+		for _, id := range []string{"0123456789abcdef", "o1:k", ":"} {
+			got, whole, origin, ok = parsePayload(originPayload(id) + keyPayload(k))
+			if !ok || whole || got != k || origin != id {
+				t.Errorf("parsePayload(originPayload(%q) + keyPayload(%q)) = %q, %v, %q, %v", id, k, got, whole, origin, ok)
+			}
+		}
+		got, whole, origin, ok = parsePayload(nsPayload(k.Namespace))
+		if !ok || !whole || got.Namespace != k.Namespace || origin != "" {
+			t.Errorf("parsePayload(nsPayload(%q)) = %q, %v, %q, %v", k.Namespace, got, whole, origin, ok)
 		}
 	}
-	for _, bad := range []string{"", "k", "n", "k:", "kx:ab", "k-1:ab", "k9:ab", "x", "k+2:nsid", "k02:nsid"} {
-		if _, _, ok := parsePayload(bad); ok {
+	for _, bad := range []string{"", "k", "n", "k:", "kx:ab", "k-1:ab", "k9:ab", "x", "k+2:nsid", "k02:nsid",
+		"o", "o0:k2:nsid", "o2:idk", "o2:idnns", "o2:id", "o9:id", "o2:idx2:nsid", "o2:ido2:idk2:nsid"} {
+		if _, _, _, ok := parsePayload(bad); ok {
 			t.Errorf("parsePayload(%q) accepted", bad)
 		}
 	}
@@ -35,9 +42,16 @@ func FuzzParsePayload(f *testing.F) {
 	f.Add("k2:nsid")
 	f.Add("nns")
 	f.Add("k99999999999999999999:x")
+	f.Add("o2:idk2:nsid")
 	f.Fuzz(func(t *testing.T, p string) {
-		k, whole, ok := parsePayload(p)
+		k, whole, origin, ok := parsePayload(p)
 		if !ok {
+			return
+		}
+		if origin != "" {
+			if whole || originPayload(origin)+keyPayload(k) != p {
+				t.Errorf("%q -> %q from %q re-encodes as %q", p, k, origin, originPayload(origin)+keyPayload(k))
+			}
 			return
 		}
 		if whole {

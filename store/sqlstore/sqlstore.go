@@ -448,39 +448,72 @@ func (s *Store) changed(ctx context.Context, query string, args ...any) (int, er
 	return int(n), err
 }
 
-// notifyArgs appends, on PostgreSQL, the channel and the payload of a change of k.
-func (s *Store) notifyArgs(args []any, k store.Key) []any {
+// notifyArgs appends, on PostgreSQL, the channel and the payload of a change of k made
+// under ctx: tagged with the writer id store.WithOrigin gave ctx for k's namespace, if
+// any, so that the writer's own namespace watchers are not woken by it (WatchNamespace).
+func (s *Store) notifyArgs(ctx context.Context, args []any, k store.Key) []any {
 	if s.dialect == Postgres {
-		args = append(args, s.channel, keyPayload(k))
+		args = append(args, s.channel, originPayload(store.Origin(ctx, k.Namespace))+keyPayload(k))
 	}
 	return args
 }
 
-// payloads of PostgreSQL notifications: one key, or a whole namespace.
+// payloads of PostgreSQL notifications: one key, or a whole namespace. A key's may
+// start with the writer id of the change (originPayload).
 func keyPayload(k store.Key) string {
 	return "k" + strconv.Itoa(len(k.Namespace)) + ":" + k.Namespace + k.ID
 }
 
+// originPayload is the prefix of a key's payload that names the writer id of the
+// change, or "" for none. Processes of versions that do not know it ignore such
+// payloads (they parse neither as a key nor as a namespace): their watchers learn of
+// the change from the lease record's notification or the local tier's marker, both
+// untagged, as from a lost notification.
+func originPayload(id string) string {
+	if id == "" {
+		return ""
+	}
+	return "o" + strconv.Itoa(len(id)) + ":" + id
+}
+
 func nsPayload(ns string) string { return "n" + ns }
 
-// parsePayload is the inverse of keyPayload and nsPayload.
-func parsePayload(p string) (k store.Key, whole bool, ok bool) {
+// parsePayload is the inverse of keyPayload, with or without originPayload before it
+// (the writer id, or ""), and of nsPayload.
+func parsePayload(p string) (k store.Key, whole bool, origin string, ok bool) {
+	if strings.HasPrefix(p, "o") {
+		id, rest, ok := cutLength(p[1:])
+		if !ok || id == "" || !strings.HasPrefix(rest, "k") {
+			return k, false, "", false
+		}
+		k, _, ok = parseUntagged(rest)
+		return k, false, id, ok
+	}
+	k, whole, ok = parseUntagged(p)
+	return k, whole, "", ok
+}
+
+// cutLength splits "<n>:<rest>" into rest's first n bytes and what follows them.
+func cutLength(p string) (head, tail string, ok bool) {
+	n, rest, found := strings.Cut(p, ":")
+	if !found || n == "" || n[0] < '1' || n[0] > '9' || strings.Trim(n, "0123456789") != "" {
+		return "", "", false
+	}
+	l, err := strconv.Atoi(n)
+	if err != nil || l > len(rest) {
+		return "", "", false
+	}
+	return rest[:l], rest[l:], true
+}
+
+// parseUntagged is parsePayload of a payload without originPayload.
+func parseUntagged(p string) (k store.Key, whole bool, ok bool) {
 	switch {
 	case strings.HasPrefix(p, "n"):
 		return store.Key{Namespace: p[1:]}, true, len(p) > 1
 	case strings.HasPrefix(p, "k"):
-		n, rest, found := strings.Cut(p[1:], ":")
-		if !found {
-			return k, false, false
-		}
-		if n == "" || n[0] < '1' || n[0] > '9' || strings.Trim(n, "0123456789") != "" {
-			return k, false, false
-		}
-		l, err := strconv.Atoi(n)
-		if err != nil || l > len(rest) {
-			return k, false, false
-		}
-		return store.Key{Namespace: rest[:l], ID: rest[l:]}, false, true
+		ns, id, ok := cutLength(p[1:])
+		return store.Key{Namespace: ns, ID: id}, false, ok
 	}
 	return k, false, false
 }
@@ -555,13 +588,13 @@ func tooLarge(err error, e store.Entry) error {
 // Set upserts the entry with one statement (and, on PostgreSQL, notifies watchers in
 // that statement).
 func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
-	_, err := s.run(ctx, s.q.set, s.notifyArgs(entryArgs(k, e), k)...)
+	_, err := s.run(ctx, s.q.set, s.notifyArgs(ctx, entryArgs(k, e), k)...)
 	return tooLarge(err, e)
 }
 
 // Delete removes the entry.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
-	_, err := s.changed(ctx, s.q.del, s.notifyArgs([]any{k.Namespace, k.ID}, k)...)
+	_, err := s.changed(ctx, s.q.del, s.notifyArgs(ctx, []any{k.Namespace, k.ID}, k)...)
 	return err
 }
 

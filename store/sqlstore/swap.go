@@ -26,14 +26,14 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 		}
 		return false, err
 	case old == nil:
-		n, err := s.changed(ctx, s.q.create, s.notifyArgs(entryArgs(k, *next), k)...)
+		n, err := s.changed(ctx, s.q.create, s.notifyArgs(ctx, entryArgs(k, *next), k)...)
 		return n > 0, tooLarge(err, *next)
 	case next == nil:
-		n, err := s.changed(ctx, s.q.deleteIf, s.notifyArgs([]any{k.Namespace, k.ID, old}, k)...)
+		n, err := s.changed(ctx, s.q.deleteIf, s.notifyArgs(ctx, []any{k.Namespace, k.ID, old}, k)...)
 		return n > 0, err
 	}
 	a := entryArgs(k, *next)
-	n, err := s.changed(ctx, s.q.replace, s.notifyArgs([]any{a[2], a[3], a[4], k.Namespace, k.ID, old}, k)...)
+	n, err := s.changed(ctx, s.q.replace, s.notifyArgs(ctx, []any{a[2], a[3], a[4], k.Namespace, k.ID, old}, k)...)
 	if err != nil {
 		return false, tooLarge(err, *next)
 	}
@@ -236,9 +236,9 @@ func (s *Store) createThenRead(ctx context.Context, k store.Key, also []store.Ke
 		insert := s.q.rawCreate
 		if ifMissing {
 			insert = s.createIfMissing("$8", "$9")
-			ins = append(s.notifyArgs(ins, rk), k.Namespace, k.ID)
+			ins = append(s.notifyArgs(ctx, ins, rk), k.Namespace, k.ID)
 		} else {
-			ins = s.notifyArgs(ins, rk)
+			ins = s.notifyArgs(ctx, ins, rk)
 		}
 		// The second column is the isolation level the statement ran under: see
 		// pipelined.
@@ -558,7 +558,7 @@ func (s *Store) SetAndDelete(ctx context.Context, k store.Key, e store.Entry, rk
 		` WHERE namespace = $8 AND id = $9 AND value = $10 RETURNING 1)` +
 		` SELECT -1, (SELECT count(x) FROM (SELECT pg_notify($6, $7)::text AS x FROM s) n),` +
 		` NULL::bytea, (SELECT count(x) FROM (SELECT pg_notify($6, $11)::text AS x FROM d) m)`)
-	args := append(s.notifyArgs(entryArgs(k, e), k), rk.Namespace, rk.ID, old, keyPayload(rk))
+	args := append(s.notifyArgs(ctx, entryArgs(k, e), k), rk.Namespace, rk.ID, old, keyPayload(rk))
 	args = s.selectKeys(&b, args, tagAlso, also)
 	rows, err := read(ctx, s, b.String(), args, scanRows)
 	if err != nil {

@@ -47,6 +47,9 @@ type hub struct {
 type watcher struct {
 	key  store.Key     // an empty ID watches the whole namespace (WatchNamespace)
 	kick chan struct{} // capacity 1: the channel Watch returned
+	// origin, if not empty, is the writer id whose changes do not wake it
+	// (WatchNamespace under store.WithOrigin).
+	origin string
 }
 
 func (h *hub) init() { h.byNS = map[string]map[*watcher]struct{}{} }
@@ -77,14 +80,18 @@ func (h *hub) remove(w *watcher) {
 	h.n.Add(-1)
 }
 
-// kick wakes the watchers of k, or of k's whole namespace.
-func (h *hub) kick(k store.Key, whole bool) {
+// kick wakes the watchers of k, or of k's whole namespace, but those that asked not
+// to be woken by the changes of origin, the writer id of the change ("" for none).
+func (h *hub) kick(k store.Key, whole bool, origin string) {
 	if h.n.Load() == 0 {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for w := range h.byNS[k.Namespace] {
+		if origin != "" && w.origin == origin {
+			continue
+		}
 		if whole || w.key.ID == k.ID || w.key.ID == "" {
 			store.Wake(w.kick)
 		}
@@ -189,8 +196,8 @@ func errString(err error) string {
 
 // deliver handles one notification payload.
 func (s *Store) deliver(payload string) {
-	if k, whole, ok := parsePayload(payload); ok {
-		s.hub.kick(k, whole)
+	if k, whole, origin, ok := parsePayload(payload); ok {
+		s.hub.kick(k, whole, origin)
 	}
 }
 
@@ -259,7 +266,8 @@ func (s *Store) Watch(ctx context.Context, k store.Key) (<-chan struct{}, func()
 // no more than a watcher of a key. Without a listening connection up (another
 // engine, no Listener, or the connection not back yet) it returns an error matching
 // errors.ErrUnsupported: polling every row of a namespace is not worth it, and the
-// caller has Watch.
+// caller has Watch. Under store.WithOrigin for ns, the changes tagged with its writer
+// id do not wake the channel: they carry it in their payload (notifyArgs).
 func (s *Store) WatchNamespace(ctx context.Context, ns string) (<-chan struct{}, func(), error) {
 	if err := s.init(ctx); err != nil {
 		return nil, nil, err
@@ -270,7 +278,8 @@ func (s *Store) WatchNamespace(ctx context.Context, ns string) (<-chan struct{},
 		}
 		return nil, nil, fmt.Errorf("sqlstore: watch namespace %q: %w (no notification connection)", ns, errors.ErrUnsupported)
 	}
-	ch, stop := s.hubWatch(ctx, &watcher{key: store.Key{Namespace: ns}, kick: make(chan struct{}, 1)})
+	w := &watcher{key: store.Key{Namespace: ns}, kick: make(chan struct{}, 1), origin: store.Origin(ctx, ns)}
+	ch, stop := s.hubWatch(ctx, w)
 	return ch, stop, nil
 }
 
