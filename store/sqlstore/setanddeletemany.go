@@ -135,8 +135,8 @@ func largest(es []store.Entry) store.Entry {
 }
 
 // setAndDeleteStatement is the statement of setAndDeleteManyPG for ks[from:to] and
-// the reads of also, and its parameters: $1 the channel, then each entry's row, each
-// record's, and the keys of also. Its rows are scanRows': one (tagUpserts, count)
+// the reads of also, and its parameters: $1 the channel, then each entry's row (its
+// payload names ctx's writer id: changePayload), each record's, and the keys of also. Its rows are scanRows': one (tagUpserts, count)
 // whose subquery notifies the watchers of every entry written, one (tagDeleted,
 // position) per record deleted, notifying its watchers, and the records of also.
 func (s *Store) setAndDeleteStatement(ctx context.Context, ks []store.Key, es []store.Entry, rks []store.Key, olds [][]byte, also []store.Key, from, to int) (string, []any) {

@@ -453,7 +453,7 @@ func (s *Store) changed(ctx context.Context, query string, args ...any) (int, er
 // any, so that the writer's own namespace watchers are not woken by it (WatchNamespace).
 func (s *Store) notifyArgs(ctx context.Context, args []any, k store.Key) []any {
 	if s.dialect == Postgres {
-		args = append(args, s.channel, originPayload(store.Origin(ctx, k.Namespace))+keyPayload(k))
+		args = append(args, s.channel, s.changePayload(ctx, k))
 	}
 	return args
 }

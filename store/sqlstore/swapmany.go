@@ -312,10 +312,10 @@ func (s *Store) deleteManyMariaDB(ctx context.Context, ks []store.Key, olds [][]
 	return swapped, nil
 }
 
-// changePayload is the payload of the notification of a change of k made under ctx
-// by a batched statement: what notifyArgs gives Swap and Set for the same change, so
-// that a watcher cannot tell a batch's changes from single ones.
+// changePayload is the payload of the notification of a change of k made under ctx,
+// by a batched statement or through notifyArgs, so that a watcher cannot tell a
+// batch's changes from single ones: keyPayload, after the writer id of
+// store.WithOrigin for k's namespace, if any.
 func (s *Store) changePayload(ctx context.Context, k store.Key) string {
-	args := s.notifyArgs(nil, k)
-	return args[len(args)-1].(string)
+	return originPayload(store.Origin(ctx, k.Namespace)) + keyPayload(k)
 }
