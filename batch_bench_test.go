@@ -16,7 +16,7 @@ import (
 
 // The batch benchmarks: one call for 100 arguments, all cached ("warm"), 90 cached
 // and 10 new ("warm90"), or 100 new ("cold"), through WrapBatch; the same arguments
-// through 100 single calls of a Func sharing the entries ("single100"); and, on
+// through 100 single calls of a Func sharing the entries ("single100", "-warm90", "-cold"); and, on
 // Redis, one MGET of the 100 records the warm batch reads ("mget"), the floor of
 // a warm batch, measured in the same run so that ratios can be read off. They are
 // the root-package twins of bench/'s batch sections, for profiling:
@@ -165,15 +165,20 @@ func benchBatch[R any](b *testing.B, st store.Store, batchFn func(context.Contex
 			})
 		})
 	}
-	b.Run("single100", func(b *testing.B) {
-		run(b, benchBatchSize, func(args []int) {
-			for _, a := range args {
-				if _, err := f.Call(ctx, a); err != nil {
-					b.Fatal(err)
+	for _, c := range []struct {
+		name string
+		warm int
+	}{{"single100", benchBatchSize}, {"single100-warm90", 90}, {"single100-cold", 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			run(b, c.warm, func(args []int) {
+				for _, a := range args {
+					if _, err := f.Call(ctx, a); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
+			})
 		})
-	})
+	}
 	if raw != nil {
 		b.Run("mget", func(b *testing.B) {
 			run(b, benchBatchSize, func([]int) { raw() })
