@@ -1344,16 +1344,40 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	// The counters are read before computing, all in one read: an invalidation while
 	// the function runs leaves the new entries already stale. They include the
 	// function's invalidation epoch, checked again around the write (as Func's save
-	// does). Without the tags' counters the results are returned but not stored.
-	before := make([][]envelope.Dep, len(idx))
+	// does), except on a store no other process sees, where the generation is all
+	// there is to check (missCounters). Without the tags' counters the results are
+	// returned but not stored.
+	inProc := processLocal(s.store)
+	var (
+		before [][]envelope.Dep // by j; nil when no key depends on a counter
+		perKey [][]string
+		names  []string
+	)
+	beforeOf := func(j int) []envelope.Dep {
+		if before == nil {
+			return nil
+		}
+		return before[j]
+	}
 	storable := true
-	perKey := make([][]string, len(idx))
-	var names []string
 	for j, i := range idx {
-		perKey[j] = f.writeCounters(s, items[i].arg)
-		names = append(names, perKey[j]...)
+		var ns []string
+		if inProc {
+			ns = f.missCounters(s, items[i].arg)
+		} else {
+			ns = f.writeCounters(s, items[i].arg)
+		}
+		if len(ns) == 0 {
+			continue
+		}
+		if perKey == nil {
+			perKey = make([][]string, len(idx))
+		}
+		perKey[j] = ns
+		names = append(names, ns...)
 	}
 	if len(names) > 0 {
+		before = make([][]envelope.Dep, len(idx))
 		slices.Sort(names)
 		names = slices.Compact(names)
 		var (
@@ -1391,11 +1415,21 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	}
 	var (
 		err    error
-		ks     []store.Key
-		es     []store.Entry
-		vs     []any
-		writes []int
+		ks     = make([]store.Key, 0, len(idx))
+		es     = make([]store.Entry, 0, len(idx))
+		vs     = make([]any, 0, len(idx))
+		writes = make([]int, 0, len(idx))
+		// On a process-local store of live values, entries whose bytes nobody may read
+		// are kept without them (livebytes.go), as Func's save keeps its own: lazies
+		// marks them, by write.
+		lazies []bool
+		lz     store.LazyLiveStore
+		enc    *liveEncoder[R]
+		now    time.Time
 	)
+	if inProc {
+		lazies = make([]bool, 0, len(idx))
+	}
 	if !storable {
 		for j, i := range idx {
 			v, ok := m[items[i].arg]
@@ -1408,11 +1442,28 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		it := &items[i]
 		v, ok := m[it.arg]
 		slots[i] = slot[R]{v: v, found: ok, how: howComputed}
-		var e store.Entry
+		var (
+			e    store.Entry
+			lazy bool
+		)
 		switch {
+		case ok && inProc:
+			var (
+				to *liveEncoder[R]
+				in store.LazyLiveStore
+			)
+			if in, to, lazy = f.lazyTarget(s, v, beforeOf(j)); lazy {
+				lz, enc = in, to // the same for every key of the call
+				if now.IsZero() {
+					now = s.clock.Now()
+				}
+				e = store.Entry{StoredAt: now, ExpiresAt: s.expiresAt(now, 0)}
+				break
+			}
+			fallthrough
 		case ok:
 			var sealed bool
-			e, sealed, err = f.seal(ctx, s, it.k, it.arg, v, before[j])
+			e, sealed, err = f.seal(ctx, s, it.k, it.arg, v, beforeOf(j))
 			if err != nil && s.failClosed {
 				slots[i].err = err
 			}
@@ -1421,7 +1472,7 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 			}
 		case b.bs.missingTTL > 0:
 			e = store.Entry{
-				Value:    envelope.Seal(envelope.Raw, envelope.Meta{Flags: envelope.Missing, TTL: b.bs.missingTTL, Deps: before[j]}, nil),
+				Value:    envelope.Seal(envelope.Raw, envelope.Meta{Flags: envelope.Missing, TTL: b.bs.missingTTL, Deps: beforeOf(j)}, nil),
 				StoredAt: s.clock.Now(),
 			}
 			e.ExpiresAt = s.expiresAt(e.StoredAt, b.bs.missingTTL)
@@ -1429,6 +1480,9 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 			continue // computed again next time
 		}
 		ks, es, vs, writes = append(ks, it.k), append(es, e), append(vs, any(nil)), append(writes, i)
+		if inProc {
+			lazies = append(lazies, lazy)
+		}
 		if ok {
 			vs[len(vs)-1] = any(v)
 		}
@@ -1440,7 +1494,7 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 	// write, as one step with Invalidate and Clear in this process (the generation on
 	// a shared store, the epoch itself in memory), and one after it for those of
 	// other processes, which deletes what was written if it moved.
-	e0, checked := f.recordedEpoch(before[slices.Index(idx, writes[0])])
+	e0, checked := f.recordedEpoch(beforeOf(slices.Index(idx, writes[0])))
 	local := f.localOn(s)
 	var seq uint64 // the local tier's fill sequence, read before the write
 	wctx := ctx    // the writes': tagged as the local tier's own (ownWrites)
@@ -1459,10 +1513,29 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 		// markDone: the marker was sent with the writes; changedNS is not needed.
 		markDone bool
 	)
-	if checked || combined {
+	if (checked || combined) && !inProc {
 		f.invMu.RLock()
 	}
-	if combined {
+	switch {
+	case inProc:
+		// As Func's save on such a store: the generation, read before the counters,
+		// is checked under the lock before the write, and again after it for an
+		// invalidation through another Func of the namespace (its own lock), which
+		// deletes what was written.
+		f.invMu.RLock()
+		if f.inv.gen.Load() != g0 {
+			f.invMu.RUnlock()
+			f.invalidatedMeanwhile(s, ks[0])
+			f.stats.invalidated.Add(uint64(len(ks) - 1)) // per key
+			return nil
+		}
+		errs, werr = b.write(wctx, s, ks, es, vs, lazies, lz, enc)
+		f.invMu.RUnlock()
+		if werr == nil && f.inv.gen.Load() != g0 {
+			f.invalidatedMeanwhile(s, ks[0])
+			moved = true
+		}
+	case combined:
 		// As Func's save: the generation, read before the counters, answers the check
 		// before the write (invalidation.go says why no epoch read is needed there),
 		// and the write, the release of the leases and the epoch after the write are
@@ -1487,13 +1560,13 @@ func (b *Batch[A, R]) runAndStore(ctx context.Context, s *settings, items []batc
 			}
 			errs = errs[:len(ks)]
 		}
-	} else {
+	default:
 		if checked && !f.epochStill(ctx, s, ks[0], e0) {
 			f.invMu.RUnlock()
 			f.stats.invalidated.Add(uint64(len(ks) - 1)) // per key; epochStill counted one
 			return nil
 		}
-		errs, werr = b.write(wctx, s, ks, es, vs)
+		errs, werr = b.write(wctx, s, ks, es, vs, nil, nil, nil)
 		if checked {
 			f.invMu.RUnlock()
 			// On a store.ProcessLocal store the read is in memory; it catches another
@@ -1749,11 +1822,16 @@ func (b *Batch[A, R]) runOnly(ctx context.Context, s *settings, items []batchIte
 	return nil
 }
 
-// write stores es under ks in one batched write (SetLive on an in-process store).
-func (b *Batch[A, R]) write(ctx context.Context, s *settings, ks []store.Key, es []store.Entry, vs []any) ([]error, error) {
+// write stores es under ks in one batched write (SetLive on an in-process store,
+// SetLazy to lz, with enc, for the entries lazies marks).
+func (b *Batch[A, R]) write(ctx context.Context, s *settings, ks []store.Key, es []store.Entry, vs []any, lazies []bool, lz store.LazyLiveStore, enc *liveEncoder[R]) ([]error, error) {
 	if ls, ok := s.store.(store.LiveStore); ok {
 		errs := make([]error, len(ks))
 		for j := range ks {
+			if lazies != nil && lazies[j] {
+				errs[j] = lz.SetLazy(ctx, ks[j], es[j], vs[j], sizeOfFlat[R](vs[j], enc.flatR), enc)
+				continue
+			}
 			errs[j] = ls.SetLive(ctx, ks[j], es[j], vs[j])
 		}
 		return errs, nil

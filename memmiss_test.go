@@ -304,3 +304,60 @@ func TestMemoryMissTakesResultStoredAfterLookup(t *testing.T) {
 			v, err, runs.Load()-1)
 	}
 }
+
+// A batch's misses on the memory store are kept as a single call's are: without
+// their bytes, made when first read as bytes and equal to those an eager batch
+// (Verbose) writes. A "not found" record (CacheMissing) is written with its bytes,
+// which say so.
+func TestMemoryBatchMissMakesBytesOnlyWhenRead(t *testing.T) {
+	ctx := context.Background()
+	fn := func(_ context.Context, ns []int) (map[int]Report, error) {
+		m := make(map[int]Report, len(ns))
+		for _, n := range ns {
+			if n != 0 {
+				m[n] = Report{Title: "r", Rows: []int{n, n + 1}}
+			}
+		}
+		return m, nil
+	}
+	lazySt, eagerSt := memstore.New(nil), memstore.New(nil)
+	lazy, err := cachier.WrapBatch(fn, cachier.Name("memmiss/batch"), cachier.WithStore(lazySt), cachier.CacheMissing(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eager, err := cachier.WrapBatch(fn, cachier.Name("memmiss/batch"), cachier.WithStore(eagerSt), cachier.Verbose(),
+		cachier.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []*cachier.Batch[int, Report]{lazy, eager} {
+		if m, err := b.Call(ctx, []int{0, 7, 8}); err != nil || len(m) != 2 {
+			t.Fatal(m, err)
+		}
+	}
+	for _, n := range []int{7, 8} {
+		k, _ := lazy.Key(n)
+		if e, v, err := lazySt.GetLive(ctx, k); err != nil || len(e.Value) != 0 || v == nil {
+			t.Fatalf("after a batch miss: %d bytes, live %v, %v; want the live value and no bytes", len(e.Value), v, err)
+		}
+		got, err := lazySt.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := eagerSt.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Value, want.Value) {
+			t.Fatalf("bytes made on read %x, eager batch %x", got.Value, want.Value)
+		}
+	}
+	k0, _ := lazy.Key(0)
+	if e, _, err := lazySt.GetLive(ctx, k0); err != nil || len(e.Value) == 0 {
+		t.Fatalf("the \"not found\" record: %d bytes, %v; want its bytes", len(e.Value), err)
+	}
+	m, err := lazy.Call(ctx, []int{0, 7, 8})
+	if _, found := m[0]; err != nil || found || m[7].Title != "r" || lazy.Stats().Computations != 3 {
+		t.Fatalf("after the reads: %v, %v, %+v; want 7 and 8, 0 not found, nothing computed again", m, err, lazy.Stats())
+	}
+}

@@ -351,3 +351,48 @@ func invalidateElsewhere[A any](t *testing.T, st store.Driver, ns string, arg A,
 		t.Fatal(err)
 	}
 }
+
+// The same for a batch: on a memory store, another Func of the namespace invalidates
+// between the batch's generation check and its write. The batch checks the
+// generation again after writing and deletes what it wrote.
+func TestBatchInvalidateThroughAnotherFuncBetweenCheckAndWrite(t *testing.T) {
+	g := newWriteGate("races/batch-sliver-mem")
+	st := &gatedLive{Store: memstore.New(nil), writeGate: g}
+	var data atomic.Int64
+	data.Store(1)
+	batchFn := func(_ context.Context, args []int) (map[int]int64, error) {
+		m := make(map[int]int64, len(args))
+		for _, a := range args {
+			m[a] = data.Load()
+		}
+		return m, nil
+	}
+	a, err := cachier.WrapBatch(batchFn, cachier.Name(g.ns), cachier.WithStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cachier.Wrap(func(context.Context, int) (int64, error) { return data.Load(), nil }, cachier.Name(g.ns), cachier.WithStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	got := make(chan int64, 1)
+	go func() { m, _ := a.Call(ctx, []int{7}); got <- m[7] }()
+	<-g.setting // a computed 1, made its last check, and is writing
+	data.Store(2)
+	if err := b.Invalidate(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	close(g.proceed)
+	if v := <-got; v != 1 {
+		t.Fatalf("the batch got %d", v)
+	}
+	for range 3 {
+		if v, err := b.Call(ctx, 7); v != 2 || err != nil {
+			t.Fatalf("after Invalidate: %d, %v; the batch's result written after it was kept", v, err)
+		}
+		if m, err := a.Call(ctx, []int{7}); m[7] != 2 || err != nil {
+			t.Fatalf("after Invalidate, the batch: %v, %v; its result written after it was kept", m, err)
+		}
+	}
+}
