@@ -319,8 +319,8 @@ type Store interface {
 	Delete(ctx context.Context, k Key) error
 	// Clear removes every entry of the namespace. Leases are left alone.
 	Clear(ctx context.Context, namespace string) error
-	// DeleteBefore removes the entries of the namespace stored before t and
-	// returns how many it removed.
+	// DeleteBefore removes the entries of the namespace stored strictly before t
+	// (an entry stored at t stays) and returns how many it removed.
 	DeleteBefore(ctx context.Context, namespace string, t time.Time) (int, error)
 	// Entries lists the entries of the namespace, in no particular order.
 	// Entries added or removed during the listing may or may not appear.

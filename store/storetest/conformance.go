@@ -627,6 +627,12 @@ func testDeleteBefore(e *env) {
 	if err != nil || n != 0 {
 		e.t.Errorf("DeleteBefore again = %d, %v; want 0, nil", n, err)
 	}
+	// "Before" is strict: an entry stored at the cut-off itself stays.
+	n, err = e.s.DeleteBefore(e.ctx, ns, t0)
+	if err != nil || n != 0 {
+		e.t.Errorf("DeleteBefore(t) of an entry stored at exactly t = %d, %v; want 0, nil (kept)", n, err)
+	}
+	e.wantValue(store.Key{Namespace: ns, ID: "new0"}, []byte("new0"))
 	n, err = e.s.DeleteBefore(e.ctx, ns, t0.Add(2*time.Hour))
 	if err != nil || n != 2 {
 		e.t.Errorf("DeleteBefore of everything = %d, %v; want 2, nil", n, err)
