@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -67,12 +68,22 @@ func TestLocalTierAcrossProcesses(t *testing.T) {
 		client := redis.NewClient(&redis.Options{Addr: srv.Addr})
 		t.Cleanup(func() { client.Close() })
 		proctest.LocalTierAcrossProcesses(t, srv.URL, proctest.TierChanges, func(t testing.TB) {
-			n, err := client.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 0 {
-				t.Fatal("no pub/sub connection to kill")
+			// The previous round's kill may still be reconnecting (go-redis resubscribes
+			// with backoff, later still on a busy machine): wait until a pub/sub
+			// connection is there again, then kill it.
+			deadline := time.Now().Add(time.Minute)
+			for {
+				n, err := client.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n > 0 {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no pub/sub connection to kill within a minute")
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 		})
 	})
