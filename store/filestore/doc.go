@@ -83,9 +83,12 @@
 //
 // On Linux, Get resolves its path in one openat2 call with RESOLVE_BENEATH,
 // RESOLVE_NO_SYMLINKS and RESOLVE_NO_MAGICLINKS, which costs what a plain open
-// costs, so a hit stays one open, fstat, read and close. Elsewhere (and on Linux
-// before 5.6, or where a sandbox filters openat2) it takes the walk above, about
-// three system calls per directory more.
+// costs, so a hit stays one open, fstat, read and close. Writes do the same for the
+// fan-out directory (and Swap for its lock file), then create, rename and remove
+// names in it with the *at calls on that descriptor, which never follow a link in
+// the last component, so a Set costs what a careful write by hand does. Elsewhere
+// (and on Linux before 5.6, or where a sandbox filters openat2) they take the walk
+// above, about three system calls per directory more.
 //
 // The one path-based call left is fsnotify's watch on a fan-out directory, made after
 // checking that the directory is real: were it swapped for a symlink in between, the

@@ -283,7 +283,7 @@ func (s *Store) tryEvictLock() (*os.File, error) {
 	})
 	busy := false
 	if err == nil {
-		if busy, err = tryLock(f); err != nil || busy {
+		if busy, err = tryLock(f.Fd()); err != nil || busy {
 			f.Close()
 		}
 	}

@@ -40,7 +40,7 @@ func newFastRoot(r *os.Root) *fastRoot {
 	}
 	fr := &fastRoot{f: f}
 	if fr.rc, err = f.SyscallConn(); err == nil {
-		_, err, _ = fr.openat2(".", unix.O_PATH|unix.O_DIRECTORY, true)
+		_, err, _ = fr.openat2(".", unix.O_PATH|unix.O_DIRECTORY, 0, true)
 	}
 	if err != nil {
 		openat2Off.Store(true)
@@ -57,9 +57,10 @@ func (fr *fastRoot) close() {
 }
 
 // openat2 opens rel beneath the root, refusing symlinks; ok is false if the root is
-// closed. With closeIt, the descriptor is closed at once (a probe).
-func (fr *fastRoot) openat2(rel string, flags int, closeIt bool) (fd int, err error, ok bool) {
-	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW), Resolve: resolveBeneath}
+// closed. mode is the permission of a file that O_CREAT creates (zero otherwise, as
+// openat2 demands). With closeIt, the descriptor is closed at once (a probe).
+func (fr *fastRoot) openat2(rel string, flags int, mode uint32, closeIt bool) (fd int, err error, ok bool) {
+	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW), Mode: uint64(mode), Resolve: resolveBeneath}
 	cerr := fr.rc.Control(func(dirfd uintptr) {
 		for {
 			fd, err = unix.Openat2(int(dirfd), rel, &how)
@@ -88,9 +89,9 @@ func (fr *fastRoot) read(rel string, limit int64) (data []byte, err error, ok bo
 	// after it is written updates its access time, a journal write on every first
 	// hit. It is allowed only on the process's own files (EPERM otherwise).
 	const flags = unix.O_RDONLY | unix.O_NONBLOCK
-	fd, err, ok := fr.openat2(rel, flags|unix.O_NOATIME, false)
+	fd, err, ok := fr.openat2(rel, flags|unix.O_NOATIME, 0, false)
 	if errors.Is(err, unix.EPERM) {
-		fd, err, ok = fr.openat2(rel, flags, false)
+		fd, err, ok = fr.openat2(rel, flags, 0, false)
 	}
 	if !ok {
 		return nil, errClosed, true

@@ -282,7 +282,7 @@ func (s *Store) Set(ctx context.Context, k store.Key, e store.Entry) error {
 // Delete removes the entry for k; a missing entry is not an error.
 func (s *Store) Delete(ctx context.Context, k store.Key) error {
 	dir, name := s.paths(k)
-	err := s.inDir(dir, func(d *os.Root) error { return d.Remove(name) })
+	err := s.remove(dir, name)
 	if err != nil && !isNotExist(err) {
 		return fmt.Errorf("filestore: delete %s: %w", k, err)
 	}

@@ -46,7 +46,7 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 			return nil
 		}
 		if next == nil {
-			if err := s.inDir(dir, func(d *os.Root) error { return d.Remove(name) }); err != nil && !isNotExist(err) {
+			if err := s.remove(dir, name); err != nil && !isNotExist(err) {
 				return err
 			}
 		} else if err := s.writeFile(dir, name, encodeRecord(next.StoredAt, next.ExpiresAt, k.ID, next.Value)); err != nil {
@@ -65,37 +65,66 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 // directories first if needed. It waits for the lock politely, honouring ctx.
 func (s *Store) withLock(ctx context.Context, namespace, dir string, fn func() error) error {
 	path := s.abs(dir + "/" + lockName)
-	open := func() (f *os.File, err error) {
-		err = s.inDir(dir, func(d *os.Root) error {
-			f, err = openFile(d, lockName, os.O_RDWR|os.O_CREATE)
-			return err
-		})
-		return f, err
-	}
-	f, err := open()
+	l, err := s.openLock(dir)
 	if err != nil && isNotExist(err) {
 		if err := s.ensureDirsRecover(namespace, dir); err != nil {
 			return err
 		}
-		f, err = open()
+		l, err = s.openLock(dir)
 	}
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close() // closing the file releases the lock too
-	if err := lock(ctx, f); err != nil {
+	defer l.close() // closing the file releases the lock too
+	if err := lock(ctx, l.fd); err != nil {
 		return &fs.PathError{Op: "lock", Path: path, Err: err}
 	}
-	defer unlock(f)
+	defer unlock(l.fd)
 	return fn()
+}
+
+// lockFile is an open lock file: an *os.File reached by the walk, or on Linux a bare
+// descriptor that openat2 opened (no *os.File, no poller registration).
+type lockFile struct {
+	f  *os.File // nil for a bare descriptor
+	fd uintptr
+}
+
+func (l lockFile) close() {
+	if l.f != nil {
+		l.f.Close()
+	} else {
+		closeFD(l.fd)
+	}
+}
+
+// openLock opens (creating it) the lock file of the fan-out directory dir, refusing
+// a symlink anywhere on its path.
+func (s *Store) openLock(dir string) (lockFile, error) {
+	rd, err := s.rootDir()
+	if err != nil {
+		return lockFile{}, err
+	}
+	if fd, err, ok := rd.fast.openLock(dir, lockName); ok {
+		return lockFile{fd: fd}, err
+	}
+	var f *os.File
+	err = s.inDir(dir, func(d *os.Root) error {
+		f, err = openFile(d, lockName, os.O_RDWR|os.O_CREATE)
+		return err
+	})
+	if err != nil {
+		return lockFile{}, err
+	}
+	return lockFile{f: f, fd: f.Fd()}, nil
 }
 
 // lock takes an exclusive lock on f. It tries without blocking and then retries with
 // a short backoff, so that a cancelled ctx is honoured even if the holder is stopped.
-func lock(ctx context.Context, f *os.File) error {
+func lock(ctx context.Context, fd uintptr) error {
 	wait := 20 * time.Microsecond
 	for {
-		busy, err := tryLock(f)
+		busy, err := tryLock(fd)
 		if err != nil || !busy {
 			return err
 		}

@@ -297,3 +297,38 @@ func TestClosedStore(t *testing.T) {
 		t.Error("Namespaces after Close succeeded")
 	}
 }
+
+// TestLockFileNotRegular puts a FIFO, and then a directory, where a fan-out
+// directory's lock file should be. Swap (and so Acquire) must refuse it rather than
+// lock it, with openat2 and with the walk: a lock file is a regular file the store
+// created, and anything else there was planted.
+func TestLockFileNotRegular(t *testing.T) {
+	for _, walk := range []bool{false, true} {
+		for _, kind := range []string{"fifo", "directory"} {
+			t.Run(fmt.Sprintf("walk=%v/%s", walk, kind), func(t *testing.T) {
+				prev := filestore.SetWalkOnly(walk)
+				defer filestore.SetWalkOnly(prev)
+				ctx := context.Background()
+				s := newStore(t, nil)
+				k := store.Key{Namespace: "ns", ID: "k"}
+				mustSet(t, s, k, "v") // creates the fan-out directory
+				lock := filepath.Join(filepath.Dir(filestore.EntryPath(s, k)), ".lock")
+				var err error
+				if kind == "fifo" {
+					err = unix.Mkfifo(lock, 0o600)
+				} else {
+					err = os.Mkdir(lock, 0o700)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok, err := s.Swap(ctx, k, []byte("v"), &store.Entry{Value: []byte("w")}); err == nil {
+					t.Errorf("Swap with a %s for its lock file = %v, nil; want an error", kind, ok)
+				}
+				if e, err := s.Get(ctx, k); err != nil || string(e.Value) != "v" {
+					t.Errorf("Get after the refused Swap = %q, %v; want \"v\"", e.Value, err)
+				}
+			})
+		}
+	}
+}

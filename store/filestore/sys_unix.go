@@ -10,10 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tryLock takes an exclusive flock on f without waiting; busy reports that another
-// open file holds it. The kernel drops a flock when its holder dies.
-func tryLock(f *os.File) (busy bool, err error) {
-	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+// tryLock takes an exclusive flock on the open file fd without waiting; busy reports
+// that another open file holds it. The kernel drops a flock when its holder dies.
+func tryLock(fd uintptr) (busy bool, err error) {
+	err = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
 	if err == unix.EWOULDBLOCK || err == unix.EINTR {
 		return true, nil
 	}
@@ -21,7 +21,7 @@ func tryLock(f *os.File) (busy bool, err error) {
 }
 
 // unlock releases the lock tryLock took (closing f does too).
-func unlock(f *os.File) { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+func unlock(fd uintptr) { _ = unix.Flock(int(fd), unix.LOCK_UN) }
 
 // syncDir makes a rename in d durable.
 func syncDir(d *os.Root) error {

@@ -8,13 +8,13 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// tryLock takes an exclusive lock on f without waiting; busy reports that another
+// tryLock takes an exclusive lock on the file handle fd without waiting; busy reports that another
 // handle holds it. It is LockFileEx on one byte far past the end of the file, so that
 // it never blocks reading or writing the file, and like flock it belongs to the
 // handle and goes when its process dies.
-func tryLock(f *os.File) (busy bool, err error) {
+func tryLock(fd uintptr) (busy bool, err error) {
 	ol := windows.Overlapped{OffsetHigh: 0x7fffffff}
-	err = windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ol)
+	err = windows.LockFileEx(windows.Handle(fd), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ol)
 	if errors.Is(err, windows.ERROR_LOCK_VIOLATION) || errors.Is(err, windows.ERROR_IO_PENDING) {
 		return true, nil
 	}
@@ -22,9 +22,9 @@ func tryLock(f *os.File) (busy bool, err error) {
 }
 
 // unlock releases the lock tryLock took (closing f does too).
-func unlock(f *os.File) {
+func unlock(fd uintptr) {
 	ol := windows.Overlapped{OffsetHigh: 0x7fffffff}
-	_ = windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, &ol)
+	_ = windows.UnlockFileEx(windows.Handle(fd), 0, 1, 0, &ol)
 }
 
 // syncDir does nothing: Windows cannot flush a directory, and need not, since a
