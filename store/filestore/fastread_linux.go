@@ -3,8 +3,8 @@ package filestore
 import (
 	"errors"
 	"os"
+	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,11 +22,16 @@ var openat2Off atomic.Bool
 
 const resolveBeneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
 
-// fastRoot is a descriptor of the root directory, as an *os.File so that its
-// reference counting keeps it open while a read uses it.
+// fastRoot is a descriptor of the root directory. Every call on it holds mu for
+// reading, and close takes it for writing, so that no call can use the descriptor's
+// number after it is closed (and perhaps reused by another open). A lock rather than
+// the *os.File's own reference counting (SyscallConn's Control): Control takes a
+// closure, and the closure and what it captures were three allocations per call.
 type fastRoot struct {
-	f  *os.File
-	rc syscall.RawConn
+	f      *os.File
+	fd     int
+	mu     sync.RWMutex
+	closed bool // under mu
 }
 
 // newFastRoot opens the root for openat2, or returns nil if openat2 does not work.
@@ -38,11 +43,8 @@ func newFastRoot(r *os.Root) *fastRoot {
 	if err != nil {
 		return nil
 	}
-	fr := &fastRoot{f: f}
-	if fr.rc, err = f.SyscallConn(); err == nil {
-		_, err, _ = fr.openat2(".", unix.O_PATH|unix.O_DIRECTORY, 0, true)
-	}
-	if err != nil {
+	fr := &fastRoot{f: f, fd: int(f.Fd())}
+	if _, err, _ = fr.openat2(".", unix.O_PATH|unix.O_DIRECTORY, 0, true); err != nil {
 		openat2Off.Store(true)
 		f.Close()
 		return nil
@@ -52,6 +54,9 @@ func newFastRoot(r *os.Root) *fastRoot {
 
 func (fr *fastRoot) close() {
 	if fr != nil {
+		fr.mu.Lock()
+		defer fr.mu.Unlock()
+		fr.closed = true
 		fr.f.Close()
 	}
 }
@@ -61,17 +66,17 @@ func (fr *fastRoot) close() {
 // openat2 demands). With closeIt, the descriptor is closed at once (a probe).
 func (fr *fastRoot) openat2(rel string, flags int, mode uint32, closeIt bool) (fd int, err error, ok bool) {
 	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW), Mode: uint64(mode), Resolve: resolveBeneath}
-	cerr := fr.rc.Control(func(dirfd uintptr) {
-		for {
-			fd, err = unix.Openat2(int(dirfd), rel, &how)
-			// EAGAIN: a concurrent rename raced the lookup; the kernel asks for a retry.
-			if !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.EAGAIN) {
-				break
-			}
+	fr.mu.RLock()
+	defer fr.mu.RUnlock()
+	if fr.closed {
+		return -1, errClosed, false
+	}
+	for {
+		fd, err = unix.Openat2(fr.fd, rel, &how)
+		// EAGAIN: a concurrent rename raced the lookup; the kernel asks for a retry.
+		if err != unix.EINTR && err != unix.EAGAIN {
+			break
 		}
-	})
-	if cerr != nil {
-		return -1, cerr, false
 	}
 	if err == nil && closeIt {
 		unix.Close(fd)
