@@ -83,7 +83,8 @@ type Store struct {
 	log           *slog.Logger
 	clock         func() time.Time
 
-	nsDirs sync.Map // namespace -> nsInfo, memoizing nsDirName
+	nsDirs   sync.Map                 // namespace -> nsInfo, memoizing nsDirName
+	lastName atomic.Pointer[nameMemo] // the last ID named (entryName)
 
 	watch     watchState
 	forcePoll bool // test hook: use polling instead of fsnotify
@@ -182,8 +183,31 @@ func (s *Store) ns(namespace string) nsInfo {
 // paths returns the fan-out directory of k, relative to the root, and the entry's
 // file name in it.
 func (s *Store) paths(k store.Key) (dir, name string) {
-	name = entryName(k.ID)
-	return s.ns(k.Namespace).dir + "/" + name[:2], name
+	rel := s.relPath(k)
+	return rel[:len(rel)-entryNameLen-1], rel[len(rel)-entryNameLen:]
+}
+
+// relPath returns the path of k's file relative to the root, in one allocation: a
+// miss resolves a handful of paths (the entry's and its lease's, each read and
+// written), and building each from parts cost four.
+func (s *Store) relPath(k store.Key) string {
+	name := s.entryName(k.ID)
+	return s.ns(k.Namespace).dir + "/" + name[:2] + "/" + name
+}
+
+// nameMemo is an ID and its file name.
+type nameMemo struct{ id, name string }
+
+// entryName is entryName(id), remembering the last ID: one miss names the same ID's
+// files (its entry and its lease record) several times over, and each hash of the ID
+// cost two allocations.
+func (s *Store) entryName(id string) string {
+	if m := s.lastName.Load(); m != nil && m.id == id {
+		return m.name
+	}
+	name := entryName(id)
+	s.lastName.Store(&nameMemo{id: id, name: name})
+	return name
 }
 
 // ensureDirs creates the namespace directory (with its .namespace file when the name
@@ -231,8 +255,8 @@ func (s *Store) corrupt(path string, cause error) error {
 // a damaged one matches both store.ErrNotFound and ErrCorrupt. The entry's Value is a
 // fresh slice the caller owns.
 func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
-	dir, name := s.paths(k)
-	rel := dir + "/" + name
+	rel := s.relPath(k)
+	dir, name := splitRel(rel)
 	data, err := s.readRecord(rel)
 	if err != nil && isNotExist(err) && s.recoverRoot(false) {
 		data, err = s.readRecord(rel) // the root was removed or replaced: read the new one
