@@ -7,8 +7,8 @@ import (
 	"github.com/cachier-go/cachier/store/storetest"
 )
 
-// The file store has no native batch: store.GetMany and SetMany read and write its
-// files concurrently.
+// The file store's batches are one Get or Set per key: in the caller's goroutine for
+// a few keys, concurrently for more (batch.go).
 func TestBatchFallback(t *testing.T) {
 	s, err := New(&Options{Dir: t.TempDir()})
 	if err != nil {
