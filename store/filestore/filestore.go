@@ -83,8 +83,7 @@ type Store struct {
 	log           *slog.Logger
 	clock         func() time.Time
 
-	nsDirs   sync.Map                 // namespace -> nsInfo, memoizing nsDirName
-	lastName atomic.Pointer[nameMemo] // the last ID named (entryName)
+	nsDirs sync.Map // namespace -> nsInfo, memoizing nsDirName
 
 	watch     watchState
 	forcePoll bool // test hook: use polling instead of fsnotify
@@ -188,26 +187,20 @@ func (s *Store) paths(k store.Key) (dir, name string) {
 }
 
 // relPath returns the path of k's file relative to the root, in one allocation: a
-// miss resolves a handful of paths (the entry's and its lease's, each read and
-// written), and building each from parts cost four.
+// miss resolves ten paths or so (its entry's, its lease's and a counter's, each read
+// and written), and building each from parts cost five.
 func (s *Store) relPath(k store.Key) string {
-	name := s.entryName(k.ID)
-	return s.ns(k.Namespace).dir + "/" + name[:2] + "/" + name
-}
-
-// nameMemo is an ID and its file name.
-type nameMemo struct{ id, name string }
-
-// entryName is entryName(id), remembering the last ID: one miss names the same ID's
-// files (its entry and its lease record) several times over, and each hash of the ID
-// cost two allocations.
-func (s *Store) entryName(id string) string {
-	if m := s.lastName.Load(); m != nil && m.id == id {
-		return m.name
-	}
-	name := entryName(id)
-	s.lastName.Store(&nameMemo{id: id, name: name})
-	return name
+	ns := s.ns(k.Namespace).dir
+	var name [entryNameLen]byte
+	hexName(&name, k.ID)
+	var b strings.Builder
+	b.Grow(len(ns) + 4 + entryNameLen)
+	b.WriteString(ns)
+	b.WriteByte('/')
+	b.Write(name[:2])
+	b.WriteByte('/')
+	b.Write(name[:])
+	return b.String()
 }
 
 // ensureDirs creates the namespace directory (with its .namespace file when the name
@@ -260,6 +253,9 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Entry, error) {
 	data, err := s.readRecord(rel)
 	if err != nil && isNotExist(err) && s.recoverRoot(false) {
 		data, err = s.readRecord(rel) // the root was removed or replaced: read the new one
+	}
+	if err != nil && !isNotExist(err) {
+		err = &fs.PathError{Op: "open", Path: s.abs(rel), Err: err}
 	}
 	switch {
 	case err == nil:

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"unsafe"
 
 	"github.com/cachier-go/cachier/store"
 )
@@ -29,8 +30,17 @@ const (
 
 // entryName returns the file name of the entry with this ID.
 func entryName(id string) string {
-	h := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(h[:entryNameLen/2])
+	var name [entryNameLen]byte
+	hexName(&name, id)
+	return string(name[:])
+}
+
+// hexName writes the file name of the entry with this ID into name. It hashes the
+// ID's bytes in place: converting the string to a []byte for sha256 copied it to the
+// heap, on every path a miss resolves.
+func hexName(name *[entryNameLen]byte, id string) {
+	h := sha256.Sum256(unsafe.Slice(unsafe.StringData(id), len(id)))
+	hex.Encode(name[:], h[:entryNameLen/2])
 }
 
 // isHex reports whether s is non-empty lowercase hex.

@@ -309,16 +309,15 @@ func readFile(d *os.Root, name string, limit int64) ([]byte, error) {
 }
 
 // readRecord reads the record file rel beneath the root: in one openat2 call on Linux
-// where it can, else through dir.
+// where it can, else through dir. Its errors do not name the path (the caller does,
+// when it reports one): a miss is the common case, and naming its path cost two
+// allocations.
 func (s *Store) readRecord(rel string) ([]byte, error) {
 	rd, err := s.rootDir()
 	if err != nil {
 		return nil, err
 	}
 	if data, err, ok := rd.fast.read(rel, maxRecordSize); ok {
-		if err != nil {
-			err = &fs.PathError{Op: "open", Path: s.abs(rel), Err: err}
-		}
 		return data, err
 	}
 	dir, name := splitRel(rel)
@@ -327,10 +326,7 @@ func (s *Store) readRecord(rel string) ([]byte, error) {
 		data, err = readFile(d, name, maxRecordSize)
 		return err
 	})
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: s.abs(rel), Err: err}
-	}
-	return data, nil
+	return data, err
 }
 
 // writeFile atomically replaces the file name in directory dir (relative to the root)

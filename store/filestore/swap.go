@@ -64,7 +64,7 @@ func (s *Store) Swap(ctx context.Context, k store.Key, old []byte, next *store.E
 // withLock runs fn while holding the fan-out directory's lock, creating the
 // directories first if needed. It waits for the lock politely, honouring ctx.
 func (s *Store) withLock(ctx context.Context, namespace, dir string, fn func() error) error {
-	path := s.abs(dir + "/" + lockName)
+	path := func() string { return s.abs(dir + "/" + lockName) } // for errors only
 	l, err := s.openLock(dir)
 	if err != nil && isNotExist(err) {
 		if err := s.ensureDirsRecover(namespace, dir); err != nil {
@@ -73,11 +73,11 @@ func (s *Store) withLock(ctx context.Context, namespace, dir string, fn func() e
 		l, err = s.openLock(dir)
 	}
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: err}
+		return &fs.PathError{Op: "open", Path: path(), Err: err}
 	}
 	defer l.close() // closing the file releases the lock too
 	if err := lock(ctx, l.fd); err != nil {
-		return &fs.PathError{Op: "lock", Path: path, Err: err}
+		return &fs.PathError{Op: "lock", Path: path(), Err: err}
 	}
 	defer unlock(l.fd)
 	return fn()
