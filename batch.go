@@ -96,7 +96,9 @@ type lookupBufs[R any] struct {
 	ks      []store.Key   // the keys read from the store
 	es      []store.Entry // and what it answered (store.GetManyInto)
 	errs    []error
-	iota    []int // 0, 1, 2, ...: never written past its making
+	lives   []any          // and, in memory (tier.Source), the live values
+	tickets []*tier.Ticket // and their tickets
+	iota    []int          // 0, 1, 2, ...: never written past its making
 }
 
 // callBufs is the per-key memory of one Call, pooled: its lookup, and the items,
@@ -151,6 +153,8 @@ func (b *Batch[A, R]) putBufs(cb *callBufs[A, R]) {
 	clear(cb.ks)
 	clear(cb.es)
 	clear(cb.errs)
+	clear(cb.lives)
+	clear(cb.tickets)
 	clear(cb.items)
 	clear(cb.slots)
 	b.finds.Put(cb)
@@ -391,7 +395,9 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A, first *re
 		return b.direct(ctx, s, args, out, &f.stats.bypassed, "cachier: store failed moments ago; calling the batch function directly")
 	}
 	cb := b.getBufs(len(args))
-	items, err := b.items(args, cb)
+	// As a single call's miss: when the typed first level answers the next hits, the
+	// digest is not memoized (boxing the argument and the memo's entry).
+	items, err := b.items(args, cb, first == nil || !first.hot)
 	if err != nil {
 		b.putBufs(cb)
 		return nil, err
@@ -600,9 +606,9 @@ func (b *Batch[A, R]) firstLevels(r *resolvedSettings, args []A, out map[A]R) []
 
 // items derives the keys of args and groups the arguments by key, in cb's memory
 // when cb is not nil.
-func (b *Batch[A, R]) items(args []A, cb *callBufs[A, R]) ([]batchItem[A], error) {
+func (b *Batch[A, R]) items(args []A, cb *callBufs[A, R], memo bool) ([]batchItem[A], error) {
 	if b.f.groupsByArg() {
-		return b.itemsByArg(args, cb)
+		return b.itemsByArg(args, cb, memo)
 	}
 	var (
 		items []batchItem[A]
@@ -621,7 +627,7 @@ func (b *Batch[A, R]) items(args []A, cb *callBufs[A, R]) ([]batchItem[A], error
 		items, byID = make([]batchItem[A], 0, len(args)), make(map[string]int, len(args))
 	}
 	for _, a := range args {
-		k, err := b.f.Key(a) // memoized for hot arguments
+		k, err := b.f.key(a, memo) // memoized for hot arguments
 		if err != nil {
 			return nil, err
 		}
@@ -641,7 +647,7 @@ func (b *Batch[A, R]) items(args []A, cb *callBufs[A, R]) ([]batchItem[A], error
 // are equal (groupsByArg): grouped by argument, a map of 8-byte keys instead of one
 // of 64-byte IDs, and a repeated argument's key is not derived again. No item has
 // aliases.
-func (b *Batch[A, R]) itemsByArg(args []A, cb *callBufs[A, R]) ([]batchItem[A], error) {
+func (b *Batch[A, R]) itemsByArg(args []A, cb *callBufs[A, R], memo bool) ([]batchItem[A], error) {
 	var (
 		items []batchItem[A]
 		byArg map[A]int
@@ -662,7 +668,7 @@ func (b *Batch[A, R]) itemsByArg(args []A, cb *callBufs[A, R]) ([]batchItem[A], 
 		if _, ok := byArg[a]; ok {
 			continue
 		}
-		k, err := b.f.Key(a) // memoized for hot arguments
+		k, err := b.f.key(a, memo) // memoized for hot arguments
 		if err != nil {
 			return nil, err
 		}
@@ -747,7 +753,19 @@ func (b *Batch[A, R]) lookupMany(ctx context.Context, s *settings, items []batch
 	case isSrc && f.hot != nil:
 		// In process: a loop of map reads beats any batching.
 		cepoch = src.CountersEpoch()
-		es, errs, lives, tickets = make([]store.Entry, len(ks)), make([]error, len(ks)), make([]any, len(ks)), make([]*tier.Ticket, len(ks))
+		if into != nil {
+			// Into the pooled memory, zeroed by putBufs.
+			if cap(into.es) < len(ks) {
+				into.es, into.errs = make([]store.Entry, len(ks)), make([]error, len(ks))
+			}
+			if cap(into.lives) < len(ks) {
+				into.lives, into.tickets = make([]any, len(ks)), make([]*tier.Ticket, len(ks))
+			}
+			es, errs, lives, tickets = into.es[:len(ks)], into.errs[:len(ks)], into.lives[:len(ks)], into.tickets[:len(ks)]
+			into.es, into.errs, into.lives, into.tickets = es, errs, lives, tickets
+		} else {
+			es, errs, lives, tickets = make([]store.Entry, len(ks)), make([]error, len(ks)), make([]any, len(ks)), make([]*tier.Ticket, len(ks))
+		}
 		for r, k := range ks {
 			es[r], lives[r], tickets[r], errs[r] = src.GetTicketed(ctx, k)
 		}

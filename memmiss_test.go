@@ -361,3 +361,57 @@ func TestMemoryBatchMissMakesBytesOnlyWhenRead(t *testing.T) {
 		t.Fatalf("after the reads: %v, %v, %+v; want 7 and 8, 0 not found, nothing computed again", m, err, lazy.Stats())
 	}
 }
+
+// maxBatchMissAllocsPerKey bounds the allocations per key of a batch of new
+// arguments on the memory store, besides the batch function's own: no more than a
+// single call's miss (maxMissAllocs) makes.
+const maxBatchMissAllocsPerKey = maxMissAllocs
+
+// A cold batch on the memory store allocates, per key, no more than a single miss:
+// no goroutine, flight or promise per key, no digest memo, no encoding.
+func TestMemoryBatchMissAllocs(t *testing.T) {
+	if raceOn {
+		t.Skip("the race detector allocates on its own")
+	}
+	const n = 100
+	var fnAllocs float64
+	fn := func(_ context.Context, xs []int) (map[int]int, error) {
+		m := make(map[int]int, len(xs))
+		for _, x := range xs {
+			m[x] = x + 1
+		}
+		return m, nil
+	}
+	b, err := cachier.WrapBatch(fn, cachier.Name("test/batch-miss-allocs"), cachier.WithStore(memstore.New(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	next := 1 << 20 // past the small integers Go boxes without allocating
+	args := make([]int, n)
+	fresh := func() {
+		for i := range args {
+			next++
+			args[i] = next
+		}
+	}
+	fnAllocs = testing.AllocsPerRun(100, func() {
+		fresh()
+		if _, err := fn(ctx, args); err != nil {
+			t.Fatal(err)
+		}
+	})
+	allocs := testing.AllocsPerRun(100, func() {
+		fresh()
+		if m, err := b.Call(ctx, args); err != nil || len(m) != n {
+			t.Fatalf("%d results, %v", len(m), err)
+		}
+	})
+	t.Logf("%v allocations, %v of them the function's", allocs, fnAllocs)
+	if per := (allocs - fnAllocs) / n; per > maxBatchMissAllocsPerKey {
+		t.Errorf("a cold batch of %d makes %v allocations besides its function's %v: %.2f per key, want at most %d", n, allocs, fnAllocs, per, maxBatchMissAllocsPerKey)
+	}
+	if m, err := b.Call(ctx, args); err != nil || m[args[0]] != args[0]+1 || b.Stats().Hits != n { // and the misses were stored
+		t.Fatalf("again: %v, %v, %+v", m[args[0]], err, b.Stats())
+	}
+}
