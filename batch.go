@@ -578,6 +578,9 @@ func (b *Batch[A, R]) direct(ctx context.Context, s *settings, args []A, out map
 // others, in order.
 func (b *Batch[A, R]) firstLevels(r *resolvedSettings, args []A, out map[A]R) []A {
 	f := b.f
+	if r.hot {
+		return b.hotLevel(r, args, out)
+	}
 	var rest []A
 	for i, a := range args {
 		if _, done := out[a]; done {
@@ -600,6 +603,44 @@ func (b *Batch[A, R]) firstLevels(r *resolvedSettings, args []A, out map[A]R) []
 			rest = make([]A, 0, len(args)-i)
 		}
 		rest = append(rest, a)
+	}
+	return rest
+}
+
+// hotLevel is firstLevels on the typed first level: hotCall's checks that hold for
+// every argument are made once, the hits are counted at once, and a repeated
+// argument is told by the size of out rather than looked up first.
+func (b *Batch[A, R]) hotLevel(r *resolvedSettings, args []A, out map[A]R) []A {
+	f := b.f
+	if !f.hotOpen(r) {
+		return args
+	}
+	var (
+		rest []A
+		hits uint64
+	)
+	for i, a := range args {
+		if v, ok := f.hotGet(r, a); ok {
+			n := len(out)
+			out[a] = v
+			if len(out) > n { // not repeated
+				hits++
+			}
+			continue
+		}
+		if _, done := out[a]; done {
+			continue // repeated, answered before
+		}
+		if rest == nil {
+			rest = make([]A, 0, len(args)-i)
+		}
+		rest = append(rest, a) // a repeated miss is grouped with its first by items
+	}
+	if hits > 0 {
+		if r.s.cleanupEvery > 0 {
+			f.maybeCleanup(&r.s)
+		}
+		f.stats.hits.Add(hits)
 	}
 	return rest
 }

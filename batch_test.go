@@ -952,3 +952,26 @@ func TestBatchClose(t *testing.T) {
 		t.Fatalf("Invalidate after Close: %v, want ErrClosed", err)
 	}
 }
+
+// On the memory store a batch's cached arguments are answered by the typed first
+// level, counted per argument: a repeated argument is one hit, as it is one key.
+func TestBatchFirstLevelCountsRepeatedArgumentsOnce(t *testing.T) {
+	ctx := context.Background()
+	r := &batchRecorder{}
+	b := mustBatch(t, r, cachier.WithStore(memstore.New(nil)), cachier.Name(t.Name()))
+	if _, err := b.Call(ctx, []int{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Call(ctx, []int{1, 2}); err != nil { // read from the store: fills the first level
+		t.Fatal(err)
+	}
+	before := b.Stats().Hits
+	m, err := b.Call(ctx, []int{1, 1, 2, 2, 1, 3, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantResults(t, m, []int{1, 2, 3})
+	if st := b.Stats(); st.Hits-before != 2 || st.Misses != 3 || !slices.Equal(r.computed(), []int{1, 2, 3}) {
+		t.Fatalf("hits %d, misses %d (computed %v); want 2 more hits, 3 computed once", st.Hits-before, st.Misses, r.computed())
+	}
+}

@@ -118,3 +118,37 @@ func (f *Func[A, R]) hotCall(r *resolvedSettings, arg A) (R, bool) {
 	f.stats.hits.Add(1)
 	return e.v, true
 }
+
+// hotOpen reports whether the first level may answer calls resolved as r: hotCall's
+// checks that hold for every argument, which a batch makes once for all of them.
+func (f *Func[A, R]) hotOpen(r *resolvedSettings) bool {
+	return r.gen == defaults.gen.Load() && !disabled.Load() && f.breaker.opened.Load() == nil
+}
+
+// hotGet is hotCall's lookup of one argument once hotOpen holds, without counting
+// the hit or cleaning up (the batch does both once). It repeats hotCall's checks
+// rather than hotCall calling it: hotCall, on every single hit, stays one function.
+func (f *Func[A, R]) hotGet(r *resolvedSettings, arg A) (R, bool) {
+	var zero R
+	x, ok := f.hot.m.Load(arg)
+	if !ok {
+		return zero, false
+	}
+	e := x.(*hotEntry[R])
+	if e.gen != r.gen || !e.life.Alive() || (e.deps && e.epoch != r.src.CountersEpoch()) {
+		f.hot.drop(arg, e)
+		return zero, false
+	}
+	s := &r.s
+	if limit := s.effectiveLimit(e.times.ttl); limit != 0 || s.mayExpire(&e.times) {
+		now := s.clock.Now()
+		age := s.age(now, e.times.storedAt)
+		if limit < 0 || (limit > 0 && age >= limit) || s.expired(&e.times, now) {
+			return zero, false
+		}
+		if s.expiry.refreshAhead > 0 && limit > 0 && age >= limit-s.expiry.refreshAhead {
+			return zero, false
+		}
+	}
+	return e.v, true
+}
