@@ -831,6 +831,28 @@ func (w *windowStore) Get(ctx context.Context, k store.Key) (store.Entry, error)
 	return e, err
 }
 
+// GetMany, GetManyInto and SetMany go key by key through Get and Set, so that the
+// file store's own batched reads and writes do not pass the window by.
+func (w *windowStore) GetMany(ctx context.Context, ks []store.Key) ([]store.Entry, []error, error) {
+	es, errs := make([]store.Entry, len(ks)), make([]error, len(ks))
+	return es, errs, w.GetManyInto(ctx, ks, es, errs)
+}
+
+func (w *windowStore) GetManyInto(ctx context.Context, ks []store.Key, es []store.Entry, errs []error) error {
+	for i, k := range ks {
+		es[i], errs[i] = w.Get(ctx, k)
+	}
+	return nil
+}
+
+func (w *windowStore) SetMany(ctx context.Context, ks []store.Key, es []store.Entry) ([]error, error) {
+	errs := make([]error, len(ks))
+	for i, k := range ks {
+		errs[i] = w.Set(ctx, k, es[i])
+	}
+	return errs, nil
+}
+
 func (w *windowStore) Delete(ctx context.Context, k store.Key) error {
 	if k.Namespace == w.ns && w.written.Load() {
 		select {
