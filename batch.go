@@ -417,6 +417,10 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A, first *re
 		slots = make([]slot[R], len(items))
 	}
 	var misses, stale, ahead []int // ahead: fresh hits due for a refresh ahead (RefreshAhead)
+	// The store's write count before the lookup: on a process-local store, a run that
+	// ended between the lookup and this call's flights may have stored a result the
+	// lookup did not see (computeOwned looks again unless nothing was stored since).
+	w0 := writesOf(s.store)
 	if s.overwrite {
 		misses = indexes(len(items))
 	} else {
@@ -497,7 +501,7 @@ func (b *Batch[A, R]) call(ctx context.Context, s *settings, args []A, first *re
 	if s.verbose {
 		start = s.clock.Now()
 	}
-	err = b.compute(ctx, s, items, misses, slots)
+	err = b.compute(ctx, s, items, misses, slots, w0)
 	var errs []error
 	for i, it := range items {
 		sl := &slots[i]
@@ -1045,7 +1049,7 @@ func ranOf[R any](sl slot[R]) (ran[R], error) {
 // so that the caller can leave on ctx while it goes on for the others. The keys
 // others compute are waited for after this call's own flights have ended, so that
 // two batches waiting for each other's keys never wait for each other.
-func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchItem[A], idx []int, slots []slot[R]) error {
+func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchItem[A], idx []int, slots []slot[R], w0 writeMark) error {
 	if len(idx) == 0 {
 		return nil
 	}
@@ -1105,7 +1109,7 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 					return
 				}
 				defer f.life.end() // Close waits for this computation to store its results
-				pe = b.computeOwned(shared, s, items, owned, own)
+				pe = b.computeOwned(shared, s, items, owned, own, w0)
 			}()
 			for _, i := range owned {
 				if pe != nil {
@@ -1192,11 +1196,23 @@ func (b *Batch[A, R]) compute(ctx context.Context, s *settings, items []batchIte
 // for the keys whose holders gave up. It never waits while it holds a lease, so
 // batches that overlap in any order cannot deadlock. It returns the function's panic,
 // if it panicked.
-func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []batchItem[A], idx []int, slots []slot[R]) *flight.PanicError {
+func (b *Batch[A, R]) computeOwned(ctx context.Context, s *settings, items []batchItem[A], idx []int, slots []slot[R], w0 writeMark) *flight.PanicError {
 	f := b.f
 	if processLocal(s.store) {
 		// The single flights already make these the only computations of their keys
-		// in the process, and an in-process store is seen by no other.
+		// in the process, and an in-process store is seen by no other. A run that
+		// ended between the lookup and these flights may have stored a result
+		// already (as in a single call's computeShared), unless nothing was stored
+		// since the lookup (w0).
+		if !s.overwrite && !w0.unchanged(s.store) {
+			rest, err := b.acceptMany(ctx, s, items, idx, s.clock.Now(), epoch{}, nil, slots, howWaited)
+			if err == nil {
+				idx = rest
+			}
+			if len(idx) == 0 {
+				return nil
+			}
+		}
 		return b.runAndStore(ctx, s, items, idx, nil, nil, slots)
 	}
 	// The invalidation epoch is read with the re-check of the entries under the

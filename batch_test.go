@@ -14,6 +14,7 @@ import (
 
 	"github.com/cachier-go/cachier"
 	"github.com/cachier-go/cachier/clock"
+	"github.com/cachier-go/cachier/internal/tier"
 	"github.com/cachier-go/cachier/store"
 	"github.com/cachier-go/cachier/store/filestore"
 	"github.com/cachier-go/cachier/store/memstore"
@@ -995,5 +996,61 @@ func TestBatchFirstLevelCountsRepeatedArgumentsOnce(t *testing.T) {
 	wantResults(t, m, []int{1, 2, 3})
 	if st := b.Stats(); st.Hits-before != 2 || st.Misses != 3 || !slices.Equal(r.computed(), []int{1, 2, 3}) {
 		t.Fatalf("hits %d, misses %d (computed %v); want 2 more hits, 3 computed once", st.Hits-before, st.Misses, r.computed())
+	}
+}
+
+// lookupGate is a memory store whose first read of a key (GetTicketed or GetLive, the
+// reads of a lookup on it) waits, after reading, until the test lets it go.
+type lookupGate struct {
+	*memstore.Store
+	first   atomic.Bool   // taken by the first read (a sync.Once would block the others)
+	reading chan struct{} // closed when the first read has read
+	proceed chan struct{} // closed by the test
+}
+
+func (g *lookupGate) hold() {
+	if g.first.CompareAndSwap(false, true) {
+		close(g.reading)
+		<-g.proceed
+	}
+}
+
+func (g *lookupGate) GetTicketed(ctx context.Context, k store.Key) (store.Entry, any, *tier.Ticket, error) {
+	e, v, tk, err := g.Store.GetTicketed(ctx, k)
+	g.hold()
+	return e, v, tk, err
+}
+
+func (g *lookupGate) GetLive(ctx context.Context, k store.Key) (store.Entry, any, error) {
+	e, v, err := g.Store.GetLive(ctx, k)
+	g.hold()
+	return e, v, err
+}
+
+// On a process-local store, a result that another call of the batch stored between
+// this batch's lookup (a miss) and the start of its flight answers the batch: it is
+// not computed a second time (a single call looks again the same way).
+func TestBatchOnMemoryTakesAResultStoredAfterItsLookup(t *testing.T) {
+	g := &lookupGate{Store: memstore.New(nil), reading: make(chan struct{}), proceed: make(chan struct{})}
+	r := &batchRecorder{}
+	b := mustBatch(t, r, cachier.WithStore(g), cachier.Name(t.Name()))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got := make(chan map[int]string, 1)
+	go func() {
+		m, err := b.Call(ctx, []int{7})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- m
+	}()
+	<-g.reading // the batch's lookup found nothing
+	if _, err := b.CallOne(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	close(g.proceed)
+	wantResults(t, <-got, []int{7})
+	if n := r.ncalls(); n != 1 {
+		t.Fatalf("the function ran %d times (%v): the batch computed again what a call stored after its lookup", n, r.calls)
 	}
 }
