@@ -265,18 +265,9 @@ func (s *Store) setAndDeleteManyMySQL(ctx context.Context, ks []store.Key, es []
 	e := s.dialect.quote(s.table)
 	for from := 0; from < len(ks); from += maxSwapRows {
 		to := min(from+maxSwapRows, len(ks))
-		var b strings.Builder
-		b.WriteString(`INSERT INTO ` + e + ` (namespace, id, stored_at, value, expires_at) VALUES `)
-		args := make([]any, 0, 5*(to-from))
-		for i := from; i < to; i++ {
-			if i > from {
-				b.WriteString(`, `)
-			}
-			b.WriteString(`(?, ?, ?, ?, ?)`)
-			args = append(args, entryArgs(ks[i], es[i])...)
-		}
-		b.WriteString(` ON DUPLICATE KEY UPDATE stored_at = VALUES(stored_at), value = VALUES(value), expires_at = VALUES(expires_at)`)
-		_, err := s.run(ctx, b.String(), args...)
+		q, args := insertRowsMySQL(e, ks[from:to], func(i int) store.Entry { return es[from+i] },
+			`stored_at = VALUES(stored_at), value = VALUES(value), expires_at = VALUES(expires_at)`)
+		_, err := s.run(ctx, q, args...)
 		switch {
 		case isTooLarge(err):
 			for i := from; i < to; i++ {
