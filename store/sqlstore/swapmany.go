@@ -222,6 +222,24 @@ func (s *Store) swapManyTx(ctx context.Context, ks []store.Key, olds [][]byte, n
 	})
 }
 
+// insertRowsMySQL is one multi-row INSERT of ks's records (entry(i) for ks[i]) into
+// table e, in order, with onDup as its ON DUPLICATE KEY UPDATE clause, and its
+// arguments.
+func insertRowsMySQL(e string, ks []store.Key, entry func(i int) store.Entry, onDup string) (string, []any) {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO ` + e + ` (namespace, id, stored_at, value, expires_at) VALUES `)
+	args := make([]any, 0, 5*len(ks))
+	for i, k := range ks {
+		if i > 0 {
+			b.WriteString(`, `)
+		}
+		b.WriteString(`(?, ?, ?, ?, ?)`)
+		args = append(args, entryArgs(k, entry(i))...)
+	}
+	b.WriteString(` ON DUPLICATE KEY UPDATE ` + onDup)
+	return b.String(), args
+}
+
 // createManyMySQL is SwapMany of distinct keys on MySQL, all creates: one multi-row
 // insert per maxSwapRows keys, in order, each row going in only where there is none,
 // then one read of the records (GetMany), by whose bytes it tells which it created.
@@ -229,18 +247,8 @@ func (s *Store) createManyMySQL(ctx context.Context, ks []store.Key, nexts []*st
 	e := s.dialect.quote(s.table)
 	for from := 0; from < len(ks); from += maxSwapRows {
 		to := min(from+maxSwapRows, len(ks))
-		var b strings.Builder
-		b.WriteString(`INSERT INTO ` + e + ` (namespace, id, stored_at, value, expires_at) VALUES `)
-		args := make([]any, 0, 5*(to-from))
-		for i := from; i < to; i++ {
-			if i > from {
-				b.WriteString(`, `)
-			}
-			b.WriteString(`(?, ?, ?, ?, ?)`)
-			args = append(args, entryArgs(ks[i], *nexts[i])...)
-		}
-		b.WriteString(` ON DUPLICATE KEY UPDATE id = id`)
-		if _, err := s.run(ctx, b.String(), args...); err != nil {
+		q, args := insertRowsMySQL(e, ks[from:to], func(i int) store.Entry { return *nexts[from+i] }, `id = id`)
+		if _, err := s.run(ctx, q, args...); err != nil {
 			return nil, tooLarge(err, largest(derefs(nexts[from:to])))
 		}
 	}
